@@ -1,0 +1,117 @@
+"""The FastAPI application: built by `create_app(settings)`, nothing created at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.api import events
+from ledger.api.context import AppContext
+from ledger.api.dependencies import ContextDep
+from ledger.auth import PrincipalCache
+from ledger.clock import Clock, SystemClock
+from ledger.database import create_db_engine, database_url, migrations_at_head, session_factory
+from ledger.errors import ServiceUnavailable, TokenLedgerError
+from ledger.group_commit import GroupCommitWriter, is_unavailable
+from ledger.metrics import ServiceMetrics
+from ledger.settings import Settings
+
+log = logging.getLogger("tokenledger.api")
+RETRY_AFTER_SECONDS = "2"
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock | None = None) -> FastAPI:
+    engine = engine or create_db_engine(database_url(settings), pool_size=settings.pool_size)
+    metrics = ServiceMetrics()
+    writer = GroupCommitWriter(
+        engine,
+        max_wait_seconds=settings.group_commit_wait_ms / 1000,
+        max_events=settings.group_commit_max_events,
+        threads=settings.writer_threads,
+        on_batch=metrics.observe_batch,
+    )
+    context = AppContext(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        writer=writer,
+        metrics=metrics,
+        clock=clock or SystemClock(),
+        principals=PrincipalCache(settings.auth_cache_seconds),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        writer.start()
+        try:
+            yield
+        finally:
+            writer.stop()
+
+    app = FastAPI(
+        title="TokenLedger",
+        summary="What your LLM applications used, against what the providers billed.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    _install_error_handlers(app)
+    app.include_router(events.router)
+    _install_health(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TokenLedgerError)
+    async def known_error(request: Request, error: TokenLedgerError) -> JSONResponse:
+        headers = {"Retry-After": RETRY_AFTER_SECONDS} if isinstance(error, ServiceUnavailable) else None
+        return JSONResponse(error.as_json(), status_code=error.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameters(request: Request, error: RequestValidationError) -> JSONResponse:
+        details = [
+            {"field": ".".join(str(part) for part in problem["loc"][1:]) or str(problem["loc"][0]), "message": problem["msg"]}
+            for problem in error.errors()
+        ]
+        body = {"error": {"code": "invalid_request", "message": "invalid request parameters", "details": details}}
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_error(request: Request, error: SQLAlchemyError) -> JSONResponse:
+        if is_unavailable(error):
+            unavailable = ServiceUnavailable("the database is unreachable; retry shortly")
+            return JSONResponse(unavailable.as_json(), status_code=503, headers={"Retry-After": RETRY_AFTER_SECONDS})
+        log.exception("database error")
+        return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)
+
+
+def _install_health(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="The database is reachable and migrated")
+    def readyz(context: ContextDep) -> JSONResponse:
+        checks: dict[str, Any] = {}
+        try:
+            with context.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+            checks["migrations"] = "ok" if migrations_at_head(context.engine) else "behind: run `tokenledger db upgrade`"
+        except SQLAlchemyError as error:
+            checks["database"] = f"unreachable: {type(error).__name__}"
+        ready = all(value == "ok" for value in checks.values()) and "migrations" in checks
+        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics(context: ContextDep) -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(context.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,25 @@
+"""What every route needs, built once per app: settings, engine, sessions, the writer, metrics, the clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ledger.auth import PrincipalCache
+from ledger.clock import Clock
+from ledger.group_commit import GroupCommitWriter
+from ledger.metrics import ServiceMetrics
+from ledger.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    writer: GroupCommitWriter
+    metrics: ServiceMetrics
+    clock: Clock
+    principals: PrincipalCache

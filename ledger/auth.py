@@ -1,0 +1,134 @@
+"""TokenLedger's own API keys: tenants, roles and key verification. Only a SHA-256 of each secret is stored;
+a key is shown once, when created. Services take a session and never commit."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ledger.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from ledger.tables import ApiKey, Tenant
+
+ROLES = ("ingest", "read", "admin")
+KEY_PREFIX = "tl"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the tenant a key belongs to, and what it may do."""
+
+    tenant_id: int
+    key_id: str
+    role: str
+
+    def require(self, *roles: str) -> Principal:
+        if self.role != "admin" and self.role not in roles:
+            raise Unauthorized(f"this key has role {self.role!r}; this needs {' or '.join((*roles, 'admin'))}")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key_id: str
+    secret: str
+    tenant: str
+    role: str
+
+    @property
+    def token(self) -> str:
+        return f"{KEY_PREFIX}_{self.key_id}.{self.secret}"
+
+
+def create_tenant(session: Session, name: str) -> Tenant:
+    if not name.strip():
+        raise InvalidRequest("tenant name must not be empty")
+    tenant = Tenant(name=name.strip())
+    session.add(tenant)
+    try:
+        session.flush()
+    except IntegrityError as error:
+        raise Conflict(f"tenant {name!r} already exists") from error
+    return tenant
+
+
+def tenant_by_name(session: Session, name: str) -> Tenant:
+    tenant = session.scalar(select(Tenant).where(Tenant.name == name))
+    if tenant is None:
+        raise NotFound(f"no tenant named {name!r}")
+    return tenant
+
+
+def create_key(session: Session, tenant_name: str, role: str, *, label: str | None = None) -> IssuedKey:
+    if role not in ROLES:
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    tenant = tenant_by_name(session, tenant_name)
+    issued = IssuedKey(key_id=secrets.token_hex(6), secret=secrets.token_urlsafe(24), tenant=tenant.name, role=role)
+    session.add(ApiKey(tenant_id=tenant.id, id=issued.key_id, role=role, secret_sha256=_digest(issued.secret), label=label))
+    session.flush()
+    return issued
+
+
+def revoke_key(session: Session, key_id: str, *, now: datetime) -> None:
+    result = session.execute(
+        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound(f"no active key with id {key_id!r}")
+
+
+def authenticate(session: Session, token: str) -> Principal:
+    """The principal of a bearer token, or Unauthorized."""
+    key_id, secret = _split(token)
+    key = session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)))
+    if key is None or not hmac.compare_digest(key.secret_sha256, _digest(secret)):
+        raise Unauthorized("invalid or revoked API key")
+    return Principal(tenant_id=key.tenant_id, key_id=key.id, role=key.role)
+
+
+class PrincipalCache:
+    """Remembers verified tokens for a few seconds so hot paths skip a database round trip. Keyed by the
+    token's digest; a revoked key stops working within `ttl_seconds`."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Principal | None:
+        if self._ttl <= 0:
+            return None
+        entry = self._entries.get(_digest(token))
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, token: str, principal: Principal) -> None:
+        if self._ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[_digest(token)] = (time.monotonic() + self._ttl, principal)
+
+
+def _split(token: str) -> tuple[str, str]:
+    prefix = f"{KEY_PREFIX}_"
+    if not token.startswith(prefix) or "." not in token:
+        raise Unauthorized("malformed API key")
+    key_id, _, secret = token[len(prefix):].partition(".")
+    if not key_id or not secret:
+        raise Unauthorized("malformed API key")
+    return key_id, secret
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -1,0 +1,154 @@
+"""The `tokenledger` command line. Errors are one clear line and a non-zero exit, never a traceback
+(set TOKENLEDGER_DEBUG=1 to see one)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from ledger import auth
+from ledger.clock import SystemClock
+from ledger.database import create_db_engine, database_url, session_factory, upgrade
+from ledger.errors import TokenLedgerError
+from ledger.settings import Settings, get_settings
+
+app = typer.Typer(help="TokenLedger: what your LLM applications used, against what the providers billed.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenants.", no_args_is_help=True)
+keys_app = typer.Typer(help="TokenLedger API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+
+console = Console()
+errors = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_line_errors(command: F) -> F:
+    """Turn any failure into one line on stderr and exit status 1."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            if os.environ.get("TOKENLEDGER_DEBUG"):
+                raise
+            errors.print(f"[red]error:[/red] {describe(error)}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def describe(error: Exception) -> str:
+    if isinstance(error, TokenLedgerError):
+        return error.message
+    if isinstance(error, SQLAlchemyError):
+        original = getattr(error, "orig", None) or error
+        return f"database: {str(original).strip().splitlines()[0]}"
+    return str(error) or type(error).__name__
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+@contextmanager
+def session_scope(settings: Settings) -> Iterator[Session]:
+    """A session whose transaction commits when the block succeeds."""
+    engine = create_db_engine(database_url(settings), pool_size=2)
+    try:
+        with session_factory(engine).begin() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@db_app.command("upgrade")
+@one_line_errors
+def db_upgrade() -> None:
+    """Apply every migration (creates the schema on a new database)."""
+    settings = get_settings()
+    configure_logging(settings)
+    upgrade(database_url(settings))
+    console.print("database schema is at the latest revision")
+
+
+@tenants_app.command("create")
+@one_line_errors
+def tenants_create(name: str) -> None:
+    """Create a tenant."""
+    with session_scope(get_settings()) as session:
+        tenant = auth.create_tenant(session, name)
+        console.print(f"tenant {tenant.name!r} created (id {tenant.id})")
+
+
+@keys_app.command("create")
+@one_line_errors
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant name.")],
+    role: Annotated[str, typer.Option(help="ingest, read or admin.")],
+    label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+) -> None:
+    """Create an API key; it is printed once and cannot be shown again."""
+    with session_scope(get_settings()) as session:
+        issued = auth.create_key(session, tenant, role, label=label)
+    console.print(f"key id: {issued.key_id} (tenant {issued.tenant}, role {issued.role})", highlight=False)
+    console.print("store this key now; it will not be shown again:", style="bold")
+    print(issued.token)
+
+
+@keys_app.command("revoke")
+@one_line_errors
+def keys_revoke(key_id: str) -> None:
+    """Revoke an API key by its id."""
+    with session_scope(get_settings()) as session:
+        auth.revoke_key(session, key_id, now=SystemClock().now())
+    console.print(f"key {key_id} revoked")
+
+
+@app.command()
+@one_line_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default TOKENLEDGER_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default TOKENLEDGER_PORT).")] = None,
+    migrate: Annotated[bool, typer.Option(help="Apply migrations before serving.")] = True,
+) -> None:
+    """Run the HTTP service (API docs at /docs)."""
+    import uvicorn
+
+    from ledger.api import create_app
+
+    settings = get_settings()
+    configure_logging(settings)
+    url = database_url(settings)
+    if migrate:
+        upgrade(url)
+    settings = settings.model_copy(update={"database_url": url})
+    application = create_app(settings)
+    bind_host, bind_port = host or settings.host, port or settings.port
+    console.print(f"TokenLedger on http://{bind_host}:{bind_port} (API docs: /docs)", highlight=False)
+    uvicorn.run(application, host=bind_host, port=bind_port, log_level=settings.log_level, access_log=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

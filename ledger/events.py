@@ -1,0 +1,292 @@
+"""Usage event schema, version 1: what applications push, validated into rows ready to store.
+
+Token semantics follow the OpenTelemetry GenAI conventions: `input_tokens` counts ALL input tokens, cache
+reads and cache writes included; `output_tokens` includes reasoning tokens. Pure: the clock is passed in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
+
+from ledger.normalizers import NormalizedUsage, UnsupportedProviderError, UsageShapeError, normalize_usage
+
+TokenCount = Annotated[StrictInt, Field(ge=0)]
+Label = Annotated[str, Field(min_length=1, max_length=256)]
+
+ERROR_TYPES = ("rate_limit", "timeout", "server_error", "invalid_request", "auth", "content_filter", "other")
+SERVICE_TIERS = ("standard", "batch", "flex", "priority")
+MAX_TAGS = 32
+
+
+class EventIn(BaseModel):
+    """One LLM request's usage as the client sends it (schema version 1)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    event_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    occurred_at: AwareDatetime
+    provider: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    account: Label | None = None
+    api_key_id: Label | None = None
+    request_model: Label
+    response_model: Label | None = None
+    input_tokens: TokenCount | None = None
+    output_tokens: TokenCount | None = None
+    cache_read_input_tokens: TokenCount = 0
+    cache_creation_input_tokens: TokenCount = 0
+    reasoning_tokens: TokenCount = 0
+    system_prompt_tokens: TokenCount | None = None
+    max_tokens: Annotated[StrictInt, Field(gt=0)] | None = None
+    finish_reason: Annotated[str, Field(max_length=64)] | None = None
+    status_code: Annotated[StrictInt, Field(ge=100, le=599)] = 200
+    error_type: Annotated[str, Field(max_length=64)] | None = None
+    latency_ms: TokenCount | None = None
+    ttft_ms: TokenCount | None = None
+    stream: StrictBool = False
+    service_tier: Annotated[str, Field(max_length=32)] | None = None
+    region: Label | None = None
+    app: Label | None = None
+    user: Label | None = None
+    tags: dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=1024)]] | None = None
+    provider_request_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    reported_cost: Decimal | None = None
+    usage: dict[str, Any] | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _bounded_tags(cls, tags: dict[str, str] | None) -> dict[str, str] | None:
+        if tags is not None and len(tags) > MAX_TAGS:
+            raise ValueError(f"at most {MAX_TAGS} tags, got {len(tags)}")
+        return tags
+
+    @field_validator("error_type")
+    @classmethod
+    def _known_error_type(cls, value: str | None) -> str | None:
+        if value is not None and value not in ERROR_TYPES:
+            raise ValueError(f"must be one of {', '.join(ERROR_TYPES)}")
+        return value
+
+    @field_validator("service_tier")
+    @classmethod
+    def _known_tier(cls, value: str | None) -> str | None:
+        if value is not None and value not in SERVICE_TIERS:
+            raise ValueError(f"must be one of {', '.join(SERVICE_TIERS)}")
+        return value
+
+    @field_validator("reported_cost")
+    @classmethod
+    def _finite_cost(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and not value.is_finite():
+            raise ValueError("must be a finite decimal")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class EventProblem:
+    """One reason an event was rejected: which event (0-based), which field, and why."""
+
+    index: int
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "field": self.field, "message": self.message}
+
+
+class EventValidationError(ValueError):
+    """The request's events are invalid; nothing of the request is written."""
+
+    def __init__(self, problems: Sequence[EventProblem]) -> None:
+        self.problems = list(problems)
+        first = self.problems[0]
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        super().__init__(f"event {first.index}: {first.field}: {first.message}{more}")
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """A validated event, its tokens normalized, ready to store. Field order is the column order of COPY."""
+
+    tenant_id: int
+    occurred_at: datetime
+    event_id: str
+    received_at: datetime
+    provider: str
+    account: str | None
+    api_key_id: str | None
+    request_model: str
+    response_model: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int
+    cache_creation_input_tokens: int
+    cache_creation_1h_input_tokens: int
+    reasoning_tokens: int
+    web_search_requests: int
+    system_prompt_tokens: int | None
+    max_tokens: int | None
+    finish_reason: str | None
+    status_code: int
+    error_type: str | None
+    latency_ms: int | None
+    ttft_ms: int | None
+    stream: bool
+    service_tier: str | None
+    region: str | None
+    app: str | None
+    user_label: str | None
+    tags: dict[str, str] | None
+    provider_request_id: str | None
+    reported_cost: Decimal | None
+    usage_raw: dict[str, Any] | None
+
+
+COLUMNS: tuple[str, ...] = tuple(EventRow.__dataclass_fields__)
+
+
+def parse_body(body: bytes, content_type: str) -> list[Any]:
+    """Decode a request body: one JSON object, a JSON array of objects, or NDJSON. Numbers with a fraction
+    are read as Decimal so money keeps every digit."""
+    if "ndjson" in content_type or "jsonlines" in content_type:
+        items = []
+        for number, line in enumerate(body.splitlines()):
+            if line.strip():
+                try:
+                    items.append(json.loads(line, parse_float=Decimal))
+                except ValueError as error:
+                    raise EventValidationError([EventProblem(len(items), "body", f"line {number + 1}: invalid JSON: {error}")]) from error
+        return items
+    try:
+        decoded = json.loads(body, parse_float=Decimal)
+    except ValueError as error:
+        raise EventValidationError([EventProblem(0, "body", f"invalid JSON: {error}")]) from error
+    return decoded if isinstance(decoded, list) else [decoded]
+
+
+def validate_events(
+    items: Sequence[Any], *, tenant_id: int, now: datetime, max_future: timedelta = timedelta(minutes=5)
+) -> list[EventRow]:
+    """Validate every item; raise EventValidationError listing every problem of every event."""
+    problems: list[EventProblem] = []
+    rows: list[EventRow] = []
+    for index, item in enumerate(items):
+        try:
+            event = EventIn.model_validate(item)
+        except ValidationError as error:
+            problems.extend(_problems_from(error, index))
+            continue
+        try:
+            rows.append(_to_row(event, tenant_id=tenant_id, received_at=now, latest=now + max_future))
+        except EventValidationError as error:
+            problems.extend(EventProblem(index, p.field, p.message) for p in error.problems)
+    if problems:
+        raise EventValidationError(problems)
+    return rows
+
+
+def _problems_from(error: ValidationError, index: int) -> Iterable[EventProblem]:
+    for detail in error.errors(include_url=False):
+        field = ".".join(str(part) for part in detail["loc"]) or "event"
+        message = "unknown field" if detail["type"] == "extra_forbidden" else detail["msg"]
+        if detail["type"] == "model_type":
+            message = "each event must be a JSON object"
+        yield EventProblem(index, field, message)
+
+
+def _problem(field: str, message: str) -> EventValidationError:
+    return EventValidationError([EventProblem(0, field, message)])
+
+
+def _to_row(event: EventIn, *, tenant_id: int, received_at: datetime, latest: datetime) -> EventRow:
+    event_id = event.event_id or event.provider_request_id
+    if event_id is None:
+        raise _problem("event_id", "required unless provider_request_id is given")
+    if event.occurred_at > latest:
+        raise _problem("occurred_at", f"is more than 5 minutes in the future ({event.occurred_at.isoformat()})")
+
+    normalized: NormalizedUsage | None = None
+    if event.usage is not None:
+        try:
+            normalized = normalize_usage(event.provider, event.usage)
+        except UnsupportedProviderError as error:
+            raise _problem("usage", str(error)) from error
+        except UsageShapeError as error:
+            raise _problem(getattr(error, "path", "usage"), str(error)) from error
+    fields = event.model_fields_set
+
+    def token(name: str, fallback: int | None) -> int | None:
+        given: int | None = getattr(event, name)
+        return given if name in fields or normalized is None else fallback
+
+    input_tokens = token("input_tokens", normalized.input_tokens if normalized else None)
+    output_tokens = token("output_tokens", normalized.output_tokens if normalized else None)
+    if input_tokens is None or output_tokens is None:
+        missing = "input_tokens" if input_tokens is None else "output_tokens"
+        raise _problem(missing, f"required unless a usage object is given (provider {event.provider!r})")
+    cache_read = token("cache_read_input_tokens", normalized.cache_read_input_tokens if normalized else 0) or 0
+    cache_creation = token("cache_creation_input_tokens", normalized.cache_creation_input_tokens if normalized else 0) or 0
+    reasoning = token("reasoning_tokens", normalized.reasoning_tokens if normalized else 0) or 0
+    if cache_read + cache_creation > input_tokens:
+        raise _problem(
+            "cache_read_input_tokens",
+            f"cache_read_input_tokens + cache_creation_input_tokens ({cache_read + cache_creation}) exceed input_tokens ({input_tokens})",
+        )
+    if reasoning > output_tokens:
+        raise _problem("reasoning_tokens", f"reasoning_tokens ({reasoning}) exceed output_tokens ({output_tokens})")
+    cache_1h = min(normalized.cache_creation_1h_input_tokens, cache_creation) if normalized else 0
+    reported_cost = event.reported_cost
+    if reported_cost is None and normalized is not None:
+        reported_cost = normalized.reported_cost
+    service_tier = event.service_tier or (normalized.service_tier if normalized else None)
+
+    return EventRow(
+        tenant_id=tenant_id,
+        occurred_at=event.occurred_at.astimezone(UTC),
+        event_id=event_id,
+        received_at=received_at,
+        provider=event.provider,
+        account=event.account,
+        api_key_id=event.api_key_id,
+        request_model=event.request_model,
+        response_model=event.response_model or event.request_model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_input_tokens=cache_read,
+        cache_creation_input_tokens=cache_creation,
+        cache_creation_1h_input_tokens=cache_1h,
+        reasoning_tokens=reasoning,
+        web_search_requests=normalized.web_search_requests if normalized else 0,
+        system_prompt_tokens=event.system_prompt_tokens,
+        max_tokens=event.max_tokens,
+        finish_reason=event.finish_reason,
+        status_code=event.status_code,
+        error_type=event.error_type,
+        latency_ms=event.latency_ms,
+        ttft_ms=event.ttft_ms,
+        stream=event.stream,
+        service_tier=service_tier,
+        region=event.region,
+        app=event.app,
+        user_label=event.user,
+        tags=event.tags,
+        provider_request_id=event.provider_request_id,
+        reported_cost=reported_cost,
+        usage_raw=event.usage,
+    )
+

@@ -1,0 +1,167 @@
+"""Group commit: concurrent ingest requests are written together, in one transaction per batch, and each
+request is answered only after the batch that holds it has committed. A batch forms while a writer waits
+at most `max_wait` for more requests (or until `max_events`), so single-event traffic shares one fsync.
+If a batch fails for a reason other than the database being down, each request is retried alone, so one
+bad request never fails its neighbours."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from ledger.errors import ServiceUnavailable
+from ledger.events import EventRow
+from ledger.ingest import PartitionKeeper, WriteResult, write_events
+
+log = logging.getLogger("tokenledger.ingest")
+
+
+@dataclass(slots=True)
+class _Pending:
+    rows: Sequence[EventRow]
+    future: asyncio.Future[WriteResult]
+    loop: asyncio.AbstractEventLoop
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStats:
+    requests: int
+    events: int
+    commit_seconds: float
+
+
+_STOP = object()
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when the error means the database cannot be reached (as opposed to bad data)."""
+    if isinstance(error, OperationalError | PoolTimeout):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+class GroupCommitWriter:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_wait_seconds: float = 0.002,
+        max_events: int = 5_000,
+        threads: int = 2,
+        on_batch: Callable[[BatchStats], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._partitions = PartitionKeeper(engine)
+        self._max_wait = max_wait_seconds
+        self._max_events = max_events
+        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._on_batch = on_batch
+        self._threads = [
+            threading.Thread(target=self._run, name=f"tokenledger-writer-{n}", daemon=True) for n in range(threads)
+        ]
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            for thread in self._threads:
+                thread.start()
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._started = False
+
+    async def submit(self, rows: Sequence[EventRow]) -> WriteResult:
+        """Write `rows`; return once they are committed (or raise ServiceUnavailable)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[WriteResult] = loop.create_future()
+        self._queue.put(_Pending(rows, future, loop))
+        return await future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            assert isinstance(first, _Pending)
+            batch = [first]
+            events = len(first.rows)
+            deadline = time.monotonic() + self._max_wait
+            stop_after = False
+            while events < self._max_events:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop_after = True
+                    break
+                assert isinstance(item, _Pending)
+                batch.append(item)
+                events += len(item.rows)
+            self._write(batch)
+            if stop_after:
+                return
+
+    def _write(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        try:
+            results = self._write_together(batch)
+        except Exception as error:
+            if is_unavailable(error) or len(batch) == 1:
+                for pending in batch:
+                    _resolve(pending, error=error)
+                return
+            log.warning("batch of %d requests failed (%s); writing them one by one", len(batch), error)
+            for pending in batch:
+                try:
+                    _resolve(pending, result=self._write_together([pending])[0])
+                except Exception as single_error:
+                    _resolve(pending, error=single_error)
+            return
+        for pending, result in zip(batch, results, strict=True):
+            _resolve(pending, result=result)
+        if self._on_batch:
+            self._on_batch(BatchStats(len(batch), sum(len(p.rows) for p in batch), time.perf_counter() - started))
+
+    def _write_together(self, batch: list[_Pending]) -> list[WriteResult]:
+        rows = [row for pending in batch for row in pending.rows]
+        self._partitions.ensure(row.occurred_at for row in rows)
+        with self._engine.begin() as conn:
+            result = write_events(conn, rows)
+        results, offset = [], 0
+        for pending in batch:
+            results.append(WriteResult(result.stored[offset : offset + len(pending.rows)]))
+            offset += len(pending.rows)
+        return results
+
+
+def _resolve(pending: _Pending, *, result: WriteResult | None = None, error: BaseException | None = None) -> None:
+    if error is not None and is_unavailable(error):
+        error = ServiceUnavailable("the database is unreachable; retry shortly")
+
+    def settle() -> None:
+        if pending.future.done():
+            return
+        if error is not None:
+            pending.future.set_exception(error)
+        else:
+            pending.future.set_result(result)  # type: ignore[arg-type]
+
+    pending.loop.call_soon_threadsafe(settle)

@@ -1,0 +1,64 @@
+"""Configuration: one pydantic-settings object, read from `TOKENLEDGER_*` environment variables."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("tokenledger"))
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. Environment variables are the field names prefixed `TOKENLEDGER_`."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENLEDGER_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql+psycopg://… ; unset: an embedded PostgreSQL is started in data_dir.",
+    )
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+
+    # Ingest
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_events_per_request: int = 10_000
+    max_future_skew_seconds: int = 300
+    group_commit_wait_ms: float = 2.0
+    group_commit_max_events: int = 5_000
+    writer_threads: int = 2
+    pool_size: int = 8
+    auth_cache_seconds: float = 5.0
+
+    # Statement sources (base URLs; the admin keys come from OPENAI_ADMIN_KEY etc., never from here)
+    openai_base_url: str = "https://api.openai.com"
+    anthropic_base_url: str = "https://api.anthropic.com"
+    openrouter_base_url: str = "https://openrouter.ai"
+
+    # Reconciler
+    tolerance_relative: Decimal = Decimal("0.01")
+    tolerance_tokens: int = 1_000
+    tolerance_usd: Decimal = Decimal("0.50")
+
+    # Scheduler
+    scheduler_enabled: bool = True
+    statement_pull_hour_utc: int = 6
+    reconcile_hour_utc: int = 7
+    close_month_day: int = 5
+
+    # Web report
+    session_secret: str | None = None
+    cookie_secure: bool = False
+
+
+def get_settings() -> Settings:
+    """Build the settings from the environment (never at import time)."""
+    return Settings()

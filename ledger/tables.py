@@ -1,0 +1,245 @@
+"""The database schema as SQLAlchemy 2 typed tables. Alembic migrations create them; this module is what
+the code queries. Every primary key and unique constraint leads with `tenant_id`, so the schema can be
+distributed by tenant (Citus) without change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Timestamp = DateTime(timezone=True)
+Money = Numeric(20, 10)
+Quantity = Numeric(24, 6)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=text("now()"))
+
+
+class ApiKey(Base):
+    """An API key of TokenLedger itself. Only a SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    role: Mapped[str] = mapped_column(Text)
+    secret_sha256: Mapped[str] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=text("now()"))
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (Index("ix_api_keys_id", "id"),)
+
+
+class EventId(Base):
+    """The mark that an event id was seen for a tenant, written in the same transaction as the event."""
+
+    __tablename__ = "event_ids"
+
+    tenant_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class UsageEvent(Base):
+    """One LLM request's usage. Range-partitioned by month on `occurred_at`; partitions are created by the
+    ingest service for any month an event arrives for."""
+
+    __tablename__ = "usage_events"
+
+    tenant_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(Timestamp)
+    provider: Mapped[str] = mapped_column(Text)
+    account: Mapped[str | None] = mapped_column(Text)
+    api_key_id: Mapped[str | None] = mapped_column(Text)
+    request_model: Mapped[str] = mapped_column(Text)
+    response_model: Mapped[str] = mapped_column(Text)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_read_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_creation_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_creation_1h_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger)
+    web_search_requests: Mapped[int] = mapped_column(Integer)
+    system_prompt_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    max_tokens: Mapped[int | None] = mapped_column(Integer)
+    finish_reason: Mapped[str | None] = mapped_column(Text)
+    status_code: Mapped[int] = mapped_column(SmallInteger)
+    error_type: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    ttft_ms: Mapped[int | None] = mapped_column(Integer)
+    stream: Mapped[bool] = mapped_column(Boolean)
+    service_tier: Mapped[str | None] = mapped_column(Text)
+    region: Mapped[str | None] = mapped_column(Text)
+    app: Mapped[str | None] = mapped_column(Text)
+    user_label: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    provider_request_id: Mapped[str | None] = mapped_column(Text)
+    reported_cost: Mapped[Decimal | None] = mapped_column(Money)
+    usage_raw: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = ({"postgresql_partition_by": "RANGE (occurred_at)"},)
+
+
+class UsageHourly(Base):
+    """Hourly rollup of usage events, maintained in the same transaction as the events.
+    Dimension columns are '' (not NULL) when the event did not say, so they can form the key."""
+
+    __tablename__ = "usage_hourly"
+
+    tenant_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
+    provider: Mapped[str] = mapped_column(Text, primary_key=True)
+    account: Mapped[str] = mapped_column(Text, primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    request_model: Mapped[str] = mapped_column(Text, primary_key=True)
+    response_model: Mapped[str] = mapped_column(Text, primary_key=True)
+    app: Mapped[str] = mapped_column(Text, primary_key=True)
+    service_tier: Mapped[str] = mapped_column(Text, primary_key=True)
+    input_band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+
+    requests: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_read_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_creation_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_creation_1h_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger)
+    web_search_requests: Mapped[int] = mapped_column(BigInteger)
+    system_prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    system_prompt_requests: Mapped[int] = mapped_column(BigInteger)
+    status_2xx: Mapped[int] = mapped_column(BigInteger)
+    status_4xx: Mapped[int] = mapped_column(BigInteger)
+    status_429: Mapped[int] = mapped_column(BigInteger)
+    status_5xx: Mapped[int] = mapped_column(BigInteger)
+    status_other: Mapped[int] = mapped_column(BigInteger)
+    error_rate_limit: Mapped[int] = mapped_column(BigInteger)
+    error_timeout: Mapped[int] = mapped_column(BigInteger)
+    error_server_error: Mapped[int] = mapped_column(BigInteger)
+    error_invalid_request: Mapped[int] = mapped_column(BigInteger)
+    error_auth: Mapped[int] = mapped_column(BigInteger)
+    error_content_filter: Mapped[int] = mapped_column(BigInteger)
+    error_other: Mapped[int] = mapped_column(BigInteger)
+    finish_stop: Mapped[int] = mapped_column(BigInteger)
+    finish_length: Mapped[int] = mapped_column(BigInteger)
+    finish_tool_calls: Mapped[int] = mapped_column(BigInteger)
+    finish_content_filter: Mapped[int] = mapped_column(BigInteger)
+    finish_other: Mapped[int] = mapped_column(BigInteger)
+    finish_missing: Mapped[int] = mapped_column(BigInteger)
+    streamed: Mapped[int] = mapped_column(BigInteger)
+    streamed_missing_finish: Mapped[int] = mapped_column(BigInteger)
+    truncated_below_max: Mapped[int] = mapped_column(BigInteger)
+    truncated_min_output: Mapped[int | None] = mapped_column(BigInteger)
+    truncated_max_output: Mapped[int | None] = mapped_column(BigInteger)
+    reported_cost: Mapped[Decimal] = mapped_column(Money)
+    reported_cost_requests: Mapped[int] = mapped_column(BigInteger)
+    latency_histogram: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    ttft_histogram: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+
+
+class StatementDocument(Base):
+    """A raw billing document as fetched or imported, archived with its SHA-256."""
+
+    __tablename__ = "statement_documents"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(Text)
+    media_type: Mapped[str] = mapped_column(Text)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    period_start: Mapped[datetime] = mapped_column(Timestamp)
+    period_end: Mapped[datetime] = mapped_column(Timestamp)
+    imported_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("tenant_id", "source", "period_start", "sha256"),)
+
+
+class StatementLine(Base):
+    """One normalized line of a provider's statement, with its provenance."""
+
+    __tablename__ = "statement_lines"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    document_id: Mapped[int] = mapped_column(BigInteger)
+    provider: Mapped[str] = mapped_column(Text)
+    account: Mapped[str | None] = mapped_column(Text)
+    api_key_id: Mapped[str | None] = mapped_column(Text)
+    model_raw: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    service_tier: Mapped[str | None] = mapped_column(Text)
+    period_start: Mapped[datetime] = mapped_column(Timestamp)
+    period_end: Mapped[datetime] = mapped_column(Timestamp)
+    usage_type: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[Decimal | None] = mapped_column(Quantity)
+    unit: Mapped[str | None] = mapped_column(Text)
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(Text)
+    final: Mapped[bool] = mapped_column(Boolean)
+    import_period_start: Mapped[datetime] = mapped_column(Timestamp)
+    location: Mapped[str] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+    __table_args__ = (
+        Index("ix_statement_lines_scope", "tenant_id", "source", "import_period_start"),
+        Index("ix_statement_lines_period", "tenant_id", "period_start"),
+    )
+
+
+class StatementImport(Base):
+    """One import of a source for a period: when, how many lines, and how it ended."""
+
+    __tablename__ = "statement_imports"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    period_start: Mapped[datetime] = mapped_column(Timestamp)
+    period_end: Mapped[datetime] = mapped_column(Timestamp)
+    imported_at: Mapped[datetime] = mapped_column(Timestamp)
+    documents: Mapped[int] = mapped_column(Integer)
+    lines: Mapped[int] = mapped_column(Integer)
+    unknown_lines: Mapped[int] = mapped_column(Integer)

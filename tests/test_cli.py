@@ -1,0 +1,55 @@
+"""The `tokenledger` command line as an operator uses it."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from ledger.cli import app
+from tests.events_factory import usage_event
+
+
+@pytest.fixture
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", database_url)
+    return CliRunner()
+
+
+def test_an_operator_creates_a_tenant_and_keys_and_revokes_one(cli: CliRunner, client: TestClient) -> None:
+    name = f"acme-{secrets.token_hex(3)}"
+    assert cli.invoke(app, ["tenants", "create", name]).exit_code == 0
+    created = cli.invoke(app, ["keys", "create", "--tenant", name, "--role", "ingest"])
+    assert created.exit_code == 0, created.output
+    key = created.output.strip().splitlines()[-1]
+    key_id = created.output.split("key id: ")[1].split()[0]
+    assert key.startswith("tl_")
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.post("/v1/events", json=usage_event(), headers=headers).status_code == 202
+    revoked = cli.invoke(app, ["keys", "revoke", key_id])
+    assert revoked.exit_code == 0, revoked.output
+    assert client.post("/v1/events", json=usage_event(), headers=headers).status_code == 401
+
+
+def test_errors_are_one_line_and_a_nonzero_exit(cli: CliRunner) -> None:
+    name = f"dup-{secrets.token_hex(3)}"
+    assert cli.invoke(app, ["tenants", "create", name]).exit_code == 0
+    again = cli.invoke(app, ["tenants", "create", name])
+    assert again.exit_code == 1
+    assert again.output.strip() == f"error: tenant '{name}' already exists"
+    missing = cli.invoke(app, ["keys", "create", "--tenant", "no-such-tenant", "--role", "read"])
+    assert missing.exit_code == 1
+    assert missing.output.strip() == "error: no tenant named 'no-such-tenant'"
+    bad_role = cli.invoke(app, ["keys", "create", "--tenant", name, "--role", "owner"])
+    assert bad_role.output.strip() == "error: role must be one of ingest, read, admin, got 'owner'"
+    unknown_key = cli.invoke(app, ["keys", "revoke", "000000000000"])
+    assert unknown_key.exit_code == 1
+    assert "Traceback" not in unknown_key.output
+
+
+def test_db_upgrade_is_idempotent(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "latest revision" in result.output

@@ -1,0 +1,127 @@
+"""Bad input: every problem is named, the status says what kind, and nothing of the request is written."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from tests.conftest import TenantKeys
+from tests.events_factory import usage_event
+
+
+def problems(response) -> list[dict]:
+    assert response.status_code == 422, response.text
+    return response.json()["error"]["details"]
+
+
+def event_count(engine: Engine, tenant: TenantKeys) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(
+            sa.text("SELECT count(*) FROM usage_events e JOIN tenants t ON t.id = e.tenant_id WHERE t.name = :n"),
+            {"n": tenant.name},
+        )
+
+
+def test_a_misspelt_field_is_rejected_by_name_not_ignored(client: TestClient, tenant: TenantKeys) -> None:
+    event = usage_event()
+    event["input_token"] = event.pop("input_tokens")
+    assert problems(client.post("/v1/events", json=event, headers=tenant.ingest)) == [
+        {"index": 0, "field": "input_token", "message": "unknown field"}
+    ]
+
+
+def test_every_bad_event_is_reported_not_only_the_first(client: TestClient, tenant: TenantKeys) -> None:
+    batch = [usage_event(input_tokens=None), usage_event(), usage_event(colour="red"), "not an object"]
+    assert problems(client.post("/v1/events", json=batch, headers=tenant.ingest)) == [
+        {"index": 0, "field": "input_tokens", "message": "required unless a usage object is given (provider 'openai')"},
+        {"index": 2, "field": "colour", "message": "unknown field"},
+        {"index": 3, "field": "event", "message": "each event must be a JSON object"},
+    ]
+
+
+def test_one_bad_event_rejects_the_whole_request(client: TestClient, tenant: TenantKeys, engine: Engine) -> None:
+    batch = [usage_event(), usage_event(output_tokens=-3), usage_event()]
+    assert problems(client.post("/v1/events", json=batch, headers=tenant.ingest)) == [
+        {"index": 1, "field": "output_tokens", "message": "Input should be greater than or equal to 0"}
+    ]
+    assert event_count(engine, tenant) == 0
+
+
+def test_each_rule_of_the_schema_names_its_field(client: TestClient, tenant: TenantKeys) -> None:
+    future = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
+    cases = {
+        "occurred_at": usage_event(occurred_at="2026-10-05T10:00:00"),
+        "provider": usage_event(provider="OpenAI"),
+        "request_model": usage_event(request_model=None),
+        "status_code": usage_event(status_code=700),
+        "max_tokens": usage_event(max_tokens=0),
+        "error_type": usage_event(error_type="boom"),
+        "service_tier": usage_event(service_tier="gold"),
+        "tags": usage_event(tags={f"k{i}": "v" for i in range(33)}),
+        "stream": usage_event(stream="yes"),
+        "input_tokens": usage_event(input_tokens=12.5),
+        "event_id": usage_event(event_id="x" * 129),
+        "reported_cost": usage_event(reported_cost="twelve"),
+    }
+    for field, event in cases.items():
+        found = problems(client.post("/v1/events", json=event, headers=tenant.ingest))
+        assert [problem["field"] for problem in found] == [field], (field, found)
+    assert problems(client.post("/v1/events", json=usage_event(occurred_at=future), headers=tenant.ingest))[0][
+        "field"
+    ] == "occurred_at"
+    no_id = usage_event(event_id=None)
+    assert problems(client.post("/v1/events", json=no_id, headers=tenant.ingest))[0] == {
+        "index": 0,
+        "field": "event_id",
+        "message": "required unless provider_request_id is given",
+    }
+
+
+def test_token_arithmetic_must_hold(client: TestClient, tenant: TenantKeys) -> None:
+    too_much_cache = usage_event(input_tokens=100, cache_read_input_tokens=80, cache_creation_input_tokens=30)
+    assert problems(client.post("/v1/events", json=too_much_cache, headers=tenant.ingest))[0]["field"] == (
+        "cache_read_input_tokens"
+    )
+    too_much_reasoning = usage_event(output_tokens=10, reasoning_tokens=11)
+    assert problems(client.post("/v1/events", json=too_much_reasoning, headers=tenant.ingest))[0]["field"] == (
+        "reasoning_tokens"
+    )
+
+
+def test_a_provider_without_normalizer_needs_token_fields(client: TestClient, tenant: TenantKeys) -> None:
+    event = usage_event(provider="acme-llm", input_tokens=None, output_tokens=None, cache_read_input_tokens=None,
+                        usage={"tokens_in": 5, "tokens_out": 7})
+    found = problems(client.post("/v1/events", json=event, headers=tenant.ingest))
+    assert found[0]["field"] == "usage"
+    assert "acme-llm" in found[0]["message"]
+
+
+def test_invalid_json_is_a_422_naming_the_body(client: TestClient, tenant: TenantKeys) -> None:
+    response = client.post("/v1/events", content=b'{"event_id": ', headers={**tenant.ingest, "Content-Type": "application/json"})
+    assert problems(response)[0]["field"] == "body"
+    ndjson = b'{"event_id": "a"}\nnot json\n'
+    response = client.post("/v1/events", content=ndjson, headers={**tenant.ingest, "Content-Type": "application/x-ndjson"})
+    assert "line 2" in problems(response)[0]["message"]
+
+
+def test_oversized_requests_get_413(client: TestClient, tenant: TenantKeys, engine: Engine) -> None:
+    many = [usage_event() for _ in range(10_001)]
+    assert client.post("/v1/events", json=many, headers=tenant.ingest).status_code == 413
+    huge = json.dumps([usage_event(tags={"blob": "x" * 1000}) for _ in range(9_000)]).encode()
+    assert len(huge) > 10 * 1024 * 1024
+    response = client.post("/v1/events", content=huge, headers={**tenant.ingest, "Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert event_count(engine, tenant) == 0
+
+
+def test_keys_are_required_and_must_allow_ingest(client: TestClient, tenant: TenantKeys) -> None:
+    event = usage_event()
+    assert client.post("/v1/events", json=event).status_code == 401
+    assert client.post("/v1/events", json=event, headers={"Authorization": "Bearer tl_nope.nope"}).status_code == 401
+    assert client.post("/v1/events", json=event, headers=tenant.read).status_code == 401
+    assert client.post("/v1/events", json=event, headers=tenant.admin).status_code == 202
