@@ -243,3 +243,157 @@ class StatementImport(Base):
     documents: Mapped[int] = mapped_column(Integer)
     lines: Mapped[int] = mapped_column(Integer)
     unknown_lines: Mapped[int] = mapped_column(Integer)
+
+
+class PriceOverride(Base):
+    """A tenant's own price (negotiated discount, self-hosted rate); wins over the bundled catalog."""
+
+    __tablename__ = "price_overrides"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    provider: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(Text)
+    token_type: Mapped[str] = mapped_column(Text)
+    service_tier: Mapped[str] = mapped_column(Text)
+    context_threshold: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal] = mapped_column(Money)
+    unit: Mapped[str] = mapped_column(Text)
+    currency: Mapped[str] = mapped_column(Text)
+    valid_from: Mapped[datetime] = mapped_column(Timestamp)
+    valid_to: Mapped[datetime | None] = mapped_column(Timestamp)
+    time_window: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=text("now()"))
+
+
+class ReconciliationRun(Base):
+    """One run of the reconciler for a tenant and period: visible whether it succeeded or failed."""
+
+    __tablename__ = "reconciliation_runs"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(Timestamp)
+    period_end: Mapped[datetime] = mapped_column(Timestamp)
+    trigger: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    status: Mapped[str] = mapped_column(Text)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_reconciliation_runs_period", "tenant_id", "period_start", "started_at"),)
+
+
+class Finding(Base):
+    """A discrepancy between logged and billed usage, updated in place by later runs (same fingerprint)."""
+
+    __tablename__ = "findings"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="open")
+    provider: Mapped[str | None] = mapped_column(Text)
+    account: Mapped[str | None] = mapped_column(Text)
+    api_key_id: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    period_start: Mapped[datetime] = mapped_column(Timestamp)
+    period_end: Mapped[datetime] = mapped_column(Timestamp)
+    impact_usd: Mapped[Decimal] = mapped_column(Money)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    summary: Mapped[str] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    first_seen: Mapped[datetime] = mapped_column(Timestamp)
+    last_seen: Mapped[datetime] = mapped_column(Timestamp)
+    last_run_id: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "fingerprint"),
+        Index("ix_findings_period", "tenant_id", "period_start", "kind"),
+    )
+
+
+class FindingChange(Base):
+    """A status change of a finding by a person, with their note."""
+
+    __tablename__ = "finding_changes"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    finding_id: Mapped[int] = mapped_column(BigInteger)
+    changed_at: Mapped[datetime] = mapped_column(Timestamp)
+    from_status: Mapped[str] = mapped_column(Text)
+    to_status: Mapped[str] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_finding_changes_finding", "tenant_id", "finding_id"),)
+
+
+class DriftRow(Base):
+    """Per period and provider × account × model: logged against billed, tokens and money."""
+
+    __tablename__ = "drift_rows"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
+    provider: Mapped[str] = mapped_column(Text, primary_key=True)
+    account: Mapped[str] = mapped_column(Text, primary_key=True)
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    period_end: Mapped[datetime] = mapped_column(Timestamp)
+    logged_tokens: Mapped[int] = mapped_column(BigInteger)
+    billed_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    logged_by_category: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    billed_by_category: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    expected_cost: Mapped[Decimal | None] = mapped_column(Money)
+    billed_cost: Mapped[Decimal | None] = mapped_column(Money)
+    difference: Mapped[Decimal | None] = mapped_column(Money)
+    percent: Mapped[Decimal | None] = mapped_column(Numeric(12, 4))
+    currency: Mapped[str] = mapped_column(Text, server_default="USD")
+    computed_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class AlertChannel(Base):
+    """Where a tenant's alerts go: a signed webhook, a Slack incoming webhook, or email over SMTP."""
+
+    __tablename__ = "alert_channels"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    min_severity: Mapped[str] = mapped_column(Text, server_default="warning")
+    min_impact_usd: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=text("now()"))
+
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+
+class AlertOutbox(Base):
+    """An alert to deliver, written in the same transaction as its cause; the delivery log is this table."""
+
+    __tablename__ = "alert_outbox"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    channel_id: Mapped[int] = mapped_column(BigInteger)
+    topic: Mapped[str] = mapped_column(Text)
+    dedupe_key: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(Timestamp)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "channel_id", "dedupe_key"),
+        Index("ix_alert_outbox_due", "status", "next_attempt_at"),
+    )
