@@ -29,7 +29,7 @@ class NormalizedUsage:
     `cache_creation_1h_input_tokens` is the part of the cache writes made with a 1 h TTL (0 when
     the provider does not say); `reasoning_tokens` is part of `output_tokens`. `reported_cost`
     is the provider's own price for the request (USD) and `service_tier` the tier the usage
-    object itself reports, verbatim.
+    object itself reports: Anthropic's verbatim, Gemini's trafficType as standard/priority/flex.
     """
 
     input_tokens: int
@@ -66,9 +66,7 @@ class NormalizedUsage:
                 f"cache_creation_input_tokens ({self.cache_creation_input_tokens})"
             )
         if self.reasoning_tokens > self.output_tokens:
-            raise ValueError(
-                f"reasoning_tokens ({self.reasoning_tokens}) exceeds output_tokens ({self.output_tokens})"
-            )
+            raise ValueError(f"reasoning_tokens ({self.reasoning_tokens}) exceeds output_tokens ({self.output_tokens})")
         cost = self.reported_cost
         if cost is not None and (not isinstance(cost, Decimal) or not cost.is_finite() or cost < 0):
             raise ValueError(f"reported_cost must be a finite non-negative Decimal, got {cost!r}")
@@ -101,11 +99,11 @@ class UnsupportedProviderError(ValueError):
 def normalize_usage(provider: str, usage: Mapping[str, Any]) -> NormalizedUsage:
     """Canonical counts of `usage`, the raw usage object `provider` returned for one request.
 
-    The slug is matched case-insensitively; the shape (e.g. Chat Completions vs Responses API)
-    is detected from the keys. Raises UnsupportedProviderError for an unknown slug and
-    UsageShapeError, naming the JSON path, for anything that is not a documented shape.
+    The shape within a provider (e.g. Chat Completions vs Responses API) is detected from its keys.
+    Raises UnsupportedProviderError for an unknown slug and UsageShapeError, naming the JSON path,
+    for anything that is not a documented shape.
     """
-    read = _NORMALIZERS.get(provider.strip().lower())
+    read = _NORMALIZERS.get(provider)
     if read is None:
         raise UnsupportedProviderError(provider)
     if not isinstance(usage, Mapping):
@@ -244,12 +242,8 @@ class _Parts:
             total.value - self.cache_read.value,
             f"the input total {total.value} ({total.path}) less {self.cache_read.value} cache reads",
         )
-        _ensure_at_most(
-            self.cache_write_1h, self.cache_write.value, f"the cache writes {self.cache_write.value}"
-        )
-        _ensure_at_most(
-            self.reasoning, self.output.value, f"the output total {self.output.value} ({self.output.path})"
-        )
+        _ensure_at_most(self.cache_write_1h, self.cache_write.value, f"the cache writes {self.cache_write.value}")
+        _ensure_at_most(self.reasoning, self.output.value, f"the output total {self.output.value} ({self.output.path})")
         return NormalizedUsage(
             input_tokens=total.value,
             output_tokens=self.output.value,
@@ -275,9 +269,7 @@ def _openai_chat(usage: _Object, *, completion_required: bool = True) -> _Parts:
     """Chat Completions `usage`: cached and cache-write tokens are inside prompt_tokens, reasoning
     inside completion_tokens (openai/openai-python src/openai/types/completion_usage.py)."""
     prompt = usage.child("prompt_tokens_details")
-    completion = (
-        usage.required("completion_tokens") if completion_required else usage.count("completion_tokens")
-    )
+    completion = usage.required("completion_tokens") if completion_required else usage.count("completion_tokens")
     return _Parts(
         input_total=usage.required("prompt_tokens"),
         output=completion,
@@ -451,6 +443,9 @@ _GEMINI_FIELDS = {
     "totalTokenCount": "total_token_count",
     "trafficType": "traffic_type",
 }
+# Vertex trafficType values billed per token, as service tiers (TrafficType enum of the @google/genai SDK;
+# reference A5). PROVISIONED_THROUGHPUT is not billed per token and has no tier here.
+_GEMINI_TIERS = {"ON_DEMAND": "standard", "ON_DEMAND_PRIORITY": "priority", "ON_DEMAND_FLEX": "flex"}
 
 
 def _gemini_key(meta: _Object, camel: str) -> str:
@@ -489,16 +484,14 @@ def _gemini(usage: _Object) -> _Parts:
     ):
         # The total shows candidates already counting the thoughts, as the Gemini API reported in
         # 2025 (BerriAI/litellm PR #10141 review; simonw/llm-gemini#75): count them once.
-        _ensure_at_most(
-            thoughts, candidates.value, f"candidatesTokenCount {candidates.value}, which includes them"
-        )
+        _ensure_at_most(thoughts, candidates.value, f"candidatesTokenCount {candidates.value}, which includes them")
         output = candidates
     return _Parts(
         input_total=_Count(prompt.value + tool_use.value, prompt.path),
         output=output,
         cache_read=cached,
         reasoning=thoughts,
-        service_tier=meta.text(_gemini_key(meta, "trafficType")),
+        service_tier=_GEMINI_TIERS.get(meta.text(_gemini_key(meta, "trafficType")) or ""),
     )
 
 
@@ -571,10 +564,7 @@ _GEMINI = (
 )
 
 _NORMALIZERS: dict[str, _Reader] = {
-    **{
-        slug: _by_keys(slug, _CHAT, _RESPONSES)
-        for slug in ("openai", "azure", "together", "groq", "fireworks", "xai")
-    },
+    **{slug: _by_keys(slug, _CHAT, _RESPONSES) for slug in ("openai", "azure", "together", "groq", "fireworks", "xai")},
     "anthropic": _by_keys("anthropic", _ANTHROPIC),
     **{slug: _by_keys(slug, _GEMINI) for slug in ("google", "gemini")},
     # Claude on Vertex AI and Bedrock InvokeModel answer in the Anthropic Messages shape: the
@@ -595,9 +585,7 @@ _NORMALIZERS: dict[str, _Reader] = {
         (("input_tokens",), _openrouter_responses, "Responses API"),
     ),
     "litellm": _by_keys("litellm", (("prompt_tokens",), _litellm_chat, "Chat Completions"), _RESPONSES),
-    "perplexity": _by_keys(
-        "perplexity", (("prompt_tokens",), _perplexity_chat, "Chat Completions"), _RESPONSES
-    ),
+    "perplexity": _by_keys("perplexity", (("prompt_tokens",), _perplexity_chat, "Chat Completions"), _RESPONSES),
 }
 
 SUPPORTED_PROVIDERS: frozenset[str] = frozenset(_NORMALIZERS)
