@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import (
     AwareDatetime,
@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    TypeAdapter,
     ValidationError,
     field_validator,
 )
@@ -119,8 +120,7 @@ class EventValidationError(ValueError):
         super().__init__(f"event {first.index}: {first.field}: {first.message}{more}")
 
 
-@dataclass(frozen=True, slots=True)
-class EventRow:
+class EventRow(NamedTuple):
     """A validated event, its tokens normalized, ready to store. Field order is the column order of COPY."""
 
     tenant_id: int
@@ -157,7 +157,8 @@ class EventRow:
     usage_raw: dict[str, Any] | None
 
 
-COLUMNS: tuple[str, ...] = tuple(EventRow.__dataclass_fields__)
+COLUMNS: tuple[str, ...] = EventRow._fields
+_EVENT_LIST = TypeAdapter(list[EventIn])
 
 
 def parse_body(body: bytes, content_type: str) -> list[Any]:
@@ -183,16 +184,24 @@ def validate_events(
     items: Sequence[Any], *, tenant_id: int, now: datetime, max_future: timedelta = timedelta(minutes=5)
 ) -> list[EventRow]:
     """Validate every item; raise EventValidationError listing every problem of every event."""
+    latest = now + max_future
+    try:
+        events = _EVENT_LIST.validate_python(items)
+    except ValidationError:
+        events = None  # at least one item is malformed: validate one by one to name every problem
     problems: list[EventProblem] = []
     rows: list[EventRow] = []
     for index, item in enumerate(items):
+        if events is not None:
+            event = events[index]
+        else:
+            try:
+                event = EventIn.model_validate(item)
+            except ValidationError as error:
+                problems.extend(_problems_from(error, index))
+                continue
         try:
-            event = EventIn.model_validate(item)
-        except ValidationError as error:
-            problems.extend(_problems_from(error, index))
-            continue
-        try:
-            rows.append(_to_row(event, tenant_id=tenant_id, received_at=now, latest=now + max_future))
+            rows.append(_to_row(event, tenant_id=tenant_id, received_at=now, latest=latest))
         except EventValidationError as error:
             problems.extend(EventProblem(index, p.field, p.message) for p in error.problems)
     if problems:
@@ -209,6 +218,15 @@ def _problems_from(error: ValidationError, index: int) -> Iterable[EventProblem]
         yield EventProblem(index, field, message)
 
 
+def _normalized(provider: str, usage: dict[str, Any]) -> NormalizedUsage:
+    try:
+        return normalize_usage(provider, usage)
+    except UnsupportedProviderError as error:
+        raise _problem("usage", str(error)) from error
+    except UsageShapeError as error:
+        raise _problem(getattr(error, "path", "usage"), str(error)) from error
+
+
 def _problem(field: str, message: str) -> EventValidationError:
     return EventValidationError([EventProblem(0, field, message)])
 
@@ -220,40 +238,39 @@ def _to_row(event: EventIn, *, tenant_id: int, received_at: datetime, latest: da
     if event.occurred_at > latest:
         raise _problem("occurred_at", f"is more than 5 minutes in the future ({event.occurred_at.isoformat()})")
 
-    normalized: NormalizedUsage | None = None
-    if event.usage is not None:
-        try:
-            normalized = normalize_usage(event.provider, event.usage)
-        except UnsupportedProviderError as error:
-            raise _problem("usage", str(error)) from error
-        except UsageShapeError as error:
-            raise _problem(getattr(error, "path", "usage"), str(error)) from error
-    fields = event.model_fields_set
+    if event.usage is None:
+        if event.input_tokens is None or event.output_tokens is None:
+            missing = "input_tokens" if event.input_tokens is None else "output_tokens"
+            raise _problem(missing, f"required unless a usage object is given (provider {event.provider!r})")
+        input_tokens, output_tokens = event.input_tokens, event.output_tokens
+        cache_read, cache_creation = event.cache_read_input_tokens, event.cache_creation_input_tokens
+        reasoning, cache_1h, web_search = event.reasoning_tokens, 0, 0
+        reported_cost, service_tier = event.reported_cost, event.service_tier
+    else:
+        normalized = _normalized(event.provider, event.usage)
+        given = event.model_fields_set
 
-    def token(name: str, fallback: int | None) -> int | None:
-        given: int | None = getattr(event, name)
-        return given if name in fields or normalized is None else fallback
+        def pick(name: str, fallback: int) -> int:
+            value = getattr(event, name)
+            return value if name in given and value is not None else fallback
 
-    input_tokens = token("input_tokens", normalized.input_tokens if normalized else None)
-    output_tokens = token("output_tokens", normalized.output_tokens if normalized else None)
-    if input_tokens is None or output_tokens is None:
-        missing = "input_tokens" if input_tokens is None else "output_tokens"
-        raise _problem(missing, f"required unless a usage object is given (provider {event.provider!r})")
-    cache_read = token("cache_read_input_tokens", normalized.cache_read_input_tokens if normalized else 0) or 0
-    cache_creation = token("cache_creation_input_tokens", normalized.cache_creation_input_tokens if normalized else 0) or 0
-    reasoning = token("reasoning_tokens", normalized.reasoning_tokens if normalized else 0) or 0
+        input_tokens = pick("input_tokens", normalized.input_tokens)
+        output_tokens = pick("output_tokens", normalized.output_tokens)
+        cache_read = pick("cache_read_input_tokens", normalized.cache_read_input_tokens)
+        cache_creation = pick("cache_creation_input_tokens", normalized.cache_creation_input_tokens)
+        reasoning = pick("reasoning_tokens", normalized.reasoning_tokens)
+        cache_1h = min(normalized.cache_creation_1h_input_tokens, cache_creation)
+        web_search = normalized.web_search_requests
+        reported_cost = event.reported_cost if event.reported_cost is not None else normalized.reported_cost
+        service_tier = event.service_tier or normalized.service_tier
     if cache_read + cache_creation > input_tokens:
         raise _problem(
             "cache_read_input_tokens",
-            f"cache_read_input_tokens + cache_creation_input_tokens ({cache_read + cache_creation}) exceed input_tokens ({input_tokens})",
+            f"cache_read_input_tokens + cache_creation_input_tokens ({cache_read + cache_creation}) "
+            f"exceed input_tokens ({input_tokens})",
         )
     if reasoning > output_tokens:
         raise _problem("reasoning_tokens", f"reasoning_tokens ({reasoning}) exceed output_tokens ({output_tokens})")
-    cache_1h = min(normalized.cache_creation_1h_input_tokens, cache_creation) if normalized else 0
-    reported_cost = event.reported_cost
-    if reported_cost is None and normalized is not None:
-        reported_cost = normalized.reported_cost
-    service_tier = event.service_tier or (normalized.service_tier if normalized else None)
 
     return EventRow(
         tenant_id=tenant_id,
@@ -271,7 +288,7 @@ def _to_row(event: EventIn, *, tenant_id: int, received_at: datetime, latest: da
         cache_creation_input_tokens=cache_creation,
         cache_creation_1h_input_tokens=cache_1h,
         reasoning_tokens=reasoning,
-        web_search_requests=normalized.web_search_requests if normalized else 0,
+        web_search_requests=web_search,
         system_prompt_tokens=event.system_prompt_tokens,
         max_tokens=event.max_tokens,
         finish_reason=event.finish_reason,

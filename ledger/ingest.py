@@ -105,15 +105,13 @@ def write_events(conn: Connection, rows: Sequence[EventRow]) -> WriteResult:
     return WriteResult(stored)
 
 
-def _copy_values(row: EventRow) -> tuple[object, ...]:
-    values = [getattr(row, name) for name in COLUMNS]
-    for position in _JSON_POSITIONS:
-        if values[position] is not None:
-            values[position] = Jsonb(values[position])
-    return tuple(values)
-
-
-_JSON_POSITIONS = tuple(COLUMNS.index(name) for name in ("tags", "usage_raw"))
+def _copy_values(row: EventRow) -> EventRow:
+    if row.tags is None and row.usage_raw is None:
+        return row
+    return row._replace(
+        tags=None if row.tags is None else Jsonb(row.tags),
+        usage_raw=None if row.usage_raw is None else Jsonb(row.usage_raw),
+    )
 
 
 def _merge_expression(name: str) -> str:
@@ -131,7 +129,7 @@ def _merge_expression(name: str) -> str:
 
 _UPSERT_ROLLUP = (
     f"INSERT INTO usage_hourly ({', '.join(rollup.ALL_COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(rollup.ALL_COLUMNS))}) "
+    f"VALUES ({', '.join(['%s'] * (len(rollup.ALL_COLUMNS) - 2))}, %s::bigint[], %s::bigint[]) "
     f"ON CONFLICT ({', '.join(rollup.KEY_COLUMNS)}) DO UPDATE SET "
     + ", ".join(
         _merge_expression(name)
@@ -141,7 +139,18 @@ _UPSERT_ROLLUP = (
 
 
 def _upsert_rollup(cursor: psycopg.Cursor[tuple[object, ...]], deltas: Sequence[rollup.HourlyDelta]) -> None:
-    cursor.executemany(_UPSERT_ROLLUP, [delta.as_row() for delta in deltas])
+    cursor.executemany(_UPSERT_ROLLUP, [_with_array_literals(delta.as_row()) for delta in deltas])
+
+
+def _with_array_literals(row: tuple[object, ...]) -> tuple[object, ...]:
+    """Histograms travel as '{1,0,…}' text: psycopg's list dumper costs more than the whole upsert."""
+    *scalars, latency_histogram, ttft_histogram = row
+    return (*scalars, _array_literal(latency_histogram), _array_literal(ttft_histogram))
+
+
+def _array_literal(values: object) -> str:
+    assert isinstance(values, list)
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _driver_connection(conn: Connection) -> psycopg.Connection[tuple[object, ...]]:

@@ -48,21 +48,29 @@ ALL_COLUMNS = KEY_COLUMNS + SUM_COLUMNS + MIN_COLUMNS + MAX_COLUMNS + HISTOGRAM_
 RollupKey = tuple[int, datetime, str, str, str, str, str, str, str, int]
 
 
+_INDEX = {name: position for position, name in enumerate(SUM_COLUMNS)}
+_FINISH_INDEX = {reason: _INDEX[column] for reason, column in FINISH_COLUMNS.items()}
+_ERROR_INDEX = {name.removeprefix("error_"): _INDEX[name] for name in SUM_COLUMNS if name.startswith("error_")}
+
+
 @dataclass(slots=True)
 class HourlyDelta:
-    """What one batch adds to one rollup row."""
+    """What one batch adds to one rollup row. `sums` follows the order of SUM_COLUMNS."""
 
     key: RollupKey
-    sums: dict[str, int | Decimal] = field(default_factory=lambda: dict.fromkeys(SUM_COLUMNS, 0))
+    sums: list[int | Decimal] = field(default_factory=lambda: [0] * len(SUM_COLUMNS))
     truncated_min_output: int | None = None
     truncated_max_output: int | None = None
     latency_histogram: list[int] = field(default_factory=latency.empty_histogram)
     ttft_histogram: list[int] = field(default_factory=latency.empty_histogram)
 
+    def total(self, column: str) -> int | Decimal:
+        return self.sums[_INDEX[column]]
+
     def as_row(self) -> tuple[object, ...]:
         return (
             *self.key,
-            *(self.sums[name] for name in SUM_COLUMNS),
+            *self.sums,
             self.truncated_min_output,
             self.truncated_max_output,
             self.latency_histogram,
@@ -97,44 +105,53 @@ def aggregate(events: Iterable[EventRow]) -> list[HourlyDelta]:
     return [deltas[key] for key in sorted(deltas)]
 
 
+_REQUESTS, _INPUT, _OUTPUT = _INDEX["requests"], _INDEX["input_tokens"], _INDEX["output_tokens"]
+_CACHE_READ, _CACHE_WRITE = _INDEX["cache_read_input_tokens"], _INDEX["cache_creation_input_tokens"]
+_CACHE_WRITE_1H, _REASONING = _INDEX["cache_creation_1h_input_tokens"], _INDEX["reasoning_tokens"]
+_WEB_SEARCH, _SYSTEM, _SYSTEM_REQUESTS = (
+    _INDEX["web_search_requests"], _INDEX["system_prompt_tokens"], _INDEX["system_prompt_requests"],
+)
+_FINISH_MISSING, _FINISH_OTHER = _INDEX["finish_missing"], _INDEX["finish_other"]
+_STREAMED, _STREAMED_MISSING = _INDEX["streamed"], _INDEX["streamed_missing_finish"]
+_TRUNCATED, _COST, _COST_REQUESTS = (
+    _INDEX["truncated_below_max"], _INDEX["reported_cost"], _INDEX["reported_cost_requests"],
+)
+
+
 def _add(delta: HourlyDelta, event: EventRow) -> None:
     sums = delta.sums
-
-    def bump(name: str, amount: int | Decimal = 1) -> None:
-        sums[name] += amount
-
-    bump("requests")
-    bump("input_tokens", event.input_tokens)
-    bump("output_tokens", event.output_tokens)
-    bump("cache_read_input_tokens", event.cache_read_input_tokens)
-    bump("cache_creation_input_tokens", event.cache_creation_input_tokens)
-    bump("cache_creation_1h_input_tokens", event.cache_creation_1h_input_tokens)
-    bump("reasoning_tokens", event.reasoning_tokens)
-    bump("web_search_requests", event.web_search_requests)
+    sums[_REQUESTS] += 1
+    sums[_INPUT] += event.input_tokens
+    sums[_OUTPUT] += event.output_tokens
+    sums[_CACHE_READ] += event.cache_read_input_tokens
+    sums[_CACHE_WRITE] += event.cache_creation_input_tokens
+    sums[_CACHE_WRITE_1H] += event.cache_creation_1h_input_tokens
+    sums[_REASONING] += event.reasoning_tokens
+    sums[_WEB_SEARCH] += event.web_search_requests
     if event.system_prompt_tokens is not None:
-        bump("system_prompt_tokens", event.system_prompt_tokens)
-        bump("system_prompt_requests")
-    bump(_status_column(event.status_code))
+        sums[_SYSTEM] += event.system_prompt_tokens
+        sums[_SYSTEM_REQUESTS] += 1
+    sums[_INDEX[_status_column(event.status_code)]] += 1
     if event.error_type is not None:
-        bump(f"error_{event.error_type}")
+        sums[_ERROR_INDEX[event.error_type]] += 1
     finish = event.finish_reason
-    bump("finish_missing" if finish is None else FINISH_COLUMNS.get(finish, "finish_other"))
+    sums[_FINISH_MISSING if finish is None else _FINISH_INDEX.get(finish, _FINISH_OTHER)] += 1
     if event.stream:
-        bump("streamed")
+        sums[_STREAMED] += 1
         if finish is None:
-            bump("streamed_missing_finish")
+            sums[_STREAMED_MISSING] += 1
     if (
         finish in TRUNCATING_FINISHES
         and event.max_tokens is not None
         and event.output_tokens < event.max_tokens
         and 200 <= event.status_code < 300
     ):
-        bump("truncated_below_max")
+        sums[_TRUNCATED] += 1
         delta.truncated_min_output = _least(delta.truncated_min_output, event.output_tokens)
         delta.truncated_max_output = max(delta.truncated_max_output or 0, event.output_tokens)
     if event.reported_cost is not None:
-        bump("reported_cost", event.reported_cost)
-        bump("reported_cost_requests")
+        sums[_COST] += event.reported_cost
+        sums[_COST_REQUESTS] += 1
     if event.latency_ms is not None:
         delta.latency_histogram[latency.bucket_of(event.latency_ms)] += 1
     if event.ttft_ms is not None:

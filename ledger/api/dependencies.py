@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from ledger.api.context import AppContext
@@ -13,7 +14,7 @@ from ledger.auth import Principal, authenticate
 from ledger.errors import Unauthorized
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
 
@@ -47,8 +48,13 @@ def principal_for(context: AppContext, token: str) -> Principal:
     return principal
 
 
-def get_principal(request: Request, context: ContextDep) -> Principal:
-    return principal_for(context, bearer_token(request))
+async def get_principal(request: Request, context: ContextDep) -> Principal:
+    """The calling key; a cached key costs no thread hop, an unknown one is checked in the threadpool."""
+    token = bearer_token(request)
+    cached = context.principals.get(token)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(principal_for, context, token)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,148 @@
+"""Ingest throughput and latency, each against a baseline measured in the same run.
+
+  (a) raw psycopg COPY of N events into usage_events            — the storage ceiling
+  (b) HTTP batch ingest, batches of 1,000, of N other events     — ratio b/a
+  (c) single-event POSTs at concurrency 32 for 20 s, p50/p99    — ratio c/d
+  (d) a no-op POST route on the same app, same load              — the HTTP ceiling
+and the peak RSS of the server process during (b).
+
+Usage: python benchmarks/ingest.py [--events 1000000] [--seconds 20] [--concurrency 32]
+Uses TOKENLEDGER_DATABASE_URL's server (a fresh database `tokenledger_bench_ingest`) or an embedded one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psutil
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import make_url
+
+from benchmarks.common import dumps, fresh_database, run_load, start_server, tenant_with_key
+from ledger.api import create_app
+from ledger.events import COLUMNS, validate_events
+from ledger.settings import get_settings
+
+START = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def event(prefix: str, n: int) -> dict[str, Any]:
+    return {
+        "event_id": f"{prefix}-{n}",
+        "occurred_at": (START + timedelta(seconds=(n // 40) % 2_500_000)).isoformat(),
+        "provider": ("openai", "anthropic", "google", "deepseek")[n % 4],  # 4 providers × 5 scopes: 20 rollup keys an hour
+        "account": f"proj_{n % 5}",
+        "api_key_id": f"key_{n % 5}",
+        "request_model": ("gpt-5.4-mini", "claude-sonnet-4-6", "gemini-2.5-flash", "deepseek-chat")[n % 4],
+        "input_tokens": 800 + n % 3000,
+        "output_tokens": 100 + n % 700,
+        "cache_read_input_tokens": (n % 5) * 100,
+        "finish_reason": "stop" if n % 50 else "length",
+        "status_code": 200 if n % 97 else 429,
+        "latency_ms": 300 + n % 4000,
+        "stream": n % 3 == 0,
+        "app": f"app-{n % 5}",
+    }
+
+
+def bench_app() -> FastAPI:
+    """The service's app plus a no-op route that parses the body and answers like /v1/events."""
+    app = create_app(get_settings())
+
+    @app.post("/bench/noop")
+    async def noop(request: Request) -> JSONResponse:
+        await request.body()
+        return JSONResponse({"accepted": 1, "duplicates": 0}, status_code=202)
+
+    return app
+
+
+def copy_baseline(url: str, tenant_id: int, count: int) -> float:
+    items = [event("copy", n) for n in range(count)]
+    rows = validate_events(items, tenant_id=tenant_id, now=datetime.now(UTC))
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS usage_events_2026_10 PARTITION OF usage_events "
+                     "FOR VALUES FROM ('2026-10-01 00:00+00') TO ('2026-11-01 00:00+00')")
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor() as cursor, cursor.copy(f"COPY usage_events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([getattr(row, name) for name in COLUMNS])
+        conn.commit()
+        return time.perf_counter() - started
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    url = fresh_database("tokenledger_bench_ingest")
+    tenant_id, key = tenant_with_key(url)
+    headers = {"Authorization": f"Bearer {key}"}
+
+    copy_seconds = copy_baseline(url, tenant_id, args.events)
+    copy_rate = args.events / copy_seconds
+    print(f"(a) raw COPY          {args.events:>10,} events in {copy_seconds:7.2f} s = {copy_rate:>10,.0f} events/s")
+
+    server = start_server(url, "benchmarks.ingest:bench_app")
+    try:
+        sampler = RssSampler(server.process.pid)
+        sampler.start()
+        batches = args.events // 1000
+        batch_result = run_load(
+            server.base_url, "/v1/events", headers,
+            lambda worker, n: dumps([event(f"b{worker}-{n}", n * 1000 + i) for i in range(1000)]),
+            concurrency=4, total=batches,
+        )
+        sampler.running = False
+        batch_rate = batch_result.requests * 1000 / batch_result.seconds
+        print(f"(b) HTTP batches      {batch_result.requests * 1000:>10,} events in {batch_result.seconds:7.2f} s = "
+              f"{batch_rate:>10,.0f} events/s   errors {batch_result.errors}   peak server RSS "
+              f"{sampler.peak / 2**20:,.0f} MB")
+
+        single = run_load(server.base_url, "/v1/events", headers,
+                          lambda worker, n: dumps(event(f"s{worker}", n)),
+                          concurrency=args.concurrency, seconds=args.seconds)
+        print(f"(c) single POSTs      {single.requests:>10,} requests in {single.seconds:6.2f} s = "
+              f"{single.rate:>10,.0f} req/s   p50 {single.p50:.1f} ms   p99 {single.percentile(0.99):.1f} ms   "
+              f"errors {single.errors}")
+        noop = run_load(server.base_url, "/bench/noop", headers,
+                        lambda worker, n: dumps(event(f"n{worker}", n)),
+                        concurrency=args.concurrency, seconds=args.seconds)
+        print(f"(d) no-op route       {noop.requests:>10,} requests in {noop.seconds:6.2f} s = "
+              f"{noop.rate:>10,.0f} req/s   p50 {noop.p50:.1f} ms   p99 {noop.percentile(0.99):.1f} ms")
+    finally:
+        server.stop()
+
+    print()
+    print(f"b/a = {batch_rate / copy_rate:.2f}   (target ≥ 0.5)")
+    print(f"c/d = {single.rate / noop.rate:.2f}   (target ≥ 0.5)")
+    print(f"p99 of single POSTs = {single.percentile(0.99):.1f} ms   (target ≤ 20 ms)")
+    print(f"peak server RSS while ingesting {args.events:,} events = {sampler.peak / 2**20:,.0f} MB   (target ≤ 300 MB)")
+
+
+if __name__ == "__main__":
+    main()
