@@ -67,6 +67,16 @@ def tenant_by_name(session: Session, name: str) -> Tenant:
     return tenant
 
 
+def tenant_for_cli(session: Session, name: str | None) -> Tenant:
+    """The named tenant, or the only one when there is exactly one."""
+    if name:
+        return tenant_by_name(session, name)
+    tenants = list(session.scalars(select(Tenant).order_by(Tenant.id).limit(2)))
+    if len(tenants) != 1:
+        raise InvalidRequest("name a tenant with --tenant" if tenants else "no tenant yet: tokenledger tenants create NAME")
+    return tenants[0]
+
+
 def create_key(session: Session, tenant_name: str, role: str, *, label: str | None = None) -> IssuedKey:
     if role not in ROLES:
         raise InvalidRequest(f"role must be one of {', '.join(ROLES)}, got {role!r}")

@@ -9,7 +9,8 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import Annotated, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -30,6 +31,9 @@ keys_app = typer.Typer(help="TokenLedger API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
+
+if TYPE_CHECKING:
+    from ledger.statements import ImportSummary
 
 console = Console()
 errors = Console(stderr=True)
@@ -56,6 +60,8 @@ def one_line_errors(command: F) -> F:
 
 def describe(error: Exception) -> str:
     if isinstance(error, TokenLedgerError):
+        return error.message
+    if isinstance(error, typer.BadParameter):
         return error.message
     if isinstance(error, SQLAlchemyError):
         original = getattr(error, "orig", None) or error
@@ -120,6 +126,65 @@ def keys_revoke(key_id: str) -> None:
     with session_scope(get_settings()) as session:
         auth.revoke_key(session, key_id, now=SystemClock().now())
     console.print(f"key {key_id} revoked")
+
+
+@app.command("import")
+@one_line_errors
+def import_statements(
+    source: Annotated[str, typer.Argument(help="openai, anthropic, openrouter, focus or csv.")],
+    period: Annotated[str | None, typer.Option(help="Month to fetch or replace, e.g. 2026-10.")] = None,
+    file: Annotated[list[Path] | None, typer.Option("--file", help="Saved API responses or exports.")] = None,
+    mapping: Annotated[str | None, typer.Option(help="For csv: a shipped mapping name or a .toml file.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
+) -> None:
+    """Import a provider's billing statement for a period, from its API or from files."""
+    from rich.progress import Progress
+
+    from ledger.importing import fetch_documents, importer_named, openrouter_request_ids, parse_documents, read_documents
+    from ledger.periods import Period
+    from ledger.statements import covering_period, store_statements
+
+    settings = get_settings()
+    importer = importer_named(source, mapping)
+    now = SystemClock().now()
+    with session_scope(settings) as session:
+        owner = auth.tenant_for_cli(session, tenant)
+        if file:
+            documents = read_documents(file, importer.source)
+        else:
+            if not period:
+                raise typer.BadParameter("give --period to fetch, or --file to import files")
+            request_ids = openrouter_request_ids(session, owner.id, Period.month(period)) if source == "openrouter" else ()
+            with Progress(console=errors, transient=True) as progress:
+                task = progress.add_task(f"fetching {source} {period}", total=None)
+                documents = fetch_documents(
+                    importer, Period.month(period), settings=settings, now=now, request_ids=request_ids,
+                    progress=lambda document, count: progress.update(task, completed=count, description=document.name[:60]),
+                )
+        lines = parse_documents(importer, documents)
+        window = Period.month(period) if period else covering_period(lines)
+        summary = store_statements(session, tenant_id=owner.id, source=importer.source, period=window,
+                                   documents=documents, lines=lines, now=now)
+    print_import_summary(summary)
+
+
+def print_import_summary(summary: ImportSummary) -> None:
+    from rich.table import Table
+
+    console.print(
+        f"{summary.source} {summary.period.label}: {summary.lines} lines from {summary.documents} documents"
+        + (f" (replaced {summary.replaced} earlier lines)" if summary.replaced else ""),
+        highlight=False,
+    )
+    table = Table("provider", "model", "usage type", "quantity", "amount")
+    for row in summary.rows:
+        for usage_type in sorted(set(row.quantities) | set(row.amounts)):
+            quantity, amount = row.quantities.get(usage_type), row.amounts.get(usage_type)
+            table.add_row(row.provider, row.model, usage_type, "" if quantity is None else f"{quantity:,.0f}",
+                          "" if amount is None else f"{amount:,.4f}")
+    console.print(table)
+    for label, count in sorted(summary.unrecognised.items()):
+        console.print(f"[yellow]kept as 'other'[/yellow]: {label} ({count} lines)", highlight=False)
 
 
 @app.command()

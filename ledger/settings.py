@@ -39,9 +39,9 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = 5.0
 
     # Statement sources (base URLs; the admin keys come from OPENAI_ADMIN_KEY etc., never from here)
-    openai_base_url: str = "https://api.openai.com"
+    openai_base_url: str = "https://api.openai.com/v1"
     anthropic_base_url: str = "https://api.anthropic.com"
-    openrouter_base_url: str = "https://openrouter.ai"
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"
 
     # Reconciler
     tolerance_relative: Decimal = Decimal("0.01")

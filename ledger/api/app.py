@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.api import events
+from ledger.api import events, statements
 from ledger.api.context import AppContext
 from ledger.api.dependencies import ContextDep
 from ledger.auth import PrincipalCache
@@ -66,6 +66,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
     app.state.context = context
     _install_error_handlers(app)
     app.include_router(events.router)
+    app.include_router(statements.router)
     _install_health(app)
     return app
 

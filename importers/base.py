@@ -1,0 +1,228 @@
+"""The importer protocol: provider documents in, statement lines out.
+
+Exception tree::
+
+    ValueError
+     └── StatementError       a document that cannot be read; names file, location and field
+    RuntimeError
+     ├── AdminKeyRequired     the provider answered 401/403: the key is missing or not an admin key
+     └── FetchError           the provider kept failing, or answered something unusable
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+if TYPE_CHECKING:
+    from importers.fetching import FetchClient
+    from ledger.periods import Period
+
+USAGE_TYPES: Final = (
+    "uncached_input",
+    "cached_input",
+    "cache_write_5m",
+    "cache_write_1h",
+    "output",
+    "requests",
+    "web_search",
+    "credit",
+    "other",
+)
+TOKEN_USAGE_TYPES: Final = frozenset({"uncached_input", "cached_input", "cache_write_5m", "cache_write_1h", "output"})
+
+# Keys under which importers keep the source's own name for a line item, most specific first.
+_LABEL_KEYS: Final = ("line_item", "x_UsageType", "SkuMeter", "ChargeDescription", "description", "cost_type", "object")
+
+
+@dataclass(frozen=True, slots=True)
+class RawDocument:
+    """One statement document exactly as received: a file, or one fetched page."""
+
+    name: str  # file name, or endpoint + query for a fetched page (never a credential)
+    content: bytes
+    media_type: str
+    source: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One billed or reported quantity/amount, with where it came from."""
+
+    source: str
+    provider: str
+    account: str | None
+    api_key_id: str | None
+    model: str | None  # as the provider wrote it; aliases are resolved elsewhere
+    service_tier: str | None
+    period_start: datetime
+    period_end: datetime
+    usage_type: str
+    quantity: Decimal | None
+    unit: str | None
+    amount: Decimal | None
+    currency: str | None
+    document: str  # RawDocument.name
+    location: str  # "line 14" or "data[2].results[0]"
+    raw: Mapping[str, Any]  # the source values the line came from, JSON-serialisable
+    request_id: str | None = None
+    final: bool = True
+
+    def __post_init__(self) -> None:
+        if self.usage_type not in USAGE_TYPES:
+            raise ValueError(f"usage_type {self.usage_type!r} is not one of {', '.join(USAGE_TYPES)}")
+        for name in ("period_start", "period_end"):
+            moment: datetime = getattr(self, name)
+            if moment.utcoffset() != timedelta(0):
+                raise ValueError(f"{name} must be an aware UTC datetime, got {moment!r}")
+        if self.period_end < self.period_start:
+            raise ValueError(f"period_end {self.period_end.isoformat()} is before period_start")
+        for name in ("quantity", "amount"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Decimal):
+                raise ValueError(f"{name} must be a Decimal, got {type(value).__name__}")
+        if self.amount is not None and (self.currency is None or self.currency != self.currency.upper()):
+            raise ValueError(f"an amount needs an upper-case currency, got {self.currency!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class LineTemplate:
+    """What every line produced from one source row shares; `line()` adds the measured part."""
+
+    source: str
+    provider: str
+    account: str | None
+    api_key_id: str | None
+    model: str | None
+    service_tier: str | None
+    period_start: datetime
+    period_end: datetime
+    document: str
+    location: str
+    raw: Mapping[str, Any]
+    request_id: str | None = None
+
+    def line(
+        self,
+        usage_type: str,
+        *,
+        quantity: Decimal | None = None,
+        unit: str | None = None,
+        amount: Decimal | None = None,
+        currency: str | None = None,
+    ) -> StatementLine:
+        return StatementLine(
+            source=self.source,
+            provider=self.provider,
+            account=self.account,
+            api_key_id=self.api_key_id,
+            model=self.model,
+            service_tier=self.service_tier,
+            period_start=self.period_start,
+            period_end=self.period_end,
+            usage_type=usage_type,
+            quantity=quantity,
+            unit=unit,
+            amount=amount,
+            currency=currency,
+            document=self.document,
+            location=self.location,
+            raw=self.raw,
+            request_id=self.request_id,
+        )
+
+
+class StatementError(ValueError):
+    """A document that cannot be read; the message names the document, location and field."""
+
+    def __init__(self, document: str, location: str, field: str | None, problem: str) -> None:
+        self.document = document
+        self.location = location
+        self.field = field
+        self.problem = problem
+        if location.startswith("line ") or not field:
+            where = ": ".join(part for part in (location, field) if part)
+        else:
+            where = f"{location}.{field}" if location else field
+        super().__init__(f"{document}: {where}: {problem}" if where else f"{document}: {problem}")
+
+
+class AdminKeyRequired(RuntimeError):
+    """The provider refused the key (401/403); the message names the variable to set, never the key."""
+
+    def __init__(self, credential_env: str | None, status: int, endpoint: str) -> None:
+        self.credential_env = credential_env
+        self.status = status
+        self.endpoint = endpoint
+        variable = credential_env or "the provider's admin key"
+        super().__init__(
+            f"an admin key is needed: set {variable} to a key allowed to read {endpoint} "
+            f"(the provider answered HTTP {status})"
+        )
+
+
+class FetchError(RuntimeError):
+    """The provider could not be reached, kept failing, or answered something unusable."""
+
+    def __init__(self, endpoint: str, status: int | None, problem: str) -> None:
+        self.endpoint = endpoint
+        self.status = status
+        super().__init__(f"{endpoint}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class FetchContext:
+    """What a fetch needs besides the period: the caller's clock and request ids to look up."""
+
+    request_ids: tuple[str, ...] = ()  # per-request sources (OpenRouter generation ids)
+    now: datetime | None = None  # when given, days that have not ended yet are not fetched
+
+
+class Importer(ABC):
+    """Turns one source's documents into statement lines; only `fetch` does I/O."""
+
+    source: ClassVar[str]
+    credential_env: ClassVar[str | None] = None
+    default_base_url: ClassVar[str | None] = None
+
+    @abstractmethod
+    def identify(self, document: RawDocument) -> bool:
+        """Whether this importer reads `document`; cheap and without side effects."""
+
+    @abstractmethod
+    def parse(self, document: RawDocument) -> list[StatementLine]:
+        """All lines in `document`, in document order; raises StatementError on bad input."""
+
+    def fetch(
+        self, period: Period, *, credential: str, client: FetchClient, context: FetchContext
+    ) -> Iterator[RawDocument]:
+        """The raw pages covering `period`, fetched over HTTP."""
+        raise NotImplementedError(f"{self.source} statements are files to import; they cannot be fetched")
+
+
+def item_label(line: StatementLine) -> str:
+    """The source's own name for the line item, for listing lines nobody recognised."""
+    for key in _LABEL_KEYS:
+        value = line.raw.get(key)
+        if isinstance(value, str) and value:
+            return value
+    tail = line.location.rsplit(".", 1)[-1]
+    if tail.isidentifier():  # a location that points at a field ("data[0].prompt_tokens")
+        return tail
+    return json.dumps(line.raw, sort_keys=True, default=str)
+
+
+def unrecognised(lines: Iterable[StatementLine]) -> Counter[str]:
+    """How many `other` lines carry each source label."""
+    return Counter(item_label(line) for line in lines if line.usage_type == "other")

@@ -1,0 +1,118 @@
+"""Reading CSV exports row by row with their line numbers: errors name the file, line and column."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal, InvalidOperation
+
+from importers.base import RawDocument, StatementError
+
+
+@dataclass(frozen=True, slots=True)
+class CsvRow:
+    """One data row; `text()` gives a stripped cell or None when the cell is empty."""
+
+    document: str
+    line: int  # line of the file where the row starts (the header is line 1)
+    cells: Mapping[str, str]
+
+    @property
+    def location(self) -> str:
+        return f"line {self.line}"
+
+    def error(self, column: str, problem: str) -> StatementError:
+        return StatementError(self.document, self.location, column, problem)
+
+    def raw(self) -> dict[str, str]:
+        """The non-empty cells, as exported."""
+        return {column: value for column, value in self.cells.items() if value.strip()}
+
+    def text(self, column: str | None) -> str | None:
+        if column is None:
+            return None
+        value = self.cells.get(column, "").strip()
+        return value or None
+
+    def need_text(self, column: str) -> str:
+        value = self.text(column)
+        if value is None:
+            raise self.error(column, "is empty")
+        return value
+
+    def decimal(self, column: str | None) -> Decimal | None:
+        value = self.text(column)
+        if value is None or column is None:
+            return None
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise self.error(column, f"expected a decimal number, got {value!r}") from None
+        if not number.is_finite():
+            raise self.error(column, f"expected a decimal number, got {value!r}")
+        return number
+
+    def need_decimal(self, column: str) -> Decimal:
+        value = self.decimal(column)
+        if value is None:
+            raise self.error(column, "is empty")
+        return value
+
+    def timestamp(self, column: str, *, date_format: str | None = None, zone: tzinfo = UTC) -> datetime:
+        """An aware UTC datetime; ISO 8601 unless `date_format` is given; naive values are in `zone`."""
+        value = self.need_text(column)
+        try:
+            # strptime gives a naive datetime unless the format has %z; the zone is attached below
+            parse = datetime.fromisoformat if date_format is None else _strptime(date_format)
+            moment = parse(value)
+        except ValueError:
+            expected = f"a date in the format {date_format!r}" if date_format else "an ISO 8601 timestamp"
+            raise self.error(column, f"expected {expected}, got {value!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone)
+        return moment.astimezone(UTC)
+
+
+def _strptime(date_format: str) -> Callable[[str], datetime]:
+    return lambda value: datetime.strptime(value, date_format)  # noqa: DTZ007
+
+
+def header(document: RawDocument) -> list[str] | None:
+    """The column names on the first line, or None when the document is not CSV text; never raises."""
+    first_line = document.content.split(b"\n", 1)[0]
+    try:
+        text = first_line.decode("utf-8-sig")
+        return next(csv.reader([text]), None)
+    except (UnicodeDecodeError, csv.Error):
+        return None
+
+
+def read_rows(document: RawDocument) -> Iterator[CsvRow]:
+    """The data rows of a CSV document with a header line; blank lines are skipped."""
+    try:
+        text = document.content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise StatementError(document.name, "", None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        columns = next(reader, None)
+        if not columns:
+            raise StatementError(document.name, "line 1", None, "the header line is missing")
+        duplicates = sorted({column for column in columns if columns.count(column) > 1})
+        if duplicates:
+            raise StatementError(document.name, "line 1", None, f"repeated columns: {', '.join(duplicates)}")
+        start = reader.line_num + 1
+        for cells in reader:
+            line, start = start, reader.line_num + 1
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(columns):
+                raise StatementError(
+                    document.name, f"line {line}", None, f"has {len(cells)} cells, the header has {len(columns)}"
+                )
+            yield CsvRow(document.name, line, dict(zip(columns, cells, strict=True)))
+    except csv.Error as exc:
+        raise StatementError(document.name, f"line {reader.line_num}", None, str(exc)) from None

@@ -1,0 +1,194 @@
+"""Reading provider JSON with every value located: errors name the document, the JSON path and the field.
+
+Numbers with a fraction are parsed straight to Decimal (`parse_float=Decimal`), so money never
+passes through a float.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from importers.base import RawDocument, StatementError
+
+
+def load_json(document: RawDocument) -> Any:
+    """The parsed document; fractional numbers become Decimal."""
+    try:
+        text = document.content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise StatementError(document.name, "", None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise StatementError(document.name, f"line {exc.lineno} column {exc.colno}", None, exc.msg) from None
+
+
+def peek_json(document: RawDocument) -> Any:
+    """The parsed document if it is a JSON object, else None; for `identify`, never raises."""
+    if document.content.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] != b"{":
+        return None
+    try:
+        return json.loads(document.content.decode("utf-8-sig"))
+    except ValueError:
+        return None
+
+
+def jsonable(value: Any) -> Any:
+    """`value` with Decimals written as strings, ready for a JSON column."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    return value
+
+
+def show(value: Any) -> str:
+    """A value as it should appear in an error message."""
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | Decimal):
+        return str(value)
+    return type(value).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class JsonObject:
+    """A JSON object together with its document and path, read through typed accessors.
+
+    `get_*` return None for an absent or null field; `need_*` raise StatementError instead.
+    """
+
+    document: str
+    path: str
+    data: Mapping[str, Any]
+
+    @classmethod
+    def root(cls, document: str, value: Any) -> JsonObject:
+        if not isinstance(value, Mapping):
+            raise StatementError(document, "", None, f"expected a JSON object at the top, got {show(value)}")
+        return cls(document, "", value)
+
+    def error(self, field: str, problem: str) -> StatementError:
+        return StatementError(self.document, self.path, field, problem)
+
+    def raw(self) -> dict[str, Any]:
+        result: dict[str, Any] = jsonable(self.data)
+        return result
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def _missing(self, key: str) -> StatementError:
+        return self.error(key, "is missing" if key not in self.data else "is null")
+
+    def get_str(self, key: str) -> str | None:
+        value = self.data.get(key)
+        if value is None or isinstance(value, str):
+            return value
+        raise self.error(key, f"expected a string, got {show(value)}")
+
+    def need_str(self, key: str) -> str:
+        value = self.get_str(key)
+        if value is None:
+            raise self._missing(key)
+        return value
+
+    def get_bool(self, key: str) -> bool | None:
+        value = self.data.get(key)
+        if value is None or isinstance(value, bool):
+            return value
+        raise self.error(key, f"expected true or false, got {show(value)}")
+
+    def get_count(self, key: str) -> int | None:
+        """A non-negative integer such as a token or request count."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, Decimal) and value == value.to_integral_value():
+            value = int(value)  # 12.0 from a JSON encoder that writes every number as a float
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"expected an integer, got {show(value)}")
+        if value < 0:
+            raise self.error(key, f"expected a count of zero or more, got {value}")
+        return value
+
+    def need_count(self, key: str) -> int:
+        value = self.get_count(key)
+        if value is None:
+            raise self._missing(key)
+        return value
+
+    def get_decimal(self, key: str) -> Decimal | None:
+        """A number, or a decimal number written as a string."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise self.error(key, f"expected a number, got {show(value)}")
+        if isinstance(value, int | Decimal):
+            return Decimal(value)
+        if isinstance(value, str):
+            try:
+                number = Decimal(value.strip())
+            except ArithmeticError:
+                number = Decimal("NaN")
+            if number.is_finite():
+                return number
+        raise self.error(key, f"expected a number, got {show(value)}")
+
+    def need_decimal(self, key: str) -> Decimal:
+        value = self.get_decimal(key)
+        if value is None:
+            raise self._missing(key)
+        return value
+
+    def get_object(self, key: str) -> JsonObject | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise self.error(key, f"expected an object, got {show(value)}")
+        return JsonObject(self.document, self._child(key), value)
+
+    def need_objects(self, key: str) -> list[JsonObject]:
+        """The objects of the list at `key`, each with its own path (`key[i]`)."""
+        value = self.data.get(key)
+        if value is None:
+            raise self._missing(key)
+        if not isinstance(value, list):
+            raise self.error(key, f"expected a list, got {show(value)}")
+        objects = []
+        for index, item in enumerate(value):
+            if not isinstance(item, Mapping):
+                raise self.error(f"{key}[{index}]", f"expected an object, got {show(item)}")
+            objects.append(JsonObject(self.document, f"{self._child(key)}[{index}]", item))
+        return objects
+
+    def need_unix_time(self, key: str) -> datetime:
+        """A Unix timestamp in seconds, as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.need_count(key), UTC)
+
+    def need_timestamp(self, key: str) -> datetime:
+        """An RFC 3339 / ISO 8601 timestamp with an offset, as an aware UTC datetime."""
+        text = self.need_str(key)
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise self.error(key, f"expected an RFC 3339 timestamp, got {text!r}") from None
+        if moment.tzinfo is None:
+            raise self.error(key, f"expected a timestamp with a UTC offset, got {text!r}")
+        return moment.astimezone(UTC)
+
+    def _child(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key

@@ -1,0 +1,91 @@
+"""Canonical model names: one spelling per model, whatever gateway, snapshot or cloud reported it.
+
+`normalize_model_name` is pure and total (any string in, a lower-case string out). It removes, in order:
+
+1. Everything up to the last `/`: gateway routes (`openrouter/openai/…`, `anthropic/…`, `bedrock/converse/…`,
+   `vertex_ai/…`, `azure/…`), Vertex publisher paths (`projects/p/locations/l/publishers/google/models/…`)
+   and Bedrock ARNs (`arn:aws:bedrock:…:inference-profile/<id>`, `…::foundation-model/<id>`).
+2. Bedrock model ids: the geography prefix of cross-region inference profiles (`us.`, `eu.`, `apac.`,
+   `global.`, …), the vendor prefix (`anthropic.`, `meta.`, …), the revision (`:0`) and a `-v1` that follows
+   a date (`…-20250929-v1:0`); a `-v2` that is part of the name (`titan-embed-text-v2:0`) stays.
+3. Dated snapshots: `-YYYY-MM-DD` (OpenAI, Qwen: `gpt-5.4-mini-2026-03-17`), `-YYYYMMDD` (Anthropic:
+   `claude-haiku-4-5-20251001`, platform.claude.com/docs/en/models/haiku-4-5/overview), `@YYYYMMDD` and
+   `@default` (Claude on Vertex: `claude-sonnet-4-5@20250929`, `claude-sonnet-4-6@default`), and the `[1m]`
+   tag Claude Code puts on 1M-context aliases (the request's input band, not the name, prices long context).
+   Preview tags such as `-preview-09-2025` are kept: previews are priced apart from the GA model.
+4. Version spelling, per model family, following the spelling of the vendor's own API ids:
+   `claude-*` uses dashes (`claude-sonnet-4.6` → `claude-sonnet-4-6`); `gpt-*`, `gemini-*` and `qwen*` use dots
+   (`gpt-5-4-mini` → `gpt-5.4-mini`, `gemini-2-5-pro` → `gemini-2.5-pro`, `qwen3-8-max` → `qwen3.8-max`).
+   Only a single digit on each side of the separator is rewritten, so `gpt-4-0613` and `qwen3-32b` survive.
+
+`-latest` aliases are not resolved: they re-point over time, so they are priced as names of their own.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Gateway or route prefix (first path segment) → the provider that bills the call.
+_PREFIX_PROVIDERS: dict[str, str] = {
+    "anthropic": "anthropic",
+    "openai": "openai",
+    "azure": "azure",
+    "azure_ai": "azure",
+    "bedrock": "bedrock",
+    "vertex_ai": "google",
+    "gemini": "google",
+    "google": "google",
+    "deepseek": "deepseek",
+    "mistral": "mistral",
+    "mistralai": "mistral",
+    "dashscope": "qwen",
+    "qwen": "qwen",
+    "alibaba": "qwen",
+    "vllm": "vllm",
+    "models": "google",  # Gemini API resource names: `models/gemini-2.5-pro`
+}
+_GATEWAYS = frozenset({"openrouter"})
+
+_BEDROCK_GEO = re.compile(r"^(?:us|eu|apac|global|jp|au|ca|us-gov)\.")
+_BEDROCK_VENDOR = re.compile(r"^(?:anthropic|meta|amazon|mistral|deepseek|openai|qwen|cohere|ai21)\.")
+_BEDROCK_REVISION = re.compile(r":\d+$")
+_BEDROCK_VERSION = re.compile(r"(?<=-20\d{6})-v\d+$")
+_SNAPSHOT = re.compile(r"(?:-\d{4}-\d{2}-\d{2}|-20\d{6}|@20\d{6}|@default)$")
+_CONTEXT_TAG = re.compile(r"\[1m\]$")
+_DOTTED_FAMILY = re.compile(r"^(?:gpt-|gemini-|qwen)")
+_DASH_BETWEEN_DIGITS = re.compile(r"(?<=\d)-(?=\d(?:-|$))")
+_DOT_BETWEEN_DIGITS = re.compile(r"(?<=\d)\.(?=\d)")
+
+
+def normalize_model_name(provider: str, raw: str) -> str:
+    """The canonical spelling of `raw`. For provider `bedrock` the `-v1:0` suffix is dropped even when the id
+    carries no vendor prefix; otherwise the name alone decides."""
+    name = raw.strip().lower().rsplit("/", 1)[-1]
+    unprefixed = _BEDROCK_VENDOR.sub("", _BEDROCK_GEO.sub("", name))
+    if unprefixed != name or provider.strip().lower() == "bedrock":
+        name = _BEDROCK_VERSION.sub("", _BEDROCK_REVISION.sub("", unprefixed))
+    name = _SNAPSHOT.sub("", _CONTEXT_TAG.sub("", name))
+    if name.startswith("claude"):
+        return _DOT_BETWEEN_DIGITS.sub("-", name)
+    if _DOTTED_FAMILY.match(name):
+        return _DASH_BETWEEN_DIGITS.sub(".", name)
+    return name
+
+
+def provider_of_model(raw: str) -> str | None:
+    """The billing provider named by a gateway prefix, Bedrock ARN/profile or Vertex path; None if unprefixed."""
+    name = raw.strip().lower()
+    if name.startswith("arn:aws:bedrock:"):
+        return "bedrock"
+    segments = name.split("/")
+    if len(segments) > 1:
+        if "publishers" in segments:
+            publisher = segments[segments.index("publishers") + 1 : segments.index("publishers") + 2]
+            return _PREFIX_PROVIDERS.get(publisher[0], publisher[0]) if publisher and publisher[0] else None
+        first = segments[0]
+        if first in _GATEWAYS:
+            return _PREFIX_PROVIDERS.get(segments[1], segments[1]) if len(segments) > 2 else first
+        return _PREFIX_PROVIDERS.get(first)
+    if _BEDROCK_VENDOR.match(_BEDROCK_GEO.sub("", name)):
+        return "bedrock"
+    return None

@@ -1,0 +1,179 @@
+"""Storing billing statements: raw documents archived with their SHA-256, lines normalized, and a re-import of
+a source's period replacing its lines in the same transaction (so totals never depend on how often a period
+was imported). Services take a session and a `now`, and never commit."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, cast, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from importers.base import RawDocument, StatementLine, unrecognised
+from ledger.model_names import normalize_model_name
+from ledger.periods import Period
+from ledger.tables import StatementDocument, StatementImport
+from ledger.tables import StatementLine as StatementLineRow
+
+
+@dataclass
+class SummaryRow:
+    """Tokens and money of one provider × model, by usage type."""
+
+    provider: str
+    model: str
+    quantities: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    amounts: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    source: str
+    period: Period
+    documents: int
+    lines: int
+    replaced: int
+    rows: list[SummaryRow]
+    unrecognised: dict[str, int]
+
+
+def covering_period(lines: Sequence[StatementLine]) -> Period:
+    """The calendar months a file's lines cover, for imports that name no period."""
+    if not lines:
+        raise ValueError("the documents hold no statement line, so they cover no period; pass --period")
+    first = Period.containing(min(line.period_start for line in lines))
+    last = Period.containing(max(line.period_start for line in lines))
+    return Period(first.start, last.end)
+
+
+def store_statements(
+    session: Session,
+    *,
+    tenant_id: int,
+    source: str,
+    period: Period,
+    documents: Sequence[RawDocument],
+    lines: Sequence[StatementLine],
+    now: datetime,
+) -> ImportSummary:
+    """Archive `documents` and make `lines` the source's lines for `period`, replacing earlier imports."""
+    outside = [line for line in lines if line.period_start not in period]
+    if outside:
+        line = outside[0]
+        raise ValueError(
+            f"{line.document}: {line.location}: line for {line.period_start.date()} is outside the period "
+            f"{period.label}"
+        )
+    replaced = session.execute(
+        delete(StatementLineRow).where(
+            StatementLineRow.tenant_id == tenant_id,
+            StatementLineRow.source == source,
+            StatementLineRow.period_start >= period.start,
+            StatementLineRow.period_start < period.end,
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    document_ids = {document.name: _archive(session, tenant_id, source, period, document, now) for document in documents}
+    if lines:
+        session.execute(
+            insert(StatementLineRow),
+            [_line_row(tenant_id, period, line, document_ids.get(line.document, 0)) for line in lines],
+        )
+    session.add(
+        StatementImport(
+            tenant_id=tenant_id, source=source, period_start=period.start, period_end=period.end, imported_at=now,
+            documents=len(documents), lines=len(lines), unknown_lines=sum(1 for line in lines if line.usage_type == "other"),
+        )
+    )
+    session.flush()
+    return ImportSummary(source, period, len(documents), len(lines), replaced, summarize(lines), dict(unrecognised(lines)))
+
+
+def summarize(lines: Iterable[StatementLine]) -> list[SummaryRow]:
+    rows: dict[tuple[str, str], SummaryRow] = {}
+    for line in lines:
+        model = normalize_model_name(line.provider, line.model) if line.model else "(all models)"
+        row = rows.setdefault((line.provider, model), SummaryRow(line.provider, model))
+        if line.quantity is not None:
+            row.quantities[line.usage_type] += line.quantity
+        if line.amount is not None:
+            row.amounts[line.usage_type] += line.amount
+    return [rows[key] for key in sorted(rows)]
+
+
+def statement_totals(session: Session, tenant_id: int, period: Period) -> list[dict[str, Any]]:
+    """Totals by provider × account × model × usage type for lines starting in `period`."""
+    line = StatementLineRow
+    query = (
+        select(
+            line.provider, line.account, line.model, line.usage_type, line.currency,
+            func.sum(line.quantity).label("quantity"), func.sum(line.amount).label("amount"),
+            cast(func.count(), BigInteger).label("lines"),
+        )
+        .where(line.tenant_id == tenant_id, line.period_start >= period.start, line.period_start < period.end)
+        .group_by(line.provider, line.account, line.model, line.usage_type, line.currency)
+        .order_by(line.provider, line.account, line.model, line.usage_type)
+    )
+    return [
+        {
+            "provider": row.provider,
+            "account": row.account,
+            "model": row.model,
+            "usage_type": row.usage_type,
+            "quantity": None if row.quantity is None else str(row.quantity.normalize()),
+            "amount": None if row.amount is None else str(row.amount),
+            "currency": row.currency,
+            "lines": row.lines,
+        }
+        for row in session.execute(query)
+    ]
+
+
+def _archive(session: Session, tenant_id: int, source: str, period: Period, document: RawDocument, now: datetime) -> int:
+    statement = (
+        pg_insert(StatementDocument)
+        .values(
+            tenant_id=tenant_id, source=source, name=document.name, sha256=document.sha256,
+            media_type=document.media_type, content=document.content, period_start=period.start,
+            period_end=period.end, imported_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=["tenant_id", "source", "period_start", "sha256"],
+            set_={"imported_at": now, "name": document.name},
+        )
+        .returning(StatementDocument.id)
+    )
+    return int(session.execute(statement).scalar_one())
+
+
+def _line_row(tenant_id: int, period: Period, line: StatementLine, document_id: int) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "source": line.source,
+        "document_id": document_id,
+        "provider": line.provider,
+        "account": line.account,
+        "api_key_id": line.api_key_id,
+        "model_raw": line.model,
+        "model": normalize_model_name(line.provider, line.model) if line.model else None,
+        "service_tier": line.service_tier,
+        "period_start": line.period_start,
+        "period_end": line.period_end,
+        "usage_type": line.usage_type,
+        "quantity": line.quantity,
+        "unit": line.unit,
+        "amount": line.amount,
+        "currency": line.currency,
+        "request_id": line.request_id,
+        "final": line.final,
+        "import_period_start": period.start,
+        "location": line.location,
+        "raw": json.loads(json.dumps(line.raw, default=str)),
+    }
+

@@ -1,0 +1,107 @@
+"""Model names: whatever gateway, snapshot or cloud reported a model, it prices as one canonical name."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger.model_names import normalize_model_name, provider_of_model
+
+CANONICAL = [
+    # gateway prefixes
+    ("anthropic", "anthropic/claude-sonnet-4.6", "claude-sonnet-4-6"),
+    ("openai", "openrouter/openai/gpt-5.4", "gpt-5.4"),
+    ("openai", "openai/gpt-5.4-mini", "gpt-5.4-mini"),
+    ("bedrock", "bedrock/converse/us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+    ("google", "vertex_ai/gemini-2.5-pro", "gemini-2.5-pro"),
+    ("openai", "azure/gpt-5.4", "gpt-5.4"),
+    ("deepseek", "deepseek/deepseek-v4-flash", "deepseek-v4-flash"),
+    # dated snapshots
+    ("openai", "gpt-5.4-mini-2026-03-17", "gpt-5.4-mini"),
+    ("openai", "gpt-5-2025-08-07", "gpt-5"),
+    ("anthropic", "claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+    ("anthropic", "claude-haiku-4-5-20251001", "claude-haiku-4-5"),
+    ("google", "claude-sonnet-4-5@20250929", "claude-sonnet-4-5"),
+    ("google", "claude-sonnet-4-6@default", "claude-sonnet-4-6"),
+    ("anthropic", "claude-haiku-5-5[1m]", "claude-haiku-5-5"),
+    ("bedrock", "us.anthropic.claude-opus-5", "claude-opus-5"),
+    ("qwen", "qwen3-max-2026-01-23", "qwen3-max"),
+    # Bedrock model ids, inference profiles and ARNs
+    ("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+    ("bedrock", "global.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5"),
+    ("bedrock", "anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5"),
+    (
+        "bedrock",
+        "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "claude-sonnet-4-5",
+    ),
+    (
+        "bedrock",
+        "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0",
+        "claude-haiku-4-5",
+    ),
+    ("bedrock", "claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5"),
+    # Vertex publisher paths and Gemini API resource names
+    ("google", "publishers/google/models/gemini-2.5-pro", "gemini-2.5-pro"),
+    ("google", "projects/p1/locations/us-central1/publishers/google/models/gemini-2.5-flash", "gemini-2.5-flash"),
+    ("google", "models/gemini-2.5-pro", "gemini-2.5-pro"),
+    # dotted versus dashed versions, per model family
+    ("anthropic", "claude-sonnet-4-6", "claude-sonnet-4-6"),
+    ("anthropic", "Claude-Opus-4.6", "claude-opus-4-6"),
+    ("openai", "gpt-5-4-mini", "gpt-5.4-mini"),
+    ("google", "gemini-2-5-pro", "gemini-2.5-pro"),
+    ("qwen", "qwen3-8-max", "qwen3.8-max"),
+    # names that only look like versions stay as they are
+    ("openai", "gpt-4-0613", "gpt-4-0613"),
+    ("qwen", "qwen3-32b", "qwen3-32b"),
+    ("bedrock", "amazon.titan-embed-text-v2:0", "titan-embed-text-v2"),
+    ("google", "gemini-2.5-flash-preview-09-2025", "gemini-2.5-flash-preview-09-2025"),
+    ("mistral", "mistral-medium-latest", "mistral-medium-latest"),
+    ("openai", "  GPT-5.4  ", "gpt-5.4"),
+]
+
+
+@pytest.mark.parametrize(("provider", "raw", "canonical"), CANONICAL)
+def test_every_spelling_of_a_model_normalizes_to_its_canonical_name(provider: str, raw: str, canonical: str) -> None:
+    assert normalize_model_name(provider, raw) == canonical
+
+
+@pytest.mark.parametrize(("provider", "canonical"), sorted({(p, c) for p, _, c in CANONICAL}))
+def test_a_canonical_name_is_its_own_normal_form(provider: str, canonical: str) -> None:
+    assert normalize_model_name(provider, canonical) == canonical
+
+
+@given(provider=st.text(max_size=12), raw=st.text(max_size=80))
+def test_normalizing_is_total_and_lower_case(provider: str, raw: str) -> None:
+    name = normalize_model_name(provider, raw)
+    assert name == name.lower()
+    assert "/" not in name
+
+
+@pytest.mark.parametrize(
+    ("raw", "provider"),
+    [
+        ("anthropic/claude-sonnet-4.6", "anthropic"),
+        ("openai/gpt-5.4", "openai"),
+        ("openrouter/openai/gpt-5.4", "openai"),
+        ("openrouter/anthropic/claude-sonnet-4.6", "anthropic"),
+        ("openrouter/auto", "openrouter"),
+        ("bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0", "bedrock"),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "bedrock"),
+        ("arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-5-v1:0", "bedrock"),
+        ("vertex_ai/gemini-2.5-pro", "google"),
+        ("publishers/google/models/gemini-2.5-pro", "google"),
+        ("models/gemini-2.5-pro", "google"),
+        ("azure/my-gpt-deployment", "azure"),
+        ("dashscope/qwen3.8-max", "qwen"),
+        ("mistralai/mistral-medium-latest", "mistral"),
+    ],
+)
+def test_gateway_prefixes_name_the_billing_provider(raw: str, provider: str) -> None:
+    assert provider_of_model(raw) == provider
+
+
+@pytest.mark.parametrize("raw", ["gpt-5.4", "claude-sonnet-4-6", "some-team/fine-tune", ""])
+def test_a_name_without_a_known_prefix_has_no_provider(raw: str) -> None:
+    assert provider_of_model(raw) is None

@@ -1,0 +1,160 @@
+"""Importing billing statements as an operator does: from the provider's API or from saved files, with
+re-imports that replace instead of adding up, and bad documents that write nothing."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from ledger.cli import app
+from tests.conftest import TenantKeys
+
+OPENAI = Path(__file__).parent / "importers" / "openai"
+ANTHROPIC = Path(__file__).parent / "importers" / "anthropic"
+
+
+@pytest.fixture
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", database_url)
+    return CliRunner()
+
+
+def totals(engine: Engine, tenant: TenantKeys) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.text(
+            "SELECT usage_type, sum(quantity), sum(amount), count(*) FROM statement_lines l "
+            "JOIN tenants t ON t.id = l.tenant_id WHERE t.name = :n GROUP BY usage_type ORDER BY usage_type"),
+            {"n": tenant.name})]
+
+
+class OpenAIAdminApi(BaseHTTPRequestHandler):
+    """Answers like OpenAI's Admin API: two usage pages, one costs page, a 429 first."""
+
+    seen: list[str] = []
+    rate_limited_once = False
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        query = parse_qs(url.query)
+        OpenAIAdminApi.seen.append(self.path)
+        if self.headers.get("Authorization") != "Bearer sk-admin-test":
+            return self._send(401, {"error": {"message": "Invalid admin key"}})
+        if not OpenAIAdminApi.rate_limited_once:
+            OpenAIAdminApi.rate_limited_once = True
+            return self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
+        if url.path == "/v1/organization/usage/completions":
+            page = "usage_completions_p2.json" if query.get("page") else "usage_completions_p1.json"
+            return self._send(200, json.loads((OPENAI / page).read_text()))
+        if url.path == "/v1/organization/costs":
+            return self._send(200, json.loads((OPENAI / "costs.json").read_text()))
+        return self._send(404, {"error": {"message": "not found"}})
+
+    def _send(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def openai_api() -> Iterator[str]:
+    OpenAIAdminApi.seen, OpenAIAdminApi.rate_limited_once = [], False
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OpenAIAdminApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def test_fetching_a_month_from_the_openai_admin_api(
+    cli: CliRunner, tenant: TenantKeys, engine: Engine, openai_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOKENLEDGER_OPENAI_BASE_URL", openai_api)
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-test")
+    result = cli.invoke(app, ["import", "openai", "--period", "2026-10", "--tenant", tenant.name])
+    assert result.exit_code == 0, result.output
+    assert "openai 2026-10:" in result.output
+    assert "gpt-5.4" in result.output
+    assert any("page=" in path for path in OpenAIAdminApi.seen), "the second usage page was not followed"
+    first = totals(engine, tenant)
+    assert {row[0] for row in first} >= {"uncached_input", "cached_input", "output", "requests"}
+
+    again = cli.invoke(app, ["import", "openai", "--period", "2026-10", "--tenant", tenant.name])
+    assert again.exit_code == 0, again.output
+    assert "replaced" in again.output
+    assert totals(engine, tenant) == first
+
+
+def test_a_refused_admin_key_is_one_clear_line(
+    cli: CliRunner, tenant: TenantKeys, engine: Engine, openai_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOKENLEDGER_OPENAI_BASE_URL", openai_api)
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-not-admin")
+    result = cli.invoke(app, ["import", "openai", "--period", "2026-10", "--tenant", tenant.name])
+    assert result.exit_code == 1
+    assert "an admin key is needed" in result.output
+    assert "sk-not-admin" not in result.output
+    assert totals(engine, tenant) == []
+    monkeypatch.delenv("OPENAI_ADMIN_KEY")
+    missing = cli.invoke(app, ["import", "openai", "--period", "2026-10", "--tenant", tenant.name])
+    assert missing.output.strip() == "error: an admin key is needed: set OPENAI_ADMIN_KEY"
+
+
+def test_importing_saved_files_and_reading_the_totals(
+    cli: CliRunner, tenant: TenantKeys, engine: Engine, client: TestClient
+) -> None:
+    files = [ANTHROPIC / "usage_report_p1.json", ANTHROPIC / "usage_report_p2.json", ANTHROPIC / "cost_report.json"]
+    args = ["import", "anthropic", "--tenant", tenant.name]
+    for path in files:
+        args += ["--file", str(path)]
+    result = cli.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    once = totals(engine, tenant)
+    assert cli.invoke(app, args).exit_code == 0
+    assert totals(engine, tenant) == once
+
+    body = client.get("/v1/statements", params={"period": "2026-10"}, headers=tenant.read).json()
+    assert body["period"] == "2026-10"
+    assert {row["provider"] for row in body["rows"]} == {"anthropic"}
+    by_type = {}
+    for row in body["rows"]:
+        if row["quantity"] is not None:
+            by_type[row["usage_type"]] = by_type.get(row["usage_type"], 0) + float(row["quantity"])
+    assert by_type == {row[0]: float(row[1]) for row in once if row[1] is not None}
+
+
+def test_a_malformed_document_names_the_file_and_writes_nothing(
+    cli: CliRunner, tenant: TenantKeys, engine: Engine, tmp_path: Path
+) -> None:
+    good = json.loads((OPENAI / "usage_completions_p2.json").read_text())
+    bad = json.loads(json.dumps(good))
+    bad["data"][0]["results"][0]["output_tokens"] = "many"
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    (tmp_path / "broken.json").write_text(json.dumps(bad))
+    result = cli.invoke(app, ["import", "openai", "--tenant", tenant.name,
+                              "--file", str(tmp_path / "good.json"), "--file", str(tmp_path / "broken.json")])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: broken.json: data[0].results[0].output_tokens")
+    assert totals(engine, tenant) == []
+
+
+def test_statements_need_a_read_key_and_stay_within_the_tenant(client: TestClient, tenant: TenantKeys) -> None:
+    assert client.get("/v1/statements", params={"period": "2026-10"}).status_code == 401
+    assert client.get("/v1/statements", params={"period": "2026-10"}, headers=tenant.ingest).status_code == 401
+    assert client.get("/v1/statements", params={"period": "2026-10"}, headers=tenant.read).json()["rows"] == []
