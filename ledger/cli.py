@@ -31,6 +31,8 @@ keys_app = typer.Typer(help="TokenLedger API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
+prices_app = typer.Typer(help="Prices: the bundled catalog and your own.", no_args_is_help=True)
+app.add_typer(prices_app, name="prices")
 
 if TYPE_CHECKING:
     from ledger.statements import ImportSummary
@@ -61,6 +63,8 @@ def one_line_errors(command: F) -> F:
 def describe(error: Exception) -> str:
     if isinstance(error, TokenLedgerError):
         return error.message
+    if isinstance(error, ValueError) and type(error).__module__.startswith(("ledger", "importers")):
+        return str(error)
     if isinstance(error, typer.BadParameter):
         return error.message
     if isinstance(error, SQLAlchemyError):
@@ -126,6 +130,93 @@ def keys_revoke(key_id: str) -> None:
     with session_scope(get_settings()) as session:
         auth.revoke_key(session, key_id, now=SystemClock().now())
     console.print(f"key {key_id} revoked")
+
+
+@prices_app.command("set")
+@one_line_errors
+def prices_set(
+    provider: Annotated[str, typer.Option(help="Provider, e.g. openai or vllm.")],
+    model: Annotated[str, typer.Option(help="Model name.")],
+    token_type: Annotated[str, typer.Option(help="input, cached_input, cache_write_5m, cache_write_1h, output, "
+                                                 "request, web_search or gpu_hour.")],
+    price: Annotated[str, typer.Option(help="Price per unit, a decimal number.")],
+    unit: Annotated[str, typer.Option(help="1M tokens, 1K tokens, token, request, 1K requests or hour.")] = "1M tokens",
+    tier: Annotated[str, typer.Option(help="standard, batch, flex or priority.")] = "standard",
+    valid_from: Annotated[str, typer.Option("--from", help="First day (UTC) the price applies.")] = "2020-01-01",
+    valid_to: Annotated[str | None, typer.Option("--to", help="Day (UTC) the price stops applying.")] = None,
+    currency: Annotated[str, typer.Option()] = "USD",
+    context_threshold: Annotated[int, typer.Option(help="0, or the input size above which it applies.")] = 0,
+    window: Annotated[str | None, typer.Option(help="UTC hours it applies, e.g. mon-fri@01-04.")] = None,
+    source: Annotated[str, typer.Option(help="Where the price comes from (contract, invoice…).")] = "tenant price",
+    tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
+) -> None:
+    """Set a tenant's own price (a negotiated discount, a self-hosted rate); it wins over the bundled one."""
+    from ledger.catalog import add_overrides
+    from ledger.pricing import parse_price_csv
+
+    now = SystemClock().now()
+    header = "provider,model,token_type,service_tier,context_threshold,unit_price,unit,currency,valid_from,valid_to,window,source,source_date"
+    values = [provider, model, token_type, tier, str(context_threshold), price, unit, currency, valid_from,
+              valid_to or "", window or "", source, now.date().isoformat()]
+    line = ",".join('"' + value.replace('"', '""') + '"' for value in values)
+    rows = parse_price_csv(f"{header}\n{line}\n", origin="command line")
+    with session_scope(get_settings()) as session:
+        owner = auth.tenant_for_cli(session, tenant)
+        add_overrides(session, owner.id, rows, now=now)
+    console.print(f"price set for {owner.name}: {provider}/{model} {token_type} {tier} = {price} {currency} per {unit}",
+                  highlight=False)
+
+
+@prices_app.command("import")
+@one_line_errors
+def prices_import(
+    path: Annotated[Path, typer.Argument(help="A CSV file in the format of ledger/prices.csv.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
+) -> None:
+    """Import a tenant's prices from a CSV file (all rows or none)."""
+    from ledger.catalog import add_overrides
+    from ledger.pricing import parse_price_csv
+
+    if not path.is_file():
+        raise typer.BadParameter(f"{path}: no such file")
+    rows = parse_price_csv(path.read_text(encoding="utf-8"), origin=path.name)
+    with session_scope(get_settings()) as session:
+        owner = auth.tenant_for_cli(session, tenant)
+        count = add_overrides(session, owner.id, rows, now=SystemClock().now())
+    console.print(f"{count} prices imported for {owner.name} from {path.name}", highlight=False)
+
+
+@prices_app.command("list")
+@one_line_errors
+def prices_list(
+    provider: Annotated[str | None, typer.Option()] = None,
+    model: Annotated[str | None, typer.Option()] = None,
+    at: Annotated[str | None, typer.Option(help="Show prices in effect on this day (default: now).")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant name, to include its own prices.")] = None,
+) -> None:
+    """List the prices in effect: the bundled catalog and the tenant's own (marked)."""
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+
+    from ledger.catalog import bundled_prices, tenant_overrides
+    from ledger.model_names import normalize_model_name
+
+    moment = datetime.fromisoformat(at).replace(tzinfo=UTC) if at else SystemClock().now()
+    overrides = []
+    if tenant:
+        with session_scope(get_settings()) as session:
+            overrides = tenant_overrides(session, auth.tenant_for_cli(session, tenant).id)
+    wanted_model = normalize_model_name(provider or "", model) if model else None
+    table = Table("provider", "model", "type", "tier", "above", "price", "unit", "window", "since", "own")
+    for row in [*overrides, *bundled_prices()]:
+        if not row.in_effect(moment) or (provider and row.provider != provider) or (wanted_model and row.model != wanted_model):
+            continue
+        table.add_row(row.provider, row.model, row.token_type, row.service_tier,
+                      f"{row.context_threshold:,}" if row.context_threshold else "", f"{row.unit_price.normalize():f} {row.currency}",
+                      row.unit, row.window.spec if row.window else "", row.valid_from.date().isoformat(),
+                      "yes" if row.override else "")
+    console.print(table)
 
 
 @app.command("import")
