@@ -44,11 +44,10 @@ class FetchClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = _utc_now,
         progress: ProgressHook | None = None,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+        self._http = httpx.Client(base_url=base_url, timeout=timeout)
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._max_wait = max_wait

@@ -11,7 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from importers.base import StatementError
-from importers.csv_export import CsvImporter, CsvMapping, MappingError, load_mapping, mapping_from_toml, shipped_mappings
+from importers.csv_export import (
+    CsvImporter,
+    CsvMapping,
+    MappingError,
+    load_mapping,
+    mapping_from_toml,
+    shipped_mappings,
+)
 from tests.importers.golden import ROOT, csv_document
 
 LONG = "Date,Project,API key,Model,Usage type,Quantity,Cost,Currency\n"
@@ -101,17 +108,17 @@ def test_a_wide_export_keeps_every_amount(rows: list[tuple[Decimal, Decimal]]) -
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("rows", "message"),
     [
-        ("Date,Model,Type,Tokens,Cost\n01.10.2026,m,in,1,1\n", "x.csv: line 2: Date: expected a date in the format '%Y-%m-%d', got '01.10.2026'"),
-        ("Date,Model,Type,Tokens,Cost\n2026-10-01,m,in,1.2.3,1\n", "x.csv: line 2: Tokens: expected a decimal number, got '1.2.3'"),
-        ("Date,Model,Type,Tokens,Cost\n\n2026-10-01,m,in,1,x\n", "x.csv: line 3: Cost: expected a decimal number, got 'x'"),
-        ("Date,Date,Type\n", "x.csv: line 1: repeated columns: Date"),
+        ("01.10.2026,m,in,1,1", "x.csv: line 2: Date: expected a date in the format '%Y-%m-%d', got '01.10.2026'"),
+        ("2026-10-01,m,in,1.2.3,1", "x.csv: line 2: Tokens: expected a decimal number, got '1.2.3'"),
+        ("\n2026-10-01,m,in,1,x", "x.csv: line 3: Cost: expected a decimal number, got 'x'"),
+        ("2026-10-01,m,in,1", "x.csv: line 2: has 4 cells, the header has 5"),
     ],
 )
-def test_a_bad_cell_is_reported_with_its_file_line_and_column(text: str, message: str) -> None:
+def test_a_bad_cell_is_reported_with_its_file_line_and_column(rows: str, message: str) -> None:
     with pytest.raises(StatementError) as raised:
-        CsvImporter(mapping()).parse(csv_document("x.csv", text))
+        CsvImporter(mapping()).parse(csv_document("x.csv", f"Date,Model,Type,Tokens,Cost\n{rows}\n"))
 
     assert str(raised.value) == message
 
@@ -122,9 +129,12 @@ def test_a_bad_cell_is_reported_with_its_file_line_and_column(text: str, message
         ({"provider": None}, "test.toml: provider: is missing"),
         ({"colour": "blue"}, "test.toml: colour: unknown key"),
         ({"usage_types": {"in": "input"}}, "test.toml: usage_types.'in': 'input' is not one of"),
-        ({"columns": {"date": "Date", "usage_type": "Type", "quantity": "Tokens", "region": "R"}}, "test.toml: columns.region: unknown role"),
+        (
+            {"columns": {"date": "D", "usage_type": "T", "amount": "A", "region": "R"}},
+            "test.toml: columns.region: unknown",
+        ),
         ({"columns": {"usage_type": "Type", "quantity": "Tokens"}}, "test.toml: columns: name either `date`"),
-        ({"usage_type_columns": {"output": {"quantity": "Out"}}}, "test.toml: columns.usage_type: name a usage type column or"),
+        ({"usage_type_columns": {"output": {"quantity": "Out"}}}, "test.toml: columns.usage_type: name a usage type"),
         ({"currency": None}, "test.toml: currency: amounts need a `currency`"),
         ({"timezone": "Mars/Olympus"}, "test.toml: timezone: unknown time zone 'Mars/Olympus'"),
         ({"quantity_scale": 0.001}, "test.toml: quantity_scale: expected a positive integer or decimal string"),
@@ -133,7 +143,7 @@ def test_a_bad_cell_is_reported_with_its_file_line_and_column(text: str, message
 )
 def test_a_bad_mapping_is_reported_with_its_file_and_key(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(MappingError) as raised:
-        mapping(**{key: value for key, value in changes.items()})
+        mapping(**changes)
 
     assert str(raised.value).startswith(message)
 
@@ -141,3 +151,8 @@ def test_a_bad_mapping_is_reported_with_its_file_and_key(changes: dict[str, Any]
 def test_an_unknown_mapping_name_lists_the_shipped_ones() -> None:
     with pytest.raises(MappingError, match="shipped mappings: generic_long_example, generic_wide_example"):
         load_mapping("deepseek")
+
+
+def test_the_header_of_a_csv_file_must_not_repeat_a_column() -> None:
+    with pytest.raises(StatementError, match=r"^x\.csv: line 1: repeated columns: Date$"):
+        CsvImporter(mapping()).parse(csv_document("x.csv", "Date,Date,Type\n"))

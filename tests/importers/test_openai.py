@@ -131,7 +131,7 @@ def test_cost_quantities_are_counted_in_tokens_when_they_count_tokens(
     quantity: float, unit: str | None, expected: tuple[Decimal, str]
 ) -> None:
     line_item = "Vector storage" if unit == "gibibyte_hours" else "gpt-5.4, output"
-    row = {"amount": {"value": 1, "currency": "usd"}, "line_item": line_item}
+    row: dict[str, Any] = {"amount": {"value": 1, "currency": "usd"}, "line_item": line_item}
     row |= {"quantity": quantity, "quantity_unit": unit}
 
     [line] = parse(cost_page(row))
