@@ -35,6 +35,9 @@ prices_app = typer.Typer(help="Prices: the bundled catalog and your own.", no_ar
 app.add_typer(prices_app, name="prices")
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from ledger.reconcile.model import ReconcileResult
     from ledger.statements import ImportSummary
 
 console = Console()
@@ -219,6 +222,54 @@ def prices_list(
     console.print(table)
 
 
+@app.command()
+@one_line_errors
+def reconcile(
+    period: Annotated[str, typer.Option(help="Month to reconcile, e.g. 2026-10.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
+) -> None:
+    """Compare logged usage with the statements for a month; print the drift and the findings."""
+    from ledger.periods import Period
+    from ledger.reconciliation import run_reconciliation
+
+    settings = get_settings()
+    window = Period.month(period)
+    engine = create_db_engine(database_url(settings), pool_size=2)
+    try:
+        sessions = session_factory(engine)
+        with sessions() as session:
+            owner = auth.tenant_for_cli(session, tenant)
+        outcome = run_reconciliation(sessions, tenant_id=owner.id, period=window, settings=settings,
+                                     now=SystemClock().now(), trigger="cli")
+    finally:
+        engine.dispose()
+    if outcome.result is None:
+        raise RuntimeError(f"reconciliation run {outcome.run_id} failed: {outcome.error}")
+    print_reconciliation(owner.name, window.label, outcome.result)
+
+
+def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> None:
+    from rich.table import Table
+
+    drift = Table("provider", "account", "model", "logged tokens", "billed tokens", "expected", "billed", "difference",
+                  "%", title=f"Drift {period} ({tenant})")
+    for row in sorted(result.drift, key=lambda r: (r.provider, r.account or "", r.model or "")):
+        drift.add_row(row.provider, row.account or "(all)", row.model or "(all)", f"{row.logged_total_tokens:,}",
+                      "" if row.billed_total_tokens is None else f"{row.billed_total_tokens:,}", _usd(row.expected_cost),
+                      _usd(row.billed_cost), _usd(row.difference), "" if row.percent is None else f"{row.percent:.2f}")
+    console.print(drift)
+    findings = Table("severity", "kind", "scope", "impact", "summary", title=f"Findings {period}")
+    order = {"critical": 0, "warning": 1, "info": 2}
+    for finding in sorted(result.findings, key=lambda f: (order.get(f.severity, 3), -f.impact_usd)):
+        scope = " ".join(part for part in (finding.provider, finding.account, finding.api_key_id, finding.model) if part)
+        findings.add_row(finding.severity, finding.kind, scope, _usd(finding.impact_usd), finding.summary)
+    console.print(findings if result.findings else "no findings: the statements match the logged usage")
+
+
+def _usd(value: Decimal | None) -> str:
+    return "" if value is None else f"${value:,.2f}"
+
+
 @app.command("import")
 @one_line_errors
 def import_statements(
@@ -276,6 +327,56 @@ def print_import_summary(summary: ImportSummary) -> None:
     console.print(table)
     for label, count in sorted(summary.unrecognised.items()):
         console.print(f"[yellow]kept as 'other'[/yellow]: {label} ({count} lines)", highlight=False)
+
+
+@app.command()
+@one_line_errors
+def demo(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default TOKENLEDGER_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default TOKENLEDGER_PORT).")] = None,
+    keep_serving: Annotated[bool, typer.Option("--serve/--no-serve", help="Keep serving after the demo.")] = True,
+) -> None:
+    """Populate a demo tenant with a month of usage and statements, reconcile it, and serve it."""
+    from ledger.demo import describe_plants
+    from ledger.demo_setup import BackgroundServer, ensure_demo_tenant, populate
+
+    settings = get_settings()
+    configure_logging(settings.model_copy(update={"log_level": "warning"}))
+    url = database_url(settings)
+    upgrade(url)
+    settings = settings.model_copy(update={"database_url": url})
+    engine = create_db_engine(url, pool_size=settings.pool_size)
+    server = BackgroundServer(settings, engine, host or settings.host, port or settings.port)
+    server.start()
+    try:
+        keys = ensure_demo_tenant(engine)
+        result = populate(settings, engine, server.base_url, keys, settings.data_dir / "demo",
+                          lambda line: console.print(line, highlight=False))
+        if result.outcome.result is None:
+            raise RuntimeError(f"the demo reconciliation failed: {result.outcome.error}")
+        print_reconciliation(result.tenant, result.period, result.outcome.result)
+        console.print("\nPlanted in the statements (everything else is a clean control group):", style="bold")
+        describe_plants(lambda line: console.print(line, highlight=False))
+        base = server.base_url
+        console.print(f"""
+Where to look:
+  web report   {base}/report          (sign in with the read key below)
+  API docs     {base}/docs
+  findings     curl -s -H "Authorization: Bearer {result.read_key}" "{base}/v1/findings?period={result.period}"
+  drift        curl -s -H "Authorization: Bearer {result.read_key}" "{base}/v1/reconciliation?period={result.period}"
+  re-run       tokenledger reconcile --period {result.period} --tenant {result.tenant}
+
+Keys of tenant '{result.tenant}' (shown once):
+  read   {result.read_key}
+  admin  {result.admin_key}
+  ingest {result.ingest_key}""", highlight=False)
+        if keep_serving:
+            console.print(f"\nServing on {base} — Ctrl-C to stop.", highlight=False)
+            while server.thread.is_alive():
+                server.thread.join(timeout=1)
+    finally:
+        server.stop()
+        engine.dispose()
 
 
 @app.command()

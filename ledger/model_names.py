@@ -18,6 +18,11 @@
    (`gpt-5-4-mini` → `gpt-5.4-mini`, `gemini-2-5-pro` → `gemini-2.5-pro`, `qwen3-8-max` → `qwen3.8-max`).
    Only a single digit on each side of the separator is rewritten, so `gpt-4-0613` and `qwen3-32b` survive.
 
+5. Billing meter labels (a name with spaces, as cloud exports write SKUs: `Gemini 2.5 Flash Text Input`,
+   `gpt-4.1 Input global Tokens`, `Claude Sonnet 4.5 input tokens in US East`): the words that describe the
+   charge rather than the model (input, output, cached, text, tokens, deployment scope, region) are dropped
+   and the rest joined with dashes (`gemini-2.5-flash`), so every meter of one model names the same model.
+
 `-latest` aliases are not resolved: they re-point over time, so they are priced as names of their own.
 """
 
@@ -55,12 +60,19 @@ _CONTEXT_TAG = re.compile(r"\[1m\]$")
 _DOTTED_FAMILY = re.compile(r"^(?:gpt-|gemini-|qwen)")
 _DASH_BETWEEN_DIGITS = re.compile(r"(?<=\d)-(?=\d(?:-|$))")
 _DOT_BETWEEN_DIGITS = re.compile(r"(?<=\d)\.(?=\d)")
+_METER_WORDS = frozenset({
+    "input", "output", "cached", "cache", "text", "tokens", "token", "predictions", "prediction", "global",
+    "regional", "datazone", "data", "batch", "usage", "in", "for", "read", "write", "audio", "image", "long",
+    "context", "thinking", "reasoning",
+})
 
 
 def normalize_model_name(provider: str, raw: str) -> str:
     """The canonical spelling of `raw`. For provider `bedrock` the `-v1:0` suffix is dropped even when the id
     carries no vendor prefix; otherwise the name alone decides."""
     name = raw.strip().lower().rsplit("/", 1)[-1]
+    if " " in name:
+        name = _meter_model(name)
     unprefixed = _BEDROCK_VENDOR.sub("", _BEDROCK_GEO.sub("", name))
     if unprefixed != name or provider.strip().lower() == "bedrock":
         name = _BEDROCK_VERSION.sub("", _BEDROCK_REVISION.sub("", unprefixed))
@@ -70,6 +82,17 @@ def normalize_model_name(provider: str, raw: str) -> str:
     if _DOTTED_FAMILY.match(name):
         return _DASH_BETWEEN_DIGITS.sub(".", name)
     return name
+
+
+def _meter_model(label: str) -> str:
+    """The model part of a billing meter label: the words before the first word that describes the charge."""
+    words = label.replace(" - ", " ").split()
+    kept = []
+    for word in words:
+        if word in _METER_WORDS:
+            break
+        kept.append(word)
+    return "-".join(kept) if kept else "-".join(words)
 
 
 def provider_of_model(raw: str) -> str | None:

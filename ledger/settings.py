@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     openrouter_base_url: str = "https://openrouter.ai/api/v1"
 
     # Reconciler
-    tolerance_relative: Decimal = Decimal("0.01")
+    tolerance_relative: Decimal = Decimal("0.005")
     tolerance_tokens: int = 1_000
     tolerance_usd: Decimal = Decimal("0.50")
 

@@ -105,3 +105,12 @@ def test_gateway_prefixes_name_the_billing_provider(raw: str, provider: str) -> 
 @pytest.mark.parametrize("raw", ["gpt-5.4", "claude-sonnet-4-6", "some-team/fine-tune", ""])
 def test_a_name_without_a_known_prefix_has_no_provider(raw: str) -> None:
     assert provider_of_model(raw) is None
+
+
+def test_billing_meter_labels_name_the_model_they_charge_for() -> None:
+    assert normalize_model_name("google", "Gemini 2.5 Flash Text Input") == "gemini-2.5-flash"
+    assert normalize_model_name("google", "Gemini 2.5 Pro Cached Text Input") == "gemini-2.5-pro"
+    assert normalize_model_name("azure", "gpt-4.1 Input global Tokens") == "gpt-4.1"
+    assert normalize_model_name("bedrock", "Claude Sonnet 4.5 input tokens in US East (N. Virginia)") == (
+        "claude-sonnet-4-5"
+    )

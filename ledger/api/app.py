@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.api import events, statements
+from ledger.api import events, integrations, reconciliation, statements
 from ledger.api.context import AppContext
 from ledger.api.dependencies import ContextDep
 from ledger.auth import PrincipalCache
@@ -67,6 +67,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
     _install_error_handlers(app)
     app.include_router(events.router)
     app.include_router(statements.router)
+    app.include_router(reconciliation.router)
+    app.include_router(integrations.router)
     _install_health(app)
     return app
 

@@ -1,0 +1,81 @@
+"""What every detector reads: the inputs, the comparisons, and the shared analyses (computed once)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cached_property
+
+from ledger.periods import Period
+from ledger.reconcile.excess import InputExcessFit, RequestExcess, fit_input_excess, request_excess
+from ledger.reconcile.model import Comparison, LoggedDay, LoggedTotals, ReconcileSettings, Scope
+from ledger.reconcile.relabeling import Relabel, relabeled_usage
+
+
+@dataclass(frozen=True)
+class DetectionContext:
+    period: Period
+    settings: ReconcileSettings
+    logged: tuple[LoggedDay, ...]
+    history: tuple[LoggedDay, ...]
+    comparisons: tuple[Comparison, ...]
+    """One per statement scope × day."""
+    buckets: tuple[Comparison, ...]
+    """The comparisons with midnight shifts merged: what detectors compare."""
+
+    @property
+    def window(self) -> tuple[datetime, datetime]:
+        """The reconciled period as (start, end): the period of every period-level finding."""
+        return self.period.start, self.period.end
+
+    def logged_by(self, key: Callable[[LoggedDay], Scope]) -> dict[Scope, list[LoggedDay]]:
+        """The period's logged rows grouped by a scope of the caller's choice."""
+        grouped: dict[Scope, list[LoggedDay]] = defaultdict(list)
+        for row in self.logged:
+            grouped[key(row)].append(row)
+        return grouped
+
+    @cached_property
+    def series(self) -> Mapping[Scope, tuple[Comparison, ...]]:
+        """Buckets per scope, in day order."""
+        grouped: dict[Scope, list[Comparison]] = defaultdict(list)
+        for bucket in self.buckets:
+            grouped[bucket.scope].append(bucket)
+        return {scope: tuple(sorted(items, key=lambda b: b.first_day)) for scope, items in grouped.items()}
+
+    @cached_property
+    def input_excess(self) -> Mapping[Scope, InputExcessFit]:
+        fits = {scope: fit_input_excess(series, self.settings) for scope, series in self.series.items()}
+        return {scope: fit for scope, fit in fits.items() if fit is not None}
+
+    @cached_property
+    def request_excess(self) -> Mapping[Scope, RequestExcess]:
+        found = {scope: request_excess(series, self.settings) for scope, series in self.series.items()}
+        return {scope: excess for scope, excess in found.items() if excess is not None}
+
+    @cached_property
+    def relabels(self) -> tuple[Relabel, ...]:
+        return relabeled_usage(self.buckets, self.settings)
+
+    @cached_property
+    def relabeled(self) -> frozenset[tuple[Scope, date]]:
+        """(scope, first day) of every bucket that is part of a relabel pair."""
+        return frozenset(
+            (bucket.scope, bucket.first_day) for pair in self.relabels for bucket in (pair.logged, pair.billed)
+        )
+
+    @cached_property
+    def _model_totals(self) -> Mapping[tuple[str, str], LoggedTotals]:
+        totals: dict[tuple[str, str], LoggedTotals] = {}
+        for row in self.logged:
+            key = (row.provider, row.model)
+            totals[key] = totals.get(key, LoggedTotals()) + LoggedTotals.of(row)
+        return totals
+
+    def logged_unit_price(self, provider: str, model: str | None, category: str) -> Decimal | None:
+        """The expected unit price of a model's category from this period's logged usage (any scope)."""
+        totals = self._model_totals.get((provider, model or ""))
+        return None if totals is None else totals.unit_price(category)

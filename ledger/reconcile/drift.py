@@ -1,0 +1,100 @@
+"""Drift rows: logged vs billed per provider × account × model over the period, at each statement grain
+(a statement that does not break down by account or model gives rows with that dimension None). Usage no
+statement covers gets rows with `grain == ()` and no billed figures. Totals: `logged_total_tokens` counts
+every category, `billed_total_tokens` the categories the statement states."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from types import MappingProxyType
+
+from ledger.periods import Period
+from ledger.reconcile.model import CATEGORIES, Comparison, DriftRow, LoggedDay, LoggedTotals
+
+_PERCENT = Decimal("0.01")
+
+
+def drift_rows(comparisons: Sequence[Comparison], logged: Sequence[LoggedDay], period: Period) -> list[DriftRow]:
+    groups: dict[tuple[str, tuple[str, ...], str | None, str | None], list[Comparison]] = defaultdict(list)
+    domains: set[tuple[str, str | None]] = set()
+    for comparison in comparisons:
+        scope = comparison.scope
+        groups[(scope.provider, scope.grain, scope.account, scope.model)].append(comparison)
+        domains.add((scope.provider, scope.account))
+    rows = [_compared(key, items, period) for key, items in groups.items()]
+    uncovered: dict[tuple[str, str, str], LoggedTotals] = {}
+    for row in logged:
+        if (row.provider, None) not in domains and (row.provider, row.account) not in domains:
+            key = (row.provider, row.account, row.model)
+            uncovered[key] = uncovered.get(key, LoggedTotals()) + LoggedTotals.of(row)
+    rows.extend(
+        _row(provider, (), account, model, period, totals, billed=None, days=None, final=False)
+        for (provider, account, model), totals in uncovered.items()
+    )
+    return sorted(rows, key=lambda r: (r.provider, r.grain, r.account or "", r.model or ""))
+
+
+def _compared(
+    key: tuple[str, tuple[str, ...], str | None, str | None], items: list[Comparison], period: Period
+) -> DriftRow:
+    provider, grain, account, model = key
+    totals = sum((c.logged for c in items), LoggedTotals())
+    quantities = {
+        category: sum(c.billed_quantities.get(category, 0) for c in items)
+        for category in CATEGORIES
+        if any(category in c.billed_quantities for c in items)
+    }
+    amounts = [c.billed_total for c in items if c.billed_total is not None]
+    cost = sum(amounts, Decimal(0)) if amounts else None
+    days = (min(c.first_day for c in items), max(c.last_day for c in items))
+    return _row(
+        provider,
+        grain,
+        account,
+        model,
+        period,
+        totals,
+        billed=(quantities, cost),
+        days=days,
+        final=all(c.final for c in items),
+    )
+
+
+def _row(
+    provider: str,
+    grain: tuple[str, ...],
+    account: str | None,
+    model: str | None,
+    period: Period,
+    totals: LoggedTotals,
+    *,
+    billed: tuple[dict[str, int], Decimal | None] | None,
+    days: tuple[date, date] | None,
+    final: bool,
+) -> DriftRow:
+    quantities, cost = billed if billed is not None else ({}, None)
+    expected = totals.expected_cost
+    difference = cost - expected if cost is not None and expected is not None else None
+    percent = (difference / expected * 100).quantize(_PERCENT) if difference is not None and expected else None
+    return DriftRow(
+        provider=provider,
+        account=account,
+        model=model,
+        grain=grain,
+        period_start=period.start,
+        period_end=period.end,
+        first_day=days[0] if days else None,
+        last_day=days[1] if days else None,
+        logged_tokens=MappingProxyType({c: totals.tokens.get(c) for c in CATEGORIES}),
+        logged_total_tokens=totals.tokens.total(),
+        billed_tokens=MappingProxyType(quantities),
+        billed_total_tokens=sum(quantities.values()) if quantities else None,
+        expected_cost=expected,
+        billed_cost=cost,
+        difference=difference,
+        percent=percent,
+        final=final,
+    )

@@ -1,0 +1,247 @@
+"""What billed quantities exceed logged ones by, and what explains the excess.
+
+Input excess: over a scope's day buckets, the billed − logged prompt input (uncached + cached reads) is
+fitted, through the origin and with non-negative coefficients, against the logged successful requests (a
+constant padding per request) and the logged system-prompt tokens (a system prompt counted twice has a
+coefficient near 1). A component *fires* only when the fit has enough days and requests, the coefficient is
+significant (t ≥ `fit_min_t`), the fit explains the excess (uncentred R² ≥ `fit_min_r_squared`) and the
+cost of the tokens it explains reaches `money_abs_tolerance` (unpriced: the tokens exceed
+`token_abs_tolerance`). Materiality is absolute on purpose: the fit sees a steady excess far below the
+relative token tolerance, while zero-mean noise is never significant. When the two regressors
+are (almost) proportional they cannot be told apart: the excess is then attributed to the system prompt
+when its ratio is near 1, else to padding.
+
+Request excess: billed requests above logged successful ones, and whether they match the logged
+429/5xx failures (charged errors)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import numpy.typing as npt
+
+from ledger.reconcile.findings import EvidenceValue, estimate, per_million, series_entry
+from ledger.reconcile.model import PROMPT_CATEGORIES, Comparison, LoggedTotals, ReconcileSettings
+
+COLLINEAR_COSINE = 0.995
+"""Above this cosine between the two regressors the fit cannot separate padding from system prompts."""
+
+Vector = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class ExcessComponent:
+    """One explanation of the input excess."""
+
+    coefficient: float
+    """Tokens per request (padding) or billed tokens per logged system-prompt token (double count)."""
+    t_stat: float
+    tokens: int
+    """Excess tokens this component explains over the fitted buckets."""
+    fires: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InputExcessFit:
+    buckets: tuple[Comparison, ...]
+    categories: tuple[str, ...]
+    logged_tokens: int
+    billed_tokens: int
+    requests: int
+    system_prompt_tokens: int
+    padding: ExcessComponent
+    system_prompt: ExcessComponent
+    r_squared: float
+    residual_rms: float
+    collinear: bool
+    unit_price: Decimal | None
+    """Expected USD per uncached input token (what an excess input token is billed at)."""
+
+    @property
+    def excess(self) -> int:
+        return self.billed_tokens - self.logged_tokens
+
+    @property
+    def explained(self) -> int:
+        return sum(c.tokens for c in (self.padding, self.system_prompt) if c.fires)
+
+    @property
+    def days(self) -> int:
+        return sum(bucket.days for bucket in self.buckets)
+
+
+def regular(buckets: tuple[Comparison, ...]) -> list[Comparison]:
+    """Buckets with usage on both sides (one-sided ones belong to unlogged / unbilled usage)."""
+    return [b for b in buckets if not b.unlogged and not b.unbilled]
+
+
+def fit_input_excess(series: tuple[Comparison, ...], settings: ReconcileSettings) -> InputExcessFit | None:
+    """Fit one scope's input excess; None when the statement states no prompt input for it."""
+    buckets = tuple(b for b in regular(series) if b.stated(PROMPT_CATEGORIES))
+    if not buckets:
+        return None
+    categories = buckets[0].stated(PROMPT_CATEGORIES)
+    y = np.array([b.billed_quantity(categories) - b.logged_quantity(categories) for b in buckets], float)
+    requests = np.array([b.logged.successful_requests for b in buckets], float)
+    prompts = np.array([b.logged.system_prompt_tokens for b in buckets], float)
+    logged = sum(b.logged_quantity(categories) for b in buckets)
+    totals = sum((b.logged for b in buckets), LoggedTotals())
+    unit_price = totals.unit_price("uncached_input")
+    coef, t_stats, rss, collinear = _fit(y, requests, prompts, settings)
+    total_y2 = float(y @ y)
+    r_squared = 1.0 - rss / total_y2 if total_y2 > 0 else 0.0
+    enough = len(buckets) >= settings.min_days and totals.successful_requests >= settings.min_requests
+
+    def component(index: int, regressor: Vector, *, ratio_ok: bool) -> ExcessComponent:
+        tokens = round(coef[index] * float(regressor.sum()))
+        cost = None if unit_price is None else tokens * unit_price
+        fires = (
+            enough
+            and ratio_ok
+            and coef[index] > 0
+            and t_stats[index] >= float(settings.fit_min_t)
+            and r_squared >= float(settings.fit_min_r_squared)
+            and (cost >= settings.money_abs_tolerance if cost is not None else tokens > settings.token_abs_tolerance)
+        )
+        return ExcessComponent(coefficient=coef[index], t_stat=t_stats[index], tokens=tokens, fires=fires)
+
+    ratio_ok = abs(Decimal(repr(coef[1])) - 1) <= settings.system_prompt_ratio_tolerance
+    return InputExcessFit(
+        buckets=buckets,
+        categories=categories,
+        logged_tokens=logged,
+        billed_tokens=sum(b.billed_quantity(categories) for b in buckets),
+        requests=totals.successful_requests,
+        system_prompt_tokens=totals.system_prompt_tokens,
+        padding=component(0, requests, ratio_ok=True),
+        system_prompt=component(1, prompts, ratio_ok=ratio_ok),
+        r_squared=r_squared,
+        residual_rms=math.sqrt(rss / len(buckets)),
+        collinear=collinear,
+        unit_price=unit_price,
+    )
+
+
+def _fit(
+    y: Vector, requests: Vector, prompts: Vector, settings: ReconcileSettings
+) -> tuple[list[float], list[float], float, bool]:
+    """Non-negative least squares through the origin on (requests, system-prompt tokens).
+
+    Returns coefficients, t statistics, the residual sum of squares and whether the regressors were too
+    close to proportional to separate."""
+    columns = [requests, prompts]
+    norms = [float(np.linalg.norm(c)) for c in columns]
+    collinear = all(norms) and float(requests @ prompts) / (norms[0] * norms[1]) >= COLLINEAR_COSINE
+    candidates: list[tuple[int, ...]]
+    if not norms[1]:
+        candidates = [(0,)]
+    elif collinear:
+        ratio = float(prompts @ y) / float(prompts @ prompts)
+        near_one = abs(Decimal(repr(ratio)) - 1) <= settings.system_prompt_ratio_tolerance
+        candidates = [(1,)] if near_one else [(0,)]
+    else:
+        candidates = [(0, 1), (0,), (1,)]
+    best: tuple[float, tuple[int, ...], Vector] | None = None
+    for active in candidates:
+        design = np.column_stack([columns[i] for i in active])
+        solution = np.asarray(np.linalg.lstsq(design, y, rcond=None)[0], dtype=np.float64)
+        if (solution < 0).any():
+            continue
+        residual = y - design @ solution
+        rss = float(residual @ residual)
+        if best is None or rss < best[0] - 1e-9 * max(rss, 1.0):
+            best = (rss, active, solution)
+    coef, t_stats = [0.0, 0.0], [0.0, 0.0]
+    if best is None:
+        return coef, t_stats, float(y @ y), bool(collinear)
+    rss, active, solution = best
+    design = np.column_stack([columns[i] for i in active])
+    dof = len(y) - len(active)
+    variance = rss / dof if dof > 0 else math.inf
+    covariance = variance * np.linalg.pinv(design.T @ design)
+    for position, index in enumerate(active):
+        coef[index] = float(solution[position])
+        spread = math.sqrt(max(float(covariance[position, position]), 0.0))
+        t_stats[index] = coef[index] / spread if spread > 0 else (math.inf if coef[index] > 0 else 0.0)
+    return coef, t_stats, rss, bool(collinear)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestExcess:
+    buckets: tuple[Comparison, ...]
+    billed: int
+    successful: int
+    failed: int
+    """Logged 429 + 5xx requests."""
+    tolerance: int
+    match_tolerance: int
+    expected_cost: Decimal | None
+
+    @property
+    def extra(self) -> int:
+        return self.billed - self.successful
+
+    @property
+    def charged_errors(self) -> bool:
+        """Billed beyond the successful requests by about the number of logged failures."""
+        return self.extra > self.tolerance and self.failed > 0 and abs(self.extra - self.failed) <= self.match_tolerance
+
+
+def request_excess(series: tuple[Comparison, ...], settings: ReconcileSettings) -> RequestExcess | None:
+    buckets = tuple(b for b in regular(series) if b.billed_requests is not None)
+    if not buckets:
+        return None
+    totals = sum((b.logged for b in buckets), LoggedTotals())
+    failed = totals.errors_429 + totals.errors_5xx
+    return RequestExcess(
+        buckets=buckets,
+        billed=sum(b.billed_requests or 0 for b in buckets),
+        successful=totals.successful_requests,
+        failed=failed,
+        tolerance=settings.request_tolerance(totals.successful_requests),
+        match_tolerance=max(settings.request_abs_tolerance, math.ceil(settings.charged_errors_rel_tolerance * failed)),
+        expected_cost=totals.expected_cost,
+    )
+
+
+def fit_evidence(fit: InputExcessFit, settings: ReconcileSettings) -> dict[str, EvidenceValue]:
+    """What padding and system-prompt findings share: the fit, its tolerance and its daily series."""
+    return {
+        "categories": list(fit.categories),
+        "expected": fit.logged_tokens,
+        "billed": fit.billed_tokens,
+        "difference": fit.excess,
+        "requests": fit.requests,
+        "system_prompt_tokens": fit.system_prompt_tokens,
+        "days_observed": fit.days,
+        "fit": {
+            "tokens_per_request": estimate(fit.padding.coefficient, 3),
+            "system_prompt_ratio": estimate(fit.system_prompt.coefficient, 4),
+            "t_stat_requests": estimate(fit.padding.t_stat, 2),
+            "t_stat_system_prompt": estimate(fit.system_prompt.t_stat, 2),
+            "r_squared": estimate(fit.r_squared, 4),
+            "residual_rms_tokens": estimate(fit.residual_rms, 1),
+            "separable": not fit.collinear,
+        },
+        "expected_unit_price_per_1m": None if fit.unit_price is None else per_million(fit.unit_price),
+        "tolerance": settings.as_evidence(
+            "money_abs_tolerance",
+            "token_abs_tolerance",
+            "min_days",
+            "min_requests",
+            "fit_min_t",
+            "fit_min_r_squared",
+            "system_prompt_ratio_tolerance",
+        ),
+        "series": [
+            {
+                **series_entry(b, b.logged_quantity(fit.categories), b.billed_quantity(fit.categories)),
+                "requests": b.logged.successful_requests,
+                "system_prompt_tokens": b.logged.system_prompt_tokens,
+            }
+            for b in fit.buckets
+        ],
+    }

@@ -1,0 +1,314 @@
+"""Matching: bring logged usage to the grain each statement offers, pair it with the billed figures per
+scope × day, and merge adjacent days whose mismatches cancel (events near midnight land in the next day's
+bucket on one side).
+
+A *view* is the set of billed rows of one provider with the same grain (the dimensions they break down by).
+When several views state the same figure (say output tokens) the finest grain is authoritative for it and
+the others do not compare it, so no usage is compared twice. A view *covers* a domain (the provider, or
+provider × account when it breaks down by account) from its first to its last billed day: inside that
+horizon a scope with no billed row was billed zero."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from decimal import Decimal
+from itertools import pairwise
+from types import MappingProxyType
+from typing import TypeVar
+
+from ledger.reconcile.model import (
+    CATEGORIES,
+    DIMENSIONS,
+    BilledDay,
+    Comparison,
+    LoggedDay,
+    LoggedTotals,
+    ReconcileInputError,
+    ReconcileSettings,
+    Scope,
+)
+
+N = TypeVar("N", int, Decimal)
+REQUESTS = "requests"
+TOTAL = "total"
+
+
+def quantity_metric(category: str) -> str:
+    return f"quantity:{category}"
+
+
+def amount_metric(category: str) -> str:
+    return f"amount:{category}"
+
+
+@dataclass(slots=True)
+class _Billed:
+    """Billed rows of one scope × day, merged."""
+
+    quantities: dict[str, int] = field(default_factory=dict)
+    requests: int | None = None
+    amounts: dict[str, Decimal] = field(default_factory=dict)
+    total: Decimal | None = None
+    final: bool = True
+    stated_by: dict[str, str] = field(default_factory=dict)
+
+    def add(self, row: BilledDay) -> None:
+        for metric in sorted(_metrics_of(row)):
+            other = self.stated_by.setdefault(metric, row.source)
+            if other != row.source:
+                raise ReconcileInputError(
+                    f"{metric} of {_scope_of(row).label()} on {row.day} is stated by two statements "
+                    f"({other!r} and {row.source!r}); pass one, or give them different grains"
+                )
+        for category, quantity in row.quantities.items():
+            self.quantities[category] = self.quantities.get(category, 0) + quantity
+        for category, amount in row.amounts.items():
+            self.amounts[category] = self.amounts.get(category, Decimal(0)) + amount
+        if row.requests is not None:
+            self.requests = (self.requests or 0) + row.requests
+        if row.billed_total is not None:
+            self.total = (self.total or Decimal(0)) + row.billed_total
+        self.final = self.final and row.final
+
+
+def _metrics_of(row: BilledDay) -> set[str]:
+    metrics = {quantity_metric(c) for c in row.quantities} | {amount_metric(c) for c in row.amounts}
+    if row.requests is not None:
+        metrics.add(REQUESTS)
+    if row.billed_total is not None:
+        metrics.add(TOTAL)
+    return metrics
+
+
+def _scope_of(row: BilledDay) -> Scope:
+    return Scope(
+        provider=row.provider,
+        account=row.account,
+        api_key_id=row.api_key_id,
+        model=row.model,
+        service_tier=row.service_tier,
+    )
+
+
+def project(row: LoggedDay, grain: tuple[str, ...]) -> Scope:
+    """The logged row's scope at a statement grain."""
+    values = {name: getattr(row, name) if name in grain else None for name in DIMENSIONS}
+    return Scope(provider=row.provider, **values)
+
+
+def scope_sort_key(scope: Scope) -> tuple[str, ...]:
+    return (scope.provider, *(getattr(scope, name) or "" for name in DIMENSIONS))
+
+
+@dataclass(slots=True)
+class _View:
+    provider: str
+    grain: tuple[str, ...]
+    rows: list[BilledDay] = field(default_factory=list)
+
+
+def compare(logged: Sequence[LoggedDay], billed: Sequence[BilledDay]) -> list[Comparison]:
+    """One Comparison per statement scope × day inside each statement's coverage (see module doc)."""
+    for row in billed:
+        if row.currency != "USD" and (row.amounts or row.total_amount is not None):
+            raise ReconcileInputError(
+                f"BilledDay[{row.source}: {_scope_of(row).label()} {row.day}].currency: amounts must be "
+                f"converted to USD before reconciling, got {row.currency}"
+            )
+    views: dict[tuple[str, tuple[str, ...]], _View] = {}
+    for row in billed:
+        scope = _scope_of(row)
+        views.setdefault((row.provider, scope.grain), _View(row.provider, scope.grain)).rows.append(row)
+    authority = _authoritative_grains(views.values())
+    logged_by_domain: dict[tuple[str, str | None], list[LoggedDay]] = defaultdict(list)
+    for logged_row in logged:
+        logged_by_domain[(logged_row.provider, None)].append(logged_row)
+        logged_by_domain[(logged_row.provider, logged_row.account)].append(logged_row)
+    comparisons: list[Comparison] = []
+    for key in sorted(views):
+        view = views[key]
+        owned = {
+            metric
+            for (provider, metric), grain in authority.items()
+            if provider == view.provider and grain == view.grain
+        }
+        if owned:
+            comparisons.extend(_compare_view(view, owned, logged_by_domain))
+    return comparisons
+
+
+def _authoritative_grains(views: Iterable[_View]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """Provider × metric → the finest grain stating it (ties broken by dimension order)."""
+    best: dict[tuple[str, str], tuple[str, ...]] = {}
+    for view in views:
+        for metric in set().union(*(_metrics_of(row) for row in view.rows)):
+            key = (view.provider, metric)
+            current = best.get(key)
+            if current is None or (len(view.grain), view.grain) > (len(current), current):
+                best[key] = view.grain
+    return best
+
+
+def _compare_view(
+    view: _View, owned: set[str], logged: Mapping[tuple[str, str | None], list[LoggedDay]]
+) -> list[Comparison]:
+    domains: dict[str | None, list[BilledDay]] = defaultdict(list)
+    for row in view.rows:
+        domains[row.account if "account" in view.grain else None].append(row)
+    out: list[Comparison] = []
+    for account in sorted(domains, key=lambda a: a or ""):
+        rows = domains[account]
+        stated = owned & set().union(*(_metrics_of(row) for row in rows))
+        if not stated:
+            continue
+        first, last = min(r.day for r in rows), max(r.day for r in rows)
+        billed: dict[tuple[Scope, date], _Billed] = defaultdict(_Billed)
+        finality: dict[date, bool] = {}
+        for row in rows:
+            billed[(_scope_of(row), row.day)].add(row)
+            finality[row.day] = finality.get(row.day, True) and row.final
+        domain_final = all(finality.values())
+        sources = tuple(sorted({r.source for r in rows}))
+        usage: dict[tuple[Scope, date], LoggedTotals] = {}
+        for logged_row in logged.get((view.provider, account), ()):
+            if first <= logged_row.day <= last:
+                key = (project(logged_row, view.grain), logged_row.day)
+                usage[key] = usage.get(key, LoggedTotals()) + LoggedTotals.of(logged_row)
+        for scope, day in sorted(set(billed) | set(usage), key=lambda k: (scope_sort_key(k[0]), k[1])):
+            merged = billed.get((scope, day))
+            out.append(
+                _comparison(
+                    scope,
+                    day,
+                    usage.get((scope, day), LoggedTotals()),
+                    merged or _Billed(),
+                    stated,
+                    final=merged.final if merged else finality.get(day, domain_final),
+                    sources=sources,
+                )
+            )
+    return out
+
+
+def _comparison(
+    scope: Scope,
+    day: date,
+    logged: LoggedTotals,
+    billed: _Billed,
+    stated: set[str],
+    *,
+    final: bool,
+    sources: tuple[str, ...],
+) -> Comparison:
+    quantities = {c: billed.quantities.get(c, 0) for c in CATEGORIES if quantity_metric(c) in stated}
+    amounts = {c: billed.amounts.get(c, Decimal(0)) for c in CATEGORIES if amount_metric(c) in stated}
+    return Comparison(
+        scope=scope,
+        first_day=day,
+        last_day=day,
+        logged=logged,
+        billed_quantities=MappingProxyType(quantities),
+        billed_requests=(billed.requests or 0) if REQUESTS in stated else None,
+        billed_amounts=MappingProxyType(amounts),
+        billed_total=(billed.total or Decimal(0)) if TOTAL in stated else None,
+        final=final,
+        sources=sources,
+    )
+
+
+def merge_midnight_shifts(comparisons: Sequence[Comparison], settings: ReconcileSettings) -> list[Comparison]:
+    """Merge pairs of adjacent days whose mismatches have opposite signs, both beyond tolerance: usage that
+    moved across midnight cancels over the pair. Of overlapping candidate pairs, the ones cancelling the
+    most mismatch are chosen (dynamic programming over the day series). Totals are preserved."""
+    by_scope: dict[Scope, list[Comparison]] = defaultdict(list)
+    for comparison in comparisons:
+        by_scope[comparison.scope].append(comparison)
+    out: list[Comparison] = []
+    for scope in sorted(by_scope, key=scope_sort_key):
+        series = sorted(by_scope[scope], key=lambda c: c.first_day)
+        gains = [_cancelled(a, b, settings) for a, b in pairwise(series)] + [None]
+        best = [Decimal(0)] * (len(series) + 2)  # best[i]: most mismatch cancellable from day i on
+        for i in reversed(range(len(series))):
+            gain = gains[i]
+            best[i] = best[i + 1] if gain is None else max(best[i + 1], gain + best[i + 2])
+        index = 0
+        while index < len(series):
+            gain = gains[index]
+            if gain is not None and best[index] == gain + best[index + 2] and best[index] > best[index + 1]:
+                out.append(_merge(series[index], series[index + 1]))
+                index += 2
+            else:
+                out.append(series[index])
+                index += 1
+    return out
+
+
+def _cancelled(first: Comparison, second: Comparison, settings: ReconcileSettings) -> Decimal | None:
+    """How much mismatch merging two adjacent days cancels; None when they are not a midnight shift."""
+    if second.first_day != first.last_day + timedelta(days=1):
+        return None
+    a, b = _mismatch(first, settings), _mismatch(second, settings)
+    if a is None or b is None:
+        return None
+    (diff_a, tol_a), (diff_b, tol_b) = a, b
+    if diff_a * diff_b >= 0 or abs(diff_a) <= tol_a or abs(diff_b) <= tol_b:
+        return None
+    return abs(diff_a) + abs(diff_b) - abs(diff_a + diff_b)
+
+
+def _mismatch(comparison: Comparison, settings: ReconcileSettings) -> tuple[Decimal, Decimal] | None:
+    """Billed − logged and its tolerance, in tokens when quantities are stated, else USD, else requests."""
+    categories = comparison.stated(CATEGORIES)
+    if categories:
+        logged = comparison.logged_quantity(categories)
+        return (
+            Decimal(comparison.billed_quantity(categories) - logged),
+            Decimal(settings.token_tolerance(logged)),
+        )
+    expected = comparison.logged.expected_cost
+    if comparison.billed_total is not None and expected is not None:
+        return comparison.billed_total - expected, settings.money_tolerance(expected)
+    if comparison.billed_requests is not None:
+        successful = comparison.logged.successful_requests
+        return (
+            Decimal(comparison.billed_requests - successful),
+            Decimal(settings.request_tolerance(successful)),
+        )
+    return None
+
+
+def _merge(first: Comparison, second: Comparison) -> Comparison:
+    """Two comparisons of one scope as one spanning both (figures summed)."""
+    return replace(
+        first,
+        first_day=min(first.first_day, second.first_day),
+        last_day=max(first.last_day, second.last_day),
+        logged=first.logged + second.logged,
+        billed_quantities=_add_maps(first.billed_quantities, second.billed_quantities),
+        billed_requests=_sum_present(first.billed_requests, second.billed_requests),
+        billed_amounts=_add_maps(first.billed_amounts, second.billed_amounts),
+        billed_total=_sum_present(first.billed_total, second.billed_total),
+        final=first.final and second.final,
+        sources=tuple(sorted(set(first.sources) | set(second.sources))),
+    )
+
+
+def _add_maps(left: Mapping[str, N], right: Mapping[str, N]) -> Mapping[str, N]:
+    out: dict[str, N] = {}
+    for key in CATEGORIES:
+        value = _sum_present(left.get(key), right.get(key))
+        if value is not None:
+            out[key] = value
+    return MappingProxyType(out)
+
+
+def _sum_present(left: N | None, right: N | None) -> N | None:
+    """The sum of the figures present (None only when both are absent)."""
+    if left is None:
+        return right
+    if right is None:
+        return left
+    return left + right

@@ -1,0 +1,521 @@
+"""The reconciler's plain data: what goes in (logged and billed days, settings) and what comes out
+(comparisons, findings, drift rows). Frozen dataclasses; constructors reject bad input with a message that
+names the row and the field."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import TypeAlias
+
+CATEGORIES: tuple[str, ...] = ("uncached_input", "cached_input", "cache_write_5m", "cache_write_1h", "output")
+"""Token categories on both sides; `output` includes reasoning."""
+PROMPT_CATEGORIES: tuple[str, ...] = ("uncached_input", "cached_input")
+"""Input the model read (cache writes excluded): what padding and system-prompt double counting inflate."""
+CACHE_WRITE_CATEGORIES: tuple[str, ...] = ("cache_write_5m", "cache_write_1h")
+DIMENSIONS: tuple[str, ...] = ("account", "api_key_id", "model", "service_tier")
+"""Scope dimensions below the provider. A billed row leaves one as None when its statement does not break
+down by it."""
+
+JSONValue: TypeAlias = str | int | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
+_EMPTY: Mapping[str, Decimal] = MappingProxyType({})
+
+
+class ReconcileInputError(ValueError):
+    """Input the reconciler cannot use; the message names the row and the field."""
+
+
+def _check_count(where: str, name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ReconcileInputError(f"{where}.{name}: must be a non-negative int, got {value!r}")
+
+
+def _check_money(where: str, name: str, value: object, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise ReconcileInputError(f"{where}.{name}: must be a finite Decimal, got {value!r}")
+
+
+def _check_day(where: str, value: object) -> None:
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise ReconcileInputError(f"{where}.day: must be a datetime.date (a UTC day), got {value!r}")
+
+
+def _frozen_mapping(where: str, name: str, value: Mapping[str, object], check: str) -> Mapping[str, object]:
+    for key, item in value.items():
+        if key not in CATEGORIES:
+            raise ReconcileInputError(f"{where}.{name}: unknown category {key!r}; expected one of {CATEGORIES}")
+        if check == "count":
+            _check_count(where, f"{name}[{key!r}]", item)
+        else:
+            _check_money(where, f"{name}[{key!r}]", item)
+    return MappingProxyType({key: value[key] for key in CATEGORIES if key in value and value[key] is not None})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenCounts:
+    """Tokens per category; every field is a non-negative int."""
+
+    uncached_input: int = 0
+    cached_input: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+    output: int = 0
+
+    def __post_init__(self) -> None:
+        for name in CATEGORIES:
+            _check_count("tokens", name, getattr(self, name))
+
+    def get(self, category: str) -> int:
+        value: int = getattr(self, category)
+        return value
+
+    def total(self, categories: tuple[str, ...] = CATEGORIES) -> int:
+        return sum(self.get(category) for category in categories)
+
+    def __add__(self, other: TokenCounts) -> TokenCounts:
+        return TokenCounts(**{name: self.get(name) + other.get(name) for name in CATEGORIES})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinishCounts:
+    """Requests by finish reason (normalized across providers; `missing` = no finish reason)."""
+
+    stop: int = 0
+    length: int = 0
+    tool_calls: int = 0
+    content_filter: int = 0
+    other: int = 0
+    missing: int = 0
+
+    def __post_init__(self) -> None:
+        for spec in fields(self):
+            _check_count("finish", spec.name, getattr(self, spec.name))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TruncationStats:
+    """Requests that stopped for length (or without a finish reason) below their own `max_tokens`."""
+
+    count: int = 0
+    min_output: int = 0
+    max_output: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("count", "min_output", "max_output"):
+            _check_count("truncation", name, getattr(self, name))
+        if self.count and self.min_output > self.max_output:
+            raise ReconcileInputError(f"truncation.min_output: {self.min_output} is above max_output {self.max_output}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggedDay:
+    """One tenant scope × UTC day of logged usage (from the hourly rollup).
+
+    `model` is the served (response) model and `request_model` the requested one, both normalized.
+    Unit prices are USD per token; costs are USD. A category missing from `expected_cost_by_category` or
+    `expected_unit_price` is unpriced; `expected_cost` is None when any used category is unpriced.
+    """
+
+    provider: str
+    account: str
+    api_key_id: str
+    model: str
+    request_model: str
+    service_tier: str
+    day: date
+    requests: int
+    successful_requests: int
+    tokens: TokenCounts
+    errors_429: int = 0
+    errors_5xx: int = 0
+    errors_4xx: int = 0
+    reasoning_tokens: int = 0
+    system_prompt_tokens: int = 0
+    requests_with_system_prompt: int = 0
+    streamed_requests: int = 0
+    streamed_missing_finish: int = 0
+    finish: FinishCounts = field(default_factory=FinishCounts)
+    truncation: TruncationStats = field(default_factory=TruncationStats)
+    expected_cost: Decimal | None = None
+    expected_cost_by_category: Mapping[str, Decimal | None] = field(default_factory=dict)
+    expected_unit_price: Mapping[str, Decimal | None] = field(default_factory=dict)
+    expected_cost_at_requested_model: Decimal | None = None
+    reported_cost: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        where = f"LoggedDay[{self.provider}/{self.account}/{self.api_key_id}/{self.model} {self.day}]"
+        for name in ("provider", "account", "api_key_id", "model", "request_model", "service_tier"):
+            if not isinstance(getattr(self, name), str):
+                raise ReconcileInputError(f"{where}.{name}: must be a string, got {getattr(self, name)!r}")
+        if not self.provider or not self.model:
+            raise ReconcileInputError(f"{where}: provider and model must not be empty")
+        _check_day(where, self.day)
+        for name in (
+            "requests",
+            "successful_requests",
+            "errors_429",
+            "errors_5xx",
+            "errors_4xx",
+            "reasoning_tokens",
+            "system_prompt_tokens",
+            "requests_with_system_prompt",
+            "streamed_requests",
+            "streamed_missing_finish",
+        ):
+            _check_count(where, name, getattr(self, name))
+        if self.successful_requests + self.errors_429 + self.errors_5xx + self.errors_4xx > self.requests:
+            raise ReconcileInputError(
+                f"{where}.requests: {self.requests} is below successful + error requests "
+                f"({self.successful_requests} + {self.errors_429} + {self.errors_5xx} + {self.errors_4xx})"
+            )
+        if self.streamed_missing_finish > self.streamed_requests:
+            raise ReconcileInputError(f"{where}.streamed_missing_finish: above streamed_requests")
+        if not isinstance(self.tokens, TokenCounts):
+            raise ReconcileInputError(f"{where}.tokens: must be TokenCounts, got {type(self.tokens).__name__}")
+        for name in ("expected_cost", "expected_cost_at_requested_model", "reported_cost"):
+            _check_money(where, name, getattr(self, name))
+        for name in ("expected_cost_by_category", "expected_unit_price"):
+            object.__setattr__(self, name, _frozen_mapping(where, name, getattr(self, name), "money"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BilledDay:
+    """One statement scope × UTC day. A dimension left None means the statement does not break down by it
+    (a loader must map a real "no key" bucket, e.g. console usage, to a sentinel string, not None).
+    Categories missing from `quantities` / `amounts` are not stated by the statement."""
+
+    provider: str
+    day: date
+    account: str | None = None
+    api_key_id: str | None = None
+    model: str | None = None
+    service_tier: str | None = None
+    quantities: Mapping[str, int] = field(default_factory=dict)
+    requests: int | None = None
+    amounts: Mapping[str, Decimal] = field(default_factory=dict)
+    total_amount: Decimal | None = None
+    currency: str = "USD"
+    final: bool = True
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        where = (
+            f"BilledDay[{self.source or '?'}: {self.provider}/{self.account}/{self.api_key_id}/{self.model} {self.day}]"
+        )
+        if not isinstance(self.provider, str) or not self.provider:
+            raise ReconcileInputError(f"{where}.provider: must be a non-empty string, got {self.provider!r}")
+        for name in DIMENSIONS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ReconcileInputError(f"{where}.{name}: must be a string or None, got {value!r}")
+        _check_day(where, self.day)
+        if self.requests is not None:
+            _check_count(where, "requests", self.requests)
+        _check_money(where, "total_amount", self.total_amount)
+        if not isinstance(self.currency, str) or len(self.currency) != 3 or not self.currency.isalpha():
+            raise ReconcileInputError(f"{where}.currency: must be an ISO-4217 code, got {self.currency!r}")
+        object.__setattr__(self, "currency", self.currency.upper())
+        object.__setattr__(self, "quantities", _frozen_mapping(where, "quantities", self.quantities, "count"))
+        object.__setattr__(self, "amounts", _frozen_mapping(where, "amounts", self.amounts, "money"))
+
+    @property
+    def billed_total(self) -> Decimal | None:
+        """`total_amount` when stated, else the sum of the category amounts, else None."""
+        if self.total_amount is not None:
+            return self.total_amount
+        return sum(self.amounts.values(), Decimal(0)) if self.amounts else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconcileSettings:
+    """Tolerances and thresholds. Token/request/money tolerances are `max(absolute, relative × logged)`;
+    every finding reports the ones it used."""
+
+    token_rel_tolerance: Decimal = Decimal("0.005")
+    token_abs_tolerance: int = 1_000
+    request_rel_tolerance: Decimal = Decimal("0.005")
+    request_abs_tolerance: int = 5
+    money_rel_tolerance: Decimal = Decimal("0.005")
+    money_abs_tolerance: Decimal = Decimal("1.00")
+    price_rel_tolerance: Decimal = Decimal("0.002")
+    amount_rounding: Decimal = Decimal("0.01")
+    """Largest rounding a statement applies to one amount (cents)."""
+    min_days: int = 7
+    """Statistical detectors (padding / system-prompt fit) need at least this many day buckets."""
+    min_requests: int = 100
+    fit_min_t: Decimal = Decimal("5")
+    fit_min_r_squared: Decimal = Decimal("0.5")
+    system_prompt_ratio_tolerance: Decimal = Decimal("0.15")
+    charged_errors_rel_tolerance: Decimal = Decimal("0.10")
+    missing_finish_rate_tolerance: Decimal = Decimal("0.01")
+    truncation_min_share: Decimal = Decimal("0.01")
+    truncation_min_count: int = 20
+    truncation_cluster_tokens: int = 16
+    truncation_cluster_rel: Decimal = Decimal("0.02")
+    substitution_min_requests: int = 1
+    spike_baseline_days: int = 14
+    spike_min_baseline_days: int = 7
+    spike_robust_z: Decimal = Decimal("6")
+    spike_min_ratio: Decimal = Decimal("2")
+    spike_min_usd: Decimal = Decimal("5")
+    severity_warning_usd: Decimal = Decimal("10")
+    severity_critical_usd: Decimal = Decimal("100")
+    severity_warning_rate: Decimal = Decimal("0.02")
+    severity_critical_rate: Decimal = Decimal("0.10")
+
+    def __post_init__(self) -> None:
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if isinstance(value, bool) or not isinstance(value, int | Decimal) or value < 0:
+                raise ReconcileInputError(
+                    f"ReconcileSettings.{spec.name}: must be a non-negative int or Decimal, got {value!r}"
+                )
+        if self.min_days < 3:
+            raise ReconcileInputError("ReconcileSettings.min_days: a two-coefficient fit needs at least 3")
+
+    def token_tolerance(self, logged: int) -> int:
+        return max(self.token_abs_tolerance, math.ceil(self.token_rel_tolerance * logged))
+
+    def request_tolerance(self, logged: int) -> int:
+        return max(self.request_abs_tolerance, math.ceil(self.request_rel_tolerance * logged))
+
+    def money_tolerance(self, expected: Decimal) -> Decimal:
+        return max(self.money_abs_tolerance, self.money_rel_tolerance * abs(expected))
+
+    def as_evidence(self, *names: str) -> dict[str, JSONValue]:
+        """The named settings as JSON evidence (Decimals as strings)."""
+        return {name: _setting_json(getattr(self, name)) for name in names}
+
+
+def _setting_json(value: int | Decimal) -> JSONValue:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scope:
+    """Where a comparison or finding applies; a None dimension is not broken down (covers all values)."""
+
+    provider: str
+    account: str | None = None
+    api_key_id: str | None = None
+    model: str | None = None
+    service_tier: str | None = None
+
+    @property
+    def grain(self) -> tuple[str, ...]:
+        """The dimensions this scope breaks down by."""
+        return tuple(name for name in DIMENSIONS if getattr(self, name) is not None)
+
+    def contains(self, other: Scope) -> bool:
+        """True when every dimension this scope fixes has the same value in `other`."""
+        return self.provider == other.provider and all(
+            getattr(self, name) is None or getattr(self, name) == getattr(other, name) for name in DIMENSIONS
+        )
+
+    def label(self) -> str:
+        parts = [self.provider, *(f"{name}={getattr(self, name)}" for name in self.grain)]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggedTotals:
+    """Logged usage summed over the rows of one comparison. Costs are None when some used usage is
+    unpriced; `expected_cost_by_category` only holds fully priced categories."""
+
+    requests: int = 0
+    successful_requests: int = 0
+    errors_429: int = 0
+    errors_5xx: int = 0
+    errors_4xx: int = 0
+    tokens: TokenCounts = field(default_factory=TokenCounts)
+    system_prompt_tokens: int = 0
+    expected_cost: Decimal | None = Decimal(0)
+    expected_cost_by_category: Mapping[str, Decimal] = field(default_factory=lambda: _EMPTY)
+    unit_prices: Mapping[str, Decimal] = field(default_factory=lambda: _EMPTY)
+    """Catalog unit prices shared by every summed row (used when a category has no tokens)."""
+
+    @classmethod
+    def of(cls, row: LoggedDay) -> LoggedTotals:
+        costs = {key: value for key, value in row.expected_cost_by_category.items() if value is not None}
+        prices = {key: value for key, value in row.expected_unit_price.items() if value is not None}
+        return cls(
+            requests=row.requests,
+            successful_requests=row.successful_requests,
+            errors_429=row.errors_429,
+            errors_5xx=row.errors_5xx,
+            errors_4xx=row.errors_4xx,
+            tokens=row.tokens,
+            system_prompt_tokens=row.system_prompt_tokens,
+            expected_cost=row.expected_cost if row.expected_cost is not None or row.tokens.total() else Decimal(0),
+            expected_cost_by_category=MappingProxyType(costs),
+            unit_prices=MappingProxyType(prices),
+        )
+
+    def __add__(self, other: LoggedTotals) -> LoggedTotals:
+        tokens = self.tokens + other.tokens
+        costs: dict[str, Decimal] = {}
+        for category in CATEGORIES:
+            mine = _category_cost(self, category)
+            theirs = _category_cost(other, category)
+            if mine is not None and theirs is not None:
+                costs[category] = mine + theirs
+        prices = {key: value for key, value in self.unit_prices.items() if other.unit_prices.get(key, value) == value}
+        prices.update((key, value) for key, value in other.unit_prices.items() if key not in self.unit_prices)
+        return LoggedTotals(
+            requests=self.requests + other.requests,
+            successful_requests=self.successful_requests + other.successful_requests,
+            errors_429=self.errors_429 + other.errors_429,
+            errors_5xx=self.errors_5xx + other.errors_5xx,
+            errors_4xx=self.errors_4xx + other.errors_4xx,
+            tokens=tokens,
+            system_prompt_tokens=self.system_prompt_tokens + other.system_prompt_tokens,
+            expected_cost=_add_optional(self.expected_cost, other.expected_cost),
+            expected_cost_by_category=MappingProxyType(costs),
+            unit_prices=MappingProxyType(prices),
+        )
+
+    @property
+    def has_usage(self) -> bool:
+        return self.requests > 0 or self.tokens.total() > 0
+
+    def unit_price(self, category: str) -> Decimal | None:
+        """Effective expected USD per token: cost ÷ tokens when there are tokens, else the catalog price."""
+        tokens = self.tokens.get(category)
+        cost = self.expected_cost_by_category.get(category)
+        if tokens and cost is not None:
+            return cost / tokens
+        return self.unit_prices.get(category)
+
+
+def _category_cost(totals: LoggedTotals, category: str) -> Decimal | None:
+    """A side's cost for one category: its cost, zero when it used none, None when unpriced."""
+    if category in totals.expected_cost_by_category:
+        return totals.expected_cost_by_category[category]
+    return Decimal(0) if totals.tokens.get(category) == 0 else None
+
+
+def _add_optional(left: Decimal | None, right: Decimal | None) -> Decimal | None:
+    return None if left is None or right is None else left + right
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Comparison:
+    """Logged vs billed for one scope over one day (or two adjacent days merged for a midnight shift).
+
+    Only the billed figures this comparison's statement grain is authoritative for are present: a missing
+    category in `billed_quantities` / `billed_amounts` (or None) means "not compared here". Inside the
+    statement's coverage, a stated figure with no billed row is 0."""
+
+    scope: Scope
+    first_day: date
+    last_day: date
+    logged: LoggedTotals
+    billed_quantities: Mapping[str, int]
+    billed_requests: int | None
+    billed_amounts: Mapping[str, Decimal]
+    billed_total: Decimal | None
+    final: bool
+    sources: tuple[str, ...]
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+    def stated(self, categories: tuple[str, ...]) -> tuple[str, ...]:
+        """The given categories whose billed quantity is compared here."""
+        return tuple(c for c in categories if c in self.billed_quantities)
+
+    def logged_quantity(self, categories: tuple[str, ...]) -> int:
+        return self.logged.tokens.total(categories)
+
+    def billed_quantity(self, categories: tuple[str, ...]) -> int:
+        return sum(self.billed_quantities.get(c, 0) for c in categories)
+
+    @property
+    def billed_anything(self) -> bool:
+        return (
+            any(self.billed_quantities.values())
+            or bool(self.billed_requests)
+            or any(self.billed_amounts.values())
+            or bool(self.billed_total)
+        )
+
+    @property
+    def unlogged(self) -> bool:
+        """Billed usage where nothing was logged at all."""
+        return not self.logged.has_usage and self.billed_anything
+
+    @property
+    def unbilled(self) -> bool:
+        """Logged usage that the statement, where it states anything, shows as zero."""
+        compared = bool(self.billed_quantities) or self.billed_requests is not None or self.billed_total is not None
+        return compared and self.logged.has_usage and not self.billed_anything
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """One anomaly. `impact_usd` is positive when billed more than used. `evidence` is JSON-ready
+    (Decimals as strings). `subject` separates findings of one kind on one scope (e.g. the category)."""
+
+    kind: str
+    severity: str
+    provider: str
+    account: str | None
+    api_key_id: str | None
+    model: str | None
+    service_tier: str | None
+    subject: str
+    period_start: datetime
+    period_end: datetime
+    impact_usd: Decimal
+    evidence: Mapping[str, JSONValue]
+    summary: str
+    fingerprint: str
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(
+            provider=self.provider,
+            account=self.account,
+            api_key_id=self.api_key_id,
+            model=self.model,
+            service_tier=self.service_tier,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriftRow:
+    """Logged vs billed for one provider × account × model over the period, at one statement grain
+    (`account` / `model` are None when the statement does not break down by them). Billed figures are
+    None when not stated; `difference` = billed − expected cost, `percent` = difference ÷ expected × 100."""
+
+    provider: str
+    account: str | None
+    model: str | None
+    grain: tuple[str, ...]
+    period_start: datetime
+    period_end: datetime
+    first_day: date | None
+    last_day: date | None
+    logged_tokens: Mapping[str, int]
+    logged_total_tokens: int
+    billed_tokens: Mapping[str, int]
+    billed_total_tokens: int | None
+    expected_cost: Decimal | None
+    billed_cost: Decimal | None
+    difference: Decimal | None
+    percent: Decimal | None
+    final: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconcileResult:
+    findings: tuple[Finding, ...]
+    drift: tuple[DriftRow, ...]
+    comparisons: tuple[Comparison, ...]

@@ -1,0 +1,56 @@
+"""Billed rates against catalog rates: per bucket and category, the billed amount against the quantity
+priced at the expected unit price in effect (from the logged rows, which were priced at the time of use)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ledger.reconcile.excess import regular
+from ledger.reconcile.model import Comparison, ReconcileSettings
+
+
+@dataclass(frozen=True, slots=True)
+class RateCheck:
+    bucket: Comparison
+    category: str
+    quantity: int
+    quantity_source: str
+    """"billed" when the statement states the quantity, else "logged" (an implied rate)."""
+    amount: Decimal
+    expected_unit_price: Decimal
+
+    @property
+    def billed_unit_price(self) -> Decimal:
+        return self.amount / self.quantity
+
+    @property
+    def expected_amount(self) -> Decimal:
+        return self.quantity * self.expected_unit_price
+
+    @property
+    def overcharge(self) -> Decimal:
+        return self.amount - self.expected_amount
+
+
+def rate_checks(series: tuple[Comparison, ...], category: str) -> list[RateCheck]:
+    """Buckets of one scope where the category's billed amount, a quantity and an expected price are known."""
+    checks = []
+    for bucket in regular(series):
+        amount = bucket.billed_amounts.get(category)
+        price = bucket.logged.unit_price(category)
+        if amount is None or price is None:
+            continue
+        if category in bucket.billed_quantities:
+            quantity, source = bucket.billed_quantities[category], "billed"
+        else:
+            quantity, source = bucket.logged.tokens.get(category), "logged"
+        if quantity > 0:
+            checks.append(RateCheck(bucket, category, quantity, source, amount, price))
+    return checks
+
+
+def deviates(check: RateCheck, settings: ReconcileSettings) -> bool:
+    """The billed rate differs from the expected one beyond the price tolerance and statement rounding."""
+    allowed = max(settings.price_rel_tolerance * check.expected_amount, settings.amount_rounding)
+    return abs(check.overcharge) > allowed

@@ -1,0 +1,65 @@
+"""Bad input is refused with a message naming the row and the field."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from ledger.reconcile import BilledDay, ReconcileInputError, ReconcileSettings, TokenCounts
+from tests.reconcile.month import month, run, statement
+
+ROW = month(days=[date(2026, 10, 1)])[0]
+BILL = statement([ROW])[0]
+
+
+def test_negative_token_counts_are_refused() -> None:
+    with pytest.raises(ReconcileInputError, match=r"tokens\.output: must be a non-negative int, got -1"):
+        TokenCounts(output=-1)
+
+
+def test_a_logged_day_must_be_a_date_not_a_datetime() -> None:
+    with pytest.raises(ReconcileInputError, match=r"LoggedDay\[openai/proj_main/key_a/gpt-5.4 .*\]\.day"):
+        replace(ROW, day=datetime(2026, 10, 1, tzinfo=UTC))
+
+
+def test_more_successful_and_failed_requests_than_requests_are_refused() -> None:
+    with pytest.raises(ReconcileInputError, match=r"\.requests: 10 is below successful \+ error requests"):
+        replace(ROW, requests=10)
+
+
+def test_money_must_be_decimal() -> None:
+    with pytest.raises(ReconcileInputError, match=r"expected_cost: must be a finite Decimal, got 1\.5"):
+        replace(ROW, expected_cost=1.5)
+
+
+def test_unknown_categories_are_refused() -> None:
+    with pytest.raises(ReconcileInputError, match=r"BilledDay\[usage: .*\]\.quantities: unknown category 'input'"):
+        BilledDay(provider="openai", day=date(2026, 10, 1), quantities={"input": 5}, source="usage")
+
+
+def test_billed_money_must_be_decimal_and_currency_a_code() -> None:
+    with pytest.raises(ReconcileInputError, match=r"amounts\['output'\]: must be a finite Decimal"):
+        replace(BILL, amounts={"output": 0.06})
+    with pytest.raises(ReconcileInputError, match=r"currency: must be an ISO-4217 code, got 'dollars'"):
+        replace(BILL, currency="dollars")
+    assert replace(BILL, currency="usd").currency == "USD"
+
+
+def test_rows_outside_the_period_are_refused() -> None:
+    november = replace(ROW, day=date(2026, 11, 1))
+
+    with pytest.raises(ReconcileInputError, match=r"logged\[1\]\.day: 2026-11-01 is outside the period 2026-10"):
+        run([ROW, november], [BILL])
+
+
+def test_history_must_precede_the_period() -> None:
+    with pytest.raises(ReconcileInputError, match=r"history\[0\]\.day: 2026-10-01 is not before the period 2026-10"):
+        run([ROW], [BILL], history=[ROW])
+
+
+def test_settings_must_be_non_negative() -> None:
+    with pytest.raises(ReconcileInputError, match=r"ReconcileSettings\.token_rel_tolerance: must be a non-negative"):
+        ReconcileSettings(token_rel_tolerance=Decimal("-0.1"))
