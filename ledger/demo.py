@@ -61,7 +61,7 @@ class DemoScope:
 SCOPES: tuple[DemoScope, ...] = (
     DemoScope("openai-web", "openai", "proj_web", "key_web", "gpt-5.4", "web-search", 220, 2_400, 420,
               cache_read_share=0.3),
-    DemoScope("openai-support", "openai", "proj_support", "key_support", "gpt-5.4-mini", "support-bot", 380,
+    DemoScope("openai-support", "openai", "proj_support", "key_support", "gpt-5.4", "support-bot", 600,
               1_300, 260, plant="padding"),
     DemoScope("openai-rag", "openai", "proj_rag", "key_rag", "gpt-5.4", "rag", 160, 9_000, 350,
               cache_read_share=0.7, plant="cache_mischarge"),
@@ -69,8 +69,8 @@ SCOPES: tuple[DemoScope, ...] = (
               error_rate=0.06, plant="charged_errors"),
     DemoScope("anthropic-research", "anthropic", "wrk_research", "key_research", "claude-sonnet-4-6", "research",
               140, 5_200, 800, system_prompt_tokens=1_850, plant="system_prompt_double_count"),
-    DemoScope("anthropic-apps", "anthropic", "wrk_apps", "key_apps", "claude-haiku-4-5", "summarizer", 260,
-              2_000, 240, cache_read_share=0.4, plant="price_drift"),
+    DemoScope("anthropic-apps", "anthropic", "wrk_apps", "key_apps", "claude-haiku-4-5", "summarizer", 400,
+              2_000, 600, cache_read_share=0.4, plant="price_drift"),
     DemoScope("openrouter-agents", "openrouter", "or_main", "or_key_agents", "anthropic/claude-sonnet-4.6", "agents",
               120, 3_000, 500, substitute_model="openai/gpt-5.4", substitution_share=0.08),
     DemoScope("deepseek-batch", "deepseek", "ds_main", "ds_key", "deepseek-v4-flash", "extraction", 200, 1_600, 900,
@@ -82,7 +82,7 @@ SCOPES: tuple[DemoScope, ...] = (
 )
 LEAKED_KEY = DemoScope("openai-leaked", "openai", "proj_web", "key_leaked", "gpt-5.4", "-", 90, 6_000, 900,
                        plant="unlogged_usage")
-PADDING_TOKENS = 12
+PADDING_TOKENS = 80
 PRICE_DRIFT_FROM_DAY = 15
 PRICE_DRIFT_FACTOR = Decimal("1.2")
 CACHE_BILLED_SHARE = 0.6
@@ -144,11 +144,11 @@ def demo_period(now: datetime) -> Period:
     return Period.containing(now).previous()
 
 
-def generate_events(scope: DemoScope, period: Period, seed: int = 7) -> Iterator[dict[str, Any]]:
+def generate_events(scope: DemoScope, period: Period, seed: int = 7, scale: float = 1.0) -> Iterator[dict[str, Any]]:
     rng = random.Random(f"{seed}:{scope.name}:{period.label}")
     for day in period.days():
         weekday_factor = 0.65 if day.weekday() >= 5 else 1.0
-        count = int(scope.requests_per_day * weekday_factor * rng.uniform(0.85, 1.15))
+        count = int(scope.requests_per_day * scale * weekday_factor * rng.uniform(0.85, 1.15))
         if scope.spike_day is not None and day.day == scope.spike_day:
             count *= 6
         for n in range(count):
@@ -454,9 +454,9 @@ class DemoStatements:
     csv_mappings: dict[str, str]
 
 
-def build_statements(period: Period, catalog: PriceCatalog, seed: int = 7) -> DemoStatements:
+def build_statements(period: Period, catalog: PriceCatalog, seed: int = 7, scale: float = 1.0) -> DemoStatements:
     scopes = {scope.name: scope for scope in (*SCOPES, LEAKED_KEY)}
-    totals = {scope.name: day_totals(generate_events(scope, period, seed)) for scope in scopes.values()}
+    totals = {scope.name: day_totals(generate_events(scope, period, seed, scale)) for scope in scopes.values()}
     billed = {name: {day: billed_usage(scopes[name], day, t, catalog) for day, t in per_day.items()}
               for name, per_day in totals.items()}
     leaked = billed.pop(LEAKED_KEY.name)
@@ -480,10 +480,10 @@ def build_statements(period: Period, catalog: PriceCatalog, seed: int = 7) -> De
     return DemoStatements(by_source, mappings)
 
 
-def all_events(period: Period, seed: int = 7) -> Iterator[dict[str, Any]]:
+def all_events(period: Period, seed: int = 7, scale: float = 1.0) -> Iterator[dict[str, Any]]:
     """Every demo event of the month (the leaked key's usage is, by design, never logged)."""
     for scope in SCOPES:
-        yield from generate_events(scope, period, seed)
+        yield from generate_events(scope, period, seed, scale)
 
 
 def batched(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

@@ -17,7 +17,7 @@ from importers.registry import importer_for
 from ledger import auth
 from ledger.api import create_app
 from ledger.catalog import load_catalog
-from ledger.clock import SystemClock
+from ledger.clock import Clock, SystemClock
 from ledger.database import session_factory
 from ledger.demo import all_events, batched, build_statements, demo_period
 from ledger.importing import parse_documents
@@ -64,22 +64,23 @@ class BackgroundServer:
         self.thread.join(timeout=10)
 
 
-def ensure_demo_tenant(engine: Engine) -> dict[str, str]:
+def ensure_demo_tenant(engine: Engine, name: str = DEMO_TENANT) -> dict[str, str]:
     """The demo tenant (created once) and fresh keys of each role (keys are shown only when created)."""
     with session_factory(engine).begin() as session:
-        if session.scalar(select(Tenant).where(Tenant.name == DEMO_TENANT)) is None:
-            auth.create_tenant(session, DEMO_TENANT)
-        return {role: auth.create_key(session, DEMO_TENANT, role, label="demo").token for role in auth.ROLES}
+        if session.scalar(select(Tenant).where(Tenant.name == name)) is None:
+            auth.create_tenant(session, name)
+        return {role: auth.create_key(session, name, role, label="demo").token for role in auth.ROLES}
 
 
 def populate(settings: Settings, engine: Engine, base_url: str, keys: dict[str, str], work_dir: Path,
-             say: Callable[[str], None]) -> DemoResult:
-    clock = SystemClock()
+             say: Callable[[str], None], *, tenant: str = DEMO_TENANT, scale: float = 1.0,
+             clock: Clock | None = None) -> DemoResult:
+    clock = clock or SystemClock()
     period = demo_period(clock.now())
     say(f"sending a month of usage ({period.label}) through POST /v1/events …")
     sent = 0
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {keys['ingest']}"}, timeout=60) as http:
-        for batch in batched(all_events(period), 1_000):
+        for batch in batched(all_events(period, scale=scale), 1_000):
             response = http.post("/v1/events", json=batch)
             response.raise_for_status()
             sent += len(batch)
@@ -87,9 +88,9 @@ def populate(settings: Settings, engine: Engine, base_url: str, keys: dict[str, 
 
     sessions = session_factory(engine)
     with sessions() as session:
-        tenant_id = auth.tenant_by_name(session, DEMO_TENANT).id
+        tenant_id = auth.tenant_by_name(session, tenant).id
         catalog = load_catalog(session, tenant_id)
-    statements = build_statements(period, catalog)
+    statements = build_statements(period, catalog, scale=scale)
     work_dir.mkdir(parents=True, exist_ok=True)
     total_lines = 0
     for source, documents in statements.by_source.items():
@@ -110,5 +111,5 @@ def populate(settings: Settings, engine: Engine, base_url: str, keys: dict[str, 
     say("reconciling …")
     outcome = run_reconciliation(sessions, tenant_id=tenant_id, period=period, settings=settings, now=clock.now(),
                                  trigger="demo")
-    return DemoResult(DEMO_TENANT, period.label, sent, total_lines, outcome, keys["read"], keys["admin"],
+    return DemoResult(tenant, period.label, sent, total_lines, outcome, keys["read"], keys["admin"],
                       keys["ingest"])
