@@ -403,6 +403,142 @@ def serve(
     uvicorn.run(application, host=bind_host, port=bind_port, log_level=settings.log_level, access_log=False)
 
 
+alerts_app = typer.Typer(help="Alert channels (webhook, Slack, email) and their deliveries.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@app.command()
+@one_line_errors
+def report(
+    period: Annotated[str, typer.Option(help="Month, e.g. 2026-10.")],
+    output: Annotated[Path, typer.Option(help="File to write the report to.")],
+    output_format: Annotated[str, typer.Option("--format", help="html, csv or json.")] = "html",
+    tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
+) -> None:
+    """Write a month's reconciliation report (per provider × account × model, with totals)."""
+    from ledger.periods import Period
+    from reports import monthly
+
+    if output_format not in monthly.FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(monthly.FORMATS)}, got {output_format!r}")
+    with session_scope(get_settings()) as session:
+        owner = auth.tenant_for_cli(session, tenant)
+        result = monthly.load_monthly_report(session, owner.id, Period.month(period), SystemClock().now())
+    output.write_text(monthly.render(result, output_format), encoding="utf-8")
+    console.print(f"{output_format} report of {owner.name} for {period} ({len(result.rows)} rows) written to {output}",
+                  highlight=False)
+
+
+@alerts_app.command("add-channel")
+@one_line_errors
+def alerts_add_channel(
+    name: Annotated[str, typer.Option(help="A name for the channel, unique per tenant.")],
+    kind: Annotated[str, typer.Option(help="webhook, slack or email.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
+    url: Annotated[str | None, typer.Option(help="webhook / slack: the URL to POST to.")] = None,
+    secret: Annotated[str | None, typer.Option(help="webhook: the HMAC secret (generated when omitted).")] = None,
+    smtp_host: Annotated[str | None, typer.Option(help="email: SMTP server.")] = None,
+    smtp_port: Annotated[int | None, typer.Option(help="email: SMTP port (587 with --starttls, else 25).")] = None,
+    sender: Annotated[str | None, typer.Option("--from", help="email: sender address.")] = None,
+    to: Annotated[list[str] | None, typer.Option(help="email: recipient (repeat for more).")] = None,
+    starttls: Annotated[bool, typer.Option(help="email: upgrade the connection with STARTTLS.")] = False,
+    smtp_user: Annotated[str | None, typer.Option(help="email: SMTP login user.")] = None,
+    smtp_password_env: Annotated[
+        str | None, typer.Option(help="email: environment variable holding the SMTP password.")
+    ] = None,
+    min_severity: Annotated[str, typer.Option(help="info, warning or critical.")] = "warning",
+    min_impact_usd: Annotated[str, typer.Option(help="Also alert on findings with at least this impact.")] = "0",
+) -> None:
+    """Add an alert channel for a tenant."""
+    from decimal import Decimal, InvalidOperation
+
+    from reports.alerts.channels import ChannelOptions, add_channel, describe_target
+
+    try:
+        impact = Decimal(min_impact_usd)
+    except InvalidOperation:
+        raise typer.BadParameter(f"--min-impact-usd must be a number, got {min_impact_usd!r}") from None
+    options = ChannelOptions(url=url, secret=secret, smtp_host=smtp_host, smtp_port=smtp_port, sender=sender,
+                             recipients=tuple(to or ()), starttls=starttls, username=smtp_user,
+                             password_env=smtp_password_env)
+    with session_scope(get_settings()) as session:
+        owner = auth.tenant_for_cli(session, tenant)
+        channel = add_channel(session, tenant_id=owner.id, name=name, kind=kind, options=options,
+                              min_severity=min_severity, min_impact_usd=impact)
+        target, generated = describe_target(channel), channel.config.get("secret") if not secret else None
+    console.print(f"{kind} channel {name!r} added for {owner.name}: {target}", highlight=False)
+    if generated:
+        console.print("webhook secret (verify X-TokenLedger-Signature with it; shown once):", style="bold")
+        print(generated)
+
+
+@alerts_app.command("list")
+@one_line_errors
+def alerts_list(
+    tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
+) -> None:
+    """List a tenant's alert channels and its latest deliveries."""
+    from rich.table import Table
+
+    from reports import sources
+    from reports.alerts.channels import describe_target
+
+    with session_scope(get_settings()) as session:
+        owner = auth.tenant_for_cli(session, tenant)
+        channels = [(c.name, c.kind, describe_target(c), c.min_severity, f"{c.min_impact_usd:,.2f}",
+                     "yes" if c.enabled else "no") for c in sources.channels(session, owner.id)]
+        deliveries = sources.delivery_log(session, owner.id, limit=20)
+    table = Table("name", "kind", "delivers to", "min severity", "min impact USD", "enabled",
+                  title=f"Alert channels of {owner.name}")
+    for row in channels:
+        table.add_row(*row)
+    console.print(table if channels else "no alert channel yet: tokenledger alerts add-channel --name … --kind …")
+    log = Table("queued", "channel", "topic", "status", "attempts", "last error", title="Latest deliveries")
+    for line in deliveries:
+        log.add_row(line.created_at.strftime("%Y-%m-%d %H:%M"), line.channel, line.topic, line.status,
+                    str(line.attempts), line.last_error or "")
+    if deliveries:
+        console.print(log)
+
+
+@alerts_app.command("test")
+@one_line_errors
+def alerts_test(
+    channel: Annotated[str, typer.Option(help="The channel's name.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
+) -> None:
+    """Send a test alert over a channel right away and print the outcome."""
+    import httpx
+
+    from reports.alerts import send_test
+
+    with session_scope(get_settings()) as session, httpx.Client() as http:
+        owner = auth.tenant_for_cli(session, tenant)
+        outcome = send_test(session, tenant_id=owner.id, channel_name=channel, tenant=owner.name,
+                            now=SystemClock().now(), http=http)
+    if not outcome.sent:
+        errors.print(f"[red]error:[/red] test alert over {channel!r} failed: {outcome.error}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"test alert sent over {channel!r} (alert #{outcome.alert_id})", highlight=False)
+
+
+@alerts_app.command("deliver")
+@one_line_errors
+def alerts_deliver() -> None:
+    """Send the alerts that are due now (the service does this every 30 s when its scheduler runs)."""
+    import httpx
+
+    from reports.alerts import deliver_due
+
+    engine = create_db_engine(database_url(get_settings()), pool_size=2)
+    try:
+        with httpx.Client() as http:
+            stats = deliver_due(session_factory(engine), now=SystemClock().now(), http=http)
+    finally:
+        engine.dispose()
+    console.print(f"sent {stats.sent}, will retry {stats.retrying}, failed {stats.failed}")
+
+
 def main() -> None:
     app()
 

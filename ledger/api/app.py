@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.api import events, integrations, reconciliation, statements
+from ledger.api import events, findings, integrations, reconciliation, statements
 from ledger.api.context import AppContext
 from ledger.api.dependencies import ContextDep
 from ledger.auth import PrincipalCache
@@ -23,7 +23,9 @@ from ledger.database import create_db_engine, database_url, migrations_at_head, 
 from ledger.errors import ServiceUnavailable, TokenLedgerError
 from ledger.group_commit import GroupCommitWriter, is_unavailable
 from ledger.metrics import ServiceMetrics
+from ledger.scheduler import start_scheduler
 from ledger.settings import Settings
+from reports.web import create_report_app
 
 log = logging.getLogger("tokenledger.api")
 RETRY_AFTER_SECONDS = "2"
@@ -52,9 +54,14 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         writer.start()
+        scheduler = (
+            start_scheduler(settings, engine, context.sessions, context.clock) if settings.scheduler_enabled else None
+        )
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             writer.stop()
 
     app = FastAPI(
@@ -69,6 +76,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
     app.include_router(statements.router)
     app.include_router(reconciliation.router)
     app.include_router(integrations.router)
+    app.include_router(findings.router)
+    app.mount("/report", create_report_app(context))
     _install_health(app)
     return app
 

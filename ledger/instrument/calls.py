@@ -126,7 +126,7 @@ def plan_call(
         return None
     if not isinstance(request, dict):
         return None
-    provider = labels.provider or provider_for_host(host) or labels.family
+    provider = labels.provider or provider_for_host(host) or _fallback_provider(labels.family, host)
     new_body: bytes | None = None
     hide_usage_chunk = False
     if api == "chat" and request.get("stream") is True and provider in _INCLUDE_USAGE_PROVIDERS:
@@ -150,6 +150,18 @@ def plan_call(
         hide_usage_chunk=hide_usage_chunk,
     )
     return PlannedCall(call, new_body)
+
+
+_warned_hosts: set[str] = set()
+
+
+def _fallback_provider(family: Family, host: str) -> str:
+    """An unknown host speaks the SDK's API: record it as that provider, and say so once per host."""
+    if host not in _warned_hosts:
+        _warned_hosts.add(host)
+        log.warning("TokenLedger: %s is not a known %s host; its calls are recorded as provider %r "
+                    "(pass provider=..., e.g. 'vllm', to instrument_%s)", host, family, family, family)
+    return family
 
 
 def _api_of(family: Family, method: str, path: str) -> Api | None:

@@ -93,13 +93,16 @@ class ProviderMock:
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.end_headers()
+                self.close_connection = True
                 for name, data in reply.events:
                     if reply.event_delay:
                         time.sleep(reply.event_delay)
                     frame = (f"event: {name}\n" if name else "") + f"data: {data}\n\n"
-                    self.wfile.write(frame.encode())
-                    self.wfile.flush()
-                self.close_connection = True
+                    try:
+                        self.wfile.write(frame.encode())
+                        self.wfile.flush()
+                    except OSError:  # the client went away (a timeout test)
+                        return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -128,7 +128,8 @@ def test_a_refused_batch_is_dropped_once_with_a_warning_naming_the_problem(
     fake_ledger: ProviderMock, caplog: pytest.LogCaptureFixture
 ) -> None:
     problem = {"index": 0, "field": "usage.prompt_tokens", "message": "is required but missing"}
-    fake_ledger.script(Reply(422, {"error": {"code": "invalid_request", "message": "1 problem(s)", "details": [problem]}}))
+    refusal = {"error": {"code": "invalid_request", "message": "1 problem(s)", "details": [problem]}}
+    fake_ledger.script(Reply(422, refusal))
     client = TokenLedger(fake_ledger.base_url, "tl_key", flush_interval=0.01)
 
     with caplog.at_level(logging.WARNING, logger="tokenledger.client"):
@@ -137,7 +138,8 @@ def test_a_refused_batch_is_dropped_once_with_a_warning_naming_the_problem(
 
     assert client.dropped == 1
     assert len(fake_ledger.received) == 1
-    assert "HTTP 422" in caplog.text and "usage.prompt_tokens" in caplog.text
+    assert "HTTP 422" in caplog.text
+    assert "usage.prompt_tokens" in caplog.text
     client.close()
 
 
@@ -151,7 +153,8 @@ def test_an_invalid_event_is_rejected_locally_without_raising(
         client.record(object())
 
     assert client.rejected == 2
-    assert "occurred_at" in caplog.text and "input_tokens" in caplog.text
+    assert "occurred_at" in caplog.text
+    assert "input_tokens" in caplog.text
     assert client.buffered == 0
     client.close()
 

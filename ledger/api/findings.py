@@ -1,0 +1,138 @@
+"""Routes for findings and reconciliation results: list and read findings, change a finding's status (admin),
+and a period's drift rows with its latest runs. A key sees only its tenant's findings; another tenant's is
+404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.api.dependencies import ContextDep, PrincipalDep, SessionDep
+from ledger.errors import Forbidden, InvalidRequest
+from ledger.findings import MAX_NOTE_CHARS, FindingFilter, change_status, get_finding, list_findings, status_history
+from ledger.periods import Period, PeriodError
+from ledger.tables import Finding, FindingChange
+from ledger.usage import resolve_range
+from reports.filters import plain_decimal
+from reports.sources import drift_lines, latest_runs
+
+router = APIRouter(prefix="/v1", tags=["findings"])
+
+
+class StatusChange(BaseModel):
+    """A new status for a finding, with an optional note saying why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: str = Field(description="open, acknowledged, resolved or disputed")
+    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
+
+
+def finding_json(finding: Finding) -> dict[str, Any]:
+    """A finding as the JSON API shows it: money as a decimal string, instants in ISO 8601."""
+    return {
+        "id": finding.id,
+        "kind": finding.kind,
+        "severity": finding.severity,
+        "provider": finding.provider,
+        "account": finding.account,
+        "api_key_id": finding.api_key_id,
+        "model": finding.model,
+        "period_start": finding.period_start.isoformat(),
+        "period_end": finding.period_end.isoformat(),
+        "impact_usd": plain_decimal(finding.impact_usd),
+        "evidence": finding.evidence,
+        "summary": finding.summary,
+        "status": finding.status,
+        "note": finding.note,
+        "first_seen": finding.first_seen.isoformat(),
+        "last_seen": finding.last_seen.isoformat(),
+    }
+
+
+def change_json(change: FindingChange) -> dict[str, Any]:
+    return {
+        "changed_at": change.changed_at.isoformat(),
+        "from_status": change.from_status,
+        "to_status": change.to_status,
+        "note": change.note,
+        "actor": change.actor,
+    }
+
+
+@router.get("/findings", summary="Findings, filtered by period, kind, provider, status or severity")
+def get_findings(
+    session: SessionDep,
+    principal: PrincipalDep,
+    period: str | None = None,
+    kind: str | None = None,
+    provider: str | None = None,
+    status: str | None = None,
+    severity: str | None = None,
+) -> dict[str, Any]:
+    principal.require("read")
+    filters = FindingFilter(period=resolve_range(period, None, None), kind=kind or None, provider=provider or None,
+                            status=status or None, severity=severity or None)
+    return {"findings": [finding_json(finding) for finding in list_findings(session, principal.tenant_id, filters)]}
+
+
+@router.get("/findings/{finding_id}", summary="One finding with its status changes")
+def get_one_finding(session: SessionDep, principal: PrincipalDep, finding_id: int) -> dict[str, Any]:
+    principal.require("read")
+    finding = get_finding(session, principal.tenant_id, finding_id)
+    changes = status_history(session, principal.tenant_id, finding_id)
+    return {**finding_json(finding), "changes": [change_json(change) for change in changes]}
+
+
+@router.patch("/findings/{finding_id}", summary="Change a finding's status, with a note (admin)")
+def patch_finding(
+    session: SessionDep, context: ContextDep, principal: PrincipalDep, finding_id: int, body: StatusChange
+) -> dict[str, Any]:
+    if principal.role != "admin":
+        raise Forbidden(f"changing a finding's status needs an admin key; this key has role {principal.role!r}")
+    change_status(session, principal.tenant_id, finding_id, status=body.status, note=body.note,
+                  actor=principal.key_id, now=context.clock.now())
+    session.commit()
+    return get_one_finding(session, principal, finding_id)
+
+
+@router.get("/reconciliation", summary="A period's drift rows and its latest reconciliation runs")
+def get_reconciliation(session: SessionDep, principal: PrincipalDep, period: str) -> dict[str, Any]:
+    principal.require("read")
+    try:
+        window = Period.month(period)
+    except PeriodError as error:
+        raise InvalidRequest(str(error)) from error
+    rows = [
+        {
+            "provider": line.provider,
+            "account": line.account,
+            "model": line.model,
+            "logged_tokens": line.logged_tokens,
+            "billed_tokens": line.billed_tokens,
+            "logged_by_category": line.logged_by_category,
+            "billed_by_category": line.billed_by_category,
+            "expected_cost": plain_decimal(line.expected_cost),
+            "billed_cost": plain_decimal(line.billed_cost),
+            "difference": plain_decimal(line.difference),
+            "percent": plain_decimal(line.percent),
+            "currency": line.currency,
+            "computed_at": line.computed_at.isoformat(),
+        }
+        for line in drift_lines(session, principal.tenant_id, window)
+    ]
+    runs = [
+        {
+            "id": run.id,
+            "trigger": run.trigger,
+            "status": run.status,
+            "started_at": run.started_at.isoformat(),
+            "finished_at": None if run.finished_at is None else run.finished_at.isoformat(),
+            "counts": run.counts,
+            "error": run.error,
+        }
+        for run in latest_runs(session, principal.tenant_id, window)
+    ]
+    return {"period": window.label, "rows": rows, "runs": runs}

@@ -1,0 +1,108 @@
+"""Findings as people work with them: list with filters, read one with its history, change its status with a
+note. Services take a session and never commit; the reconciler writes findings, this module only reads them
+and records status changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, select
+from sqlalchemy.orm import Session
+
+from ledger.errors import InvalidRequest, NotFound
+from ledger.periods import Period
+from ledger.tables import Finding, FindingChange
+
+STATUSES = ("open", "acknowledged", "resolved", "disputed")
+SEVERITIES = ("info", "warning", "critical")
+"""Severity levels, least to most severe."""
+MAX_NOTE_CHARS = 4_000
+
+
+def severity_rank(severity: str) -> int:
+    """0 for info, 1 for warning, 2 for critical; an unknown level ranks below info."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
+
+
+@dataclass(frozen=True, slots=True)
+class FindingFilter:
+    """Which findings to list; None means any. A period selects findings whose period overlaps it."""
+
+    period: Period | None = None
+    kind: str | None = None
+    provider: str | None = None
+    status: str | None = None
+    severity: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.status not in STATUSES:
+            raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
+        if self.severity is not None and self.severity not in SEVERITIES:
+            raise InvalidRequest(f"severity must be one of {', '.join(SEVERITIES)}, got {self.severity!r}")
+
+
+_SEVERITY_ORDER = case({level: rank for rank, level in enumerate(SEVERITIES)}, value=Finding.severity, else_=-1)
+
+
+def list_findings(session: Session, tenant_id: int, filters: FindingFilter, *, limit: int = 1_000) -> list[Finding]:
+    """The tenant's findings that match, most severe and costly first."""
+    query = select(Finding).where(Finding.tenant_id == tenant_id)
+    if filters.period is not None:
+        query = query.where(Finding.period_start < filters.period.end, Finding.period_end > filters.period.start)
+    for column, value in (
+        (Finding.kind, filters.kind),
+        (Finding.provider, filters.provider),
+        (Finding.status, filters.status),
+        (Finding.severity, filters.severity),
+    ):
+        if value:
+            query = query.where(column == value)
+    query = query.order_by(_SEVERITY_ORDER.desc(), Finding.impact_usd.desc(), Finding.id).limit(limit)
+    return list(session.scalars(query))
+
+
+def get_finding(session: Session, tenant_id: int, finding_id: int, *, for_update: bool = False) -> Finding:
+    """One finding of the tenant; another tenant's finding is NotFound, like a missing one."""
+    query = select(Finding).where(Finding.tenant_id == tenant_id, Finding.id == finding_id)
+    finding = session.scalar(query.with_for_update() if for_update else query)
+    if finding is None:
+        raise NotFound(f"no finding with id {finding_id}")
+    return finding
+
+
+def status_history(session: Session, tenant_id: int, finding_id: int) -> list[FindingChange]:
+    """The finding's status changes, oldest first."""
+    query = (
+        select(FindingChange)
+        .where(FindingChange.tenant_id == tenant_id, FindingChange.finding_id == finding_id)
+        .order_by(FindingChange.changed_at, FindingChange.id)
+    )
+    return list(session.scalars(query))
+
+
+def change_status(
+    session: Session, tenant_id: int, finding_id: int, *, status: str, note: str | None, actor: str, now: datetime
+) -> FindingChange:
+    """Set the finding's status (and its note, when one is given) and record who did it, from what, and why."""
+    if status not in STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    note = note.strip() if note and note.strip() else None
+    if note is not None and len(note) > MAX_NOTE_CHARS:
+        raise InvalidRequest(f"note is {len(note)} characters; at most {MAX_NOTE_CHARS}")
+    finding = get_finding(session, tenant_id, finding_id, for_update=True)
+    change = FindingChange(
+        tenant_id=tenant_id,
+        finding_id=finding.id,
+        changed_at=now,
+        from_status=finding.status,
+        to_status=status,
+        note=note,
+        actor=actor,
+    )
+    finding.status = status
+    if note is not None:
+        finding.note = note
+    session.add(change)
+    session.flush()
+    return change

@@ -1,0 +1,16 @@
+"""Alerts: channels (signed webhook, Slack, email), the rules that decide when to alert, the outbox written in
+the cause's transaction, and the deliverer that sends it with retries. The reconciler and the scheduler
+call the functions re-exported here; the monthly report is queued by `reports.monthly.send_monthly_report`."""
+
+from reports.alerts.delivery import DeliveryStats, SendOutcome, deliver_due, send_test
+from reports.alerts.outbox import queue_finding_alert, queue_run_failure_alert, queue_stale_source_alerts
+
+__all__ = [
+    "DeliveryStats",
+    "SendOutcome",
+    "deliver_due",
+    "queue_finding_alert",
+    "queue_run_failure_alert",
+    "queue_stale_source_alerts",
+    "send_test",
+]

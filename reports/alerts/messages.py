@@ -1,0 +1,217 @@
+"""What an alert says, and how each kind of channel receives it. Pure.
+
+A `Message` is channel-neutral (title, plain text, facts, structured data, optional HTML and attachments)
+and is what the outbox stores. At delivery it becomes:
+
+- a signed webhook: a JSON body, with `X-TokenLedger-Signature: sha256=<hex HMAC-SHA256 of the exact body
+  bytes, keyed with the channel's secret>` and `X-TokenLedger-Timestamp: <unix seconds>`; the body repeats
+  the timestamp as `sent_at`, so it is covered by the signature;
+- a Slack incoming-webhook body: `{"text": …, "blocks": […]}` — `text` is the notification fallback when
+  blocks are present (https://api.slack.com/messaging/webhooks, "Sending messages using incoming
+  webhooks"); a section's text is at most 3,000 characters, its fields at most 10 of 2,000 characters each
+  (https://api.slack.com/reference/block-kit/blocks#section);
+- an email: text/plain, with an HTML alternative and attachments when the message has them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Any
+
+from ledger.api.findings import finding_json
+from ledger.tables import Finding
+from reports.filters import age, money, when
+from reports.sources import RunLine
+
+SLACK_SECTION_LIMIT = 3_000
+SLACK_FIELD_LIMIT = 2_000
+SLACK_MAX_FIELDS = 10
+SIGNATURE_HEADER = "X-TokenLedger-Signature"
+TIMESTAMP_HEADER = "X-TokenLedger-Timestamp"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    media_type: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    title: str
+    text: str
+    severity: str | None = None
+    facts: tuple[tuple[str, str], ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict)
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+
+    def as_payload(self) -> dict[str, Any]:
+        """The message as the outbox stores it (JSON)."""
+        return {
+            "topic": self.topic,
+            "title": self.title,
+            "text": self.text,
+            "severity": self.severity,
+            "facts": [list(fact) for fact in self.facts],
+            "data": dict(self.data),
+            "html": self.html,
+            "attachments": [
+                {"filename": a.filename, "media_type": a.media_type, "content": a.content} for a in self.attachments
+            ],
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Message:
+        return cls(
+            topic=payload["topic"],
+            title=payload["title"],
+            text=payload["text"],
+            severity=payload.get("severity"),
+            facts=tuple((str(k), str(v)) for k, v in payload.get("facts", ())),
+            data=payload.get("data") or {},
+            html=payload.get("html"),
+            attachments=tuple(Attachment(**a) for a in payload.get("attachments", ())),
+        )
+
+
+def finding_message(
+    finding: Finding, *, tenant: str, previous_severity: str | None, previous_impact: Decimal | None
+) -> Message:
+    """A new or worsened finding (a spend spike has its own topic)."""
+    scope = " / ".join(part for part in (finding.provider, finding.account, finding.model) if part) or "all usage"
+    impact = money(finding.impact_usd)
+    change = (
+        "New finding."
+        if previous_severity is None
+        else f"Worse than before: was {previous_severity}, {money(previous_impact)}; now {finding.severity}, {impact}."
+    )
+    spike = finding.kind == "spend_spike"
+    return Message(
+        topic="spend_spike" if spike else "finding",
+        title=f"[{finding.severity}] {'Spend spike' if spike else finding.kind.replace('_', ' ')}: {scope} ({impact})",
+        text=f"{finding.summary}\n{change}",
+        severity=finding.severity,
+        facts=(
+            ("Tenant", tenant),
+            ("Kind", finding.kind),
+            ("Severity", finding.severity),
+            ("Scope", scope),
+            ("Period", f"{when(finding.period_start)} – {when(finding.period_end)}"),
+            ("Impact", impact),
+            ("Status", finding.status),
+            ("Finding", f"#{finding.id}"),
+        ),
+        data={"tenant": tenant, "finding": finding_json(finding), "previous_severity": previous_severity,
+              "previous_impact_usd": None if previous_impact is None else str(previous_impact)},
+    )
+
+
+def run_failure_message(run: RunLine, *, tenant: str, period_label: str) -> Message:
+    return Message(
+        topic="run_failed",
+        title=f"Reconciliation of {period_label} failed",
+        text=f"The {run.trigger} run #{run.id} started {when(run.started_at)} failed: "
+             f"{run.error or 'no error recorded'}",
+        severity="critical",
+        facts=(("Tenant", tenant), ("Period", period_label), ("Run", f"#{run.id}"), ("Trigger", run.trigger),
+               ("Started", when(run.started_at))),
+        data={"tenant": tenant, "period": period_label, "run_id": run.id, "trigger": run.trigger,
+              "started_at": run.started_at.isoformat(), "error": run.error},
+    )
+
+
+def stale_source_message(source: str, last_import: datetime, *, tenant: str, now: datetime,
+                         max_age: timedelta) -> Message:
+    return Message(
+        topic="stale_source",
+        title=f"No {source} statement imported for {age(now - last_import)}",
+        text=(f"The {source} statement was last imported {when(last_import)}, more than {age(max_age)} ago. "
+              f"Check its import (tokenledger import {source} …) and the provider's admin key."),
+        severity="warning",
+        facts=(("Tenant", tenant), ("Source", source), ("Last import", when(last_import))),
+        data={"tenant": tenant, "source": source, "last_import": last_import.isoformat()},
+    )
+
+
+def test_message(channel: str, *, tenant: str, now: datetime) -> Message:
+    return Message(
+        topic="test",
+        title=f"TokenLedger test alert for channel {channel}",
+        text=f"This is a test of the alert channel {channel!r} of tenant {tenant}, sent {when(now)}.",
+        facts=(("Tenant", tenant), ("Channel", channel)),
+        data={"tenant": tenant, "channel": channel},
+    )
+
+
+def webhook_body(message: Message, *, alert_id: int, sent_at: datetime) -> bytes:
+    body = {
+        "id": alert_id,
+        "topic": message.topic,
+        "title": message.title,
+        "text": message.text,
+        "severity": message.severity,
+        "facts": dict(message.facts),
+        "data": message.data,
+        "sent_at": int(sent_at.timestamp()),
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The `X-TokenLedger-Signature` value: `sha256=` and the hex HMAC-SHA256 of the body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_headers(secret: str, body: bytes, sent_at: datetime) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: signature(secret, body),
+        TIMESTAMP_HEADER: str(int(sent_at.timestamp())),
+    }
+
+
+def slack_body(message: Message) -> dict[str, Any]:
+    text = f"*{message.title}*\n{message.text}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}},
+    ]
+    if message.facts:
+        blocks.append({
+            "type": "section",
+            "fields": [{"type": "mrkdwn", "text": _clip(f"*{name}*\n{value}", SLACK_FIELD_LIMIT)}
+                       for name, value in message.facts[:SLACK_MAX_FIELDS]],
+        })
+    return {"text": _clip(f"{message.title}\n{message.text}"), "blocks": blocks}
+
+
+def email_message(message: Message, *, sender: str, recipients: Sequence[str], now: datetime) -> EmailMessage:
+    email = EmailMessage()
+    email["Subject"] = message.title
+    email["From"] = sender
+    email["To"] = ", ".join(recipients)
+    email["Date"] = format_datetime(now)
+    email["Message-ID"] = make_msgid(domain="tokenledger")
+    facts = "\n".join(f"{name}: {value}" for name, value in message.facts)
+    email.set_content(f"{message.text}\n\n{facts}\n" if facts else f"{message.text}\n")
+    if message.html:
+        email.add_alternative(message.html, subtype="html")
+    for attachment in message.attachments:
+        maintype, _, subtype = attachment.media_type.partition("/")
+        email.add_attachment(attachment.content.encode(), maintype=maintype, subtype=subtype,
+                             filename=attachment.filename)
+    return email
+
+
+def _clip(text: str, limit: int = SLACK_SECTION_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,96 @@
+"""Queueing alerts: each function writes `alert_outbox` rows in the caller's transaction (the same one as the
+alert's cause, so an alert exists exactly when its cause was committed) and returns how many it queued.
+A row already queued with the same channel and dedupe key is left alone. Nothing here sends or commits;
+`reports.alerts.delivery` sends."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from ledger.periods import Period
+from ledger.tables import AlertChannel, AlertOutbox, Finding, ReconciliationRun
+from reports import sources
+from reports.alerts import messages, rules
+from reports.alerts.channels import enabled_channels
+from reports.alerts.messages import Message
+
+
+def queue_finding_alert(
+    session: Session,
+    *,
+    tenant_id: int,
+    finding: Finding,
+    previous_severity: str | None,
+    previous_impact: Decimal | None,
+    now: datetime,
+) -> int:
+    """Alert on a finding the reconciler just stored: when it is new (`previous_severity` None) or worse than
+    before, to each channel whose thresholds it meets."""
+    if previous_severity is not None and not rules.worsened(
+        finding.severity, finding.impact_usd, previous_severity=previous_severity, previous_impact=previous_impact
+    ):
+        return 0
+    chosen = [
+        channel for channel in enabled_channels(session, tenant_id)
+        if rules.finding_qualifies(finding.severity, finding.impact_usd, min_severity=channel.min_severity,
+                                   min_impact_usd=channel.min_impact_usd)
+    ]
+    if not chosen:
+        return 0
+    message = messages.finding_message(finding, tenant=sources.tenant_name(session, tenant_id),
+                                       previous_severity=previous_severity, previous_impact=previous_impact)
+    key = rules.finding_key(finding.fingerprint, finding.severity, finding.impact_usd)
+    return queue_to_channels(session, tenant_id, chosen, key, message, now)
+
+
+def queue_run_failure_alert(session: Session, *, tenant_id: int, run: ReconciliationRun, now: datetime) -> int:
+    """Alert every channel once about a reconciliation run that failed (other runs queue nothing)."""
+    if run.status != "failed":
+        return 0
+    line = sources.RunLine(id=run.id, trigger=run.trigger, started_at=run.started_at, finished_at=run.finished_at,
+                           status=run.status, counts=run.counts, error=run.error)
+    period = Period(run.period_start, run.period_end)
+    message = messages.run_failure_message(line, tenant=sources.tenant_name(session, tenant_id),
+                                           period_label=period.label)
+    channels = enabled_channels(session, tenant_id)
+    return queue_to_channels(session, tenant_id, channels, rules.run_failure_key(run.id), message, now)
+
+
+def queue_stale_source_alerts(session: Session, *, tenant_id: int, now: datetime, max_age_days: int) -> int:
+    """Alert every channel once per statement source whose latest import is older than `max_age_days`."""
+    max_age = timedelta(days=max_age_days)
+    stale = [line for line in sources.latest_imports(session, tenant_id) if now - line.imported_at > max_age]
+    channels = enabled_channels(session, tenant_id) if stale else []
+    queued = 0
+    for line in stale:
+        message = messages.stale_source_message(line.source, line.imported_at, tenant=sources.tenant_name(
+            session, tenant_id), now=now, max_age=max_age)
+        queued += queue_to_channels(session, tenant_id, channels, rules.stale_source_key(line.source, line.imported_at),
+                         message, now)
+    return queued
+
+
+def queue_message(session: Session, *, tenant_id: int, channel: AlertChannel, key: str, message: Message,
+                  now: datetime) -> int | None:
+    """Queue one message to one channel; the new row's id, or None when that key was already queued."""
+    statement = (
+        insert(AlertOutbox)
+        .values(tenant_id=tenant_id, channel_id=channel.id, topic=message.topic, dedupe_key=key,
+                payload=message.as_payload(), status="pending", attempts=0, next_attempt_at=now, created_at=now)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "channel_id", "dedupe_key"])
+        .returning(AlertOutbox.id)
+    )
+    return session.scalar(statement)
+
+
+def queue_to_channels(session: Session, tenant_id: int, channels: list[AlertChannel], key: str, message: Message,
+                      now: datetime) -> int:
+    """Queue one message to each channel; how many rows were new."""
+    return sum(
+        queue_message(session, tenant_id=tenant_id, channel=channel, key=key, message=message, now=now) is not None
+        for channel in channels
+    )

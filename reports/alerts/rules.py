@@ -1,0 +1,65 @@
+"""When an alert is due, and how alerts are told apart. Pure.
+
+- A finding alerts a channel when its severity is at or above the channel's `min_severity`, or — when the
+  channel sets a `min_impact_usd` above zero — its impact (in absolute value) is at least that.
+- It alerts once per fingerprint, then again only when it worsens: its severity rises, or its impact moves
+  into a higher bracket (the decade of |impact| in USD: below 1, 1–10, 10–100, …). The outbox's dedupe key
+  is fingerprint + severity + bracket, so the same level never alerts twice, even after flapping.
+- Failed runs, stale statement sources and monthly reports go to every enabled channel, once each.
+- Delivery retries back off exponentially: 30 s, 1 min, 2 min, … capped at 1 h; after `MAX_ATTEMPTS` the
+  alert is marked failed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from ledger.findings import severity_rank
+
+MAX_ATTEMPTS = 8
+FIRST_RETRY = timedelta(seconds=30)
+LONGEST_RETRY = timedelta(hours=1)
+
+
+def impact_bracket(impact: Decimal | None) -> int:
+    """0 when |impact| < 1 USD (or unknown), else the number of digits of its whole part."""
+    if impact is None:
+        return 0
+    whole = int(abs(impact))
+    return len(str(whole)) if whole >= 1 else 0
+
+
+def finding_qualifies(severity: str, impact: Decimal, *, min_severity: str, min_impact_usd: Decimal) -> bool:
+    if severity_rank(severity) >= severity_rank(min_severity):
+        return True
+    return min_impact_usd > 0 and abs(impact) >= min_impact_usd
+
+
+def worsened(severity: str, impact: Decimal, *, previous_severity: str, previous_impact: Decimal | None) -> bool:
+    return severity_rank(severity) > severity_rank(previous_severity) or impact_bracket(impact) > impact_bracket(
+        previous_impact
+    )
+
+
+def finding_key(fingerprint: str, severity: str, impact: Decimal) -> str:
+    return f"finding:{fingerprint}:{severity}:{impact_bracket(impact)}"
+
+
+def run_failure_key(run_id: int) -> str:
+    return f"run_failed:{run_id}"
+
+
+def stale_source_key(source: str, last_import: datetime) -> str:
+    """One alert per source per stale spell: the spell is named by the import it follows."""
+    return f"stale_source:{source}:{last_import.isoformat()}"
+
+
+def monthly_report_key(period_label: str) -> str:
+    return f"monthly_report:{period_label}"
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long to wait after the `attempts`-th failed attempt."""
+    doublings = min(max(0, attempts - 1), 20)  # 30 s × 2**20 is far past the cap; avoids overflow
+    return min(FIRST_RETRY * 2**doublings, LONGEST_RETRY)

@@ -1,0 +1,278 @@
+"""The monthly reconciliation report: per provider × account × model, logged and billed tokens, expected and
+billed cost, their difference and the findings count; totals per currency. `monthly_report` builds it from
+drift rows and finding counts and `to_csv` / `to_json` / `to_html` render it, all pure; the one function
+with I/O is `send_monthly_report`, which reads the period and queues the report to the tenant's alert
+channels (the scheduler calls it once a month is closed)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from ledger.periods import Period
+from reports import sources
+from reports.alerts import rules
+from reports.alerts.channels import enabled_channels
+from reports.alerts.messages import Attachment, Message
+from reports.alerts.outbox import queue_to_channels
+from reports.filters import money, percent, plain_decimal, signed_money, tokens
+from reports.rendering import environment
+from reports.sources import DriftLine
+
+FORMATS = ("html", "csv", "json")
+CSV_COLUMNS = (
+    "provider", "account", "model", "logged_tokens", "billed_tokens", "expected_cost", "billed_cost",
+    "difference", "percent", "currency", "findings",
+)
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class MonthlyRow:
+    provider: str
+    account: str
+    model: str
+    logged_tokens: int
+    billed_tokens: int | None
+    expected_cost: Decimal | None
+    billed_cost: Decimal | None
+    difference: Decimal | None
+    percent: Decimal | None
+    currency: str
+    findings: int
+
+
+@dataclass(frozen=True, slots=True)
+class MonthlyTotal:
+    """The rows of one currency summed; a money total is None when no row has that figure."""
+
+    currency: str
+    logged_tokens: int
+    billed_tokens: int | None
+    expected_cost: Decimal | None
+    billed_cost: Decimal | None
+    difference: Decimal | None
+    percent: Decimal | None
+    findings: int
+
+
+@dataclass(frozen=True, slots=True)
+class MonthlyReport:
+    tenant: str
+    period: Period
+    generated_at: datetime
+    rows: tuple[MonthlyRow, ...]
+    totals: tuple[MonthlyTotal, ...]
+    unattributed_findings: int
+    """Findings of the period whose scope matches no row (a provider-wide finding, say)."""
+
+    @property
+    def findings(self) -> int:
+        return sum(total.findings for total in self.totals) + self.unattributed_findings
+
+
+def monthly_report(
+    tenant: str,
+    period: Period,
+    drift: Sequence[DriftLine],
+    finding_counts: Iterable[tuple[str, str, str, str, str, int]],
+    *,
+    generated_at: datetime,
+) -> MonthlyReport:
+    """The report from the period's drift rows and finding counts (as `sources.finding_counts` gives them)."""
+    per_scope: Counter[tuple[str, str, str]] = Counter()
+    for provider, account, model, _severity, _status, count in finding_counts:
+        per_scope[(provider, account, model)] += count
+    rows = tuple(
+        MonthlyRow(
+            provider=line.provider, account=line.account, model=line.model, logged_tokens=line.logged_tokens,
+            billed_tokens=line.billed_tokens, expected_cost=line.expected_cost, billed_cost=line.billed_cost,
+            difference=line.difference, percent=line.percent, currency=line.currency,
+            findings=per_scope.pop((line.provider, line.account, line.model), 0),
+        )
+        for line in sorted(drift, key=lambda d: (d.provider, d.account, d.model))
+    )
+    currencies = sorted({row.currency for row in rows})
+    return MonthlyReport(
+        tenant=tenant,
+        period=period,
+        generated_at=generated_at,
+        rows=rows,
+        totals=tuple(_total(currency, [row for row in rows if row.currency == currency]) for currency in currencies),
+        unattributed_findings=sum(per_scope.values()),
+    )
+
+
+class Costed(Protocol):
+    """Anything with expected and billed cost and their difference (drift rows, report rows)."""
+
+    @property
+    def expected_cost(self) -> Decimal | None: ...
+    @property
+    def billed_cost(self) -> Decimal | None: ...
+    @property
+    def difference(self) -> Decimal | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CostTotals:
+    """Sums of known figures (None when none is known). `difference` and `percent` cover only the lines that
+    have both an expected and a billed cost, so usage no statement covers never counts as drift."""
+
+    expected_cost: Decimal | None
+    billed_cost: Decimal | None
+    difference: Decimal | None
+    percent: Decimal | None
+
+
+def cost_totals(lines: Sequence[Costed]) -> CostTotals:
+    compared = [line for line in lines if line.difference is not None]
+    difference = _sum(line.difference for line in compared)
+    compared_expected = _sum(line.expected_cost for line in compared)
+    return CostTotals(
+        expected_cost=_sum(line.expected_cost for line in lines),
+        billed_cost=_sum(line.billed_cost for line in lines),
+        difference=difference,
+        percent=(difference / compared_expected * HUNDRED).quantize(Decimal("0.01"))
+        if difference is not None and compared_expected else None,
+    )
+
+
+def _total(currency: str, rows: list[MonthlyRow]) -> MonthlyTotal:
+    costs = cost_totals(rows)
+    return MonthlyTotal(
+        currency=currency,
+        logged_tokens=sum(row.logged_tokens for row in rows),
+        billed_tokens=_sum_int(row.billed_tokens for row in rows),
+        expected_cost=costs.expected_cost,
+        billed_cost=costs.billed_cost,
+        difference=costs.difference,
+        percent=costs.percent,
+        findings=sum(row.findings for row in rows),
+    )
+
+
+def as_dict(report: MonthlyReport) -> dict[str, Any]:
+    """The report as JSON-ready data: money and percents as exact decimal strings."""
+    return {
+        "tenant": report.tenant,
+        "period": report.period.label,
+        "period_start": report.period.start.isoformat(),
+        "period_end": report.period.end.isoformat(),
+        "generated_at": report.generated_at.isoformat(),
+        "rows": [_row_dict(row) for row in report.rows],
+        "totals": [
+            {
+                "currency": total.currency,
+                "logged_tokens": total.logged_tokens,
+                "billed_tokens": total.billed_tokens,
+                "expected_cost": plain_decimal(total.expected_cost),
+                "billed_cost": plain_decimal(total.billed_cost),
+                "difference": plain_decimal(total.difference),
+                "percent": plain_decimal(total.percent),
+                "findings": total.findings,
+            }
+            for total in report.totals
+        ],
+        "unattributed_findings": report.unattributed_findings,
+    }
+
+
+def to_json(report: MonthlyReport) -> str:
+    return json.dumps(as_dict(report), indent=2, ensure_ascii=False) + "\n"
+
+
+def to_csv(report: MonthlyReport) -> str:
+    """One line per row, then one `TOTAL` line per currency (account and model empty)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in as_dict(report)["rows"]:
+        writer.writerow(["" if row[column] is None else row[column] for column in CSV_COLUMNS])
+    for total in as_dict(report)["totals"]:
+        line = {**total, "provider": "TOTAL", "account": "", "model": ""}
+        writer.writerow(["" if line[column] is None else line[column] for column in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def to_html(report: MonthlyReport) -> str:
+    """A standalone, printable HTML document (styles inline, no script)."""
+    return environment().get_template("monthly_document.html").render(report=report)
+
+
+def render(report: MonthlyReport, output_format: str) -> str:
+    if output_format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {output_format!r}")
+    return {"html": to_html, "csv": to_csv, "json": to_json}[output_format](report)
+
+
+def monthly_message(report: MonthlyReport) -> Message:
+    """The report as an alert: totals in the text, the report as JSON data, HTML and CSV for email."""
+    lines = [
+        f"{total.currency}: expected {money(total.expected_cost, total.currency)}, billed "
+        f"{money(total.billed_cost, total.currency)}, difference {signed_money(total.difference, total.currency)}"
+        f" ({percent(total.percent)}); {tokens(total.logged_tokens)} tokens logged"
+        for total in report.totals
+    ] or ["No reconciliation for this period yet."]
+    label = report.period.label
+    return Message(
+        topic="monthly_report",
+        title=f"TokenLedger monthly report {label} for {report.tenant}",
+        text="\n".join([*lines, f"{report.findings} findings."]),
+        facts=(("Tenant", report.tenant), ("Period", label), ("Rows", str(len(report.rows))),
+               ("Findings", str(report.findings))),
+        data=as_dict(report),
+        html=to_html(report),
+        attachments=(Attachment(f"tokenledger-{label}.csv", "text/csv", to_csv(report)),),
+    )
+
+
+def load_monthly_report(session: Session, tenant_id: int, period: Period, now: datetime) -> MonthlyReport:
+    """Read the period's drift rows and findings of the tenant and build its report."""
+    return monthly_report(
+        sources.tenant_name(session, tenant_id), period, sources.drift_lines(session, tenant_id, period),
+        sources.finding_counts(session, tenant_id, period), generated_at=now,
+    )
+
+
+def send_monthly_report(session: Session, tenant_id: int, period: Period, now: datetime) -> int:
+    """Queue the period's report to every enabled alert channel of the tenant, once per period; returns how
+    many alerts were queued. Runs in the caller's transaction."""
+    report = load_monthly_report(session, tenant_id, period, now)
+    return queue_to_channels(session, tenant_id, enabled_channels(session, tenant_id),
+                             rules.monthly_report_key(period.label), monthly_message(report), now)
+
+
+def _row_dict(row: MonthlyRow) -> dict[str, Any]:
+    return {
+        "provider": row.provider,
+        "account": row.account,
+        "model": row.model,
+        "logged_tokens": row.logged_tokens,
+        "billed_tokens": row.billed_tokens,
+        "expected_cost": plain_decimal(row.expected_cost),
+        "billed_cost": plain_decimal(row.billed_cost),
+        "difference": plain_decimal(row.difference),
+        "percent": plain_decimal(row.percent),
+        "currency": row.currency,
+        "findings": row.findings,
+    }
+
+
+def _sum(values: Iterable[Decimal | None]) -> Decimal | None:
+    known = [value for value in values if value is not None]
+    return sum(known, Decimal(0)) if known else None
+
+
+def _sum_int(values: Iterable[int | None]) -> int | None:
+    known = [value for value in values if value is not None]
+    return sum(known) if known else None

@@ -1,0 +1,152 @@
+"""The overview of a period: billed against expected cost per provider, open findings by severity, the
+statements imported and how fresh they are, and the models whose usage has no expected cost. Pure."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from importers.registry import IMPORTERS
+from ledger.findings import SEVERITIES
+from ledger.periods import Period
+from reports.monthly import cost_totals
+from reports.sources import DriftLine, ImportLine, RunLine
+
+STALE_AFTER = timedelta(days=3)
+"""A statement source whose latest import is older than this is flagged (and alerted on, by default)."""
+FETCHING_SOURCES = frozenset(importer.source for importer in IMPORTERS if importer.default_base_url)
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCost:
+    """One provider's money for the period, in one currency (summed as `monthly.cost_totals` does)."""
+
+    provider: str
+    currency: str
+    expected: Decimal | None
+    billed: Decimal | None
+    difference: Decimal | None
+    percent: Decimal | None
+    unpriced_rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFreshness:
+    source: str
+    period_start: datetime
+    period_end: datetime
+    imported_at: datetime
+    lines: int
+    unknown_lines: int
+    age: timedelta
+    stale: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UnpricedModel:
+    provider: str
+    account: str
+    model: str
+    logged_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    period: Period
+    providers: tuple[ProviderCost, ...]
+    open_findings: dict[str, int]
+    sources: tuple[SourceFreshness, ...]
+    unpriced: tuple[UnpricedModel, ...]
+    last_run: RunLine | None
+    providers_without_statement: tuple[str, ...]
+
+    @property
+    def reconciled(self) -> bool:
+        return bool(self.providers)
+
+    def chart(self) -> dict[str, Any]:
+        """Expected and billed cost per provider as chart data; money as decimal strings (cents)."""
+        return {
+            "labels": [f"{row.provider} ({row.currency})" for row in self.providers],
+            "datasets": [
+                {"label": "expected", "data": [_cents(row.expected) for row in self.providers]},
+                {"label": "billed", "data": [_cents(row.billed) for row in self.providers]},
+            ],
+        }
+
+
+def overview(
+    period: Period,
+    drift: Sequence[DriftLine],
+    finding_counts: Iterable[tuple[str, str, str, str, str, int]],
+    imports: Sequence[ImportLine],
+    runs: Sequence[RunLine],
+    *,
+    now: datetime,
+    stale_after: timedelta = STALE_AFTER,
+) -> Overview:
+    """The overview from the period's drift rows, finding counts (as `sources.finding_counts` returns them),
+    latest imports per source and runs (newest first)."""
+    open_findings: Counter[str] = Counter(dict.fromkeys(SEVERITIES, 0))
+    for _provider, _account, _model, severity, status, count in finding_counts:
+        if status == "open":
+            open_findings[severity] += count
+    billed_providers = {
+        line.provider for line in drift if line.billed_cost is not None or line.billed_tokens is not None
+    }
+    return Overview(
+        period=period,
+        providers=provider_costs(drift),
+        open_findings={level: open_findings[level] for level in reversed(SEVERITIES)},
+        sources=tuple(
+            SourceFreshness(
+                source=line.source, period_start=line.period_start, period_end=line.period_end,
+                imported_at=line.imported_at, lines=line.lines, unknown_lines=line.unknown_lines,
+                age=now - line.imported_at, stale=now - line.imported_at > stale_after,
+            )
+            for line in imports
+        ),
+        unpriced=tuple(
+            UnpricedModel(line.provider, line.account, line.model, line.logged_tokens)
+            for line in drift
+            if line.expected_cost is None and line.logged_tokens > 0
+        ),
+        last_run=runs[0] if runs else None,
+        providers_without_statement=tuple(sorted({line.provider for line in drift} - billed_providers)),
+    )
+
+
+def provider_costs(drift: Iterable[DriftLine]) -> tuple[ProviderCost, ...]:
+    """Drift rows summed per provider and currency."""
+    groups: dict[tuple[str, str], list[DriftLine]] = {}
+    for line in drift:
+        groups.setdefault((line.provider, line.currency), []).append(line)
+    result = []
+    for (provider, currency), lines in sorted(groups.items()):
+        costs = cost_totals(lines)
+        result.append(ProviderCost(
+            provider=provider, currency=currency, expected=costs.expected_cost, billed=costs.billed_cost,
+            difference=costs.difference, percent=costs.percent,
+            unpriced_rows=sum(1 for line in lines if line.expected_cost is None),
+        ))
+    return tuple(result)
+
+
+def import_hint(provider: str, period: Period) -> str:
+    """The command that imports a provider's statement for the period."""
+    if provider in FETCHING_SOURCES:
+        return f"tokenledger import {provider} --period {period.label}"
+    return f"tokenledger import focus --file EXPORT.csv --period {period.label}"
+
+
+def reconcile_hint(period: Period) -> str:
+    return f"tokenledger reconcile --period {period.label}"
+
+
+def _cents(value: Decimal | None) -> str | None:
+    return None if value is None else str(value.quantize(CENT))

@@ -1,0 +1,304 @@
+"""What the reports read from the database, always scoped to one tenant: drift rows, findings, runs,
+statement imports, the hourly rollup and daily statement totals. Every function here takes a session and
+returns plain data (frozen dataclasses, or pandas frames of day series); the computations live in the
+pure modules beside this one. Pages never read raw usage events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import BigInteger, Date, cast, func, select
+from sqlalchemy.orm import Session
+
+from importers.base import TOKEN_USAGE_TYPES
+from ledger import latency
+from ledger.model_names import normalize_model_name
+from ledger.periods import Period
+from ledger.tables import (
+    AlertChannel,
+    AlertOutbox,
+    DriftRow,
+    Finding,
+    ReconciliationRun,
+    StatementImport,
+    StatementLine,
+    Tenant,
+    UsageHourly,
+)
+
+DAILY_COLUMNS = ("day", "provider", "model", "tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class DriftLine:
+    """One drift row: logged against billed for a provider × account × model over the period."""
+
+    provider: str
+    account: str
+    model: str
+    logged_tokens: int
+    billed_tokens: int | None
+    logged_by_category: Mapping[str, Any]
+    billed_by_category: Mapping[str, Any]
+    expected_cost: Decimal | None
+    billed_cost: Decimal | None
+    difference: Decimal | None
+    percent: Decimal | None
+    currency: str
+    computed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunLine:
+    """One reconciliation run."""
+
+    id: int
+    trigger: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    counts: Mapping[str, Any]
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportLine:
+    """The latest import of one statement source."""
+
+    source: str
+    period_start: datetime
+    period_end: datetime
+    imported_at: datetime
+    documents: int
+    lines: int
+    unknown_lines: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """Rollup sums of one provider × requested model × served model over a period."""
+
+    provider: str
+    request_model: str
+    response_model: str
+    sums: Mapping[str, int]
+    latency_histogram: tuple[int, ...]
+    ttft_histogram: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryLine:
+    """One alert in the outbox, with its channel's name."""
+
+    id: int
+    channel: str
+    kind: str
+    topic: str
+    title: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+USAGE_SUMS = (
+    "requests", "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+    "reasoning_tokens", "error_rate_limit", "error_timeout", "error_server_error", "error_invalid_request",
+    "error_auth", "error_content_filter", "error_other", "finish_length", "finish_missing", "streamed",
+    "streamed_missing_finish", "truncated_below_max",
+)
+
+
+def tenant_name(session: Session, tenant_id: int) -> str:
+    return session.scalar(select(Tenant.name).where(Tenant.id == tenant_id)) or str(tenant_id)
+
+
+def drift_lines(session: Session, tenant_id: int, period: Period) -> list[DriftLine]:
+    """The drift rows the reconciler stored for the period, by provider, account and model."""
+    query = (
+        select(DriftRow)
+        .where(DriftRow.tenant_id == tenant_id, DriftRow.period_start >= period.start,
+               DriftRow.period_start < period.end)
+        .order_by(DriftRow.provider, DriftRow.account, DriftRow.model)
+    )
+    return [
+        DriftLine(
+            provider=row.provider, account=row.account, model=row.model, logged_tokens=row.logged_tokens,
+            billed_tokens=row.billed_tokens, logged_by_category=row.logged_by_category,
+            billed_by_category=row.billed_by_category, expected_cost=row.expected_cost, billed_cost=row.billed_cost,
+            difference=row.difference, percent=row.percent, currency=row.currency, computed_at=row.computed_at,
+        )
+        for row in session.scalars(query)
+    ]
+
+
+def latest_runs(session: Session, tenant_id: int, period: Period, *, limit: int = 10) -> list[RunLine]:
+    """The period's reconciliation runs, newest first."""
+    query = (
+        select(ReconciliationRun)
+        .where(ReconciliationRun.tenant_id == tenant_id, ReconciliationRun.period_start >= period.start,
+               ReconciliationRun.period_start < period.end)
+        .order_by(ReconciliationRun.started_at.desc(), ReconciliationRun.id.desc())
+        .limit(limit)
+    )
+    return [
+        RunLine(id=run.id, trigger=run.trigger, started_at=run.started_at, finished_at=run.finished_at,
+                status=run.status, counts=run.counts, error=run.error)
+        for run in session.scalars(query)
+    ]
+
+
+def latest_imports(session: Session, tenant_id: int, period: Period | None = None) -> list[ImportLine]:
+    """Per statement source, its latest import (of a period overlapping `period`, when given)."""
+    query = select(StatementImport).where(StatementImport.tenant_id == tenant_id)
+    if period is not None:
+        query = query.where(StatementImport.period_start < period.end, StatementImport.period_end > period.start)
+    query = query.order_by(StatementImport.source, StatementImport.imported_at.desc()).distinct(
+        StatementImport.source
+    )
+    return [
+        ImportLine(source=row.source, period_start=row.period_start, period_end=row.period_end,
+                   imported_at=row.imported_at, documents=row.documents, lines=row.lines,
+                   unknown_lines=row.unknown_lines)
+        for row in session.scalars(query)
+    ]
+
+
+def finding_counts(session: Session, tenant_id: int, period: Period) -> list[tuple[str, str, str, str, str, int]]:
+    """(provider, account, model, severity, status, count) of the findings overlapping the period; a scope
+    dimension a finding leaves open is ''."""
+    query = (
+        select(
+            func.coalesce(Finding.provider, ""), func.coalesce(Finding.account, ""), func.coalesce(Finding.model, ""),
+            Finding.severity, Finding.status, cast(func.count(), BigInteger),
+        )
+        .where(Finding.tenant_id == tenant_id, Finding.period_start < period.end, Finding.period_end > period.start)
+        .group_by(Finding.provider, Finding.account, Finding.model, Finding.severity, Finding.status)
+    )
+    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+
+
+def finding_kinds(session: Session, tenant_id: int, period: Period) -> list[str]:
+    """The kinds of finding the period has, for the list's filter."""
+    query = (
+        select(Finding.kind).distinct()
+        .where(Finding.tenant_id == tenant_id, Finding.period_start < period.end, Finding.period_end > period.start)
+        .order_by(Finding.kind)
+    )
+    return list(session.scalars(query))
+
+
+def daily_logged(session: Session, tenant_id: int, period: Period) -> pd.DataFrame:
+    """Logged tokens per UTC day × provider × served model (names normalized as on statements)."""
+    day = cast(func.date_trunc("day", UsageHourly.hour), Date).label("day")
+    tokens = cast(func.sum(UsageHourly.input_tokens + UsageHourly.output_tokens), BigInteger).label("tokens")
+    query = (
+        select(day, UsageHourly.provider, UsageHourly.response_model, tokens)
+        .where(UsageHourly.tenant_id == tenant_id, UsageHourly.hour >= period.start, UsageHourly.hour < period.end)
+        .group_by(day, UsageHourly.provider, UsageHourly.response_model)
+    )
+    rows = [
+        (row.day, row.provider, normalize_model_name(row.provider, row.response_model), int(row.tokens))
+        for row in session.execute(query)
+    ]
+    return _day_frame(rows)
+
+
+def daily_billed(session: Session, tenant_id: int, period: Period) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Billed tokens and amounts per UTC day × provider × model, from statement lines that cover at most one
+    day; and, apart, the totals of lines covering longer spans (monthly invoices), which have no day."""
+    line = StatementLine
+    daily = line.period_end - line.period_start <= timedelta(days=1)
+    day = cast(func.date_trunc("day", line.period_start), Date).label("day")
+    model = func.coalesce(line.model, "").label("model")
+    token_quantity = func.sum(line.quantity).filter(line.usage_type.in_(sorted(TOKEN_USAGE_TYPES)))
+    amount = func.sum(line.amount)
+    scope = (line.tenant_id == tenant_id, line.period_start >= period.start, line.period_start < period.end)
+    by_day = (
+        select(day, line.provider, model, token_quantity.label("tokens"), amount.label("amount"), line.currency)
+        .where(*scope, daily)
+        .group_by(day, line.provider, model, line.currency)
+    )
+    undated = (
+        select(line.provider, model, token_quantity.label("tokens"), amount.label("amount"), line.currency)
+        .where(*scope, ~daily)
+        .group_by(line.provider, model, line.currency)
+    )
+    days = pd.DataFrame(
+        [(r.day, r.provider, r.model, _whole(r.tokens), r.amount, r.currency) for r in session.execute(by_day)],
+        columns=[*DAILY_COLUMNS, "amount", "currency"],
+    ).astype({"tokens": "Int64"})
+    spans = pd.DataFrame(
+        [(r.provider, r.model, _whole(r.tokens), r.amount, r.currency) for r in session.execute(undated)],
+        columns=["provider", "model", "tokens", "amount", "currency"],
+    ).astype({"tokens": "Int64"})
+    return days, spans
+
+
+def model_usage(session: Session, tenant_id: int, period: Period) -> list[ModelUsage]:
+    """Rollup sums and merged latency / time-to-first-token histograms per provider × requested × served
+    model. The histograms are summed element-wise in SQL so only one row per model pair leaves the database."""
+    sums = [cast(func.sum(getattr(UsageHourly, name)), BigInteger).label(name) for name in USAGE_SUMS]
+    buckets = range(1, latency.BUCKET_COUNT + 1)
+    latency_sums = [cast(func.sum(UsageHourly.latency_histogram[i]), BigInteger) for i in buckets]
+    ttft_sums = [cast(func.sum(UsageHourly.ttft_histogram[i]), BigInteger) for i in buckets]
+    query = (
+        select(UsageHourly.provider, UsageHourly.request_model, UsageHourly.response_model, *sums, *latency_sums,
+               *ttft_sums)
+        .where(UsageHourly.tenant_id == tenant_id, UsageHourly.hour >= period.start, UsageHourly.hour < period.end)
+        .group_by(UsageHourly.provider, UsageHourly.request_model, UsageHourly.response_model)
+    )
+    result = []
+    count, width = len(USAGE_SUMS), latency.BUCKET_COUNT
+    for row in session.execute(query):
+        values = tuple(row)[3:]
+        result.append(ModelUsage(
+            provider=row.provider, request_model=row.request_model, response_model=row.response_model,
+            sums={name: int(value or 0) for name, value in zip(USAGE_SUMS, values[:count], strict=True)},
+            latency_histogram=tuple(int(v or 0) for v in values[count:count + width]),
+            ttft_histogram=tuple(int(v or 0) for v in values[count + width:]),
+        ))
+    return result
+
+
+def channels(session: Session, tenant_id: int) -> list[AlertChannel]:
+    return list(session.scalars(
+        select(AlertChannel).where(AlertChannel.tenant_id == tenant_id).order_by(AlertChannel.name)
+    ))
+
+
+def delivery_log(session: Session, tenant_id: int, *, limit: int = 200) -> list[DeliveryLine]:
+    """The tenant's latest alerts, newest first, with how their delivery went."""
+    query = (
+        select(AlertOutbox, AlertChannel.name, AlertChannel.kind)
+        .join(AlertChannel, (AlertChannel.tenant_id == AlertOutbox.tenant_id)
+              & (AlertChannel.id == AlertOutbox.channel_id), isouter=True)
+        .where(AlertOutbox.tenant_id == tenant_id)
+        .order_by(AlertOutbox.created_at.desc(), AlertOutbox.id.desc())
+        .limit(limit)
+    )
+    return [
+        DeliveryLine(
+            id=row.id, channel=name or f"(deleted channel {row.channel_id})", kind=kind or "", topic=row.topic,
+            title=str(row.payload.get("title", row.topic)), status=row.status, attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at, last_error=row.last_error, created_at=row.created_at,
+            sent_at=row.sent_at,
+        )
+        for row, name, kind in session.execute(query)
+    ]
+
+
+def _whole(quantity: Decimal | None) -> int | None:
+    return None if quantity is None else int(quantity.to_integral_value())
+
+
+def _day_frame(rows: list[tuple[date, str, str, int]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(DAILY_COLUMNS)).astype({"tokens": "Int64"})
+    return frame.groupby(["day", "provider", "model"], as_index=False)["tokens"].sum() if rows else frame

@@ -1,0 +1,134 @@
+"""Signing in to the web report with a TokenLedger key of role read or admin.
+
+The session is a cookie (HttpOnly, SameSite=Lax, path = the report's root) holding the key id, its tenant,
+a per-session CSRF token and when it was issued, signed with HMAC-SHA256. The key itself is never stored.
+Every request looks the key up again, so a revoked key's session stops at once and a role change applies
+on the next page. Every form POST carries the session's CSRF token; the sign-in form carries a token tied
+to a short-lived cookie of its own (so no other site can sign a browser in)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger.errors import Forbidden, TokenLedgerError
+from ledger.tables import ApiKey, Tenant
+
+SESSION_COOKIE = "tokenledger_report"
+SIGNIN_COOKIE = "tokenledger_signin"
+SESSION_LIFETIME = timedelta(hours=12)
+SIGNIN_LIFETIME = timedelta(minutes=30)
+REPORT_ROLES = ("read", "admin")
+
+
+class SignInRequired(TokenLedgerError):
+    """No valid session: the browser is sent to the sign-in page."""
+
+    status = 401
+    code = "sign_in_required"
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is looking at the report: a key of role read or admin, and its tenant."""
+
+    tenant_id: int
+    tenant: str
+    key_id: str
+    role: str
+    csrf: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def require_admin(self, action: str) -> None:
+        if not self.is_admin:
+            raise Forbidden(f"{action} needs an admin key; you signed in with a {self.role} key")
+
+    def check_csrf(self, token: str | None) -> None:
+        if not token or not hmac.compare_digest(token, self.csrf):
+            raise Forbidden("the form is out of date or did not come from this site: reload the page and retry")
+
+
+class Signer:
+    """Signs and verifies small JSON values with HMAC-SHA256: `base64url(json).hex(mac)`."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def dumps(self, value: dict[str, Any]) -> str:
+        body = base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).decode().rstrip("=")
+        return f"{body}.{self._mac(body)}"
+
+    def loads(self, token: str | None) -> dict[str, Any] | None:
+        """The signed value, or None when the token is missing, malformed or not signed by this secret."""
+        if not token or "." not in token:
+            return None
+        body, _, mac = token.rpartition(".")
+        if not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        try:
+            value = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def _mac(self, body: str) -> str:
+        return hmac.new(self._secret, body.encode(), hashlib.sha256).hexdigest()
+
+
+def session_token(signer: Signer, *, tenant_id: int, key_id: str, now: datetime) -> str:
+    """A new session for the key: a fresh CSRF token, issued now."""
+    return signer.dumps({"t": tenant_id, "k": key_id, "c": secrets.token_urlsafe(24), "i": int(now.timestamp())})
+
+
+def viewer_of(session: Session, signer: Signer, token: str | None, *, now: datetime) -> Viewer:
+    """The viewer of a session cookie; SignInRequired when it is missing, forged, expired, or its key was
+    revoked or no longer has a report role."""
+    value = signer.loads(token)
+    if value is None or not {"t", "k", "c", "i"} <= value.keys():
+        raise SignInRequired("sign in to see the report")
+    if now.timestamp() - value["i"] > SESSION_LIFETIME.total_seconds():
+        raise SignInRequired("your session expired: sign in again")
+    row = session.execute(
+        select(ApiKey.role, Tenant.name)
+        .join(Tenant, Tenant.id == ApiKey.tenant_id)
+        .where(ApiKey.tenant_id == value["t"], ApiKey.id == value["k"], ApiKey.revoked_at.is_(None))
+    ).one_or_none()
+    if row is None or row.role not in REPORT_ROLES:
+        raise SignInRequired("this key was revoked or may no longer read reports: sign in again")
+    return Viewer(tenant_id=value["t"], tenant=row.name, key_id=value["k"], role=row.role, csrf=value["c"])
+
+
+def signin_token(signer: Signer, *, now: datetime) -> tuple[str, str]:
+    """(form token, cookie value) for the sign-in form."""
+    token = secrets.token_urlsafe(24)
+    return token, signer.dumps({"s": token, "i": int(now.timestamp())})
+
+
+def check_signin_token(signer: Signer, cookie: str | None, form_token: str | None, *, now: datetime) -> None:
+    value = signer.loads(cookie)
+    if (
+        value is None
+        or not form_token
+        or not hmac.compare_digest(str(value.get("s", "")), form_token)
+        or now.timestamp() - int(value.get("i", 0)) > SIGNIN_LIFETIME.total_seconds()
+    ):
+        raise Forbidden("the sign-in form expired or did not come from this site: reload it and sign in again")
+
+
+def safe_next(next_path: str | None, base: str) -> str:
+    """Where to go after signing in: a path inside the report, never another site."""
+    if next_path and next_path.startswith(f"{base}/") and not next_path.startswith("//") and "\\" not in next_path:
+        return next_path
+    return f"{base}/"

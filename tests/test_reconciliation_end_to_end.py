@@ -1,0 +1,143 @@
+"""The whole loop on a realistic month: usage through the ingest API, statements through the importers in the
+providers' shapes, the reconciler run from the CLI and the API — planted discrepancies are found with their
+evidence, the clean control group is not, and a re-run updates findings instead of duplicating them."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from ledger.cli import app
+from ledger.demo_setup import BackgroundServer, DemoResult, ensure_demo_tenant, populate
+from ledger.settings import Settings
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+class FixedClock:
+    def now(self) -> datetime:
+        return NOW
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def demo_month(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoResult]:
+    from ledger.database import create_db_engine
+
+    settings = Settings(database_url=database_url, auth_cache_seconds=0, scheduler_enabled=False)
+    engine = create_db_engine(database_url, pool_size=4)
+    server = BackgroundServer(settings, engine, "127.0.0.1", free_port())
+    server.start()
+    try:
+        tenant = f"demo-{secrets.token_hex(3)}"
+        keys = ensure_demo_tenant(engine, tenant)
+        yield populate(settings, engine, server.base_url, keys, tmp_path_factory.mktemp("demo"), lambda _: None,
+                       tenant=tenant, scale=0.3, clock=FixedClock())
+    finally:
+        server.stop()
+        engine.dispose()
+
+
+def findings_of(client: TestClient, demo: DemoResult, **filters: str) -> list[dict]:
+    headers = {"Authorization": f"Bearer {demo.read_key}"}
+    response = client.get("/v1/findings", params={"period": demo.period, **filters}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()["findings"]
+
+
+def test_every_planted_discrepancy_is_found_in_its_scope(client: TestClient, demo_month: DemoResult) -> None:
+    assert demo_month.outcome.status == "succeeded"
+    found = {(f["kind"], f["provider"], f["account"]) for f in findings_of(client, demo_month)}
+    expected = {
+        ("padding_tokens", "openai", "proj_support"),
+        ("cache_mischarge", "openai", "proj_rag"),
+        ("charged_errors", "openai", "proj_chat"),
+        ("unlogged_usage", "openai", "proj_web"),
+        ("system_prompt_double_count", "anthropic", "wrk_research"),
+        ("price_drift", "anthropic", "wrk_apps"),
+        ("model_substitution", "openrouter", "or_main"),
+        ("silent_truncation", "deepseek", "ds_main"),
+        ("missing_finish_reason", "qwen", "qw_main"),
+        ("spend_spike", "google", "gcp-prod"),
+    }
+    assert expected <= found, f"missing: {expected - found}"
+
+
+def test_the_control_group_has_no_finding(client: TestClient, demo_month: DemoResult) -> None:
+    control = [f for f in findings_of(client, demo_month) if f["api_key_id"] == "key_web"]
+    assert control == []
+
+
+def test_findings_carry_evidence_and_money(client: TestClient, demo_month: DemoResult) -> None:
+    (leak,) = findings_of(client, demo_month, kind="unlogged_usage", provider="openai")
+    assert leak["api_key_id"] == "key_leaked"
+    assert float(leak["impact_usd"]) > 0
+    assert leak["severity"] in {"warning", "critical"}
+    assert "key_leaked" in leak["summary"]
+    (double,) = findings_of(client, demo_month, kind="system_prompt_double_count")
+    assert double["evidence"]["ratio"]
+    assert 0.95 <= float(double["evidence"]["ratio"]) <= 1.05
+
+
+def test_a_rerun_from_the_cli_updates_findings_and_keeps_their_status(
+    client: TestClient, demo_month: DemoResult, database_url: str, monkeypatch: pytest.MonkeyPatch, engine: Engine
+) -> None:
+    admin = {"Authorization": f"Bearer {demo_month.admin_key}"}
+    (truncation,) = findings_of(client, demo_month, kind="silent_truncation")
+    patched = client.patch(f"/v1/findings/{truncation['id']}", json={"status": "acknowledged", "note": "known cap"},
+                           headers=admin)
+    assert patched.status_code == 200, patched.text
+    before = len(findings_of(client, demo_month))
+
+    monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", database_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["reconcile", "--period", demo_month.period, "--tenant", demo_month.tenant])
+    assert result.exit_code == 0, result.output
+    assert "silent_truncation" in result.output
+    assert f"Drift {demo_month.period}" in result.output
+
+    after = findings_of(client, demo_month)
+    assert len(after) == before
+    (again,) = [f for f in after if f["id"] == truncation["id"]]
+    assert again["status"] == "acknowledged"
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text(
+            "SELECT r.trigger, r.status FROM reconciliation_runs r JOIN tenants t ON t.id = r.tenant_id "
+            "WHERE t.name = :n ORDER BY r.id"), {"n": demo_month.tenant}).all()
+    assert [tuple(run) for run in runs] == [("demo", "succeeded"), ("cli", "succeeded")]
+
+
+def test_an_admin_runs_the_reconciler_over_the_api(client: TestClient, demo_month: DemoResult) -> None:
+    read = {"Authorization": f"Bearer {demo_month.read_key}"}
+    admin = {"Authorization": f"Bearer {demo_month.admin_key}"}
+    assert client.post("/v1/reconciliation/run", params={"period": demo_month.period}, headers=read).status_code == 401
+    response = client.post("/v1/reconciliation/run", params={"period": demo_month.period}, headers=admin)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "succeeded"
+    assert body["counts"]["new_findings"] == 0
+    drift = client.get("/v1/reconciliation", params={"period": demo_month.period}, headers=read).json()
+    providers = {row["provider"] for row in drift["rows"]}
+    assert {"openai", "anthropic", "google", "deepseek", "qwen", "openrouter"} <= providers
+
+
+def test_the_demo_statements_went_through_the_importers(demo_month: DemoResult, engine: Engine, tmp_path: Path) -> None:
+    with engine.connect() as conn:
+        sources = conn.execute(sa.text(
+            "SELECT DISTINCT l.source FROM statement_lines l JOIN tenants t ON t.id = l.tenant_id WHERE t.name = :n"),
+            {"n": demo_month.tenant}).scalars().all()
+    assert set(sources) == {"openai", "anthropic", "openrouter", "focus", "csv"}
