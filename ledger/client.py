@@ -234,7 +234,11 @@ class TokenLedger:
     def _run(self) -> None:
         with httpx.Client(timeout=self.timeout, headers=self._headers) as http:
             while (batch := self._next_batch()) is not None:
-                delivered = self._deliver(http, batch)
+                try:
+                    delivered = self._deliver(http, batch)
+                except Exception:  # a bug here must not strand the batch or stop the sender
+                    log.exception("TokenLedger: unexpected error sending %d event(s)", len(batch))
+                    delivered = False
                 with self._wake:
                     if not delivered:
                         self._count_dropped(len(batch), "delivery failed")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from ledger.errors import InvalidRequest, NotFound
 from ledger.periods import Period
 from ledger.tables import Finding, FindingChange
+from reports.filters import plain_decimal
 
 STATUSES = ("open", "acknowledged", "resolved", "disputed")
 SEVERITIES = ("info", "warning", "critical")
@@ -106,3 +108,35 @@ def change_status(
     session.add(change)
     session.flush()
     return change
+
+
+def finding_json(finding: Finding) -> dict[str, Any]:
+    """A finding as the JSON API shows it: money as a decimal string, instants in ISO 8601."""
+    return {
+        "id": finding.id,
+        "kind": finding.kind,
+        "severity": finding.severity,
+        "provider": finding.provider,
+        "account": finding.account,
+        "api_key_id": finding.api_key_id,
+        "model": finding.model,
+        "period_start": finding.period_start.isoformat(),
+        "period_end": finding.period_end.isoformat(),
+        "impact_usd": plain_decimal(finding.impact_usd),
+        "evidence": finding.evidence,
+        "summary": finding.summary,
+        "status": finding.status,
+        "note": finding.note,
+        "first_seen": finding.first_seen.isoformat(),
+        "last_seen": finding.last_seen.isoformat(),
+    }
+
+
+def change_json(change: FindingChange) -> dict[str, Any]:
+    return {
+        "changed_at": change.changed_at.isoformat(),
+        "from_status": change.from_status,
+        "to_status": change.to_status,
+        "note": change.note,
+        "actor": change.actor,
+    }

@@ -29,6 +29,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Gateway or route prefix (first path segment) → the provider that bills the call.
 _PREFIX_PROVIDERS: dict[str, str] = {
@@ -67,6 +68,7 @@ _METER_WORDS = frozenset({
 })
 
 
+@lru_cache(maxsize=4096)
 def normalize_model_name(provider: str, raw: str) -> str:
     """The canonical spelling of `raw`. For provider `bedrock` the `-v1:0` suffix is dropped even when the id
     carries no vendor prefix; otherwise the name alone decides."""

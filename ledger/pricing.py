@@ -275,6 +275,10 @@ class PriceRow:
     def in_effect(self, moment: datetime) -> bool:
         return self.valid_from <= moment and (self.valid_to is None or moment < self.valid_to)
 
+    def overlaps_span(self, start: datetime, end: datetime) -> bool:
+        """Whether the row is in effect at some instant of [start, end)."""
+        return self.valid_from < end and (self.valid_to is None or start < self.valid_to)
+
     def overlaps(self, other: PriceRow) -> bool:
         """Whether the two validity spans share an instant."""
         return (self.valid_to is None or other.valid_from < self.valid_to) and (
@@ -363,6 +367,25 @@ class PriceCatalog:
             if row is not None:
                 return row
         return None
+
+    def constant_during(self, provider: str, model: str, start: datetime, end: datetime) -> bool:
+        """Whether every price of the model (any type, tier or band) stays the same over [start, end): no
+        row of it has a time window, and none starts or ends strictly inside the span. Lets callers price a
+        whole day of usage at once instead of hour by hour."""
+        canonical = self.resolve(provider, model)
+        if canonical is None:
+            return True
+        provider = provider.strip().lower()
+        for index in (self._overrides, self._bundled):
+            for key, rows in index.items():
+                if key[0] != provider or key[1] != canonical:
+                    continue
+                for row in rows:
+                    if row.window is not None and row.overlaps_span(start, end):
+                        return False
+                    if start < row.valid_from < end or (row.valid_to is not None and start < row.valid_to < end):
+                        return False
+        return True
 
     def cost(
         self,

@@ -7,18 +7,18 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.catalog import load_catalog
 from ledger.model_names import normalize_model_name, provider_of_model
-from ledger.periods import Period
+from ledger.periods import Period, day_start
 from ledger.pricing import PriceCatalog
 from ledger.reconcile.model import (
     BilledDay,
@@ -57,6 +57,7 @@ STATEMENT_TIERS = {
     "priority_on_demand": "priority", "fast": "priority",
 }
 HISTORY_DAYS = 28
+AGGREGATE_WORK_MEM = "128MB"
 # OpenRouter: "we pass through the pricing of the underlying providers" (openrouter.ai/docs/faq, pricing).
 PASS_THROUGH_GATEWAYS = frozenset({"openrouter", "litellm"})
 
@@ -73,8 +74,10 @@ def reconcile_settings(settings: Settings) -> ReconcileSettings:
 # ---------------------------------------------------------------- logged side
 
 _LOGGED_SQL = """
-SELECT (h.hour AT TIME ZONE 'UTC')::date AS day, h.provider, h.account, h.api_key_id, h.response_model,
-       h.request_model, h.service_tier,
+SELECT (h.hour AT TIME ZONE 'UTC')::date AS day,
+       CASE WHEN h.provider || '|' || h.response_model = ANY(:hourly)
+              OR h.provider || '|' || h.request_model = ANY(:hourly) THEN h.hour END AS hour,
+       h.provider, h.account, h.api_key_id, h.response_model, h.request_model, h.service_tier, h.input_band,
        sum(h.requests) AS requests, sum(h.status_2xx) AS ok, sum(h.status_429) AS e429, sum(h.status_5xx) AS e5xx,
        sum(h.status_4xx) AS e4xx,
        sum(h.input_tokens - h.cache_read_input_tokens - h.cache_creation_input_tokens) AS uncached_input,
@@ -84,69 +87,20 @@ SELECT (h.hour AT TIME ZONE 'UTC')::date AS day, h.provider, h.account, h.api_ke
        sum(h.output_tokens) AS output, sum(h.reasoning_tokens) AS reasoning,
        sum(h.system_prompt_tokens) AS system_prompt_tokens, sum(h.system_prompt_requests) AS system_prompt_requests,
        sum(h.streamed) AS streamed, sum(h.streamed_missing_finish) AS streamed_missing_finish,
-       sum(h.finish_stop) AS f_stop, sum(h.finish_length) AS f_length, sum(h.finish_tool_calls) AS f_tool,
-       sum(h.finish_content_filter) AS f_filter, sum(h.finish_other) AS f_other, sum(h.finish_missing) AS f_missing,
+       sum(h.finish_stop) AS stop, sum(h.finish_length) AS length, sum(h.finish_tool_calls) AS tool_calls,
+       sum(h.finish_content_filter) AS content_filter, sum(h.finish_other) AS other,
+       sum(h.finish_missing) AS missing,
        sum(h.truncated_below_max) AS truncated, min(h.truncated_min_output) AS truncated_min,
        max(h.truncated_max_output) AS truncated_max,
-       sum(h.reported_cost) AS reported_cost, sum(h.reported_cost_requests) AS reported_cost_requests,
-       {cost_columns}
+       sum(h.reported_cost) AS reported_cost, sum(h.reported_cost_requests) AS reported_cost_requests
 FROM usage_hourly h
-LEFT JOIN reconcile_prices p ON p.provider = h.provider AND p.model = h.response_model
-     AND p.service_tier = h.service_tier AND p.input_band = h.input_band AND p.hour = h.hour
-LEFT JOIN reconcile_prices q ON q.provider = h.provider AND q.model = h.request_model
-     AND q.service_tier = h.service_tier AND q.input_band = h.input_band AND q.hour = h.hour
 WHERE h.tenant_id = :tenant AND h.hour >= :start AND h.hour < :end
-GROUP BY 1, 2, 3, 4, 5, 6, 7
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 """
-
-_QUANTITY = {
-    "uncached_input": "(h.input_tokens - h.cache_read_input_tokens - h.cache_creation_input_tokens)",
-    "cached_input": "h.cache_read_input_tokens",
-    "cache_write_5m": "(h.cache_creation_input_tokens - h.cache_creation_1h_input_tokens)",
-    "cache_write_1h": "h.cache_creation_1h_input_tokens",
-    "output": "h.output_tokens",
-}
-
-
-def _cost_columns() -> str:
-    columns = []
-    for category, quantity in _QUANTITY.items():
-        columns += [
-            f"sum({quantity} * p.{category}) AS cost_{category}",
-            f"bool_or({quantity} > 0 AND p.{category} IS NULL) AS unpriced_{category}",
-            f"max(p.{category}) AS price_{category}",
-            f"sum({quantity} * q.{category}) AS requested_cost_{category}",
-            f"bool_or({quantity} > 0 AND q.{category} IS NULL) AS requested_unpriced_{category}",
-        ]
-    return ",\n       ".join(columns)
-
-
-def _price_table(session: Session, tenant_id: int, window: Period, catalog: PriceCatalog) -> None:
-    """Fill a temporary table with the per-token price of every (provider, model, tier, band, hour) the
-    rollup holds for the window: a bounded set (models × hours), priced once each, joined in SQL."""
-    session.execute(text(
-        "CREATE TEMP TABLE IF NOT EXISTS reconcile_prices (provider text, model text, service_tier text, "
-        "input_band smallint, hour timestamptz, uncached_input numeric, cached_input numeric, "
-        "cache_write_5m numeric, cache_write_1h numeric, output numeric) ON COMMIT DROP"
-    ))
-    keys = session.execute(text(
-        "SELECT DISTINCT provider, model, service_tier, input_band, hour FROM ("
-        " SELECT provider, response_model AS model, service_tier, input_band, hour FROM usage_hourly"
-        "  WHERE tenant_id = :tenant AND hour >= :start AND hour < :end"
-        " UNION SELECT provider, request_model, service_tier, input_band, hour FROM usage_hourly"
-        "  WHERE tenant_id = :tenant AND hour >= :start AND hour < :end) AS k"
-    ), {"tenant": tenant_id, "start": window.start, "end": window.end}).all()
-    driver = session.connection().connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor, cursor.copy("COPY reconcile_prices FROM STDIN") as copy:
-        for provider, model, tier, band, hour in keys:
-            prices = []
-            pricing_provider = pricing_provider_of(provider, model)
-            for category in PRICE_TYPES:
-                row = catalog.unit_price(pricing_provider, model, PRICE_TYPES[category], at=hour,
-                                         service_tier=tier or "standard", input_band=band)
-                prices.append(None if row is None else row.price_per_token())
-            copy.write_row((provider, model, tier, band, hour, *prices))
+_CATEGORIES = tuple(PRICE_TYPES)
+_COUNTS = ("requests", "ok", "e429", "e5xx", "e4xx", "reasoning", "system_prompt_tokens", "system_prompt_requests",
+           "streamed", "streamed_missing_finish", "truncated", "reported_cost_requests")
+_FINISHES = ("stop", "length", "tool_calls", "content_filter", "other", "missing")
 
 
 def pricing_provider_of(provider: str, model: str) -> str:
@@ -157,158 +111,189 @@ def pricing_provider_of(provider: str, model: str) -> str:
     return provider
 
 
+class _Prices:
+    """Per-token prices of the catalog, looked up once per (model, type, tier, band, moment)."""
+
+    def __init__(self, catalog: PriceCatalog) -> None:
+        self._catalog = catalog
+        self._memo: dict[tuple[Any, ...], Decimal | None] = {}
+
+    def per_token(
+        self, provider: str, model: str, category: str, tier: str, band: int, at: datetime
+    ) -> Decimal | None:
+        key = (provider, model, category, tier, band, at)
+        if key not in self._memo:
+            row = self._catalog.unit_price(pricing_provider_of(provider, model), model, PRICE_TYPES[category], at=at,
+                                           service_tier=tier or "standard", input_band=band)
+            self._memo[key] = None if row is None else row.price_per_token()
+        return self._memo[key]
+
+
+def _hourly_models(session: Session, tenant_id: int, window: Period, catalog: PriceCatalog) -> list[str]:
+    """`provider|model` of the models whose price changes within some day of the window (time-of-day prices,
+    or a price change that does not start at midnight): their usage is priced hour by hour."""
+    names = session.execute(text(
+        "SELECT DISTINCT provider, response_model, request_model FROM usage_hourly "
+        "WHERE tenant_id = :tenant AND hour >= :start AND hour < :end"
+    ), {"tenant": tenant_id, "start": window.start, "end": window.end}).all()
+    models = {(provider, model) for provider, served, requested in names for model in (served, requested)}
+    days = [day_start(day) for day in window.days()]
+    return sorted(
+        f"{provider}|{model}" for provider, model in models
+        if not all(catalog.constant_during(pricing_provider_of(provider, model), model, start, start + timedelta(days=1))
+                   for start in days)
+    )
+
+
+@dataclass
+class _LoggedAccumulator:
+    """Sums for one LoggedDay while its rows (hours, bands, raw model spellings) are folded in."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTS, 0))
+    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_CATEGORIES, 0))
+    finish: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_FINISHES, 0))
+    costs: dict[str, Decimal | None] = field(default_factory=lambda: dict.fromkeys(_CATEGORIES, Decimal(0)))
+    prices: dict[str, Decimal | None] = field(default_factory=dict)
+    requested_cost: Decimal | None = Decimal(0)
+    reported_cost: Decimal = Decimal(0)
+    truncated_min: int | None = None
+    truncated_max: int | None = None
+
+
 def load_logged_days(session: Session, tenant_id: int, window: Period, catalog: PriceCatalog) -> list[LoggedDay]:
-    _price_table(session, tenant_id, window, catalog)
-    rows = session.execute(
-        text(_LOGGED_SQL.format(cost_columns=_cost_columns())),
-        {"tenant": tenant_id, "start": window.start, "end": window.end},
-    ).mappings()
-    merged: dict[tuple[Any, ...], LoggedDay] = {}
-    for row in rows:
-        day = _logged_day(row)
-        key = (day.day, day.provider, day.account, day.api_key_id, day.model, day.request_model, day.service_tier)
-        merged[key] = _merge_logged(merged[key], day) if key in merged else day
-    return list(merged.values())
+    """Logged usage per scope × UTC day from the hourly rollup, priced with the catalog in effect when it was
+    used (day by day, or hour by hour for models whose price varies within a day)."""
+    hourly = _hourly_models(session, tenant_id, window, catalog)
+    session.execute(text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))  # aggregate in memory, not on disk
+    result = session.execute(
+        text(_LOGGED_SQL), {"tenant": tenant_id, "start": window.start, "end": window.end, "hourly": hourly}
+    )
+    prices = _Prices(catalog)
+    groups: dict[tuple[Any, ...], _LoggedAccumulator] = {}
+    for row in result.tuples():
+        day, hour, provider, account, api_key_id, served, requested, tier = row[:8]
+        key = (day, provider, account, api_key_id, normalize_model_name(provider, served),
+               normalize_model_name(provider, requested), tier or "standard")
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _LoggedAccumulator()
+        _fold(group, row, prices, hour or day_start(day))
+    return [_logged_day(key, group) for key, group in groups.items()]
 
 
-def _logged_day(row: Any) -> LoggedDay:
-    costs: dict[str, Decimal | None] = {}
-    prices: dict[str, Decimal | None] = {}
-    unpriced = requested_unpriced = False
-    requested_total = Decimal(0)
-    for category in _QUANTITY:
-        if row[f"unpriced_{category}"]:
-            unpriced = True
-        else:
-            costs[category] = row[f"cost_{category}"] or Decimal(0)
-        prices[category] = row[f"price_{category}"]
-        if row[f"requested_unpriced_{category}"]:
-            requested_unpriced = True
-        else:
-            requested_total += row[f"requested_cost_{category}"] or Decimal(0)
-    provider = row["provider"]
+# Positions in a row of _LOGGED_SQL.
+_SERVED, _REQUESTED, _TIER, _BAND = 5, 6, 7, 8
+_COUNT_AT = {name: 9 + offset for offset, name in enumerate(("requests", "ok", "e429", "e5xx", "e4xx"))}
+_CATEGORY_AT = {name: 14 + offset for offset, name in enumerate(_CATEGORIES)}
+_COUNT_AT |= {name: 19 + offset for offset, name in enumerate(
+    ("reasoning", "system_prompt_tokens", "system_prompt_requests", "streamed", "streamed_missing_finish"))}
+_FINISH_AT = {name: 24 + offset for offset, name in enumerate(_FINISHES)}
+_TRUNCATED, _TRUNCATED_MIN, _TRUNCATED_MAX, _REPORTED_COST, _REPORTED_REQUESTS = 30, 31, 32, 33, 34
+_COUNT_AT |= {"truncated": _TRUNCATED, "reported_cost_requests": _REPORTED_REQUESTS}
+
+
+def _fold(group: _LoggedAccumulator, row: Any, prices: _Prices, moment: datetime) -> None:
+    counts, tokens, finish, costs = group.counts, group.tokens, group.finish, group.costs
+    for name, position in _COUNT_AT.items():
+        counts[name] += int(row[position] or 0)
+    for name, position in _FINISH_AT.items():
+        finish[name] += int(row[position])
+    if row[_REPORTED_REQUESTS]:
+        group.reported_cost += row[_REPORTED_COST]
+    if row[_TRUNCATED]:
+        low, high = int(row[_TRUNCATED_MIN]), int(row[_TRUNCATED_MAX])
+        group.truncated_min = low if group.truncated_min is None else min(group.truncated_min, low)
+        group.truncated_max = high if group.truncated_max is None else max(group.truncated_max, high)
+    provider, served_model, requested_model = row[2], row[_SERVED], row[_REQUESTED]
+    tier, band = row[_TIER], row[_BAND]
+    for category, position in _CATEGORY_AT.items():
+        quantity = int(row[position])
+        tokens[category] += quantity
+        served = prices.per_token(provider, served_model, category, tier, band, moment)
+        if served is not None and category not in group.prices:
+            group.prices[category] = served
+        if quantity:
+            cost = costs[category]
+            costs[category] = None if cost is None or served is None else cost + quantity * served
+            if requested_model == served_model:
+                requested = served
+            else:
+                requested = prices.per_token(provider, requested_model, category, tier, band, moment)
+            before = group.requested_cost
+            group.requested_cost = None if before is None or requested is None else before + quantity * requested
+
+
+def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
+    day, provider, account, api_key_id, model, request_model, service_tier = key
+    counts, costs = group.counts, group.costs
+    priced = {category: cost for category, cost in costs.items() if cost is not None}
     return LoggedDay(
-        provider=provider,
-        account=row["account"],
-        api_key_id=row["api_key_id"],
-        model=normalize_model_name(provider, row["response_model"]),
-        request_model=normalize_model_name(provider, row["request_model"]),
-        service_tier=row["service_tier"] or "standard",
-        day=row["day"],
-        requests=int(row["requests"]),
-        successful_requests=int(row["ok"]),
-        errors_429=int(row["e429"]),
-        errors_5xx=int(row["e5xx"]),
-        errors_4xx=int(row["e4xx"]),
-        tokens=TokenCounts(**{category: int(row[category]) for category in _QUANTITY}),
-        reasoning_tokens=int(row["reasoning"]),
-        system_prompt_tokens=int(row["system_prompt_tokens"]),
-        requests_with_system_prompt=int(row["system_prompt_requests"]),
-        streamed_requests=int(row["streamed"]),
-        streamed_missing_finish=int(row["streamed_missing_finish"]),
-        finish=FinishCounts(stop=int(row["f_stop"]), length=int(row["f_length"]), tool_calls=int(row["f_tool"]),
-                            content_filter=int(row["f_filter"]), other=int(row["f_other"]),
-                            missing=int(row["f_missing"])),
-        truncation=TruncationStats(count=int(row["truncated"]), min_output=int(row["truncated_min"] or 0),
-                                   max_output=int(row["truncated_max"] or 0)),
-        expected_cost=None if unpriced else sum((cost for cost in costs.values() if cost is not None), Decimal(0)),
-        expected_cost_by_category=costs,
-        expected_unit_price=prices,
-        expected_cost_at_requested_model=None if requested_unpriced else requested_total,
-        reported_cost=row["reported_cost"] if row["reported_cost_requests"] else None,
+        provider=provider, account=account, api_key_id=api_key_id, model=model, request_model=request_model,
+        service_tier=service_tier, day=day, requests=counts["requests"], successful_requests=counts["ok"],
+        errors_429=counts["e429"], errors_5xx=counts["e5xx"], errors_4xx=counts["e4xx"],
+        tokens=TokenCounts(**group.tokens), reasoning_tokens=counts["reasoning"],
+        system_prompt_tokens=counts["system_prompt_tokens"],
+        requests_with_system_prompt=counts["system_prompt_requests"], streamed_requests=counts["streamed"],
+        streamed_missing_finish=counts["streamed_missing_finish"], finish=FinishCounts(**group.finish),
+        truncation=TruncationStats(count=counts["truncated"], min_output=group.truncated_min or 0,
+                                   max_output=group.truncated_max or 0),
+        expected_cost=sum(priced.values(), Decimal(0)) if len(priced) == len(costs) else None,
+        expected_cost_by_category=priced,
+        expected_unit_price=group.prices,
+        expected_cost_at_requested_model=group.requested_cost,
+        reported_cost=group.reported_cost if counts["reported_cost_requests"] else None,
     )
-
-
-def _merge_logged(left: LoggedDay, right: LoggedDay) -> LoggedDay:
-    """Two rollup rows whose raw model names normalize to the same model."""
-
-    def add(a: Decimal | None, b: Decimal | None) -> Decimal | None:
-        return None if a is None or b is None else a + b
-
-    costs = {c: add(left.expected_cost_by_category.get(c), right.expected_cost_by_category.get(c))
-             for c in _QUANTITY}
-    return replace(
-        left,
-        requests=left.requests + right.requests,
-        successful_requests=left.successful_requests + right.successful_requests,
-        errors_429=left.errors_429 + right.errors_429,
-        errors_5xx=left.errors_5xx + right.errors_5xx,
-        errors_4xx=left.errors_4xx + right.errors_4xx,
-        tokens=left.tokens + right.tokens,
-        reasoning_tokens=left.reasoning_tokens + right.reasoning_tokens,
-        system_prompt_tokens=left.system_prompt_tokens + right.system_prompt_tokens,
-        requests_with_system_prompt=left.requests_with_system_prompt + right.requests_with_system_prompt,
-        streamed_requests=left.streamed_requests + right.streamed_requests,
-        streamed_missing_finish=left.streamed_missing_finish + right.streamed_missing_finish,
-        finish=FinishCounts(**{name: getattr(left.finish, name) + getattr(right.finish, name)
-                               for name in ("stop", "length", "tool_calls", "content_filter", "other", "missing")}),
-        truncation=_merge_truncation(left.truncation, right.truncation),
-        expected_cost=add(left.expected_cost, right.expected_cost),
-        expected_cost_by_category={c: v for c, v in costs.items() if v is not None},
-        expected_cost_at_requested_model=add(left.expected_cost_at_requested_model,
-                                             right.expected_cost_at_requested_model),
-        reported_cost=add(left.reported_cost, right.reported_cost)
-        if left.reported_cost is not None and right.reported_cost is not None
-        else left.reported_cost if right.reported_cost is None else right.reported_cost,
-    )
-
-
-def _merge_truncation(left: TruncationStats, right: TruncationStats) -> TruncationStats:
-    if not left.count:
-        return right
-    if not right.count:
-        return left
-    return TruncationStats(count=left.count + right.count, min_output=min(left.min_output, right.min_output),
-                           max_output=max(left.max_output, right.max_output))
 
 
 # ---------------------------------------------------------------- billed side
 
 def load_billed_days(session: Session, tenant_id: int, period: Period) -> list[BilledDay]:
-    lines = session.scalars(
-        select(StatementLine).where(
-            StatementLine.tenant_id == tenant_id,
-            StatementLine.period_start >= period.start,
-            StatementLine.period_start < period.end,
-        )
+    """Statement lines summed per scope × UTC day × usage type in SQL, folded into BilledDays."""
+    line = StatementLine
+    day = func.date_trunc("day", line.period_start, "UTC")
+    query = (
+        select(line.provider, line.account, line.api_key_id, line.model, line.service_tier, day.label("day"),
+               line.usage_type, func.sum(line.quantity).label("quantity"), func.sum(line.amount).label("amount"),
+               func.min(line.currency).label("currency"), func.bool_and(line.final).label("final"),
+               func.string_agg(func.distinct(line.source), "+").label("sources"))
+        .where(line.tenant_id == tenant_id, line.period_start >= period.start, line.period_start < period.end,
+               line.usage_type.in_((*CATEGORY_OF_USAGE_TYPE, "requests", "web_search")))
+        .group_by(line.provider, line.account, line.api_key_id, line.model, line.service_tier, day, line.usage_type)
     )
-    return billed_days(lines)
+    return billed_days(session.execute(query))
 
 
 @dataclass
 class _BilledAccumulator:
-    quantities: dict[str, Decimal]
-    amounts: dict[str, Decimal]
-    total: Decimal | None
-    requests: Decimal | None
-    currency: str
-    final: bool
-    sources: set[str]
+    quantities: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    amounts: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    total: Decimal | None = None
+    requests: Decimal | None = None
+    currency: str = "USD"
+    final: bool = True
+    sources: set[str] = field(default_factory=set)
 
 
-def billed_days(lines: Iterable[StatementLine]) -> list[BilledDay]:
-    """Statement lines summed per scope × UTC day. Lines without a usage quantity or amount the reconciler
-    can compare (credits, `other`) are left to the drift report."""
+def billed_days(rows: Iterable[Any]) -> list[BilledDay]:
+    """Statement sums (one per scope × day × usage type) folded into one BilledDay per scope × day. Lines
+    without a usage quantity or amount the reconciler compares (credits, `other`) stay in the drift report."""
     groups: dict[tuple[Any, ...], _BilledAccumulator] = {}
-    for line in lines:
-        if line.usage_type not in (*CATEGORY_OF_USAGE_TYPE, "requests", "web_search"):
-            continue
-        tier = STATEMENT_TIERS.get(line.service_tier or "", line.service_tier) if line.service_tier else None
-        key = (line.provider, line.account, line.api_key_id, line.model, tier, line.period_start.date())
-        group = groups.setdefault(key, _BilledAccumulator(defaultdict(Decimal), defaultdict(Decimal), None, None,
-                                                          line.currency or "USD", True, set()))
-        group.final = group.final and line.final
-        group.sources.add(line.source)
-        category = CATEGORY_OF_USAGE_TYPE.get(line.usage_type)
-        if category and line.quantity is not None:
-            group.quantities[category] += line.quantity
-        if line.usage_type == "requests" and line.quantity is not None:
-            group.requests = (group.requests or Decimal(0)) + line.quantity
-        if line.amount is not None:
+    for row in rows:
+        tier = STATEMENT_TIERS.get(row.service_tier, row.service_tier) if row.service_tier else None
+        key = (row.provider, row.account, row.api_key_id, row.model, tier, row.day.date())
+        group = groups.setdefault(key, _BilledAccumulator())
+        group.final = group.final and row.final
+        group.sources.update(row.sources.split("+"))
+        category = CATEGORY_OF_USAGE_TYPE.get(row.usage_type)
+        if category and row.quantity is not None:
+            group.quantities[category] += row.quantity
+        if row.usage_type == "requests" and row.quantity is not None:
+            group.requests = (group.requests or Decimal(0)) + row.quantity
+        if row.amount is not None:
             if category:
-                group.amounts[category] += line.amount
-            group.total = (group.total or Decimal(0)) + line.amount
-            group.currency = line.currency or group.currency
+                group.amounts[category] += row.amount
+            group.total = (group.total or Decimal(0)) + row.amount
+            group.currency = row.currency or group.currency
     return [
         BilledDay(
             provider=provider, account=account, api_key_id=key_id, model=model, service_tier=tier, day=day,

@@ -105,6 +105,21 @@ def aggregate(events: Iterable[EventRow]) -> list[HourlyDelta]:
     return [deltas[key] for key in sorted(deltas)]
 
 
+def merge(left: HourlyDelta, right: HourlyDelta) -> HourlyDelta:
+    """Two deltas of one key added up, as the upsert in `ledger.ingest` adds a delta to a stored row."""
+    assert left.key == right.key
+    lows = [value for value in (left.truncated_min_output, right.truncated_min_output) if value is not None]
+    highs = [value for value in (left.truncated_max_output, right.truncated_max_output) if value is not None]
+    return HourlyDelta(
+        left.key,
+        [a + b for a, b in zip(left.sums, right.sums, strict=True)],
+        min(lows) if lows else None,
+        max(highs) if highs else None,
+        [a + b for a, b in zip(left.latency_histogram, right.latency_histogram, strict=True)],
+        [a + b for a, b in zip(left.ttft_histogram, right.ttft_histogram, strict=True)],
+    )
+
+
 _REQUESTS, _INPUT, _OUTPUT = _INDEX["requests"], _INDEX["input_tokens"], _INDEX["output_tokens"]
 _CACHE_READ, _CACHE_WRITE = _INDEX["cache_read_input_tokens"], _INDEX["cache_creation_input_tokens"]
 _CACHE_WRITE_1H, _REASONING = _INDEX["cache_creation_1h_input_tokens"], _INDEX["reasoning_tokens"]

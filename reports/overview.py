@@ -13,11 +13,11 @@ from typing import Any
 from importers.registry import IMPORTERS
 from ledger.findings import SEVERITIES
 from ledger.periods import Period
+from reports.alerts import rules
 from reports.monthly import cost_totals
 from reports.sources import DriftLine, ImportLine, RunLine
 
-STALE_AFTER = timedelta(days=3)
-"""A statement source whose latest import is older than this is flagged (and alerted on, by default)."""
+STALE_AFTER = timedelta(days=rules.STALE_AFTER_DAYS)
 FETCHING_SOURCES = frozenset(importer.source for importer in IMPORTERS if importer.default_base_url)
 CENT = Decimal("0.01")
 

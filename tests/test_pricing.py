@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -500,3 +500,11 @@ def test_every_amount_is_the_exact_product_of_quantity_and_price(
         assert row is not None
         assert amount == quantities[token_type] * row.price_per_token()
     assert cost.total == sum(cost.by_type.values(), Decimal(0))
+
+
+def test_a_model_whose_prices_vary_within_a_day_is_priced_by_the_hour() -> None:
+    catalog = PriceCatalog(load_bundled_prices())
+    day = datetime(2026, 10, 14, tzinfo=UTC)
+    assert catalog.constant_during("openai", "gpt-5.4", day, day + timedelta(days=1))
+    assert not catalog.constant_during("deepseek", "deepseek-v4-flash", day, day + timedelta(days=1))
+    assert catalog.constant_during("acme", "unknown-model", day, day + timedelta(days=1))

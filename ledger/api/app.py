@@ -25,7 +25,6 @@ from ledger.group_commit import GroupCommitWriter, is_unavailable
 from ledger.metrics import ServiceMetrics
 from ledger.scheduler import start_scheduler
 from ledger.settings import Settings
-from reports.web import create_report_app
 
 log = logging.getLogger("tokenledger.api")
 RETRY_AFTER_SECONDS = "2"
@@ -77,6 +76,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
     app.include_router(reconciliation.router)
     app.include_router(integrations.router)
     app.include_router(findings.router)
+    from reports.web import create_report_app  # here: the report itself imports ledger.api modules
+
     app.mount("/report", create_report_app(context))
     _install_health(app)
     return app

@@ -11,9 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.api.dependencies import ContextDep, PrincipalDep, SessionDep
 from ledger.errors import Forbidden, InvalidRequest
-from ledger.findings import MAX_NOTE_CHARS, FindingFilter, change_status, get_finding, list_findings, status_history
+from ledger.findings import (
+    MAX_NOTE_CHARS,
+    FindingFilter,
+    change_json,
+    change_status,
+    finding_json,
+    get_finding,
+    list_findings,
+    status_history,
+)
 from ledger.periods import Period, PeriodError
-from ledger.tables import Finding, FindingChange
 from ledger.usage import resolve_range
 from reports.filters import plain_decimal
 from reports.sources import drift_lines, latest_runs
@@ -28,38 +36,6 @@ class StatusChange(BaseModel):
 
     status: str = Field(description="open, acknowledged, resolved or disputed")
     note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
-
-
-def finding_json(finding: Finding) -> dict[str, Any]:
-    """A finding as the JSON API shows it: money as a decimal string, instants in ISO 8601."""
-    return {
-        "id": finding.id,
-        "kind": finding.kind,
-        "severity": finding.severity,
-        "provider": finding.provider,
-        "account": finding.account,
-        "api_key_id": finding.api_key_id,
-        "model": finding.model,
-        "period_start": finding.period_start.isoformat(),
-        "period_end": finding.period_end.isoformat(),
-        "impact_usd": plain_decimal(finding.impact_usd),
-        "evidence": finding.evidence,
-        "summary": finding.summary,
-        "status": finding.status,
-        "note": finding.note,
-        "first_seen": finding.first_seen.isoformat(),
-        "last_seen": finding.last_seen.isoformat(),
-    }
-
-
-def change_json(change: FindingChange) -> dict[str, Any]:
-    return {
-        "changed_at": change.changed_at.isoformat(),
-        "from_status": change.from_status,
-        "to_status": change.to_status,
-        "note": change.note,
-        "actor": change.actor,
-    }
 
 
 @router.get("/findings", summary="Findings, filtered by period, kind, provider, status or severity")

@@ -69,11 +69,10 @@ class DetectionContext:
 
     @cached_property
     def _model_totals(self) -> Mapping[tuple[str, str], LoggedTotals]:
-        totals: dict[tuple[str, str], LoggedTotals] = {}
+        rows: dict[tuple[str, str], list[LoggedDay]] = defaultdict(list)
         for row in self.logged:
-            key = (row.provider, row.model)
-            totals[key] = totals.get(key, LoggedTotals()) + LoggedTotals.of(row)
-        return totals
+            rows[(row.provider, row.model)].append(row)
+        return {key: LoggedTotals.of_rows(items) for key, items in rows.items()}
 
     def logged_unit_price(self, provider: str, model: str | None, category: str) -> Decimal | None:
         """The expected unit price of a model's category from this period's logged usage (any scope)."""

@@ -25,14 +25,13 @@ def drift_rows(comparisons: Sequence[Comparison], logged: Sequence[LoggedDay], p
         groups[(scope.provider, scope.grain, scope.account, scope.model)].append(comparison)
         domains.add((scope.provider, scope.account))
     rows = [_compared(key, items, period) for key, items in groups.items()]
-    uncovered: dict[tuple[str, str, str], LoggedTotals] = {}
+    uncovered: dict[tuple[str, str, str], list[LoggedDay]] = defaultdict(list)
     for row in logged:
         if (row.provider, None) not in domains and (row.provider, row.account) not in domains:
-            key = (row.provider, row.account, row.model)
-            uncovered[key] = uncovered.get(key, LoggedTotals()) + LoggedTotals.of(row)
+            uncovered[(row.provider, row.account, row.model)].append(row)
     rows.extend(
-        _row(provider, (), account, model, period, totals, billed=None, days=None, final=False)
-        for (provider, account, model), totals in uncovered.items()
+        _row(provider, (), account, model, period, LoggedTotals.of_rows(items), billed=None, days=None, final=False)
+        for (provider, account, model), items in uncovered.items()
     )
     return sorted(rows, key=lambda r: (r.provider, r.grain, r.account or "", r.model or ""))
 
@@ -41,7 +40,7 @@ def _compared(
     key: tuple[str, tuple[str, ...], str | None, str | None], items: list[Comparison], period: Period
 ) -> DriftRow:
     provider, grain, account, model = key
-    totals = sum((c.logged for c in items), LoggedTotals())
+    totals = LoggedTotals.sum(c.logged for c in items)
     quantities = {
         category: sum(c.billed_quantities.get(category, 0) for c in items)
         for category in CATEGORIES

@@ -88,7 +88,7 @@ def fit_input_excess(series: tuple[Comparison, ...], settings: ReconcileSettings
     requests = np.array([b.logged.successful_requests for b in buckets], float)
     prompts = np.array([b.logged.system_prompt_tokens for b in buckets], float)
     logged = sum(b.logged_quantity(categories) for b in buckets)
-    totals = sum((b.logged for b in buckets), LoggedTotals())
+    totals = LoggedTotals.sum(b.logged for b in buckets)
     unit_price = totals.unit_price("uncached_input")
     coef, t_stats, rss, collinear = _fit(y, requests, prompts, settings)
     total_y2 = float(y @ y)
@@ -194,7 +194,7 @@ def request_excess(series: tuple[Comparison, ...], settings: ReconcileSettings) 
     buckets = tuple(b for b in regular(series) if b.billed_requests is not None)
     if not buckets:
         return None
-    totals = sum((b.logged for b in buckets), LoggedTotals())
+    totals = LoggedTotals.sum(b.logged for b in buckets)
     failed = totals.errors_429 + totals.errors_5xx
     return RequestExcess(
         buckets=buckets,

@@ -55,8 +55,9 @@ class _Billed:
     final: bool = True
     stated_by: dict[str, str] = field(default_factory=dict)
 
-    def add(self, row: BilledDay) -> None:
-        for metric in sorted(_metrics_of(row)):
+    def add(self, row: BilledDay, metrics: frozenset[str]) -> None:
+        """Merge a row stating `metrics` (`_metrics_of(row)`)."""
+        for metric in sorted(metrics):
             other = self.stated_by.setdefault(metric, row.source)
             if other != row.source:
                 raise ReconcileInputError(
@@ -74,13 +75,13 @@ class _Billed:
         self.final = self.final and row.final
 
 
-def _metrics_of(row: BilledDay) -> set[str]:
+def _metrics_of(row: BilledDay) -> frozenset[str]:
     metrics = {quantity_metric(c) for c in row.quantities} | {amount_metric(c) for c in row.amounts}
     if row.requests is not None:
         metrics.add(REQUESTS)
     if row.billed_total is not None:
         metrics.add(TOTAL)
-    return metrics
+    return frozenset(metrics)
 
 
 def _scope_of(row: BilledDay) -> Scope:
@@ -103,11 +104,39 @@ def scope_sort_key(scope: Scope) -> tuple[str, ...]:
     return (scope.provider, *(getattr(scope, name) or "" for name in DIMENSIONS))
 
 
+@dataclass(frozen=True, slots=True)
+class _StatedRow:
+    """A billed row with what is derived from it once: its scope and the metrics it states."""
+
+    row: BilledDay
+    scope: Scope
+    metrics: frozenset[str]
+
+
 @dataclass(slots=True)
 class _View:
     provider: str
     grain: tuple[str, ...]
-    rows: list[BilledDay] = field(default_factory=list)
+    rows: list[_StatedRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _StatedFigures:
+    """The figures one domain of a view compares, by name (the `owned` metrics it states)."""
+
+    quantities: tuple[str, ...]
+    amounts: tuple[str, ...]
+    requests: bool
+    total: bool
+
+    @classmethod
+    def of(cls, metrics: set[str]) -> _StatedFigures:
+        return cls(
+            quantities=tuple(c for c in CATEGORIES if quantity_metric(c) in metrics),
+            amounts=tuple(c for c in CATEGORIES if amount_metric(c) in metrics),
+            requests=REQUESTS in metrics,
+            total=TOTAL in metrics,
+        )
 
 
 def compare(logged: Sequence[LoggedDay], billed: Sequence[BilledDay]) -> list[Comparison]:
@@ -121,7 +150,8 @@ def compare(logged: Sequence[LoggedDay], billed: Sequence[BilledDay]) -> list[Co
     views: dict[tuple[str, tuple[str, ...]], _View] = {}
     for row in billed:
         scope = _scope_of(row)
-        views.setdefault((row.provider, scope.grain), _View(row.provider, scope.grain)).rows.append(row)
+        view = views.setdefault((row.provider, scope.grain), _View(row.provider, scope.grain))
+        view.rows.append(_StatedRow(row, scope, _metrics_of(row)))
     authority = _authoritative_grains(views.values())
     logged_by_domain: dict[tuple[str, str | None], list[LoggedDay]] = defaultdict(list)
     for logged_row in logged:
@@ -144,7 +174,7 @@ def _authoritative_grains(views: Iterable[_View]) -> dict[tuple[str, str], tuple
     """Provider × metric → the finest grain stating it (ties broken by dimension order)."""
     best: dict[tuple[str, str], tuple[str, ...]] = {}
     for view in views:
-        for metric in set().union(*(_metrics_of(row) for row in view.rows)):
+        for metric in set().union(*(stated.metrics for stated in view.rows)):
             key = (view.provider, metric)
             current = best.get(key)
             if current is None or (len(view.grain), view.grain) > (len(current), current):
@@ -155,37 +185,39 @@ def _authoritative_grains(views: Iterable[_View]) -> dict[tuple[str, str], tuple
 def _compare_view(
     view: _View, owned: set[str], logged: Mapping[tuple[str, str | None], list[LoggedDay]]
 ) -> list[Comparison]:
-    domains: dict[str | None, list[BilledDay]] = defaultdict(list)
-    for row in view.rows:
-        domains[row.account if "account" in view.grain else None].append(row)
+    domains: dict[str | None, list[_StatedRow]] = defaultdict(list)
+    for stated_row in view.rows:
+        domains[stated_row.row.account if "account" in view.grain else None].append(stated_row)
     out: list[Comparison] = []
     for account in sorted(domains, key=lambda a: a or ""):
-        rows = domains[account]
-        stated = owned & set().union(*(_metrics_of(row) for row in rows))
+        stated_rows = domains[account]
+        stated = owned & set().union(*(r.metrics for r in stated_rows))
         if not stated:
             continue
-        first, last = min(r.day for r in rows), max(r.day for r in rows)
+        figures = _StatedFigures.of(stated)
+        first, last = min(r.row.day for r in stated_rows), max(r.row.day for r in stated_rows)
         billed: dict[tuple[Scope, date], _Billed] = defaultdict(_Billed)
         finality: dict[date, bool] = {}
-        for row in rows:
-            billed[(_scope_of(row), row.day)].add(row)
+        for stated_row in stated_rows:
+            row = stated_row.row
+            billed[(stated_row.scope, row.day)].add(row, stated_row.metrics)
             finality[row.day] = finality.get(row.day, True) and row.final
         domain_final = all(finality.values())
-        sources = tuple(sorted({r.source for r in rows}))
-        usage: dict[tuple[Scope, date], LoggedTotals] = {}
+        sources = tuple(sorted({r.row.source for r in stated_rows}))
+        usage: dict[tuple[Scope, date], list[LoggedDay]] = defaultdict(list)
         for logged_row in logged.get((view.provider, account), ()):
             if first <= logged_row.day <= last:
-                key = (project(logged_row, view.grain), logged_row.day)
-                usage[key] = usage.get(key, LoggedTotals()) + LoggedTotals.of(logged_row)
-        for scope, day in sorted(set(billed) | set(usage), key=lambda k: (scope_sort_key(k[0]), k[1])):
+                usage[(project(logged_row, view.grain), logged_row.day)].append(logged_row)
+        for scope, day in sorted(billed.keys() | usage.keys(), key=lambda k: (scope_sort_key(k[0]), k[1])):
             merged = billed.get((scope, day))
+            rows = usage.get((scope, day))
             out.append(
                 _comparison(
                     scope,
                     day,
-                    usage.get((scope, day), LoggedTotals()),
+                    LoggedTotals.of_rows(rows) if rows else LoggedTotals(),
                     merged or _Billed(),
-                    stated,
+                    figures,
                     final=merged.final if merged else finality.get(day, domain_final),
                     sources=sources,
                 )
@@ -198,22 +230,20 @@ def _comparison(
     day: date,
     logged: LoggedTotals,
     billed: _Billed,
-    stated: set[str],
+    figures: _StatedFigures,
     *,
     final: bool,
     sources: tuple[str, ...],
 ) -> Comparison:
-    quantities = {c: billed.quantities.get(c, 0) for c in CATEGORIES if quantity_metric(c) in stated}
-    amounts = {c: billed.amounts.get(c, Decimal(0)) for c in CATEGORIES if amount_metric(c) in stated}
     return Comparison(
         scope=scope,
         first_day=day,
         last_day=day,
         logged=logged,
-        billed_quantities=MappingProxyType(quantities),
-        billed_requests=(billed.requests or 0) if REQUESTS in stated else None,
-        billed_amounts=MappingProxyType(amounts),
-        billed_total=(billed.total or Decimal(0)) if TOTAL in stated else None,
+        billed_quantities=MappingProxyType({c: billed.quantities.get(c, 0) for c in figures.quantities}),
+        billed_requests=(billed.requests or 0) if figures.requests else None,
+        billed_amounts=MappingProxyType({c: billed.amounts.get(c, Decimal(0)) for c in figures.amounts}),
+        billed_total=(billed.total or Decimal(0)) if figures.total else None,
         final=final,
         sources=sources,
     )
@@ -229,7 +259,13 @@ def merge_midnight_shifts(comparisons: Sequence[Comparison], settings: Reconcile
     out: list[Comparison] = []
     for scope in sorted(by_scope, key=scope_sort_key):
         series = sorted(by_scope[scope], key=lambda c: c.first_day)
-        gains = [_cancelled(a, b, settings) for a, b in pairwise(series)] + [None]
+        mismatches = [_mismatch(comparison, settings) for comparison in series]
+        gains = [
+            _cancelled(first, second, mismatch_first, mismatch_second)
+            for (first, second), (mismatch_first, mismatch_second) in zip(
+                pairwise(series), pairwise(mismatches), strict=True
+            )
+        ] + [None]
         best = [Decimal(0)] * (len(series) + 2)  # best[i]: most mismatch cancellable from day i on
         for i in reversed(range(len(series))):
             gain = gains[i]
@@ -246,11 +282,16 @@ def merge_midnight_shifts(comparisons: Sequence[Comparison], settings: Reconcile
     return out
 
 
-def _cancelled(first: Comparison, second: Comparison, settings: ReconcileSettings) -> Decimal | None:
-    """How much mismatch merging two adjacent days cancels; None when they are not a midnight shift."""
+def _cancelled(
+    first: Comparison,
+    second: Comparison,
+    a: tuple[Decimal, Decimal] | None,
+    b: tuple[Decimal, Decimal] | None,
+) -> Decimal | None:
+    """How much mismatch merging two adjacent days (with mismatches `a` and `b`, see `_mismatch`) cancels;
+    None when they are not a midnight shift."""
     if second.first_day != first.last_day + timedelta(days=1):
         return None
-    a, b = _mismatch(first, settings), _mismatch(second, settings)
     if a is None or b is None:
         return None
     (diff_a, tol_a), (diff_b, tol_b) = a, b

@@ -5,7 +5,7 @@ names the row and the field."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
@@ -357,6 +357,60 @@ class LoggedTotals:
             unit_prices=MappingProxyType(prices),
         )
 
+    @classmethod
+    def sum(cls, parts: Iterable[LoggedTotals]) -> LoggedTotals:
+        """`LoggedTotals() + parts[0] + parts[1] + …` in one pass: the same result (the same Decimal
+        additions in the same order) without building the intermediate totals."""
+        requests = successful_requests = errors_429 = errors_5xx = errors_4xx = system_prompt_tokens = 0
+        tokens = dict.fromkeys(CATEGORIES, 0)
+        # Per category: the cost so far, None once some usage of it is unpriced (as `_category_cost`).
+        costs: dict[str, Decimal | None] = dict.fromkeys(CATEGORIES, Decimal(0))
+        expected_cost: Decimal | None = Decimal(0)
+        prices: dict[str, Decimal] = {}
+        empty = True
+        for part in parts:
+            empty = False
+            requests += part.requests
+            successful_requests += part.successful_requests
+            errors_429 += part.errors_429
+            errors_5xx += part.errors_5xx
+            errors_4xx += part.errors_4xx
+            system_prompt_tokens += part.system_prompt_tokens
+            part_costs = part.expected_cost_by_category
+            for category in CATEGORIES:
+                count: int = getattr(part.tokens, category)
+                tokens[category] += count
+                cost = costs[category]
+                if cost is not None:
+                    part_cost = part_costs.get(category)
+                    if part_cost is None and count == 0:
+                        part_cost = Decimal(0)
+                    costs[category] = None if part_cost is None else cost + part_cost
+            expected_cost = _add_optional(expected_cost, part.expected_cost)
+            if prices != part.unit_prices:
+                _merge_unit_prices(prices, part.unit_prices)
+        if empty:
+            return cls()
+        return cls(
+            requests=requests,
+            successful_requests=successful_requests,
+            errors_429=errors_429,
+            errors_5xx=errors_5xx,
+            errors_4xx=errors_4xx,
+            tokens=TokenCounts(**tokens),
+            system_prompt_tokens=system_prompt_tokens,
+            expected_cost=expected_cost,
+            expected_cost_by_category=MappingProxyType(
+                {category: cost for category, cost in costs.items() if cost is not None}
+            ),
+            unit_prices=MappingProxyType(prices),
+        )
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[LoggedDay]) -> LoggedTotals:
+        """`LoggedTotals() + LoggedTotals.of(rows[0]) + …` in one pass."""
+        return cls.sum(cls.of(row) for row in rows)
+
     def __add__(self, other: LoggedTotals) -> LoggedTotals:
         tokens = self.tokens + other.tokens
         costs: dict[str, Decimal] = {}
@@ -365,8 +419,8 @@ class LoggedTotals:
             theirs = _category_cost(other, category)
             if mine is not None and theirs is not None:
                 costs[category] = mine + theirs
-        prices = {key: value for key, value in self.unit_prices.items() if other.unit_prices.get(key, value) == value}
-        prices.update((key, value) for key, value in other.unit_prices.items() if key not in self.unit_prices)
+        prices = dict(self.unit_prices)
+        _merge_unit_prices(prices, other.unit_prices)
         return LoggedTotals(
             requests=self.requests + other.requests,
             successful_requests=self.successful_requests + other.successful_requests,
@@ -398,6 +452,15 @@ def _category_cost(totals: LoggedTotals, category: str) -> Decimal | None:
     if category in totals.expected_cost_by_category:
         return totals.expected_cost_by_category[category]
     return Decimal(0) if totals.tokens.get(category) == 0 else None
+
+
+def _merge_unit_prices(prices: dict[str, Decimal], other: Mapping[str, Decimal]) -> None:
+    """Unit prices shared by two sums, in place: a price the sides disagree on is dropped, a price only
+    `other` has is added after the kept ones."""
+    added = [(key, value) for key, value in other.items() if key not in prices]
+    for key in [key for key, value in prices.items() if other.get(key, value) != value]:
+        del prices[key]
+    prices.update(added)
 
 
 def _add_optional(left: Decimal | None, right: Decimal | None) -> Decimal | None:

@@ -26,7 +26,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-from ledger.api.findings import finding_json
+from ledger.findings import finding_json
 from ledger.tables import Finding
 from reports.filters import age, money, when
 from reports.sources import RunLine

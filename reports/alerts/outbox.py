@@ -60,7 +60,9 @@ def queue_run_failure_alert(session: Session, *, tenant_id: int, run: Reconcilia
     return queue_to_channels(session, tenant_id, channels, rules.run_failure_key(run.id), message, now)
 
 
-def queue_stale_source_alerts(session: Session, *, tenant_id: int, now: datetime, max_age_days: int) -> int:
+def queue_stale_source_alerts(
+    session: Session, *, tenant_id: int, now: datetime, max_age_days: int = rules.STALE_AFTER_DAYS
+) -> int:
     """Alert every channel once per statement source whose latest import is older than `max_age_days`."""
     max_age = timedelta(days=max_age_days)
     stale = [line for line in sources.latest_imports(session, tenant_id) if now - line.imported_at > max_age]

@@ -17,6 +17,8 @@ from decimal import Decimal
 
 from ledger.findings import severity_rank
 
+STALE_AFTER_DAYS = 3
+"""A statement source whose latest import is older than this is stale (flagged in the report, alerted)."""
 MAX_ATTEMPTS = 8
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
@@ -62,4 +64,4 @@ def monthly_report_key(period_label: str) -> str:
 def retry_delay(attempts: int) -> timedelta:
     """How long to wait after the `attempts`-th failed attempt."""
     doublings = min(max(0, attempts - 1), 20)  # 30 s × 2**20 is far past the cap; avoids overflow
-    return min(FIRST_RETRY * 2**doublings, LONGEST_RETRY)
+    return min(FIRST_RETRY * (1 << doublings), LONGEST_RETRY)

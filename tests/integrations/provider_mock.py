@@ -3,6 +3,7 @@ provider's documented shapes and keeps every request it received, so a test can 
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -22,6 +23,7 @@ class Reply:
     events: tuple[tuple[str | None, str], ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
     event_delay: float = 0.0
+    gzip: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,9 @@ class ProviderMock:
                 else:
                     payload = json.dumps(reply.body).encode()
                     self.send_response(reply.status)
+                    if reply.gzip:
+                        payload = gzip.compress(payload)
+                        self.send_header("content-encoding", "gzip")
                     self.send_header("content-type", "application/json")
                     self.send_header("content-length", str(len(payload)))
                     for name, value in reply.headers.items():

@@ -343,6 +343,38 @@ def test_a_deepseek_base_url_is_recorded_as_deepseek_with_its_cache_hits(
     assert (row["input_tokens"], row["cache_read_input_tokens"], row["output_tokens"]) == (900, 768, 120)
 
 
+def test_a_gzipped_response_is_read_as_the_sdk_reads_it(
+    provider: ProviderMock, ledger: TokenLedger, engine: Engine, tenant: TenantKeys
+) -> None:
+    provider.script(Reply(200, chat_completion(), gzip=True))
+    client = openai_client(provider, ledger)
+
+    completion = client.chat.completions.create(model="gpt-5.4-mini", messages=[{"role": "user", "content": "hi"}])
+
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens == 1200
+    assert ledger.flush(10)
+    assert tokens_of(only_event(engine, tenant)) == CHAT_TOKENS
+
+
+def test_a_stream_the_caller_abandons_is_recorded_without_finish_reason_or_tokens(
+    provider: ProviderMock, ledger: TokenLedger, engine: Engine, tenant: TenantKeys
+) -> None:
+    provider.script(Reply(200, events=sse(*chat_chunks()), event_delay=0.05))
+    client = openai_client(provider, ledger)
+
+    with client.chat.completions.create(
+        model="gpt-5.4-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+    ) as stream:
+        next(iter(stream))
+
+    assert ledger.flush(10)
+    row = only_event(engine, tenant)
+    assert (row["stream"], row["finish_reason"], row["status_code"]) == (True, None, 200)
+    assert (row["input_tokens"], row["output_tokens"]) == (0, 0)
+    assert row["tags"] == {"tokenledger.usage": "missing"}
+
+
 def test_a_rate_limited_request_is_recorded_as_a_rate_limit_failure(
     provider: ProviderMock, ledger: TokenLedger, engine: Engine, tenant: TenantKeys
 ) -> None:

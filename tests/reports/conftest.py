@@ -41,7 +41,8 @@ class Month:
     spike_id: int
 
     def key(self, role: str) -> str:
-        return getattr(self.keys, role)["Authorization"].split(" ", 1)[1]
+        headers: dict[str, str] = getattr(self.keys, role)
+        return headers["Authorization"].split(" ", 1)[1]
 
 
 def tenant_id_of(engine: Engine, name: str) -> int:
@@ -53,28 +54,92 @@ def seed_october(engine: Engine) -> Month:
     keys = make_tenant(engine)
     tenant_id = tenant_id_of(engine, keys.name)
     with session_factory(engine).begin() as session:
-        rows.drift_row(session, tenant_id, provider="openai", model="gpt-5.4-mini", logged=1_200_000,
-                       billed=1_260_000, expected="2400.00", billed_cost="2520.50")
-        rows.drift_row(session, tenant_id, provider="anthropic", model="claude-haiku-4-5", account="wrk_1",
-                       logged=500_000, billed=None, expected="310.25", billed_cost=None)
-        rows.drift_row(session, tenant_id, provider="openai", model="my-finetune", logged=40_000, billed=40_000,
-                       expected=None, billed_cost="12.00")
+        rows.drift_row(
+            session,
+            tenant_id,
+            provider="openai",
+            model="gpt-5.4-mini",
+            logged=1_200_000,
+            billed=1_260_000,
+            expected="2400.00",
+            billed_cost="2520.50",
+        )
+        rows.drift_row(
+            session,
+            tenant_id,
+            provider="anthropic",
+            model="claude-haiku-4-5",
+            account="wrk_1",
+            logged=500_000,
+            billed=None,
+            expected="310.25",
+            billed_cost=None,
+        )
+        rows.drift_row(
+            session,
+            tenant_id,
+            provider="openai",
+            model="my-finetune",
+            logged=40_000,
+            billed=40_000,
+            expected=None,
+            billed_cost="12.00",
+        )
         mismatch = rows.finding(session, tenant_id, evidence=SERIES_EVIDENCE, severity="critical")
-        spike = rows.finding(session, tenant_id, kind="spend_spike", severity="warning", impact="85.00",
-                             summary="spend of $95.00 on 2026-10-02 against a trailing median of $10.00",
-                             evidence={"baseline": "10.00", "observed": "95.00", "peak_ratio": "9.5",
-                                       "series": [{"day": "2026-10-02", "logged": "95.00", "billed": None,
-                                                   "baseline": "10.00"}]})
-        rows.finding(session, tenant_id, kind="missing_finish_reason", severity="info", impact="0", model=None,
-                     account=None, summary="3% of streams ended without a finish reason")
+        spike = rows.finding(
+            session,
+            tenant_id,
+            kind="spend_spike",
+            severity="warning",
+            impact="85.00",
+            summary="spend of $95.00 on 2026-10-02 against a trailing median of $10.00",
+            evidence={
+                "baseline": "10.00",
+                "observed": "95.00",
+                "peak_ratio": "9.5",
+                "series": [{"day": "2026-10-02", "logged": "95.00", "billed": None, "baseline": "10.00"}],
+            },
+        )
+        rows.finding(
+            session,
+            tenant_id,
+            kind="missing_finish_reason",
+            severity="info",
+            impact="0",
+            model=None,
+            account=None,
+            summary="3% of streams ended without a finish reason",
+        )
         for day in range(1, 4):
             hour = OCTOBER.start + timedelta(days=day - 1, hours=14)
-            rows.hourly(session, tenant_id, hour=hour, requests=100, input_tokens=400_000, output_tokens=0,
-                        latencies=[300] * 90 + [2_400] * 10, ttfts=[120] * 100,
-                        counts={"error_rate_limit": 2, "streamed": 50, "streamed_missing_finish": 1,
-                                "finish_length": 4, "truncated_below_max": 1})
-            rows.hourly(session, tenant_id, hour=hour, provider="openai", model="gpt-5.4",
-                        request_model="gpt-5.4-mini", requests=5, input_tokens=1_000, output_tokens=100)
+            rows.hourly(
+                session,
+                tenant_id,
+                hour=hour,
+                requests=100,
+                input_tokens=400_000,
+                output_tokens=0,
+                latencies=[300] * 90 + [2_400] * 10,
+                ttfts=[120] * 100,
+                counts={
+                    "error_rate_limit": 2,
+                    "streamed": 50,
+                    "streamed_missing_finish": 1,
+                    "finish_length": 4,
+                    "truncated_below_max": 1,
+                },
+            )
+            rows.hourly(
+                session,
+                tenant_id,
+                hour=hour,
+                provider="openai",
+                model="gpt-5.4",
+                request_model="gpt-5.4-mini",
+                requests=5,
+                input_tokens=1_000,
+                output_tokens=100,
+            )
             rows.statement_line(session, tenant_id, day=date(2026, 10, day), quantity=420_000, amount="840.00")
         rows.statement_import(session, tenant_id)
         rows.run(session, tenant_id)
@@ -91,8 +156,9 @@ def sign_in(client: TestClient, key: str) -> None:
     form = client.get("/report/signin")
     token = re.search(r'name="token" value="([^"]+)"', form.text)
     assert token, form.text
-    answer = client.post("/report/signin", data={"key": key, "token": token[1], "next": "/report/"},
-                         follow_redirects=False)
+    answer = client.post(
+        "/report/signin", data={"key": key, "token": token[1], "next": "/report/"}, follow_redirects=False
+    )
     assert answer.status_code == 303, answer.text
 
 

@@ -22,6 +22,12 @@ def assert_snapshot(name: str, actual: str) -> None:
         pytest.fail(f"no snapshot {path}; run with {UPDATE_VARIABLE}=1 to create it")
     expected = path.read_text(encoding="utf-8")
     if actual != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(keepends=True), actual.splitlines(keepends=True),
-                                            fromfile=f"snapshots/{name}", tofile="rendered"))
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(keepends=True),
+                actual.splitlines(keepends=True),
+                fromfile=f"snapshots/{name}",
+                tofile="rendered",
+            )
+        )
         pytest.fail(f"{name} differs from its snapshot ({UPDATE_VARIABLE}=1 to accept):\n{diff}", pytrace=False)

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from ledger.database import session_factory
-from ledger.tables import AlertOutbox
+from ledger.tables import AlertChannel, AlertOutbox
 from reports.alerts import DeliveryStats, deliver_due, queue_finding_alert, rules, send_test
 from reports.monthly import send_monthly_report
 from tests.conftest import make_tenant
@@ -61,7 +61,7 @@ def receiver() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield state
     server.shutdown()
@@ -95,9 +95,17 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
+def text_of(part: EmailMessage) -> str:
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode()
+
+
 def alerts(engine: Engine, tenant_id: int) -> list[AlertOutbox]:
     with session_factory(engine)() as session:
-        return list(session.scalars(select(AlertOutbox).where(AlertOutbox.tenant_id == tenant_id).order_by(AlertOutbox.id)))
+        return list(
+            session.scalars(select(AlertOutbox).where(AlertOutbox.tenant_id == tenant_id).order_by(AlertOutbox.id))
+        )
 
 
 def queue_one_finding(engine: Engine, kind: str, config: dict[str, Any]) -> int:
@@ -105,8 +113,12 @@ def queue_one_finding(engine: Engine, kind: str, config: dict[str, Any]) -> int:
     with session_factory(engine).begin() as session:
         rows.channel(session, tenant_id, kind=kind, config=config)
         finding = rows.finding(session, tenant_id, severity="critical", impact="1500")
-        assert queue_finding_alert(session, tenant_id=tenant_id, finding=finding, previous_severity=None,
-                                   previous_impact=None, now=NOW) == 1
+        assert (
+            queue_finding_alert(
+                session, tenant_id=tenant_id, finding=finding, previous_severity=None, previous_impact=None, now=NOW
+            )
+            == 1
+        )
     return tenant_id
 
 
@@ -121,23 +133,38 @@ def test_a_webhook_is_signed_with_the_channels_secret_and_retried_after_a_server
     assert (first.sent, first.retrying, first.failed) == (0, 1, 0)
     assert (alert.status, alert.attempts, alert.last_error) == ("pending", 1, "HTTP 500: upstream broke")
     assert alert.next_attempt_at == NOW + timedelta(seconds=30)
-    assert deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW + timedelta(seconds=10), http=http).retrying == 0
+    assert (
+        deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW + timedelta(seconds=10), http=http).retrying
+        == 0
+    )
 
     second = deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW + timedelta(seconds=30), http=http)
     (alert,) = alerts(engine, tenant_id)
     assert second.sent == 1
-    assert (alert.status, alert.attempts, alert.last_error, alert.sent_at) == ("sent", 2, None, NOW + timedelta(seconds=30))
+    assert (alert.status, alert.attempts, alert.last_error, alert.sent_at) == (
+        "sent",
+        2,
+        None,
+        NOW + timedelta(seconds=30),
+    )
 
     assert len(receiver.requests) == 2
     headers, body = receiver.requests[-1]
     expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["x-tokenledger-signature"], expected)
     sent = json.loads(body)
-    assert headers["x-tokenledger-timestamp"] == str(sent["sent_at"]) == str(int((NOW + timedelta(seconds=30)).timestamp()))
+    assert (
+        headers["x-tokenledger-timestamp"]
+        == str(sent["sent_at"])
+        == str(int((NOW + timedelta(seconds=30)).timestamp()))
+    )
     assert headers["content-type"] == "application/json"
     assert (sent["id"], sent["topic"], sent["severity"]) == (alert.id, "finding", "critical")
     assert sent["data"]["finding"]["impact_usd"] == "1500"
-    assert deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW + timedelta(hours=1), http=http) == DeliveryStats()
+    assert (
+        deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW + timedelta(hours=1), http=http)
+        == DeliveryStats()
+    )
 
 
 def test_an_alert_is_marked_failed_with_its_last_error_after_the_last_attempt(
@@ -150,9 +177,16 @@ def test_an_alert_is_marked_failed_with_its_last_error_after_the_last_attempt(
         deliver_due(session_factory(engine), tenant_id=tenant_id, now=moment, http=http, max_attempts=3)
         moment += rules.LONGEST_RETRY
     (alert,) = alerts(engine, tenant_id)
-    assert (alert.status, alert.attempts, alert.last_error, alert.sent_at) == ("failed", 3, "HTTP 503: upstream broke", None)
-    assert deliver_due(session_factory(engine), tenant_id=tenant_id, now=moment, http=http) == type(deliver_due(
-        session_factory(engine), now=moment, http=http))()
+    assert (alert.status, alert.attempts, alert.last_error, alert.sent_at) == (
+        "failed",
+        3,
+        "HTTP 503: upstream broke",
+        None,
+    )
+    assert (
+        deliver_due(session_factory(engine), tenant_id=tenant_id, now=moment, http=http)
+        == type(deliver_due(session_factory(engine), now=moment, http=http))()
+    )
 
 
 def test_an_unreachable_endpoint_is_a_retryable_error(engine: Engine, http: httpx.Client) -> None:
@@ -162,7 +196,8 @@ def test_an_unreachable_endpoint_is_a_retryable_error(engine: Engine, http: http
     tenant_id = queue_one_finding(engine, "webhook", {"url": f"http://127.0.0.1:{closed_port}/", "secret": SECRET})
     assert deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW, http=http).retrying == 1
     (alert,) = alerts(engine, tenant_id)
-    assert alert.last_error and alert.last_error.startswith("ConnectError")
+    assert alert.last_error
+    assert alert.last_error.startswith("ConnectError")
 
 
 def test_slack_gets_a_text_fallback_and_blocks(engine: Engine, receiver: Receiver, http: httpx.Client) -> None:
@@ -172,7 +207,10 @@ def test_slack_gets_a_text_fallback_and_blocks(engine: Engine, receiver: Receive
     sent = json.loads(body)
     assert "x-tokenledger-signature" not in headers
     assert sent["text"].startswith("[critical] quantity mismatch: openai / proj_main / gpt-5.4-mini (1,500.00 USD)")
-    assert sent["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": sent["blocks"][0]["text"]["text"]}}
+    assert sent["blocks"][0] == {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": sent["blocks"][0]["text"]["text"]},
+    }
     assert {"type": "mrkdwn", "text": "*Impact*\n1,500.00 USD"} in sent["blocks"][1]["fields"]
 
 
@@ -180,13 +218,22 @@ def test_email_goes_through_a_real_smtp_server(
     engine: Engine, smtp_server: tuple[Mailbox, int], http: httpx.Client
 ) -> None:
     mailbox, port = smtp_server
-    tenant_id = queue_one_finding(engine, "email", {"smtp_host": "127.0.0.1", "smtp_port": port, "from": "tokenledger@example.com",
-                                        "to": ["ops@example.com", "finance@example.com"], "starttls": False})
+    tenant_id = queue_one_finding(
+        engine,
+        "email",
+        {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "from": "tokenledger@example.com",
+            "to": ["ops@example.com", "finance@example.com"],
+            "starttls": False,
+        },
+    )
     assert deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW, http=http).sent == 1
     (message,) = mailbox.messages
     assert message["Subject"].startswith("[critical] quantity mismatch")
     assert message["To"] == "ops@example.com, finance@example.com"
-    assert "Impact: 1,500.00 USD" in message.get_payload(decode=True).decode()
+    assert "Impact: 1,500.00 USD" in text_of(message)
 
 
 def test_the_monthly_report_arrives_by_email_with_html_and_a_csv_attachment(
@@ -195,17 +242,26 @@ def test_the_monthly_report_arrives_by_email_with_html_and_a_csv_attachment(
     mailbox, port = smtp_server
     month: Month = seed_october(engine)
     with session_factory(engine).begin() as session:
-        rows.channel(session, month.tenant_id, kind="email",
-                     config={"smtp_host": "127.0.0.1", "smtp_port": port, "from": "tl@example.com",
-                             "to": ["finance@example.com"], "starttls": False})
+        rows.channel(
+            session,
+            month.tenant_id,
+            kind="email",
+            config={
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "from": "tl@example.com",
+                "to": ["finance@example.com"],
+                "starttls": False,
+            },
+        )
         send_monthly_report(session, month.tenant_id, OCTOBER, NOW)
     assert deliver_due(session_factory(engine), tenant_id=month.tenant_id, now=NOW, http=http).sent == 1
     (message,) = mailbox.messages
     parts = {part.get_content_type(): part for part in message.walk()}
-    assert "Total (USD)" in parts["text/html"].get_payload(decode=True).decode()
+    assert "Total (USD)" in text_of(parts["text/html"])
     attachment = parts["text/csv"]
     assert attachment.get_filename() == "tokenledger-2026-10.csv"
-    assert attachment.get_payload(decode=True).decode().startswith("provider,account,model,")
+    assert text_of(attachment).startswith("provider,account,model,")
 
 
 def test_a_test_message_is_sent_at_once_and_logged(engine: Engine, receiver: Receiver, http: httpx.Client) -> None:
@@ -213,12 +269,14 @@ def test_a_test_message_is_sent_at_once_and_logged(engine: Engine, receiver: Rec
     with session_factory(engine).begin() as session:
         rows.channel(session, tenant_id, name="hook", config={"url": receiver.url, "secret": SECRET})
         outcome = send_test(session, tenant_id=tenant_id, channel_name="hook", tenant="acme", now=NOW, http=http)
-    assert outcome.sent and outcome.error is None
+    assert outcome.sent
+    assert outcome.error is None
     assert json.loads(receiver.requests[0][1])["topic"] == "test"
     receiver.statuses = [500]
     with session_factory(engine).begin() as session:
-        failed = send_test(session, tenant_id=tenant_id, channel_name="hook", tenant="acme",
-                           now=NOW + timedelta(seconds=1), http=http)
+        failed = send_test(
+            session, tenant_id=tenant_id, channel_name="hook", tenant="acme", now=NOW + timedelta(seconds=1), http=http
+        )
     assert (failed.sent, failed.error) == (False, "HTTP 500: upstream broke")
     assert [(a.topic, a.status) for a in alerts(engine, tenant_id)] == [("test", "sent"), ("test", "failed")]
 
@@ -228,8 +286,7 @@ def test_alerts_of_a_disabled_channel_fail_without_being_sent(
 ) -> None:
     tenant_id = queue_one_finding(engine, "webhook", {"url": receiver.url, "secret": SECRET})
     with session_factory(engine).begin() as session:
-        for channel in session.scalars(select(rows.tables.AlertChannel).where(
-                rows.tables.AlertChannel.tenant_id == tenant_id)):
+        for channel in session.scalars(select(AlertChannel).where(AlertChannel.tenant_id == tenant_id)):
             channel.enabled = False
     assert deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW, http=http).failed == 1
     assert receiver.requests == []

@@ -34,7 +34,15 @@ def outbox(session: Session, tenant_id: int) -> list[AlertOutbox]:
 
 def test_impact_brackets_are_decades_of_dollars() -> None:
     assert [rules.impact_bracket(Decimal(v)) for v in ("0", "0.99", "1", "9.99", "10", "999", "1000", "-250")] == [
-        0, 0, 1, 1, 2, 3, 4, 3]
+        0,
+        0,
+        1,
+        1,
+        2,
+        3,
+        4,
+        3,
+    ]
     assert rules.impact_bracket(None) == 0
 
 
@@ -57,7 +65,8 @@ def test_retries_back_off_exponentially_up_to_an_hour(attempts: int) -> None:
     delay = rules.retry_delay(attempts)
     assert rules.FIRST_RETRY <= delay <= rules.LONGEST_RETRY
     assert rules.retry_delay(attempts + 1) >= delay
-    assert rules.retry_delay(1) == timedelta(seconds=30) and rules.retry_delay(2) == timedelta(seconds=60)
+    assert rules.retry_delay(1) == timedelta(seconds=30)
+    assert rules.retry_delay(2) == timedelta(seconds=60)
 
 
 def test_a_new_finding_is_queued_to_each_channel_whose_threshold_it_meets(db_session: Session, tenant_id: int) -> None:
@@ -67,14 +76,17 @@ def test_a_new_finding_is_queued_to_each_channel_whose_threshold_it_meets(db_ses
     rows.channel(db_session, tenant_id, name="off", enabled=False)
     finding = rows.finding(db_session, tenant_id, severity="warning", impact="120.50")
 
-    queued = queue_finding_alert(db_session, tenant_id=tenant_id, finding=finding, previous_severity=None,
-                                 previous_impact=None, now=NOW)
+    queued = queue_finding_alert(
+        db_session, tenant_id=tenant_id, finding=finding, previous_severity=None, previous_impact=None, now=NOW
+    )
 
     assert queued == 2
     alerts = outbox(db_session, tenant_id)
     assert [a.channel_id for a in alerts] == [warnings.id, big_money.id]
     assert {a.dedupe_key for a in alerts} == {f"finding:{finding.fingerprint}:warning:3"}
-    assert alerts[0].topic == "finding" and alerts[0].status == "pending" and alerts[0].next_attempt_at == NOW
+    assert alerts[0].topic == "finding"
+    assert alerts[0].status == "pending"
+    assert alerts[0].next_attempt_at == NOW
     assert alerts[0].payload["title"] == "[warning] quantity mismatch: openai / proj_main / gpt-5.4-mini (120.50 USD)"
     assert alerts[0].payload["data"]["finding"]["impact_usd"] == "120.5"
 
@@ -82,13 +94,35 @@ def test_a_new_finding_is_queued_to_each_channel_whose_threshold_it_meets(db_ses
 def test_an_unchanged_finding_is_not_alerted_again_and_a_worse_one_is(db_session: Session, tenant_id: int) -> None:
     rows.channel(db_session, tenant_id)
     finding = rows.finding(db_session, tenant_id, severity="warning", impact="120")
-    assert queue_finding_alert(db_session, tenant_id=tenant_id, finding=finding, previous_severity=None,
-                               previous_impact=None, now=NOW) == 1
-    assert queue_finding_alert(db_session, tenant_id=tenant_id, finding=finding, previous_severity="warning",
-                               previous_impact=Decimal("110"), now=NOW) == 0
+    assert (
+        queue_finding_alert(
+            db_session, tenant_id=tenant_id, finding=finding, previous_severity=None, previous_impact=None, now=NOW
+        )
+        == 1
+    )
+    assert (
+        queue_finding_alert(
+            db_session,
+            tenant_id=tenant_id,
+            finding=finding,
+            previous_severity="warning",
+            previous_impact=Decimal("110"),
+            now=NOW,
+        )
+        == 0
+    )
     finding.severity, finding.impact_usd = "critical", Decimal("1500")
-    assert queue_finding_alert(db_session, tenant_id=tenant_id, finding=finding, previous_severity="warning",
-                               previous_impact=Decimal("120"), now=NOW) == 1
+    assert (
+        queue_finding_alert(
+            db_session,
+            tenant_id=tenant_id,
+            finding=finding,
+            previous_severity="warning",
+            previous_impact=Decimal("120"),
+            now=NOW,
+        )
+        == 1
+    )
     latest = outbox(db_session, tenant_id)[-1]
     assert latest.dedupe_key == f"finding:{finding.fingerprint}:critical:4"
     assert "Worse than before: was warning, 120.00 USD; now critical, 1,500.00 USD." in latest.payload["text"]
@@ -97,18 +131,41 @@ def test_an_unchanged_finding_is_not_alerted_again_and_a_worse_one_is(db_session
 def test_a_level_already_alerted_is_not_alerted_twice_even_after_flapping(db_session: Session, tenant_id: int) -> None:
     rows.channel(db_session, tenant_id)
     finding = rows.finding(db_session, tenant_id, severity="critical", impact="500")
-    assert queue_finding_alert(db_session, tenant_id=tenant_id, finding=finding, previous_severity=None,
-                               previous_impact=None, now=NOW) == 1
-    assert queue_finding_alert(db_session, tenant_id=tenant_id, finding=finding, previous_severity="warning",
-                               previous_impact=Decimal("500"), now=NOW) == 0
+    assert (
+        queue_finding_alert(
+            db_session, tenant_id=tenant_id, finding=finding, previous_severity=None, previous_impact=None, now=NOW
+        )
+        == 1
+    )
+    assert (
+        queue_finding_alert(
+            db_session,
+            tenant_id=tenant_id,
+            finding=finding,
+            previous_severity="warning",
+            previous_impact=Decimal("500"),
+            now=NOW,
+        )
+        == 0
+    )
 
 
 def test_a_spend_spike_has_its_own_topic(db_session: Session, tenant_id: int) -> None:
     rows.channel(db_session, tenant_id)
-    spike = rows.finding(db_session, tenant_id, kind="spend_spike", severity="warning", impact="85",
-                         summary="spend of $95.00 on 2026-10-02 against a trailing median of $10.00")
-    assert queue_finding_alert(db_session, tenant_id=tenant_id, finding=spike, previous_severity=None,
-                               previous_impact=None, now=NOW) == 1
+    spike = rows.finding(
+        db_session,
+        tenant_id,
+        kind="spend_spike",
+        severity="warning",
+        impact="85",
+        summary="spend of $95.00 on 2026-10-02 against a trailing median of $10.00",
+    )
+    assert (
+        queue_finding_alert(
+            db_session, tenant_id=tenant_id, finding=spike, previous_severity=None, previous_impact=None, now=NOW
+        )
+        == 1
+    )
     (alert,) = outbox(db_session, tenant_id)
     assert alert.topic == "spend_spike"
     assert alert.payload["title"].startswith("[warning] Spend spike: openai")
@@ -123,7 +180,8 @@ def test_a_failed_run_alerts_every_channel_once_and_a_successful_one_never(db_se
     assert queue_run_failure_alert(db_session, tenant_id=tenant_id, run=failed, now=NOW) == 0
     assert queue_run_failure_alert(db_session, tenant_id=tenant_id, run=rows.run(db_session, tenant_id), now=NOW) == 0
     alert = outbox(db_session, tenant_id)[0]
-    assert alert.topic == "run_failed" and alert.dedupe_key == f"run_failed:{failed.id}"
+    assert alert.topic == "run_failed"
+    assert alert.dedupe_key == f"run_failed:{failed.id}"
     assert "failed: statement source openai: HTTP 503" in alert.payload["text"]
 
 
@@ -134,15 +192,20 @@ def test_a_source_not_imported_for_n_days_alerts_once_per_stale_spell(db_session
     assert queue_stale_source_alerts(db_session, tenant_id=tenant_id, now=NOW, max_age_days=3) == 1
     assert queue_stale_source_alerts(db_session, tenant_id=tenant_id, now=NOW + timedelta(days=1), max_age_days=3) == 0
     (alert,) = outbox(db_session, tenant_id)
-    assert alert.topic == "stale_source" and alert.payload["title"] == "No openai statement imported for 5 d 0 h"
+    assert alert.topic == "stale_source"
+    assert alert.payload["title"] == "No openai statement imported for 5 d 0 h"
     rows.statement_import(db_session, tenant_id, source="openai", imported_at=NOW + timedelta(days=1))
     assert queue_stale_source_alerts(db_session, tenant_id=tenant_id, now=NOW + timedelta(days=5), max_age_days=3) == 2
 
 
 def test_nothing_is_queued_for_a_tenant_without_channels(db_session: Session, tenant_id: int) -> None:
     finding = rows.finding(db_session, tenant_id, severity="critical")
-    assert queue_finding_alert(db_session, tenant_id=tenant_id, finding=finding, previous_severity=None,
-                               previous_impact=None, now=NOW) == 0
+    assert (
+        queue_finding_alert(
+            db_session, tenant_id=tenant_id, finding=finding, previous_severity=None, previous_impact=None, now=NOW
+        )
+        == 0
+    )
     assert outbox(db_session, tenant_id) == []
 
 
@@ -152,8 +215,9 @@ def test_an_alert_exists_only_if_its_cause_was_committed(engine: Engine) -> None
         rows.channel(session, tenant)
     with session_factory(engine)() as session:
         finding = rows.finding(session, tenant)
-        queue_finding_alert(session, tenant_id=tenant, finding=finding, previous_severity=None,
-                            previous_impact=None, now=NOW)
+        queue_finding_alert(
+            session, tenant_id=tenant, finding=finding, previous_severity=None, previous_impact=None, now=NOW
+        )
         session.rollback()
     with session_factory(engine)() as session:
         assert outbox(session, tenant) == []
@@ -162,14 +226,25 @@ def test_an_alert_exists_only_if_its_cause_was_committed(engine: Engine) -> None
 def test_the_monthly_report_is_queued_once_per_period_with_its_csv_and_html(engine: Engine) -> None:
     month = seed_october(engine)
     with session_factory(engine).begin() as session:
-        rows.channel(session, month.tenant_id, name="mail", kind="email",
-                     config={"smtp_host": "127.0.0.1", "smtp_port": 25, "from": "tl@example.com",
-                             "to": ["finance@example.com"], "starttls": False})
+        rows.channel(
+            session,
+            month.tenant_id,
+            name="mail",
+            kind="email",
+            config={
+                "smtp_host": "127.0.0.1",
+                "smtp_port": 25,
+                "from": "tl@example.com",
+                "to": ["finance@example.com"],
+                "starttls": False,
+            },
+        )
         assert send_monthly_report(session, month.tenant_id, OCTOBER, NOW) == 1
         assert send_monthly_report(session, month.tenant_id, OCTOBER, NOW) == 0
         (alert,) = outbox(session, month.tenant_id)
     payload = alert.payload
-    assert alert.topic == "monthly_report" and alert.dedupe_key == "monthly_report:2026-10"
+    assert alert.topic == "monthly_report"
+    assert alert.dedupe_key == "monthly_report:2026-10"
     assert payload["title"] == f"TokenLedger monthly report 2026-10 for {month.keys.name}"
     assert "USD: expected 2,710.25 USD, billed 2,532.50 USD, difference +120.50 USD (+5.02%)" in payload["text"]
     assert payload["data"]["totals"][0]["difference"] == "120.5"

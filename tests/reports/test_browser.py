@@ -21,7 +21,9 @@ from ledger.api import create_app
 from ledger.settings import Settings
 from tests.reports.conftest import Month
 
-CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None)
+CHROMIUM = next(
+    (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
+)
 CHROMEDRIVER = shutil.which("chromedriver")
 
 pytestmark = pytest.mark.skipif(
@@ -59,12 +61,21 @@ def browser() -> Iterator[tuple[Any, Path]]:
     profile = tempfile.mkdtemp(prefix="tokenledger-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                     "--window-size=1400,1000"):
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(argument)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(20)
     yield driver, downloads
@@ -105,4 +116,7 @@ def test_an_admin_signs_in_reads_the_month_changes_a_finding_and_downloads_the_c
     driver.find_element(By.LINK_TEXT, "CSV").click()
     csv_file = downloads / "tokenledger-2026-10.csv"
     WebDriverWait(driver, 10).until(lambda _d: csv_file.exists())
-    assert csv_file.read_text(encoding="utf-8").splitlines()[-1] == "TOTAL,,,1740000,1300000,2710.25,2532.5,120.5,5.02,USD,2"
+    assert (
+        csv_file.read_text(encoding="utf-8").splitlines()[-1]
+        == "TOTAL,,,1740000,1300000,2710.25,2532.5,120.5,5.02,USD,2"
+    )

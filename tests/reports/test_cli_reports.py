@@ -31,8 +31,20 @@ def test_report_writes_the_monthly_report_in_each_format(
     cli: CliRunner, october: Month, tmp_path: Path, output_format: str
 ) -> None:
     output = tmp_path / f"october.{output_format}"
-    result = cli.invoke(app, ["report", "--period", "2026-10", "--format", output_format, "--output", str(output),
-                              "--tenant", october.keys.name])
+    result = cli.invoke(
+        app,
+        [
+            "report",
+            "--period",
+            "2026-10",
+            "--format",
+            output_format,
+            "--output",
+            str(output),
+            "--tenant",
+            october.keys.name,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"report of {october.keys.name} for 2026-10 (3 rows) written to" in result.output
     text = output.read_text(encoding="utf-8")
@@ -40,12 +52,25 @@ def test_report_writes_the_monthly_report_in_each_format(
 
 
 def test_report_refuses_an_unknown_format_or_period_in_one_line(cli: CliRunner, october: Month, tmp_path: Path) -> None:
-    bad_format = cli.invoke(app, ["report", "--period", "2026-10", "--format", "pdf", "--output",
-                                  str(tmp_path / "x"), "--tenant", october.keys.name])
+    bad_format = cli.invoke(
+        app,
+        [
+            "report",
+            "--period",
+            "2026-10",
+            "--format",
+            "pdf",
+            "--output",
+            str(tmp_path / "x"),
+            "--tenant",
+            october.keys.name,
+        ],
+    )
     assert bad_format.exit_code == 1
     assert bad_format.output.strip() == "error: --format must be one of html, csv, json, got 'pdf'"
-    bad_period = cli.invoke(app, ["report", "--period", "Oct", "--output", str(tmp_path / "x"),
-                                  "--tenant", october.keys.name])
+    bad_period = cli.invoke(
+        app, ["report", "--period", "Oct", "--output", str(tmp_path / "x"), "--tenant", october.keys.name]
+    )
     assert bad_period.exit_code == 1
     assert "period must look like 2026-10" in bad_period.output
 
@@ -53,8 +78,23 @@ def test_report_refuses_an_unknown_format_or_period_in_one_line(cli: CliRunner, 
 def test_an_operator_adds_a_webhook_channel_and_gets_its_secret_once(
     cli: CliRunner, engine: Engine, october: Month
 ) -> None:
-    added = cli.invoke(app, ["alerts", "add-channel", "--tenant", october.keys.name, "--name", "ops", "--kind",
-                             "webhook", "--url", "https://hooks.example.com/tokenledger", "--min-severity", "critical"])
+    added = cli.invoke(
+        app,
+        [
+            "alerts",
+            "add-channel",
+            "--tenant",
+            october.keys.name,
+            "--name",
+            "ops",
+            "--kind",
+            "webhook",
+            "--url",
+            "https://hooks.example.com/tokenledger",
+            "--min-severity",
+            "critical",
+        ],
+    )
     assert added.exit_code == 0, added.output
     secret = added.output.strip().splitlines()[-1]
     assert re.fullmatch(r"[A-Za-z0-9_-]{40,}", secret)
@@ -64,10 +104,24 @@ def test_an_operator_adds_a_webhook_channel_and_gets_its_secret_once(
     assert (channel.kind, channel.min_severity, channel.config["secret"]) == ("webhook", "critical", secret)
     listed = cli.invoke(app, ["alerts", "list", "--tenant", october.keys.name])
     assert listed.exit_code == 0, listed.output
-    assert "ops" in listed.output and "https://hooks.example.com/…" in listed.output
+    assert "ops" in listed.output
+    assert "https://hooks.example.com/…" in listed.output
     assert secret not in listed.output
-    again = cli.invoke(app, ["alerts", "add-channel", "--tenant", october.keys.name, "--name", "ops", "--kind",
-                             "slack", "--url", "https://hooks.slack.com/services/x"])
+    again = cli.invoke(
+        app,
+        [
+            "alerts",
+            "add-channel",
+            "--tenant",
+            october.keys.name,
+            "--name",
+            "ops",
+            "--kind",
+            "slack",
+            "--url",
+            "https://hooks.slack.com/services/x",
+        ],
+    )
     assert again.exit_code == 1
     assert again.output.strip() == "error: the tenant already has a channel named 'ops'"
 
@@ -78,9 +132,25 @@ def test_an_email_channel_needs_its_server_sender_and_recipients(cli: CliRunner,
     assert missing.output.strip() == "error: an email channel needs --smtp-host"
     bad_to = cli.invoke(app, [*base, "--smtp-host", "mail.example.com", "--from", "tl@example.com", "--to", "ops"])
     assert bad_to.output.strip() == "error: --to must be an email address, got 'ops'"
-    added = cli.invoke(app, [*base, "--smtp-host", "mail.example.com", "--starttls", "--from", "tl@example.com",
-                             "--to", "ops@example.com", "--to", "cfo@example.com", "--smtp-user", "tl",
-                             "--smtp-password-env", "SMTP_PASSWORD"])
+    added = cli.invoke(
+        app,
+        [
+            *base,
+            "--smtp-host",
+            "mail.example.com",
+            "--starttls",
+            "--from",
+            "tl@example.com",
+            "--to",
+            "ops@example.com",
+            "--to",
+            "cfo@example.com",
+            "--smtp-user",
+            "tl",
+            "--smtp-password-env",
+            "SMTP_PASSWORD",
+        ],
+    )
     assert added.exit_code == 0, added.output
     assert "ops@example.com, cfo@example.com via mail.example.com:587" in added.output
     bad_kind = cli.invoke(app, [*base[:-2], "--kind", "pager", "--url", "https://x.example"])
@@ -88,8 +158,21 @@ def test_an_email_channel_needs_its_server_sender_and_recipients(cli: CliRunner,
 
 
 def test_alerts_test_prints_the_outcome_and_fails_when_the_channel_does(cli: CliRunner, october: Month) -> None:
-    added = cli.invoke(app, ["alerts", "add-channel", "--tenant", october.keys.name, "--name", "nowhere", "--kind",
-                             "slack", "--url", "http://127.0.0.1:9/services/x"])
+    added = cli.invoke(
+        app,
+        [
+            "alerts",
+            "add-channel",
+            "--tenant",
+            october.keys.name,
+            "--name",
+            "nowhere",
+            "--kind",
+            "slack",
+            "--url",
+            "http://127.0.0.1:9/services/x",
+        ],
+    )
     assert added.exit_code == 0, added.output
     result = cli.invoke(app, ["alerts", "test", "--channel", "nowhere", "--tenant", october.keys.name])
     assert result.exit_code == 1
@@ -108,7 +191,19 @@ def test_alerts_deliver_sends_what_is_due(cli: CliRunner) -> None:
 
 def test_the_json_report_of_the_cli_is_the_one_the_web_serves(cli: CliRunner, october: Month, tmp_path: Path) -> None:
     output = tmp_path / "october.json"
-    cli.invoke(app, ["report", "--period", OCTOBER.label, "--format", "json", "--output", str(output),
-                     "--tenant", october.keys.name])
+    cli.invoke(
+        app,
+        [
+            "report",
+            "--period",
+            OCTOBER.label,
+            "--format",
+            "json",
+            "--output",
+            str(output),
+            "--tenant",
+            october.keys.name,
+        ],
+    )
     data = json.loads(output.read_text(encoding="utf-8"))
     assert [row["model"] for row in data["rows"]] == ["claude-haiku-4-5", "gpt-5.4-mini", "my-finetune"]

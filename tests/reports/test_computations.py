@@ -3,6 +3,7 @@ evidence."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -19,15 +20,27 @@ OCTOBER = Period.month("2026-10")
 NOW = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
 
 
-def drift(provider: str, model: str, *, expected: str | None, billed: str | None, logged: int = 1_000,
-          account: str = "a") -> DriftLine:
+def drift(
+    provider: str, model: str, *, expected: str | None, billed: str | None, logged: int = 1_000, account: str = "a"
+) -> DriftLine:
     expected_cost = None if expected is None else Decimal(expected)
     billed_cost = None if billed is None else Decimal(billed)
     difference = billed_cost - expected_cost if expected_cost is not None and billed_cost is not None else None
-    return DriftLine(provider=provider, account=account, model=model, logged_tokens=logged,
-                     billed_tokens=None if billed is None else logged, logged_by_category={}, billed_by_category={},
-                     expected_cost=expected_cost, billed_cost=billed_cost, difference=difference, percent=None,
-                     currency="USD", computed_at=NOW)
+    return DriftLine(
+        provider=provider,
+        account=account,
+        model=model,
+        logged_tokens=logged,
+        billed_tokens=None if billed is None else logged,
+        logged_by_category={},
+        billed_by_category={},
+        expected_cost=expected_cost,
+        billed_cost=billed_cost,
+        difference=difference,
+        percent=None,
+        currency="USD",
+        computed_at=NOW,
+    )
 
 
 # Overview
@@ -51,7 +64,8 @@ def test_the_overview_sums_money_per_provider_and_flags_what_is_missing() -> Non
     assert result.open_findings == {"critical": 2, "warning": 0, "info": 0}
     assert result.providers_without_statement == ("anthropic",)
     assert [(u.provider, u.model, u.logged_tokens) for u in result.unpriced] == [("openai", "tuned", 40)]
-    assert result.sources[0].stale and result.sources[0].age == timedelta(days=4)
+    assert result.sources[0].stale
+    assert result.sources[0].age == timedelta(days=4)
     assert result.last_run is runs[0]
     assert result.chart()["datasets"][1]["data"] == [None, "115.00"]
 
@@ -65,35 +79,50 @@ def test_the_import_hint_names_the_fetching_importer_or_a_file_import() -> None:
 # Drift over time
 
 
-def frames(logged: list[tuple[date, str, str, int]], billed: list[tuple[date, str, str, int | None, str | None]],
-           undated: list[tuple[str, str, int | None, str | None]] = ()) -> tuple[pd.DataFrame, ...]:  # type: ignore[assignment]
+def frames(
+    logged: list[tuple[date, str, str, int]],
+    billed: list[tuple[date, str, str, int | None, str | None]],
+    undated: Sequence[tuple[str, str, int | None, str | None]] = (),
+) -> tuple[pd.DataFrame, ...]:
     return (
         pd.DataFrame(logged, columns=["day", "provider", "model", "tokens"]).astype({"tokens": "Int64"}),
-        pd.DataFrame([(d, p, m, t, None if a is None else Decimal(a), "USD") for d, p, m, t, a in billed],
-                     columns=["day", "provider", "model", "tokens", "amount", "currency"]).astype({"tokens": "Int64"}),
-        pd.DataFrame([(p, m, t, None if a is None else Decimal(a), "USD") for p, m, t, a in undated],
-                     columns=["provider", "model", "tokens", "amount", "currency"]).astype({"tokens": "Int64"}),
+        pd.DataFrame(
+            [(d, p, m, t, None if a is None else Decimal(a), "USD") for d, p, m, t, a in billed],
+            columns=["day", "provider", "model", "tokens", "amount", "currency"],
+        ).astype({"tokens": "Int64"}),
+        pd.DataFrame(
+            [(p, m, t, None if a is None else Decimal(a), "USD") for p, m, t, a in undated],
+            columns=["provider", "model", "tokens", "amount", "currency"],
+        ).astype({"tokens": "Int64"}),
     )
 
 
 def test_each_provider_has_a_point_for_every_day_of_the_period() -> None:
     logged, billed, undated = frames(
-        [(date(2026, 10, 1), "openai", "gpt-5.4", 100), (date(2026, 10, 1), "openai", "mini", 50),
-         (date(2026, 10, 2), "openai", "gpt-5.4", 70)],
+        [
+            (date(2026, 10, 1), "openai", "gpt-5.4", 100),
+            (date(2026, 10, 1), "openai", "mini", 50),
+            (date(2026, 10, 2), "openai", "gpt-5.4", 70),
+        ],
         [(date(2026, 10, 1), "openai", "gpt-5.4", 160, "1.60")],
     )
     result = daily.drift_over_time(logged, billed, undated, OCTOBER)
     (series,) = result.series
     assert len(series.points) == 31
-    assert (series.points[0].logged, series.points[0].billed, series.points[0].amounts) == (150, 160, {"USD": Decimal("1.60")})
+    assert (series.points[0].logged, series.points[0].billed, series.points[0].amounts) == (
+        150,
+        160,
+        {"USD": Decimal("1.60")},
+    )
     assert (series.points[1].logged, series.points[1].billed, series.points[1].difference) == (70, 0, -70)
     assert series.chart()["labels"][:2] == ["2026-10-01", "2026-10-02"]
     assert [(m.model, m.logged, m.billed) for m in result.models] == [("gpt-5.4", 170, 160), ("mini", 50, None)]
 
 
 def test_a_provider_without_token_statements_has_unknown_billed_days() -> None:
-    logged, billed, undated = frames([(date(2026, 10, 3), "anthropic", "claude", 10)],
-                                     [(date(2026, 10, 3), "anthropic", "claude", None, "2.00")])
+    logged, billed, undated = frames(
+        [(date(2026, 10, 3), "anthropic", "claude", 10)], [(date(2026, 10, 3), "anthropic", "claude", None, "2.00")]
+    )
     (series,) = daily.drift_over_time(logged, billed, undated, OCTOBER).series
     assert not series.billed_known
     assert series.billed_total is None
@@ -102,8 +131,9 @@ def test_a_provider_without_token_statements_has_unknown_billed_days() -> None:
 
 
 def test_statement_lines_longer_than_a_day_are_kept_apart_from_the_days() -> None:
-    logged, billed, undated = frames([(date(2026, 10, 3), "google", "gemini", 10)], [],
-                                     [("google", "gemini", 12, "3.00")])
+    logged, billed, undated = frames(
+        [(date(2026, 10, 3), "google", "gemini", 10)], [], [("google", "gemini", 12, "3.00")]
+    )
     (series,) = daily.drift_over_time(logged, billed, undated, OCTOBER).series
     assert series.billed_known
     assert sum(point.billed or 0 for point in series.points) == 0
@@ -113,8 +143,14 @@ def test_statement_lines_longer_than_a_day_are_kept_apart_from_the_days() -> Non
 
 
 def test_a_model_filter_keeps_that_model_and_lists_every_provider() -> None:
-    logged, billed, undated = frames([(date(2026, 10, 1), "openai", "gpt-5.4", 100), (date(2026, 10, 1), "openai", "mini", 5),
-                                      (date(2026, 10, 1), "anthropic", "claude", 9)], [])
+    logged, billed, undated = frames(
+        [
+            (date(2026, 10, 1), "openai", "gpt-5.4", 100),
+            (date(2026, 10, 1), "openai", "mini", 5),
+            (date(2026, 10, 1), "anthropic", "claude", 9),
+        ],
+        [],
+    )
     result = daily.drift_over_time(logged, billed, undated, OCTOBER, provider="openai", model="mini")
     assert [(s.provider, s.model, s.logged_total) for s in result.series] == [("openai", "mini", 5)]
     assert result.providers == ("anthropic", "openai")
@@ -131,22 +167,51 @@ def test_daily_series_never_lose_a_token(entries: list[tuple[int, str, int]]) ->
 # Provider quality
 
 
-def usage(request_model: str, response_model: str, *, requests: int, latencies: list[int] = (),  # type: ignore[assignment]
-          **sums: int) -> ModelUsage:
+def usage(
+    request_model: str,
+    response_model: str,
+    *,
+    requests: int,
+    latencies: list[int] = (),  # type: ignore[assignment]
+    **sums: int,
+) -> ModelUsage:
     values = dict.fromkeys(USAGE_SUMS, 0) | {"requests": requests} | sums
-    return ModelUsage("openai", request_model, response_model, values,
-                      tuple(latency.histogram_of(latencies)), tuple(latency.empty_histogram()))
+    return ModelUsage(
+        "openai",
+        request_model,
+        response_model,
+        values,
+        tuple(latency.histogram_of(latencies)),
+        tuple(latency.empty_histogram()),
+    )
 
 
 def test_quality_merges_snapshots_of_a_model_and_reads_percentiles_from_the_merged_histogram() -> None:
     rows = quality.model_quality(
-        [usage("gpt-5.4-mini", "gpt-5.4-mini-2026-03-17", requests=90, latencies=[300] * 90, input_tokens=900,
-               cache_read_input_tokens=100, error_rate_limit=3, finish_length=9, streamed=10, streamed_missing_finish=1),
-         usage("gpt-5.4-mini", "gpt-5.4-mini", requests=10, latencies=[2_400] * 10, truncated_below_max=2)],
+        [
+            usage(
+                "gpt-5.4-mini",
+                "gpt-5.4-mini-2026-03-17",
+                requests=90,
+                latencies=[300] * 90,
+                input_tokens=900,
+                cache_read_input_tokens=100,
+                error_rate_limit=3,
+                finish_length=9,
+                streamed=10,
+                streamed_missing_finish=1,
+            ),
+            usage("gpt-5.4-mini", "gpt-5.4-mini", requests=10, latencies=[2_400] * 10, truncated_below_max=2),
+        ],
         [drift("openai", "gpt-5.4-mini", expected="50", billed="55")],
     )
     (row,) = rows
-    assert (row.model, row.requests, row.uncached_input_tokens, row.cache_read_tokens) == ("gpt-5.4-mini", 100, 800, 100)
+    assert (row.model, row.requests, row.uncached_input_tokens, row.cache_read_tokens) == (
+        "gpt-5.4-mini",
+        100,
+        800,
+        100,
+    )
     assert row.latency_ms == (300, 2_500, 2_500)
     assert row.ttft_ms == (None, None, None)
     assert row.error_rates == {"rate_limit": Decimal("0.03")}
@@ -158,15 +223,19 @@ def test_quality_merges_snapshots_of_a_model_and_reads_percentiles_from_the_merg
 
 
 def test_a_different_served_model_counts_as_a_substitution() -> None:
-    (row,) = quality.model_quality([usage("gpt-5.4", "gpt-5.4-mini", requests=4), usage("gpt-5.4-mini", "gpt-5.4-mini", requests=12)], [])
+    (row,) = quality.model_quality(
+        [usage("gpt-5.4", "gpt-5.4-mini", requests=4), usage("gpt-5.4-mini", "gpt-5.4-mini", requests=12)], []
+    )
     assert row.substitution_rate == Decimal("0.25")
     assert row.substituted_from == ("gpt-5.4",)
     assert row.cost_per_1k_requests is None
 
 
 def test_a_model_with_an_unpriced_drift_row_has_no_cost_per_request() -> None:
-    (row,) = quality.model_quality([usage("m", "m", requests=10)], [drift("openai", "m", expected="5", billed=None),
-                                                                    drift("openai", "m", expected=None, billed="1", account="b")])
+    (row,) = quality.model_quality(
+        [usage("m", "m", requests=10)],
+        [drift("openai", "m", expected="5", billed=None), drift("openai", "m", expected=None, billed="1", account="b")],
+    )
     assert row.cost_per_1k_requests is None
 
 
@@ -179,13 +248,25 @@ def test_evidence_items_leave_the_series_to_the_chart() -> None:
 
 
 def test_a_series_of_category_counts_becomes_one_column_per_side_and_category_and_a_summed_chart() -> None:
-    view = evidence.series_view({"series": [
-        {"day": "2026-10-01", "logged": {"cached_input": 5, "output": 1}, "billed": {"cached_input": 0, "output": 1}},
-        {"day": "2026-10-02", "through": "2026-10-03", "logged": {"cached_input": 7}, "billed": None},
-    ]})
+    view = evidence.series_view(
+        {
+            "series": [
+                {
+                    "day": "2026-10-01",
+                    "logged": {"cached_input": 5, "output": 1},
+                    "billed": {"cached_input": 0, "output": 1},
+                },
+                {"day": "2026-10-02", "through": "2026-10-03", "logged": {"cached_input": 7}, "billed": None},
+            ]
+        }
+    )
     assert view is not None
     assert [title for title, _side, _category in view.columns] == [
-        "logged: cached input", "logged: output", "billed: cached input", "billed: output"]
+        "logged: cached input",
+        "logged: output",
+        "billed: cached input",
+        "billed: output",
+    ]
     assert view.rows[1] == ("2026-10-02 – 2026-10-03", (7, None, None, None))
     assert view.chart["datasets"] == [{"label": "logged", "data": ["6", "7"]}, {"label": "billed", "data": ["1", None]}]
 

@@ -13,7 +13,9 @@ from tests.conftest import make_tenant
 from tests.reports.conftest import Month
 
 
-def test_findings_are_listed_most_severe_first_with_money_as_decimal_strings(client: TestClient, october: Month) -> None:
+def test_findings_are_listed_most_severe_first_with_money_as_decimal_strings(
+    client: TestClient, october: Month
+) -> None:
     answer = client.get("/v1/findings", params={"period": "2026-10"}, headers=october.keys.read)
     assert answer.status_code == 200, answer.text
     findings = answer.json()["findings"]
@@ -23,8 +25,24 @@ def test_findings_are_listed_most_severe_first_with_money_as_decimal_strings(cli
         ("missing_finish_reason", "info", "0"),
     ]
     first = findings[0]
-    assert set(first) == {"id", "kind", "severity", "provider", "account", "api_key_id", "model", "period_start",
-                          "period_end", "impact_usd", "evidence", "summary", "status", "note", "first_seen", "last_seen"}
+    assert set(first) == {
+        "id",
+        "kind",
+        "severity",
+        "provider",
+        "account",
+        "api_key_id",
+        "model",
+        "period_start",
+        "period_end",
+        "impact_usd",
+        "evidence",
+        "summary",
+        "status",
+        "note",
+        "first_seen",
+        "last_seen",
+    }
     assert first["period_start"] == "2026-10-01T00:00:00+00:00"
     assert first["evidence"]["series"][0] == {"day": "2026-10-01", "logged": 600_000, "billed": 630_000}
 
@@ -55,12 +73,18 @@ def test_an_admin_changes_a_status_with_a_note_and_the_change_is_recorded(
     client: TestClient, engine: Engine, october: Month
 ) -> None:
     path = f"/v1/findings/{october.finding_id}"
-    answer = client.patch(path, json={"status": "disputed", "note": "ticket 4411 with OpenAI"}, headers=october.keys.admin)
+    answer = client.patch(
+        path, json={"status": "disputed", "note": "ticket 4411 with OpenAI"}, headers=october.keys.admin
+    )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert (body["status"], body["note"]) == ("disputed", "ticket 4411 with OpenAI")
     (change,) = body["changes"]
-    assert (change["from_status"], change["to_status"], change["actor"]) == ("open", "disputed", october.keys.key_ids["admin"])
+    assert (change["from_status"], change["to_status"], change["actor"]) == (
+        "open",
+        "disputed",
+        october.keys.key_ids["admin"],
+    )
     again = client.patch(path, json={"status": "resolved"}, headers=october.keys.admin).json()
     assert [c["to_status"] for c in again["changes"]] == ["disputed", "resolved"]
     assert again["note"] == "ticket 4411 with OpenAI"
@@ -103,7 +127,9 @@ def test_reconciliation_shows_the_drift_rows_and_the_latest_runs(client: TestCli
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["period"] == "2026-10"
-    assert [(r["provider"], r["model"], r["expected_cost"], r["billed_cost"], r["difference"]) for r in body["rows"]] == [
+    assert [
+        (r["provider"], r["model"], r["expected_cost"], r["billed_cost"], r["difference"]) for r in body["rows"]
+    ] == [
         ("anthropic", "claude-haiku-4-5", "310.25", None, None),
         ("openai", "gpt-5.4-mini", "2400", "2520.5", "120.5"),
         ("openai", "my-finetune", None, "12", None),

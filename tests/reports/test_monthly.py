@@ -25,15 +25,34 @@ from tests.reports.snapshots import assert_snapshot
 GENERATED = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
 
 
-def line(provider: str, model: str, *, logged: int = 1_000, billed: int | None = 1_000, expected: str | None = "10",
-         billed_cost: str | None = "10", currency: str = "USD", account: str = "a") -> DriftLine:
+def line(
+    provider: str,
+    model: str,
+    *,
+    logged: int = 1_000,
+    billed: int | None = 1_000,
+    expected: str | None = "10",
+    billed_cost: str | None = "10",
+    currency: str = "USD",
+    account: str = "a",
+) -> DriftLine:
     expected_cost = None if expected is None else Decimal(expected)
     billed_amount = None if billed_cost is None else Decimal(billed_cost)
     difference = billed_amount - expected_cost if expected_cost is not None and billed_amount is not None else None
     return DriftLine(
-        provider=provider, account=account, model=model, logged_tokens=logged, billed_tokens=billed,
-        logged_by_category={}, billed_by_category={}, expected_cost=expected_cost, billed_cost=billed_amount,
-        difference=difference, percent=None, currency=currency, computed_at=GENERATED,
+        provider=provider,
+        account=account,
+        model=model,
+        logged_tokens=logged,
+        billed_tokens=billed,
+        logged_by_category={},
+        billed_by_category={},
+        expected_cost=expected_cost,
+        billed_cost=billed_amount,
+        difference=difference,
+        percent=None,
+        currency=currency,
+        computed_at=GENERATED,
     )
 
 
@@ -70,7 +89,10 @@ def test_drift_counts_only_rows_with_both_an_expected_and_a_billed_cost() -> Non
 def test_each_currency_has_its_own_total() -> None:
     rows = [line("openai", "gpt-5.4", billed_cost="12"), line("mistral", "large", currency="EUR", billed_cost="9")]
     report = monthly.monthly_report("acme", OCTOBER, rows, [], generated_at=GENERATED)
-    assert [(total.currency, total.billed_cost) for total in report.totals] == [("EUR", Decimal(9)), ("USD", Decimal(12))]
+    assert [(total.currency, total.billed_cost) for total in report.totals] == [
+        ("EUR", Decimal(9)),
+        ("USD", Decimal(12)),
+    ]
 
 
 def test_an_empty_period_has_no_rows_and_no_totals() -> None:
@@ -84,11 +106,17 @@ def test_an_empty_period_has_no_rows_and_no_totals() -> None:
 money_text = st.decimals(min_value=Decimal("-10000"), max_value=Decimal("10000"), places=4, allow_nan=False).map(str)
 
 
-@given(st.lists(st.tuples(st.integers(0, 10**9), st.one_of(st.none(), money_text), st.one_of(st.none(), money_text)),
-                max_size=12))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 10**9), st.one_of(st.none(), money_text), st.one_of(st.none(), money_text)),
+        max_size=12,
+    )
+)
 def test_totals_are_the_sums_of_the_rows(values: list[tuple[int, str | None, str | None]]) -> None:
-    rows = [line("p", f"m{i}", logged=logged, expected=expected, billed_cost=billed)
-            for i, (logged, expected, billed) in enumerate(values)]
+    rows = [
+        line("p", f"m{i}", logged=logged, expected=expected, billed_cost=billed)
+        for i, (logged, expected, billed) in enumerate(values)
+    ]
     report = monthly.monthly_report("acme", OCTOBER, rows, [], generated_at=GENERATED)
     if not rows:
         assert report.totals == ()
@@ -102,8 +130,13 @@ def test_totals_are_the_sums_of_the_rows(values: list[tuple[int, str | None, str
 
 
 def test_json_money_is_exact_decimal_strings() -> None:
-    report = monthly.monthly_report("acme", OCTOBER, [line("openai", "gpt-5.4", expected="0.0000001234",
-                                                           billed_cost="12.3400000000")], [], generated_at=GENERATED)
+    report = monthly.monthly_report(
+        "acme",
+        OCTOBER,
+        [line("openai", "gpt-5.4", expected="0.0000001234", billed_cost="12.3400000000")],
+        [],
+        generated_at=GENERATED,
+    )
     data = json.loads(monthly.to_json(report))
     assert data["rows"][0]["expected_cost"] == "0.0000001234"
     assert data["rows"][0]["billed_cost"] == "12.34"

@@ -29,7 +29,7 @@ def detect(context: DetectionContext) -> list[Finding]:
         priced = all(isinstance(i["overcharge"], Decimal) for i in issues)
         if priced and overcharge < context.settings.money_abs_tolerance:
             continue
-        totals = sum((b.logged for b in buckets), LoggedTotals())
+        totals = LoggedTotals.sum(b.logged for b in buckets)
         stated = buckets[0].stated(_CACHE_CATEGORIES)
         logged = {c: sum(b.logged.tokens.get(c) for b in buckets) for c in _CACHE_CATEGORIES}
         billed = {c: sum(b.billed_quantities[c] for b in buckets) for c in stated}
@@ -81,7 +81,7 @@ def _issues(
     context: DetectionContext, series: tuple[Comparison, ...], buckets: list[Comparison]
 ) -> list[dict[str, EvidenceValue]]:
     settings = context.settings
-    totals = sum((b.logged for b in buckets), LoggedTotals())
+    totals = LoggedTotals.sum(b.logged for b in buckets)
     stated = set(buckets[0].billed_quantities)
 
     def logged(category: str) -> int:

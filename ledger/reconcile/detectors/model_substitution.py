@@ -84,7 +84,7 @@ def _billed_as_another(context: DetectionContext) -> list[Finding]:
         grouped[(pair.logged.scope, pair.billed.scope.model or "")].append(pair)
     findings = []
     for (scope, billed_model), pairs in grouped.items():
-        logged = sum((p.logged.logged for p in pairs), LoggedTotals())
+        logged = LoggedTotals.sum(p.logged.logged for p in pairs)
         categories = pairs[0].logged.stated(CATEGORIES)
         tokens = logged.tokens.total(categories)
         billed_tokens = sum(p.billed.billed_quantity(categories) for p in pairs)

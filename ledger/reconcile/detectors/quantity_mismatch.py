@@ -31,7 +31,7 @@ def detect(context: DetectionContext) -> list[Finding]:
         fit = context.input_excess.get(scope)
         requests = context.request_excess.get(scope)
         charged_errors = requests is not None and requests.charged_errors
-        totals = sum((b.logged for b in buckets), LoggedTotals())
+        totals = LoggedTotals.sum(b.logged for b in buckets)
         for name, categories, priced_as in GROUPS:
             stated = buckets[0].stated(categories)
             if not stated:

@@ -19,7 +19,7 @@ def detect(context: DetectionContext) -> list[Finding]:
         buckets = [b for b in series if b.unbilled and b.final and (b.scope, b.first_day) not in context.relabeled]
         if not buckets:
             continue
-        totals = sum((b.logged for b in buckets), LoggedTotals())
+        totals = LoggedTotals.sum(b.logged for b in buckets)
         tokens = totals.tokens.total()
         cost = totals.expected_cost
         if tokens <= settings.token_abs_tolerance and (cost is None or cost <= settings.money_abs_tolerance):
