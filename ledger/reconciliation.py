@@ -34,6 +34,7 @@ from ledger.reconcile.model import Finding as FindingResult
 from ledger.reconcile.reconciler import reconcile
 from ledger.settings import Settings
 from ledger.tables import DriftRow, Finding, ReconciliationRun, StatementLine
+from reports.alerts import queue_finding_alert, queue_run_failure_alert
 
 log = logging.getLogger("tokenledger.reconcile")
 
@@ -138,11 +139,13 @@ def _hourly_models(session: Session, tenant_id: int, window: Period, catalog: Pr
     ), {"tenant": tenant_id, "start": window.start, "end": window.end}).all()
     models = {(provider, model) for provider, served, requested in names for model in (served, requested)}
     days = [day_start(day) for day in window.days()]
-    return sorted(
-        f"{provider}|{model}" for provider, model in models
-        if not all(catalog.constant_during(pricing_provider_of(provider, model), model, start, start + timedelta(days=1))
-                   for start in days)
-    )
+    one_day = timedelta(days=1)
+
+    def varies(provider: str, model: str) -> bool:
+        pricing = pricing_provider_of(provider, model)
+        return not all(catalog.constant_during(pricing, model, start, start + one_day) for start in days)
+
+    return sorted(f"{provider}|{model}" for provider, model in models if varies(provider, model))
 
 
 @dataclass
@@ -420,10 +423,6 @@ def _upsert_finding(session: Session, tenant_id: int, finding: FindingResult, ru
 
 
 def _queue_finding_alert(session: Session, tenant_id: int, finding: Finding, previous: Any, now: datetime) -> None:
-    try:
-        from reports.alerts import queue_finding_alert
-    except ImportError:
-        return
     queue_finding_alert(
         session, tenant_id=tenant_id, finding=finding,
         previous_severity=None if previous is None else previous.severity,
@@ -432,9 +431,5 @@ def _queue_finding_alert(session: Session, tenant_id: int, finding: Finding, pre
 
 
 def _queue_run_failure_alert(session: Session, tenant_id: int, run: ReconciliationRun, now: datetime) -> None:
-    try:
-        from reports.alerts import queue_run_failure_alert
-    except ImportError:
-        return
     queue_run_failure_alert(session, tenant_id=tenant_id, run=run, now=now)
 

@@ -10,8 +10,9 @@ import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
+import httpx
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -23,6 +24,7 @@ from ledger.clock import Clock, SystemClock
 from ledger.periods import Period
 from ledger.settings import Settings
 from ledger.tables import Tenant
+from reports.alerts import deliver_due, queue_stale_source_alerts
 
 log = logging.getLogger("tokenledger.scheduler")
 FETCHABLE_SOURCES = ("openai", "anthropic", "openrouter")
@@ -89,12 +91,16 @@ def pull_statements() -> None:
                     try:
                         with runtime.sessions.begin() as session:
                             ids = openrouter_request_ids(session, tenant_id, period) if source == "openrouter" else ()
-                            documents = fetch_documents(importer, period, settings=runtime.settings, now=now, request_ids=ids)
+                            documents = fetch_documents(importer, period, settings=runtime.settings, now=now,
+                                                        request_ids=ids)
                             lines = parse_documents(importer, documents)
                             store_statements(session, tenant_id=tenant_id, source=source, period=period,
                                              documents=documents, lines=lines, now=now)
                     except Exception:
                         log.exception("pulling %s statements for %s %s failed", source, name, period.label)
+        for tenant_id, _ in _tenants(runtime):
+            with runtime.sessions.begin() as session:
+                queue_stale_source_alerts(session, tenant_id=tenant_id, now=now)
 
     with_job_lock(runtime.engine, "pull_statements", work)
 
@@ -142,14 +148,8 @@ def _send_monthly_report(runtime: _Runtime, tenant_id: int, period: Period, now:
 
 def deliver_alerts() -> None:
     runtime = _require_runtime()
-    try:
-        from reports.alerts import deliver_due
-    except ImportError:
-        return
 
     def work() -> None:
-        import httpx
-
         with httpx.Client(timeout=10) as http:
             deliver_due(runtime.sessions, now=runtime.clock.now(), http=http)
 
