@@ -514,8 +514,7 @@ def alerts_test(
 
     with session_scope(get_settings()) as session, httpx.Client() as http:
         owner = auth.tenant_for_cli(session, tenant)
-        outcome = send_test(session, tenant_id=owner.id, channel_name=channel, tenant=owner.name,
-                            now=SystemClock().now(), http=http)
+        outcome = send_test(session, tenant_id=owner.id, channel_name=channel, now=SystemClock().now(), http=http)
     if not outcome.sent:
         errors.print(f"[red]error:[/red] test alert over {channel!r} failed: {outcome.error}", highlight=False)
         raise typer.Exit(1)

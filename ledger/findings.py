@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from ledger.errors import InvalidRequest, NotFound
 from ledger.periods import Period
@@ -47,9 +47,14 @@ class FindingFilter:
 _SEVERITY_ORDER = case({level: rank for rank, level in enumerate(SEVERITIES)}, value=Finding.severity, else_=-1)
 
 
-def list_findings(session: Session, tenant_id: int, filters: FindingFilter, *, limit: int = 1_000) -> list[Finding]:
-    """The tenant's findings that match, most severe and costly first."""
+def list_findings(
+    session: Session, tenant_id: int, filters: FindingFilter, *, limit: int = 1_000, with_evidence: bool = True
+) -> list[Finding]:
+    """The tenant's findings that match, most severe and costly first (without loading their evidence when
+    `with_evidence` is False: reading it then raises)."""
     query = select(Finding).where(Finding.tenant_id == tenant_id)
+    if not with_evidence:
+        query = query.options(defer(Finding.evidence, raiseload=True))
     if filters.period is not None:
         query = query.where(Finding.period_start < filters.period.end, Finding.period_end > filters.period.start)
     for column, value in (

@@ -17,9 +17,6 @@ import pandas as pd
 
 from ledger.periods import Period
 
-ALL_MODELS = ""
-"""The model name a statement line has when its statement does not break down by model."""
-
 
 @dataclass(frozen=True, slots=True)
 class DayPoint:
@@ -159,7 +156,7 @@ def _model_totals(logged: pd.DataFrame, billed: pd.DataFrame, undated: pd.DataFr
             provider=key[0],
             model=key[1],
             logged=int(logged_totals.get(key, 0)),
-            billed=int(billed_totals[key]) if key in billed_totals else None,
+            billed=billed_totals.get(key),
             amounts=dict(amounts.get(key, {})),
         )
         for key in keys

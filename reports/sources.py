@@ -182,7 +182,7 @@ def finding_counts(session: Session, tenant_id: int, period: Period) -> list[tup
         .where(Finding.tenant_id == tenant_id, Finding.period_start < period.end, Finding.period_end > period.start)
         .group_by(Finding.provider, Finding.account, Finding.model, Finding.severity, Finding.status)
     )
-    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+    return [(row[0], row[1], row[2], row[3], row[4], int(row[5])) for row in session.execute(query)]
 
 
 def finding_kinds(session: Session, tenant_id: int, period: Period) -> list[str]:

@@ -6,6 +6,7 @@ last error; `alert_outbox` is the delivery log."""
 from __future__ import annotations
 
 import os
+import secrets
 import smtplib
 import ssl
 from collections.abc import Callable, Mapping
@@ -18,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.tables import AlertChannel, AlertOutbox
+from reports import sources
 from reports.alerts import messages, rules
 from reports.alerts.channels import channel_named
 from reports.alerts.messages import Message
@@ -122,14 +124,14 @@ def deliver_due(
 
 
 def send_test(
-    session: Session, *, tenant_id: int, channel_name: str, tenant: str, now: datetime, http: httpx.Client,
+    session: Session, *, tenant_id: int, channel_name: str, now: datetime, http: httpx.Client,
     smtp: SmtpConnect = connect_smtp,
 ) -> SendOutcome:
     """Send a test message over the channel right away (one attempt, logged in the outbox like any alert)."""
     channel = channel_named(session, tenant_id, channel_name)
-    message = messages.test_message(channel.name, tenant=tenant, now=now)
+    message = messages.test_message(channel.name, tenant=sources.tenant_name(session, tenant_id), now=now)
     alert_id = queue_message(session, tenant_id=tenant_id, channel=channel,
-                             key=f"test:{now.isoformat()}", message=message, now=now)
+                             key=f"test:{now.isoformat()}:{secrets.token_hex(4)}", message=message, now=now)
     row = session.get_one(AlertOutbox, (tenant_id, alert_id))
     status = _attempt(session, row, now=now, http=http, smtp=smtp, max_attempts=1)
     return SendOutcome(alert_id=row.id, sent=status == "sent", error=row.last_error)

@@ -176,7 +176,7 @@ def findings_page(
     window = chosen_period(period, context.clock.now())
     filters = FindingFilter(period=window, kind=kind or None, provider=provider or None, status=status or None,
                             severity=severity or None)
-    found = list_findings(session, viewer.tenant_id, filters)
+    found = list_findings(session, viewer.tenant_id, filters, with_evidence=False)
     kinds = sources.finding_kinds(session, viewer.tenant_id, window)
     return page(request, "findings.html", viewer, nav="findings", period=window, findings=found, filters=filters,
                 kinds=kinds, statuses=STATUSES, severities=tuple(reversed(SEVERITIES)),

@@ -268,15 +268,13 @@ def test_a_test_message_is_sent_at_once_and_logged(engine: Engine, receiver: Rec
     tenant_id = tenant_id_of(engine, make_tenant(engine).name)
     with session_factory(engine).begin() as session:
         rows.channel(session, tenant_id, name="hook", config={"url": receiver.url, "secret": SECRET})
-        outcome = send_test(session, tenant_id=tenant_id, channel_name="hook", tenant="acme", now=NOW, http=http)
+        outcome = send_test(session, tenant_id=tenant_id, channel_name="hook", now=NOW, http=http)
     assert outcome.sent
     assert outcome.error is None
     assert json.loads(receiver.requests[0][1])["topic"] == "test"
     receiver.statuses = [500]
     with session_factory(engine).begin() as session:
-        failed = send_test(
-            session, tenant_id=tenant_id, channel_name="hook", tenant="acme", now=NOW + timedelta(seconds=1), http=http
-        )
+        failed = send_test(session, tenant_id=tenant_id, channel_name="hook", now=NOW + timedelta(seconds=1), http=http)
     assert (failed.sent, failed.error) == (False, "HTTP 500: upstream broke")
     assert [(a.topic, a.status) for a in alerts(engine, tenant_id)] == [("test", "sent"), ("test", "failed")]
 
