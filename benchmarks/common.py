@@ -71,12 +71,28 @@ class Server:
 
 def start_server(url: str, app_factory: str, extra_env: dict[str, str] | None = None) -> Server:
     port = free_port()
-    env = {**os.environ, "TOKENLEDGER_DATABASE_URL": url, "TOKENLEDGER_SCHEDULER_ENABLED": "false",
-           "PYTHONPATH": str(ROOT), **(extra_env or {})}
+    env = {
+        **os.environ,
+        "TOKENLEDGER_DATABASE_URL": url,
+        "TOKENLEDGER_SCHEDULER_ENABLED": "false",
+        "PYTHONPATH": str(ROOT),
+        **(extra_env or {}),
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app_factory, "--factory", "--port", str(port), "--log-level", "warning",
-         "--no-access-log"],
-        env=env, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app_factory,
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        cwd=ROOT,
     )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -110,8 +126,15 @@ class LoadResult:
         return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
 
 
-async def _load(port: int, path: str, headers: dict[str, str], body_for: Callable[[int, int], bytes],
-                concurrency: int, seconds: float | None, total: int | None) -> LoadResult:
+async def _load(
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    body_for: Callable[[int, int], bytes],
+    concurrency: int,
+    seconds: float | None,
+    total: int | None,
+) -> LoadResult:
     """Keep-alive HTTP/1.1 POSTs from `concurrency` connections, for `seconds` or until `total` requests."""
     latencies: list[float] = []
     errors = 0
@@ -132,8 +155,10 @@ async def _load(port: int, path: str, headers: dict[str, str], body_for: Callabl
                 sent += 1
             body = body_for(worker_id, n)
             n += 1
-            request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                       f"{header_lines}Content-Length: {len(body)}\r\n\r\n").encode() + body
+            request = (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"{header_lines}Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
             started = time.perf_counter()
             writer.write(request)
             await writer.drain()
@@ -153,8 +178,16 @@ async def _load(port: int, path: str, headers: dict[str, str], body_for: Callabl
     return LoadResult(len(latencies), time.perf_counter() - started, latencies, errors)
 
 
-def run_load(base_url: str, path: str, headers: dict[str, str], body_for: Callable[[int, int], bytes], *,
-             concurrency: int, seconds: float | None = None, total: int | None = None) -> LoadResult:
+def run_load(
+    base_url: str,
+    path: str,
+    headers: dict[str, str],
+    body_for: Callable[[int, int], bytes],
+    *,
+    concurrency: int,
+    seconds: float | None = None,
+    total: int | None = None,
+) -> LoadResult:
     port = int(base_url.rsplit(":", 1)[1])
     return asyncio.run(_load(port, path, headers, body_for, concurrency, seconds, total))
 

@@ -36,7 +36,9 @@ def event(prefix: str, n: int) -> dict[str, Any]:
     return {
         "event_id": f"{prefix}-{n}",
         "occurred_at": (START + timedelta(seconds=(n // 40) % 2_500_000)).isoformat(),
-        "provider": ("openai", "anthropic", "google", "deepseek")[n % 4],  # 4 providers × 5 scopes: 20 rollup keys an hour
+        "provider": ("openai", "anthropic", "google", "deepseek")[
+            n % 4
+        ],  # 4 providers × 5 scopes: 20 rollup keys an hour
         "account": f"proj_{n % 5}",
         "api_key_id": f"key_{n % 5}",
         "request_model": ("gpt-5.4-mini", "claude-sonnet-4-6", "gemini-2.5-flash", "deepseek-chat")[n % 4],
@@ -68,8 +70,10 @@ def copy_baseline(url: str, tenant_id: int, count: int) -> float:
     rows = validate_events(items, tenant_id=tenant_id, now=datetime.now(UTC))
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS usage_events_2026_10 PARTITION OF usage_events "
-                     "FOR VALUES FROM ('2026-10-01 00:00+00') TO ('2026-11-01 00:00+00')")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS usage_events_2026_10 PARTITION OF usage_events "
+            "FOR VALUES FROM ('2026-10-01 00:00+00') TO ('2026-11-01 00:00+00')"
+        )
         conn.commit()
         started = time.perf_counter()
         with conn.cursor() as cursor, cursor.copy(f"COPY usage_events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
@@ -113,27 +117,46 @@ def main() -> None:
         sampler.start()
         batches = args.events // 1000
         batch_result = run_load(
-            server.base_url, "/v1/events", headers,
+            server.base_url,
+            "/v1/events",
+            headers,
             lambda worker, n: dumps([event(f"b{worker}-{n}", n * 1000 + i) for i in range(1000)]),
-            concurrency=4, total=batches,
+            concurrency=4,
+            total=batches,
         )
         sampler.running = False
         batch_rate = batch_result.requests * 1000 / batch_result.seconds
-        print(f"(b) HTTP batches      {batch_result.requests * 1000:>10,} events in {batch_result.seconds:7.2f} s = "
-              f"{batch_rate:>10,.0f} events/s   errors {batch_result.errors}   peak server RSS "
-              f"{sampler.peak / 2**20:,.0f} MB")
+        print(
+            f"(b) HTTP batches      {batch_result.requests * 1000:>10,} events in {batch_result.seconds:7.2f} s = "
+            f"{batch_rate:>10,.0f} events/s   errors {batch_result.errors}   peak server RSS "
+            f"{sampler.peak / 2**20:,.0f} MB"
+        )
 
-        single = run_load(server.base_url, "/v1/events", headers,
-                          lambda worker, n: dumps(event(f"s{worker}", n)),
-                          concurrency=args.concurrency, seconds=args.seconds)
-        print(f"(c) single POSTs      {single.requests:>10,} requests in {single.seconds:6.2f} s = "
-              f"{single.rate:>10,.0f} req/s   p50 {single.p50:.1f} ms   p99 {single.percentile(0.99):.1f} ms   "
-              f"errors {single.errors}")
-        noop = run_load(server.base_url, "/bench/noop", headers,
-                        lambda worker, n: dumps(event(f"n{worker}", n)),
-                        concurrency=args.concurrency, seconds=args.seconds)
-        print(f"(d) no-op route       {noop.requests:>10,} requests in {noop.seconds:6.2f} s = "
-              f"{noop.rate:>10,.0f} req/s   p50 {noop.p50:.1f} ms   p99 {noop.percentile(0.99):.1f} ms")
+        single = run_load(
+            server.base_url,
+            "/v1/events",
+            headers,
+            lambda worker, n: dumps(event(f"s{worker}", n)),
+            concurrency=args.concurrency,
+            seconds=args.seconds,
+        )
+        print(
+            f"(c) single POSTs      {single.requests:>10,} requests in {single.seconds:6.2f} s = "
+            f"{single.rate:>10,.0f} req/s   p50 {single.p50:.1f} ms   p99 {single.percentile(0.99):.1f} ms   "
+            f"errors {single.errors}"
+        )
+        noop = run_load(
+            server.base_url,
+            "/bench/noop",
+            headers,
+            lambda worker, n: dumps(event(f"n{worker}", n)),
+            concurrency=args.concurrency,
+            seconds=args.seconds,
+        )
+        print(
+            f"(d) no-op route       {noop.requests:>10,} requests in {noop.seconds:6.2f} s = "
+            f"{noop.rate:>10,.0f} req/s   p50 {noop.p50:.1f} ms   p99 {noop.percentile(0.99):.1f} ms"
+        )
     finally:
         server.stop()
 
@@ -141,7 +164,9 @@ def main() -> None:
     print(f"b/a = {batch_rate / copy_rate:.2f}   (target ≥ 0.5)")
     print(f"c/d = {single.rate / noop.rate:.2f}   (target ≥ 0.5)")
     print(f"p99 of single POSTs = {single.percentile(0.99):.1f} ms   (target ≤ 20 ms)")
-    print(f"peak server RSS while ingesting {args.events:,} events = {sampler.peak / 2**20:,.0f} MB   (target ≤ 300 MB)")
+    print(
+        f"peak server RSS while ingesting {args.events:,} events = {sampler.peak / 2**20:,.0f} MB   (target ≤ 300 MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -35,10 +35,19 @@ from ledger.reconciliation import run_reconciliation
 from ledger.settings import Settings
 
 PERIOD = Period.month("2026-10")
-MODELS = {"openai": ("gpt-5.4", "gpt-5.4-mini"), "anthropic": ("claude-sonnet-4-6", "claude-haiku-4-5"),
-          "google": ("gemini-2.5-pro", "gemini-2.5-flash"), "deepseek": ("deepseek-v4-flash", "deepseek-v4-pro")}
-SCOPES = [(provider, model, f"acct_{a}", f"key_{provider}_{a}_{k}")
-          for provider, models in MODELS.items() for model in models for a in range(5) for k in range(5)]
+MODELS = {
+    "openai": ("gpt-5.4", "gpt-5.4-mini"),
+    "anthropic": ("claude-sonnet-4-6", "claude-haiku-4-5"),
+    "google": ("gemini-2.5-pro", "gemini-2.5-flash"),
+    "deepseek": ("deepseek-v4-flash", "deepseek-v4-pro"),
+}
+SCOPES = [
+    (provider, model, f"acct_{a}", f"key_{provider}_{a}_{k}")
+    for provider, models in MODELS.items()
+    for model in models
+    for a in range(5)
+    for k in range(5)
+]
 BASELINE_SQL = """
 SELECT provider, account, api_key_id, response_model, request_model, date_trunc('day', occurred_at) AS day,
        count(*), sum(input_tokens), sum(output_tokens), sum(cache_read_input_tokens),
@@ -62,12 +71,42 @@ def generate(tenant_id: int, count: int, seed: int) -> list[EventRow]:
         provider, model, account, key = SCOPES[n % len(SCOPES)]
         input_tokens = rng.randrange(200, 6_000)
         cached = input_tokens // 3 if n % 3 == 0 else 0
-        rows.append(EventRow(
-            tenant_id, PERIOD.start + timedelta(seconds=rng.randrange(seconds)), f"bench-{seed}-{n}", received,
-            provider, account, key, model, model, input_tokens, rng.randrange(20, 1_200), cached, 0, 0, 0, 0,
-            None, 4_096, "stop" if n % 40 else "length", 200 if n % 60 else 429, None if n % 60 else "rate_limit",
-            rng.randrange(200, 9_000), None, False, None, None, "bench", None, None, None, None, None,
-        ))
+        rows.append(
+            EventRow(
+                tenant_id,
+                PERIOD.start + timedelta(seconds=rng.randrange(seconds)),
+                f"bench-{seed}-{n}",
+                received,
+                provider,
+                account,
+                key,
+                model,
+                model,
+                input_tokens,
+                rng.randrange(20, 1_200),
+                cached,
+                0,
+                0,
+                0,
+                0,
+                None,
+                4_096,
+                "stop" if n % 40 else "length",
+                200 if n % 60 else 429,
+                None if n % 60 else "rate_limit",
+                rng.randrange(200, 9_000),
+                None,
+                False,
+                None,
+                None,
+                "bench",
+                None,
+                None,
+                None,
+                None,
+                None,
+            )
+        )
     return rows
 
 
@@ -84,9 +123,10 @@ def load(url: str, tenant_id: int, count: int) -> None:
             for delta in rollup.aggregate(rows):
                 deltas[delta.key] = rollup.merge(deltas[delta.key], delta) if delta.key in deltas else delta
             conn.commit()
-        with conn.cursor() as cursor, cursor.copy(
-            f"COPY usage_hourly ({', '.join(rollup.ALL_COLUMNS)}) FROM STDIN"
-        ) as copy:
+        with (
+            conn.cursor() as cursor,
+            cursor.copy(f"COPY usage_hourly ({', '.join(rollup.ALL_COLUMNS)}) FROM STDIN") as copy,
+        ):
             for delta in deltas.values():
                 copy.write_row(delta.as_row())
         statements(conn, tenant_id)
@@ -98,19 +138,24 @@ def load(url: str, tenant_id: int, count: int) -> None:
 
 def statements(conn: psycopg.Connection[tuple[object, ...]], tenant_id: int) -> None:
     """Daily statement lines per scope from the rollup, input billed 2% high on one provider."""
-    conn.execute("""
+    conn.execute(
+        """
         INSERT INTO statement_documents (tenant_id, source, name, sha256, media_type, content, period_start,
                                          period_end, imported_at)
         VALUES (%s, 'csv', 'bench.csv', 'bench', 'text/csv', '', %s, %s, now())""",
-                 (tenant_id, PERIOD.start, PERIOD.end))
+        (tenant_id, PERIOD.start, PERIOD.end),
+    )
     for usage_type, expression in (
-        ("uncached_input", "sum(input_tokens - cache_read_input_tokens) * CASE WHEN provider = 'openai' "
-                           "THEN 1.02 ELSE 1 END"),
+        (
+            "uncached_input",
+            "sum(input_tokens - cache_read_input_tokens) * CASE WHEN provider = 'openai' THEN 1.02 ELSE 1 END",
+        ),
         ("cached_input", "sum(cache_read_input_tokens)"),
         ("output", "sum(output_tokens)"),
         ("requests", "sum(requests)"),
     ):
-        conn.execute(f"""
+        conn.execute(
+            f"""
             INSERT INTO statement_lines (tenant_id, source, document_id, provider, account, api_key_id, model_raw,
                 model, service_tier, period_start, period_end, usage_type, quantity, unit, amount, currency,
                 request_id, final, import_period_start, location, raw)
@@ -119,7 +164,8 @@ def statements(conn: psycopg.Connection[tuple[object, ...]], tenant_id: int) -> 
                    'tokens', NULL, NULL, NULL, true, %s, 'bench', '{{}}'::jsonb
             FROM usage_hourly WHERE tenant_id = %s
             GROUP BY tenant_id, provider, account, api_key_id, response_model, date_trunc('day', hour)""",
-                     (usage_type, PERIOD.start, tenant_id))
+            (usage_type, PERIOD.start, tenant_id),
+        )
 
 
 def baseline(url: str, tenant_id: int) -> float:
@@ -134,12 +180,24 @@ def baseline(url: str, tenant_id: int) -> float:
 def reconcile_in_child(url: str, tenant_id: int, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     engine = create_db_engine(url, pool_size=2)
     started = time.perf_counter()
-    outcome = run_reconciliation(session_factory(engine), tenant_id=tenant_id, period=PERIOD,
-                                 settings=Settings(database_url=url), now=datetime(2026, 11, 2, tzinfo=UTC),
-                                 trigger="benchmark")
+    outcome = run_reconciliation(
+        session_factory(engine),
+        tenant_id=tenant_id,
+        period=PERIOD,
+        settings=Settings(database_url=url),
+        now=datetime(2026, 11, 2, tzinfo=UTC),
+        trigger="benchmark",
+    )
     elapsed = time.perf_counter() - started
-    results.put((elapsed, outcome.status, outcome.counts.get("findings", 0), outcome.error,
-                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    results.put(
+        (
+            elapsed,
+            outcome.status,
+            outcome.counts.get("findings", 0),
+            outcome.error,
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        )
+    )
 
 
 def main() -> None:
@@ -163,10 +221,14 @@ def main() -> None:
         child.start()
         elapsed, status, findings, error, peak_mb = queue.get()
         child.join()
-        print(f"{'':>11}  GROUP BY over raw events {base:7.2f} s   reconcile {elapsed:7.2f} s "
-              f"({status}, {findings} findings{', ' + error if error else ''})")
-        print(f"{'':>11}  reconcile / GROUP BY = {elapsed / base:.3f}  (target ≤ 0.25)   "
-              f"reconcile peak RSS {peak_mb:,.0f} MB (target ≤ 500 MB)")
+        print(
+            f"{'':>11}  GROUP BY over raw events {base:7.2f} s   reconcile {elapsed:7.2f} s "
+            f"({status}, {findings} findings{', ' + error if error else ''})"
+        )
+        print(
+            f"{'':>11}  reconcile / GROUP BY = {elapsed / base:.3f}  (target ≤ 0.25)   "
+            f"reconcile peak RSS {peak_mb:,.0f} MB (target ≤ 500 MB)"
+        )
 
 
 if __name__ == "__main__":

@@ -61,15 +61,40 @@ def fill(url: str, tenant_id: int, events: int, keys_per_hour: int) -> dict[str,
                 for key in range(keys_per_hour):
                     provider, model = scopes[key % len(scopes)]
                     sums: dict[str, int | Decimal] = dict.fromkeys(SUM_COLUMNS, 0)
-                    sums.update(requests=per_row, input_tokens=per_row * 1_200, output_tokens=per_row * 300,
-                                cache_read_input_tokens=per_row * 400, status_2xx=per_row - 3, status_429=3,
-                                error_rate_limit=3, finish_stop=per_row - 5, finish_length=5, streamed=per_row // 2,
-                                streamed_missing_finish=1, reported_cost=Decimal(0))
+                    sums.update(
+                        requests=per_row,
+                        input_tokens=per_row * 1_200,
+                        output_tokens=per_row * 300,
+                        cache_read_input_tokens=per_row * 400,
+                        status_2xx=per_row - 3,
+                        status_429=3,
+                        error_rate_limit=3,
+                        finish_stop=per_row - 5,
+                        finish_length=5,
+                        streamed=per_row // 2,
+                        streamed_missing_finish=1,
+                        reported_cost=Decimal(0),
+                    )
                     histogram = latency.histogram_of(rng.choices((300, 600, 900, 1_500, 4_000), k=40))
-                    copy.write_row((
-                        tenant_id, hour, provider, ACCOUNTS[key % len(ACCOUNTS)], f"key_{key}", model, model,
-                        APPS[key % len(APPS)], "standard", key % 3, *sums.values(), None, None, histogram, histogram,
-                    ))
+                    copy.write_row(
+                        (
+                            tenant_id,
+                            hour,
+                            provider,
+                            ACCOUNTS[key % len(ACCOUNTS)],
+                            f"key_{key}",
+                            model,
+                            model,
+                            APPS[key % len(APPS)],
+                            "standard",
+                            key % 3,
+                            *sums.values(),
+                            None,
+                            None,
+                            histogram,
+                            histogram,
+                        )
+                    )
         counts["usage_hourly"] = hours * keys_per_hour
         with conn.cursor().copy(
             "COPY statement_lines (tenant_id, source, document_id, provider, account, api_key_id, model_raw, model, "
@@ -82,10 +107,29 @@ def fill(url: str, tenant_id: int, events: int, keys_per_hour: int) -> dict[str,
                 for provider, model in scopes:
                     for account in ACCOUNTS:
                         for category in CATEGORIES:
-                            copy.write_row((tenant_id, provider, 1, provider, account, None, model, model, start,
-                                            start + timedelta(days=1), category, Decimal(rng.randint(10**6, 10**8)),
-                                            "tokens", Decimal("12.3400"), "USD", True, PERIOD.start,
-                                            f"line {lines}", "{}"))
+                            copy.write_row(
+                                (
+                                    tenant_id,
+                                    provider,
+                                    1,
+                                    provider,
+                                    account,
+                                    None,
+                                    model,
+                                    model,
+                                    start,
+                                    start + timedelta(days=1),
+                                    category,
+                                    Decimal(rng.randint(10**6, 10**8)),
+                                    "tokens",
+                                    Decimal("12.3400"),
+                                    "USD",
+                                    True,
+                                    PERIOD.start,
+                                    f"line {lines}",
+                                    "{}",
+                                )
+                            )
                             lines += 1
         counts["statement_lines"] = lines
         computed = datetime(2026, 11, 2, tzinfo=UTC)
@@ -98,9 +142,26 @@ def fill(url: str, tenant_id: int, events: int, keys_per_hour: int) -> dict[str,
                 for account in ACCOUNTS:
                     expected = Decimal(rng.randint(100, 90_000)) / 10
                     billed = expected * Decimal("1.03")
-                    copy.write_row((tenant_id, PERIOD.start, provider, account, model, PERIOD.end, 10**9, 10**9,
-                                    json.dumps({"uncached_input": 10**9}), json.dumps({"uncached_input": 10**9}),
-                                    expected, billed, billed - expected, Decimal("3.00"), "USD", computed))
+                    copy.write_row(
+                        (
+                            tenant_id,
+                            PERIOD.start,
+                            provider,
+                            account,
+                            model,
+                            PERIOD.end,
+                            10**9,
+                            10**9,
+                            json.dumps({"uncached_input": 10**9}),
+                            json.dumps({"uncached_input": 10**9}),
+                            expected,
+                            billed,
+                            billed - expected,
+                            Decimal("3.00"),
+                            "USD",
+                            computed,
+                        )
+                    )
         counts["drift_rows"] = len(scopes) * len(ACCOUNTS)
         kinds = ("quantity_mismatch", "cache_mischarge", "price_drift", "spend_spike", "missing_finish_reason")
         with conn.cursor().copy(
@@ -110,11 +171,32 @@ def fill(url: str, tenant_id: int, events: int, keys_per_hour: int) -> dict[str,
             for n in range(300):
                 provider, model = scopes[n % len(scopes)]
                 series = [{"day": day.isoformat(), "logged": 10**7, "billed": 10**7 + n} for day in PERIOD.days()]
-                evidence = {"expected": 10**9, "billed": 10**9 + n, "difference": n, "series": series,
-                            "tolerance": {"token_rel_tolerance": "0.005", "token_abs_tolerance": 1000}}
-                copy.write_row((tenant_id, f"fp{n:05d}", kinds[n % len(kinds)], ("info", "warning", "critical")[n % 3],
-                                "open", provider, ACCOUNTS[n % len(ACCOUNTS)], model, PERIOD.start, PERIOD.end,
-                                Decimal(n) * Decimal("1.5"), json.dumps(evidence), f"finding {n}", computed, computed))
+                evidence = {
+                    "expected": 10**9,
+                    "billed": 10**9 + n,
+                    "difference": n,
+                    "series": series,
+                    "tolerance": {"token_rel_tolerance": "0.005", "token_abs_tolerance": 1000},
+                }
+                copy.write_row(
+                    (
+                        tenant_id,
+                        f"fp{n:05d}",
+                        kinds[n % len(kinds)],
+                        ("info", "warning", "critical")[n % 3],
+                        "open",
+                        provider,
+                        ACCOUNTS[n % len(ACCOUNTS)],
+                        model,
+                        PERIOD.start,
+                        PERIOD.end,
+                        Decimal(n) * Decimal("1.5"),
+                        json.dumps(evidence),
+                        f"finding {n}",
+                        computed,
+                        computed,
+                    )
+                )
         counts["findings"] = 300
         for day in PERIOD.days():
             started = datetime(day.year, day.month, day.day, 7, tzinfo=UTC)
@@ -173,8 +255,10 @@ def main() -> None:
     tenant_id, token = tenant_with_key(url, role="read")
     started = time.perf_counter()
     counts = fill(url, tenant_id, args.events, args.keys_per_hour)
-    print(f"filled in {time.perf_counter() - started:.1f} s: "
-          + ", ".join(f"{name} {count:,}" for name, count in counts.items()))
+    print(
+        f"filled in {time.perf_counter() - started:.1f} s: "
+        + ", ".join(f"{name} {count:,}" for name, count in counts.items())
+    )
 
     server = start_server(url, "benchmarks.report_pages:bench_app")
     try:

@@ -73,7 +73,9 @@ def tenant_for_cli(session: Session, name: str | None) -> Tenant:
         return tenant_by_name(session, name)
     tenants = list(session.scalars(select(Tenant).order_by(Tenant.id).limit(2)))
     if len(tenants) != 1:
-        raise InvalidRequest("name a tenant with --tenant" if tenants else "no tenant yet: tokenledger tenants create NAME")
+        raise InvalidRequest(
+            "name a tenant with --tenant" if tenants else "no tenant yet: tokenledger tenants create NAME"
+        )
     return tenants[0]
 
 
@@ -82,7 +84,9 @@ def create_key(session: Session, tenant_name: str, role: str, *, label: str | No
         raise InvalidRequest(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     tenant = tenant_by_name(session, tenant_name)
     issued = IssuedKey(key_id=secrets.token_hex(6), secret=secrets.token_urlsafe(24), tenant=tenant.name, role=role)
-    session.add(ApiKey(tenant_id=tenant.id, id=issued.key_id, role=role, secret_sha256=_digest(issued.secret), label=label))
+    session.add(
+        ApiKey(tenant_id=tenant.id, id=issued.key_id, role=role, secret_sha256=_digest(issued.secret), label=label)
+    )
     session.flush()
     return issued
 
@@ -104,37 +108,68 @@ def authenticate(session: Session, token: str) -> Principal:
     return Principal(tenant_id=key.tenant_id, key_id=key.id, role=key.role)
 
 
+@dataclass(frozen=True, slots=True)
+class CachedPrincipal:
+    principal: Principal
+    fresh: bool  # False: older than the TTL; usable while one refresh checks the key again
+
+
 class PrincipalCache:
-    """Remembers verified tokens for a few seconds so hot paths skip a database round trip. Keyed by the
-    token's digest; a revoked key stops working within `ttl_seconds`."""
+    """Remembers verified tokens so hot paths skip a database round trip. Keyed by the token's digest.
+    An entry is fresh for `ttl_seconds`; for a while after that it is still served, marked stale, while the
+    caller re-checks the key once (so a busy key never makes every request wait at the same instant). A
+    revoked key stops working within `ttl_seconds` plus one re-check."""
+
+    STALE_FACTOR = 10
 
     def __init__(self, ttl_seconds: float) -> None:
         self._ttl = ttl_seconds
         self._entries: dict[str, tuple[float, Principal]] = {}
+        self._refreshing: set[str] = set()
         self._lock = threading.Lock()
 
-    def get(self, token: str) -> Principal | None:
+    def get(self, token: str) -> CachedPrincipal | None:
         if self._ttl <= 0:
             return None
         entry = self._entries.get(_digest(token))
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None:
             return None
-        return entry[1]
+        age = time.monotonic() - entry[0]
+        if age > self._ttl * self.STALE_FACTOR:
+            return None
+        return CachedPrincipal(entry[1], fresh=age <= self._ttl)
+
+    def claim_refresh(self, token: str) -> bool:
+        """True for the one caller that should re-check a stale entry now."""
+        digest = _digest(token)
+        with self._lock:
+            if digest in self._refreshing:
+                return False
+            self._refreshing.add(digest)
+            return True
 
     def put(self, token: str, principal: Principal) -> None:
         if self._ttl <= 0:
             return
+        digest = _digest(token)
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
-            self._entries[_digest(token)] = (time.monotonic() + self._ttl, principal)
+            self._entries[digest] = (time.monotonic(), principal)
+            self._refreshing.discard(digest)
+
+    def forget(self, token: str) -> None:
+        digest = _digest(token)
+        with self._lock:
+            self._entries.pop(digest, None)
+            self._refreshing.discard(digest)
 
 
 def _split(token: str) -> tuple[str, str]:
     prefix = f"{KEY_PREFIX}_"
     if not token.startswith(prefix) or "." not in token:
         raise Unauthorized("malformed API key")
-    key_id, _, secret = token[len(prefix):].partition(".")
+    key_id, _, secret = token[len(prefix) :].partition(".")
     if not key_id or not secret:
         raise Unauthorized("malformed API key")
     return key_id, secret

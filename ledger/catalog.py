@@ -40,10 +40,20 @@ def add_overrides(session: Session, tenant_id: int, rows: Sequence[PriceRow], *,
     for row in rows:
         session.add(
             PriceOverride(
-                tenant_id=tenant_id, provider=row.provider, model=row.model, token_type=row.token_type,
-                service_tier=row.service_tier, context_threshold=row.context_threshold, unit_price=row.unit_price,
-                unit=row.unit, currency=row.currency, valid_from=row.valid_from, valid_to=row.valid_to,
-                time_window=row.window.spec if row.window else None, source=row.source, created_at=now,
+                tenant_id=tenant_id,
+                provider=row.provider,
+                model=row.model,
+                token_type=row.token_type,
+                service_tier=row.service_tier,
+                context_threshold=row.context_threshold,
+                unit_price=row.unit_price,
+                unit=row.unit,
+                currency=row.currency,
+                valid_from=row.valid_from,
+                valid_to=row.valid_to,
+                time_window=row.window.spec if row.window else None,
+                source=row.source,
+                created_at=now,
             )
         )
     session.flush()

@@ -23,8 +23,12 @@ from ledger.database import create_db_engine, database_url, session_factory, upg
 from ledger.errors import TokenLedgerError
 from ledger.settings import Settings, get_settings
 
-app = typer.Typer(help="TokenLedger: what your LLM applications used, against what the providers billed.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="TokenLedger: what your LLM applications used, against what the providers billed.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 keys_app = typer.Typer(help="TokenLedger API keys.", no_args_is_help=True)
@@ -77,8 +81,9 @@ def describe(error: Exception) -> str:
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 @contextmanager
@@ -135,13 +140,34 @@ def keys_revoke(key_id: str) -> None:
     console.print(f"key {key_id} revoked")
 
 
+PRICE_FILE_COLUMNS = (
+    "provider",
+    "model",
+    "token_type",
+    "service_tier",
+    "context_threshold",
+    "unit_price",
+    "unit",
+    "currency",
+    "valid_from",
+    "valid_to",
+    "window",
+    "source",
+    "source_date",
+)
+
+
 @prices_app.command("set")
 @one_line_errors
 def prices_set(
     provider: Annotated[str, typer.Option(help="Provider, e.g. openai or vllm.")],
     model: Annotated[str, typer.Option(help="Model name.")],
-    token_type: Annotated[str, typer.Option(help="input, cached_input, cache_write_5m, cache_write_1h, output, "
-                                                 "request, web_search or gpu_hour.")],
+    token_type: Annotated[
+        str,
+        typer.Option(
+            help="input, cached_input, cache_write_5m, cache_write_1h, output, request, web_search or gpu_hour."
+        ),
+    ],
     price: Annotated[str, typer.Option(help="Price per unit, a decimal number.")],
     unit: Annotated[str, typer.Option(help="1M tokens, 1K tokens, token, request, 1K requests or hour.")] = "1M tokens",
     tier: Annotated[str, typer.Option(help="standard, batch, flex or priority.")] = "standard",
@@ -158,16 +184,31 @@ def prices_set(
     from ledger.pricing import parse_price_csv
 
     now = SystemClock().now()
-    header = "provider,model,token_type,service_tier,context_threshold,unit_price,unit,currency,valid_from,valid_to,window,source,source_date"
-    values = [provider, model, token_type, tier, str(context_threshold), price, unit, currency, valid_from,
-              valid_to or "", window or "", source, now.date().isoformat()]
+    header = ",".join(PRICE_FILE_COLUMNS)
+    values = [
+        provider,
+        model,
+        token_type,
+        tier,
+        str(context_threshold),
+        price,
+        unit,
+        currency,
+        valid_from,
+        valid_to or "",
+        window or "",
+        source,
+        now.date().isoformat(),
+    ]
     line = ",".join('"' + value.replace('"', '""') + '"' for value in values)
     rows = parse_price_csv(f"{header}\n{line}\n", origin="command line")
     with session_scope(get_settings()) as session:
         owner = auth.tenant_for_cli(session, tenant)
         add_overrides(session, owner.id, rows, now=now)
-    console.print(f"price set for {owner.name}: {provider}/{model} {token_type} {tier} = {price} {currency} per {unit}",
-                  highlight=False)
+    console.print(
+        f"price set for {owner.name}: {provider}/{model} {token_type} {tier} = {price} {currency} per {unit}",
+        highlight=False,
+    )
 
 
 @prices_app.command("import")
@@ -213,12 +254,24 @@ def prices_list(
     wanted_model = normalize_model_name(provider or "", model) if model else None
     table = Table("provider", "model", "type", "tier", "above", "price", "unit", "window", "since", "own")
     for row in [*overrides, *bundled_prices()]:
-        if not row.in_effect(moment) or (provider and row.provider != provider) or (wanted_model and row.model != wanted_model):
+        if (
+            not row.in_effect(moment)
+            or (provider and row.provider != provider)
+            or (wanted_model and row.model != wanted_model)
+        ):
             continue
-        table.add_row(row.provider, row.model, row.token_type, row.service_tier,
-                      f"{row.context_threshold:,}" if row.context_threshold else "", f"{row.unit_price.normalize():f} {row.currency}",
-                      row.unit, row.window.spec if row.window else "", row.valid_from.date().isoformat(),
-                      "yes" if row.override else "")
+        table.add_row(
+            row.provider,
+            row.model,
+            row.token_type,
+            row.service_tier,
+            f"{row.context_threshold:,}" if row.context_threshold else "",
+            f"{row.unit_price.normalize():f} {row.currency}",
+            row.unit,
+            row.window.spec if row.window else "",
+            row.valid_from.date().isoformat(),
+            "yes" if row.override else "",
+        )
     console.print(table)
 
 
@@ -239,8 +292,9 @@ def reconcile(
         sessions = session_factory(engine)
         with sessions() as session:
             owner = auth.tenant_for_cli(session, tenant)
-        outcome = run_reconciliation(sessions, tenant_id=owner.id, period=window, settings=settings,
-                                     now=SystemClock().now(), trigger="cli")
+        outcome = run_reconciliation(
+            sessions, tenant_id=owner.id, period=window, settings=settings, now=SystemClock().now(), trigger="cli"
+        )
     finally:
         engine.dispose()
     if outcome.result is None:
@@ -251,17 +305,37 @@ def reconcile(
 def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> None:
     from rich.table import Table
 
-    drift = Table("provider", "account", "model", "logged tokens", "billed tokens", "expected", "billed", "difference",
-                  "%", title=f"Drift {period} ({tenant})")
+    drift = Table(
+        "provider",
+        "account",
+        "model",
+        "logged tokens",
+        "billed tokens",
+        "expected",
+        "billed",
+        "difference",
+        "%",
+        title=f"Drift {period} ({tenant})",
+    )
     for row in sorted(result.drift, key=lambda r: (r.provider, r.account or "", r.model or "")):
-        drift.add_row(row.provider, row.account or "(all)", row.model or "(all)", f"{row.logged_total_tokens:,}",
-                      "" if row.billed_total_tokens is None else f"{row.billed_total_tokens:,}", _usd(row.expected_cost),
-                      _usd(row.billed_cost), _usd(row.difference), "" if row.percent is None else f"{row.percent:.2f}")
+        drift.add_row(
+            row.provider,
+            row.account or "(all)",
+            row.model or "(all)",
+            f"{row.logged_total_tokens:,}",
+            "" if row.billed_total_tokens is None else f"{row.billed_total_tokens:,}",
+            _usd(row.expected_cost),
+            _usd(row.billed_cost),
+            _usd(row.difference),
+            "" if row.percent is None else f"{row.percent:.2f}",
+        )
     console.print(drift)
     findings = Table("severity", "kind", "scope", "impact", "summary", title=f"Findings {period}")
     order = {"critical": 0, "warning": 1, "info": 2}
     for finding in sorted(result.findings, key=lambda f: (order.get(f.severity, 3), -f.impact_usd)):
-        scope = " ".join(part for part in (finding.provider, finding.account, finding.api_key_id, finding.model) if part)
+        scope = " ".join(
+            part for part in (finding.provider, finding.account, finding.api_key_id, finding.model) if part
+        )
         findings.add_row(finding.severity, finding.kind, scope, _usd(finding.impact_usd), finding.summary)
     console.print(findings if result.findings else "no findings: the statements match the logged usage")
 
@@ -282,7 +356,13 @@ def import_statements(
     """Import a provider's billing statement for a period, from its API or from files."""
     from rich.progress import Progress
 
-    from ledger.importing import fetch_documents, importer_named, openrouter_request_ids, parse_documents, read_documents
+    from ledger.importing import (
+        fetch_documents,
+        importer_named,
+        openrouter_request_ids,
+        parse_documents,
+        read_documents,
+    )
     from ledger.periods import Period
     from ledger.statements import covering_period, store_statements
 
@@ -296,17 +376,32 @@ def import_statements(
         else:
             if not period:
                 raise typer.BadParameter("give --period to fetch, or --file to import files")
-            request_ids = openrouter_request_ids(session, owner.id, Period.month(period)) if source == "openrouter" else ()
+            request_ids = (
+                openrouter_request_ids(session, owner.id, Period.month(period)) if source == "openrouter" else ()
+            )
             with Progress(console=errors, transient=True) as progress:
                 task = progress.add_task(f"fetching {source} {period}", total=None)
                 documents = fetch_documents(
-                    importer, Period.month(period), settings=settings, now=now, request_ids=request_ids,
-                    progress=lambda document, count: progress.update(task, completed=count, description=document.name[:60]),
+                    importer,
+                    Period.month(period),
+                    settings=settings,
+                    now=now,
+                    request_ids=request_ids,
+                    progress=lambda document, count: progress.update(
+                        task, completed=count, description=document.name[:60]
+                    ),
                 )
         lines = parse_documents(importer, documents)
         window = Period.month(period) if period else covering_period(lines)
-        summary = store_statements(session, tenant_id=owner.id, source=importer.source, period=window,
-                                   documents=documents, lines=lines, now=now)
+        summary = store_statements(
+            session,
+            tenant_id=owner.id,
+            source=importer.source,
+            period=window,
+            documents=documents,
+            lines=lines,
+            now=now,
+        )
     print_import_summary(summary)
 
 
@@ -322,8 +417,13 @@ def print_import_summary(summary: ImportSummary) -> None:
     for row in summary.rows:
         for usage_type in sorted(set(row.quantities) | set(row.amounts)):
             quantity, amount = row.quantities.get(usage_type), row.amounts.get(usage_type)
-            table.add_row(row.provider, row.model, usage_type, "" if quantity is None else f"{quantity:,.0f}",
-                          "" if amount is None else f"{amount:,.4f}")
+            table.add_row(
+                row.provider,
+                row.model,
+                usage_type,
+                "" if quantity is None else f"{quantity:,.0f}",
+                "" if amount is None else f"{amount:,.4f}",
+            )
     console.print(table)
     for label, count in sorted(summary.unrecognised.items()):
         console.print(f"[yellow]kept as 'other'[/yellow]: {label} ({count} lines)", highlight=False)
@@ -350,15 +450,22 @@ def demo(
     server.start()
     try:
         keys = ensure_demo_tenant(engine)
-        result = populate(settings, engine, server.base_url, keys, settings.data_dir / "demo",
-                          lambda line: console.print(line, highlight=False))
+        result = populate(
+            settings,
+            engine,
+            server.base_url,
+            keys,
+            settings.data_dir / "demo",
+            lambda line: console.print(line, highlight=False),
+        )
         if result.outcome.result is None:
             raise RuntimeError(f"the demo reconciliation failed: {result.outcome.error}")
         print_reconciliation(result.tenant, result.period, result.outcome.result)
         console.print("\nPlanted in the statements (everything else is a clean control group):", style="bold")
         describe_plants(lambda line: console.print(line, highlight=False))
         base = server.base_url
-        console.print(f"""
+        console.print(
+            f"""
 Where to look:
   web report   {base}/report          (sign in with the read key below)
   API docs     {base}/docs
@@ -369,7 +476,9 @@ Where to look:
 Keys of tenant '{result.tenant}' (shown once):
   read   {result.read_key}
   admin  {result.admin_key}
-  ingest {result.ingest_key}""", highlight=False)
+  ingest {result.ingest_key}""",
+            highlight=False,
+        )
         if keep_serving:
             console.print(f"\nServing on {base} — Ctrl-C to stop.", highlight=False)
             while server.thread.is_alive():
@@ -425,8 +534,10 @@ def report(
         owner = auth.tenant_for_cli(session, tenant)
         result = monthly.load_monthly_report(session, owner.id, Period.month(period), SystemClock().now())
     output.write_text(monthly.render(result, output_format), encoding="utf-8")
-    console.print(f"{output_format} report of {owner.name} for {period} ({len(result.rows)} rows) written to {output}",
-                  highlight=False)
+    console.print(
+        f"{output_format} report of {owner.name} for {period} ({len(result.rows)} rows) written to {output}",
+        highlight=False,
+    )
 
 
 @alerts_app.command("add-channel")
@@ -458,13 +569,28 @@ def alerts_add_channel(
         impact = Decimal(min_impact_usd)
     except InvalidOperation:
         raise typer.BadParameter(f"--min-impact-usd must be a number, got {min_impact_usd!r}") from None
-    options = ChannelOptions(url=url, secret=secret, smtp_host=smtp_host, smtp_port=smtp_port, sender=sender,
-                             recipients=tuple(to or ()), starttls=starttls, username=smtp_user,
-                             password_env=smtp_password_env)
+    options = ChannelOptions(
+        url=url,
+        secret=secret,
+        smtp_host=smtp_host,
+        smtp_port=smtp_port,
+        sender=sender,
+        recipients=tuple(to or ()),
+        starttls=starttls,
+        username=smtp_user,
+        password_env=smtp_password_env,
+    )
     with session_scope(get_settings()) as session:
         owner = auth.tenant_for_cli(session, tenant)
-        channel = add_channel(session, tenant_id=owner.id, name=name, kind=kind, options=options,
-                              min_severity=min_severity, min_impact_usd=impact)
+        channel = add_channel(
+            session,
+            tenant_id=owner.id,
+            name=name,
+            kind=kind,
+            options=options,
+            min_severity=min_severity,
+            min_impact_usd=impact,
+        )
         target, generated = describe_target(channel), channel.config.get("secret") if not secret else None
     console.print(f"{kind} channel {name!r} added for {owner.name}: {target}", highlight=False)
     if generated:
@@ -485,18 +611,40 @@ def alerts_list(
 
     with session_scope(get_settings()) as session:
         owner = auth.tenant_for_cli(session, tenant)
-        channels = [(c.name, c.kind, describe_target(c), c.min_severity, f"{c.min_impact_usd:,.2f}",
-                     "yes" if c.enabled else "no") for c in sources.channels(session, owner.id)]
+        channels = [
+            (
+                c.name,
+                c.kind,
+                describe_target(c),
+                c.min_severity,
+                f"{c.min_impact_usd:,.2f}",
+                "yes" if c.enabled else "no",
+            )
+            for c in sources.channels(session, owner.id)
+        ]
         deliveries = sources.delivery_log(session, owner.id, limit=20)
-    table = Table("name", "kind", "delivers to", "min severity", "min impact USD", "enabled",
-                  title=f"Alert channels of {owner.name}")
+    table = Table(
+        "name",
+        "kind",
+        "delivers to",
+        "min severity",
+        "min impact USD",
+        "enabled",
+        title=f"Alert channels of {owner.name}",
+    )
     for row in channels:
         table.add_row(*row)
     console.print(table if channels else "no alert channel yet: tokenledger alerts add-channel --name … --kind …")
     log = Table("queued", "channel", "topic", "status", "attempts", "last error", title="Latest deliveries")
     for line in deliveries:
-        log.add_row(line.created_at.strftime("%Y-%m-%d %H:%M"), line.channel, line.topic, line.status,
-                    str(line.attempts), line.last_error or "")
+        log.add_row(
+            line.created_at.strftime("%Y-%m-%d %H:%M"),
+            line.channel,
+            line.topic,
+            line.status,
+            str(line.attempts),
+            line.last_error or "",
+        )
     if deliveries:
         console.print(log)
 

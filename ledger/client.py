@@ -283,7 +283,9 @@ class TokenLedger:
                 if response.status_code != 429 and response.status_code < 500:
                     log.warning(
                         "TokenLedger refused a batch of %d event(s) with HTTP %d; dropping it: %s",
-                        len(batch), response.status_code, response.text[:4000],
+                        len(batch),
+                        response.status_code,
+                        response.text[:4000],
                     )
                     return False
                 problem = f"HTTP {response.status_code}: {response.text[:500]}"
@@ -291,8 +293,12 @@ class TokenLedger:
             now = time.monotonic()
             first_failure = now if first_failure is None else first_failure
             if now - first_failure >= self.retry_window:
-                log.warning("TokenLedger: giving up on %d event(s) after %.0f s of failures: %s",
-                            len(batch), now - first_failure, problem)
+                log.warning(
+                    "TokenLedger: giving up on %d event(s) after %.0f s of failures: %s",
+                    len(batch),
+                    now - first_failure,
+                    problem,
+                )
                 return False
             delay = min(self.max_retry_delay, FIRST_RETRY_DELAY * 2**attempt) * random.uniform(0.8, 1.0)
             if retry_after is not None:

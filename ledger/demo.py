@@ -59,29 +59,116 @@ class DemoScope:
 
 
 SCOPES: tuple[DemoScope, ...] = (
-    DemoScope("openai-web", "openai", "proj_web", "key_web", "gpt-5.4", "web-search", 220, 2_400, 420,
-              cache_read_share=0.3),
-    DemoScope("openai-support", "openai", "proj_support", "key_support", "gpt-5.4", "support-bot", 600,
-              1_300, 260, plant="padding"),
-    DemoScope("openai-rag", "openai", "proj_rag", "key_rag", "gpt-5.4", "rag", 160, 9_000, 350,
-              cache_read_share=0.7, plant="cache_mischarge"),
-    DemoScope("openai-chat", "openai", "proj_chat", "key_chat", "gpt-5.4-mini", "chat", 300, 900, 300,
-              error_rate=0.06, plant="charged_errors"),
-    DemoScope("anthropic-research", "anthropic", "wrk_research", "key_research", "claude-sonnet-4-6", "research",
-              140, 5_200, 800, system_prompt_tokens=1_850, plant="system_prompt_double_count"),
-    DemoScope("anthropic-apps", "anthropic", "wrk_apps", "key_apps", "claude-haiku-4-5", "summarizer", 400,
-              2_000, 600, cache_read_share=0.4, plant="price_drift"),
-    DemoScope("openrouter-agents", "openrouter", "or_main", "or_key_agents", "anthropic/claude-sonnet-4.6", "agents",
-              120, 3_000, 500, substitute_model="openai/gpt-5.4", substitution_share=0.08),
-    DemoScope("deepseek-batch", "deepseek", "ds_main", "ds_key", "deepseek-v4-flash", "extraction", 200, 1_600, 900,
-              truncation_share=0.07),
-    DemoScope("qwen-chat", "qwen", "qw_main", "qw_key", "qwen3.8-flash", "assistant", 180, 1_100, 320,
-              stream_share=1.0, missing_finish_share=0.09),
-    DemoScope("google-docs", "google", "gcp-prod", "", "gemini-2.5-pro", "doc-ai", 300, 6_000, 700,
-              spike_day=23),
+    DemoScope(
+        "openai-web", "openai", "proj_web", "key_web", "gpt-5.4", "web-search", 220, 2_400, 420, cache_read_share=0.3
+    ),
+    DemoScope(
+        "openai-support",
+        "openai",
+        "proj_support",
+        "key_support",
+        "gpt-5.4",
+        "support-bot",
+        600,
+        1_300,
+        260,
+        plant="padding",
+    ),
+    DemoScope(
+        "openai-rag",
+        "openai",
+        "proj_rag",
+        "key_rag",
+        "gpt-5.4",
+        "rag",
+        160,
+        9_000,
+        350,
+        cache_read_share=0.7,
+        plant="cache_mischarge",
+    ),
+    DemoScope(
+        "openai-chat",
+        "openai",
+        "proj_chat",
+        "key_chat",
+        "gpt-5.4-mini",
+        "chat",
+        300,
+        900,
+        300,
+        error_rate=0.06,
+        plant="charged_errors",
+    ),
+    DemoScope(
+        "anthropic-research",
+        "anthropic",
+        "wrk_research",
+        "key_research",
+        "claude-sonnet-4-6",
+        "research",
+        140,
+        5_200,
+        800,
+        system_prompt_tokens=1_850,
+        plant="system_prompt_double_count",
+    ),
+    DemoScope(
+        "anthropic-apps",
+        "anthropic",
+        "wrk_apps",
+        "key_apps",
+        "claude-haiku-4-5",
+        "summarizer",
+        400,
+        2_000,
+        600,
+        cache_read_share=0.4,
+        plant="price_drift",
+    ),
+    DemoScope(
+        "openrouter-agents",
+        "openrouter",
+        "or_main",
+        "or_key_agents",
+        "anthropic/claude-sonnet-4.6",
+        "agents",
+        120,
+        3_000,
+        500,
+        substitute_model="openai/gpt-5.4",
+        substitution_share=0.08,
+    ),
+    DemoScope(
+        "deepseek-batch",
+        "deepseek",
+        "ds_main",
+        "ds_key",
+        "deepseek-v4-flash",
+        "extraction",
+        200,
+        1_600,
+        900,
+        truncation_share=0.07,
+    ),
+    DemoScope(
+        "qwen-chat",
+        "qwen",
+        "qw_main",
+        "qw_key",
+        "qwen3.8-flash",
+        "assistant",
+        180,
+        1_100,
+        320,
+        stream_share=1.0,
+        missing_finish_share=0.09,
+    ),
+    DemoScope("google-docs", "google", "gcp-prod", "", "gemini-2.5-pro", "doc-ai", 300, 6_000, 700, spike_day=23),
 )
-LEAKED_KEY = DemoScope("openai-leaked", "openai", "proj_web", "key_leaked", "gpt-5.4", "-", 90, 6_000, 900,
-                       plant="unlogged_usage")
+LEAKED_KEY = DemoScope(
+    "openai-leaked", "openai", "proj_web", "key_leaked", "gpt-5.4", "-", 90, 6_000, 900, plant="unlogged_usage"
+)
 PADDING_TOKENS = 80
 PRICE_DRIFT_FROM_DAY = 15
 PRICE_DRIFT_FACTOR = Decimal("1.2")
@@ -193,8 +280,14 @@ def _event(scope: DemoScope, day: date, n: int, rng: random.Random) -> dict[str,
         event["response_model"] = scope.substitute_model
     if failed:
         status = rng.choice((429, 429, 429, 500, 503))
-        event.update(status_code=status, error_type="rate_limit" if status == 429 else "server_error",
-                     input_tokens=0, output_tokens=0, cache_read_input_tokens=0, finish_reason=None)
+        event.update(
+            status_code=status,
+            error_type="rate_limit" if status == 429 else "server_error",
+            input_tokens=0,
+            output_tokens=0,
+            cache_read_input_tokens=0,
+            finish_reason=None,
+        )
         event.pop("system_prompt_tokens", None)
     return event
 
@@ -207,6 +300,7 @@ def day_totals(events: Iterator[dict[str, Any]]) -> dict[date, DayTotals]:
 
 
 # ------------------------------------------------------------------ statements in the providers' shapes
+
 
 @dataclass(frozen=True)
 class BilledUsage:
@@ -242,33 +336,55 @@ def _unix(day: date) -> int:
     return int(day_start(day).timestamp())
 
 
-def openai_documents(days: dict[str, dict[date, BilledUsage]], scopes: dict[str, DemoScope],
-                     catalog: PriceCatalog) -> list[RawDocument]:
+def openai_documents(
+    days: dict[str, dict[date, BilledUsage]], scopes: dict[str, DemoScope], catalog: PriceCatalog
+) -> list[RawDocument]:
     """`GET /v1/organization/usage/completions` pages (one a week) and one `GET /v1/organization/costs` page."""
     all_days = sorted({day for per_day in days.values() for day in per_day})
     usage_pages = []
     for week in range(0, len(all_days), 7):
         buckets = []
-        for day in all_days[week:week + 7]:
+        for day in all_days[week : week + 7]:
             results = []
             for name, per_day in days.items():
                 usage = per_day.get(day)
                 if usage is None:
                     continue
                 scope = scopes[name]
-                results.append({
-                    "object": "organization.usage.completions.result",
-                    "input_tokens": usage.uncached_input + usage.cached_input, "output_tokens": usage.output,
-                    "num_model_requests": usage.requests, "project_id": scope.account, "user_id": None,
-                    "api_key_id": scope.api_key_id, "model": scope.model, "batch": False, "service_tier": "default",
-                    "input_cached_tokens": usage.cached_input, "input_cache_write_tokens": 0,
-                    "input_uncached_tokens": usage.uncached_input,
-                })
-            buckets.append({"object": "bucket", "start_time": _unix(day), "end_time": _unix(day + timedelta(days=1)),
-                            "results": results})
+                results.append(
+                    {
+                        "object": "organization.usage.completions.result",
+                        "input_tokens": usage.uncached_input + usage.cached_input,
+                        "output_tokens": usage.output,
+                        "num_model_requests": usage.requests,
+                        "project_id": scope.account,
+                        "user_id": None,
+                        "api_key_id": scope.api_key_id,
+                        "model": scope.model,
+                        "batch": False,
+                        "service_tier": "default",
+                        "input_cached_tokens": usage.cached_input,
+                        "input_cache_write_tokens": 0,
+                        "input_uncached_tokens": usage.uncached_input,
+                    }
+                )
+            buckets.append(
+                {
+                    "object": "bucket",
+                    "start_time": _unix(day),
+                    "end_time": _unix(day + timedelta(days=1)),
+                    "results": results,
+                }
+            )
         has_more = week + 7 < len(all_days)
-        usage_pages.append({"object": "page", "data": buckets, "has_more": has_more,
-                            "next_page": f"page_{week + 7}" if has_more else None})
+        usage_pages.append(
+            {
+                "object": "page",
+                "data": buckets,
+                "has_more": has_more,
+                "next_page": f"page_{week + 7}" if has_more else None,
+            }
+        )
     cost_buckets = []
     for day in all_days:
         costs: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
@@ -277,34 +393,52 @@ def openai_documents(days: dict[str, dict[date, BilledUsage]], scopes: dict[str,
             if usage is None:
                 continue
             scope = scopes[name]
-            for label, token_type, quantity in (("input", "input", usage.uncached_input),
-                                                ("cached input", "cached_input", usage.cached_input),
-                                                ("output", "output", usage.output)):
+            for label, token_type, quantity in (
+                ("input", "input", usage.uncached_input),
+                ("cached input", "cached_input", usage.cached_input),
+                ("output", "output", usage.output),
+            ):
                 entry = costs[(scope.account, f"{scope.model}, {label}")]
                 entry["amount"] += usage.amount(token_type, quantity)
                 entry["quantity"] += quantity
-        cost_buckets.append({
-            "object": "bucket", "start_time": _unix(day), "end_time": _unix(day + timedelta(days=1)),
-            "results": [
-                {"object": "organization.costs.result",
-                 "amount": {"value": float(round(entry["amount"], 6)), "currency": "usd"},
-                 "line_item": line_item, "project_id": project, "api_key_id": None,
-                 "quantity": int(entry["quantity"]), "quantity_unit": "tokens"}
-                for (project, line_item), entry in sorted(costs.items())
-            ],
-        })
-    documents = [_json_document("openai", f"openai_usage_completions_p{n + 1}.json", page)
-                 for n, page in enumerate(usage_pages)]
-    documents.append(_json_document("openai", "openai_costs.json",
-                                    {"object": "page", "data": cost_buckets, "has_more": False, "next_page": None}))
+        cost_buckets.append(
+            {
+                "object": "bucket",
+                "start_time": _unix(day),
+                "end_time": _unix(day + timedelta(days=1)),
+                "results": [
+                    {
+                        "object": "organization.costs.result",
+                        "amount": {"value": float(round(entry["amount"], 6)), "currency": "usd"},
+                        "line_item": line_item,
+                        "project_id": project,
+                        "api_key_id": None,
+                        "quantity": int(entry["quantity"]),
+                        "quantity_unit": "tokens",
+                    }
+                    for (project, line_item), entry in sorted(costs.items())
+                ],
+            }
+        )
+    documents = [
+        _json_document("openai", f"openai_usage_completions_p{n + 1}.json", page) for n, page in enumerate(usage_pages)
+    ]
+    documents.append(
+        _json_document(
+            "openai",
+            "openai_costs.json",
+            {"object": "page", "data": cost_buckets, "has_more": False, "next_page": None},
+        )
+    )
     return documents
 
 
 ANTHROPIC_DESCRIPTIONS = {"claude-sonnet-4-6": "Claude Sonnet 4.6", "claude-haiku-4-5": "Claude Haiku 4.5"}
 
 
-def anthropic_documents(days: dict[str, dict[date, BilledUsage]], scopes: dict[str, DemoScope],
-                        catalog: PriceCatalog) -> list[RawDocument]:
+def anthropic_documents(
+    days: dict[str, dict[date, BilledUsage]], scopes: dict[str, DemoScope], catalog: PriceCatalog
+) -> list[RawDocument]:
     """`GET /v1/organizations/usage_report/messages` and `GET /v1/organizations/cost_report` (amounts in cents)."""
     all_days = sorted({day for per_day in days.values() for day in per_day})
     usage_buckets, cost_buckets = [], []
@@ -315,14 +449,20 @@ def anthropic_documents(days: dict[str, dict[date, BilledUsage]], scopes: dict[s
             if usage is None:
                 continue
             scope = scopes[name]
-            usage_results.append({
-                "uncached_input_tokens": usage.uncached_input,
-                "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 0},
-                "cache_read_input_tokens": usage.cached_input, "output_tokens": usage.output,
-                "server_tool_use": {"web_search_requests": 0}, "api_key_id": scope.api_key_id,
-                "workspace_id": scope.account, "model": scope.model, "service_tier": "standard",
-                "context_window": "0-200k",
-            })
+            usage_results.append(
+                {
+                    "uncached_input_tokens": usage.uncached_input,
+                    "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 0},
+                    "cache_read_input_tokens": usage.cached_input,
+                    "output_tokens": usage.output,
+                    "server_tool_use": {"web_search_requests": 0},
+                    "api_key_id": scope.api_key_id,
+                    "workspace_id": scope.account,
+                    "model": scope.model,
+                    "service_tier": "standard",
+                    "context_window": "0-200k",
+                }
+            )
             for token_type, catalog_type, quantity, label in (
                 ("uncached_input_tokens", "input", usage.uncached_input, "Input Tokens"),
                 ("cache_read_input_tokens", "cached_input", usage.cached_input, "Cache Read Input Tokens"),
@@ -331,21 +471,33 @@ def anthropic_documents(days: dict[str, dict[date, BilledUsage]], scopes: dict[s
                 dollars = usage.amount(catalog_type, quantity)
                 if scope.plant == "price_drift" and catalog_type == "output" and day.day >= PRICE_DRIFT_FROM_DAY:
                     dollars *= PRICE_DRIFT_FACTOR
-                cost_results.append({
-                    "currency": "USD", "amount": f"{dollars * 100:.4f}", "workspace_id": scope.account,
-                    "description": f"{ANTHROPIC_DESCRIPTIONS[scope.model]} Usage - {label}", "cost_type": "tokens",
-                    "context_window": "0-200k", "model": scope.model, "service_tier": "standard",
-                    "token_type": token_type, "inference_geo": None,
-                })
-        window = {"starting_at": f"{day.isoformat()}T00:00:00Z",
-                  "ending_at": f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z"}
+                cost_results.append(
+                    {
+                        "currency": "USD",
+                        "amount": f"{dollars * 100:.4f}",
+                        "workspace_id": scope.account,
+                        "description": f"{ANTHROPIC_DESCRIPTIONS[scope.model]} Usage - {label}",
+                        "cost_type": "tokens",
+                        "context_window": "0-200k",
+                        "model": scope.model,
+                        "service_tier": "standard",
+                        "token_type": token_type,
+                        "inference_geo": None,
+                    }
+                )
+        window = {
+            "starting_at": f"{day.isoformat()}T00:00:00Z",
+            "ending_at": f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z",
+        }
         usage_buckets.append({**window, "results": usage_results})
         cost_buckets.append({**window, "results": cost_results})
     return [
-        _json_document("anthropic", "anthropic_usage_report.json",
-                       {"data": usage_buckets, "has_more": False, "next_page": None}),
-        _json_document("anthropic", "anthropic_cost_report.json",
-                       {"data": cost_buckets, "has_more": False, "next_page": None}),
+        _json_document(
+            "anthropic", "anthropic_usage_report.json", {"data": usage_buckets, "has_more": False, "next_page": None}
+        ),
+        _json_document(
+            "anthropic", "anthropic_cost_report.json", {"data": cost_buckets, "has_more": False, "next_page": None}
+        ),
     ]
 
 
@@ -358,19 +510,49 @@ def openrouter_documents(scope: DemoScope, totals: dict[date, DayTotals], catalo
             vendor, _, name = model.partition("/")
             usage = TokenUsage(uncached_input=uncached, cached_input=cached, output=output)
             cost = catalog.cost(vendor, name, usage, at=day_start(day) + timedelta(hours=12))  # flat-priced models
-            rows.append({"date": day.isoformat(), "model": model, "model_permaslug": model,
-                         "endpoint_id": f"demo-{vendor}", "provider_name": vendor.title(),
-                         "usage": float(round(cost.total, 6)), "byok_usage_inference": 0, "requests": requests,
-                         "prompt_tokens": uncached + cached, "completion_tokens": output, "reasoning_tokens": 0})
+            rows.append(
+                {
+                    "date": day.isoformat(),
+                    "model": model,
+                    "model_permaslug": model,
+                    "endpoint_id": f"demo-{vendor}",
+                    "provider_name": vendor.title(),
+                    "usage": float(round(cost.total, 6)),
+                    "byok_usage_inference": 0,
+                    "requests": requests,
+                    "prompt_tokens": uncached + cached,
+                    "completion_tokens": output,
+                    "reasoning_tokens": 0,
+                }
+            )
         documents.append(_json_document("openrouter", f"openrouter_activity_{day.isoformat()}.json", {"data": rows}))
     return documents
 
 
-FOCUS_COLUMNS = ("BilledCost", "BillingAccountId", "BillingCurrency", "ChargeCategory", "ChargeClass",
-                 "ChargeDescription", "ChargePeriodEnd", "ChargePeriodStart", "ConsumedQuantity", "ConsumedUnit",
-                 "EffectiveCost", "HostProviderName", "PricingQuantity", "PricingUnit", "ResourceId",
-                 "ServiceCategory", "ServiceName", "ServiceProviderName", "SkuId", "SkuMeter", "SubAccountId",
-                 "SubAccountName")
+FOCUS_COLUMNS = (
+    "BilledCost",
+    "BillingAccountId",
+    "BillingCurrency",
+    "ChargeCategory",
+    "ChargeClass",
+    "ChargeDescription",
+    "ChargePeriodEnd",
+    "ChargePeriodStart",
+    "ConsumedQuantity",
+    "ConsumedUnit",
+    "EffectiveCost",
+    "HostProviderName",
+    "PricingQuantity",
+    "PricingUnit",
+    "ResourceId",
+    "ServiceCategory",
+    "ServiceName",
+    "ServiceProviderName",
+    "SkuId",
+    "SkuMeter",
+    "SubAccountId",
+    "SubAccountName",
+)
 
 
 def focus_document(scope: DemoScope, days: dict[date, BilledUsage], catalog: PriceCatalog) -> RawDocument:
@@ -379,23 +561,41 @@ def focus_document(scope: DemoScope, days: dict[date, BilledUsage], catalog: Pri
     writer = csv.DictWriter(out, FOCUS_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for day, usage in sorted(days.items()):
-        for meter, catalog_type, quantity in (("Gemini 2.5 Pro Text Input", "input", usage.uncached_input),
-                                              ("Gemini 2.5 Pro Cached Text Input", "cached_input", usage.cached_input),
-                                              ("Gemini 2.5 Pro Text Output", "output", usage.output)):
+        for meter, catalog_type, quantity in (
+            ("Gemini 2.5 Pro Text Input", "input", usage.uncached_input),
+            ("Gemini 2.5 Pro Cached Text Input", "cached_input", usage.cached_input),
+            ("Gemini 2.5 Pro Text Output", "output", usage.output),
+        ):
             cost = usage.amount(catalog_type, quantity)
-            writer.writerow({
-                "BilledCost": f"{cost:.6f}", "BillingAccountId": "01A2B3-C4D5E6-F7A8B9", "BillingCurrency": "USD",
-                "ChargeCategory": "Usage", "ChargeClass": "", "ChargeDescription": f"{meter} - Predictions",
-                "ChargePeriodEnd": f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z",
-                "ChargePeriodStart": f"{day.isoformat()}T00:00:00Z", "ConsumedQuantity": quantity,
-                "ConsumedUnit": "Tokens", "EffectiveCost": f"{cost:.6f}", "HostProviderName": "Google Cloud",
-                "PricingQuantity": f"{Decimal(quantity) / MILLION:f}", "PricingUnit": "1M Tokens", "ResourceId": "",
-                "ServiceCategory": "AI and Machine Learning", "ServiceName": "Vertex AI",
-                "ServiceProviderName": "Google Cloud", "SkuId": f"DEMO-{catalog_type.upper()}", "SkuMeter": meter,
-                "SubAccountId": scope.account, "SubAccountName": "Production",
-            })
-    return RawDocument(name="vertex_focus_export.csv", content=out.getvalue().encode(), media_type="text/csv",
-                       source="focus")
+            writer.writerow(
+                {
+                    "BilledCost": f"{cost:.6f}",
+                    "BillingAccountId": "01A2B3-C4D5E6-F7A8B9",
+                    "BillingCurrency": "USD",
+                    "ChargeCategory": "Usage",
+                    "ChargeClass": "",
+                    "ChargeDescription": f"{meter} - Predictions",
+                    "ChargePeriodEnd": f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z",
+                    "ChargePeriodStart": f"{day.isoformat()}T00:00:00Z",
+                    "ConsumedQuantity": quantity,
+                    "ConsumedUnit": "Tokens",
+                    "EffectiveCost": f"{cost:.6f}",
+                    "HostProviderName": "Google Cloud",
+                    "PricingQuantity": f"{Decimal(quantity) / MILLION:f}",
+                    "PricingUnit": "1M Tokens",
+                    "ResourceId": "",
+                    "ServiceCategory": "AI and Machine Learning",
+                    "ServiceName": "Vertex AI",
+                    "ServiceProviderName": "Google Cloud",
+                    "SkuId": f"DEMO-{catalog_type.upper()}",
+                    "SkuMeter": meter,
+                    "SubAccountId": scope.account,
+                    "SubAccountName": "Production",
+                }
+            )
+    return RawDocument(
+        name="vertex_focus_export.csv", content=out.getvalue().encode(), media_type="text/csv", source="focus"
+    )
 
 
 DEMO_CSV_MAPPING = """# Demo export layout (the demo's own console-style CSV; not a provider's documented format).
@@ -429,21 +629,30 @@ def csv_document(scope: DemoScope, days: dict[date, BilledUsage], catalog: Price
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["Date", "Project", "API key", "Model", "Usage type", "Quantity", "Cost", "Currency"])
     for day, usage in sorted(days.items()):
-        writer.writerow([day.isoformat(), scope.account, scope.api_key_id, scope.model, "Requests", usage.requests,
-                         "", "USD"])
-        for label, catalog_type, quantity in (("Input", "input", usage.uncached_input),
-                                              ("Cached input", "cached_input", usage.cached_input),
-                                              ("Output", "output", usage.output)):
+        writer.writerow(
+            [day.isoformat(), scope.account, scope.api_key_id, scope.model, "Requests", usage.requests, "", "USD"]
+        )
+        for label, catalog_type, quantity in (
+            ("Input", "input", usage.uncached_input),
+            ("Cached input", "cached_input", usage.cached_input),
+            ("Output", "output", usage.output),
+        ):
             cost = f"{usage.amount(catalog_type, quantity):.6f}"
-            writer.writerow([day.isoformat(), scope.account, scope.api_key_id, scope.model, label, quantity, cost,
-                             "USD"])
-    return RawDocument(name=f"{scope.provider}_console_export.csv", content=out.getvalue().encode(),
-                       media_type="text/csv", source="csv")
+            writer.writerow(
+                [day.isoformat(), scope.account, scope.api_key_id, scope.model, label, quantity, cost, "USD"]
+            )
+    return RawDocument(
+        name=f"{scope.provider}_console_export.csv",
+        content=out.getvalue().encode(),
+        media_type="text/csv",
+        source="csv",
+    )
 
 
 def _json_document(source: str, name: str, body: Any) -> RawDocument:
-    return RawDocument(name=name, content=json.dumps(body, indent=1).encode(), media_type="application/json",
-                       source=source)
+    return RawDocument(
+        name=name, content=json.dumps(body, indent=1).encode(), media_type="application/json", source=source
+    )
 
 
 @dataclass(frozen=True)
@@ -457,8 +666,10 @@ class DemoStatements:
 def build_statements(period: Period, catalog: PriceCatalog, seed: int = 7, scale: float = 1.0) -> DemoStatements:
     scopes = {scope.name: scope for scope in (*SCOPES, LEAKED_KEY)}
     totals = {scope.name: day_totals(generate_events(scope, period, seed, scale)) for scope in scopes.values()}
-    billed = {name: {day: billed_usage(scopes[name], day, t, catalog) for day, t in per_day.items()}
-              for name, per_day in totals.items()}
+    billed = {
+        name: {day: billed_usage(scopes[name], day, t, catalog) for day, t in per_day.items()}
+        for name, per_day in totals.items()
+    }
     leaked = billed.pop(LEAKED_KEY.name)
     billed[LEAKED_KEY.name] = {day: usage for day, usage in leaked.items() if day.day >= 20}
 
@@ -515,4 +726,3 @@ PLANTED: dict[str, str] = {
 def describe_plants(write: Callable[[str], None]) -> None:
     for name, text in PLANTED.items():
         write(f"  {name:<20} {text}")
-

@@ -45,8 +45,9 @@ class BackgroundServer:
     """The service's app under uvicorn in a thread of this process."""
 
     def __init__(self, settings: Settings, engine: Engine, host: str, port: int) -> None:
-        config = uvicorn.Config(create_app(settings, engine=engine), host=host, port=port,
-                                log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            create_app(settings, engine=engine), host=host, port=port, log_level="warning", access_log=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="tokenledger-http", daemon=True)
         self.base_url = f"http://{host}:{port}"
@@ -72,9 +73,18 @@ def ensure_demo_tenant(engine: Engine, name: str = DEMO_TENANT) -> dict[str, str
         return {role: auth.create_key(session, name, role, label="demo").token for role in auth.ROLES}
 
 
-def populate(settings: Settings, engine: Engine, base_url: str, keys: dict[str, str], work_dir: Path,
-             say: Callable[[str], None], *, tenant: str = DEMO_TENANT, scale: float = 1.0,
-             clock: Clock | None = None) -> DemoResult:
+def populate(
+    settings: Settings,
+    engine: Engine,
+    base_url: str,
+    keys: dict[str, str],
+    work_dir: Path,
+    say: Callable[[str], None],
+    *,
+    tenant: str = DEMO_TENANT,
+    scale: float = 1.0,
+    clock: Clock | None = None,
+) -> DemoResult:
     clock = clock or SystemClock()
     period = demo_period(clock.now())
     say(f"sending a month of usage ({period.label}) through POST /v1/events …")
@@ -104,12 +114,19 @@ def populate(settings: Settings, engine: Engine, base_url: str, keys: dict[str, 
                 importer = importer_for(source)
             lines += parse_documents(importer, [document])
         with sessions.begin() as session:
-            summary = store_statements(session, tenant_id=tenant_id, source=source, period=period,
-                                       documents=documents, lines=lines, now=clock.now())
+            summary = store_statements(
+                session,
+                tenant_id=tenant_id,
+                source=source,
+                period=period,
+                documents=documents,
+                lines=lines,
+                now=clock.now(),
+            )
         total_lines += summary.lines
         say(f"  imported {source:<10} {summary.lines:>6,} statement lines from {summary.documents} documents")
     say("reconciling …")
-    outcome = run_reconciliation(sessions, tenant_id=tenant_id, period=period, settings=settings, now=clock.now(),
-                                 trigger="demo")
-    return DemoResult(tenant, period.label, sent, total_lines, outcome, keys["read"], keys["admin"],
-                      keys["ingest"])
+    outcome = run_reconciliation(
+        sessions, tenant_id=tenant_id, period=period, settings=settings, now=clock.now(), trigger="demo"
+    )
+    return DemoResult(tenant, period.label, sent, total_lines, outcome, keys["read"], keys["admin"], keys["ingest"])

@@ -171,7 +171,9 @@ def parse_body(body: bytes, content_type: str) -> list[Any]:
                 try:
                     items.append(json.loads(line, parse_float=Decimal))
                 except ValueError as error:
-                    raise EventValidationError([EventProblem(len(items), "body", f"line {number + 1}: invalid JSON: {error}")]) from error
+                    raise EventValidationError(
+                        [EventProblem(len(items), "body", f"line {number + 1}: invalid JSON: {error}")]
+                    ) from error
         return items
     try:
         decoded = json.loads(body, parse_float=Decimal)
@@ -306,4 +308,3 @@ def _to_row(event: EventIn, *, tenant_id: int, received_at: datetime, latest: da
         reported_cost=reported_cost,
         usage_raw=event.usage,
     )
-

@@ -29,29 +29,69 @@ from ledger.events import EventProblem, EventValidationError
 from ledger.instrument.calls import error_type_for_status, responses_finish_reason
 from ledger.normalizers import UsageShapeError, normalize_usage
 
-LLM_CALL_TYPES = frozenset({
-    "completion", "acompletion", "text_completion", "atext_completion", "embedding", "aembedding",
-    "responses", "aresponses", "anthropic_messages", "aanthropic_messages", "generate_content",
-    "agenerate_content", "generate_content_stream", "agenerate_content_stream", "pass_through_endpoint",
-})
+LLM_CALL_TYPES = frozenset(
+    {
+        "completion",
+        "acompletion",
+        "text_completion",
+        "atext_completion",
+        "embedding",
+        "aembedding",
+        "responses",
+        "aresponses",
+        "anthropic_messages",
+        "aanthropic_messages",
+        "generate_content",
+        "agenerate_content",
+        "generate_content_stream",
+        "agenerate_content_stream",
+        "pass_through_endpoint",
+    }
+)
 
 # LiteLLM `custom_llm_provider` (litellm/types/utils.py `LlmProviders`) → event provider slug.
 PROVIDERS = {
-    "openai": "openai", "text-completion-openai": "openai", "azure": "azure", "azure_text": "azure",
-    "azure_ai": "azure", "anthropic": "anthropic", "anthropic_text": "anthropic", "bedrock": "bedrock",
-    "vertex_ai": "vertex", "vertex_ai_beta": "vertex", "gemini": "google", "deepseek": "deepseek",
-    "dashscope": "qwen", "mistral": "mistral", "codestral": "mistral", "openrouter": "openrouter",
-    "vllm": "vllm", "hosted_vllm": "vllm", "groq": "groq", "together_ai": "together",
-    "fireworks_ai": "fireworks", "xai": "xai", "perplexity": "perplexity",
+    "openai": "openai",
+    "text-completion-openai": "openai",
+    "azure": "azure",
+    "azure_text": "azure",
+    "azure_ai": "azure",
+    "anthropic": "anthropic",
+    "anthropic_text": "anthropic",
+    "bedrock": "bedrock",
+    "vertex_ai": "vertex",
+    "vertex_ai_beta": "vertex",
+    "gemini": "google",
+    "deepseek": "deepseek",
+    "dashscope": "qwen",
+    "mistral": "mistral",
+    "codestral": "mistral",
+    "openrouter": "openrouter",
+    "vllm": "vllm",
+    "hosted_vllm": "vllm",
+    "groq": "groq",
+    "together_ai": "together",
+    "fireworks_ai": "fireworks",
+    "xai": "xai",
+    "perplexity": "perplexity",
 }
 
 # LiteLLM exception classes (litellm/exceptions.py) → HTTP status when error_code is not one, and error type
 # where the status alone would say less.
 _ERROR_STATUS = {
-    "Timeout": 408, "RateLimitError": 429, "AuthenticationError": 401, "PermissionDeniedError": 403,
-    "BadRequestError": 400, "ContentPolicyViolationError": 400, "ContextWindowExceededError": 400,
-    "NotFoundError": 404, "UnprocessableEntityError": 422, "InternalServerError": 500,
-    "ServiceUnavailableError": 503, "APIConnectionError": 500, "APIError": 500,
+    "Timeout": 408,
+    "RateLimitError": 429,
+    "AuthenticationError": 401,
+    "PermissionDeniedError": 403,
+    "BadRequestError": 400,
+    "ContentPolicyViolationError": 400,
+    "ContextWindowExceededError": 400,
+    "NotFoundError": 404,
+    "UnprocessableEntityError": 422,
+    "InternalServerError": 500,
+    "ServiceUnavailableError": 503,
+    "APIConnectionError": 500,
+    "APIError": 500,
 }
 _ERROR_TYPE = {"Timeout": "timeout", "ContentPolicyViolationError": "content_filter", "APIConnectionError": "other"}
 

@@ -61,11 +61,35 @@ _CONTEXT_TAG = re.compile(r"\[1m\]$")
 _DOTTED_FAMILY = re.compile(r"^(?:gpt-|gemini-|qwen)")
 _DASH_BETWEEN_DIGITS = re.compile(r"(?<=\d)-(?=\d(?:-|$))")
 _DOT_BETWEEN_DIGITS = re.compile(r"(?<=\d)\.(?=\d)")
-_METER_WORDS = frozenset({
-    "input", "output", "cached", "cache", "text", "tokens", "token", "predictions", "prediction", "global",
-    "regional", "datazone", "data", "batch", "usage", "in", "for", "read", "write", "audio", "image", "long",
-    "context", "thinking", "reasoning",
-})
+_METER_WORDS = frozenset(
+    {
+        "input",
+        "output",
+        "cached",
+        "cache",
+        "text",
+        "tokens",
+        "token",
+        "predictions",
+        "prediction",
+        "global",
+        "regional",
+        "datazone",
+        "data",
+        "batch",
+        "usage",
+        "in",
+        "for",
+        "read",
+        "write",
+        "audio",
+        "image",
+        "long",
+        "context",
+        "thinking",
+        "reasoning",
+    }
+)
 
 
 @lru_cache(maxsize=4096)

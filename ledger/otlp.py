@@ -64,14 +64,37 @@ OPENINFERENCE_MODEL_KINDS = frozenset({"LLM", "EMBEDDING"})
 # gen_ai.provider.name / gen_ai.system well-known values, OpenInference llm.provider / llm.system values and
 # their older spellings → event provider slugs. Anything else is kept, lower-cased, when it is a slug.
 PROVIDERS = {
-    "openai": "openai", "anthropic": "anthropic", "aws.bedrock": "bedrock", "aws": "bedrock",
-    "azure.ai.openai": "azure", "azure.ai.inference": "azure", "az.ai.openai": "azure",
-    "az.ai.inference": "azure", "azure": "azure", "gcp.gemini": "google", "gcp.gen_ai": "google",
-    "gemini": "google", "google": "google", "gcp.vertex_ai": "vertex", "vertex_ai": "vertex",
-    "vertexai": "vertex", "deepseek": "deepseek", "mistral_ai": "mistral", "mistralai": "mistral",
-    "groq": "groq", "x_ai": "xai", "xai": "xai", "perplexity": "perplexity", "cohere": "cohere",
-    "moonshot_ai": "moonshot", "moonshot": "moonshot", "ibm.watsonx.ai": "watsonx", "fireworks": "fireworks",
-    "together": "together", "cerebras": "cerebras", "ollama": "ollama",
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "aws.bedrock": "bedrock",
+    "aws": "bedrock",
+    "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure",
+    "az.ai.openai": "azure",
+    "az.ai.inference": "azure",
+    "azure": "azure",
+    "gcp.gemini": "google",
+    "gcp.gen_ai": "google",
+    "gemini": "google",
+    "google": "google",
+    "gcp.vertex_ai": "vertex",
+    "vertex_ai": "vertex",
+    "vertexai": "vertex",
+    "deepseek": "deepseek",
+    "mistral_ai": "mistral",
+    "mistralai": "mistral",
+    "groq": "groq",
+    "x_ai": "xai",
+    "xai": "xai",
+    "perplexity": "perplexity",
+    "cohere": "cohere",
+    "moonshot_ai": "moonshot",
+    "moonshot": "moonshot",
+    "ibm.watsonx.ai": "watsonx",
+    "fireworks": "fireworks",
+    "together": "together",
+    "cerebras": "cerebras",
+    "ollama": "ollama",
 }
 
 _INPUT = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
@@ -90,16 +113,29 @@ _CACHE_WRITE = (
 _REASONING = ("gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning")
 _TOTAL = ("gen_ai.usage.total_tokens", "llm.token_count.total")
 _GENAI_MARKERS = (
-    "gen_ai.provider.name", "gen_ai.system", "gen_ai.request.model", "gen_ai.response.model",
-    "llm.model_name", "llm.request.model_name", *_INPUT, *_OUTPUT,
+    "gen_ai.provider.name",
+    "gen_ai.system",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "llm.model_name",
+    "llm.request.model_name",
+    *_INPUT,
+    *_OUTPUT,
 )
 _SERVICE_TIERS = {"default": "standard", "standard": "standard", "flex": "flex", "priority": "priority"}
 # error.type values that are exception names rather than HTTP statuses, matched case-insensitively.
 _ERROR_WORDS = (
-    ("timeout", "timeout"), ("ratelimit", "rate_limit"), ("rate_limit", "rate_limit"),
-    ("authentication", "auth"), ("permission", "auth"), ("contentfilter", "content_filter"),
-    ("content_filter", "content_filter"), ("badrequest", "invalid_request"),
-    ("invalid_request", "invalid_request"), ("internalserver", "server_error"), ("overloaded", "server_error"),
+    ("timeout", "timeout"),
+    ("ratelimit", "rate_limit"),
+    ("rate_limit", "rate_limit"),
+    ("authentication", "auth"),
+    ("permission", "auth"),
+    ("contentfilter", "content_filter"),
+    ("content_filter", "content_filter"),
+    ("badrequest", "invalid_request"),
+    ("invalid_request", "invalid_request"),
+    ("internalserver", "server_error"),
+    ("overloaded", "server_error"),
     ("serviceunavailable", "server_error"),
 )
 _STATUS_OF_ERROR = {"timeout": 408, "rate_limit": 429, "auth": 401, "invalid_request": 400, "content_filter": 400}
@@ -266,8 +302,12 @@ def _provider(attributes: Mapping[str, Any]) -> str:
 
 def _model(attributes: Mapping[str, Any]) -> str:
     model = _text(
-        attributes, "gen_ai.request.model", "llm.request.model_name", "llm.model_name",
-        "gen_ai.response.model", "llm.response.model_name",
+        attributes,
+        "gen_ai.request.model",
+        "llm.request.model_name",
+        "llm.model_name",
+        "gen_ai.response.model",
+        "llm.response.model_name",
     )
     if model is None:
         raise SpanProblem("gen_ai.request.model", "is missing (nor llm.model_name)")
@@ -416,4 +456,3 @@ def _hex_ids_to_base64(node: Any, path: str) -> None:
                 raise OtlpDecodeError(f"{where}: must be a hex-encoded id, got {value!r}") from error
         elif key not in ("attributes", "value"):
             _hex_ids_to_base64(value, where)
-

@@ -53,9 +53,16 @@ PRICE_TYPES = {  # reconciler category -> catalog token type
     "output": "output",
 }
 STATEMENT_TIERS = {
-    "default": "standard", "auto": "standard", "scale": "standard", "standard": "standard",
-    "batch": "batch", "flex": "flex", "flex_discount": "flex", "priority": "priority",
-    "priority_on_demand": "priority", "fast": "priority",
+    "default": "standard",
+    "auto": "standard",
+    "scale": "standard",
+    "standard": "standard",
+    "batch": "batch",
+    "flex": "flex",
+    "flex_discount": "flex",
+    "priority": "priority",
+    "priority_on_demand": "priority",
+    "fast": "priority",
 }
 HISTORY_DAYS = 28
 AGGREGATE_WORK_MEM = "128MB"
@@ -99,8 +106,20 @@ WHERE h.tenant_id = :tenant AND h.hour >= :start AND h.hour < :end
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 """
 _CATEGORIES = tuple(PRICE_TYPES)
-_COUNTS = ("requests", "ok", "e429", "e5xx", "e4xx", "reasoning", "system_prompt_tokens", "system_prompt_requests",
-           "streamed", "streamed_missing_finish", "truncated", "reported_cost_requests")
+_COUNTS = (
+    "requests",
+    "ok",
+    "e429",
+    "e5xx",
+    "e4xx",
+    "reasoning",
+    "system_prompt_tokens",
+    "system_prompt_requests",
+    "streamed",
+    "streamed_missing_finish",
+    "truncated",
+    "reported_cost_requests",
+)
 _FINISHES = ("stop", "length", "tool_calls", "content_filter", "other", "missing")
 
 
@@ -119,13 +138,17 @@ class _Prices:
         self._catalog = catalog
         self._memo: dict[tuple[Any, ...], Decimal | None] = {}
 
-    def per_token(
-        self, provider: str, model: str, category: str, tier: str, band: int, at: datetime
-    ) -> Decimal | None:
+    def per_token(self, provider: str, model: str, category: str, tier: str, band: int, at: datetime) -> Decimal | None:
         key = (provider, model, category, tier, band, at)
         if key not in self._memo:
-            row = self._catalog.unit_price(pricing_provider_of(provider, model), model, PRICE_TYPES[category], at=at,
-                                           service_tier=tier or "standard", input_band=band)
+            row = self._catalog.unit_price(
+                pricing_provider_of(provider, model),
+                model,
+                PRICE_TYPES[category],
+                at=at,
+                service_tier=tier or "standard",
+                input_band=band,
+            )
             self._memo[key] = None if row is None else row.price_per_token()
         return self._memo[key]
 
@@ -133,10 +156,13 @@ class _Prices:
 def _hourly_models(session: Session, tenant_id: int, window: Period, catalog: PriceCatalog) -> list[str]:
     """`provider|model` of the models whose price changes within some day of the window (time-of-day prices,
     or a price change that does not start at midnight): their usage is priced hour by hour."""
-    names = session.execute(text(
-        "SELECT DISTINCT provider, response_model, request_model FROM usage_hourly "
-        "WHERE tenant_id = :tenant AND hour >= :start AND hour < :end"
-    ), {"tenant": tenant_id, "start": window.start, "end": window.end}).all()
+    names = session.execute(
+        text(
+            "SELECT DISTINCT provider, response_model, request_model FROM usage_hourly "
+            "WHERE tenant_id = :tenant AND hour >= :start AND hour < :end"
+        ),
+        {"tenant": tenant_id, "start": window.start, "end": window.end},
+    ).all()
     models = {(provider, model) for provider, served, requested in names for model in (served, requested)}
     days = [day_start(day) for day in window.days()]
     one_day = timedelta(days=1)
@@ -175,8 +201,15 @@ def load_logged_days(session: Session, tenant_id: int, window: Period, catalog: 
     groups: dict[tuple[Any, ...], _LoggedAccumulator] = {}
     for row in result.tuples():
         day, hour, provider, account, api_key_id, served, requested, tier = row[:8]
-        key = (day, provider, account, api_key_id, normalize_model_name(provider, served),
-               normalize_model_name(provider, requested), tier or "standard")
+        key = (
+            day,
+            provider,
+            account,
+            api_key_id,
+            normalize_model_name(provider, served),
+            normalize_model_name(provider, requested),
+            tier or "standard",
+        )
         group = groups.get(key)
         if group is None:
             group = groups[key] = _LoggedAccumulator()
@@ -188,8 +221,12 @@ def load_logged_days(session: Session, tenant_id: int, window: Period, catalog: 
 _SERVED, _REQUESTED, _TIER, _BAND = 5, 6, 7, 8
 _COUNT_AT = {name: 9 + offset for offset, name in enumerate(("requests", "ok", "e429", "e5xx", "e4xx"))}
 _CATEGORY_AT = {name: 14 + offset for offset, name in enumerate(_CATEGORIES)}
-_COUNT_AT |= {name: 19 + offset for offset, name in enumerate(
-    ("reasoning", "system_prompt_tokens", "system_prompt_requests", "streamed", "streamed_missing_finish"))}
+_COUNT_AT |= {
+    name: 19 + offset
+    for offset, name in enumerate(
+        ("reasoning", "system_prompt_tokens", "system_prompt_requests", "streamed", "streamed_missing_finish")
+    )
+}
 _FINISH_AT = {name: 24 + offset for offset, name in enumerate(_FINISHES)}
 _TRUNCATED, _TRUNCATED_MIN, _TRUNCATED_MAX, _REPORTED_COST, _REPORTED_REQUESTS = 30, 31, 32, 33, 34
 _COUNT_AT |= {"truncated": _TRUNCATED, "reported_cost_requests": _REPORTED_REQUESTS}
@@ -231,15 +268,28 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
     counts, costs = group.counts, group.costs
     priced = {category: cost for category, cost in costs.items() if cost is not None}
     return LoggedDay(
-        provider=provider, account=account, api_key_id=api_key_id, model=model, request_model=request_model,
-        service_tier=service_tier, day=day, requests=counts["requests"], successful_requests=counts["ok"],
-        errors_429=counts["e429"], errors_5xx=counts["e5xx"], errors_4xx=counts["e4xx"],
-        tokens=TokenCounts(**group.tokens), reasoning_tokens=counts["reasoning"],
+        provider=provider,
+        account=account,
+        api_key_id=api_key_id,
+        model=model,
+        request_model=request_model,
+        service_tier=service_tier,
+        day=day,
+        requests=counts["requests"],
+        successful_requests=counts["ok"],
+        errors_429=counts["e429"],
+        errors_5xx=counts["e5xx"],
+        errors_4xx=counts["e4xx"],
+        tokens=TokenCounts(**group.tokens),
+        reasoning_tokens=counts["reasoning"],
         system_prompt_tokens=counts["system_prompt_tokens"],
-        requests_with_system_prompt=counts["system_prompt_requests"], streamed_requests=counts["streamed"],
-        streamed_missing_finish=counts["streamed_missing_finish"], finish=FinishCounts(**group.finish),
-        truncation=TruncationStats(count=counts["truncated"], min_output=group.truncated_min or 0,
-                                   max_output=group.truncated_max or 0),
+        requests_with_system_prompt=counts["system_prompt_requests"],
+        streamed_requests=counts["streamed"],
+        streamed_missing_finish=counts["streamed_missing_finish"],
+        finish=FinishCounts(**group.finish),
+        truncation=TruncationStats(
+            count=counts["truncated"], min_output=group.truncated_min or 0, max_output=group.truncated_max or 0
+        ),
         expected_cost=sum(priced.values(), Decimal(0)) if len(priced) == len(costs) else None,
         expected_cost_by_category=priced,
         expected_unit_price=group.prices,
@@ -250,17 +300,32 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
 
 # ---------------------------------------------------------------- billed side
 
+
 def load_billed_days(session: Session, tenant_id: int, period: Period) -> list[BilledDay]:
     """Statement lines summed per scope × UTC day × usage type in SQL, folded into BilledDays."""
     line = StatementLine
     day = func.date_trunc("day", line.period_start, "UTC")
     query = (
-        select(line.provider, line.account, line.api_key_id, line.model, line.service_tier, day.label("day"),
-               line.usage_type, func.sum(line.quantity).label("quantity"), func.sum(line.amount).label("amount"),
-               func.min(line.currency).label("currency"), func.bool_and(line.final).label("final"),
-               func.string_agg(func.distinct(line.source), "+").label("sources"))
-        .where(line.tenant_id == tenant_id, line.period_start >= period.start, line.period_start < period.end,
-               line.usage_type.in_((*CATEGORY_OF_USAGE_TYPE, "requests", "web_search")))
+        select(
+            line.provider,
+            line.account,
+            line.api_key_id,
+            line.model,
+            line.service_tier,
+            day.label("day"),
+            line.usage_type,
+            func.sum(line.quantity).label("quantity"),
+            func.sum(line.amount).label("amount"),
+            func.min(line.currency).label("currency"),
+            func.bool_and(line.final).label("final"),
+            func.string_agg(func.distinct(line.source), "+").label("sources"),
+        )
+        .where(
+            line.tenant_id == tenant_id,
+            line.period_start >= period.start,
+            line.period_start < period.end,
+            line.usage_type.in_((*CATEGORY_OF_USAGE_TYPE, "requests", "web_search")),
+        )
         .group_by(line.provider, line.account, line.api_key_id, line.model, line.service_tier, day, line.usage_type)
     )
     return billed_days(session.execute(query))
@@ -299,10 +364,18 @@ def billed_days(rows: Iterable[Any]) -> list[BilledDay]:
             group.currency = row.currency or group.currency
     return [
         BilledDay(
-            provider=provider, account=account, api_key_id=key_id, model=model, service_tier=tier, day=day,
+            provider=provider,
+            account=account,
+            api_key_id=key_id,
+            model=model,
+            service_tier=tier,
+            day=day,
             quantities={c: int(q) for c, q in group.quantities.items()},
             requests=None if group.requests is None else int(group.requests),
-            amounts=dict(group.amounts), total_amount=group.total, currency=group.currency, final=group.final,
+            amounts=dict(group.amounts),
+            total_amount=group.total,
+            currency=group.currency,
+            final=group.final,
             source="+".join(sorted(group.sources)),
         )
         for (provider, account, key_id, model, tier, day), group in groups.items()
@@ -310,6 +383,7 @@ def billed_days(rows: Iterable[Any]) -> list[BilledDay]:
 
 
 # ---------------------------------------------------------------- running and storing
+
 
 @dataclass(frozen=True)
 class RunOutcome:
@@ -321,13 +395,25 @@ class RunOutcome:
 
 
 def run_reconciliation(
-    sessions: sessionmaker[Session], *, tenant_id: int, period: Period, settings: Settings, now: datetime,
+    sessions: sessionmaker[Session],
+    *,
+    tenant_id: int,
+    period: Period,
+    settings: Settings,
+    now: datetime,
     trigger: str = "manual",
 ) -> RunOutcome:
     """Reconcile and store the results in one transaction; the run row is committed either way."""
     with sessions.begin() as session:
-        run = ReconciliationRun(tenant_id=tenant_id, period_start=period.start, period_end=period.end,
-                                trigger=trigger, started_at=now, status="running", counts={})
+        run = ReconciliationRun(
+            tenant_id=tenant_id,
+            period_start=period.start,
+            period_end=period.end,
+            trigger=trigger,
+            started_at=now,
+            status="running",
+            counts={},
+        )
         session.add(run)
         session.flush()
         run_id = run.id
@@ -362,16 +448,22 @@ def reconcile_period(session: Session, *, tenant_id: int, period: Period, settin
     return reconcile(logged, billed, period=period, settings=reconcile_settings(settings), history=history)
 
 
-def store_results(session: Session, *, tenant_id: int, period: Period, result: ReconcileResult, run_id: int,
-                  now: datetime) -> dict[str, int]:
+def store_results(
+    session: Session, *, tenant_id: int, period: Period, result: ReconcileResult, run_id: int, now: datetime
+) -> dict[str, int]:
     _store_drift(session, tenant_id, period, result.drift, now)
     created = updated = 0
     for finding in result.findings:
         was_new = _upsert_finding(session, tenant_id, finding, run_id, now)
         created += was_new
         updated += not was_new
-    counts = {"findings": len(result.findings), "new_findings": created, "updated_findings": updated,
-              "drift_rows": len(result.drift), "comparisons": len(result.comparisons)}
+    counts = {
+        "findings": len(result.findings),
+        "new_findings": created,
+        "updated_findings": updated,
+        "drift_rows": len(result.drift),
+        "comparisons": len(result.comparisons),
+    }
     for finding in result.findings:
         counts[f"kind:{finding.kind}"] = counts.get(f"kind:{finding.kind}", 0) + 1
     return counts
@@ -385,13 +477,26 @@ def _store_drift(session: Session, tenant_id: int, period: Period, drift: Sequen
         if key in seen:
             continue
         seen.add(key)
-        session.add(DriftRow(
-            tenant_id=tenant_id, period_start=period.start, provider=row.provider, account=row.account or "",
-            model=row.model or "", period_end=period.end, logged_tokens=row.logged_total_tokens,
-            billed_tokens=row.billed_total_tokens, logged_by_category=dict(row.logged_tokens),
-            billed_by_category=dict(row.billed_tokens), expected_cost=row.expected_cost, billed_cost=row.billed_cost,
-            difference=row.difference, percent=row.percent, currency="USD", computed_at=now,
-        ))
+        session.add(
+            DriftRow(
+                tenant_id=tenant_id,
+                period_start=period.start,
+                provider=row.provider,
+                account=row.account or "",
+                model=row.model or "",
+                period_end=period.end,
+                logged_tokens=row.logged_total_tokens,
+                billed_tokens=row.billed_total_tokens,
+                logged_by_category=dict(row.logged_tokens),
+                billed_by_category=dict(row.billed_tokens),
+                expected_cost=row.expected_cost,
+                billed_cost=row.billed_cost,
+                difference=row.difference,
+                percent=row.percent,
+                currency="USD",
+                computed_at=now,
+            )
+        )
     session.flush()
 
 
@@ -403,16 +508,27 @@ def _upsert_finding(session: Session, tenant_id: int, finding: FindingResult, ru
     Queues an alert when it is new or worse than before. Returns True when it was new."""
     previous = session.execute(
         select(Finding.severity, Finding.impact_usd).where(
-            Finding.tenant_id == tenant_id, Finding.fingerprint == finding.fingerprint)
+            Finding.tenant_id == tenant_id, Finding.fingerprint == finding.fingerprint
+        )
     ).first()
     values = {
-        "kind": finding.kind, "severity": finding.severity, "provider": finding.provider,
-        "account": finding.account, "api_key_id": finding.api_key_id, "model": finding.model,
-        "period_start": finding.period_start, "period_end": finding.period_end, "impact_usd": finding.impact_usd,
-        "evidence": dict(finding.evidence), "summary": finding.summary, "last_seen": now, "last_run_id": run_id,
+        "kind": finding.kind,
+        "severity": finding.severity,
+        "provider": finding.provider,
+        "account": finding.account,
+        "api_key_id": finding.api_key_id,
+        "model": finding.model,
+        "period_start": finding.period_start,
+        "period_end": finding.period_end,
+        "impact_usd": finding.impact_usd,
+        "evidence": dict(finding.evidence),
+        "summary": finding.summary,
+        "last_seen": now,
+        "last_run_id": run_id,
     }
-    statement = pg_insert(Finding).values(tenant_id=tenant_id, fingerprint=finding.fingerprint, status="open",
-                                          first_seen=now, **values)
+    statement = pg_insert(Finding).values(
+        tenant_id=tenant_id, fingerprint=finding.fingerprint, status="open", first_seen=now, **values
+    )
     statement = statement.on_conflict_do_update(index_elements=["tenant_id", "fingerprint"], set_=values)
     session.execute(statement)
     stored = session.scalars(
@@ -424,12 +540,14 @@ def _upsert_finding(session: Session, tenant_id: int, finding: FindingResult, ru
 
 def _queue_finding_alert(session: Session, tenant_id: int, finding: Finding, previous: Any, now: datetime) -> None:
     queue_finding_alert(
-        session, tenant_id=tenant_id, finding=finding,
+        session,
+        tenant_id=tenant_id,
+        finding=finding,
         previous_severity=None if previous is None else previous.severity,
-        previous_impact=None if previous is None else previous.impact_usd, now=now,
+        previous_impact=None if previous is None else previous.impact_usd,
+        now=now,
     )
 
 
 def _queue_run_failure_alert(session: Session, tenant_id: int, run: ReconciliationRun, now: datetime) -> None:
     queue_run_failure_alert(session, tenant_id=tenant_id, run=run, now=now)
-

@@ -9,9 +9,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from ledger import latency
+from ledger.context_bands import context_band
 from ledger.events import EventRow
 from ledger.periods import hour_start
-from ledger.context_bands import context_band
 
 FINISH_COLUMNS = {
     "stop": "finish_stop",
@@ -28,17 +28,51 @@ FINISH_COLUMNS = {
 TRUNCATING_FINISHES = frozenset({"length", "max_tokens"})
 
 KEY_COLUMNS = (
-    "tenant_id", "hour", "provider", "account", "api_key_id", "request_model", "response_model", "app",
-    "service_tier", "input_band",
+    "tenant_id",
+    "hour",
+    "provider",
+    "account",
+    "api_key_id",
+    "request_model",
+    "response_model",
+    "app",
+    "service_tier",
+    "input_band",
 )
 SUM_COLUMNS = (
-    "requests", "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
-    "cache_creation_1h_input_tokens", "reasoning_tokens", "web_search_requests", "system_prompt_tokens",
-    "system_prompt_requests", "status_2xx", "status_4xx", "status_429", "status_5xx", "status_other",
-    "error_rate_limit", "error_timeout", "error_server_error", "error_invalid_request", "error_auth",
-    "error_content_filter", "error_other", "finish_stop", "finish_length", "finish_tool_calls",
-    "finish_content_filter", "finish_other", "finish_missing", "streamed", "streamed_missing_finish",
-    "truncated_below_max", "reported_cost", "reported_cost_requests",
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "cache_creation_1h_input_tokens",
+    "reasoning_tokens",
+    "web_search_requests",
+    "system_prompt_tokens",
+    "system_prompt_requests",
+    "status_2xx",
+    "status_4xx",
+    "status_429",
+    "status_5xx",
+    "status_other",
+    "error_rate_limit",
+    "error_timeout",
+    "error_server_error",
+    "error_invalid_request",
+    "error_auth",
+    "error_content_filter",
+    "error_other",
+    "finish_stop",
+    "finish_length",
+    "finish_tool_calls",
+    "finish_content_filter",
+    "finish_other",
+    "finish_missing",
+    "streamed",
+    "streamed_missing_finish",
+    "truncated_below_max",
+    "reported_cost",
+    "reported_cost_requests",
 )
 MIN_COLUMNS = ("truncated_min_output",)
 MAX_COLUMNS = ("truncated_max_output",)
@@ -124,12 +158,16 @@ _REQUESTS, _INPUT, _OUTPUT = _INDEX["requests"], _INDEX["input_tokens"], _INDEX[
 _CACHE_READ, _CACHE_WRITE = _INDEX["cache_read_input_tokens"], _INDEX["cache_creation_input_tokens"]
 _CACHE_WRITE_1H, _REASONING = _INDEX["cache_creation_1h_input_tokens"], _INDEX["reasoning_tokens"]
 _WEB_SEARCH, _SYSTEM, _SYSTEM_REQUESTS = (
-    _INDEX["web_search_requests"], _INDEX["system_prompt_tokens"], _INDEX["system_prompt_requests"],
+    _INDEX["web_search_requests"],
+    _INDEX["system_prompt_tokens"],
+    _INDEX["system_prompt_requests"],
 )
 _FINISH_MISSING, _FINISH_OTHER = _INDEX["finish_missing"], _INDEX["finish_other"]
 _STREAMED, _STREAMED_MISSING = _INDEX["streamed"], _INDEX["streamed_missing_finish"]
 _TRUNCATED, _COST, _COST_REQUESTS = (
-    _INDEX["truncated_below_max"], _INDEX["reported_cost"], _INDEX["reported_cost_requests"],
+    _INDEX["truncated_below_max"],
+    _INDEX["reported_cost"],
+    _INDEX["reported_cost_requests"],
 )
 
 

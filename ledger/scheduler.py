@@ -91,11 +91,19 @@ def pull_statements() -> None:
                     try:
                         with runtime.sessions.begin() as session:
                             ids = openrouter_request_ids(session, tenant_id, period) if source == "openrouter" else ()
-                            documents = fetch_documents(importer, period, settings=runtime.settings, now=now,
-                                                        request_ids=ids)
+                            documents = fetch_documents(
+                                importer, period, settings=runtime.settings, now=now, request_ids=ids
+                            )
                             lines = parse_documents(importer, documents)
-                            store_statements(session, tenant_id=tenant_id, source=source, period=period,
-                                             documents=documents, lines=lines, now=now)
+                            store_statements(
+                                session,
+                                tenant_id=tenant_id,
+                                source=source,
+                                period=period,
+                                documents=documents,
+                                lines=lines,
+                                now=now,
+                            )
                     except Exception:
                         log.exception("pulling %s statements for %s %s failed", source, name, period.label)
         for tenant_id, _ in _tenants(runtime):
@@ -114,8 +122,14 @@ def reconcile_due(trigger: str = "schedule") -> None:
         now = runtime.clock.now()
         for period in periods_due(now, runtime.settings.close_month_day):
             for tenant_id, _ in _tenants(runtime):
-                run_reconciliation(runtime.sessions, tenant_id=tenant_id, period=period, settings=runtime.settings,
-                                   now=now, trigger=trigger)
+                run_reconciliation(
+                    runtime.sessions,
+                    tenant_id=tenant_id,
+                    period=period,
+                    settings=runtime.settings,
+                    now=now,
+                    trigger=trigger,
+                )
 
     with_job_lock(runtime.engine, "reconcile", work)
 
@@ -130,8 +144,14 @@ def close_previous_month() -> None:
         now = runtime.clock.now()
         period = Period.containing(now).previous()
         for tenant_id, _ in _tenants(runtime):
-            run_reconciliation(runtime.sessions, tenant_id=tenant_id, period=period, settings=runtime.settings,
-                               now=now, trigger="close")
+            run_reconciliation(
+                runtime.sessions,
+                tenant_id=tenant_id,
+                period=period,
+                settings=runtime.settings,
+                now=now,
+                trigger="close",
+            )
             _send_monthly_report(runtime, tenant_id, period, now)
 
     with_job_lock(runtime.engine, "close_month", work)
@@ -162,8 +182,9 @@ def _require_runtime() -> _Runtime:
     return _runtime
 
 
-def start_scheduler(settings: Settings, engine: Engine, sessions: sessionmaker[Session],
-                    clock: Clock | None = None) -> BackgroundScheduler:
+def start_scheduler(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session], clock: Clock | None = None
+) -> BackgroundScheduler:
     """Start the background scheduler with the persistent job store; jobs are (re)registered idempotently."""
     global _runtime
     _runtime = _Runtime(settings, engine, sessions, clock or SystemClock())

@@ -79,7 +79,9 @@ def store_statements(
             StatementLineRow.period_start < period.end,
         )
     ).rowcount  # type: ignore[attr-defined]
-    document_ids = {document.name: _archive(session, tenant_id, source, period, document, now) for document in documents}
+    document_ids = {
+        document.name: _archive(session, tenant_id, source, period, document, now) for document in documents
+    }
     if lines:
         session.execute(
             insert(StatementLineRow),
@@ -87,12 +89,20 @@ def store_statements(
         )
     session.add(
         StatementImport(
-            tenant_id=tenant_id, source=source, period_start=period.start, period_end=period.end, imported_at=now,
-            documents=len(documents), lines=len(lines), unknown_lines=sum(1 for line in lines if line.usage_type == "other"),
+            tenant_id=tenant_id,
+            source=source,
+            period_start=period.start,
+            period_end=period.end,
+            imported_at=now,
+            documents=len(documents),
+            lines=len(lines),
+            unknown_lines=sum(1 for line in lines if line.usage_type == "other"),
         )
     )
     session.flush()
-    return ImportSummary(source, period, len(documents), len(lines), replaced, summarize(lines), dict(unrecognised(lines)))
+    return ImportSummary(
+        source, period, len(documents), len(lines), replaced, summarize(lines), dict(unrecognised(lines))
+    )
 
 
 def summarize(lines: Iterable[StatementLine]) -> list[SummaryRow]:
@@ -112,8 +122,13 @@ def statement_totals(session: Session, tenant_id: int, period: Period) -> list[d
     line = StatementLineRow
     query = (
         select(
-            line.provider, line.account, line.model, line.usage_type, line.currency,
-            func.sum(line.quantity).label("quantity"), func.sum(line.amount).label("amount"),
+            line.provider,
+            line.account,
+            line.model,
+            line.usage_type,
+            line.currency,
+            func.sum(line.quantity).label("quantity"),
+            func.sum(line.amount).label("amount"),
             cast(func.count(), BigInteger).label("lines"),
         )
         .where(line.tenant_id == tenant_id, line.period_start >= period.start, line.period_start < period.end)
@@ -135,13 +150,21 @@ def statement_totals(session: Session, tenant_id: int, period: Period) -> list[d
     ]
 
 
-def _archive(session: Session, tenant_id: int, source: str, period: Period, document: RawDocument, now: datetime) -> int:
+def _archive(
+    session: Session, tenant_id: int, source: str, period: Period, document: RawDocument, now: datetime
+) -> int:
     statement = (
         pg_insert(StatementDocument)
         .values(
-            tenant_id=tenant_id, source=source, name=document.name, sha256=document.sha256,
-            media_type=document.media_type, content=document.content, period_start=period.start,
-            period_end=period.end, imported_at=now,
+            tenant_id=tenant_id,
+            source=source,
+            name=document.name,
+            sha256=document.sha256,
+            media_type=document.media_type,
+            content=document.content,
+            period_start=period.start,
+            period_end=period.end,
+            imported_at=now,
         )
         .on_conflict_do_update(
             index_elements=["tenant_id", "source", "period_start", "sha256"],
@@ -176,4 +199,3 @@ def _line_row(tenant_id: int, period: Period, line: StatementLine, document_id: 
         "location": line.location,
         "raw": json.loads(json.dumps(line.raw, default=str)),
     }
-

@@ -32,7 +32,6 @@ GROUPS: dict[str, ColumnElement[Any]] = {
 }
 
 
-
 def _count(column: ColumnElement[Any]) -> ColumnElement[Any]:
     return cast(func.sum(column), BigInteger)
 
@@ -74,9 +73,8 @@ def usage_totals(session: Session, tenant_id: int, period: Period, group_by: Seq
     if unknown:
         raise InvalidRequest(f"group_by {unknown[0]!r} is not one of {', '.join(GROUPS)}")
     groups = [GROUPS[name].label(name) for name in group_by]
-    query = (
-        select(*groups, *(total.label(name) for name, total in TOTALS.items()))
-        .where(UsageHourly.tenant_id == tenant_id, UsageHourly.hour >= period.start, UsageHourly.hour < period.end)
+    query = select(*groups, *(total.label(name) for name, total in TOTALS.items())).where(
+        UsageHourly.tenant_id == tenant_id, UsageHourly.hour >= period.start, UsageHourly.hour < period.end
     )
     if groups:
         query = query.group_by(*groups).order_by(*groups)
@@ -114,10 +112,15 @@ def list_events(
     if cursor:
         after_time, after_id = decode_cursor(cursor)
         query = query.where(
-            or_(UsageEvent.occurred_at > after_time, and_(UsageEvent.occurred_at == after_time, UsageEvent.event_id > after_id))
+            or_(
+                UsageEvent.occurred_at > after_time,
+                and_(UsageEvent.occurred_at == after_time, UsageEvent.event_id > after_id),
+            )
         )
     events = list(session.scalars(query.order_by(UsageEvent.occurred_at, UsageEvent.event_id).limit(limit + 1)))
-    next_cursor = encode_cursor(events[limit - 1].occurred_at, events[limit - 1].event_id) if len(events) > limit else None
+    next_cursor = (
+        encode_cursor(events[limit - 1].occurred_at, events[limit - 1].event_id) if len(events) > limit else None
+    )
     return [event_json(event) for event in events[:limit]], next_cursor
 
 

@@ -99,8 +99,7 @@ def drift_over_time(
     days = list(period.days())
     shown = sorted(set(logged["provider"]) | set(billed["provider"]) | set(undated["provider"]))
     series = tuple(
-        _series(name, model, days, *(_only(frame, name, None) for frame in (logged, billed, undated)))
-        for name in shown
+        _series(name, model, days, *(_only(frame, name, None) for frame in (logged, billed, undated))) for name in shown
     )
     return DriftOverTime(series=series, models=_model_totals(logged, billed, undated), providers=providers)
 
@@ -114,7 +113,11 @@ def _only(frame: pd.DataFrame, provider: str | None, model: str | None) -> pd.Da
 
 
 def _series(
-    provider: str, model: str | None, days: list[date], logged: pd.DataFrame, billed: pd.DataFrame,
+    provider: str,
+    model: str | None,
+    days: list[date],
+    logged: pd.DataFrame,
+    billed: pd.DataFrame,
     undated: pd.DataFrame,
 ) -> DailySeries:
     logged_by_day = logged.groupby("day")["tokens"].sum().to_dict() if len(logged) else {}

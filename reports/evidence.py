@@ -46,9 +46,9 @@ def series_view(evidence: Mapping[str, Any]) -> SeriesView | None:
     sides = [side for side in _SIDES if any(side in entry for entry in entries)]
     columns: list[tuple[str, str, str | None]] = []
     for side in sides:
-        categories = sorted({
-            category for entry in entries if isinstance(entry.get(side), Mapping) for category in entry[side]
-        })
+        categories = sorted(
+            {category for entry in entries if isinstance(entry.get(side), Mapping) for category in entry[side]}
+        )
         if categories:
             columns.extend((f"{side}: {category.replace('_', ' ')}", side, category) for category in categories)
         else:
@@ -59,9 +59,7 @@ def series_view(evidence: Mapping[str, Any]) -> SeriesView | None:
     )
     chart = {
         "labels": [day for day, _values in rows],
-        "datasets": [
-            {"label": side, "data": [_total(entry.get(side)) for entry in entries]} for side in sides
-        ],
+        "datasets": [{"label": side, "data": [_total(entry.get(side)) for entry in entries]} for side in sides],
     }
     return SeriesView(columns=tuple(columns), rows=rows, chart=chart)
 
@@ -84,8 +82,9 @@ def _total(value: Any) -> str | None:
         return None
     items = value.values() if isinstance(value, Mapping) else (value,)
     try:
-        total = sum((Decimal(str(item)) for item in items if item is not None and not isinstance(item, bool)),
-                    Decimal(0))
+        total = sum(
+            (Decimal(str(item)) for item in items if item is not None and not isinstance(item, bool)), Decimal(0)
+        )
     except InvalidOperation:
         return None
     return str(total)

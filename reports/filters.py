@@ -31,7 +31,7 @@ def plain_decimal(value: Decimal | None) -> str | None:
 
 
 def money(value: Decimal | str | None, currency: str | None = "USD") -> str:
-    """"1,234.56 USD"; an amount that rounds to zero cents keeps up to six places ("0.0034 USD")."""
+    """ "1,234.56 USD"; an amount that rounds to zero cents keeps up to six places ("0.0034 USD")."""
     amount = _decimal(value)
     if amount is None:
         return MISSING

@@ -30,8 +30,17 @@ from reports.sources import DriftLine
 
 FORMATS = ("html", "csv", "json")
 CSV_COLUMNS = (
-    "provider", "account", "model", "logged_tokens", "billed_tokens", "expected_cost", "billed_cost",
-    "difference", "percent", "currency", "findings",
+    "provider",
+    "account",
+    "model",
+    "logged_tokens",
+    "billed_tokens",
+    "expected_cost",
+    "billed_cost",
+    "difference",
+    "percent",
+    "currency",
+    "findings",
 )
 HUNDRED = Decimal(100)
 
@@ -94,9 +103,16 @@ def monthly_report(
         per_scope[(provider, account, model)] += count
     rows = tuple(
         MonthlyRow(
-            provider=line.provider, account=line.account, model=line.model, logged_tokens=line.logged_tokens,
-            billed_tokens=line.billed_tokens, expected_cost=line.expected_cost, billed_cost=line.billed_cost,
-            difference=line.difference, percent=line.percent, currency=line.currency,
+            provider=line.provider,
+            account=line.account,
+            model=line.model,
+            logged_tokens=line.logged_tokens,
+            billed_tokens=line.billed_tokens,
+            expected_cost=line.expected_cost,
+            billed_cost=line.billed_cost,
+            difference=line.difference,
+            percent=line.percent,
+            currency=line.currency,
             findings=per_scope.pop((line.provider, line.account, line.model), 0),
         )
         for line in sorted(drift, key=lambda d: (d.provider, d.account, d.model))
@@ -143,7 +159,8 @@ def cost_totals(lines: Sequence[Costed]) -> CostTotals:
         billed_cost=_sum(line.billed_cost for line in lines),
         difference=difference,
         percent=(difference / compared_expected * HUNDRED).quantize(Decimal("0.01"))
-        if difference is not None and compared_expected else None,
+        if difference is not None and compared_expected
+        else None,
     )
 
 
@@ -228,8 +245,12 @@ def monthly_message(report: MonthlyReport) -> Message:
         topic="monthly_report",
         title=f"TokenLedger monthly report {label} for {report.tenant}",
         text="\n".join([*lines, f"{report.findings} findings."]),
-        facts=(("Tenant", report.tenant), ("Period", label), ("Rows", str(len(report.rows))),
-               ("Findings", str(report.findings))),
+        facts=(
+            ("Tenant", report.tenant),
+            ("Period", label),
+            ("Rows", str(len(report.rows))),
+            ("Findings", str(report.findings)),
+        ),
         data=as_dict(report),
         html=to_html(report),
         attachments=(Attachment(f"tokenledger-{label}.csv", "text/csv", to_csv(report)),),
@@ -239,8 +260,11 @@ def monthly_message(report: MonthlyReport) -> Message:
 def load_monthly_report(session: Session, tenant_id: int, period: Period, now: datetime) -> MonthlyReport:
     """Read the period's drift rows and findings of the tenant and build its report."""
     return monthly_report(
-        sources.tenant_name(session, tenant_id), period, sources.drift_lines(session, tenant_id, period),
-        sources.finding_counts(session, tenant_id, period), generated_at=now,
+        sources.tenant_name(session, tenant_id),
+        period,
+        sources.drift_lines(session, tenant_id, period),
+        sources.finding_counts(session, tenant_id, period),
+        generated_at=now,
     )
 
 
@@ -248,8 +272,14 @@ def send_monthly_report(session: Session, tenant_id: int, period: Period, now: d
     """Queue the period's report to every enabled alert channel of the tenant, once per period; returns how
     many alerts were queued. Runs in the caller's transaction."""
     report = load_monthly_report(session, tenant_id, period, now)
-    return queue_to_channels(session, tenant_id, enabled_channels(session, tenant_id),
-                             rules.monthly_report_key(period.label), monthly_message(report), now)
+    return queue_to_channels(
+        session,
+        tenant_id,
+        enabled_channels(session, tenant_id),
+        rules.monthly_report_key(period.label),
+        monthly_message(report),
+        now,
+    )
 
 
 def _row_dict(row: MonthlyRow) -> dict[str, Any]:

@@ -105,9 +105,14 @@ def overview(
         open_findings={level: open_findings[level] for level in reversed(SEVERITIES)},
         sources=tuple(
             SourceFreshness(
-                source=line.source, period_start=line.period_start, period_end=line.period_end,
-                imported_at=line.imported_at, lines=line.lines, unknown_lines=line.unknown_lines,
-                age=now - line.imported_at, stale=now - line.imported_at > stale_after,
+                source=line.source,
+                period_start=line.period_start,
+                period_end=line.period_end,
+                imported_at=line.imported_at,
+                lines=line.lines,
+                unknown_lines=line.unknown_lines,
+                age=now - line.imported_at,
+                stale=now - line.imported_at > stale_after,
             )
             for line in imports
         ),
@@ -129,11 +134,17 @@ def provider_costs(drift: Iterable[DriftLine]) -> tuple[ProviderCost, ...]:
     result = []
     for (provider, currency), lines in sorted(groups.items()):
         costs = cost_totals(lines)
-        result.append(ProviderCost(
-            provider=provider, currency=currency, expected=costs.expected_cost, billed=costs.billed_cost,
-            difference=costs.difference, percent=costs.percent,
-            unpriced_rows=sum(1 for line in lines if line.expected_cost is None),
-        ))
+        result.append(
+            ProviderCost(
+                provider=provider,
+                currency=currency,
+                expected=costs.expected_cost,
+                billed=costs.billed_cost,
+                difference=costs.difference,
+                percent=costs.percent,
+                unpriced_rows=sum(1 for line in lines if line.expected_cost is None),
+            )
+        )
     return tuple(result)
 
 

@@ -68,8 +68,14 @@ def model_quality(usage: Iterable[ModelUsage], drift: Sequence[DriftLine]) -> tu
         ttft_parts[key].append(row.ttft_histogram)
     costs = _expected_costs(drift)
     rows = [
-        _quality(key, totals, latency.merge(latency_parts[key]), latency.merge(ttft_parts[key]),
-                 substituted_from[key], costs.get(key))
+        _quality(
+            key,
+            totals,
+            latency.merge(latency_parts[key]),
+            latency.merge(ttft_parts[key]),
+            substituted_from[key],
+            costs.get(key),
+        )
         for key, totals in sums.items()
     ]
     return tuple(sorted(rows, key=lambda q: (q.provider, -q.requests, q.model)))
@@ -124,8 +130,11 @@ def _expected_costs(drift: Sequence[DriftLine]) -> dict[tuple[str, str], tuple[D
 
 
 def _percentiles(histogram: Sequence[int]) -> tuple[int | None, int | None, int | None]:
-    return (latency.percentile(histogram, 0.50), latency.percentile(histogram, 0.95),
-            latency.percentile(histogram, 0.99))
+    return (
+        latency.percentile(histogram, 0.50),
+        latency.percentile(histogram, 0.95),
+        latency.percentile(histogram, 0.99),
+    )
 
 
 def _share(part: int, whole: int) -> Decimal | None:

@@ -109,10 +109,24 @@ class DeliveryLine:
 
 
 USAGE_SUMS = (
-    "requests", "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
-    "reasoning_tokens", "error_rate_limit", "error_timeout", "error_server_error", "error_invalid_request",
-    "error_auth", "error_content_filter", "error_other", "finish_length", "finish_missing", "streamed",
-    "streamed_missing_finish", "truncated_below_max",
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_tokens",
+    "error_rate_limit",
+    "error_timeout",
+    "error_server_error",
+    "error_invalid_request",
+    "error_auth",
+    "error_content_filter",
+    "error_other",
+    "finish_length",
+    "finish_missing",
+    "streamed",
+    "streamed_missing_finish",
+    "truncated_below_max",
 )
 
 
@@ -124,16 +138,26 @@ def drift_lines(session: Session, tenant_id: int, period: Period) -> list[DriftL
     """The drift rows the reconciler stored for the period, by provider, account and model."""
     query = (
         select(DriftRow)
-        .where(DriftRow.tenant_id == tenant_id, DriftRow.period_start >= period.start,
-               DriftRow.period_start < period.end)
+        .where(
+            DriftRow.tenant_id == tenant_id, DriftRow.period_start >= period.start, DriftRow.period_start < period.end
+        )
         .order_by(DriftRow.provider, DriftRow.account, DriftRow.model)
     )
     return [
         DriftLine(
-            provider=row.provider, account=row.account, model=row.model, logged_tokens=row.logged_tokens,
-            billed_tokens=row.billed_tokens, logged_by_category=row.logged_by_category,
-            billed_by_category=row.billed_by_category, expected_cost=row.expected_cost, billed_cost=row.billed_cost,
-            difference=row.difference, percent=row.percent, currency=row.currency, computed_at=row.computed_at,
+            provider=row.provider,
+            account=row.account,
+            model=row.model,
+            logged_tokens=row.logged_tokens,
+            billed_tokens=row.billed_tokens,
+            logged_by_category=row.logged_by_category,
+            billed_by_category=row.billed_by_category,
+            expected_cost=row.expected_cost,
+            billed_cost=row.billed_cost,
+            difference=row.difference,
+            percent=row.percent,
+            currency=row.currency,
+            computed_at=row.computed_at,
         )
         for row in session.scalars(query)
     ]
@@ -143,14 +167,24 @@ def latest_runs(session: Session, tenant_id: int, period: Period, *, limit: int 
     """The period's reconciliation runs, newest first."""
     query = (
         select(ReconciliationRun)
-        .where(ReconciliationRun.tenant_id == tenant_id, ReconciliationRun.period_start >= period.start,
-               ReconciliationRun.period_start < period.end)
+        .where(
+            ReconciliationRun.tenant_id == tenant_id,
+            ReconciliationRun.period_start >= period.start,
+            ReconciliationRun.period_start < period.end,
+        )
         .order_by(ReconciliationRun.started_at.desc(), ReconciliationRun.id.desc())
         .limit(limit)
     )
     return [
-        RunLine(id=run.id, trigger=run.trigger, started_at=run.started_at, finished_at=run.finished_at,
-                status=run.status, counts=run.counts, error=run.error)
+        RunLine(
+            id=run.id,
+            trigger=run.trigger,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            status=run.status,
+            counts=run.counts,
+            error=run.error,
+        )
         for run in session.scalars(query)
     ]
 
@@ -160,13 +194,17 @@ def latest_imports(session: Session, tenant_id: int, period: Period | None = Non
     query = select(StatementImport).where(StatementImport.tenant_id == tenant_id)
     if period is not None:
         query = query.where(StatementImport.period_start < period.end, StatementImport.period_end > period.start)
-    query = query.order_by(StatementImport.source, StatementImport.imported_at.desc()).distinct(
-        StatementImport.source
-    )
+    query = query.order_by(StatementImport.source, StatementImport.imported_at.desc()).distinct(StatementImport.source)
     return [
-        ImportLine(source=row.source, period_start=row.period_start, period_end=row.period_end,
-                   imported_at=row.imported_at, documents=row.documents, lines=row.lines,
-                   unknown_lines=row.unknown_lines)
+        ImportLine(
+            source=row.source,
+            period_start=row.period_start,
+            period_end=row.period_end,
+            imported_at=row.imported_at,
+            documents=row.documents,
+            lines=row.lines,
+            unknown_lines=row.unknown_lines,
+        )
         for row in session.scalars(query)
     ]
 
@@ -176,8 +214,12 @@ def finding_counts(session: Session, tenant_id: int, period: Period) -> list[tup
     dimension a finding leaves open is ''."""
     query = (
         select(
-            func.coalesce(Finding.provider, ""), func.coalesce(Finding.account, ""), func.coalesce(Finding.model, ""),
-            Finding.severity, Finding.status, cast(func.count(), BigInteger),
+            func.coalesce(Finding.provider, ""),
+            func.coalesce(Finding.account, ""),
+            func.coalesce(Finding.model, ""),
+            Finding.severity,
+            Finding.status,
+            cast(func.count(), BigInteger),
         )
         .where(Finding.tenant_id == tenant_id, Finding.period_start < period.end, Finding.period_end > period.start)
         .group_by(Finding.provider, Finding.account, Finding.model, Finding.severity, Finding.status)
@@ -188,7 +230,8 @@ def finding_counts(session: Session, tenant_id: int, period: Period) -> list[tup
 def finding_kinds(session: Session, tenant_id: int, period: Period) -> list[str]:
     """The kinds of finding the period has, for the list's filter."""
     query = (
-        select(Finding.kind).distinct()
+        select(Finding.kind)
+        .distinct()
         .where(Finding.tenant_id == tenant_id, Finding.period_start < period.end, Finding.period_end > period.start)
         .order_by(Finding.kind)
     )
@@ -250,8 +293,14 @@ def model_usage(session: Session, tenant_id: int, period: Period) -> list[ModelU
     latency_sums = [cast(func.sum(UsageHourly.latency_histogram[i]), BigInteger) for i in buckets]
     ttft_sums = [cast(func.sum(UsageHourly.ttft_histogram[i]), BigInteger) for i in buckets]
     query = (
-        select(UsageHourly.provider, UsageHourly.request_model, UsageHourly.response_model, *sums, *latency_sums,
-               *ttft_sums)
+        select(
+            UsageHourly.provider,
+            UsageHourly.request_model,
+            UsageHourly.response_model,
+            *sums,
+            *latency_sums,
+            *ttft_sums,
+        )
         .where(UsageHourly.tenant_id == tenant_id, UsageHourly.hour >= period.start, UsageHourly.hour < period.end)
         .group_by(UsageHourly.provider, UsageHourly.request_model, UsageHourly.response_model)
     )
@@ -259,36 +308,50 @@ def model_usage(session: Session, tenant_id: int, period: Period) -> list[ModelU
     count, width = len(USAGE_SUMS), latency.BUCKET_COUNT
     for row in session.execute(query):
         values = tuple(row)[3:]
-        result.append(ModelUsage(
-            provider=row.provider, request_model=row.request_model, response_model=row.response_model,
-            sums={name: int(value or 0) for name, value in zip(USAGE_SUMS, values[:count], strict=True)},
-            latency_histogram=tuple(int(v or 0) for v in values[count:count + width]),
-            ttft_histogram=tuple(int(v or 0) for v in values[count + width:]),
-        ))
+        result.append(
+            ModelUsage(
+                provider=row.provider,
+                request_model=row.request_model,
+                response_model=row.response_model,
+                sums={name: int(value or 0) for name, value in zip(USAGE_SUMS, values[:count], strict=True)},
+                latency_histogram=tuple(int(v or 0) for v in values[count : count + width]),
+                ttft_histogram=tuple(int(v or 0) for v in values[count + width :]),
+            )
+        )
     return result
 
 
 def channels(session: Session, tenant_id: int) -> list[AlertChannel]:
-    return list(session.scalars(
-        select(AlertChannel).where(AlertChannel.tenant_id == tenant_id).order_by(AlertChannel.name)
-    ))
+    return list(
+        session.scalars(select(AlertChannel).where(AlertChannel.tenant_id == tenant_id).order_by(AlertChannel.name))
+    )
 
 
 def delivery_log(session: Session, tenant_id: int, *, limit: int = 200) -> list[DeliveryLine]:
     """The tenant's latest alerts, newest first, with how their delivery went."""
     query = (
         select(AlertOutbox, AlertChannel.name, AlertChannel.kind)
-        .join(AlertChannel, (AlertChannel.tenant_id == AlertOutbox.tenant_id)
-              & (AlertChannel.id == AlertOutbox.channel_id), isouter=True)
+        .join(
+            AlertChannel,
+            (AlertChannel.tenant_id == AlertOutbox.tenant_id) & (AlertChannel.id == AlertOutbox.channel_id),
+            isouter=True,
+        )
         .where(AlertOutbox.tenant_id == tenant_id)
         .order_by(AlertOutbox.created_at.desc(), AlertOutbox.id.desc())
         .limit(limit)
     )
     return [
         DeliveryLine(
-            id=row.id, channel=name or f"(deleted channel {row.channel_id})", kind=kind or "", topic=row.topic,
-            title=str(row.payload.get("title", row.topic)), status=row.status, attempts=row.attempts,
-            next_attempt_at=row.next_attempt_at, last_error=row.last_error, created_at=row.created_at,
+            id=row.id,
+            channel=name or f"(deleted channel {row.channel_id})",
+            kind=kind or "",
+            topic=row.topic,
+            title=str(row.payload.get("title", row.topic)),
+            status=row.status,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at,
+            last_error=row.last_error,
+            created_at=row.created_at,
             sent_at=row.sent_at,
         )
         for row, name, kind in session.execute(query)

@@ -95,7 +95,9 @@ def make_tenant(engine: Engine, name: str | None = None) -> TenantKeys:
         auth.create_tenant(session, name)
         issued = {role: auth.create_key(session, name, role) for role in auth.ROLES}
     headers = {role: {"Authorization": f"Bearer {key.token}"} for role, key in issued.items()}
-    return TenantKeys(name, headers["ingest"], headers["read"], headers["admin"], {r: k.key_id for r, k in issued.items()})
+    return TenantKeys(
+        name, headers["ingest"], headers["read"], headers["admin"], {r: k.key_id for r, k in issued.items()}
+    )
 
 
 @pytest.fixture

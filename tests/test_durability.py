@@ -60,7 +60,9 @@ def test_every_acknowledged_event_survives_a_kill_9_of_the_server(
     env = {**os.environ, "TOKENLEDGER_DATABASE_URL": database_url, "TOKENLEDGER_LOG_LEVEL": "warning"}
     server = subprocess.Popen(
         [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port), "--no-migrate"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base_url = f"http://127.0.0.1:{port}"
     acknowledged: set[str] = set()
@@ -126,7 +128,9 @@ def test_a_database_outage_answers_503_and_the_service_recovers_by_itself(
         assert client.get("/readyz").status_code == 503
         proxy.restore()
         deadline = time.monotonic() + 20
-        while (status := client.post("/v1/events", json=usage_event(event_id="after"), headers=tenant.ingest).status_code) != 202:
+        while (
+            status := client.post("/v1/events", json=usage_event(event_id="after"), headers=tenant.ingest).status_code
+        ) != 202:
             assert status == 503
             assert time.monotonic() < deadline, "the service did not recover"
             time.sleep(0.2)

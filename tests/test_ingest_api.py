@@ -25,9 +25,9 @@ def test_one_event_is_acknowledged_after_it_is_stored(client: TestClient, tenant
     response = client.post("/v1/events", json=event, headers=tenant.ingest)
     assert response.status_code == 202
     assert response.json() == {"accepted": 1, "duplicates": 0}
-    assert stored(engine, tenant, "SELECT event_id, input_tokens, output_tokens FROM usage_events WHERE tenant_id = :tenant") == [
-        ("req-1", 1_000, 250)
-    ]
+    assert stored(
+        engine, tenant, "SELECT event_id, input_tokens, output_tokens FROM usage_events WHERE tenant_id = :tenant"
+    ) == [("req-1", 1_000, 250)]
 
 
 def test_array_and_ndjson_bodies_are_accepted(client: TestClient, tenant: TenantKeys, engine: Engine) -> None:
@@ -48,25 +48,33 @@ def test_a_retry_with_another_occurred_at_is_a_duplicate_not_a_second_event(
     retry = {**first, "occurred_at": "2026-11-01T00:00:02+00:00"}
     assert client.post("/v1/events", json=first, headers=tenant.ingest).json() == {"accepted": 1, "duplicates": 0}
     assert client.post("/v1/events", json=retry, headers=tenant.ingest).json() == {"accepted": 0, "duplicates": 1}
-    assert client.post("/v1/events", json=[first, first], headers=tenant.ingest).json() == {"accepted": 0, "duplicates": 2}
+    assert client.post("/v1/events", json=[first, first], headers=tenant.ingest).json() == {
+        "accepted": 0,
+        "duplicates": 2,
+    }
     assert stored(engine, tenant, "SELECT event_id, occurred_at FROM usage_events WHERE tenant_id = :tenant") == [
         ("retry-me", datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC))
     ]
-    assert stored(engine, tenant, "SELECT sum(requests), sum(input_tokens) FROM usage_hourly WHERE tenant_id = :tenant") == [
-        (1, 500)
-    ]
+    assert stored(
+        engine, tenant, "SELECT sum(requests), sum(input_tokens) FROM usage_hourly WHERE tenant_id = :tenant"
+    ) == [(1, 500)]
 
 
 def test_repeats_inside_one_request_count_once(client: TestClient, tenant: TenantKeys) -> None:
     event = usage_event(event_id="twice")
-    assert client.post("/v1/events", json=[event, event], headers=tenant.ingest).json() == {"accepted": 1, "duplicates": 1}
+    assert client.post("/v1/events", json=[event, event], headers=tenant.ingest).json() == {
+        "accepted": 1,
+        "duplicates": 1,
+    }
 
 
 def test_provider_request_id_serves_as_the_event_id(client: TestClient, tenant: TenantKeys, engine: Engine) -> None:
     event = usage_event(event_id=None, provider_request_id="chatcmpl-abc123")
     assert client.post("/v1/events", json=event, headers=tenant.ingest).status_code == 202
     assert client.post("/v1/events", json=event, headers=tenant.ingest).json() == {"accepted": 0, "duplicates": 1}
-    assert stored(engine, tenant, "SELECT event_id FROM usage_events WHERE tenant_id = :tenant") == [("chatcmpl-abc123",)]
+    assert stored(engine, tenant, "SELECT event_id FROM usage_events WHERE tenant_id = :tenant") == [
+        ("chatcmpl-abc123",)
+    ]
 
 
 def test_defaults_fill_the_optional_fields(client: TestClient, tenant: TenantKeys) -> None:
@@ -96,7 +104,8 @@ def test_an_event_in_a_past_month_creates_that_months_partition(
         partition = conn.scalar(
             sa.text(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'usage_events' AND c.relname = 'usage_events_2023_02'"
+                "JOIN pg_class p ON p.oid = i.inhparent "
+                "WHERE p.relname = 'usage_events' AND c.relname = 'usage_events_2023_02'"
             )
         )
     assert partition == "usage_events_2023_02"
@@ -155,10 +164,19 @@ def test_rollup_deltas_merge_like_the_upsert() -> None:
 
     now = datetime(2026, 10, 7, 12, tzinfo=UTC)
     events = validate_events(
-        [usage_event(occurred_at="2026-10-07T11:05:00Z", max_tokens=1000, output_tokens=out, finish_reason=finish,
-                     cache_read_input_tokens=0, latency_ms=100 * out)
-         for out, finish in ((400, "length"), (380, "length"), (90, "stop"), (410, "length"))],
-        tenant_id=1, now=now,
+        [
+            usage_event(
+                occurred_at="2026-10-07T11:05:00Z",
+                max_tokens=1000,
+                output_tokens=out,
+                finish_reason=finish,
+                cache_read_input_tokens=0,
+                latency_ms=100 * out,
+            )
+            for out, finish in ((400, "length"), (380, "length"), (90, "stop"), (410, "length"))
+        ],
+        tenant_id=1,
+        now=now,
     )
     (whole,) = rollup.aggregate(events)
     (first,), (second,) = rollup.aggregate(events[:2]), rollup.aggregate(events[2:])

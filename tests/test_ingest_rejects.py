@@ -70,9 +70,10 @@ def test_each_rule_of_the_schema_names_its_field(client: TestClient, tenant: Ten
     for field, event in cases.items():
         found = problems(client.post("/v1/events", json=event, headers=tenant.ingest))
         assert [problem["field"] for problem in found] == [field], (field, found)
-    assert problems(client.post("/v1/events", json=usage_event(occurred_at=future), headers=tenant.ingest))[0][
-        "field"
-    ] == "occurred_at"
+    assert (
+        problems(client.post("/v1/events", json=usage_event(occurred_at=future), headers=tenant.ingest))[0]["field"]
+        == "occurred_at"
+    )
     no_id = usage_event(event_id=None)
     assert problems(client.post("/v1/events", json=no_id, headers=tenant.ingest))[0] == {
         "index": 0,
@@ -93,18 +94,27 @@ def test_token_arithmetic_must_hold(client: TestClient, tenant: TenantKeys) -> N
 
 
 def test_a_provider_without_normalizer_needs_token_fields(client: TestClient, tenant: TenantKeys) -> None:
-    event = usage_event(provider="acme-llm", input_tokens=None, output_tokens=None, cache_read_input_tokens=None,
-                        usage={"tokens_in": 5, "tokens_out": 7})
+    event = usage_event(
+        provider="acme-llm",
+        input_tokens=None,
+        output_tokens=None,
+        cache_read_input_tokens=None,
+        usage={"tokens_in": 5, "tokens_out": 7},
+    )
     found = problems(client.post("/v1/events", json=event, headers=tenant.ingest))
     assert found[0]["field"] == "usage"
     assert "acme-llm" in found[0]["message"]
 
 
 def test_invalid_json_is_a_422_naming_the_body(client: TestClient, tenant: TenantKeys) -> None:
-    response = client.post("/v1/events", content=b'{"event_id": ', headers={**tenant.ingest, "Content-Type": "application/json"})
+    response = client.post(
+        "/v1/events", content=b'{"event_id": ', headers={**tenant.ingest, "Content-Type": "application/json"}
+    )
     assert problems(response)[0]["field"] == "body"
     ndjson = b'{"event_id": "a"}\nnot json\n'
-    response = client.post("/v1/events", content=ndjson, headers={**tenant.ingest, "Content-Type": "application/x-ndjson"})
+    response = client.post(
+        "/v1/events", content=ndjson, headers={**tenant.ingest, "Content-Type": "application/x-ndjson"}
+    )
     assert "line 2" in problems(response)[0]["message"]
 
 

@@ -11,12 +11,12 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from ledger.catalog import load_catalog
-from ledger.cli import app
+from ledger.cli import PRICE_FILE_COLUMNS, app
 from ledger.database import session_factory
 from ledger.pricing import TokenUsage
 from tests.conftest import TenantKeys
 
-HEADER = "provider,model,token_type,service_tier,context_threshold,unit_price,unit,currency,valid_from,valid_to,window,source,source_date\n"
+HEADER = ",".join(PRICE_FILE_COLUMNS) + "\n"
 
 
 @pytest.fixture
@@ -37,35 +37,72 @@ def cost_of(engine: Engine, tenant: TenantKeys, provider: str, model: str, usage
 def test_a_negotiated_price_wins_over_the_list_price(cli: CliRunner, tenant: TenantKeys, engine: Engine) -> None:
     million_in = TokenUsage(uncached_input=1_000_000)
     assert cost_of(engine, tenant, "anthropic", "claude-sonnet-4-6", million_in).total == 3
-    result = cli.invoke(app, ["prices", "set", "--tenant", tenant.name, "--provider", "anthropic", "--model",
-                              "claude-sonnet-4-6", "--token-type", "input", "--price", "2.40", "--from", "2026-10-01",
-                              "--source", "MSA 2026 discount"])
+    result = cli.invoke(
+        app,
+        [
+            "prices",
+            "set",
+            "--tenant",
+            tenant.name,
+            "--provider",
+            "anthropic",
+            "--model",
+            "claude-sonnet-4-6",
+            "--token-type",
+            "input",
+            "--price",
+            "2.40",
+            "--from",
+            "2026-10-01",
+            "--source",
+            "MSA 2026 discount",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert cost_of(engine, tenant, "anthropic", "claude-sonnet-4-6", million_in).total == Decimal("2.40")
-    listed = cli.invoke(app, ["prices", "list", "--tenant", tenant.name, "--provider", "anthropic",
-                              "--model", "claude-sonnet-4-6", "--at", "2026-10-15"])
-    assert "2.4 USD" in listed.output and "yes" in listed.output
+    listed = cli.invoke(
+        app,
+        [
+            "prices",
+            "list",
+            "--tenant",
+            tenant.name,
+            "--provider",
+            "anthropic",
+            "--model",
+            "claude-sonnet-4-6",
+            "--at",
+            "2026-10-15",
+        ],
+    )
+    assert "2.4 USD" in listed.output
+    assert "yes" in listed.output
 
 
 def test_a_self_hosted_model_priced_per_token_from_a_file(
     cli: CliRunner, tenant: TenantKeys, engine: Engine, tmp_path: Path
 ) -> None:
     prices = tmp_path / "vllm.csv"
-    prices.write_text(HEADER + "vllm,llama-4-70b,input,standard,0,0.20,1M tokens,USD,2026-09-01,,,GPU cost/throughput,2026-09-01\n"
-                      "vllm,llama-4-70b,output,standard,0,0.60,1M tokens,USD,2026-09-01,,,GPU cost/throughput,2026-09-01\n")
+    prices.write_text(
+        HEADER + "vllm,llama-4-70b,input,standard,0,0.20,1M tokens,USD,2026-09-01,,,GPU cost/throughput,2026-09-01\n"
+        "vllm,llama-4-70b,output,standard,0,0.60,1M tokens,USD,2026-09-01,,,GPU cost/throughput,2026-09-01\n"
+    )
     result = cli.invoke(app, ["prices", "import", str(prices), "--tenant", tenant.name])
     assert result.exit_code == 0, result.output
     assert "2 prices imported" in result.output
     cost = cost_of(engine, tenant, "vllm", "llama-4-70b", TokenUsage(uncached_input=500_000, output=100_000))
-    assert cost.total == Decimal("0.16") and cost.unpriced == ()
+    assert cost.total == Decimal("0.16")
+    assert cost.unpriced == ()
 
 
 def test_a_bad_price_file_names_the_line_and_column_and_writes_nothing(
     cli: CliRunner, tenant: TenantKeys, engine: Engine, tmp_path: Path
 ) -> None:
     prices = tmp_path / "bad.csv"
-    prices.write_text(HEADER + "vllm,m,input,standard,0,0.20,1M tokens,USD,2026-09-01,,,x,2026-09-01\n"
-                      "vllm,m,output,standard,0,cheap,1M tokens,USD,2026-09-01,,,x,2026-09-01\n")
+    prices.write_text(
+        HEADER + "vllm,m,input,standard,0,0.20,1M tokens,USD,2026-09-01,,,x,2026-09-01\n"
+        "vllm,m,output,standard,0,cheap,1M tokens,USD,2026-09-01,,,x,2026-09-01\n"
+    )
     result = cli.invoke(app, ["prices", "import", str(prices), "--tenant", tenant.name])
     assert result.exit_code == 1
     assert result.output.strip() == "error: bad.csv:3: column 'unit_price': not a decimal number (value 'cheap')"

@@ -11,9 +11,16 @@ from tests.events_factory import usage_event
 
 def seed(client: TestClient, tenant: TenantKeys) -> None:
     events = [
-        usage_event(event_id=f"e{n:02d}", occurred_at=f"2026-10-{1 + n % 3:02d}T{n % 24:02d}:15:00Z",
-                    provider="anthropic" if n % 2 else "openai", request_model="m-a" if n % 2 else "m-b",
-                    input_tokens=100 * (n + 1), output_tokens=10, cache_read_input_tokens=0, app="batch" if n < 5 else "chat")
+        usage_event(
+            event_id=f"e{n:02d}",
+            occurred_at=f"2026-10-{1 + n % 3:02d}T{n % 24:02d}:15:00Z",
+            provider="anthropic" if n % 2 else "openai",
+            request_model="m-a" if n % 2 else "m-b",
+            input_tokens=100 * (n + 1),
+            output_tokens=10,
+            cache_read_input_tokens=0,
+            app="batch" if n < 5 else "chat",
+        )
         for n in range(12)
     ]
     assert client.post("/v1/events", json=events, headers=tenant.ingest).status_code == 202
@@ -37,15 +44,18 @@ def test_events_are_listed_in_pages_without_gaps_or_repeats(client: TestClient, 
 
 def test_usage_totals_group_by_any_dimension(client: TestClient, tenant: TenantKeys) -> None:
     seed(client, tenant)
-    body = client.get("/v1/usage", params={"period": "2026-10", "group_by": "provider,model"}, headers=tenant.read).json()
+    body = client.get(
+        "/v1/usage", params={"period": "2026-10", "group_by": "provider,model"}, headers=tenant.read
+    ).json()
     rows = {(row["provider"], row["model"]): row for row in body["rows"]}
     assert set(rows) == {("anthropic", "m-a"), ("openai", "m-b")}
     assert rows[("openai", "m-b")]["requests"] == 6
     assert rows[("openai", "m-b")]["input_tokens"] == sum(100 * (n + 1) for n in range(0, 12, 2))
     by_day = client.get("/v1/usage", params={"period": "2026-10", "group_by": ["day"]}, headers=tenant.read).json()
     assert [row["requests"] for row in by_day["rows"]] == [4, 4, 4]
-    total = client.get("/v1/usage", params={"since": "2026-10-02T00:00:00Z", "until": "2026-10-03T00:00:00Z"},
-                       headers=tenant.read).json()
+    total = client.get(
+        "/v1/usage", params={"since": "2026-10-02T00:00:00Z", "until": "2026-10-03T00:00:00Z"}, headers=tenant.read
+    ).json()
     assert total["rows"][0]["requests"] == 4
 
 

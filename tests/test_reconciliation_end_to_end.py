@@ -45,8 +45,17 @@ def demo_month(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     try:
         tenant = f"demo-{secrets.token_hex(3)}"
         keys = ensure_demo_tenant(engine, tenant)
-        yield populate(settings, engine, server.base_url, keys, tmp_path_factory.mktemp("demo"), lambda _: None,
-                       tenant=tenant, scale=0.3, clock=FixedClock())
+        yield populate(
+            settings,
+            engine,
+            server.base_url,
+            keys,
+            tmp_path_factory.mktemp("demo"),
+            lambda _: None,
+            tenant=tenant,
+            scale=0.3,
+            clock=FixedClock(),
+        )
     finally:
         server.stop()
         engine.dispose()
@@ -98,8 +107,9 @@ def test_a_rerun_from_the_cli_updates_findings_and_keeps_their_status(
 ) -> None:
     admin = {"Authorization": f"Bearer {demo_month.admin_key}"}
     (truncation,) = findings_of(client, demo_month, kind="silent_truncation")
-    patched = client.patch(f"/v1/findings/{truncation['id']}", json={"status": "acknowledged", "note": "known cap"},
-                           headers=admin)
+    patched = client.patch(
+        f"/v1/findings/{truncation['id']}", json={"status": "acknowledged", "note": "known cap"}, headers=admin
+    )
     assert patched.status_code == 200, patched.text
     before = len(findings_of(client, demo_month))
 
@@ -115,9 +125,13 @@ def test_a_rerun_from_the_cli_updates_findings_and_keeps_their_status(
     (again,) = [f for f in after if f["id"] == truncation["id"]]
     assert again["status"] == "acknowledged"
     with engine.connect() as conn:
-        runs = conn.execute(sa.text(
-            "SELECT r.trigger, r.status FROM reconciliation_runs r JOIN tenants t ON t.id = r.tenant_id "
-            "WHERE t.name = :n ORDER BY r.id"), {"n": demo_month.tenant}).all()
+        runs = conn.execute(
+            sa.text(
+                "SELECT r.trigger, r.status FROM reconciliation_runs r JOIN tenants t ON t.id = r.tenant_id "
+                "WHERE t.name = :n ORDER BY r.id"
+            ),
+            {"n": demo_month.tenant},
+        ).all()
     assert [tuple(run) for run in runs] == [("demo", "succeeded"), ("cli", "succeeded")]
 
 
@@ -137,7 +151,15 @@ def test_an_admin_runs_the_reconciler_over_the_api(client: TestClient, demo_mont
 
 def test_the_demo_statements_went_through_the_importers(demo_month: DemoResult, engine: Engine, tmp_path: Path) -> None:
     with engine.connect() as conn:
-        sources = conn.execute(sa.text(
-            "SELECT DISTINCT l.source FROM statement_lines l JOIN tenants t ON t.id = l.tenant_id WHERE t.name = :n"),
-            {"n": demo_month.tenant}).scalars().all()
+        sources = (
+            conn.execute(
+                sa.text(
+                    "SELECT DISTINCT l.source FROM statement_lines l JOIN tenants t ON t.id = l.tenant_id "
+                    "WHERE t.name = :n"
+                ),
+                {"n": demo_month.tenant},
+            )
+            .scalars()
+            .all()
+        )
     assert set(sources) == {"openai", "anthropic", "openrouter", "focus", "csv"}

@@ -21,13 +21,18 @@ from tests.conftest import TenantKeys
 
 def test_the_previous_month_stays_due_until_the_close_day() -> None:
     assert periods_due(datetime(2026, 11, 3, tzinfo=UTC), close_month_day=5) == [
-        Period.month("2026-10"), Period.month("2026-11")]
+        Period.month("2026-10"),
+        Period.month("2026-11"),
+    ]
     assert periods_due(datetime(2026, 11, 6, tzinfo=UTC), close_month_day=5) == [Period.month("2026-11")]
 
 
 def test_sources_are_pulled_only_when_their_admin_key_is_configured() -> None:
     assert configured_sources({}) == []
-    assert configured_sources({"OPENAI_ADMIN_KEY": "sk-admin", "OPENROUTER_API_KEY": "sk-or"}) == ["openai", "openrouter"]
+    assert configured_sources({"OPENAI_ADMIN_KEY": "sk-admin", "OPENROUTER_API_KEY": "sk-or"}) == [
+        "openai",
+        "openrouter",
+    ]
 
 
 def test_only_one_instance_does_a_job_at_a_time(engine: Engine) -> None:
@@ -53,14 +58,32 @@ def test_a_failing_run_is_recorded_with_its_error(engine: Engine, tenant: Tenant
     sessions = session_factory(engine)
     with sessions.begin() as session:
         tenant_id = session.scalar(sa.select(Tenant.id).where(Tenant.name == tenant.name))
-        session.add(PriceOverride(
-            tenant_id=tenant_id, provider="openai", model="gpt-5.4", token_type="input", service_tier="standard",
-            context_threshold=0, unit_price=1, unit="1M tokens", currency="USD",
-            valid_from=datetime(2026, 1, 1, tzinfo=UTC), valid_to=None, time_window="every full moon",
-            source="corrupted by hand", created_at=datetime(2026, 1, 1, tzinfo=UTC),
-        ))
-    outcome = run_reconciliation(sessions, tenant_id=tenant_id, period=Period.month("2026-10"), settings=settings,
-                                 now=datetime(2026, 11, 2, tzinfo=UTC), trigger="schedule")
+        session.add(
+            PriceOverride(
+                tenant_id=tenant_id,
+                provider="openai",
+                model="gpt-5.4",
+                token_type="input",
+                service_tier="standard",
+                context_threshold=0,
+                unit_price=1,
+                unit="1M tokens",
+                currency="USD",
+                valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+                valid_to=None,
+                time_window="every full moon",
+                source="corrupted by hand",
+                created_at=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+        )
+    outcome = run_reconciliation(
+        sessions,
+        tenant_id=tenant_id,
+        period=Period.month("2026-10"),
+        settings=settings,
+        now=datetime(2026, 11, 2, tzinfo=UTC),
+        trigger="schedule",
+    )
     assert outcome.status == "failed"
     with sessions() as session:
         run = session.get(ReconciliationRun, (tenant_id, outcome.run_id))
@@ -74,7 +97,8 @@ def test_a_run_missed_while_no_instance_was_up_runs_at_start_up(engine: Engine, 
     sessions = session_factory(engine)
     first = start_scheduler(settings, engine, sessions)
     job = first.get_job("reconcile_current_month")
-    assert job is not None and job.next_run_time > datetime.now(UTC)
+    assert job is not None
+    assert job.next_run_time > datetime.now(UTC)
     first.shutdown(wait=False)
 
     store = first._jobstores["default"]  # the persistent store: move the stored next run into the past
@@ -89,8 +113,10 @@ def test_a_run_missed_while_no_instance_was_up_runs_at_start_up(engine: Engine, 
         while time.monotonic() < deadline:
             with sessions() as session:
                 caught_up = session.scalar(
-                    sa.select(sa.func.count()).select_from(ReconciliationRun).where(
-                        ReconciliationRun.trigger == "schedule", ReconciliationRun.started_at >= started))
+                    sa.select(sa.func.count())
+                    .select_from(ReconciliationRun)
+                    .where(ReconciliationRun.trigger == "schedule", ReconciliationRun.started_at >= started)
+                )
             if caught_up:
                 break
             time.sleep(0.2)

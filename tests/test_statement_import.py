@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -31,16 +32,22 @@ def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 
 def totals(engine: Engine, tenant: TenantKeys) -> list[tuple]:
     with engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(sa.text(
-            "SELECT usage_type, sum(quantity), sum(amount), count(*) FROM statement_lines l "
-            "JOIN tenants t ON t.id = l.tenant_id WHERE t.name = :n GROUP BY usage_type ORDER BY usage_type"),
-            {"n": tenant.name})]
+        return [
+            tuple(row)
+            for row in conn.execute(
+                sa.text(
+                    "SELECT usage_type, sum(quantity), sum(amount), count(*) FROM statement_lines l "
+                    "JOIN tenants t ON t.id = l.tenant_id WHERE t.name = :n GROUP BY usage_type ORDER BY usage_type"
+                ),
+                {"n": tenant.name},
+            )
+        ]
 
 
 class OpenAIAdminApi(BaseHTTPRequestHandler):
     """Answers like OpenAI's Admin API: two usage pages, one costs page, a 429 first."""
 
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
     rate_limited_once = False
 
     def do_GET(self) -> None:
@@ -147,8 +154,19 @@ def test_a_malformed_document_names_the_file_and_writes_nothing(
     bad["data"][0]["results"][0]["output_tokens"] = "many"
     (tmp_path / "good.json").write_text(json.dumps(good))
     (tmp_path / "broken.json").write_text(json.dumps(bad))
-    result = cli.invoke(app, ["import", "openai", "--tenant", tenant.name,
-                              "--file", str(tmp_path / "good.json"), "--file", str(tmp_path / "broken.json")])
+    result = cli.invoke(
+        app,
+        [
+            "import",
+            "openai",
+            "--tenant",
+            tenant.name,
+            "--file",
+            str(tmp_path / "good.json"),
+            "--file",
+            str(tmp_path / "broken.json"),
+        ],
+    )
     assert result.exit_code == 1
     assert result.output.startswith("error: broken.json: data[0].results[0].output_tokens")
     assert totals(engine, tenant) == []

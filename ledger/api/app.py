@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,6 +53,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Everything allocated so far (modules, app, metadata) lives as long as the process: keep it out of
+        # the collector's full passes, which otherwise stall every request for ~100 ms about once a second.
+        gc.collect()
+        gc.freeze()
         writer.start()
         scheduler = (
             start_scheduler(settings, engine, context.sessions, context.clock) if settings.scheduler_enabled else None
@@ -92,7 +97,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_parameters(request: Request, error: RequestValidationError) -> JSONResponse:
         details = [
-            {"field": ".".join(str(part) for part in problem["loc"][1:]) or str(problem["loc"][0]), "message": problem["msg"]}
+            {
+                "field": ".".join(str(part) for part in problem["loc"][1:]) or str(problem["loc"][0]),
+                "message": problem["msg"],
+            }
             for problem in error.errors()
         ]
         body = {"error": {"code": "invalid_request", "message": "invalid request parameters", "details": details}}
@@ -119,11 +127,15 @@ def _install_health(app: FastAPI) -> None:
             with context.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             checks["database"] = "ok"
-            checks["migrations"] = "ok" if migrations_at_head(context.engine) else "behind: run `tokenledger db upgrade`"
+            checks["migrations"] = (
+                "ok" if migrations_at_head(context.engine) else "behind: run `tokenledger db upgrade`"
+            )
         except SQLAlchemyError as error:
             checks["database"] = f"unreachable: {type(error).__name__}"
         ready = all(value == "ok" for value in checks.values()) and "migrations" in checks
-        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+        )
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics(context: ContextDep) -> PlainTextResponse:

@@ -67,8 +67,10 @@ async def post_events(request: Request, context: ContextDep, principal: Principa
         raise InvalidRequest(
             "the body is not valid JSON", details=[problem.as_dict() for problem in error.problems]
         ) from error
-    rows = validated(context, principal, items) if len(items) < 50 else await run_in_threadpool(
-        validated, context, principal, items
+    rows = (
+        validated(context, principal, items)
+        if len(items) < 50
+        else await run_in_threadpool(validated, context, principal, items)
     )
     return await store(context, rows)
 

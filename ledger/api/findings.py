@@ -49,8 +49,13 @@ def get_findings(
     severity: str | None = None,
 ) -> dict[str, Any]:
     principal.require("read")
-    filters = FindingFilter(period=resolve_range(period, None, None), kind=kind or None, provider=provider or None,
-                            status=status or None, severity=severity or None)
+    filters = FindingFilter(
+        period=resolve_range(period, None, None),
+        kind=kind or None,
+        provider=provider or None,
+        status=status or None,
+        severity=severity or None,
+    )
     return {"findings": [finding_json(finding) for finding in list_findings(session, principal.tenant_id, filters)]}
 
 
@@ -68,8 +73,15 @@ def patch_finding(
 ) -> dict[str, Any]:
     if principal.role != "admin":
         raise Forbidden(f"changing a finding's status needs an admin key; this key has role {principal.role!r}")
-    change_status(session, principal.tenant_id, finding_id, status=body.status, note=body.note,
-                  actor=principal.key_id, now=context.clock.now())
+    change_status(
+        session,
+        principal.tenant_id,
+        finding_id,
+        status=body.status,
+        note=body.note,
+        actor=principal.key_id,
+        now=context.clock.now(),
+    )
     session.commit()
     return get_one_finding(session, principal, finding_id)
 

@@ -23,8 +23,18 @@ async def run_now(context: ContextDep, principal: PrincipalDep, period: str | No
     except PeriodError as error:
         raise InvalidRequest(str(error)) from error
     outcome = await run_in_threadpool(
-        run_reconciliation, context.sessions, tenant_id=principal.tenant_id, period=window,
-        settings=context.settings, now=context.clock.now(), trigger="api",
+        run_reconciliation,
+        context.sessions,
+        tenant_id=principal.tenant_id,
+        period=window,
+        settings=context.settings,
+        now=context.clock.now(),
+        trigger="api",
     )
-    return {"run_id": outcome.run_id, "period": window.label, "status": outcome.status, "counts": outcome.counts,
-            "error": outcome.error}
+    return {
+        "run_id": outcome.run_id,
+        "period": window.label,
+        "status": outcome.status,
+        "counts": outcome.counts,
+        "error": outcome.error,
+    }

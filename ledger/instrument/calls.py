@@ -46,7 +46,11 @@ _HOSTS: tuple[tuple[re.Pattern[str], str], ...] = (
 # The tier a response says it ran on, in the event schema's vocabulary. OpenAI reports `default` for the
 # standard tier and `fast` requests as `priority` (openai/openai-python types/chat/chat_completion.py).
 _SERVICE_TIERS = {
-    "default": "standard", "standard": "standard", "flex": "flex", "priority": "priority", "batch": "batch",
+    "default": "standard",
+    "standard": "standard",
+    "flex": "flex",
+    "priority": "priority",
+    "batch": "batch",
 }
 
 # Error `type`s inside a stream (Anthropic `event: error`, OpenAI `{"error": …}` chunks).
@@ -159,8 +163,14 @@ def _fallback_provider(family: Family, host: str) -> str:
     """An unknown host speaks the SDK's API: record it as that provider, and say so once per host."""
     if host not in _warned_hosts:
         _warned_hosts.add(host)
-        log.warning("TokenLedger: %s is not a known %s host; its calls are recorded as provider %r "
-                    "(pass provider=..., e.g. 'vllm', to instrument_%s)", host, family, family, family)
+        log.warning(
+            "TokenLedger: %s is not a known %s host; its calls are recorded as provider %r "
+            "(pass provider=..., e.g. 'vllm', to instrument_%s)",
+            host,
+            family,
+            family,
+            family,
+        )
     return family
 
 
@@ -303,8 +313,12 @@ class Call:
                 normalize_usage(self.provider, facts.usage)
                 event["usage"] = facts.usage
             except ValueError as error:
-                log.warning("TokenLedger: unreadable %s usage on a %s call, recorded without tokens: %s",
-                            self.provider, self.api, error)
+                log.warning(
+                    "TokenLedger: unreadable %s usage on a %s call, recorded without tokens: %s",
+                    self.provider,
+                    self.api,
+                    error,
+                )
                 tags[USAGE_TAG] = "unreadable"
         if "usage" not in event:
             event["input_tokens"] = event["output_tokens"] = 0
@@ -399,8 +413,12 @@ def _read_chat_chunk(facts: _Facts, chunk: Mapping[str, Any], at: float, *, hide
             continue
         facts.finish_reason = _text(choice.get("finish_reason")) or facts.finish_reason
         delta = choice.get("delta")
-        if facts.first_output_at is None and isinstance(delta, dict) and any(
-            delta.get(key) for key in ("content", "refusal", "tool_calls", "function_call", "reasoning_content")
+        if (
+            facts.first_output_at is None
+            and isinstance(delta, dict)
+            and any(
+                delta.get(key) for key in ("content", "refusal", "tool_calls", "function_call", "reasoning_content")
+            )
         ):
             facts.first_output_at = at
     return hide_usage_chunk and choices == [] and usage is not None

@@ -70,14 +70,25 @@ class ChannelOptions:
         if self.password_env and not self.username:
             raise InvalidRequest("--smtp-password-env needs --smtp-user")
         return {
-            "smtp_host": self.smtp_host, "smtp_port": port, "from": self.sender, "to": list(self.recipients),
-            "starttls": self.starttls, "username": self.username, "password_env": self.password_env,
+            "smtp_host": self.smtp_host,
+            "smtp_port": port,
+            "from": self.sender,
+            "to": list(self.recipients),
+            "starttls": self.starttls,
+            "username": self.username,
+            "password_env": self.password_env,
         }
 
 
 def add_channel(
-    session: Session, *, tenant_id: int, name: str, kind: str, options: ChannelOptions,
-    min_severity: str = "warning", min_impact_usd: Decimal = Decimal(0),
+    session: Session,
+    *,
+    tenant_id: int,
+    name: str,
+    kind: str,
+    options: ChannelOptions,
+    min_severity: str = "warning",
+    min_impact_usd: Decimal = Decimal(0),
 ) -> AlertChannel:
     if not name.strip():
         raise InvalidRequest("a channel needs a --name")
@@ -85,8 +96,15 @@ def add_channel(
         raise InvalidRequest(f"min severity must be one of {', '.join(SEVERITIES)}, got {min_severity!r}")
     if min_impact_usd < 0:
         raise InvalidRequest(f"min impact must not be negative, got {min_impact_usd}")
-    channel = AlertChannel(tenant_id=tenant_id, name=name.strip(), kind=kind, config=options.config(kind),
-                           min_severity=min_severity, min_impact_usd=min_impact_usd, enabled=True)
+    channel = AlertChannel(
+        tenant_id=tenant_id,
+        name=name.strip(),
+        kind=kind,
+        config=options.config(kind),
+        min_severity=min_severity,
+        min_impact_usd=min_impact_usd,
+        enabled=True,
+    )
     with session.begin_nested():
         session.add(channel)
         try:

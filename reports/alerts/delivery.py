@@ -75,8 +75,14 @@ def send(
     try:
         if channel.kind == "webhook":
             body = messages.webhook_body(message, alert_id=alert_id, sent_at=now)
-            _check(http.post(config["url"], content=body, headers=messages.webhook_headers(config["secret"], body, now),
-                             timeout=HTTP_TIMEOUT_SECONDS))
+            _check(
+                http.post(
+                    config["url"],
+                    content=body,
+                    headers=messages.webhook_headers(config["secret"], body, now),
+                    timeout=HTTP_TIMEOUT_SECONDS,
+                )
+            )
         elif channel.kind == "slack":
             _check(http.post(config["url"], json=messages.slack_body(message), timeout=HTTP_TIMEOUT_SECONDS))
         elif channel.kind == "email":
@@ -124,14 +130,25 @@ def deliver_due(
 
 
 def send_test(
-    session: Session, *, tenant_id: int, channel_name: str, now: datetime, http: httpx.Client,
+    session: Session,
+    *,
+    tenant_id: int,
+    channel_name: str,
+    now: datetime,
+    http: httpx.Client,
     smtp: SmtpConnect = connect_smtp,
 ) -> SendOutcome:
     """Send a test message over the channel right away (one attempt, logged in the outbox like any alert)."""
     channel = channel_named(session, tenant_id, channel_name)
     message = messages.test_message(channel.name, tenant=sources.tenant_name(session, tenant_id), now=now)
-    alert_id = queue_message(session, tenant_id=tenant_id, channel=channel,
-                             key=f"test:{now.isoformat()}:{secrets.token_hex(4)}", message=message, now=now)
+    alert_id = queue_message(
+        session,
+        tenant_id=tenant_id,
+        channel=channel,
+        key=f"test:{now.isoformat()}:{secrets.token_hex(4)}",
+        message=message,
+        now=now,
+    )
     row = session.get_one(AlertOutbox, (tenant_id, alert_id))
     status = _attempt(session, row, now=now, http=http, smtp=smtp, max_attempts=1)
     return SendOutcome(alert_id=row.id, sent=status == "sent", error=row.last_error)

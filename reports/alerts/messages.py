@@ -112,8 +112,12 @@ def finding_message(
             ("Status", finding.status),
             ("Finding", f"#{finding.id}"),
         ),
-        data={"tenant": tenant, "finding": finding_json(finding), "previous_severity": previous_severity,
-              "previous_impact_usd": None if previous_impact is None else str(previous_impact)},
+        data={
+            "tenant": tenant,
+            "finding": finding_json(finding),
+            "previous_severity": previous_severity,
+            "previous_impact_usd": None if previous_impact is None else str(previous_impact),
+        },
     )
 
 
@@ -122,22 +126,36 @@ def run_failure_message(run: RunLine, *, tenant: str, period_label: str) -> Mess
         topic="run_failed",
         title=f"Reconciliation of {period_label} failed",
         text=f"The {run.trigger} run #{run.id} started {when(run.started_at)} failed: "
-             f"{run.error or 'no error recorded'}",
+        f"{run.error or 'no error recorded'}",
         severity="critical",
-        facts=(("Tenant", tenant), ("Period", period_label), ("Run", f"#{run.id}"), ("Trigger", run.trigger),
-               ("Started", when(run.started_at))),
-        data={"tenant": tenant, "period": period_label, "run_id": run.id, "trigger": run.trigger,
-              "started_at": run.started_at.isoformat(), "error": run.error},
+        facts=(
+            ("Tenant", tenant),
+            ("Period", period_label),
+            ("Run", f"#{run.id}"),
+            ("Trigger", run.trigger),
+            ("Started", when(run.started_at)),
+        ),
+        data={
+            "tenant": tenant,
+            "period": period_label,
+            "run_id": run.id,
+            "trigger": run.trigger,
+            "started_at": run.started_at.isoformat(),
+            "error": run.error,
+        },
     )
 
 
-def stale_source_message(source: str, last_import: datetime, *, tenant: str, now: datetime,
-                         max_age: timedelta) -> Message:
+def stale_source_message(
+    source: str, last_import: datetime, *, tenant: str, now: datetime, max_age: timedelta
+) -> Message:
     return Message(
         topic="stale_source",
         title=f"No {source} statement imported for {age(now - last_import)}",
-        text=(f"The {source} statement was last imported {when(last_import)}, more than {age(max_age)} ago. "
-              f"Check its import (tokenledger import {source} …) and the provider's admin key."),
+        text=(
+            f"The {source} statement was last imported {when(last_import)}, more than {age(max_age)} ago. "
+            f"Check its import (tokenledger import {source} …) and the provider's admin key."
+        ),
         severity="warning",
         facts=(("Tenant", tenant), ("Source", source), ("Last import", when(last_import))),
         data={"tenant": tenant, "source": source, "last_import": last_import.isoformat()},
@@ -187,11 +205,15 @@ def slack_body(message: Message) -> dict[str, Any]:
         {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}},
     ]
     if message.facts:
-        blocks.append({
-            "type": "section",
-            "fields": [{"type": "mrkdwn", "text": _clip(f"*{name}*\n{value}", SLACK_FIELD_LIMIT)}
-                       for name, value in message.facts[:SLACK_MAX_FIELDS]],
-        })
+        blocks.append(
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": _clip(f"*{name}*\n{value}", SLACK_FIELD_LIMIT)}
+                    for name, value in message.facts[:SLACK_MAX_FIELDS]
+                ],
+            }
+        )
     return {"text": _clip(f"{message.title}\n{message.text}"), "blocks": blocks}
 
 
@@ -208,8 +230,9 @@ def email_message(message: Message, *, sender: str, recipients: Sequence[str], n
         email.add_alternative(message.html, subtype="html")
     for attachment in message.attachments:
         maintype, _, subtype = attachment.media_type.partition("/")
-        email.add_attachment(attachment.content.encode(), maintype=maintype, subtype=subtype,
-                             filename=attachment.filename)
+        email.add_attachment(
+            attachment.content.encode(), maintype=maintype, subtype=subtype, filename=attachment.filename
+        )
     return email
 
 

@@ -35,14 +35,23 @@ def queue_finding_alert(
     ):
         return 0
     chosen = [
-        channel for channel in enabled_channels(session, tenant_id)
-        if rules.finding_qualifies(finding.severity, finding.impact_usd, min_severity=channel.min_severity,
-                                   min_impact_usd=channel.min_impact_usd)
+        channel
+        for channel in enabled_channels(session, tenant_id)
+        if rules.finding_qualifies(
+            finding.severity,
+            finding.impact_usd,
+            min_severity=channel.min_severity,
+            min_impact_usd=channel.min_impact_usd,
+        )
     ]
     if not chosen:
         return 0
-    message = messages.finding_message(finding, tenant=sources.tenant_name(session, tenant_id),
-                                       previous_severity=previous_severity, previous_impact=previous_impact)
+    message = messages.finding_message(
+        finding,
+        tenant=sources.tenant_name(session, tenant_id),
+        previous_severity=previous_severity,
+        previous_impact=previous_impact,
+    )
     key = rules.finding_key(finding.fingerprint, finding.severity, finding.impact_usd)
     return queue_to_channels(session, tenant_id, chosen, key, message, now)
 
@@ -51,11 +60,19 @@ def queue_run_failure_alert(session: Session, *, tenant_id: int, run: Reconcilia
     """Alert every channel once about a reconciliation run that failed (other runs queue nothing)."""
     if run.status != "failed":
         return 0
-    line = sources.RunLine(id=run.id, trigger=run.trigger, started_at=run.started_at, finished_at=run.finished_at,
-                           status=run.status, counts=run.counts, error=run.error)
+    line = sources.RunLine(
+        id=run.id,
+        trigger=run.trigger,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        status=run.status,
+        counts=run.counts,
+        error=run.error,
+    )
     period = Period(run.period_start, run.period_end)
-    message = messages.run_failure_message(line, tenant=sources.tenant_name(session, tenant_id),
-                                           period_label=period.label)
+    message = messages.run_failure_message(
+        line, tenant=sources.tenant_name(session, tenant_id), period_label=period.label
+    )
     channels = enabled_channels(session, tenant_id)
     return queue_to_channels(session, tenant_id, channels, rules.run_failure_key(run.id), message, now)
 
@@ -69,28 +86,41 @@ def queue_stale_source_alerts(
     channels = enabled_channels(session, tenant_id) if stale else []
     queued = 0
     for line in stale:
-        message = messages.stale_source_message(line.source, line.imported_at, tenant=sources.tenant_name(
-            session, tenant_id), now=now, max_age=max_age)
-        queued += queue_to_channels(session, tenant_id, channels, rules.stale_source_key(line.source, line.imported_at),
-                         message, now)
+        message = messages.stale_source_message(
+            line.source, line.imported_at, tenant=sources.tenant_name(session, tenant_id), now=now, max_age=max_age
+        )
+        queued += queue_to_channels(
+            session, tenant_id, channels, rules.stale_source_key(line.source, line.imported_at), message, now
+        )
     return queued
 
 
-def queue_message(session: Session, *, tenant_id: int, channel: AlertChannel, key: str, message: Message,
-                  now: datetime) -> int | None:
+def queue_message(
+    session: Session, *, tenant_id: int, channel: AlertChannel, key: str, message: Message, now: datetime
+) -> int | None:
     """Queue one message to one channel; the new row's id, or None when that key was already queued."""
     statement = (
         insert(AlertOutbox)
-        .values(tenant_id=tenant_id, channel_id=channel.id, topic=message.topic, dedupe_key=key,
-                payload=message.as_payload(), status="pending", attempts=0, next_attempt_at=now, created_at=now)
+        .values(
+            tenant_id=tenant_id,
+            channel_id=channel.id,
+            topic=message.topic,
+            dedupe_key=key,
+            payload=message.as_payload(),
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
         .on_conflict_do_nothing(index_elements=["tenant_id", "channel_id", "dedupe_key"])
         .returning(AlertOutbox.id)
     )
     return session.scalar(statement)
 
 
-def queue_to_channels(session: Session, tenant_id: int, channels: list[AlertChannel], key: str, message: Message,
-                      now: datetime) -> int:
+def queue_to_channels(
+    session: Session, tenant_id: int, channels: list[AlertChannel], key: str, message: Message, now: datetime
+) -> int:
     """Queue one message to each channel; how many rows were new."""
     return sum(
         queue_message(session, tenant_id=tenant_id, channel=channel, key=key, message=message, now=now) is not None

@@ -63,14 +63,16 @@ def create_report_app(context: AppContext) -> FastAPI:
 
     @report.exception_handler(RequestValidationError)
     async def invalid_parameters(request: Request, error: RequestValidationError) -> HTMLResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in problem['loc'][1:])}: {problem['msg']}"
-                             for problem in error.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in problem['loc'][1:])}: {problem['msg']}" for problem in error.errors()
+        )
         return _error_page(request, 422, f"Invalid request: {problems}")
 
     @report.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> HTMLResponse:
-        return _error_page(request, error.status_code, "There is no such page." if error.status_code == 404
-                           else str(error.detail))
+        return _error_page(
+            request, error.status_code, "There is no such page." if error.status_code == 404 else str(error.detail)
+        )
 
     @report.exception_handler(SQLAlchemyError)
     async def database_error(request: Request, error: SQLAlchemyError) -> HTMLResponse:

@@ -54,9 +54,17 @@ def test_recorded_events_are_stored_with_their_usage_normalized(
     ledger: TokenLedger, engine: Engine, tenant: TenantKeys
 ) -> None:
     anthropic_usage = {"input_tokens": 40, "cache_read_input_tokens": 960, "output_tokens": 12}
-    ledger.record(usage_event(event_id="a-1", provider="anthropic", request_model="claude-haiku-4-5",
-                              input_tokens=None, output_tokens=None, usage=anthropic_usage,
-                              reported_cost=Decimal("0.0235224")))
+    ledger.record(
+        usage_event(
+            event_id="a-1",
+            provider="anthropic",
+            request_model="claude-haiku-4-5",
+            input_tokens=None,
+            output_tokens=None,
+            usage=anthropic_usage,
+            reported_cost=Decimal("0.0235224"),
+        )
+    )
 
     assert ledger.flush(10)
     row = only_event(engine, tenant)
@@ -164,7 +172,11 @@ def test_tokenledger_down_never_blocks_the_app_bounds_memory_and_delivery_resume
 ) -> None:
     port = free_port()  # nothing listens there yet
     client = TokenLedger(
-        f"http://127.0.0.1:{port}", key_of(tenant), batch_size=10, max_buffer=50, flush_interval=0.01,
+        f"http://127.0.0.1:{port}",
+        key_of(tenant),
+        batch_size=10,
+        max_buffer=50,
+        flush_interval=0.01,
         max_retry_delay=0.1,
     )
 
@@ -201,7 +213,9 @@ def test_buffered_events_are_delivered_when_the_interpreter_exits(
     event = json.dumps(usage_event(event_id="at-exit-1"))
     subprocess.run(
         [sys.executable, "-c", script, ledger_server.url, key_of(tenant), event],
-        check=True, timeout=60, env={**os.environ, "PYTHONPATH": os.getcwd()},
+        check=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
 
     assert only_event(engine, tenant)["event_id"] == "at-exit-1"

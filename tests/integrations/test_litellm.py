@@ -104,7 +104,9 @@ def test_the_logger_records_a_completion_with_exactly_its_tokens_and_litellms_co
     assert tokens_of(row) == TOKENS
     assert (row["event_id"], row["provider_request_id"]) == ("chatcmpl-lite1", "chatcmpl-lite1")
     assert (row["provider"], row["request_model"], row["response_model"]) == (
-        "openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18"
+        "openai",
+        "gpt-4o-mini",
+        "gpt-4o-mini-2024-07-18",
     )
     assert (row["finish_reason"], row["max_tokens"], row["status_code"], row["app"]) == ("stop", 500, 200, "gateway")
     assert row["reported_cost"] == Decimal(str(capture.payloads[0]["response_cost"])) > 0
@@ -119,8 +121,12 @@ def test_the_logger_records_a_rate_limited_call_as_a_failure(
 
     with pytest.raises(litellm.RateLimitError):
         litellm.completion(
-            model="openai/gpt-4o-mini", messages=MESSAGES, api_base=f"{provider.base_url}/v1", api_key="sk",
-            num_retries=0, max_retries=0,
+            model="openai/gpt-4o-mini",
+            messages=MESSAGES,
+            api_base=f"{provider.base_url}/v1",
+            api_key="sk",
+            num_retries=0,
+            max_retries=0,
         )
 
     eventually(lambda: ledger.buffered + ledger.sent > 0)
@@ -150,8 +156,12 @@ def test_the_logger_records_an_async_stream_once_with_its_usage(
 
     async def call() -> None:
         stream = await litellm.acompletion(
-            model="openai/gpt-4o-mini", messages=MESSAGES, api_base=f"{provider.base_url}/v1", api_key="sk",
-            stream=True, stream_options={"include_usage": True},
+            model="openai/gpt-4o-mini",
+            messages=MESSAGES,
+            api_base=f"{provider.base_url}/v1",
+            api_key="sk",
+            stream=True,
+            stream_options={"include_usage": True},
         )
         async for _ in stream:
             pass
@@ -206,11 +216,22 @@ def real_payloads() -> dict[str, dict[str, Any]]:
             Reply(200, completion_body("chatcmpl-real1")),
             Reply(500, {"error": {"message": "upstream overloaded", "type": "server_error"}}),
         )
-        litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, api_base=f"{provider.base_url}/v1",
-                           api_key="sk", max_tokens=64)
+        litellm.completion(
+            model="openai/gpt-4o-mini",
+            messages=MESSAGES,
+            api_base=f"{provider.base_url}/v1",
+            api_key="sk",
+            max_tokens=64,
+        )
         with pytest.raises(litellm.InternalServerError):
-            litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, api_base=f"{provider.base_url}/v1",
-                               api_key="sk", num_retries=0, max_retries=0)
+            litellm.completion(
+                model="openai/gpt-4o-mini",
+                messages=MESSAGES,
+                api_base=f"{provider.base_url}/v1",
+                api_key="sk",
+                num_retries=0,
+                max_retries=0,
+            )
         eventually(lambda: len(capture.payloads) == 2)
     finally:
         litellm.logging_callback_manager._reset_all_callbacks()
@@ -221,7 +242,9 @@ def real_payloads() -> dict[str, dict[str, Any]]:
 
 def post(client: TestClient, tenant: TenantKeys, body: Any, *, content: bytes | None = None, **params: str) -> Any:
     return client.post(
-        "/v1/integrations/litellm", params=params, headers={**tenant.ingest, "Content-Type": "application/json"},
+        "/v1/integrations/litellm",
+        params=params,
+        headers={**tenant.ingest, "Content-Type": "application/json"},
         content=content if content is not None else json.dumps(body).encode(),
     )
 
@@ -238,8 +261,12 @@ def test_the_endpoint_stores_a_payload_once_whatever_how_often_it_is_sent(
     assert again.json() == {"accepted": 0, "duplicates": 1}
     row = only_event(engine, tenant)
     assert tokens_of(row) == TOKENS
-    assert (row["event_id"], row["app"], row["account"], row["max_tokens"]) == ("chatcmpl-real1", "gateway",
-                                                                                 "proj_main", 64)
+    assert (row["event_id"], row["app"], row["account"], row["max_tokens"]) == (
+        "chatcmpl-real1",
+        "gateway",
+        "proj_main",
+        64,
+    )
     assert row["reported_cost"] == Decimal(str(payload["response_cost"]))
 
 

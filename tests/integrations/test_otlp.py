@@ -89,7 +89,9 @@ def test_the_sdk_exporter_delivers_a_genai_span_as_an_event_with_exactly_its_tok
     assert row["occurred_at"] == START
     assert row["latency_ms"] == 1250
     assert (row["provider"], row["request_model"], row["response_model"]) == (
-        "openai", "gpt-5.4-mini", "gpt-5.4-mini-2026-03-17"
+        "openai",
+        "gpt-5.4-mini",
+        "gpt-5.4-mini-2026-03-17",
     )
     assert (row["finish_reason"], row["max_tokens"], row["provider_request_id"]) == ("stop", 400, "chatcmpl-otel1")
     assert (row["status_code"], row["error_type"], row["app"]) == (200, None, "support-bot")
@@ -197,8 +199,9 @@ ANTHROPIC_JSON_ATTRIBUTES = [
 
 def post_json(client: TestClient, tenant: TenantKeys, body: Any, **headers: str) -> Any:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return client.post("/v1/traces", content=content, headers={**tenant.ingest, "Content-Type": "application/json",
-                                                               **headers})
+    return client.post(
+        "/v1/traces", content=content, headers={**tenant.ingest, "Content-Type": "application/json", **headers}
+    )
 
 
 def test_an_otlp_json_body_is_stored_once_however_often_it_is_exported(
@@ -245,18 +248,37 @@ def test_older_and_openinference_attribute_names_are_read(
         kinds = {str: "stringValue", int: "intValue", float: "doubleValue"}
         return [{"key": k, "value": {kinds[type(v)]: v}} for k, v in values.items()]
 
-    legacy = attrs(**{"gen_ai.system": "az.ai.openai", "gen_ai.request.model": "gpt-4o",
-                      "gen_ai.usage.prompt_tokens": 100, "gen_ai.usage.completion_tokens": 20})
-    openinference = attrs(**{"openinference.span.kind": "LLM", "llm.provider": "mistralai",
-                             "llm.model_name": "mistral-large", "llm.token_count.prompt": 300,
-                             "llm.token_count.completion": 40, "llm.token_count.prompt_details.cache_read": 256,
-                             "llm.cost.total": 0.0066,
-                             "llm.invocation_parameters": '{"temperature": 0.2, "max_tokens": 512}'})
+    legacy = attrs(
+        **{
+            "gen_ai.system": "az.ai.openai",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.prompt_tokens": 100,
+            "gen_ai.usage.completion_tokens": 20,
+        }
+    )
+    openinference = attrs(
+        **{
+            "openinference.span.kind": "LLM",
+            "llm.provider": "mistralai",
+            "llm.model_name": "mistral-large",
+            "llm.token_count.prompt": 300,
+            "llm.token_count.completion": 40,
+            "llm.token_count.prompt_details.cache_read": 256,
+            "llm.cost.total": 0.0066,
+            "llm.invocation_parameters": '{"temperature": 0.2, "max_tokens": 512}',
+        }
+    )
     chain = attrs(**{"openinference.span.kind": "CHAIN", "llm.token_count.prompt": 300})
 
-    post_json(client, tenant, json_body(json_span("00000000000000b1", legacy),
-                                        json_span("00000000000000b2", openinference),
-                                        json_span("00000000000000b3", chain)))
+    post_json(
+        client,
+        tenant,
+        json_body(
+            json_span("00000000000000b1", legacy),
+            json_span("00000000000000b2", openinference),
+            json_span("00000000000000b3", chain),
+        ),
+    )
 
     rows = {row["provider"]: row for row in stored_events(engine, tenant)}
     assert set(rows) == {"azure", "mistral"}
@@ -275,8 +297,10 @@ def test_undecodable_bodies_are_refused(client: TestClient, tenant: TenantKeys) 
     assert "spans[0].spanId" in post_json(client, tenant, bad_id).json()["error"]["message"]
     assert post_json(client, tenant, b"[1, 2").status_code == 400
     assert post_json(client, tenant, b"not gzip", **{"Content-Encoding": "gzip"}).status_code == 400
-    assert client.post("/v1/traces", content=b"{}", headers={**tenant.ingest, "Content-Type": "text/plain"}
-                       ).status_code == 415
+    assert (
+        client.post("/v1/traces", content=b"{}", headers={**tenant.ingest, "Content-Type": "text/plain"}).status_code
+        == 415
+    )
     assert client.post("/v1/traces", json={}).status_code == 401
 
 
@@ -315,9 +339,13 @@ COUNTS = st.integers(min_value=0, max_value=10**7)
 def test_input_tokens_always_include_the_cache_whichever_way_it_was_reported(
     uncached: int, output: int, cache_read: int, cache_write: int, with_total: bool
 ) -> None:
-    base = {"gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet-4-6",
-            "gen_ai.usage.output_tokens": output, "gen_ai.usage.cache_read.input_tokens": cache_read,
-            "gen_ai.usage.cache_creation.input_tokens": cache_write}
+    base = {
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-6",
+        "gen_ai.usage.output_tokens": output,
+        "gen_ai.usage.cache_read.input_tokens": cache_read,
+        "gen_ai.usage.cache_creation.input_tokens": cache_write,
+    }
     total_input = uncached + cache_read + cache_write
     as_specified = {**base, "gen_ai.usage.input_tokens": total_input}
     # Anthropic's own input_tokens (the uncached part), with a total that shows it.
@@ -337,11 +365,18 @@ def test_input_tokens_always_include_the_cache_whichever_way_it_was_reported(
 
 
 def test_a_span_that_reports_input_below_its_cache_reads_is_taken_as_excluding_them() -> None:
-    event = event_from_span(proto_span({
-        "gen_ai.system": "anthropic", "gen_ai.request.model": "claude-sonnet-4-6",
-        "gen_ai.usage.input_tokens": 2105, "gen_ai.usage.output_tokens": 318,
-        "gen_ai.usage.cache_read_input_tokens": 24576,
-    }), {})
+    event = event_from_span(
+        proto_span(
+            {
+                "gen_ai.system": "anthropic",
+                "gen_ai.request.model": "claude-sonnet-4-6",
+                "gen_ai.usage.input_tokens": 2105,
+                "gen_ai.usage.output_tokens": 318,
+                "gen_ai.usage.cache_read_input_tokens": 24576,
+            }
+        ),
+        {},
+    )
 
     assert event is not None
     assert (event["input_tokens"], event["cache_read_input_tokens"]) == (2105 + 24576, 24576)

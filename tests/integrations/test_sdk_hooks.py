@@ -205,8 +205,15 @@ def test_a_streamed_responses_call_takes_its_usage_from_response_completed(
             200,
             events=named_sse(
                 {"type": "response.created", "sequence_number": 0, "response": created},
-                {"type": "response.output_text.delta", "sequence_number": 1, "item_id": "msg_1",
-                 "output_index": 0, "content_index": 0, "delta": "Hi.", "logprobs": []},
+                {
+                    "type": "response.output_text.delta",
+                    "sequence_number": 1,
+                    "item_id": "msg_1",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": "Hi.",
+                    "logprobs": [],
+                },
                 {"type": "response.completed", "sequence_number": 2, "response": response_object()},
             ),
         )
@@ -279,17 +286,33 @@ def anthropic_stream() -> tuple[tuple[str | None, str], ...]:
     """The documented stream: message_start carries input and cache counts and a placeholder output count;
     message_delta's usage is cumulative (2,105 uncached + 24,576 cache-read input, 318 output billed)."""
     return named_sse(
-        {"type": "message_start", "message": {
-            "id": "msg_stream1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6-20260101",
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": 2105, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 24576,
-                      "output_tokens": 1}}},
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_stream1",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-sonnet-4-6-20260101",
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": 2105,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 24576,
+                    "output_tokens": 1,
+                },
+            },
+        },
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
         {"type": "ping"},
         {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}},
         {"type": "content_block_stop", "index": 0},
-        {"type": "message_delta", "delta": {"stop_reason": "max_tokens", "stop_sequence": None},
-         "usage": {"output_tokens": 318}},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "max_tokens", "stop_sequence": None},
+            "usage": {"output_tokens": 318},
+        },
         {"type": "message_stop"},
     )
 
@@ -322,8 +345,11 @@ def test_a_deepseek_base_url_is_recorded_as_deepseek_with_its_cache_hits(
     provider: ProviderMock, ledger: TokenLedger, engine: Engine, tenant: TenantKeys
 ) -> None:
     usage = {
-        "prompt_tokens": 900, "completion_tokens": 120, "total_tokens": 1020,
-        "prompt_cache_hit_tokens": 768, "prompt_cache_miss_tokens": 132,
+        "prompt_tokens": 900,
+        "completion_tokens": 120,
+        "total_tokens": 1020,
+        "prompt_cache_hit_tokens": 768,
+        "prompt_cache_miss_tokens": 132,
         "prompt_tokens_details": {"cached_tokens": 768},
     }
     provider.script(Reply(200, chat_completion(model="deepseek-chat", usage=usage)))
@@ -400,8 +426,11 @@ def test_a_timed_out_stream_is_recorded_as_a_timeout(
     instrument_openai(client, ledger)
 
     with pytest.raises(openai.APITimeoutError):
-        list(client.chat.completions.create(model="gpt-5.4-mini", messages=[{"role": "user", "content": "hi"}],
-                                            stream=True))
+        list(
+            client.chat.completions.create(
+                model="gpt-5.4-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+        )
 
     assert ledger.flush(10)
     row = only_event(engine, tenant)
