@@ -121,15 +121,26 @@ def _merge_expression(name: str) -> str:
         return f"{name} = LEAST(usage_hourly.{name}, excluded.{name})"
     if name in rollup.MAX_COLUMNS:
         return f"{name} = GREATEST(usage_hourly.{name}, excluded.{name})"
-    return (
-        f"{name} = ARRAY(SELECT a + b FROM unnest(usage_hourly.{name}, excluded.{name}) "
-        f"WITH ORDINALITY AS t(a, b, i) ORDER BY i)"
-    )
+    return f"{name} = tl_array_add(usage_hourly.{name}, excluded.{name})"  # element-wise, migration 0003
+
+
+def _column_type(name: str) -> str:
+    if name in rollup.HISTOGRAM_COLUMNS:
+        return "text"  # '{1,0,…}' literals, cast to bigint[] per row: psycopg's nested-list dumper is slow
+    if name == "hour":
+        return "timestamptz"
+    if name in ("tenant_id", *rollup.MIN_COLUMNS, *rollup.MAX_COLUMNS) or name in rollup.SUM_COLUMNS:
+        return "numeric" if name == "reported_cost" else "bigint"
+    return "smallint" if name == "input_band" else "text"
 
 
 _UPSERT_ROLLUP = (
     f"INSERT INTO usage_hourly ({', '.join(rollup.ALL_COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * (len(rollup.ALL_COLUMNS) - 2))}, %s::bigint[], %s::bigint[]) "
+    "SELECT "
+    + ", ".join(f"{name}::bigint[]" if name in rollup.HISTOGRAM_COLUMNS else name for name in rollup.ALL_COLUMNS)
+    + " FROM unnest("
+    + ", ".join(f"%s::{_column_type(name)}[]" for name in rollup.ALL_COLUMNS)
+    + f") AS batch({', '.join(rollup.ALL_COLUMNS)}) "
     f"ON CONFLICT ({', '.join(rollup.KEY_COLUMNS)}) DO UPDATE SET "
     + ", ".join(
         _merge_expression(name)
@@ -139,11 +150,14 @@ _UPSERT_ROLLUP = (
 
 
 def _upsert_rollup(cursor: psycopg.Cursor[tuple[object, ...]], deltas: Sequence[rollup.HourlyDelta]) -> None:
-    cursor.executemany(_UPSERT_ROLLUP, [_with_array_literals(delta.as_row()) for delta in deltas])
+    """Add the deltas (sorted by key) to the rollup in one statement, one array parameter per column:
+    concurrent writers lock rows in the same order, and the daily rollup's statement-level trigger
+    (migration 0003) folds the whole batch at once."""
+    columns = list(zip(*(_with_array_literals(delta.as_row()) for delta in deltas), strict=True))
+    cursor.execute(_UPSERT_ROLLUP, [list(values) for values in columns])
 
 
 def _with_array_literals(row: tuple[object, ...]) -> tuple[object, ...]:
-    """Histograms travel as '{1,0,…}' text: psycopg's list dumper costs more than the whole upsert."""
     *scalars, latency_histogram, ttft_histogram = row
     return (*scalars, _array_literal(latency_histogram), _array_literal(ttft_histogram))
 

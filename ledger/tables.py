@@ -4,13 +4,14 @@ distributed by tenant (Citus) without change."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
@@ -172,6 +173,56 @@ class UsageHourly(Base):
     truncated_max_output: Mapped[int | None] = mapped_column(BigInteger)
     reported_cost: Mapped[Decimal] = mapped_column(Money)
     reported_cost_requests: Mapped[int] = mapped_column(BigInteger)
+    latency_histogram: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    ttft_histogram: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+
+
+class UsageDaily(Base):
+    """The hourly rollup summed per UTC day × provider × requested × served model. Kept by a trigger on
+    `usage_hourly` (migration 0003), so it is always in step with it; month-long reports read it."""
+
+    __tablename__ = "usage_daily"
+
+    tenant_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    provider: Mapped[str] = mapped_column(Text, primary_key=True)
+    request_model: Mapped[str] = mapped_column(Text, primary_key=True)
+    response_model: Mapped[str] = mapped_column(Text, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_read_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_creation_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_creation_1h_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger)
+    web_search_requests: Mapped[int] = mapped_column(BigInteger)
+    system_prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    system_prompt_requests: Mapped[int] = mapped_column(BigInteger)
+    status_2xx: Mapped[int] = mapped_column(BigInteger)
+    status_4xx: Mapped[int] = mapped_column(BigInteger)
+    status_429: Mapped[int] = mapped_column(BigInteger)
+    status_5xx: Mapped[int] = mapped_column(BigInteger)
+    status_other: Mapped[int] = mapped_column(BigInteger)
+    error_rate_limit: Mapped[int] = mapped_column(BigInteger)
+    error_timeout: Mapped[int] = mapped_column(BigInteger)
+    error_server_error: Mapped[int] = mapped_column(BigInteger)
+    error_invalid_request: Mapped[int] = mapped_column(BigInteger)
+    error_auth: Mapped[int] = mapped_column(BigInteger)
+    error_content_filter: Mapped[int] = mapped_column(BigInteger)
+    error_other: Mapped[int] = mapped_column(BigInteger)
+    finish_stop: Mapped[int] = mapped_column(BigInteger)
+    finish_length: Mapped[int] = mapped_column(BigInteger)
+    finish_tool_calls: Mapped[int] = mapped_column(BigInteger)
+    finish_content_filter: Mapped[int] = mapped_column(BigInteger)
+    finish_other: Mapped[int] = mapped_column(BigInteger)
+    finish_missing: Mapped[int] = mapped_column(BigInteger)
+    streamed: Mapped[int] = mapped_column(BigInteger)
+    streamed_missing_finish: Mapped[int] = mapped_column(BigInteger)
+    truncated_below_max: Mapped[int] = mapped_column(BigInteger)
+    reported_cost: Mapped[Decimal] = mapped_column(Money)
+    reported_cost_requests: Mapped[int] = mapped_column(BigInteger)
+    truncated_min_output: Mapped[int | None] = mapped_column(BigInteger)
+    truncated_max_output: Mapped[int | None] = mapped_column(BigInteger)
     latency_histogram: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
     ttft_histogram: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
 

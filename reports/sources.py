@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import BigInteger, Date, cast, func, select
+from sqlalchemy import BigInteger, ColumnElement, Date, cast, func, select
 from sqlalchemy.orm import Session
 
 from importers.base import TOKEN_USAGE_TYPES
@@ -28,7 +28,7 @@ from ledger.tables import (
     StatementImport,
     StatementLine,
     Tenant,
-    UsageHourly,
+    UsageDaily,
 )
 
 DAILY_COLUMNS = ("day", "provider", "model", "tokens")
@@ -238,14 +238,22 @@ def finding_kinds(session: Session, tenant_id: int, period: Period) -> list[str]
     return list(session.scalars(query))
 
 
+def _daily_scope(tenant_id: int, period: Period) -> tuple[ColumnElement[bool], ...]:
+    """Days of the daily rollup inside `period` (whole UTC days: every period starts at midnight)."""
+    return (
+        UsageDaily.tenant_id == tenant_id,
+        UsageDaily.day >= period.start.date(),
+        UsageDaily.day < period.end.date(),
+    )
+
+
 def daily_logged(session: Session, tenant_id: int, period: Period) -> pd.DataFrame:
     """Logged tokens per UTC day × provider × served model (names normalized as on statements)."""
-    day = cast(func.date_trunc("day", UsageHourly.hour), Date).label("day")
-    tokens = cast(func.sum(UsageHourly.input_tokens + UsageHourly.output_tokens), BigInteger).label("tokens")
+    tokens = cast(func.sum(UsageDaily.input_tokens + UsageDaily.output_tokens), BigInteger).label("tokens")
     query = (
-        select(day, UsageHourly.provider, UsageHourly.response_model, tokens)
-        .where(UsageHourly.tenant_id == tenant_id, UsageHourly.hour >= period.start, UsageHourly.hour < period.end)
-        .group_by(day, UsageHourly.provider, UsageHourly.response_model)
+        select(UsageDaily.day, UsageDaily.provider, UsageDaily.response_model, tokens)
+        .where(*_daily_scope(tenant_id, period))
+        .group_by(UsageDaily.day, UsageDaily.provider, UsageDaily.response_model)
     )
     rows = [
         (row.day, row.provider, normalize_model_name(row.provider, row.response_model), int(row.tokens))
@@ -288,21 +296,21 @@ def daily_billed(session: Session, tenant_id: int, period: Period) -> tuple[pd.D
 def model_usage(session: Session, tenant_id: int, period: Period) -> list[ModelUsage]:
     """Rollup sums and merged latency / time-to-first-token histograms per provider × requested × served
     model. The histograms are summed element-wise in SQL so only one row per model pair leaves the database."""
-    sums = [cast(func.sum(getattr(UsageHourly, name)), BigInteger).label(name) for name in USAGE_SUMS]
+    sums = [cast(func.sum(getattr(UsageDaily, name)), BigInteger).label(name) for name in USAGE_SUMS]
     buckets = range(1, latency.BUCKET_COUNT + 1)
-    latency_sums = [cast(func.sum(UsageHourly.latency_histogram[i]), BigInteger) for i in buckets]
-    ttft_sums = [cast(func.sum(UsageHourly.ttft_histogram[i]), BigInteger) for i in buckets]
+    latency_sums = [cast(func.sum(UsageDaily.latency_histogram[i]), BigInteger) for i in buckets]
+    ttft_sums = [cast(func.sum(UsageDaily.ttft_histogram[i]), BigInteger) for i in buckets]
     query = (
         select(
-            UsageHourly.provider,
-            UsageHourly.request_model,
-            UsageHourly.response_model,
+            UsageDaily.provider,
+            UsageDaily.request_model,
+            UsageDaily.response_model,
             *sums,
             *latency_sums,
             *ttft_sums,
         )
-        .where(UsageHourly.tenant_id == tenant_id, UsageHourly.hour >= period.start, UsageHourly.hour < period.end)
-        .group_by(UsageHourly.provider, UsageHourly.request_model, UsageHourly.response_model)
+        .where(*_daily_scope(tenant_id, period))
+        .group_by(UsageDaily.provider, UsageDaily.request_model, UsageDaily.response_model)
     )
     result = []
     count, width = len(USAGE_SUMS), latency.BUCKET_COUNT

@@ -152,10 +152,21 @@ def test_rollup_totals_equal_the_events_after_concurrent_ingests(
     )
     assert events == rollup
     assert events[0][0] == 400
+    daily = stored(
+        engine,
+        tenant,
+        "SELECT sum(requests), sum(input_tokens), sum(output_tokens), sum(cache_read_input_tokens), sum(status_429), "
+        "sum(streamed), sum(finish_missing) FROM usage_daily WHERE tenant_id = :tenant",
+    )
+    assert daily == rollup
     histogram_total = stored(
         engine, tenant, "SELECT sum(n) FROM usage_hourly, unnest(latency_histogram) AS n WHERE tenant_id = :tenant"
     )
     assert histogram_total == [(400,)]
+    daily_histogram_total = stored(
+        engine, tenant, "SELECT sum(n) FROM usage_daily, unnest(latency_histogram) AS n WHERE tenant_id = :tenant"
+    )
+    assert daily_histogram_total == [(400,)]
 
 
 def test_rollup_deltas_merge_like_the_upsert() -> None:
