@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -154,7 +155,13 @@ def _upsert_rollup(cursor: psycopg.Cursor[tuple[object, ...]], deltas: Sequence[
     concurrent writers lock rows in the same order, and the daily rollup's statement-level trigger
     (migration 0003) folds the whole batch at once."""
     columns = list(zip(*(_with_array_literals(delta.as_row()) for delta in deltas), strict=True))
-    cursor.execute(_UPSERT_ROLLUP, [list(values) for values in columns])
+    cursor.execute(
+        _UPSERT_ROLLUP,
+        [
+            [Decimal(value) for value in values] if name == "reported_cost" else list(values)  # sums start at int 0
+            for name, values in zip(rollup.ALL_COLUMNS, columns, strict=True)
+        ],
+    )
 
 
 def _with_array_literals(row: tuple[object, ...]) -> tuple[object, ...]:

@@ -194,3 +194,14 @@ def test_rollup_deltas_merge_like_the_upsert() -> None:
     merged = rollup.merge(first, second)
     assert merged.as_row() == whole.as_row()
     assert (merged.truncated_min_output, merged.truncated_max_output) == (380, 410)
+
+
+def test_reported_costs_add_up_exactly_in_the_rollup(client: TestClient, tenant: TenantKeys) -> None:
+    batch = [
+        usage_event(occurred_at="2026-10-09T10:00:00Z", reported_cost="0.0235224"),
+        usage_event(occurred_at="2026-10-09T10:05:00Z", reported_cost=0.1),
+        usage_event(occurred_at="2026-10-09T10:10:00Z", account="proj_other"),
+    ]
+    assert client.post("/v1/events", json=batch, headers=tenant.ingest).status_code == 202
+    body = client.get("/v1/usage", params={"period": "2026-10"}, headers=tenant.read).json()
+    assert body["rows"][0]["reported_cost"].rstrip("0") == "0.1235224"

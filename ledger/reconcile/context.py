@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 
 from ledger.periods import Period
-from ledger.reconcile.excess import InputExcessFit, RequestExcess, fit_input_excess, request_excess
+from ledger.reconcile.excess import InputExcessFit, RequestExcess, fit_input_excess, regular, request_excess
 from ledger.reconcile.model import Comparison, LoggedDay, LoggedTotals, ReconcileSettings, Scope
 from ledger.reconcile.relabeling import Relabel, relabeled_usage
 
@@ -31,12 +31,16 @@ class DetectionContext:
         """The reconciled period as (start, end): the period of every period-level finding."""
         return self.period.start, self.period.end
 
-    def logged_by(self, key: Callable[[LoggedDay], Scope]) -> dict[Scope, list[LoggedDay]]:
-        """The period's logged rows grouped by a scope of the caller's choice."""
-        grouped: dict[Scope, list[LoggedDay]] = defaultdict(list)
+    @cached_property
+    def logged_per_key_and_model(self) -> Mapping[Scope, list[LoggedDay]]:
+        """The period's logged rows per provider × account × API key × served model (any service tier)."""
+        grouped: dict[tuple[str, str, str, str], list[LoggedDay]] = defaultdict(list)
         for row in self.logged:
-            grouped[key(row)].append(row)
-        return grouped
+            grouped[(row.provider, row.account, row.api_key_id, row.model)].append(row)
+        return {
+            Scope(provider=provider, account=account, api_key_id=api_key_id, model=model): rows
+            for (provider, account, api_key_id, model), rows in grouped.items()
+        }
 
     @cached_property
     def series(self) -> Mapping[Scope, tuple[Comparison, ...]]:
@@ -47,13 +51,36 @@ class DetectionContext:
         return {scope: tuple(sorted(items, key=lambda b: b.first_day)) for scope, items in grouped.items()}
 
     @cached_property
+    def regular(self) -> Mapping[Scope, tuple[Comparison, ...]]:
+        """Per scope, the buckets of its series with usage on both sides (see `excess.regular`)."""
+        return {scope: tuple(regular(series)) for scope, series in self.series.items()}
+
+    def logged_totals(self, buckets: Sequence[Comparison]) -> LoggedTotals:
+        """The logged usage of some of these buckets, summed. Memoized by the buckets' identity: several
+        analyses of a scope sum the same buckets."""
+        key = tuple(map(id, buckets))
+        totals = self._logged_totals.get(key)
+        if totals is None:
+            totals = self._logged_totals[key] = LoggedTotals.sum(bucket.logged for bucket in buckets)
+        return totals
+
+    @cached_property
+    def _logged_totals(self) -> dict[tuple[int, ...], LoggedTotals]:
+        return {}
+
+    @cached_property
     def input_excess(self) -> Mapping[Scope, InputExcessFit]:
-        fits = {scope: fit_input_excess(series, self.settings) for scope, series in self.series.items()}
+        fits = {
+            scope: fit_input_excess(buckets, self.settings, self.logged_totals)
+            for scope, buckets in self.regular.items()
+        }
         return {scope: fit for scope, fit in fits.items() if fit is not None}
 
     @cached_property
     def request_excess(self) -> Mapping[Scope, RequestExcess]:
-        found = {scope: request_excess(series, self.settings) for scope, series in self.series.items()}
+        found = {
+            scope: request_excess(buckets, self.settings, self.logged_totals) for scope, buckets in self.regular.items()
+        }
         return {scope: excess for scope, excess in found.items() if excess is not None}
 
     @cached_property

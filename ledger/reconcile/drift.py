@@ -41,11 +41,11 @@ def _compared(
 ) -> DriftRow:
     provider, grain, account, model = key
     totals = LoggedTotals.sum(c.logged for c in items)
-    quantities = {
-        category: sum(c.billed_quantities.get(category, 0) for c in items)
-        for category in CATEGORIES
-        if any(category in c.billed_quantities for c in items)
-    }
+    summed: dict[str, int] = {}
+    for comparison in items:
+        for category, quantity in comparison.billed_quantities.items():
+            summed[category] = summed.get(category, 0) + quantity
+    quantities = {category: summed[category] for category in CATEGORIES if category in summed}
     amounts = [c.billed_total for c in items if c.billed_total is not None]
     cost = sum(amounts, Decimal(0)) if amounts else None
     days = (min(c.first_day for c in items), max(c.last_day for c in items))

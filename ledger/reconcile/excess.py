@@ -17,6 +17,7 @@ Request excess: billed requests above logged successful ones, and whether they m
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -73,22 +74,34 @@ class InputExcessFit:
         return sum(bucket.days for bucket in self.buckets)
 
 
-def regular(buckets: tuple[Comparison, ...]) -> list[Comparison]:
+LoggedSum = Callable[[Sequence[Comparison]], LoggedTotals]
+"""Sums the logged usage of buckets (`LoggedTotals.sum` of their `logged`, or a memoized equivalent)."""
+
+
+def regular(buckets: Sequence[Comparison]) -> list[Comparison]:
     """Buckets with usage on both sides (one-sided ones belong to unlogged / unbilled usage)."""
     return [b for b in buckets if not b.unlogged and not b.unbilled]
 
 
-def fit_input_excess(series: tuple[Comparison, ...], settings: ReconcileSettings) -> InputExcessFit | None:
-    """Fit one scope's input excess; None when the statement states no prompt input for it."""
-    buckets = tuple(b for b in regular(series) if b.stated(PROMPT_CATEGORIES))
+def _sum_logged(buckets: Sequence[Comparison]) -> LoggedTotals:
+    return LoggedTotals.sum(b.logged for b in buckets)
+
+
+def fit_input_excess(
+    regular_buckets: Sequence[Comparison], settings: ReconcileSettings, logged_totals: LoggedSum = _sum_logged
+) -> InputExcessFit | None:
+    """Fit one scope's input excess over its regular buckets (see `regular`); None when the statement
+    states no prompt input for it."""
+    buckets = tuple(b for b in regular_buckets if b.stated(PROMPT_CATEGORIES))
     if not buckets:
         return None
     categories = buckets[0].stated(PROMPT_CATEGORIES)
-    y = np.array([b.billed_quantity(categories) - b.logged_quantity(categories) for b in buckets], float)
+    logged_input = [b.logged_quantity(categories) for b in buckets]
+    billed_input = [b.billed_quantity(categories) for b in buckets]
+    y = np.array([billed - logged for billed, logged in zip(billed_input, logged_input, strict=True)], float)
     requests = np.array([b.logged.successful_requests for b in buckets], float)
     prompts = np.array([b.logged.system_prompt_tokens for b in buckets], float)
-    logged = sum(b.logged_quantity(categories) for b in buckets)
-    totals = LoggedTotals.sum(b.logged for b in buckets)
+    totals = logged_totals(buckets)
     unit_price = totals.unit_price("uncached_input")
     coef, t_stats, rss, collinear = _fit(y, requests, prompts, settings)
     total_y2 = float(y @ y)
@@ -112,8 +125,8 @@ def fit_input_excess(series: tuple[Comparison, ...], settings: ReconcileSettings
     return InputExcessFit(
         buckets=buckets,
         categories=categories,
-        logged_tokens=logged,
-        billed_tokens=sum(b.billed_quantity(categories) for b in buckets),
+        logged_tokens=sum(logged_input),
+        billed_tokens=sum(billed_input),
         requests=totals.successful_requests,
         system_prompt_tokens=totals.system_prompt_tokens,
         padding=component(0, requests, ratio_ok=True),
@@ -190,11 +203,14 @@ class RequestExcess:
         return self.extra > self.tolerance and self.failed > 0 and abs(self.extra - self.failed) <= self.match_tolerance
 
 
-def request_excess(series: tuple[Comparison, ...], settings: ReconcileSettings) -> RequestExcess | None:
-    buckets = tuple(b for b in regular(series) if b.billed_requests is not None)
+def request_excess(
+    regular_buckets: Sequence[Comparison], settings: ReconcileSettings, logged_totals: LoggedSum = _sum_logged
+) -> RequestExcess | None:
+    """Billed against logged requests over a scope's regular buckets stating requests (see `regular`)."""
+    buckets = tuple(b for b in regular_buckets if b.billed_requests is not None)
     if not buckets:
         return None
-    totals = LoggedTotals.sum(b.logged for b in buckets)
+    totals = logged_totals(buckets)
     failed = totals.errors_429 + totals.errors_5xx
     return RequestExcess(
         buckets=buckets,

@@ -57,21 +57,25 @@ class _Billed:
 
     def add(self, row: BilledDay, metrics: frozenset[str]) -> None:
         """Merge a row stating `metrics` (`_metrics_of(row)`)."""
-        for metric in sorted(metrics):
-            other = self.stated_by.setdefault(metric, row.source)
-            if other != row.source:
-                raise ReconcileInputError(
-                    f"{metric} of {_scope_of(row).label()} on {row.day} is stated by two statements "
-                    f"({other!r} and {row.source!r}); pass one, or give them different grains"
-                )
+        if not self.stated_by:  # nothing stated yet: nothing to conflict with
+            self.stated_by = dict.fromkeys(metrics, row.source)
+        else:
+            for metric in sorted(metrics):
+                other = self.stated_by.setdefault(metric, row.source)
+                if other != row.source:
+                    raise ReconcileInputError(
+                        f"{metric} of {_scope_of(row).label()} on {row.day} is stated by two statements "
+                        f"({other!r} and {row.source!r}); pass one, or give them different grains"
+                    )
         for category, quantity in row.quantities.items():
             self.quantities[category] = self.quantities.get(category, 0) + quantity
         for category, amount in row.amounts.items():
             self.amounts[category] = self.amounts.get(category, Decimal(0)) + amount
         if row.requests is not None:
             self.requests = (self.requests or 0) + row.requests
-        if row.billed_total is not None:
-            self.total = (self.total or Decimal(0)) + row.billed_total
+        billed_total = row.billed_total
+        if billed_total is not None:
+            self.total = (self.total or Decimal(0)) + billed_total
         self.final = self.final and row.final
 
 
@@ -94,10 +98,14 @@ def _scope_of(row: BilledDay) -> Scope:
     )
 
 
-def project(row: LoggedDay, grain: tuple[str, ...]) -> Scope:
-    """The logged row's scope at a statement grain."""
-    values = {name: getattr(row, name) if name in grain else None for name in DIMENSIONS}
-    return Scope(provider=row.provider, **values)
+def _grain_of(row: BilledDay) -> tuple[str, ...]:
+    """The dimensions a billed row breaks down by (`Scope.grain` of its scope)."""
+    return tuple(name for name in DIMENSIONS if getattr(row, name) is not None)
+
+
+def _values_at(row: LoggedDay | BilledDay, grain: tuple[str, ...]) -> tuple[str, ...]:
+    """A row's values of the grain's dimensions: with the provider, its scope at that grain."""
+    return tuple([getattr(row, name) for name in grain])
 
 
 def scope_sort_key(scope: Scope) -> tuple[str, ...]:
@@ -106,10 +114,9 @@ def scope_sort_key(scope: Scope) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class _StatedRow:
-    """A billed row with what is derived from it once: its scope and the metrics it states."""
+    """A billed row with the metrics it states (derived once)."""
 
     row: BilledDay
-    scope: Scope
     metrics: frozenset[str]
 
 
@@ -149,9 +156,9 @@ def compare(logged: Sequence[LoggedDay], billed: Sequence[BilledDay]) -> list[Co
             )
     views: dict[tuple[str, tuple[str, ...]], _View] = {}
     for row in billed:
-        scope = _scope_of(row)
-        view = views.setdefault((row.provider, scope.grain), _View(row.provider, scope.grain))
-        view.rows.append(_StatedRow(row, scope, _metrics_of(row)))
+        grain = _grain_of(row)
+        view = views.setdefault((row.provider, grain), _View(row.provider, grain))
+        view.rows.append(_StatedRow(row, _metrics_of(row)))
     authority = _authoritative_grains(views.values())
     logged_by_domain: dict[tuple[str, str | None], list[LoggedDay]] = defaultdict(list)
     for logged_row in logged:
@@ -196,21 +203,27 @@ def _compare_view(
             continue
         figures = _StatedFigures.of(stated)
         first, last = min(r.row.day for r in stated_rows), max(r.row.day for r in stated_rows)
-        billed: dict[tuple[Scope, date], _Billed] = defaultdict(_Billed)
+        # Keyed by the values of the view's grain (with the provider: the scope) and the day.
+        billed: dict[tuple[tuple[str, ...], date], _Billed] = defaultdict(_Billed)
         finality: dict[date, bool] = {}
         for stated_row in stated_rows:
             row = stated_row.row
-            billed[(stated_row.scope, row.day)].add(row, stated_row.metrics)
+            billed[(_values_at(row, view.grain), row.day)].add(row, stated_row.metrics)
             finality[row.day] = finality.get(row.day, True) and row.final
         domain_final = all(finality.values())
         sources = tuple(sorted({r.row.source for r in stated_rows}))
-        usage: dict[tuple[Scope, date], list[LoggedDay]] = defaultdict(list)
+        usage: dict[tuple[tuple[str, ...], date], list[LoggedDay]] = defaultdict(list)
         for logged_row in logged.get((view.provider, account), ()):
             if first <= logged_row.day <= last:
-                usage[(project(logged_row, view.grain), logged_row.day)].append(logged_row)
-        for scope, day in sorted(billed.keys() | usage.keys(), key=lambda k: (scope_sort_key(k[0]), k[1])):
-            merged = billed.get((scope, day))
-            rows = usage.get((scope, day))
+                usage[(_values_at(logged_row, view.grain), logged_row.day)].append(logged_row)
+        scopes: dict[tuple[str, ...], Scope] = {}  # one Scope object per statement scope
+        # Sorted by scope (`scope_sort_key`: the grain's values, as the other dimensions are None) and day.
+        for values, day in sorted(billed.keys() | usage.keys()):
+            scope = scopes.get(values)
+            if scope is None:
+                scope = scopes[values] = Scope(provider=view.provider, **dict(zip(view.grain, values, strict=True)))
+            merged = billed.get((values, day))
+            rows = usage.get((values, day))
             out.append(
                 _comparison(
                     scope,

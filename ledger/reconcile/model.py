@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 CATEGORIES: tuple[str, ...] = ("uncached_input", "cached_input", "cache_write_5m", "cache_write_1h", "output")
 """Token categories on both sides; `output` includes reasoning."""
@@ -76,7 +76,7 @@ class TokenCounts:
         return value
 
     def total(self, categories: tuple[str, ...] = CATEGORIES) -> int:
-        return sum(self.get(category) for category in categories)
+        return sum([getattr(self, category) for category in categories])
 
     def __add__(self, other: TokenCounts) -> TokenCounts:
         return TokenCounts(**{name: self.get(name) + other.get(name) for name in CATEGORIES})
@@ -359,57 +359,23 @@ class LoggedTotals:
 
     @classmethod
     def sum(cls, parts: Iterable[LoggedTotals]) -> LoggedTotals:
-        """`LoggedTotals() + parts[0] + parts[1] + …` in one pass: the same result (the same Decimal
-        additions in the same order) without building the intermediate totals."""
-        requests = successful_requests = errors_429 = errors_5xx = errors_4xx = system_prompt_tokens = 0
-        tokens = dict.fromkeys(CATEGORIES, 0)
-        # Per category: the cost so far, None once some usage of it is unpriced (as `_category_cost`).
-        costs: dict[str, Decimal | None] = dict.fromkeys(CATEGORIES, Decimal(0))
-        expected_cost: Decimal | None = Decimal(0)
-        prices: dict[str, Decimal] = {}
-        empty = True
+        """`LoggedTotals() + parts[0] + parts[1] + …`, in one pass."""
+        running = _RunningTotals()
         for part in parts:
-            empty = False
-            requests += part.requests
-            successful_requests += part.successful_requests
-            errors_429 += part.errors_429
-            errors_5xx += part.errors_5xx
-            errors_4xx += part.errors_4xx
-            system_prompt_tokens += part.system_prompt_tokens
-            part_costs = part.expected_cost_by_category
-            for category in CATEGORIES:
-                count: int = getattr(part.tokens, category)
-                tokens[category] += count
-                cost = costs[category]
-                if cost is not None:
-                    part_cost = part_costs.get(category)
-                    if part_cost is None and count == 0:
-                        part_cost = Decimal(0)
-                    costs[category] = None if part_cost is None else cost + part_cost
-            expected_cost = _add_optional(expected_cost, part.expected_cost)
-            if prices != part.unit_prices:
-                _merge_unit_prices(prices, part.unit_prices)
-        if empty:
-            return cls()
-        return cls(
-            requests=requests,
-            successful_requests=successful_requests,
-            errors_429=errors_429,
-            errors_5xx=errors_5xx,
-            errors_4xx=errors_4xx,
-            tokens=TokenCounts(**tokens),
-            system_prompt_tokens=system_prompt_tokens,
-            expected_cost=expected_cost,
-            expected_cost_by_category=MappingProxyType(
-                {category: cost for category, cost in costs.items() if cost is not None}
-            ),
-            unit_prices=MappingProxyType(prices),
-        )
+            running.add(part, part.expected_cost, part.unit_prices)
+        return running.totals()
 
     @classmethod
     def of_rows(cls, rows: Iterable[LoggedDay]) -> LoggedTotals:
-        """`LoggedTotals() + LoggedTotals.of(rows[0]) + …` in one pass."""
-        return cls.sum(cls.of(row) for row in rows)
+        """`LoggedTotals() + LoggedTotals.of(rows[0]) + …`, in one pass."""
+        running = _RunningTotals()
+        for row in rows:
+            cost = row.expected_cost
+            if cost is None and not row.tokens.total():
+                cost = Decimal(0)  # as `of`: nothing used, nothing unpriced
+            # A validated row's price mapping holds no None (`_frozen_mapping` drops them).
+            running.add(row, cost, cast(Mapping[str, Decimal], row.expected_unit_price))
+        return running.totals()
 
     def __add__(self, other: LoggedTotals) -> LoggedTotals:
         tokens = self.tokens + other.tokens
@@ -445,6 +411,73 @@ class LoggedTotals:
         if tokens and cost is not None:
             return cost / tokens
         return self.unit_prices.get(category)
+
+
+@dataclass(slots=True)
+class _RunningTotals:
+    """`LoggedTotals() + a + b + …` accumulated in place: the same result, by the same Decimal additions in
+    the same order, without building (and validating) the intermediate totals."""
+
+    parts: int = 0
+    first_tokens: TokenCounts | None = None
+    requests: int = 0
+    successful_requests: int = 0
+    errors_429: int = 0
+    errors_5xx: int = 0
+    errors_4xx: int = 0
+    system_prompt_tokens: int = 0
+    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
+    costs: dict[str, Decimal | None] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, Decimal(0)))
+    """Per category as `_category_cost` sees the sum so far: its cost, None once some usage is unpriced."""
+    expected_cost: Decimal | None = Decimal(0)
+    prices: dict[str, Decimal] = field(default_factory=dict)
+
+    def add(self, part: LoggedTotals | LoggedDay, expected_cost: Decimal | None, prices: Mapping[str, Decimal]) -> None:
+        """Add a part's counts and per-category costs, with its expected cost and catalog unit prices."""
+        self.parts += 1
+        if self.first_tokens is None:
+            self.first_tokens = part.tokens
+        self.requests += part.requests
+        self.successful_requests += part.successful_requests
+        self.errors_429 += part.errors_429
+        self.errors_5xx += part.errors_5xx
+        self.errors_4xx += part.errors_4xx
+        self.system_prompt_tokens += part.system_prompt_tokens
+        tokens, costs, part_tokens, part_costs = self.tokens, self.costs, part.tokens, part.expected_cost_by_category
+        for category in CATEGORIES:
+            count: int = getattr(part_tokens, category)
+            tokens[category] += count
+            cost = costs[category]
+            if cost is not None:
+                part_cost = part_costs.get(category)
+                if part_cost is None and count == 0:
+                    part_cost = Decimal(0)
+                costs[category] = None if part_cost is None else cost + part_cost
+        self.expected_cost = _add_optional(self.expected_cost, expected_cost)
+        if not self.prices:
+            self.prices = dict(prices)
+        elif self.prices != prices:
+            _merge_unit_prices(self.prices, prices)
+
+    def totals(self) -> LoggedTotals:
+        if self.first_tokens is None:
+            return LoggedTotals()
+        # One part's tokens are their own sum (TokenCounts is immutable): no new, re-validated counts.
+        tokens = self.first_tokens if self.parts == 1 else TokenCounts(**self.tokens)
+        return LoggedTotals(
+            requests=self.requests,
+            successful_requests=self.successful_requests,
+            errors_429=self.errors_429,
+            errors_5xx=self.errors_5xx,
+            errors_4xx=self.errors_4xx,
+            tokens=tokens,
+            system_prompt_tokens=self.system_prompt_tokens,
+            expected_cost=self.expected_cost,
+            expected_cost_by_category=MappingProxyType(
+                {category: cost for category, cost in self.costs.items() if cost is not None}
+            ),
+            unit_prices=MappingProxyType(self.prices),
+        )
 
 
 def _category_cost(totals: LoggedTotals, category: str) -> Decimal | None:
@@ -492,13 +525,15 @@ class Comparison:
 
     def stated(self, categories: tuple[str, ...]) -> tuple[str, ...]:
         """The given categories whose billed quantity is compared here."""
-        return tuple(c for c in categories if c in self.billed_quantities)
+        quantities = self.billed_quantities
+        return tuple([c for c in categories if c in quantities])
 
     def logged_quantity(self, categories: tuple[str, ...]) -> int:
         return self.logged.tokens.total(categories)
 
     def billed_quantity(self, categories: tuple[str, ...]) -> int:
-        return sum(self.billed_quantities.get(c, 0) for c in categories)
+        quantities = self.billed_quantities
+        return sum([quantities.get(c, 0) for c in categories])
 
     @property
     def billed_anything(self) -> bool:

@@ -3,10 +3,10 @@ priced at the expected unit price in effect (from the logged rows, which were pr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ledger.reconcile.excess import regular
 from ledger.reconcile.model import Comparison, ReconcileSettings
 
 
@@ -33,13 +33,16 @@ class RateCheck:
         return self.amount - self.expected_amount
 
 
-def rate_checks(series: tuple[Comparison, ...], category: str) -> list[RateCheck]:
-    """Buckets of one scope where the category's billed amount, a quantity and an expected price are known."""
+def rate_checks(regular_buckets: Sequence[Comparison], category: str) -> list[RateCheck]:
+    """Regular buckets of one scope (see `excess.regular`) where the category's billed amount, a quantity and
+    an expected price are known."""
     checks = []
-    for bucket in regular(series):
+    for bucket in regular_buckets:
         amount = bucket.billed_amounts.get(category)
+        if amount is None:
+            continue
         price = bucket.logged.unit_price(category)
-        if amount is None or price is None:
+        if price is None:
             continue
         if category in bucket.billed_quantities:
             quantity, source = bucket.billed_quantities[category], "billed"

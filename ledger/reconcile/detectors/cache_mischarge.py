@@ -7,9 +7,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ledger.reconcile.context import DetectionContext
-from ledger.reconcile.excess import regular
 from ledger.reconcile.findings import EvidenceValue, fmt_int, fmt_usd, new_finding, per_million, series_entry
-from ledger.reconcile.model import CACHE_WRITE_CATEGORIES, Comparison, Finding, LoggedTotals
+from ledger.reconcile.model import CACHE_WRITE_CATEGORIES, Comparison, Finding
 from ledger.reconcile.rates import deviates, rate_checks
 
 KIND = "cache_mischarge"
@@ -18,18 +17,17 @@ _CACHE_CATEGORIES = ("cached_input", *CACHE_WRITE_CATEGORIES)
 
 def detect(context: DetectionContext) -> list[Finding]:
     findings = []
-    for scope, series in context.series.items():
-        buckets = regular(series)
+    for scope, buckets in context.regular.items():
         if not buckets:
             continue
-        issues = _issues(context, series, buckets)
+        issues = _issues(context, buckets)
         if not issues:
             continue
         overcharge = sum((i["overcharge"] for i in issues if isinstance(i["overcharge"], Decimal)), Decimal(0))
         priced = all(isinstance(i["overcharge"], Decimal) for i in issues)
         if priced and overcharge < context.settings.money_abs_tolerance:
             continue
-        totals = LoggedTotals.sum(b.logged for b in buckets)
+        totals = context.logged_totals(buckets)
         stated = buckets[0].stated(_CACHE_CATEGORIES)
         logged = {c: sum(b.logged.tokens.get(c) for b in buckets) for c in _CACHE_CATEGORIES}
         billed = {c: sum(b.billed_quantities[c] for b in buckets) for c in stated}
@@ -77,11 +75,9 @@ def detect(context: DetectionContext) -> list[Finding]:
     return findings
 
 
-def _issues(
-    context: DetectionContext, series: tuple[Comparison, ...], buckets: list[Comparison]
-) -> list[dict[str, EvidenceValue]]:
+def _issues(context: DetectionContext, buckets: tuple[Comparison, ...]) -> list[dict[str, EvidenceValue]]:
     settings = context.settings
-    totals = LoggedTotals.sum(b.logged for b in buckets)
+    totals = context.logged_totals(buckets)
     stated = set(buckets[0].billed_quantities)
 
     def logged(category: str) -> int:
@@ -117,7 +113,7 @@ def _issues(
                     "billed as uncached",
                 }
             )
-    reads = [c for c in rate_checks(series, "cached_input") if c.overcharge > 0 and deviates(c, settings)]
+    reads = [c for c in rate_checks(buckets, "cached_input") if c.overcharge > 0 and deviates(c, settings)]
     if reads:
         quantity = sum(c.quantity for c in reads)
         amount = sum((c.amount for c in reads), Decimal(0))

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from ledger.reconcile.context import DetectionContext
 from ledger.reconcile.findings import fmt_int, fmt_pct, new_finding
-from ledger.reconcile.model import Finding, Scope
+from ledger.reconcile.model import Finding
 
 KIND = "missing_finish_reason"
 
@@ -16,10 +16,7 @@ KIND = "missing_finish_reason"
 def detect(context: DetectionContext) -> list[Finding]:
     settings = context.settings
     findings = []
-    groups = context.logged_by(
-        lambda r: Scope(provider=r.provider, account=r.account, api_key_id=r.api_key_id, model=r.model)
-    )
-    for scope, rows in groups.items():
+    for scope, rows in context.logged_per_key_and_model.items():
         streamed = sum(r.streamed_requests for r in rows)
         missing = sum(r.streamed_missing_finish for r in rows)
         if streamed < settings.min_requests or not missing:

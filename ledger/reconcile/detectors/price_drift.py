@@ -17,9 +17,9 @@ KIND = "price_drift"
 def detect(context: DetectionContext) -> list[Finding]:
     settings = context.settings
     findings = []
-    for scope, series in context.series.items():
+    for scope, buckets in context.regular.items():
         for category in CATEGORIES:
-            checks = rate_checks(series, category)
+            checks = rate_checks(buckets, category)
             drifted = [
                 c for c in checks if deviates(c, settings) and not (category == "cached_input" and c.overcharge > 0)
             ]

@@ -8,9 +8,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ledger.reconcile.context import DetectionContext
-from ledger.reconcile.excess import regular
 from ledger.reconcile.findings import cost_of, fmt_int, new_finding, series_entry
-from ledger.reconcile.model import CACHE_WRITE_CATEGORIES, PROMPT_CATEGORIES, Finding, LoggedTotals
+from ledger.reconcile.model import CACHE_WRITE_CATEGORIES, PROMPT_CATEGORIES, Finding
 
 KIND = "quantity_mismatch"
 GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -24,14 +23,13 @@ GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 def detect(context: DetectionContext) -> list[Finding]:
     settings = context.settings
     findings = []
-    for scope, series in context.series.items():
-        buckets = regular(series)
+    for scope, buckets in context.regular.items():
         if not buckets:
             continue
         fit = context.input_excess.get(scope)
         requests = context.request_excess.get(scope)
         charged_errors = requests is not None and requests.charged_errors
-        totals = LoggedTotals.sum(b.logged for b in buckets)
+        totals = context.logged_totals(buckets)
         for name, categories, priced_as in GROUPS:
             stated = buckets[0].stated(categories)
             if not stated:

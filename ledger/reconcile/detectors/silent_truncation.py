@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from ledger.reconcile.context import DetectionContext
 from ledger.reconcile.findings import fmt_int, fmt_pct, new_finding
-from ledger.reconcile.model import Finding, LoggedDay, ReconcileSettings, Scope
+from ledger.reconcile.model import Finding, LoggedDay, ReconcileSettings
 
 KIND = "silent_truncation"
 
@@ -55,10 +55,7 @@ def clusters(rows: list[LoggedDay], settings: ReconcileSettings) -> list[_Cluste
 def detect(context: DetectionContext) -> list[Finding]:
     settings = context.settings
     findings = []
-    groups = context.logged_by(
-        lambda r: Scope(provider=r.provider, account=r.account, api_key_id=r.api_key_id, model=r.model)
-    )
-    for scope, rows in groups.items():
+    for scope, rows in context.logged_per_key_and_model.items():
         found = clusters(rows, settings)
         if not found:
             continue

@@ -19,6 +19,8 @@ from ledger.reconcile.model import Finding, LoggedDay, Scope
 
 KIND = "spend_spike"
 MAD_TO_SIGMA = Decimal("1.4826")
+_ZERO = Decimal(0)
+"""Spend on a day without usage."""
 
 
 class _Spike(NamedTuple):
@@ -34,22 +36,20 @@ def _spend(row: LoggedDay) -> Decimal | None:
 
 def detect(context: DetectionContext) -> list[Finding]:
     settings = context.settings
-    daily: dict[Scope, dict[date, Decimal | None]] = defaultdict(dict)
+    daily: dict[tuple[str, str, str], dict[date, Decimal | None]] = defaultdict(dict)
     for row in (*context.history, *context.logged):
-        scope = Scope(provider=row.provider, account=row.account, model=row.model)
-        spend, known = _spend(row), daily[scope].get(row.day, Decimal(0))
-        daily[scope][row.day] = None if spend is None or known is None else known + spend
+        spend_by_day = daily[(row.provider, row.account, row.model)]
+        spend, known = _spend(row), spend_by_day.get(row.day, Decimal(0))
+        spend_by_day[row.day] = None if spend is None or known is None else known + spend
+    lags = [timedelta(days=n) for n in range(1, settings.spike_baseline_days + 1)]
     findings = []
-    for scope, spend_by_day in daily.items():
+    for (provider, account, model), spend_by_day in daily.items():
+        scope = Scope(provider=provider, account=account, model=model)
         first = min(spend_by_day)
         spikes: list[_Spike] = []
         for day in context.period.days():
-            observed = spend_by_day.get(day, Decimal(0))
-            window = [
-                spend_by_day.get(d, Decimal(0))
-                for d in (day - timedelta(days=n) for n in range(1, settings.spike_baseline_days + 1))
-                if d >= first
-            ]
+            observed = spend_by_day.get(day, _ZERO)
+            window = [spend_by_day.get(d, _ZERO) for d in [day - lag for lag in lags] if d >= first]
             baseline_values = [v for v in window if v is not None]
             if observed is None or len(baseline_values) < settings.spike_min_baseline_days:
                 continue
