@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import make_url
 
-from benchmarks.common import dumps, fresh_database, run_load, start_server, tenant_with_key
+from benchmarks.common import LoadResult, dumps, fresh_database, run_load, start_server, tenant_with_key
 from ledger.api import create_app
 from ledger.events import COLUMNS, validate_events
 from ledger.settings import get_settings
@@ -96,6 +96,24 @@ class RssSampler(threading.Thread):
             time.sleep(0.05)
 
 
+def one_event_per_request(
+    base_url: str, path: str, headers: dict[str, str], args: argparse.Namespace, *, label: str
+) -> LoadResult:
+    """POST single events from `args.concurrency` connections for `args.seconds`, after a one-second
+    warm-up (connections, caches); print and return the figures."""
+
+    def body(worker: int, n: int) -> bytes:
+        return dumps(event(f"{path}-{worker}", n))
+
+    run_load(base_url, path, headers, body, concurrency=args.concurrency, seconds=1)
+    result = run_load(base_url, path, headers, body, concurrency=args.concurrency, seconds=args.seconds)
+    print(
+        f"{label:<20}  {result.requests:>10,} requests in {result.seconds:6.2f} s = {result.rate:>10,.0f} req/s   "
+        f"p50 {result.p50:.1f} ms   p99 {result.percentile(0.99):.1f} ms   errors {result.errors}"
+    )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -132,31 +150,8 @@ def main() -> None:
             f"{sampler.peak / 2**20:,.0f} MB"
         )
 
-        single = run_load(
-            server.base_url,
-            "/v1/events",
-            headers,
-            lambda worker, n: dumps(event(f"s{worker}", n)),
-            concurrency=args.concurrency,
-            seconds=args.seconds,
-        )
-        print(
-            f"(c) single POSTs      {single.requests:>10,} requests in {single.seconds:6.2f} s = "
-            f"{single.rate:>10,.0f} req/s   p50 {single.p50:.1f} ms   p99 {single.percentile(0.99):.1f} ms   "
-            f"errors {single.errors}"
-        )
-        noop = run_load(
-            server.base_url,
-            "/bench/noop",
-            headers,
-            lambda worker, n: dumps(event(f"n{worker}", n)),
-            concurrency=args.concurrency,
-            seconds=args.seconds,
-        )
-        print(
-            f"(d) no-op route       {noop.requests:>10,} requests in {noop.seconds:6.2f} s = "
-            f"{noop.rate:>10,.0f} req/s   p50 {noop.p50:.1f} ms   p99 {noop.percentile(0.99):.1f} ms"
-        )
+        single = one_event_per_request(server.base_url, "/v1/events", headers, args, label="(c) single POSTs")
+        noop = one_event_per_request(server.base_url, "/bench/noop", headers, args, label="(d) no-op route")
     finally:
         server.stop()
 

@@ -140,23 +140,6 @@ def keys_revoke(key_id: str) -> None:
     console.print(f"key {key_id} revoked")
 
 
-PRICE_FILE_COLUMNS = (
-    "provider",
-    "model",
-    "token_type",
-    "service_tier",
-    "context_threshold",
-    "unit_price",
-    "unit",
-    "currency",
-    "valid_from",
-    "valid_to",
-    "window",
-    "source",
-    "source_date",
-)
-
-
 @prices_app.command("set")
 @one_line_errors
 def prices_set(
@@ -181,26 +164,27 @@ def prices_set(
 ) -> None:
     """Set a tenant's own price (a negotiated discount, a self-hosted rate); it wins over the bundled one."""
     from ledger.catalog import add_overrides
-    from ledger.pricing import parse_price_csv
+    from ledger.pricing import PRICE_FILE_COLUMNS, parse_price_csv
 
     now = SystemClock().now()
+    values = {
+        "provider": provider,
+        "model": model,
+        "token_type": token_type,
+        "service_tier": tier,
+        "context_threshold": str(context_threshold),
+        "unit_price": price,
+        "unit": unit,
+        "currency": currency,
+        "valid_from": valid_from,
+        "valid_to": valid_to or "",
+        "window": window or "",
+        "source": source,
+        "source_date": now.date().isoformat(),
+        "note": "set with tokenledger prices set",
+    }
     header = ",".join(PRICE_FILE_COLUMNS)
-    values = [
-        provider,
-        model,
-        token_type,
-        tier,
-        str(context_threshold),
-        price,
-        unit,
-        currency,
-        valid_from,
-        valid_to or "",
-        window or "",
-        source,
-        now.date().isoformat(),
-    ]
-    line = ",".join('"' + value.replace('"', '""') + '"' for value in values)
+    line = ",".join('"' + values[column].replace('"', '""') + '"' for column in PRICE_FILE_COLUMNS)
     rows = parse_price_csv(f"{header}\n{line}\n", origin="command line")
     with session_scope(get_settings()) as session:
         owner = auth.tenant_for_cli(session, tenant)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -76,6 +77,15 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to `revision`."""
     command.upgrade(alembic_config(url), revision)
+
+
+_RUNTIME_TABLES = re.compile(r"^usage_events_\d{4}_\d{2}$|^scheduler_jobs$")
+
+
+def managed_by_migrations(obj: object, name: str | None, kind: str, reflected: bool, compare_to: object) -> bool:
+    """Alembic's filter: monthly partitions (created by ingest) and the scheduler's job table (created by
+    APScheduler) exist at run time and are not the migrations' business."""
+    return not (kind == "table" and reflected and name is not None and _RUNTIME_TABLES.match(name))
 
 
 def migrations_at_head(engine: Engine) -> bool:

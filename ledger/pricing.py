@@ -66,6 +66,7 @@ from ledger.periods import day_start, hour_start
 # (OpenAI GPT-5.4/5.5); each row's `source` column cites where its threshold was read.
 __all__ = [
     "CONTEXT_BAND_THRESHOLDS",
+    "PRICE_FILE_COLUMNS",
     "SERVICE_TIERS",
     "TOKEN_TYPES",
     "Cost",
@@ -121,6 +122,8 @@ _REQUIRED_COLUMNS = (
     "source_date",
 )
 _OPTIONAL_COLUMNS = ("valid_to", "window", "note")
+PRICE_FILE_COLUMNS: tuple[str, ...] = _REQUIRED_COLUMNS + _OPTIONAL_COLUMNS
+"""Every column a price file may have (the header may list them in any order; the optional ones may be left out)."""
 _BUNDLED = "prices.csv"
 # Money arithmetic raises instead of rounding: every amount computed here is exact.
 _EXACT = Context(prec=60, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])

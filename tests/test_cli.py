@@ -53,3 +53,17 @@ def test_db_upgrade_is_idempotent(cli: CliRunner) -> None:
     result = cli.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert "latest revision" in result.output
+
+
+def test_the_migrations_build_exactly_the_schema_the_code_declares(engine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from ledger.database import managed_by_migrations
+    from ledger.tables import Base
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": managed_by_migrations}
+        )
+        assert compare_metadata(context, Base.metadata) == []

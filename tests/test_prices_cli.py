@@ -11,12 +11,15 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from ledger.catalog import load_catalog
-from ledger.cli import PRICE_FILE_COLUMNS, app
+from ledger.cli import app
 from ledger.database import session_factory
 from ledger.pricing import TokenUsage
 from tests.conftest import TenantKeys
 
-HEADER = ",".join(PRICE_FILE_COLUMNS) + "\n"
+HEADER = (
+    "provider,model,token_type,service_tier,context_threshold,unit_price,unit,currency,valid_from,valid_to,"
+    "window,source,source_date\n"
+)
 
 
 @pytest.fixture
