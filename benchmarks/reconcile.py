@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import random
-import resource
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import psutil
 import psycopg
 from sqlalchemy.engine import make_url
 
@@ -178,6 +179,18 @@ def baseline(url: str, tenant_id: int) -> float:
 
 
 def reconcile_in_child(url: str, tenant_id: int, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """Run the reconciliation in a fresh process and report its time and peak resident memory, sampled
+    (getrusage's ru_maxrss would include the parent's, which a spawned process inherits across exec)."""
+    process = psutil.Process()
+    peak = [process.memory_info().rss]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], process.memory_info().rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     engine = create_db_engine(url, pool_size=2)
     started = time.perf_counter()
     outcome = run_reconciliation(
@@ -189,15 +202,10 @@ def reconcile_in_child(url: str, tenant_id: int, results: multiprocessing.Queue)
         trigger="benchmark",
     )
     elapsed = time.perf_counter() - started
-    results.put(
-        (
-            elapsed,
-            outcome.status,
-            outcome.counts.get("findings", 0),
-            outcome.error,
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        )
-    )
+    done.set()
+    sampler.join()
+    peak[0] = max(peak[0], process.memory_info().rss)
+    results.put((elapsed, outcome.status, outcome.counts.get("findings", 0), outcome.error, peak[0] / 2**20))
 
 
 def main() -> None:
