@@ -322,6 +322,15 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
         )
         findings.add_row(finding.severity, finding.kind, scope, _usd(finding.impact_usd), finding.summary)
     console.print(findings if result.findings else "no findings: the statements match the logged usage")
+    unpriced = sorted(
+        {f"{row.provider}/{row.model}" for row in result.drift if row.model and row.expected_cost is None}
+    )
+    if unpriced:
+        console.print(
+            "[yellow]unpriced models[/yellow] (no price in the catalog; set one with `tokenledger prices set`): "
+            + ", ".join(unpriced),
+            highlight=False,
+        )
 
 
 def _usd(value: Decimal | None) -> str:

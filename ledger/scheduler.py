@@ -25,6 +25,7 @@ from ledger.periods import Period
 from ledger.settings import Settings
 from ledger.tables import Tenant
 from reports.alerts import deliver_due, queue_stale_source_alerts
+from reports.monthly import send_monthly_report
 
 log = logging.getLogger("tokenledger.scheduler")
 FETCHABLE_SOURCES = ("openai", "anthropic", "openrouter")
@@ -152,18 +153,10 @@ def close_previous_month() -> None:
                 now=now,
                 trigger="close",
             )
-            _send_monthly_report(runtime, tenant_id, period, now)
+            with runtime.sessions.begin() as session:
+                send_monthly_report(session, tenant_id, period, now)
 
     with_job_lock(runtime.engine, "close_month", work)
-
-
-def _send_monthly_report(runtime: _Runtime, tenant_id: int, period: Period, now: datetime) -> None:
-    try:
-        from reports.monthly import send_monthly_report
-    except ImportError:
-        return
-    with runtime.sessions.begin() as session:
-        send_monthly_report(session, tenant_id, period, now)
 
 
 def deliver_alerts() -> None:

@@ -163,3 +163,25 @@ def test_the_demo_statements_went_through_the_importers(demo_month: DemoResult, 
             .all()
         )
     assert set(sources) == {"openai", "anthropic", "openrouter", "focus", "csv"}
+
+
+def test_usage_of_a_model_without_a_price_is_reported_never_priced_at_zero(
+    client: TestClient, tenant, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.events_factory import usage_event
+
+    events = [
+        usage_event(
+            occurred_at=f"2026-10-{day:02d}T12:00:00Z", request_model="gpt-imaginary", cache_read_input_tokens=0
+        )
+        for day in range(1, 6)
+    ]
+    assert client.post("/v1/events", json=events, headers=tenant.ingest).status_code == 202
+    monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", database_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["reconcile", "--period", "2026-10", "--tenant", tenant.name])
+    assert result.exit_code == 0, result.output
+    assert "unpriced models" in result.output
+    assert "openai/gpt-imaginary" in result.output
+    drift = client.get("/v1/reconciliation", params={"period": "2026-10"}, headers=tenant.read).json()["rows"]
+    assert [row["expected_cost"] for row in drift] == [None]
