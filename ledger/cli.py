@@ -289,6 +289,8 @@ def reconcile(
 def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> None:
     from rich.table import Table
 
+    from ledger.reconcile.drift import per_account_and_model
+
     drift = Table(
         "provider",
         "account",
@@ -301,7 +303,7 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
         "%",
         title=f"Drift {period} ({tenant})",
     )
-    for row in sorted(result.drift, key=lambda r: (r.provider, r.account or "", r.model or "")):
+    for row in per_account_and_model(result.drift):
         drift.add_row(
             row.provider,
             row.account or "(all)",

@@ -37,7 +37,7 @@ def start_embedded_postgres(data_dir: Path, *, database: str = EMBEDDED_DATABASE
             conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
     admin.dispose()
     url = admin_url.set(database=database).render_as_string(hide_password=False)
-    log.info("TOKENLEDGER_DATABASE_URL is unset: using an embedded PostgreSQL in %s", data_dir / "pgdata")
+    log.warning("TOKENLEDGER_DATABASE_URL is unset: using an embedded PostgreSQL in %s", data_dir / "pgdata")
     return url
 
 

@@ -20,6 +20,7 @@ from ledger.catalog import load_catalog
 from ledger.model_names import normalize_model_name, provider_of_model
 from ledger.periods import Period, day_start
 from ledger.pricing import PriceCatalog
+from ledger.reconcile.drift import per_account_and_model
 from ledger.reconcile.model import (
     BilledDay,
     FinishCounts,
@@ -472,12 +473,7 @@ def store_results(
 
 def _store_drift(session: Session, tenant_id: int, period: Period, drift: Sequence[DriftResult], now: datetime) -> None:
     session.execute(delete(DriftRow).where(DriftRow.tenant_id == tenant_id, DriftRow.period_start == period.start))
-    seen: set[tuple[str, str, str]] = set()
-    for row in drift:
-        key = (row.provider, row.account or "", row.model or "")
-        if key in seen:
-            continue
-        seen.add(key)
+    for row in per_account_and_model(drift):
         session.add(
             DriftRow(
                 tenant_id=tenant_id,

@@ -227,6 +227,17 @@ def finding_counts(session: Session, tenant_id: int, period: Period) -> list[tup
     return [(row[0], row[1], row[2], row[3], row[4], int(row[5])) for row in session.execute(query)]
 
 
+def last_reconciled_month(session: Session, tenant_id: int) -> Period | None:
+    """The month of the tenant's latest successful reconciliation run, if any."""
+    start = session.scalar(
+        select(ReconciliationRun.period_start)
+        .where(ReconciliationRun.tenant_id == tenant_id, ReconciliationRun.status == "succeeded")
+        .order_by(ReconciliationRun.started_at.desc(), ReconciliationRun.id.desc())
+        .limit(1)
+    )
+    return None if start is None else Period.containing(start)
+
+
 def finding_kinds(session: Session, tenant_id: int, period: Period) -> list[str]:
     """The kinds of finding the period has, for the list's filter."""
     query = (

@@ -8,6 +8,7 @@ import secrets
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,11 @@ def test_an_admin_runs_the_reconciler_over_the_api(client: TestClient, demo_mont
     drift = client.get("/v1/reconciliation", params={"period": demo_month.period}, headers=read).json()
     providers = {row["provider"] for row in drift["rows"]}
     assert {"openai", "anthropic", "google", "deepseek", "qwen", "openrouter"} <= providers
+    # OpenAI states tokens per key (usage pages) and money per project (costs): one row carries both
+    (rag,) = [row for row in drift["rows"] if row["provider"] == "openai" and row["account"] == "proj_rag"]
+    assert rag["billed_tokens"] is not None
+    assert rag["billed_cost"] is not None
+    assert Decimal(rag["billed_cost"]) > Decimal(rag["expected_cost"])  # cache reads billed at the full rate
 
 
 def test_the_demo_statements_went_through_the_importers(demo_month: DemoResult, engine: Engine, tmp_path: Path) -> None:

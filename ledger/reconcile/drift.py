@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
@@ -97,3 +98,32 @@ def _row(
         percent=percent,
         final=final,
     )
+
+
+def per_account_and_model(rows: Sequence[DriftRow]) -> list[DriftRow]:
+    """One row per provider × account × model: where two statements cover the same usage at different grains
+    (OpenAI's usage pages per key state tokens, its costs per project state money), their figures are put
+    together — tokens from the statement that states tokens, money from the one that states money — and the
+    difference is taken again."""
+    merged: dict[tuple[str, str | None, str | None], DriftRow] = {}
+    for row in sorted(rows, key=lambda r: -len(r.grain)):  # finest grain first
+        key = (row.provider, row.account, row.model)
+        kept = merged.get(key)
+        if kept is None:
+            merged[key] = row
+            continue
+        tokens_from = kept if kept.billed_total_tokens is not None else row
+        cost = kept.billed_cost if kept.billed_cost is not None else row.billed_cost
+        expected = kept.expected_cost if kept.expected_cost is not None else row.expected_cost
+        difference = cost - expected if cost is not None and expected is not None else None
+        merged[key] = replace(
+            kept,
+            billed_tokens=tokens_from.billed_tokens,
+            billed_total_tokens=tokens_from.billed_total_tokens,
+            billed_cost=cost,
+            expected_cost=expected,
+            difference=difference,
+            percent=(difference / expected * 100).quantize(_PERCENT) if difference is not None and expected else None,
+            final=kept.final and row.final,
+        )
+    return sorted(merged.values(), key=lambda r: (r.provider, r.account or "", r.model or ""))

@@ -62,10 +62,11 @@ def current_viewer(request: Request, context: ContextDep, session: SessionDep) -
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]
 
 
-def chosen_period(period: str | None, now: datetime) -> Period:
-    """The `period` parameter (YYYY-MM), or the current month."""
+def chosen_period(period: str | None, now: datetime, session: Session, tenant_id: int) -> Period:
+    """The `period` parameter (YYYY-MM); without one, the month last reconciled (what there is to look at),
+    or the current month when nothing was reconciled yet."""
     if not period:
-        return Period.containing(now)
+        return sources.last_reconciled_month(session, tenant_id) or Period.containing(now)
     try:
         return Period.month(period)
     except PeriodError as error:
@@ -159,7 +160,7 @@ def overview_page(
     request: Request, context: ContextDep, session: SessionDep, viewer: ViewerDep, period: str | None = None
 ) -> HTMLResponse:
     now = context.clock.now()
-    window = chosen_period(period, now)
+    window = chosen_period(period, now, session, viewer.tenant_id)
     drift = sources.drift_lines(session, viewer.tenant_id, window)
     summary = overview.overview(
         window,
@@ -191,7 +192,7 @@ def drift_page(
     provider: str | None = None,
     model: str | None = None,
 ) -> HTMLResponse:
-    window = chosen_period(period, context.clock.now())
+    window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
     billed, undated = sources.daily_billed(session, viewer.tenant_id, window)
     result = daily.drift_over_time(
         sources.daily_logged(session, viewer.tenant_id, window),
@@ -226,7 +227,7 @@ def findings_page(
     status: str | None = None,
     severity: str | None = None,
 ) -> HTMLResponse:
-    window = chosen_period(period, context.clock.now())
+    window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
     filters = FindingFilter(
         period=window, kind=kind or None, provider=provider or None, status=status or None, severity=severity or None
     )
@@ -288,7 +289,7 @@ def finding_status(
 def providers_page(
     request: Request, context: ContextDep, session: SessionDep, viewer: ViewerDep, period: str | None = None
 ) -> HTMLResponse:
-    window = chosen_period(period, context.clock.now())
+    window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
     rows = quality.model_quality(
         sources.model_usage(session, viewer.tenant_id, window), sources.drift_lines(session, viewer.tenant_id, window)
     )
@@ -311,7 +312,7 @@ def _monthly(session: Session, viewer: Viewer, window: Period, now: datetime) ->
 def monthly_page(
     request: Request, context: ContextDep, session: SessionDep, viewer: ViewerDep, period: str | None = None
 ) -> HTMLResponse:
-    window = chosen_period(period, context.clock.now())
+    window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
     report = _monthly(session, viewer, window, context.clock.now())
     return page(
         request,
@@ -330,7 +331,7 @@ def monthly_download(
 ) -> Response:
     if extension not in ("csv", "json"):
         raise InvalidRequest(f"the monthly report downloads as .csv or .json, not .{extension}")
-    window = chosen_period(period, context.clock.now())
+    window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
     body = monthly.render(_monthly(session, viewer, window, context.clock.now()), extension)
     filename = f"tokenledger-{window.label}.{extension}"
     media_type = "text/csv; charset=utf-8" if extension == "csv" else "application/json"
