@@ -90,6 +90,8 @@ def start_server(url: str, app_factory: str, extra_env: dict[str, str] | None = 
             "--log-level",
             "warning",
             "--no-access-log",
+            "--workers",
+            os.environ.get("BENCH_WORKERS", "1"),
         ],
         env=env,
         cwd=ROOT,

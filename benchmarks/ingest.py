@@ -6,7 +6,8 @@
   (d) a no-op POST route on the same app, same load              — the HTTP ceiling
 and the peak RSS of the server process during (b).
 
-Usage: python benchmarks/ingest.py [--events 1000000] [--seconds 20] [--concurrency 32]
+Usage: python -m benchmarks.ingest [--events 1000000] [--seconds 20] [--concurrency 32]
+(BENCH_WORKERS=N runs the server with N uvicorn worker processes; default 1.)
 Uses TOKENLEDGER_DATABASE_URL's server (a fresh database `tokenledger_bench_ingest`) or an embedded one.
 """
 
