@@ -6,7 +6,7 @@ distinct provider × account × key × model × app × tier × band rows per hou
 the real app with uvicorn, signs in as a browser does and renders each page `--renders` times (after two
 warm-ups), printing p50 / p95 per page against the 200 ms target.
 
-Usage: python benchmarks/report_pages.py [--events 10000000] [--keys-per-hour 100] [--renders 30]
+Usage: python -m benchmarks.report_pages [--events 10000000] [--keys-per-hour 100] [--renders 30]
 Uses TOKENLEDGER_DATABASE_URL's server (a fresh database `tokenledger_bench_reports`) or an embedded one.
 """
 
