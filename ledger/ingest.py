@@ -106,13 +106,17 @@ def write_events(conn: Connection, rows: Sequence[EventRow]) -> WriteResult:
     return WriteResult(stored)
 
 
-def _copy_values(row: EventRow) -> EventRow:
+def _copy_values(row: EventRow) -> tuple[object, ...]:
+    """The row as COPY takes it: JSON columns wrapped for jsonb."""
     if row.tags is None and row.usage_raw is None:
         return row
-    return row._replace(
-        tags=None if row.tags is None else Jsonb(row.tags),
-        usage_raw=None if row.usage_raw is None else Jsonb(row.usage_raw),
+    return tuple(
+        Jsonb(value) if name in _JSON_COLUMNS and value is not None else value
+        for name, value in zip(COLUMNS, row, strict=True)
     )
+
+
+_JSON_COLUMNS = frozenset({"tags", "usage_raw"})
 
 
 def _merge_expression(name: str) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, and_, cast, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Label, SQLColumnExpression, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from ledger.errors import InvalidRequest
@@ -19,7 +19,7 @@ from ledger.tables import UsageEvent, UsageHourly
 
 MAX_PAGE = 1_000
 
-GROUPS: dict[str, ColumnElement[Any]] = {
+GROUPS: dict[str, SQLColumnExpression[Any]] = {
     "provider": UsageHourly.provider,
     "account": UsageHourly.account,
     "api_key_id": UsageHourly.api_key_id,
@@ -32,7 +32,7 @@ GROUPS: dict[str, ColumnElement[Any]] = {
 }
 
 
-def _count(column: ColumnElement[Any]) -> ColumnElement[Any]:
+def _count(column: SQLColumnExpression[Any]) -> ColumnElement[Any]:
     return cast(func.sum(column), BigInteger)
 
 
@@ -72,7 +72,7 @@ def usage_totals(session: Session, tenant_id: int, period: Period, group_by: Seq
     unknown = [name for name in group_by if name not in GROUPS]
     if unknown:
         raise InvalidRequest(f"group_by {unknown[0]!r} is not one of {', '.join(GROUPS)}")
-    groups = [GROUPS[name].label(name) for name in group_by]
+    groups: list[Label[Any]] = [GROUPS[name].label(name) for name in group_by]
     query = select(*groups, *(total.label(name) for name, total in TOTALS.items())).where(
         UsageHourly.tenant_id == tenant_id, UsageHourly.hour >= period.start, UsageHourly.hour < period.end
     )
