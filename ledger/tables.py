@@ -45,6 +45,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class TenantRecord:
+    """A tenant's row with its own serial id: the key is (tenant_id, id), tenant first, as every key is."""
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+
+
 class Tenant(Base):
     __tablename__ = "tenants"
 
@@ -195,13 +202,11 @@ class UsageDaily(RollupMeasures, Base):
     response_model: Mapped[str] = mapped_column(Text, primary_key=True)
 
 
-class StatementDocument(Base):
+class StatementDocument(TenantRecord, Base):
     """A raw billing document as fetched or imported, archived with its SHA-256."""
 
     __tablename__ = "statement_documents"
 
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     source: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(Text)
@@ -214,13 +219,11 @@ class StatementDocument(Base):
     __table_args__ = (UniqueConstraint("tenant_id", "source", "period_start", "sha256"),)
 
 
-class StatementLine(Base):
+class StatementLine(TenantRecord, Base):
     """One normalized line of a provider's statement, with its provenance."""
 
     __tablename__ = "statement_lines"
 
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     source: Mapped[str] = mapped_column(Text)
     document_id: Mapped[int] = mapped_column(BigInteger)
     provider: Mapped[str] = mapped_column(Text)
@@ -248,13 +251,11 @@ class StatementLine(Base):
     )
 
 
-class StatementImport(Base):
+class StatementImport(TenantRecord, Base):
     """One import of a source for a period: when, how many lines, and how it ended."""
 
     __tablename__ = "statement_imports"
 
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     source: Mapped[str] = mapped_column(Text)
     period_start: Mapped[datetime] = mapped_column(Timestamp)
     period_end: Mapped[datetime] = mapped_column(Timestamp)
@@ -264,13 +265,11 @@ class StatementImport(Base):
     unknown_lines: Mapped[int] = mapped_column(Integer)
 
 
-class PriceOverride(Base):
+class PriceOverride(TenantRecord, Base):
     """A tenant's own price (negotiated discount, self-hosted rate); wins over the bundled catalog."""
 
     __tablename__ = "price_overrides"
 
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     provider: Mapped[str] = mapped_column(Text)
     model: Mapped[str] = mapped_column(Text)
     token_type: Mapped[str] = mapped_column(Text)
@@ -286,13 +285,11 @@ class PriceOverride(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=text("now()"))
 
 
-class ReconciliationRun(Base):
+class ReconciliationRun(TenantRecord, Base):
     """One run of the reconciler for a tenant and period: visible whether it succeeded or failed."""
 
     __tablename__ = "reconciliation_runs"
 
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     period_start: Mapped[datetime] = mapped_column(Timestamp)
     period_end: Mapped[datetime] = mapped_column(Timestamp)
     trigger: Mapped[str] = mapped_column(Text)
@@ -305,13 +302,11 @@ class ReconciliationRun(Base):
     __table_args__ = (Index("ix_reconciliation_runs_period", "tenant_id", "period_start", "started_at"),)
 
 
-class Finding(Base):
+class Finding(TenantRecord, Base):
     """A discrepancy between logged and billed usage, updated in place by later runs (same fingerprint)."""
 
     __tablename__ = "findings"
 
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(Text)
     severity: Mapped[str] = mapped_column(Text)
@@ -336,13 +331,11 @@ class Finding(Base):
     )
 
 
-class FindingChange(Base):
+class FindingChange(TenantRecord, Base):
     """A status change of a finding by a person, with their note."""
 
     __tablename__ = "finding_changes"
 
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     finding_id: Mapped[int] = mapped_column(BigInteger)
     changed_at: Mapped[datetime] = mapped_column(Timestamp)
     from_status: Mapped[str] = mapped_column(Text)
@@ -376,13 +369,11 @@ class DriftRow(Base):
     computed_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
-class AlertChannel(Base):
+class AlertChannel(TenantRecord, Base):
     """Where a tenant's alerts go: a signed webhook, a Slack incoming webhook, or email over SMTP."""
 
     __tablename__ = "alert_channels"
 
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(Text)
     config: Mapped[dict[str, Any]] = mapped_column(JSONB)
@@ -394,13 +385,11 @@ class AlertChannel(Base):
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
 
-class AlertOutbox(Base):
+class AlertOutbox(TenantRecord, Base):
     """An alert to deliver, written in the same transaction as its cause; the delivery log is this table."""
 
     __tablename__ = "alert_outbox"
 
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     channel_id: Mapped[int] = mapped_column(BigInteger)
     topic: Mapped[str] = mapped_column(Text)
     dedupe_key: Mapped[str] = mapped_column(Text)
