@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from importers.base import FetchContext, Importer, LineTemplate, RawDocument, StatementLine
-from importers.fetching import FetchClient, paginate
+from importers.fetching import FetchClient, paginate_grouped
 from importers.json_fields import JsonObject, load_json, peek_json
 from ledger.periods import Period
 
@@ -62,11 +62,14 @@ class AnthropicImporter(Importer):
             ("bucket_width", "1d"),
             ("limit", "31"),
         ]
-        for path, group_by in ((USAGE_PATH, USAGE_GROUP_BY), (COST_PATH, COST_GROUP_BY)):
-            params = window + [("group_by[]", field) for field in group_by]
-            yield from paginate(
-                client, path, params, headers=headers, source=self.source, credential_env=self.credential_env
-            )
+        yield from paginate_grouped(
+            client,
+            ((USAGE_PATH, USAGE_GROUP_BY), (COST_PATH, COST_GROUP_BY)),
+            window,
+            headers=headers,
+            source=self.source,
+            credential_env=self.credential_env,
+        )
 
 
 def parse_page(document: str, body: Any) -> list[StatementLine]:

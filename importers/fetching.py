@@ -155,6 +155,22 @@ def paginate(
         seen.add(cursor)
 
 
+def paginate_grouped(
+    client: FetchClient,
+    endpoints: Sequence[tuple[str, Sequence[str]]],
+    window: Sequence[tuple[str, str]],
+    *,
+    headers: Mapping[str, str],
+    source: str,
+    credential_env: str | None,
+) -> Iterator[RawDocument]:
+    """Every page of each (path, group_by fields) report over the same time window. List parameters go in
+    brackets form (`group_by[]=model`), as the providers' SDKs send them (openai/_client.py `qs`)."""
+    for path, group_by in endpoints:
+        params = [*window, *(("group_by[]", field) for field in group_by)]
+        yield from paginate(client, path, params, headers=headers, source=source, credential_env=credential_env)
+
+
 def _parse_retry_after(value: str, now: datetime) -> float | None:
     """Seconds to wait from a Retry-After header (RFC 9110: delay-seconds or HTTP-date)."""
     text = value.strip()

@@ -22,7 +22,7 @@ from importers.base import (
     RawDocument,
     StatementLine,
 )
-from importers.fetching import FetchClient, paginate
+from importers.fetching import FetchClient, paginate_grouped
 from importers.json_fields import JsonObject, load_json, peek_json
 from importers.units import whole
 from ledger.periods import Period
@@ -82,12 +82,14 @@ class OpenAIImporter(Importer):
             ("bucket_width", "1d"),
             ("limit", "31"),
         ]
-        # The SDK sends list parameters in brackets form (`group_by[]=model`), see openai/_client.py `qs`.
-        for path, group_by in ((USAGE_PATH, USAGE_GROUP_BY), (COSTS_PATH, COSTS_GROUP_BY)):
-            params = window + [("group_by[]", field) for field in group_by]
-            yield from paginate(
-                client, path, params, headers=headers, source=self.source, credential_env=self.credential_env
-            )
+        yield from paginate_grouped(
+            client,
+            ((USAGE_PATH, USAGE_GROUP_BY), (COSTS_PATH, COSTS_GROUP_BY)),
+            window,
+            headers=headers,
+            source=self.source,
+            credential_env=self.credential_env,
+        )
 
 
 def parse_page(document: str, body: Any) -> list[StatementLine]:

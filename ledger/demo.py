@@ -20,7 +20,7 @@ from typing import Any
 
 from importers.base import RawDocument
 from ledger.periods import Period, day_start
-from ledger.pricing import PriceCatalog, TokenUsage
+from ledger.pricing import PriceCatalog, TokenUsage, pricing_provider_of
 
 MILLION = Decimal(1_000_000)
 
@@ -48,14 +48,6 @@ class DemoScope:
     substitution_share: float = 0.0
     spike_day: int | None = None
     plant: str = "clean"  # what the statement does differently; "clean" = a control group
-
-    @property
-    def pricing_provider(self) -> str:
-        return self.model.split("/")[0] if "/" in self.model else self.provider
-
-    @property
-    def pricing_model(self) -> str:
-        return self.model.split("/")[-1]
 
 
 SCOPES: tuple[DemoScope, ...] = (
@@ -198,7 +190,8 @@ class DayTotals:
                 if not tokens[position]:
                     continue
                 at = day_start(day) + timedelta(hours=hour, minutes=30)
-                price = catalog.unit_price(scope.pricing_provider, scope.pricing_model, token_type, at=at)
+                provider = pricing_provider_of(scope.provider, scope.model)
+                price = catalog.unit_price(provider, scope.model, token_type, at=at)
                 if price is None:
                     raise ValueError(f"the demo needs a price for {scope.model} {token_type} at {at}")
                 spent += tokens[position] * price.price_per_token()
@@ -507,9 +500,9 @@ def openrouter_documents(scope: DemoScope, totals: dict[date, DayTotals], catalo
     for day, day_total in sorted(totals.items()):
         rows = []
         for model, (requests, uncached, cached, output) in sorted(day_total.served.items()):
-            vendor, _, name = model.partition("/")
+            vendor = pricing_provider_of(scope.provider, model)
             usage = TokenUsage(uncached_input=uncached, cached_input=cached, output=output)
-            cost = catalog.cost(vendor, name, usage, at=day_start(day) + timedelta(hours=12))  # flat-priced models
+            cost = catalog.cost(vendor, model, usage, at=day_start(day) + timedelta(hours=12))  # flat-priced models
             rows.append(
                 {
                     "date": day.isoformat(),

@@ -57,7 +57,7 @@ from importlib import resources
 from types import MappingProxyType
 
 from ledger.context_bands import CONTEXT_BAND_THRESHOLDS, context_band
-from ledger.model_names import normalize_model_name
+from ledger.model_names import normalize_model_name, provider_of_model
 from ledger.periods import day_start, hour_start
 
 # The band thresholds live in `ledger.context_bands` (the hourly rollup assigns `input_band` with them);
@@ -82,6 +82,7 @@ __all__ = [
     "gpu_hour_cost",
     "load_bundled_prices",
     "parse_price_csv",
+    "pricing_provider_of",
 ]
 
 TOKEN_TYPES: tuple[str, ...] = (
@@ -421,6 +422,18 @@ class PriceCatalog:
         with localcontext(_EXACT):
             total = sum(by_type.values(), Decimal(0))
         return Cost(total, MappingProxyType(by_type), currencies.pop() if currencies else None, tuple(unpriced))
+
+
+# OpenRouter: "we pass through the pricing of the underlying providers" (openrouter.ai/docs/faq).
+PASS_THROUGH_GATEWAYS = frozenset({"openrouter", "litellm"})
+
+
+def pricing_provider_of(provider: str, model: str) -> str:
+    """Whose list price applies: a gateway that passes the upstream price through (OpenRouter, LiteLLM)
+    is priced as the provider its model name names (`anthropic/claude-sonnet-4.6` → anthropic)."""
+    if provider in PASS_THROUGH_GATEWAYS:
+        return provider_of_model(model) or provider
+    return provider
 
 
 def gpu_hour_cost(row: PriceRow, hours: Decimal) -> Decimal:

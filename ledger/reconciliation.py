@@ -17,9 +17,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.catalog import load_catalog
-from ledger.model_names import normalize_model_name, provider_of_model
+from ledger.model_names import normalize_model_name
 from ledger.periods import Period, day_start
-from ledger.pricing import PriceCatalog
+from ledger.pricing import PriceCatalog, pricing_provider_of
 from ledger.reconcile.drift import per_account_and_model
 from ledger.reconcile.model import (
     BilledDay,
@@ -67,8 +67,6 @@ STATEMENT_TIERS = {
 }
 HISTORY_DAYS = 28
 AGGREGATE_WORK_MEM = "128MB"
-# OpenRouter: "we pass through the pricing of the underlying providers" (openrouter.ai/docs/faq, pricing).
-PASS_THROUGH_GATEWAYS = frozenset({"openrouter", "litellm"})
 
 
 def reconcile_settings(settings: Settings) -> ReconcileSettings:
@@ -123,14 +121,6 @@ _COUNTS = (
     "reported_cost_requests",
 )
 _FINISHES = ("stop", "length", "tool_calls", "content_filter", "other", "missing")
-
-
-def pricing_provider_of(provider: str, model: str) -> str:
-    """Whose list price applies: a gateway that passes the upstream price through (OpenRouter, LiteLLM)
-    is priced as the provider its model name names (`anthropic/claude-sonnet-4.6` → anthropic)."""
-    if provider in PASS_THROUGH_GATEWAYS:
-        return provider_of_model(model) or provider
-    return provider
 
 
 class _Prices:
