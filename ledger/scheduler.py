@@ -57,6 +57,15 @@ def configured_sources(environ: dict[str, str] | None = None) -> list[str]:
     return [source for source in FETCHABLE_SOURCES if environ.get(importer_for(source).credential_env or "")]
 
 
+def statement_owner(tenants: list[tuple[int, str]], named: str | None) -> tuple[int, str] | None:
+    """The tenant whose statements the environment's admin keys fetch: the one named in the settings, or the
+    only tenant there is. (One set of admin keys is one provider organization: it is never copied into
+    several tenants.)"""
+    if named:
+        return next((tenant for tenant in tenants if tenant[1] == named), None)
+    return tenants[0] if len(tenants) == 1 else None
+
+
 def with_job_lock(engine: Engine, name: str, work: Callable[[], None]) -> bool:
     """Run `work` only if no other instance holds the job's advisory lock; False when skipped."""
     key = zlib.crc32(f"tokenledger:{name}".encode())
@@ -85,10 +94,19 @@ def pull_statements() -> None:
         from ledger.statements import store_statements
 
         now = runtime.clock.now()
-        for source in configured_sources():
-            importer = importer_named(source, None)
-            for period in periods_due(now, runtime.settings.close_month_day):
-                for tenant_id, name in _tenants(runtime):
+        sources = configured_sources()
+        owner = statement_owner(_tenants(runtime), runtime.settings.statement_tenant)
+        if sources and owner is None:
+            log.warning(
+                "admin keys are set for %s but the tenant they belong to is not known: name it with "
+                "TOKENLEDGER_STATEMENT_TENANT",
+                ", ".join(sources),
+            )
+        if owner is not None:
+            tenant_id, name = owner
+            for source in sources:
+                importer = importer_named(source, None)
+                for period in periods_due(now, runtime.settings.close_month_day):
                     try:
                         with runtime.sessions.begin() as session:
                             ids = openrouter_request_ids(session, tenant_id, period) if source == "openrouter" else ()

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
 
     # Scheduler
     scheduler_enabled: bool = True
+    statement_tenant: str | None = Field(
+        default=None, description="Tenant the environment's provider admin keys belong to (scheduled pulls)."
+    )
     statement_pull_hour_utc: int = 6
     reconcile_hour_utc: int = 7
     close_month_day: int = 5

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from ledger.database import session_factory
 from ledger.periods import Period
 from ledger.reconciliation import run_reconciliation
-from ledger.scheduler import configured_sources, periods_due, start_scheduler, with_job_lock
+from ledger.scheduler import configured_sources, periods_due, start_scheduler, statement_owner, with_job_lock
 from ledger.settings import Settings
 from ledger.tables import PriceOverride, ReconciliationRun, Tenant
 from tests.conftest import TenantKeys
@@ -33,6 +33,14 @@ def test_sources_are_pulled_only_when_their_admin_key_is_configured() -> None:
         "openai",
         "openrouter",
     ]
+
+
+def test_scheduled_pulls_fill_one_tenant_never_several() -> None:
+    tenants = [(1, "acme"), (2, "globex")]
+    assert statement_owner(tenants, "globex") == (2, "globex")
+    assert statement_owner(tenants, None) is None
+    assert statement_owner(tenants, "initech") is None
+    assert statement_owner([(1, "acme")], None) == (1, "acme")
 
 
 def test_only_one_instance_does_a_job_at_a_time(engine: Engine) -> None:
