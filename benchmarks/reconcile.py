@@ -112,8 +112,7 @@ def generate(tenant_id: int, count: int, seed: int) -> list[EventRow]:
 
 
 def load(url: str, tenant_id: int, count: int) -> None:
-    """COPY the events in chunks, and build the rollup from the same chunks."""
-    deltas: dict[tuple[object, ...], rollup.HourlyDelta] = {}
+    """COPY the events in chunks, then build the rollup from them with ingest's own rollup SQL."""
     chunk = 500_000
     with psycopg.connect(conninfo(url)) as conn:
         for start in range(0, count, chunk):
@@ -121,15 +120,8 @@ def load(url: str, tenant_id: int, count: int) -> None:
             with conn.cursor() as cursor, cursor.copy(f"COPY usage_events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            for delta in rollup.aggregate(rows):
-                deltas[delta.key] = rollup.merge(deltas[delta.key], delta) if delta.key in deltas else delta
             conn.commit()
-        with (
-            conn.cursor() as cursor,
-            cursor.copy(f"COPY usage_hourly ({', '.join(rollup.ALL_COLUMNS)}) FROM STDIN") as copy,
-        ):
-            for delta in deltas.values():
-                copy.write_row(delta.as_row())
+        conn.execute(rollup.upsert_rollup("usage_events WHERE tenant_id = %s"), (tenant_id,))
         statements(conn, tenant_id)
         conn.commit()
         conn.execute("ANALYZE usage_events")

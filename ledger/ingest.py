@@ -8,7 +8,6 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -69,36 +68,49 @@ def create_partition(conn: Connection, month: datetime) -> None:
     )
 
 
+STAGING_TABLE = "ingest_batch"
+CREATE_STAGING = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING_TABLE} (LIKE usage_events INCLUDING DEFAULTS) "
+    "ON COMMIT DELETE ROWS"
+)
+# One statement stores a staged batch: it marks the ids, keeps the rows whose id was new, and adds exactly
+# those to the hourly rollup. All of it commits together or not at all.
+_STORE_STAGED = f"""
+WITH new_ids AS (
+    INSERT INTO event_ids (tenant_id, event_id, occurred_at)
+    SELECT tenant_id, event_id, occurred_at FROM {STAGING_TABLE} ORDER BY tenant_id, event_id
+    ON CONFLICT DO NOTHING
+    RETURNING tenant_id, event_id
+), stored AS (
+    INSERT INTO usage_events ({", ".join(COLUMNS)})
+    SELECT {", ".join(f"staged.{name}" for name in COLUMNS)}
+    FROM {STAGING_TABLE} AS staged JOIN new_ids USING (tenant_id, event_id)
+    RETURNING {", ".join(rollup.EVENT_COLUMNS)}
+), rolled_up AS (
+    {rollup.upsert_rollup("stored")}
+)
+SELECT tenant_id, event_id FROM new_ids
+"""
+
+
 def write_events(conn: Connection, rows: Sequence[EventRow]) -> WriteResult:
     """Store the rows whose (tenant, event_id) is new, and add them to the hourly rollup.
-    Repeats within `rows` count as duplicates of their first occurrence."""
+    Repeats within `rows` count as duplicates of their first occurrence.
+
+    The rows are copied into a session-local staging table, then one statement does the rest in the
+    database, so a batch costs two round trips whatever its size."""
     if not rows:
         return WriteResult(())
     first_seen: dict[tuple[int, str], int] = {}
     for index, row in enumerate(rows):
         first_seen.setdefault((row.tenant_id, row.event_id), index)
-    candidates = [rows[index] for index in first_seen.values()]
-
     raw = _driver_connection(conn)
     with raw.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO event_ids (tenant_id, event_id, occurred_at) "
-            "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) "
-            "ON CONFLICT DO NOTHING RETURNING tenant_id, event_id",
-            (
-                [row.tenant_id for row in candidates],
-                [row.event_id for row in candidates],
-                [row.occurred_at for row in candidates],
-            ),
-        )
-        new_ids = {(tenant_id, event_id) for tenant_id, event_id in cursor.fetchall()}
-        new_rows = [row for row in candidates if (row.tenant_id, row.event_id) in new_ids]
-        if new_rows:
-            with cursor.copy(f"COPY usage_events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-                for row in new_rows:
-                    copy.write_row(_copy_values(row))
-            _upsert_rollup(cursor, rollup.aggregate(new_rows))
-
+        cursor.execute(CREATE_STAGING)
+        with cursor.copy(f"COPY {STAGING_TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for index in first_seen.values():
+                copy.write_row(_copy_values(rows[index]))
+        new_ids = set(cursor.execute(_STORE_STAGED, prepare=True).fetchall())
     stored = tuple(
         first_seen[(row.tenant_id, row.event_id)] == index and (row.tenant_id, row.event_id) in new_ids
         for index, row in enumerate(rows)
@@ -117,65 +129,6 @@ def _copy_values(row: EventRow) -> tuple[object, ...]:
 
 
 _JSON_COLUMNS = frozenset({"tags", "usage_raw"})
-
-
-def _merge_expression(name: str) -> str:
-    if name in rollup.SUM_COLUMNS:
-        return f"{name} = usage_hourly.{name} + excluded.{name}"
-    if name in rollup.MIN_COLUMNS:
-        return f"{name} = LEAST(usage_hourly.{name}, excluded.{name})"
-    if name in rollup.MAX_COLUMNS:
-        return f"{name} = GREATEST(usage_hourly.{name}, excluded.{name})"
-    return f"{name} = tl_array_add(usage_hourly.{name}, excluded.{name})"  # element-wise, migration 0003
-
-
-def _column_type(name: str) -> str:
-    if name in rollup.HISTOGRAM_COLUMNS:
-        return "text"  # '{1,0,…}' literals, cast to bigint[] per row: psycopg's nested-list dumper is slow
-    if name == "hour":
-        return "timestamptz"
-    if name in ("tenant_id", *rollup.MIN_COLUMNS, *rollup.MAX_COLUMNS) or name in rollup.SUM_COLUMNS:
-        return "numeric" if name == "reported_cost" else "bigint"
-    return "smallint" if name == "input_band" else "text"
-
-
-_UPSERT_ROLLUP = (
-    f"INSERT INTO usage_hourly ({', '.join(rollup.ALL_COLUMNS)}) "
-    "SELECT "
-    + ", ".join(f"{name}::bigint[]" if name in rollup.HISTOGRAM_COLUMNS else name for name in rollup.ALL_COLUMNS)
-    + " FROM unnest("
-    + ", ".join(f"%s::{_column_type(name)}[]" for name in rollup.ALL_COLUMNS)
-    + f") AS batch({', '.join(rollup.ALL_COLUMNS)}) "
-    f"ON CONFLICT ({', '.join(rollup.KEY_COLUMNS)}) DO UPDATE SET "
-    + ", ".join(
-        _merge_expression(name)
-        for name in rollup.SUM_COLUMNS + rollup.MIN_COLUMNS + rollup.MAX_COLUMNS + rollup.HISTOGRAM_COLUMNS
-    )
-)
-
-
-def _upsert_rollup(cursor: psycopg.Cursor[tuple[object, ...]], deltas: Sequence[rollup.HourlyDelta]) -> None:
-    """Add the deltas (sorted by key) to the rollup in one statement, one array parameter per column:
-    concurrent writers lock rows in the same order, and the daily rollup's statement-level trigger
-    (migration 0003) folds the whole batch at once."""
-    columns = list(zip(*(_with_array_literals(delta.as_row()) for delta in deltas), strict=True))
-    cursor.execute(
-        _UPSERT_ROLLUP,
-        [
-            [Decimal(value) for value in values] if name == "reported_cost" else list(values)  # sums start at int 0
-            for name, values in zip(rollup.ALL_COLUMNS, columns, strict=True)
-        ],
-    )
-
-
-def _with_array_literals(row: tuple[object, ...]) -> tuple[object, ...]:
-    *scalars, latency_histogram, ttft_histogram = row
-    return (*scalars, _array_literal(latency_histogram), _array_literal(ttft_histogram))
-
-
-def _array_literal(values: object) -> str:
-    assert isinstance(values, list)
-    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _driver_connection(conn: Connection) -> psycopg.Connection[tuple[object, ...]]:

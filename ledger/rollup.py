@@ -1,17 +1,13 @@
-"""The hourly rollup: how a batch of new events adds to `usage_hourly`. Pure; the SQL upsert lives in
-`ledger.ingest`. Every figure is a sum (or min/max) so deltas from any batches merge exactly."""
+"""The hourly rollup: what a set of events adds to `usage_hourly`, as SQL that PostgreSQL runs over the rows it
+has just stored (`ledger.ingest`), so the rollup is computed from exactly the events that were new. Every
+figure is a sum (or min/max, or an element-wise histogram sum), so the rows of any batches merge exactly.
+This module only builds the SQL text from the definitions below; it touches no database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
-
 from ledger import latency
-from ledger.context_bands import context_band
-from ledger.events import EventRow
-from ledger.periods import hour_start
+from ledger.context_bands import CONTEXT_BAND_THRESHOLDS
+from ledger.events import ERROR_TYPES
 
 FINISH_COLUMNS = {
     "stop": "finish_stop",
@@ -79,149 +75,147 @@ MAX_COLUMNS = ("truncated_max_output",)
 HISTOGRAM_COLUMNS = ("latency_histogram", "ttft_histogram")
 ALL_COLUMNS = KEY_COLUMNS + SUM_COLUMNS + MIN_COLUMNS + MAX_COLUMNS + HISTOGRAM_COLUMNS
 
-RollupKey = tuple[int, datetime, str, str, str, str, str, str, str, int]
+
+def _finish_in(column: str) -> str:
+    reasons = ", ".join(f"'{reason}'" for reason, target in FINISH_COLUMNS.items() if target == column)
+    return f"finish_reason IN ({reasons})"
 
 
-_INDEX = {name: position for position, name in enumerate(SUM_COLUMNS)}
-_FINISH_INDEX = {reason: _INDEX[column] for reason, column in FINISH_COLUMNS.items()}
-_ERROR_INDEX = {name.removeprefix("error_"): _INDEX[name] for name in SUM_COLUMNS if name.startswith("error_")}
+_KNOWN_FINISHES = ", ".join(f"'{reason}'" for reason in FINISH_COLUMNS)
+_OK = "status_code BETWEEN 200 AND 299"
+_TRUNCATED = (
+    f"finish_reason IN ({', '.join(repr(r) for r in sorted(TRUNCATING_FINISHES))}) AND max_tokens IS NOT NULL "
+    f"AND output_tokens < max_tokens AND {_OK}"
+)
+_COUNT_WHERE = {
+    "status_2xx": _OK,
+    "status_429": "status_code = 429",
+    "status_4xx": "status_code BETWEEN 400 AND 499 AND status_code <> 429",
+    "status_5xx": "status_code BETWEEN 500 AND 599",
+    "status_other": "NOT (status_code BETWEEN 200 AND 299 OR status_code BETWEEN 400 AND 599)",
+    **{f"error_{kind}": f"error_type = '{kind}'" for kind in ERROR_TYPES},
+    **{column: _finish_in(column) for column in dict.fromkeys(FINISH_COLUMNS.values())},
+    "finish_other": f"finish_reason NOT IN ({_KNOWN_FINISHES})",
+    "finish_missing": "finish_reason IS NULL",
+    "streamed": "stream",
+    "streamed_missing_finish": "stream AND finish_reason IS NULL",
+    "truncated_below_max": _TRUNCATED,
+}
+_SUM_OF = {
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cache_read_input_tokens": "cache_read_input_tokens",
+    "cache_creation_input_tokens": "cache_creation_input_tokens",
+    "cache_creation_1h_input_tokens": "cache_creation_1h_input_tokens",
+    "reasoning_tokens": "reasoning_tokens",
+    "web_search_requests": "web_search_requests",
+    "system_prompt_tokens": "system_prompt_tokens",
+}
 
 
-@dataclass(slots=True)
-class HourlyDelta:
-    """What one batch adds to one rollup row. `sums` follows the order of SUM_COLUMNS."""
-
-    key: RollupKey
-    sums: list[int | Decimal] = field(default_factory=lambda: [0] * len(SUM_COLUMNS))
-    truncated_min_output: int | None = None
-    truncated_max_output: int | None = None
-    latency_histogram: list[int] = field(default_factory=latency.empty_histogram)
-    ttft_histogram: list[int] = field(default_factory=latency.empty_histogram)
-
-    def total(self, column: str) -> int | Decimal:
-        return self.sums[_INDEX[column]]
-
-    def as_row(self) -> tuple[object, ...]:
-        return (
-            *self.key,
-            *self.sums,
-            self.truncated_min_output,
-            self.truncated_max_output,
-            self.latency_histogram,
-            self.ttft_histogram,
-        )
+def _bucket(column: str, bounds: tuple[int, ...]) -> str:
+    """The index of the first bound >= the value (bisect_left), for integer values: width_bucket counts the
+    bounds <= its operand, so it is given the value minus one."""
+    return f"width_bucket({column} - 1, ARRAY[{', '.join(map(str, bounds))}])"
 
 
-def rollup_key(event: EventRow) -> RollupKey:
+def _measure(name: str) -> str:
+    if name == "requests":
+        return "count(*)"
+    if name in _SUM_OF:
+        return f"coalesce(sum({_SUM_OF[name]}), 0)::bigint"
+    if name == "system_prompt_requests":
+        return "count(system_prompt_tokens)"
+    if name == "reported_cost":
+        return "coalesce(sum(reported_cost), 0)"
+    if name == "reported_cost_requests":
+        return "count(reported_cost)"
+    if name == "truncated_min_output":
+        return f"min(output_tokens) FILTER (WHERE {_TRUNCATED})"
+    if name == "truncated_max_output":
+        return f"max(output_tokens) FILTER (WHERE {_TRUNCATED})"
+    if name in HISTOGRAM_COLUMNS:
+        source = "latency_bucket" if name == "latency_histogram" else "ttft_bucket"
+        counts = ", ".join(f"count(*) FILTER (WHERE {source} = {index})" for index in range(latency.BUCKET_COUNT))
+        return f"ARRAY[{counts}]"
+    return f"count(*) FILTER (WHERE {_COUNT_WHERE[name]})"
+
+
+_KEY_OF = {
+    "tenant_id": "tenant_id",
+    "hour": "date_trunc('hour', occurred_at, 'UTC')",
+    "provider": "provider",
+    "account": "coalesce(account, '')",
+    "api_key_id": "coalesce(api_key_id, '')",
+    "request_model": "request_model",
+    "response_model": "response_model",
+    "app": "coalesce(app, '')",
+    "service_tier": "coalesce(service_tier, '')",
+    "input_band": f"{_bucket('input_tokens', CONTEXT_BAND_THRESHOLDS)}::smallint",
+}
+# The event columns the rollup reads.
+EVENT_COLUMNS = (
+    "tenant_id",
+    "occurred_at",
+    "provider",
+    "account",
+    "api_key_id",
+    "request_model",
+    "response_model",
+    "app",
+    "service_tier",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "cache_creation_1h_input_tokens",
+    "reasoning_tokens",
+    "web_search_requests",
+    "system_prompt_tokens",
+    "max_tokens",
+    "finish_reason",
+    "status_code",
+    "error_type",
+    "latency_ms",
+    "ttft_ms",
+    "stream",
+    "reported_cost",
+)
+
+
+def select_rollup(events: str) -> str:
+    """SELECT the rollup rows (columns in ALL_COLUMNS order, sorted by key) of the events in relation
+    `events`, which has at least EVENT_COLUMNS."""
+    keys = ", ".join(f"{_KEY_OF[name]} AS {name}" for name in KEY_COLUMNS)
+    measures = ", ".join(
+        f"{_measure(name)} AS {name}" for name in SUM_COLUMNS + MIN_COLUMNS + MAX_COLUMNS + HISTOGRAM_COLUMNS
+    )
+    positions = ", ".join(str(position) for position in range(1, len(KEY_COLUMNS) + 1))
+    buckets = (
+        f"{_bucket('latency_ms', latency.BUCKET_BOUNDS_MS)} AS latency_bucket, "
+        f"{_bucket('ttft_ms', latency.BUCKET_BOUNDS_MS)} AS ttft_bucket"
+    )
     return (
-        event.tenant_id,
-        hour_start(event.occurred_at),
-        event.provider,
-        event.account or "",
-        event.api_key_id or "",
-        event.request_model,
-        event.response_model,
-        event.app or "",
-        event.service_tier or "",
-        context_band(event.input_tokens),
+        f"SELECT {keys}, {measures} FROM (SELECT *, {buckets} FROM {events}) AS events "
+        f"GROUP BY {positions} ORDER BY {positions}"
     )
 
 
-def aggregate(events: Iterable[EventRow]) -> list[HourlyDelta]:
-    """Fold events into one delta per rollup key, sorted by key (a stable lock order for the upsert)."""
-    deltas: dict[RollupKey, HourlyDelta] = {}
-    for event in events:
-        key = rollup_key(event)
-        delta = deltas.get(key)
-        if delta is None:
-            delta = deltas[key] = HourlyDelta(key)
-        _add(delta, event)
-    return [deltas[key] for key in sorted(deltas)]
+def _merge(name: str) -> str:
+    if name in SUM_COLUMNS:
+        return f"{name} = usage_hourly.{name} + excluded.{name}"
+    if name in MIN_COLUMNS:
+        return f"{name} = LEAST(usage_hourly.{name}, excluded.{name})"
+    if name in MAX_COLUMNS:
+        return f"{name} = GREATEST(usage_hourly.{name}, excluded.{name})"
+    return f"{name} = tl_array_add(usage_hourly.{name}, excluded.{name})"  # element-wise, migration 0003
 
 
-def merge(left: HourlyDelta, right: HourlyDelta) -> HourlyDelta:
-    """Two deltas of one key added up, as the upsert in `ledger.ingest` adds a delta to a stored row."""
-    assert left.key == right.key
-    lows = [value for value in (left.truncated_min_output, right.truncated_min_output) if value is not None]
-    highs = [value for value in (left.truncated_max_output, right.truncated_max_output) if value is not None]
-    return HourlyDelta(
-        left.key,
-        [a + b for a, b in zip(left.sums, right.sums, strict=True)],
-        min(lows) if lows else None,
-        max(highs) if highs else None,
-        [a + b for a, b in zip(left.latency_histogram, right.latency_histogram, strict=True)],
-        [a + b for a, b in zip(left.ttft_histogram, right.ttft_histogram, strict=True)],
+def upsert_rollup(events: str) -> str:
+    """INSERT the rollup of relation `events` into usage_hourly, adding to rows that exist. Rows go in key
+    order, so concurrent writers lock them in the same order."""
+    return (
+        f"INSERT INTO usage_hourly ({', '.join(ALL_COLUMNS)}) {select_rollup(events)} "
+        f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET "
+        + ", ".join(_merge(name) for name in SUM_COLUMNS + MIN_COLUMNS + MAX_COLUMNS + HISTOGRAM_COLUMNS)
     )
-
-
-_REQUESTS, _INPUT, _OUTPUT = _INDEX["requests"], _INDEX["input_tokens"], _INDEX["output_tokens"]
-_CACHE_READ, _CACHE_WRITE = _INDEX["cache_read_input_tokens"], _INDEX["cache_creation_input_tokens"]
-_CACHE_WRITE_1H, _REASONING = _INDEX["cache_creation_1h_input_tokens"], _INDEX["reasoning_tokens"]
-_WEB_SEARCH, _SYSTEM, _SYSTEM_REQUESTS = (
-    _INDEX["web_search_requests"],
-    _INDEX["system_prompt_tokens"],
-    _INDEX["system_prompt_requests"],
-)
-_FINISH_MISSING, _FINISH_OTHER = _INDEX["finish_missing"], _INDEX["finish_other"]
-_STREAMED, _STREAMED_MISSING = _INDEX["streamed"], _INDEX["streamed_missing_finish"]
-_TRUNCATED, _COST, _COST_REQUESTS = (
-    _INDEX["truncated_below_max"],
-    _INDEX["reported_cost"],
-    _INDEX["reported_cost_requests"],
-)
-
-
-def _add(delta: HourlyDelta, event: EventRow) -> None:
-    sums = delta.sums
-    sums[_REQUESTS] += 1
-    sums[_INPUT] += event.input_tokens
-    sums[_OUTPUT] += event.output_tokens
-    sums[_CACHE_READ] += event.cache_read_input_tokens
-    sums[_CACHE_WRITE] += event.cache_creation_input_tokens
-    sums[_CACHE_WRITE_1H] += event.cache_creation_1h_input_tokens
-    sums[_REASONING] += event.reasoning_tokens
-    sums[_WEB_SEARCH] += event.web_search_requests
-    if event.system_prompt_tokens is not None:
-        sums[_SYSTEM] += event.system_prompt_tokens
-        sums[_SYSTEM_REQUESTS] += 1
-    sums[_INDEX[_status_column(event.status_code)]] += 1
-    if event.error_type is not None:
-        sums[_ERROR_INDEX[event.error_type]] += 1
-    finish = event.finish_reason
-    sums[_FINISH_MISSING if finish is None else _FINISH_INDEX.get(finish, _FINISH_OTHER)] += 1
-    if event.stream:
-        sums[_STREAMED] += 1
-        if finish is None:
-            sums[_STREAMED_MISSING] += 1
-    if (
-        finish in TRUNCATING_FINISHES
-        and event.max_tokens is not None
-        and event.output_tokens < event.max_tokens
-        and 200 <= event.status_code < 300
-    ):
-        sums[_TRUNCATED] += 1
-        delta.truncated_min_output = _least(delta.truncated_min_output, event.output_tokens)
-        delta.truncated_max_output = max(delta.truncated_max_output or 0, event.output_tokens)
-    if event.reported_cost is not None:
-        sums[_COST] += event.reported_cost
-        sums[_COST_REQUESTS] += 1
-    if event.latency_ms is not None:
-        delta.latency_histogram[latency.bucket_of(event.latency_ms)] += 1
-    if event.ttft_ms is not None:
-        delta.ttft_histogram[latency.bucket_of(event.ttft_ms)] += 1
-
-
-def _status_column(status_code: int) -> str:
-    if 200 <= status_code < 300:
-        return "status_2xx"
-    if status_code == 429:
-        return "status_429"
-    if 400 <= status_code < 500:
-        return "status_4xx"
-    if 500 <= status_code < 600:
-        return "status_5xx"
-    return "status_other"
-
-
-def _least(current: int | None, value: int) -> int:
-    return value if current is None else min(current, value)

@@ -169,33 +169,6 @@ def test_rollup_totals_equal_the_events_after_concurrent_ingests(
     assert daily_histogram_total == [(400,)]
 
 
-def test_rollup_deltas_merge_like_the_upsert() -> None:
-    from ledger import rollup
-    from ledger.events import validate_events
-
-    now = datetime(2026, 10, 7, 12, tzinfo=UTC)
-    events = validate_events(
-        [
-            usage_event(
-                occurred_at="2026-10-07T11:05:00Z",
-                max_tokens=1000,
-                output_tokens=out,
-                finish_reason=finish,
-                cache_read_input_tokens=0,
-                latency_ms=100 * out,
-            )
-            for out, finish in ((400, "length"), (380, "length"), (90, "stop"), (410, "length"))
-        ],
-        tenant_id=1,
-        now=now,
-    )
-    (whole,) = rollup.aggregate(events)
-    (first,), (second,) = rollup.aggregate(events[:2]), rollup.aggregate(events[2:])
-    merged = rollup.merge(first, second)
-    assert merged.as_row() == whole.as_row()
-    assert (merged.truncated_min_output, merged.truncated_max_output) == (380, 410)
-
-
 def test_reported_costs_add_up_exactly_in_the_rollup(client: TestClient, tenant: TenantKeys) -> None:
     batch = [
         usage_event(occurred_at="2026-10-09T10:00:00Z", reported_cost="0.0235224"),
