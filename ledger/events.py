@@ -182,6 +182,27 @@ def parse_body(body: bytes, content_type: str) -> list[Any]:
     return decoded if isinstance(decoded, list) else [decoded]
 
 
+def json_text(value: Any) -> str:
+    """JSON text of a decoded body value, written back with every digit of its Decimal numbers (the standard
+    encoder refuses Decimal, and a float would round it)."""
+    try:
+        return json.dumps(value, separators=(",", ":"))
+    except TypeError:
+        return _exact_json(value)
+
+
+def _exact_json(value: Any) -> str:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} has no JSON form")
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(key))}:{_exact_json(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_exact_json(item) for item in value) + "]"
+    return json.dumps(value)
+
+
 def validate_events(
     items: Sequence[Any], *, tenant_id: int, now: datetime, max_future: timedelta = timedelta(minutes=5)
 ) -> list[EventRow]:

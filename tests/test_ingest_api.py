@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -178,3 +179,25 @@ def test_reported_costs_add_up_exactly_in_the_rollup(client: TestClient, tenant:
     assert client.post("/v1/events", json=batch, headers=tenant.ingest).status_code == 202
     body = client.get("/v1/usage", params={"period": "2026-10"}, headers=tenant.read).json()
     assert body["rows"][0]["reported_cost"].rstrip("0") == "0.1235224"
+
+
+def test_a_raw_usage_object_is_kept_with_every_digit_of_its_cost(
+    client: TestClient, tenant: TenantKeys, engine: Engine
+) -> None:
+    usage = (
+        '{"prompt_tokens": 1200, "completion_tokens": 80, "total_tokens": 1280, '
+        '"cost": 0.000123456789012345678901, "cost_details": {"upstream_inference_cost": 1e-7}}'
+    )
+    body = (
+        '{"event_id": "or-1", "occurred_at": "2026-10-07T11:05:00Z", "provider": "openrouter", '
+        f'"request_model": "openai/gpt-5.4-mini", "usage": {usage}}}'
+    )
+    response = client.post("/v1/events", content=body, headers={**tenant.ingest, "Content-Type": "application/json"})
+    assert response.status_code == 202, response.text
+    (row,) = stored(
+        engine,
+        tenant,
+        "SELECT reported_cost, usage_raw->>'cost', usage_raw->'cost_details'->>'upstream_inference_cost' "
+        "FROM usage_events WHERE tenant_id = :tenant",
+    )
+    assert row == (Decimal("0.0001234568"), "0.000123456789012345678901", "0.0000001")
