@@ -113,8 +113,10 @@ class EventProblem:
 class EventValidationError(ValueError):
     """The request's events are invalid; nothing of the request is written."""
 
-    def __init__(self, problems: Sequence[EventProblem]) -> None:
+    def __init__(self, problems: Sequence[EventProblem], *, events: int | None = None) -> None:
         self.problems = list(problems)
+        self.events = events if events is not None else len({problem.index for problem in self.problems})
+        """How many events the refused request held (all of them are refused)."""
         first = self.problems[0]
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         super().__init__(f"event {first.index}: {first.field}: {first.message}{more}")
@@ -159,12 +161,37 @@ class EventRow(NamedTuple):
 
 COLUMNS: tuple[str, ...] = EventRow._fields
 _EVENT_LIST = TypeAdapter(list[EventIn])
+# Fields that may hold a JSON number with a fraction, which must reach Decimal with every digit: a body
+# that names one is decoded by the exact path (pydantic's JSON parser reads fractions as floats).
+_DECIMAL_FIELDS = (b'"reported_cost"', b'"usage"')
+
+
+def is_ndjson(content_type: str) -> bool:
+    return "ndjson" in content_type or "jsonlines" in content_type
+
+
+def decode_events(body: bytes, content_type: str, *, tenant_id: int, now: datetime) -> list[EventRow]:
+    """A request body (one JSON object, an array, or NDJSON) validated into rows; raise EventValidationError
+    naming every problem. Bodies of plain events are parsed and validated in one pass by pydantic-core;
+    anything else, and any body with a problem, goes the exact path (`parse_body`, `validate_events`)."""
+    if not any(field in body for field in _DECIMAL_FIELDS):
+        if is_ndjson(content_type):
+            array = b"[" + b",".join(line for line in body.splitlines() if line.strip()) + b"]"
+        else:
+            array = body if body.lstrip()[:1] == b"[" else b"[" + body + b"]"
+        try:
+            events = _EVENT_LIST.validate_json(array)
+        except ValidationError:
+            pass
+        else:
+            return _rows(events, events, tenant_id=tenant_id, now=now)
+    return validate_events(parse_body(body, content_type), tenant_id=tenant_id, now=now)
 
 
 def parse_body(body: bytes, content_type: str) -> list[Any]:
     """Decode a request body: one JSON object, a JSON array of objects, or NDJSON. Numbers with a fraction
     are read as Decimal so money keeps every digit."""
-    if "ndjson" in content_type or "jsonlines" in content_type:
+    if is_ndjson(content_type):
         items = []
         for number, line in enumerate(body.splitlines()):
             if line.strip():
@@ -207,11 +234,22 @@ def validate_events(
     items: Sequence[Any], *, tenant_id: int, now: datetime, max_future: timedelta = timedelta(minutes=5)
 ) -> list[EventRow]:
     """Validate every item; raise EventValidationError listing every problem of every event."""
-    latest = now + max_future
     try:
         events = _EVENT_LIST.validate_python(items)
     except ValidationError:
         events = None  # at least one item is malformed: validate one by one to name every problem
+    return _rows(items, events, tenant_id=tenant_id, now=now, max_future=max_future)
+
+
+def _rows(
+    items: Sequence[Any],
+    events: Sequence[EventIn] | None,
+    *,
+    tenant_id: int,
+    now: datetime,
+    max_future: timedelta = timedelta(minutes=5),
+) -> list[EventRow]:
+    latest = now + max_future
     problems: list[EventProblem] = []
     rows: list[EventRow] = []
     for index, item in enumerate(items):
@@ -228,7 +266,7 @@ def validate_events(
         except EventValidationError as error:
             problems.extend(EventProblem(index, p.field, p.message) for p in error.problems)
     if problems:
-        raise EventValidationError(problems)
+        raise EventValidationError(problems, events=len(items))
     return rows
 
 

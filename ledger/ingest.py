@@ -79,8 +79,7 @@ def _postgres_type(name: str) -> str:
 COLUMN_TYPES = [_postgres_type(name) for name in COLUMNS]  # binary COPY: about 7x less work than text
 STAGING_TABLE = "ingest_batch"
 CREATE_STAGING = (
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING_TABLE} (LIKE usage_events INCLUDING DEFAULTS) "
-    "ON COMMIT DELETE ROWS"
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING_TABLE} (LIKE usage_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 # One statement stores a staged batch: it marks the ids, keeps the rows whose id was new, and adds exactly
 # those to the hourly rollup. All of it commits together or not at all.

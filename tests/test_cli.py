@@ -63,7 +63,5 @@ def test_the_migrations_build_exactly_the_schema_the_code_declares(engine) -> No
     from ledger.tables import Base
 
     with engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "include_object": managed_by_migrations}
-        )
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": managed_by_migrations})
         assert compare_metadata(context, Base.metadata) == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -13,10 +13,11 @@ from ledger.api.context import AppContext
 from ledger.api.dependencies import ContextDep, PrincipalDep, SessionDep
 from ledger.auth import Principal
 from ledger.errors import InvalidRequest, PayloadTooLarge
-from ledger.events import EventRow, EventValidationError, parse_body, validate_events
+from ledger.events import EventRow, EventValidationError, decode_events, validate_events
 from ledger.usage import EventFilter, list_events, resolve_range, usage_totals
 
 router = APIRouter(prefix="/v1", tags=["usage"])
+T = TypeVar("T")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -41,37 +42,58 @@ async def store(context: AppContext, rows: list[EventRow]) -> JSONResponse:
     return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status_code=202)
 
 
+def decoded(context: AppContext, principal: Principal, body: bytes, content_type: str) -> list[EventRow]:
+    """The body's events validated into rows, or the HTTP error that says what is wrong with them."""
+    try:
+        rows = decode_events(body, content_type, tenant_id=principal.tenant_id, now=context.clock.now())
+    except EventValidationError as error:
+        if error.problems[0].field == "body":
+            raise InvalidRequest(
+                "the body is not valid JSON", details=[problem.as_dict() for problem in error.problems]
+            ) from error
+        raise refusal(context, error) from error
+    return within_limits(context, rows)
+
+
 def validated(context: AppContext, principal: Principal, items: list[Any]) -> list[EventRow]:
-    settings = context.settings
-    if len(items) > settings.max_events_per_request:
-        raise PayloadTooLarge(f"at most {settings.max_events_per_request} events per request, got {len(items)}")
-    if not items:
-        raise InvalidRequest("the request holds no event")
+    """Decoded events (from another format's mapping) validated into rows, or the HTTP error."""
+    within_limits(context, items)
     try:
         return validate_events(items, tenant_id=principal.tenant_id, now=context.clock.now())
     except EventValidationError as error:
-        context.metrics.events_rejected.inc(len(items))
-        raise InvalidRequest(
-            f"{len(error.problems)} problem(s) in the events; nothing was stored",
-            details=[problem.as_dict() for problem in error.problems],
-        ) from error
+        raise refusal(context, error) from error
+
+
+def within_limits(context: AppContext, events: list[T]) -> list[T]:
+    limit = context.settings.max_events_per_request
+    if not events:
+        raise InvalidRequest("the request holds no event")
+    if len(events) > limit:
+        raise PayloadTooLarge(f"at most {limit} events per request, got {len(events)}")
+    return events
+
+
+def refusal(context: AppContext, error: EventValidationError) -> InvalidRequest:
+    context.metrics.events_rejected.inc(error.events)
+    return InvalidRequest(
+        f"{len(error.problems)} problem(s) in the events; nothing was stored",
+        details=[problem.as_dict() for problem in error.problems],
+    )
+
+
+# Bodies above this size are decoded off the event loop, so small requests keep flowing meanwhile.
+INLINE_DECODE_BYTES = 16_384
 
 
 @router.post("/events", status_code=202, summary="Record usage events (object, array or NDJSON)")
 async def post_events(request: Request, context: ContextDep, principal: PrincipalDep) -> JSONResponse:
     principal.require("ingest")
     body = await read_body(request, context.settings.max_body_bytes)
-    try:
-        items = parse_body(body, request.headers.get("content-type", "application/json"))
-    except EventValidationError as error:
-        raise InvalidRequest(
-            "the body is not valid JSON", details=[problem.as_dict() for problem in error.problems]
-        ) from error
-    rows = (
-        validated(context, principal, items)
-        if len(items) < 50
-        else await run_in_threadpool(validated, context, principal, items)
-    )
+    content_type = request.headers.get("content-type", "application/json")
+    if len(body) < INLINE_DECODE_BYTES:
+        rows = decoded(context, principal, body, content_type)
+    else:
+        rows = await run_in_threadpool(decoded, context, principal, body, content_type)
     return await store(context, rows)
 
 

@@ -1,0 +1,72 @@
+"""Decoding a request body: the one-pass path for plain events gives exactly the rows of the exact path
+(json with Decimal numbers, then validation), for every body shape."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.events import EventValidationError, decode_events, parse_body, validate_events
+
+NOW = datetime(2026, 10, 7, 12, tzinfo=UTC)
+
+events = st.fixed_dictionaries(
+    {
+        "event_id": st.text(min_size=1, max_size=20),
+        "occurred_at": st.sampled_from(["2026-10-07T11:59:00Z", "2026-10-07T13:30:00.123456+02:00"]),
+        "provider": st.sampled_from(["openai", "anthropic", "vllm"]),
+        "request_model": st.sampled_from(["gpt-5.4", " claude-haiku-4-5 "]),
+        "input_tokens": st.integers(1_000, 10**7),
+        "output_tokens": st.integers(0, 10**6),
+    },
+    optional={
+        "cache_read_input_tokens": st.integers(0, 500),
+        "response_model": st.just("gpt-5.4-2026-03-05"),
+        "finish_reason": st.none() | st.sampled_from(["stop", "length"]),
+        "status_code": st.sampled_from([200, 429, 503]),
+        "latency_ms": st.integers(0, 10**6),
+        "stream": st.booleans(),
+        "tags": st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
+        "service_tier": st.sampled_from(["standard", "batch"]),
+    },
+)
+
+
+def body_of(batch: list[dict[str, Any]], shape: str) -> tuple[bytes, str]:
+    if shape == "ndjson":
+        return "\n".join(json.dumps(event) for event in batch).encode(), "application/x-ndjson"
+    if shape == "object":
+        return json.dumps(batch[0]).encode(), "application/json"
+    return json.dumps(batch).encode(), "application/json"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(events, min_size=1, max_size=5), st.sampled_from(["array", "ndjson", "object"]))
+def test_plain_events_decode_to_the_rows_of_the_exact_path(batch: list[dict[str, Any]], shape: str) -> None:
+    body, content_type = body_of(batch, shape)
+    exact = validate_events(parse_body(body, content_type), tenant_id=7, now=NOW)
+    assert decode_events(body, content_type, tenant_id=7, now=NOW) == exact
+
+
+def test_a_bad_event_is_named_as_the_exact_path_names_it() -> None:
+    good = {"event_id": "a", "occurred_at": "2026-10-07T11:00:00Z", "provider": "openai", "request_model": "m",
+            "input_tokens": 10, "output_tokens": 1}  # fmt: skip
+    body = json.dumps([good, {**good, "event_id": "b", "input_tokns": 5}]).encode()
+    with pytest.raises(EventValidationError) as raised:
+        decode_events(body, "application/json", tenant_id=7, now=NOW)
+    assert [problem.as_dict() for problem in raised.value.problems] == [
+        {"index": 1, "field": "input_tokns", "message": "unknown field"}
+    ]
+    assert raised.value.events == 2
+
+
+def test_fractional_numbers_keep_every_digit() -> None:
+    event = ('{"event_id": "a", "occurred_at": "2026-10-07T11:00:00Z", "provider": "openai", "request_model": "m", '
+             '"input_tokens": 10, "output_tokens": 1, "reported_cost": 0.1000000000000000000000000001}')  # fmt: skip
+    (row,) = decode_events(event.encode(), "application/json", tenant_id=7, now=NOW)
+    assert str(row.reported_cost) == "0.1000000000000000000000000001"
