@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ledger.errors import ServiceUnavailable
 from ledger.events import EventRow
-from ledger.ingest import PartitionKeeper, WriteResult, write_events
+from ledger.ingest import PartitionKeeper, WriteResult, prepare_staging, write_events
 
 log = logging.getLogger("tokenledger.ingest")
 
@@ -66,6 +66,7 @@ class GroupCommitWriter:
         self._max_events = max_events
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._on_batch = on_batch
+        self._local = threading.local()  # each writer thread keeps one connection, staging table ready
         self._threads = [
             threading.Thread(target=self._run, name=f"tokenledger-writer-{n}", daemon=True) for n in range(threads)
         ]
@@ -94,6 +95,14 @@ class GroupCommitWriter:
         return await future
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            conn: Connection | None = getattr(self._local, "conn", None)
+            if conn is not None:
+                conn.close()
+
+    def _serve(self) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
@@ -140,11 +149,31 @@ class GroupCommitWriter:
         if self._on_batch:
             self._on_batch(BatchStats(len(batch), sum(len(p.rows) for p in batch), time.perf_counter() - started))
 
+    def _connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._engine.connect()
+            try:
+                prepare_staging(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._local.conn = conn
+        return conn
+
     def _write_together(self, batch: list[_Pending]) -> list[WriteResult]:
         rows = [row for pending in batch for row in pending.rows]
         self._partitions.ensure(row.occurred_at for row in rows)
-        with self._engine.begin() as conn:
-            result = write_events(conn, rows)
+        conn = self._connection()
+        try:
+            with conn.begin():
+                result = write_events(conn, rows)
+        except Exception as error:
+            if is_unavailable(error):  # a fresh connection next time, through the pool's checks
+                self._local.conn = None
+                conn.invalidate()
+                conn.close()
+            raise
         results, offset = [], 0
         for pending in batch:
             results.append(WriteResult(result.stored[offset : offset + len(pending.rows)]))

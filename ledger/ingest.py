@@ -101,11 +101,19 @@ SELECT tenant_id, event_id FROM new_ids
 """
 
 
+def prepare_staging(conn: Connection) -> None:
+    """Create the connection's staging table (temporary, emptied at every commit) and commit it, so it
+    lasts as long as the connection whatever later transactions do."""
+    conn.execute(text(CREATE_STAGING))
+    conn.commit()
+
+
 def write_events(conn: Connection, rows: Sequence[EventRow]) -> WriteResult:
     """Store the rows whose (tenant, event_id) is new, and add them to the hourly rollup.
-    Repeats within `rows` count as duplicates of their first occurrence.
+    Repeats within `rows` count as duplicates of their first occurrence. `conn` has been through
+    `prepare_staging`.
 
-    The rows are copied into a session-local staging table, then one statement does the rest in the
+    The rows are copied into the connection's staging table, then one statement does the rest in the
     database, so a batch costs two round trips whatever its size."""
     if not rows:
         return WriteResult(())
@@ -114,7 +122,6 @@ def write_events(conn: Connection, rows: Sequence[EventRow]) -> WriteResult:
         first_seen.setdefault((row.tenant_id, row.event_id), index)
     raw = _driver_connection(conn)
     with raw.cursor() as cursor:
-        cursor.execute(CREATE_STAGING)
         with cursor.copy(f"COPY {STAGING_TABLE} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(COLUMN_TYPES)
             for index in first_seen.values():
