@@ -134,18 +134,16 @@ class GroupCommitWriter:
             results = self._write_together(batch)
         except Exception as error:
             if is_unavailable(error) or len(batch) == 1:
-                for pending in batch:
-                    _resolve(pending, error=error)
+                _settle([(pending, None, error) for pending in batch])
                 return
             log.warning("batch of %d requests failed (%s); writing them one by one", len(batch), error)
             for pending in batch:
                 try:
-                    _resolve(pending, result=self._write_together([pending])[0])
+                    _settle([(pending, self._write_together([pending])[0], None)])
                 except Exception as single_error:
-                    _resolve(pending, error=single_error)
+                    _settle([(pending, None, single_error)])
             return
-        for pending, result in zip(batch, results, strict=True):
-            _resolve(pending, result=result)
+        _settle([(pending, result, None) for pending, result in zip(batch, results, strict=True)])
         if self._on_batch:
             self._on_batch(BatchStats(len(batch), sum(len(p.rows) for p in batch), time.perf_counter() - started))
 
@@ -181,16 +179,25 @@ class GroupCommitWriter:
         return results
 
 
-def _resolve(pending: _Pending, *, result: WriteResult | None = None, error: BaseException | None = None) -> None:
-    if error is not None and is_unavailable(error):
-        error = ServiceUnavailable("the database is unreachable; retry shortly")
+Outcome = tuple[_Pending, WriteResult | None, BaseException | None]
 
-    def settle() -> None:
+
+def _settle(outcomes: list[Outcome]) -> None:
+    """Answer the requests: one wake-up of each event loop for the whole batch, not one per request."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, settled in by_loop.items():
+        loop.call_soon_threadsafe(_set_outcomes, settled)
+
+
+def _set_outcomes(outcomes: list[Outcome]) -> None:
+    for pending, result, error in outcomes:
         if pending.future.done():
-            return
+            continue
         if error is not None:
+            if is_unavailable(error):
+                error = ServiceUnavailable("the database is unreachable; retry shortly")
             pending.future.set_exception(error)
         else:
             pending.future.set_result(result)  # type: ignore[arg-type]
-
-    pending.loop.call_soon_threadsafe(settle)
