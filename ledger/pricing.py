@@ -391,6 +391,36 @@ class PriceCatalog:
                         return False
         return True
 
+    def price_segments(
+        self, models: Iterable[tuple[str, str]], start: datetime, end: datetime
+    ) -> dict[datetime, datetime]:
+        """Every UTC hour of [start, end) mapped to the first hour of its day in which exactly the same price
+        rows of `models` ((provider, model) pairs) are in effect, validity and time windows included. Usage
+        of hours mapped alike can be summed and priced at once, at the hour they map to: a day splits into
+        a few segments (peak and off-peak, say) instead of 24 hours."""
+        names = {
+            (provider.strip().lower(), name)
+            for provider, model in models
+            if (name := self.resolve(provider, model)) is not None
+        }
+        rows = [
+            row
+            for index in (self._overrides, self._bundled)
+            for key, key_rows in index.items()
+            if key[:2] in names
+            for row in key_rows
+        ]
+        segments: dict[datetime, datetime] = {}
+        first_of_day: dict[tuple[bool, ...], datetime] = {}
+        hour = hour_start(start)
+        while hour < end:
+            if hour.hour == 0:
+                first_of_day = {}
+            in_effect = tuple(row.in_effect(hour) and (row.window is None or row.window.contains(hour)) for row in rows)
+            segments[hour] = first_of_day.setdefault(in_effect, hour)
+            hour += timedelta(hours=1)
+        return segments
+
     def cost(
         self,
         provider: str,

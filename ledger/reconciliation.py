@@ -80,29 +80,40 @@ def reconcile_settings(settings: Settings) -> ReconcileSettings:
 
 # ---------------------------------------------------------------- logged side
 
-_LOGGED_SQL = """
-SELECT (h.hour AT TIME ZONE 'UTC')::date AS day,
-       CASE WHEN h.provider || '|' || h.response_model = ANY(:hourly)
-              OR h.provider || '|' || h.request_model = ANY(:hourly) THEN h.hour END AS hour,
-       h.provider, h.account, h.api_key_id, h.response_model, h.request_model, h.service_tier, h.input_band,
-       sum(h.requests)::bigint AS requests, sum(h.status_2xx)::bigint AS ok,
-       sum(h.status_429)::bigint AS e429, sum(h.status_5xx)::bigint AS e5xx, sum(h.status_4xx)::bigint AS e4xx,
-       sum(h.input_tokens - h.cache_read_input_tokens - h.cache_creation_input_tokens)::bigint AS uncached_input,
-       sum(h.cache_read_input_tokens)::bigint AS cached_input,
-       sum(h.cache_creation_input_tokens - h.cache_creation_1h_input_tokens)::bigint AS cache_write_5m,
-       sum(h.cache_creation_1h_input_tokens)::bigint AS cache_write_1h,
-       sum(h.output_tokens)::bigint AS output, sum(h.reasoning_tokens)::bigint AS reasoning,
-       sum(h.system_prompt_tokens)::bigint AS system_prompt_tokens,
-       sum(h.system_prompt_requests)::bigint AS system_prompt_requests,
-       sum(h.streamed)::bigint AS streamed, sum(h.streamed_missing_finish)::bigint AS streamed_missing_finish,
-       sum(h.finish_stop)::bigint AS stop, sum(h.finish_length)::bigint AS length,
-       sum(h.finish_tool_calls)::bigint AS tool_calls, sum(h.finish_content_filter)::bigint AS content_filter,
-       sum(h.finish_other)::bigint AS other, sum(h.finish_missing)::bigint AS missing,
-       sum(h.truncated_below_max)::bigint AS truncated, min(h.truncated_min_output) AS truncated_min,
-       max(h.truncated_max_output) AS truncated_max,
-       sum(h.reported_cost) AS reported_cost, sum(h.reported_cost_requests)::bigint AS reported_cost_requests
-FROM usage_hourly h
-WHERE h.tenant_id = :tenant AND h.hour >= :start AND h.hour < :end
+_MEASURES = """
+       sum(requests)::bigint AS requests, sum(status_2xx)::bigint AS ok,
+       sum(status_429)::bigint AS e429, sum(status_5xx)::bigint AS e5xx, sum(status_4xx)::bigint AS e4xx,
+       sum(input_tokens - cache_read_input_tokens - cache_creation_input_tokens)::bigint AS uncached_input,
+       sum(cache_read_input_tokens)::bigint AS cached_input,
+       sum(cache_creation_input_tokens - cache_creation_1h_input_tokens)::bigint AS cache_write_5m,
+       sum(cache_creation_1h_input_tokens)::bigint AS cache_write_1h,
+       sum(output_tokens)::bigint AS output, sum(reasoning_tokens)::bigint AS reasoning,
+       sum(system_prompt_tokens)::bigint AS system_prompt_tokens,
+       sum(system_prompt_requests)::bigint AS system_prompt_requests,
+       sum(streamed)::bigint AS streamed, sum(streamed_missing_finish)::bigint AS streamed_missing_finish,
+       sum(finish_stop)::bigint AS stop, sum(finish_length)::bigint AS length,
+       sum(finish_tool_calls)::bigint AS tool_calls, sum(finish_content_filter)::bigint AS content_filter,
+       sum(finish_other)::bigint AS other, sum(finish_missing)::bigint AS missing,
+       sum(truncated_below_max)::bigint AS truncated, min(truncated_min_output) AS truncated_min,
+       max(truncated_max_output) AS truncated_max,
+       sum(reported_cost) AS reported_cost, sum(reported_cost_requests)::bigint AS reported_cost_requests
+"""
+_PRICED_HOURLY = "(provider || '|' || response_model = ANY(:hourly) OR provider || '|' || request_model = ANY(:hourly))"
+# Logged usage per scope and day from the daily rollup; models whose price changes within a day come from
+# the hourly rollup instead, summed per price segment (`hour` = the segment's first hour, where it is priced).
+_LOGGED_SQL = f"""
+SELECT day, NULL::timestamptz AS hour, provider, account, api_key_id, response_model, request_model,
+       service_tier, input_band, {_MEASURES}
+FROM usage_daily
+WHERE tenant_id = :tenant AND day >= :first_day AND day < :end_day AND NOT {_PRICED_HOURLY}
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+UNION ALL
+SELECT (hour AT TIME ZONE 'UTC')::date AS day, segment.first_hour AS hour, provider, account, api_key_id,
+       response_model, request_model, service_tier, input_band, {_MEASURES}
+FROM usage_hourly
+JOIN unnest(CAST(:segment_providers AS text[]), CAST(:segment_hours AS timestamptz[]),
+            CAST(:segment_first_hours AS timestamptz[])) AS segment(provider, hour, first_hour) USING (provider, hour)
+WHERE tenant_id = :tenant AND hour >= :start AND hour < :end AND {_PRICED_HOURLY}
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 """
 _CATEGORIES = tuple(PRICE_TYPES)
@@ -145,15 +156,15 @@ class _Prices:
         return self._memo[key]
 
 
-def _hourly_models(session: Session, tenant_id: int, window: Period, catalog: PriceCatalog) -> list[str]:
-    """`provider|model` of the models whose price changes within some day of the window (time-of-day prices,
-    or a price change that does not start at midnight): their usage is priced hour by hour."""
+def _hourly_models(session: Session, tenant_id: int, window: Period, catalog: PriceCatalog) -> list[tuple[str, str]]:
+    """(provider, model) of the models whose price changes within some day of the window (time-of-day prices,
+    or a price change that does not start at midnight): their usage is priced per price segment."""
     names = session.execute(
         text(
-            "SELECT DISTINCT provider, response_model, request_model FROM usage_hourly "
-            "WHERE tenant_id = :tenant AND hour >= :start AND hour < :end"
+            "SELECT DISTINCT provider, response_model, request_model FROM usage_daily "
+            "WHERE tenant_id = :tenant AND day >= :first_day AND day < :end_day"
         ),
-        {"tenant": tenant_id, "start": window.start, "end": window.end},
+        {"tenant": tenant_id, "first_day": window.start.date(), "end_day": window.end.date()},
     ).all()
     models = {(provider, model) for provider, served, requested in names for model in (served, requested)}
     days = [day_start(day) for day in window.days()]
@@ -163,7 +174,21 @@ def _hourly_models(session: Session, tenant_id: int, window: Period, catalog: Pr
         pricing = pricing_provider_of(provider, model)
         return not all(catalog.constant_during(pricing, model, start, start + one_day) for start in days)
 
-    return sorted(f"{provider}|{model}" for provider, model in models if varies(provider, model))
+    return sorted((provider, model) for provider, model in models if varies(provider, model))
+
+
+def _segments(hourly: list[tuple[str, str]], window: Period, catalog: PriceCatalog) -> dict[str, list[Any]]:
+    """The price segments of the hourly-priced models, per provider, as the array parameters of _LOGGED_SQL."""
+    providers: list[str] = []
+    hours: list[datetime] = []
+    first_hours: list[datetime] = []
+    for provider in sorted({provider for provider, _ in hourly}):
+        models = [(pricing_provider_of(provider, model), model) for named, model in hourly if named == provider]
+        for hour, first_hour in catalog.price_segments(models, window.start, window.end).items():
+            providers.append(provider)
+            hours.append(hour)
+            first_hours.append(first_hour)
+    return {"segment_providers": providers, "segment_hours": hours, "segment_first_hours": first_hours}
 
 
 @dataclass
@@ -186,9 +211,16 @@ def load_logged_days(session: Session, tenant_id: int, window: Period, catalog: 
     used (day by day, or hour by hour for models whose price varies within a day)."""
     hourly = _hourly_models(session, tenant_id, window, catalog)
     session.execute(text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))  # aggregate in memory, not on disk
-    result = session.execute(
-        text(_LOGGED_SQL), {"tenant": tenant_id, "start": window.start, "end": window.end, "hourly": hourly}
-    )
+    parameters = {
+        "tenant": tenant_id,
+        "start": window.start,
+        "end": window.end,
+        "first_day": window.start.date(),
+        "end_day": window.end.date(),
+        "hourly": [f"{provider}|{model}" for provider, model in hourly],
+        **_segments(hourly, window, catalog),
+    }
+    result = session.execute(text(_LOGGED_SQL), parameters)
     prices = _Prices(catalog)
     groups: dict[tuple[Any, ...], _LoggedAccumulator] = {}
     for row in result.tuples():

@@ -190,16 +190,21 @@ class UsageHourly(RollupMeasures, Base):
 
 
 class UsageDaily(RollupMeasures, Base):
-    """The hourly rollup summed per UTC day × provider × requested × served model. Kept by a trigger on
-    `usage_hourly` (migration 0003), so it is always in step with it; month-long reports read it."""
+    """The hourly rollup summed per UTC day and reconciliation scope (provider × account × key × requested
+    and served model × tier × input band; not app). Kept by statement-level triggers on `usage_hourly`
+    (migrations 0003, 0004), so it is always in step with it; the reconciler and month-long reports read it."""
 
     __tablename__ = "usage_daily"
 
     tenant_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     provider: Mapped[str] = mapped_column(Text, primary_key=True)
+    account: Mapped[str] = mapped_column(Text, primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(Text, primary_key=True)
     request_model: Mapped[str] = mapped_column(Text, primary_key=True)
     response_model: Mapped[str] = mapped_column(Text, primary_key=True)
+    service_tier: Mapped[str] = mapped_column(Text, primary_key=True)
+    input_band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
 
 
 class StatementDocument(TenantRecord, Base):

@@ -508,3 +508,20 @@ def test_a_model_whose_prices_vary_within_a_day_is_priced_by_the_hour() -> None:
     assert catalog.constant_during("openai", "gpt-5.4", day, day + timedelta(days=1))
     assert not catalog.constant_during("deepseek", "deepseek-v4-flash", day, day + timedelta(days=1))
     assert catalog.constant_during("acme", "unknown-model", day, day + timedelta(days=1))
+
+
+def test_a_day_splits_into_price_segments_priced_at_their_first_hour() -> None:
+    catalog = PriceCatalog(load_bundled_prices())
+    day = datetime(2026, 10, 14, tzinfo=UTC)  # a Wednesday, no holiday
+    segments = catalog.price_segments([("deepseek", "deepseek-v4-flash")], day, day + timedelta(days=2))
+    assert len(segments) == 48
+    for hour, first in segments.items():
+        assert first.date() == hour.date()
+        assert first <= hour
+        for token_type in ("input", "cached_input", "output"):
+            assert catalog.unit_price("deepseek", "deepseek-v4-flash", token_type, at=hour) == catalog.unit_price(
+                "deepseek", "deepseek-v4-flash", token_type, at=first
+            )
+    assert 2 <= len(set(segments.values())) // 2 <= 4  # peak and off-peak, not 24 hours
+    flat = catalog.price_segments([("openai", "gpt-5.4")], day, day + timedelta(days=1))
+    assert set(flat.values()) == {day}

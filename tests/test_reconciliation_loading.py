@@ -1,0 +1,65 @@
+"""What the reconciler reads as logged usage: the rollups priced by the catalog in effect when the usage
+happened — a model with peak and off-peak prices costs exactly what pricing each request at its own hour
+would, though its day is read as a few price segments rather than 24 hours."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from ledger.database import session_factory
+from ledger.periods import Period
+from ledger.pricing import PriceCatalog, load_bundled_prices
+from ledger.reconciliation import load_logged_days
+from tests.conftest import TenantKeys
+from tests.events_factory import usage_event
+
+CATEGORIES = {"uncached_input": "input", "cached_input": "cached_input", "output": "output"}
+
+
+def test_time_of_day_prices_cost_what_each_request_cost_at_its_hour(
+    client: TestClient, tenant: TenantKeys, engine: Engine
+) -> None:
+    catalog = PriceCatalog(load_bundled_prices())
+    day = datetime(2026, 10, 14, tzinfo=UTC)
+    events = [
+        usage_event(
+            occurred_at=(day + timedelta(hours=hour, minutes=20)).isoformat(),
+            provider=provider,
+            request_model=model,
+            account="acct",
+            api_key_id="key",
+            input_tokens=10_000 + hour * 100,
+            cache_read_input_tokens=1_000 * (hour % 3),
+            output_tokens=500 + hour,
+        )
+        for hour in range(24)
+        for provider, model in (("deepseek", "deepseek-v4-flash"), ("openai", "gpt-5.4"))
+    ]
+    assert client.post("/v1/events", json=events, headers=tenant.ingest).status_code == 202
+
+    expected: dict[str, dict[str, Decimal]] = {}
+    for event in events:
+        hour = datetime.fromisoformat(event["occurred_at"]).replace(minute=0)
+        cached = event["cache_read_input_tokens"]
+        quantities = {"uncached_input": event["input_tokens"] - cached, "cached_input": cached,
+                      "output": event["output_tokens"]}  # fmt: skip
+        costs = expected.setdefault(event["request_model"], dict.fromkeys(CATEGORIES, Decimal(0)))
+        for category, token_type in CATEGORIES.items():
+            row = catalog.unit_price(event["provider"], event["request_model"], token_type, at=hour)
+            assert row is not None
+            costs[category] += quantities[category] * row.price_per_token()
+
+    with session_factory(engine)() as session:
+        tenant_id = session.scalar(sa.text("SELECT id FROM tenants WHERE name = :n"), {"n": tenant.name})
+        logged = load_logged_days(session, tenant_id, Period.month("2026-10"), catalog)
+    assert {row.model for row in logged} == {"deepseek-v4-flash", "gpt-5.4"}
+    for row in logged:
+        assert row.day == day.date()
+        assert row.requests == 24
+        for category in CATEGORIES:
+            assert row.expected_cost_by_category[category] == expected[row.model][category], (row.model, category)
