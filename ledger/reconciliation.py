@@ -8,7 +8,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -98,23 +98,29 @@ _MEASURES = """
        max(truncated_max_output) AS truncated_max,
        sum(reported_cost) AS reported_cost, sum(reported_cost_requests)::bigint AS reported_cost_requests
 """
-_PRICED_HOURLY = "(provider || '|' || response_model = ANY(:hourly) OR provider || '|' || request_model = ANY(:hourly))"
-# Logged usage per scope and day from the daily rollup; models whose price changes within a day come from
-# the hourly rollup instead, summed per price segment (`hour` = the segment's first hour, where it is priced).
+_SCOPE = "provider, account, api_key_id, response_model, request_model, service_tier, input_band"
+# Logged usage per scope and day, from the daily rollup.
 _LOGGED_SQL = f"""
-SELECT day, NULL::timestamptz AS hour, provider, account, api_key_id, response_model, request_model,
-       service_tier, input_band, {_MEASURES}
+SELECT day, {_SCOPE}, {_MEASURES}
 FROM usage_daily
-WHERE tenant_id = :tenant AND day >= :first_day AND day < :end_day AND NOT {_PRICED_HOURLY}
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-UNION ALL
-SELECT (hour AT TIME ZONE 'UTC')::date AS day, segment.first_hour AS hour, provider, account, api_key_id,
-       response_model, request_model, service_tier, input_band, {_MEASURES}
+WHERE tenant_id = :tenant AND day >= :first_day AND day < :end_day
+GROUP BY day, {_SCOPE}
+"""
+# The token quantities of models whose price changes within a day, per scope, day and price segment
+# (`first_hour`: the segment's first hour, at which its usage is priced), from the hourly rollup.
+_SEGMENT_SQL = f"""
+SELECT segment.first_hour, {_SCOPE},
+       sum(input_tokens - cache_read_input_tokens - cache_creation_input_tokens)::bigint AS uncached_input,
+       sum(cache_read_input_tokens)::bigint AS cached_input,
+       sum(cache_creation_input_tokens - cache_creation_1h_input_tokens)::bigint AS cache_write_5m,
+       sum(cache_creation_1h_input_tokens)::bigint AS cache_write_1h,
+       sum(output_tokens)::bigint AS output
 FROM usage_hourly
 JOIN unnest(CAST(:segment_providers AS text[]), CAST(:segment_hours AS timestamptz[]),
             CAST(:segment_first_hours AS timestamptz[])) AS segment(provider, hour, first_hour) USING (provider, hour)
-WHERE tenant_id = :tenant AND hour >= :start AND hour < :end AND {_PRICED_HOURLY}
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+WHERE tenant_id = :tenant AND hour >= :start AND hour < :end
+  AND (provider || '|' || response_model = ANY(:hourly) OR provider || '|' || request_model = ANY(:hourly))
+GROUP BY segment.first_hour, {_SCOPE}
 """
 _CATEGORIES = tuple(PRICE_TYPES)
 _COUNTS = (
@@ -207,29 +213,23 @@ class _LoggedAccumulator:
 
 
 def load_logged_days(session: Session, tenant_id: int, window: Period, catalog: PriceCatalog) -> list[LoggedDay]:
-    """Logged usage per scope × UTC day from the hourly rollup, priced with the catalog in effect when it was
-    used (day by day, or hour by hour for models whose price varies within a day)."""
+    """Logged usage per scope × UTC day from the daily rollup, priced with the catalog in effect when it was
+    used: per day, or per price segment of the day for models whose price changes within a day."""
     hourly = _hourly_models(session, tenant_id, window, catalog)
+    priced_by_segment = {f"{provider}|{model}" for provider, model in hourly}
     session.execute(text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))  # aggregate in memory, not on disk
-    parameters = {
-        "tenant": tenant_id,
-        "start": window.start,
-        "end": window.end,
-        "first_day": window.start.date(),
-        "end_day": window.end.date(),
-        "hourly": [f"{provider}|{model}" for provider, model in hourly],
-        **_segments(hourly, window, catalog),
-    }
-    result = session.execute(text(_LOGGED_SQL), parameters)
+    days = {"tenant": tenant_id, "first_day": window.start.date(), "end_day": window.end.date()}
     prices = _Prices(catalog)
     groups: dict[tuple[Any, ...], _LoggedAccumulator] = {}
-    for row in result.tuples():
-        day, hour, provider, account, api_key_id, served, requested, tier = row[:8]
+
+    def group_of(
+        day: date, provider: str, account: str, key_id: str, served: str, requested: str, tier: str
+    ) -> _LoggedAccumulator:
         key = (
             day,
             provider,
             account,
-            api_key_id,
+            key_id,
             normalize_model_name(provider, served),
             normalize_model_name(provider, requested),
             tier or "standard",
@@ -237,42 +237,73 @@ def load_logged_days(session: Session, tenant_id: int, window: Period, catalog: 
         group = groups.get(key)
         if group is None:
             group = groups[key] = _LoggedAccumulator()
-        _fold(group, row, prices, hour or day_start(day))
+        return group
+
+    for row in session.execute(text(_LOGGED_SQL), days).tuples():
+        day, provider, account, key_id, served, requested, tier, band = row[:8]
+        group = group_of(day, provider, account, key_id, served, requested, tier)
+        _fold_measures(group, row)
+        if f"{provider}|{served}" not in priced_by_segment and f"{provider}|{requested}" not in priced_by_segment:
+            quantities = {category: int(row[position]) for category, position in _CATEGORY_AT.items()}
+            _fold_costs(group, quantities, prices, (provider, served, requested, tier, band), day_start(day))
+    if hourly:
+        segments = {
+            **days,
+            "start": window.start,
+            "end": window.end,
+            "hourly": sorted(priced_by_segment),
+            **_segments(hourly, window, catalog),
+        }
+        for row in session.execute(text(_SEGMENT_SQL), segments).tuples():
+            first_hour, provider, account, key_id, served, requested, tier, band = row[:8]
+            day = first_hour.astimezone(UTC).date()
+            group = group_of(day, provider, account, key_id, served, requested, tier)
+            quantities = dict(zip(_CATEGORIES, map(int, row[8:]), strict=True))
+            _fold_costs(group, quantities, prices, (provider, served, requested, tier, band), first_hour)
     return [_logged_day(key, group) for key, group in groups.items()]
 
 
 # Positions in a row of _LOGGED_SQL.
-_SERVED, _REQUESTED, _TIER, _BAND = 5, 6, 7, 8
-_COUNT_AT = {name: 9 + offset for offset, name in enumerate(("requests", "ok", "e429", "e5xx", "e4xx"))}
-_CATEGORY_AT = {name: 14 + offset for offset, name in enumerate(_CATEGORIES)}
+_COUNT_AT = {name: 8 + offset for offset, name in enumerate(("requests", "ok", "e429", "e5xx", "e4xx"))}
+_CATEGORY_AT = {name: 13 + offset for offset, name in enumerate(_CATEGORIES)}
 _COUNT_AT |= {
-    name: 19 + offset
+    name: 18 + offset
     for offset, name in enumerate(
         ("reasoning", "system_prompt_tokens", "system_prompt_requests", "streamed", "streamed_missing_finish")
     )
 }
-_FINISH_AT = {name: 24 + offset for offset, name in enumerate(_FINISHES)}
-_TRUNCATED, _TRUNCATED_MIN, _TRUNCATED_MAX, _REPORTED_COST, _REPORTED_REQUESTS = 30, 31, 32, 33, 34
+_FINISH_AT = {name: 23 + offset for offset, name in enumerate(_FINISHES)}
+_TRUNCATED, _TRUNCATED_MIN, _TRUNCATED_MAX, _REPORTED_COST, _REPORTED_REQUESTS = 29, 30, 31, 32, 33
 _COUNT_AT |= {"truncated": _TRUNCATED, "reported_cost_requests": _REPORTED_REQUESTS}
 
 
-def _fold(group: _LoggedAccumulator, row: Any, prices: _Prices, moment: datetime) -> None:
-    counts, tokens, finish, costs = group.counts, group.tokens, group.finish, group.costs
+def _fold_measures(group: _LoggedAccumulator, row: Any) -> None:
+    counts, tokens, finish = group.counts, group.tokens, group.finish
     for name, position in _COUNT_AT.items():
         counts[name] += int(row[position] or 0)
     for name, position in _FINISH_AT.items():
         finish[name] += int(row[position])
+    for name, position in _CATEGORY_AT.items():
+        tokens[name] += int(row[position])
     if row[_REPORTED_REQUESTS]:
         group.reported_cost += row[_REPORTED_COST]
     if row[_TRUNCATED]:
         low, high = int(row[_TRUNCATED_MIN]), int(row[_TRUNCATED_MAX])
         group.truncated_min = low if group.truncated_min is None else min(group.truncated_min, low)
         group.truncated_max = high if group.truncated_max is None else max(group.truncated_max, high)
-    provider, served_model, requested_model = row[2], row[_SERVED], row[_REQUESTED]
-    tier, band = row[_TIER], row[_BAND]
-    for category, position in _CATEGORY_AT.items():
-        quantity = int(row[position])
-        tokens[category] += quantity
+
+
+def _fold_costs(
+    group: _LoggedAccumulator,
+    quantities: dict[str, int],
+    prices: _Prices,
+    scope: tuple[str, str, str, str, int],
+    moment: datetime,
+) -> None:
+    """Add the cost of `quantities`, priced at `moment`, at the served and at the requested model."""
+    provider, served_model, requested_model, tier, band = scope
+    costs = group.costs
+    for category, quantity in quantities.items():
         served = prices.per_token(provider, served_model, category, tier, band, moment)
         if served is not None and category not in group.prices:
             group.prices[category] = served

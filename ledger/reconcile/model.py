@@ -46,7 +46,19 @@ def _check_day(where: str, value: object) -> None:
         raise ReconcileInputError(f"{where}.day: must be a datetime.date (a UTC day), got {value!r}")
 
 
+def _are_counts(*values: object) -> bool:
+    """The common case, checked fast: every value a non-negative int (the checks above name a bad one)."""
+    return all(type(value) is int and value >= 0 for value in values)
+
+
+def _is_finite_money(value: object) -> bool:
+    return type(value) is Decimal and value.is_finite()
+
+
 def _frozen_mapping(where: str, name: str, value: Mapping[str, object], check: str) -> Mapping[str, object]:
+    plain = _are_counts if check == "count" else _is_finite_money
+    if all(key in CATEGORIES for key in value) and all(item is None or plain(item) for item in value.values()):
+        return MappingProxyType({key: value[key] for key in CATEGORIES if key in value and value[key] is not None})
     for key, item in value.items():
         if key not in CATEGORIES:
             raise ReconcileInputError(f"{where}.{name}: unknown category {key!r}; expected one of {CATEGORIES}")
@@ -68,8 +80,11 @@ class TokenCounts:
     output: int = 0
 
     def __post_init__(self) -> None:
-        for name in CATEGORIES:
-            _check_count("tokens", name, getattr(self, name))
+        if not _are_counts(
+            self.uncached_input, self.cached_input, self.cache_write_5m, self.cache_write_1h, self.output
+        ):
+            for name in CATEGORIES:
+                _check_count("tokens", name, getattr(self, name))
 
     def get(self, category: str) -> int:
         value: int = getattr(self, category)
@@ -94,8 +109,9 @@ class FinishCounts:
     missing: int = 0
 
     def __post_init__(self) -> None:
-        for spec in fields(self):
-            _check_count("finish", spec.name, getattr(self, spec.name))
+        if not _are_counts(self.stop, self.length, self.tool_calls, self.content_filter, self.other, self.missing):
+            for spec in fields(self):
+                _check_count("finish", spec.name, getattr(self, spec.name))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,8 +123,9 @@ class TruncationStats:
     max_output: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("count", "min_output", "max_output"):
-            _check_count("truncation", name, getattr(self, name))
+        if not _are_counts(self.count, self.min_output, self.max_output):
+            for name in ("count", "min_output", "max_output"):
+                _check_count("truncation", name, getattr(self, name))
         if self.count and self.min_output > self.max_output:
             raise ReconcileInputError(f"truncation.min_output: {self.min_output} is above max_output {self.max_output}")
 
@@ -150,11 +167,49 @@ class LoggedDay:
 
     def __post_init__(self) -> None:
         where = f"LoggedDay[{self.provider}/{self.account}/{self.api_key_id}/{self.model} {self.day}]"
+        names = (self.provider, self.account, self.api_key_id, self.model, self.request_model, self.service_tier)
+        counts = (
+            self.requests,
+            self.successful_requests,
+            self.errors_429,
+            self.errors_5xx,
+            self.errors_4xx,
+            self.reasoning_tokens,
+            self.system_prompt_tokens,
+            self.requests_with_system_prompt,
+            self.streamed_requests,
+            self.streamed_missing_finish,
+        )
+        plain = (
+            all(type(name) is str for name in names)
+            and _are_counts(*counts)
+            and type(self.day) is date
+            and all(money is None or _is_finite_money(money) for money in self._money())
+        )
+        if not plain:
+            self._check_fields(where)
+        if not self.provider or not self.model:
+            raise ReconcileInputError(f"{where}: provider and model must not be empty")
+        if self.successful_requests + self.errors_429 + self.errors_5xx + self.errors_4xx > self.requests:
+            raise ReconcileInputError(
+                f"{where}.requests: {self.requests} is below successful + error requests "
+                f"({self.successful_requests} + {self.errors_429} + {self.errors_5xx} + {self.errors_4xx})"
+            )
+        if self.streamed_missing_finish > self.streamed_requests:
+            raise ReconcileInputError(f"{where}.streamed_missing_finish: above streamed_requests")
+        if not isinstance(self.tokens, TokenCounts):
+            raise ReconcileInputError(f"{where}.tokens: must be TokenCounts, got {type(self.tokens).__name__}")
+        for name in ("expected_cost_by_category", "expected_unit_price"):
+            object.__setattr__(self, name, _frozen_mapping(where, name, getattr(self, name), "money"))
+
+    def _money(self) -> tuple[Decimal | None, ...]:
+        return (self.expected_cost, self.expected_cost_at_requested_model, self.reported_cost)
+
+    def _check_fields(self, where: str) -> None:
+        """Name the first field that is not what it must be."""
         for name in ("provider", "account", "api_key_id", "model", "request_model", "service_tier"):
             if not isinstance(getattr(self, name), str):
                 raise ReconcileInputError(f"{where}.{name}: must be a string, got {getattr(self, name)!r}")
-        if not self.provider or not self.model:
-            raise ReconcileInputError(f"{where}: provider and model must not be empty")
         _check_day(where, self.day)
         for name in (
             "requests",
@@ -169,19 +224,8 @@ class LoggedDay:
             "streamed_missing_finish",
         ):
             _check_count(where, name, getattr(self, name))
-        if self.successful_requests + self.errors_429 + self.errors_5xx + self.errors_4xx > self.requests:
-            raise ReconcileInputError(
-                f"{where}.requests: {self.requests} is below successful + error requests "
-                f"({self.successful_requests} + {self.errors_429} + {self.errors_5xx} + {self.errors_4xx})"
-            )
-        if self.streamed_missing_finish > self.streamed_requests:
-            raise ReconcileInputError(f"{where}.streamed_missing_finish: above streamed_requests")
-        if not isinstance(self.tokens, TokenCounts):
-            raise ReconcileInputError(f"{where}.tokens: must be TokenCounts, got {type(self.tokens).__name__}")
         for name in ("expected_cost", "expected_cost_at_requested_model", "reported_cost"):
             _check_money(where, name, getattr(self, name))
-        for name in ("expected_cost_by_category", "expected_unit_price"):
-            object.__setattr__(self, name, _frozen_mapping(where, name, getattr(self, name), "money"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
