@@ -5,14 +5,13 @@ and store drift rows and findings. Each run is recorded in `reconciliation_runs`
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,7 +33,7 @@ from ledger.reconcile.model import DriftRow as DriftResult
 from ledger.reconcile.model import Finding as FindingResult
 from ledger.reconcile.reconciler import reconcile
 from ledger.settings import Settings
-from ledger.tables import DriftRow, Finding, ReconciliationRun, StatementLine
+from ledger.tables import DriftRow, Finding, ReconciliationRun
 from reports.alerts import queue_finding_alert, queue_run_failure_alert
 
 log = logging.getLogger("tokenledger.reconcile")
@@ -356,67 +355,69 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
 # ---------------------------------------------------------------- billed side
 
 
+_BILLED_TYPES = (*CATEGORY_OF_USAGE_TYPE, "requests", "web_search")
+
+
+def _per_type(column: str) -> str:
+    return ", ".join(f"sum({column}) FILTER (WHERE usage_type = '{kind}')" for kind in CATEGORY_OF_USAGE_TYPE)
+
+
+# Statement lines summed per scope × UTC day, one column per category (NULL: the statement states none).
+_BILLED_SQL = f"""
+SELECT provider, account, api_key_id, model, service_tier, (period_start AT TIME ZONE 'UTC')::date AS day,
+       {_per_type("quantity")}, {_per_type("amount")},
+       sum(quantity) FILTER (WHERE usage_type = 'requests') AS requests, sum(amount) AS total,
+       min(currency) FILTER (WHERE amount IS NOT NULL) AS currency, bool_and(final) AS final,
+       string_agg(DISTINCT source, '+') AS sources
+FROM statement_lines
+WHERE tenant_id = :tenant AND period_start >= :start AND period_start < :end
+  AND usage_type IN ({", ".join(f"'{usage_type}'" for usage_type in _BILLED_TYPES)})
+GROUP BY 1, 2, 3, 4, 5, 6
+"""
+
+
 def load_billed_days(session: Session, tenant_id: int, period: Period) -> list[BilledDay]:
-    """Statement lines summed per scope × UTC day × usage type in SQL, folded into BilledDays."""
-    line = StatementLine
-    day = func.date_trunc("day", line.period_start, "UTC")
-    query = (
-        select(
-            line.provider,
-            line.account,
-            line.api_key_id,
-            line.model,
-            line.service_tier,
-            day.label("day"),
-            line.usage_type,
-            func.sum(line.quantity).label("quantity"),
-            func.sum(line.amount).label("amount"),
-            func.min(line.currency).label("currency"),
-            func.bool_and(line.final).label("final"),
-            func.string_agg(func.distinct(line.source), "+").label("sources"),
-        )
-        .where(
-            line.tenant_id == tenant_id,
-            line.period_start >= period.start,
-            line.period_start < period.end,
-            line.usage_type.in_((*CATEGORY_OF_USAGE_TYPE, "requests", "web_search")),
-        )
-        .group_by(line.provider, line.account, line.api_key_id, line.model, line.service_tier, day, line.usage_type)
-    )
-    return billed_days(session.execute(query))
+    """Statement lines summed per scope × UTC day in SQL, as BilledDays. Lines without a usage quantity or
+    amount the reconciler compares (credits, `other`) stay in the drift report."""
+    rows = session.execute(text(_BILLED_SQL), {"tenant": tenant_id, "start": period.start, "end": period.end})
+    return billed_days(rows.tuples())
 
 
 @dataclass
 class _BilledAccumulator:
-    quantities: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
-    amounts: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    quantities: dict[str, int] = field(default_factory=dict)
+    amounts: dict[str, Decimal] = field(default_factory=dict)
     total: Decimal | None = None
-    requests: Decimal | None = None
-    currency: str = "USD"
+    requests: int | None = None
+    currency: str | None = None
     final: bool = True
     sources: set[str] = field(default_factory=set)
 
 
-def billed_days(rows: Iterable[Any]) -> list[BilledDay]:
-    """Statement sums (one per scope × day × usage type) folded into one BilledDay per scope × day. Lines
-    without a usage quantity or amount the reconciler compares (credits, `other`) stay in the drift report."""
+def _added(left: Any, right: Any) -> Any:
+    return right if left is None else left if right is None else left + right
+
+
+def billed_days(rows: Iterable[Sequence[Any]]) -> list[BilledDay]:
+    """Rows of _BILLED_SQL as BilledDays; statement tiers that mean the same (`default`, `auto`) merge."""
+    categories = len(CATEGORY_OF_USAGE_TYPE)
     groups: dict[tuple[Any, ...], _BilledAccumulator] = {}
     for row in rows:
-        tier = STATEMENT_TIERS.get(row.service_tier, row.service_tier) if row.service_tier else None
-        key = (row.provider, row.account, row.api_key_id, row.model, tier, row.day.date())
-        group = groups.setdefault(key, _BilledAccumulator())
-        group.final = group.final and row.final
-        group.sources.update(row.sources.split("+"))
-        category = CATEGORY_OF_USAGE_TYPE.get(row.usage_type)
-        if category and row.quantity is not None:
-            group.quantities[category] += row.quantity
-        if row.usage_type == "requests" and row.quantity is not None:
-            group.requests = (group.requests or Decimal(0)) + row.quantity
-        if row.amount is not None:
-            if category:
-                group.amounts[category] += row.amount
-            group.total = (group.total or Decimal(0)) + row.amount
-            group.currency = row.currency or group.currency
+        provider, account, key_id, model, raw_tier, day = row[:6]
+        quantities, amounts = row[6 : 6 + categories], row[6 + categories : 6 + 2 * categories]
+        requests, total, currency, final, sources = row[6 + 2 * categories :]
+        tier = STATEMENT_TIERS.get(raw_tier, raw_tier) if raw_tier else None
+        group = groups.setdefault((provider, account, key_id, model, tier, day), _BilledAccumulator())
+        for category, quantity, amount in zip(CATEGORY_OF_USAGE_TYPE.values(), quantities, amounts, strict=True):
+            if quantity is not None:
+                group.quantities[category] = group.quantities.get(category, 0) + int(quantity)
+            if amount is not None:
+                group.amounts[category] = group.amounts.get(category, Decimal(0)) + amount
+        group.requests = _added(group.requests, None if requests is None else int(requests))
+        group.total = _added(group.total, total)
+        group.currency = group.currency or currency
+        group.final = group.final and final
+        group.sources.update(sources.split("+"))
     return [
         BilledDay(
             provider=provider,
@@ -425,11 +426,11 @@ def billed_days(rows: Iterable[Any]) -> list[BilledDay]:
             model=model,
             service_tier=tier,
             day=day,
-            quantities={c: int(q) for c, q in group.quantities.items()},
-            requests=None if group.requests is None else int(group.requests),
-            amounts=dict(group.amounts),
+            quantities=group.quantities,
+            requests=group.requests,
+            amounts=group.amounts,
             total_amount=group.total,
-            currency=group.currency,
+            currency=group.currency or "USD",
             final=group.final,
             source="+".join(sorted(group.sources)),
         )
