@@ -4,8 +4,10 @@ and store drift rows and findings. Each run is recorded in `reconciliation_runs`
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -474,7 +476,7 @@ def run_reconciliation(
         session.flush()
         run_id = run.id
     try:
-        with sessions.begin() as session:
+        with sessions.begin() as session, _collector_paused():
             result = reconcile_period(session, tenant_id=tenant_id, period=period, settings=settings)
             counts = store_results(session, tenant_id=tenant_id, period=period, result=result, run_id=run_id, now=now)
             finished = session.get(ReconciliationRun, (tenant_id, run_id))
@@ -490,6 +492,20 @@ def run_reconciliation(
             failed.status, failed.finished_at, failed.error = "failed", now, message[:2000]
             _queue_run_failure_alert(session, tenant_id, failed, now)
         return RunOutcome(run_id, "failed", {}, message, None)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a run. A run builds some 10^5 small objects that all live
+    until it ends, and the collector would scan them over and over: about a quarter of a run's time for a
+    month of 1M events. Nothing of it is garbage before the end; normal collection resumes after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def reconcile_period(session: Session, *, tenant_id: int, period: Period, settings: Settings) -> ReconcileResult:
