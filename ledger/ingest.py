@@ -73,7 +73,8 @@ def create_partition(conn: Connection, month: datetime) -> None:
 
 def _postgres_type(name: str) -> str:
     """The PostgreSQL type name of a usage_events column, as psycopg's binary COPY needs it."""
-    return str(UsageEvent.__table__.c[name].type.compile(dialect=postgresql.dialect())).split("(")[0].lower()
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    return str(UsageEvent.__table__.c[name].type.compile(dialect=dialect)).split("(")[0].lower()
 
 
 COLUMN_TYPES = [_postgres_type(name) for name in COLUMNS]  # binary COPY: about 7x less work than text

@@ -35,8 +35,8 @@ from ledger.reconcile.model import DriftRow as DriftResult
 from ledger.reconcile.model import Finding as FindingResult
 from ledger.reconcile.reconciler import reconcile
 from ledger.settings import Settings
-from ledger.tables import DriftRow, Finding, ReconciliationRun
-from reports.alerts import queue_finding_alert, queue_run_failure_alert
+from ledger.tables import AlertChannel, DriftRow, Finding, ReconciliationRun
+from reports.alerts import enabled_channels, queue_finding_alert, queue_run_failure_alert
 
 log = logging.getLogger("tokenledger.reconcile")
 
@@ -116,9 +116,9 @@ SELECT segment.first_hour, {_SCOPE},
        sum(cache_creation_input_tokens - cache_creation_1h_input_tokens)::bigint AS cache_write_5m,
        sum(cache_creation_1h_input_tokens)::bigint AS cache_write_1h,
        sum(output_tokens)::bigint AS output
-FROM usage_hourly
-JOIN unnest(CAST(:segment_providers AS text[]), CAST(:segment_hours AS timestamptz[]),
-            CAST(:segment_first_hours AS timestamptz[])) AS segment(provider, hour, first_hour) USING (provider, hour)
+FROM unnest(CAST(:segment_providers AS text[]), CAST(:segment_hours AS timestamptz[]),
+            CAST(:segment_first_hours AS timestamptz[])) AS segment(provider, hour, first_hour)
+JOIN usage_hourly USING (provider, hour)  -- one index lookup per provider and hour
 WHERE tenant_id = :tenant AND hour >= :start AND hour < :end
   AND (provider || '|' || response_model = ANY(:hourly) OR provider || '|' || request_model = ANY(:hourly))
 GROUP BY segment.first_hour, {_SCOPE}
@@ -524,15 +524,11 @@ def store_results(
     session: Session, *, tenant_id: int, period: Period, result: ReconcileResult, run_id: int, now: datetime
 ) -> dict[str, int]:
     _store_drift(session, tenant_id, period, result.drift, now)
-    created = updated = 0
-    for finding in result.findings:
-        was_new = _upsert_finding(session, tenant_id, finding, run_id, now)
-        created += was_new
-        updated += not was_new
+    created = _upsert_findings(session, tenant_id, result.findings, run_id, now)
     counts = {
         "findings": len(result.findings),
         "new_findings": created,
-        "updated_findings": updated,
+        "updated_findings": len(result.findings) - created,
         "drift_rows": len(result.drift),
         "comparisons": len(result.comparisons),
     }
@@ -570,42 +566,63 @@ def _store_drift(session: Session, tenant_id: int, period: Period, drift: Sequen
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
-def _upsert_finding(session: Session, tenant_id: int, finding: FindingResult, run_id: int, now: datetime) -> bool:
-    """Insert a new finding or update the one with the same fingerprint (keeping the status a person gave it).
-    Queues an alert when it is new or worse than before. Returns True when it was new."""
-    previous = session.execute(
-        select(Finding.severity, Finding.impact_usd).where(
-            Finding.tenant_id == tenant_id, Finding.fingerprint == finding.fingerprint
+def _upsert_findings(
+    session: Session, tenant_id: int, findings: Sequence[FindingResult], run_id: int, now: datetime
+) -> int:
+    """Insert new findings and update those with the same fingerprint (keeping the status a person gave
+    them), in one statement. Queues an alert for each that is new or worse than before. Returns how many
+    were new."""
+    if not findings:
+        return 0
+    fingerprints = [finding.fingerprint for finding in findings]
+    previous = {
+        row.fingerprint: row
+        for row in session.execute(
+            select(Finding.fingerprint, Finding.severity, Finding.impact_usd).where(
+                Finding.tenant_id == tenant_id, Finding.fingerprint.in_(fingerprints)
+            )
         )
-    ).first()
-    values = {
-        "kind": finding.kind,
-        "severity": finding.severity,
-        "provider": finding.provider,
-        "account": finding.account,
-        "api_key_id": finding.api_key_id,
-        "model": finding.model,
-        "period_start": finding.period_start,
-        "period_end": finding.period_end,
-        "impact_usd": finding.impact_usd,
-        "evidence": dict(finding.evidence),
-        "summary": finding.summary,
-        "last_seen": now,
-        "last_run_id": run_id,
     }
-    statement = pg_insert(Finding).values(
-        tenant_id=tenant_id, fingerprint=finding.fingerprint, status="open", first_seen=now, **values
-    )
-    statement = statement.on_conflict_do_update(index_elements=["tenant_id", "fingerprint"], set_=values)
-    session.execute(statement)
-    stored = session.scalars(
-        select(Finding).where(Finding.tenant_id == tenant_id, Finding.fingerprint == finding.fingerprint)
-    ).one()
-    _queue_finding_alert(session, tenant_id, stored, previous, now)
-    return previous is None
+    values = [
+        {
+            "tenant_id": tenant_id,
+            "fingerprint": finding.fingerprint,
+            "status": "open",
+            "first_seen": now,
+            "kind": finding.kind,
+            "severity": finding.severity,
+            "provider": finding.provider,
+            "account": finding.account,
+            "api_key_id": finding.api_key_id,
+            "model": finding.model,
+            "period_start": finding.period_start,
+            "period_end": finding.period_end,
+            "impact_usd": finding.impact_usd,
+            "evidence": dict(finding.evidence),
+            "summary": finding.summary,
+            "last_seen": now,
+            "last_run_id": run_id,
+        }
+        for finding in findings
+    ]
+    statement = pg_insert(Finding).values(values)
+    updated = ("tenant_id", "fingerprint", "status", "first_seen", "note")
+    statement = statement.on_conflict_do_update(
+        index_elements=["tenant_id", "fingerprint"],
+        set_={column.name: statement.excluded[column.name] for column in Finding.__table__.c
+              if column.name not in (*updated, "id")},
+    )  # fmt: skip
+    stored = {finding.fingerprint: finding for finding in session.scalars(statement.returning(Finding))}
+    channels = enabled_channels(session, tenant_id)
+    if channels:
+        for fingerprint in fingerprints:
+            _queue_finding_alert(session, tenant_id, stored[fingerprint], previous.get(fingerprint), now, channels)
+    return sum(fingerprint not in previous for fingerprint in fingerprints)
 
 
-def _queue_finding_alert(session: Session, tenant_id: int, finding: Finding, previous: Any, now: datetime) -> None:
+def _queue_finding_alert(
+    session: Session, tenant_id: int, finding: Finding, previous: Any, now: datetime, channels: list[AlertChannel]
+) -> None:
     queue_finding_alert(
         session,
         tenant_id=tenant_id,
@@ -613,6 +630,7 @@ def _queue_finding_alert(session: Session, tenant_id: int, finding: Finding, pre
         previous_severity=None if previous is None else previous.severity,
         previous_impact=None if previous is None else previous.impact_usd,
         now=now,
+        channels=channels,
     )
 
 

@@ -2,6 +2,7 @@
 the cause's transaction, and the deliverer that sends it with retries. The reconciler and the scheduler
 call the functions re-exported here; the monthly report is queued by `reports.monthly.send_monthly_report`."""
 
+from reports.alerts.channels import enabled_channels
 from reports.alerts.delivery import DeliveryStats, SendOutcome, deliver_due, send_test
 from reports.alerts.outbox import queue_finding_alert, queue_run_failure_alert, queue_stale_source_alerts
 
@@ -9,6 +10,7 @@ __all__ = [
     "DeliveryStats",
     "SendOutcome",
     "deliver_due",
+    "enabled_channels",
     "queue_finding_alert",
     "queue_run_failure_alert",
     "queue_stale_source_alerts",

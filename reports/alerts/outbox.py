@@ -27,16 +27,17 @@ def queue_finding_alert(
     previous_severity: str | None,
     previous_impact: Decimal | None,
     now: datetime,
+    channels: list[AlertChannel] | None = None,
 ) -> int:
     """Alert on a finding the reconciler just stored: when it is new (`previous_severity` None) or worse than
-    before, to each channel whose thresholds it meets."""
+    before, to each channel whose thresholds it meets (of `channels`, when the caller has read them)."""
     if previous_severity is not None and not rules.worsened(
         finding.severity, finding.impact_usd, previous_severity=previous_severity, previous_impact=previous_impact
     ):
         return 0
     chosen = [
         channel
-        for channel in enabled_channels(session, tenant_id)
+        for channel in (enabled_channels(session, tenant_id) if channels is None else channels)
         if rules.finding_qualifies(
             finding.severity,
             finding.impact_usd,
