@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ledger import latency
 from ledger.context_bands import CONTEXT_BAND_THRESHOLDS
-from ledger.events import ERROR_TYPES
+from ledger.events import COLUMNS, ERROR_TYPES
 
 FINISH_COLUMNS = {
     "stop": "finish_stop",
@@ -101,16 +101,7 @@ _COUNT_WHERE = {
     "streamed_missing_finish": "stream AND finish_reason IS NULL",
     "truncated_below_max": _TRUNCATED,
 }
-_SUM_OF = {
-    "input_tokens": "input_tokens",
-    "output_tokens": "output_tokens",
-    "cache_read_input_tokens": "cache_read_input_tokens",
-    "cache_creation_input_tokens": "cache_creation_input_tokens",
-    "cache_creation_1h_input_tokens": "cache_creation_1h_input_tokens",
-    "reasoning_tokens": "reasoning_tokens",
-    "web_search_requests": "web_search_requests",
-    "system_prompt_tokens": "system_prompt_tokens",
-}
+_SUMMED = SUM_COLUMNS[1:9]  # input_tokens … system_prompt_tokens: sums of the event column of that name
 
 
 def _bucket(column: str, bounds: tuple[int, ...]) -> str:
@@ -122,8 +113,8 @@ def _bucket(column: str, bounds: tuple[int, ...]) -> str:
 def _measure(name: str) -> str:
     if name == "requests":
         return "count(*)"
-    if name in _SUM_OF:
-        return f"coalesce(sum({_SUM_OF[name]}), 0)::bigint"
+    if name in _SUMMED:
+        return f"coalesce(sum({name}), 0)::bigint"
     if name == "system_prompt_requests":
         return "count(system_prompt_tokens)"
     if name == "reported_cost":
@@ -153,33 +144,11 @@ _KEY_OF = {
     "service_tier": "coalesce(service_tier, '')",
     "input_band": f"{_bucket('input_tokens', CONTEXT_BAND_THRESHOLDS)}::smallint",
 }
-# The event columns the rollup reads.
-EVENT_COLUMNS = (
-    "tenant_id",
-    "occurred_at",
-    "provider",
-    "account",
-    "api_key_id",
-    "request_model",
-    "response_model",
-    "app",
-    "service_tier",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "cache_creation_1h_input_tokens",
-    "reasoning_tokens",
-    "web_search_requests",
-    "system_prompt_tokens",
-    "max_tokens",
-    "finish_reason",
-    "status_code",
-    "error_type",
-    "latency_ms",
-    "ttft_ms",
-    "stream",
-    "reported_cost",
+# The event columns the rollup reads: all but identities, labels it does not key on, and raw documents.
+EVENT_COLUMNS = tuple(
+    name
+    for name in COLUMNS
+    if name not in ("event_id", "received_at", "region", "user_label", "tags", "provider_request_id", "usage_raw")
 )
 
 
