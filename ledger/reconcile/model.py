@@ -252,7 +252,26 @@ class BilledDay:
         where = (
             f"BilledDay[{self.source or '?'}: {self.provider}/{self.account}/{self.api_key_id}/{self.model} {self.day}]"
         )
-        if not isinstance(self.provider, str) or not self.provider:
+        plain = (
+            type(self.provider) is str
+            and all(value is None or type(value) is str for value in (getattr(self, name) for name in DIMENSIONS))
+            and type(self.day) is date
+            and (self.requests is None or _are_counts(self.requests))
+            and (self.total_amount is None or _is_finite_money(self.total_amount))
+        )
+        if not plain:
+            self._check_fields(where)
+        if not self.provider:
+            raise ReconcileInputError(f"{where}.provider: must be a non-empty string, got {self.provider!r}")
+        if not isinstance(self.currency, str) or len(self.currency) != 3 or not self.currency.isalpha():
+            raise ReconcileInputError(f"{where}.currency: must be an ISO-4217 code, got {self.currency!r}")
+        object.__setattr__(self, "currency", self.currency.upper())
+        object.__setattr__(self, "quantities", _frozen_mapping(where, "quantities", self.quantities, "count"))
+        object.__setattr__(self, "amounts", _frozen_mapping(where, "amounts", self.amounts, "money"))
+
+    def _check_fields(self, where: str) -> None:
+        """Name the first field that is not what it must be."""
+        if not isinstance(self.provider, str):
             raise ReconcileInputError(f"{where}.provider: must be a non-empty string, got {self.provider!r}")
         for name in DIMENSIONS:
             value = getattr(self, name)
@@ -262,11 +281,6 @@ class BilledDay:
         if self.requests is not None:
             _check_count(where, "requests", self.requests)
         _check_money(where, "total_amount", self.total_amount)
-        if not isinstance(self.currency, str) or len(self.currency) != 3 or not self.currency.isalpha():
-            raise ReconcileInputError(f"{where}.currency: must be an ISO-4217 code, got {self.currency!r}")
-        object.__setattr__(self, "currency", self.currency.upper())
-        object.__setattr__(self, "quantities", _frozen_mapping(where, "quantities", self.quantities, "count"))
-        object.__setattr__(self, "amounts", _frozen_mapping(where, "amounts", self.amounts, "money"))
 
     @property
     def billed_total(self) -> Decimal | None:
