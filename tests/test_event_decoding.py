@@ -70,3 +70,27 @@ def test_fractional_numbers_keep_every_digit() -> None:
              '"input_tokens": 10, "output_tokens": 1, "reported_cost": 0.1000000000000000000000000001}')  # fmt: skip
     (row,) = decode_events(event.encode(), "application/json", tenant_id=7, now=NOW)
     assert str(row.reported_cost) == "0.1000000000000000000000000001"
+
+
+def test_every_field_lands_in_its_own_column() -> None:
+    event = {
+        "event_id": "evt-1", "occurred_at": "2026-10-07T13:00:00+02:00", "provider": "openai", "account": "proj",
+        "api_key_id": "key", "request_model": "gpt-5.4", "response_model": "gpt-5.4-2026-03-05",
+        "input_tokens": 1000, "output_tokens": 300, "cache_read_input_tokens": 200,
+        "cache_creation_input_tokens": 100, "reasoning_tokens": 50, "system_prompt_tokens": 120, "max_tokens": 900,
+        "finish_reason": "length", "status_code": 201, "error_type": "other", "latency_ms": 850, "ttft_ms": 90,
+        "stream": True, "service_tier": "flex", "region": "eu", "app": "bot", "user": "u-1", "tags": {"team": "a"},
+        "provider_request_id": "chatcmpl-1",
+    }  # fmt: skip
+    (row,) = decode_events(json.dumps(event).encode(), "application/json", tenant_id=7, now=NOW)
+    assert row._asdict() == {
+        "tenant_id": 7, "occurred_at": datetime(2026, 10, 7, 11, tzinfo=UTC), "event_id": "evt-1",
+        "received_at": NOW, "provider": "openai", "account": "proj", "api_key_id": "key",
+        "request_model": "gpt-5.4", "response_model": "gpt-5.4-2026-03-05", "input_tokens": 1000,
+        "output_tokens": 300, "cache_read_input_tokens": 200, "cache_creation_input_tokens": 100,
+        "cache_creation_1h_input_tokens": 0, "reasoning_tokens": 50, "web_search_requests": 0,
+        "system_prompt_tokens": 120, "max_tokens": 900, "finish_reason": "length", "status_code": 201,
+        "error_type": "other", "latency_ms": 850, "ttft_ms": 90, "stream": True, "service_tier": "flex",
+        "region": "eu", "app": "bot", "user_label": "u-1", "tags": {"team": "a"},
+        "provider_request_id": "chatcmpl-1", "reported_cost": None, "usage_raw": None,
+    }  # fmt: skip
