@@ -1,6 +1,7 @@
 """Storing usage events: deduplicated per (tenant, event_id), partitions created on demand, and the hourly
 rollup updated in the same transaction. The caller owns the transaction: nothing here commits, except
-`PartitionKeeper`, whose DDL runs in a short transaction of its own before the data is written."""
+`PartitionKeeper`, whose DDL runs in a short transaction of its own before the data is written, and
+`prepare_staging`, which a writer runs once on each new connection."""
 
 from __future__ import annotations
 
