@@ -81,31 +81,22 @@ def reconcile_settings(settings: Settings) -> ReconcileSettings:
 
 # ---------------------------------------------------------------- logged side
 
-_MEASURES = """
-       sum(requests)::bigint AS requests, sum(status_2xx)::bigint AS ok,
-       sum(status_429)::bigint AS e429, sum(status_5xx)::bigint AS e5xx, sum(status_4xx)::bigint AS e4xx,
-       sum(input_tokens - cache_read_input_tokens - cache_creation_input_tokens)::bigint AS uncached_input,
-       sum(cache_read_input_tokens)::bigint AS cached_input,
-       sum(cache_creation_input_tokens - cache_creation_1h_input_tokens)::bigint AS cache_write_5m,
-       sum(cache_creation_1h_input_tokens)::bigint AS cache_write_1h,
-       sum(output_tokens)::bigint AS output, sum(reasoning_tokens)::bigint AS reasoning,
-       sum(system_prompt_tokens)::bigint AS system_prompt_tokens,
-       sum(system_prompt_requests)::bigint AS system_prompt_requests,
-       sum(streamed)::bigint AS streamed, sum(streamed_missing_finish)::bigint AS streamed_missing_finish,
-       sum(finish_stop)::bigint AS stop, sum(finish_length)::bigint AS length,
-       sum(finish_tool_calls)::bigint AS tool_calls, sum(finish_content_filter)::bigint AS content_filter,
-       sum(finish_other)::bigint AS other, sum(finish_missing)::bigint AS missing,
-       sum(truncated_below_max)::bigint AS truncated, min(truncated_min_output) AS truncated_min,
-       max(truncated_max_output) AS truncated_max,
-       sum(reported_cost) AS reported_cost, sum(reported_cost_requests)::bigint AS reported_cost_requests
-"""
 _SCOPE = "provider, account, api_key_id, response_model, request_model, service_tier, input_band"
-# Logged usage per scope and day, from the daily rollup.
+# Logged usage per scope and day: the daily rollup's rows (its key is tenant, day and scope).
 _LOGGED_SQL = f"""
-SELECT day, {_SCOPE}, {_MEASURES}
+SELECT day, {_SCOPE},
+       requests, status_2xx AS ok, status_429 AS e429, status_5xx AS e5xx, status_4xx AS e4xx,
+       input_tokens - cache_read_input_tokens - cache_creation_input_tokens AS uncached_input,
+       cache_read_input_tokens AS cached_input,
+       cache_creation_input_tokens - cache_creation_1h_input_tokens AS cache_write_5m,
+       cache_creation_1h_input_tokens AS cache_write_1h, output_tokens AS output, reasoning_tokens AS reasoning,
+       system_prompt_tokens, system_prompt_requests, streamed, streamed_missing_finish,
+       finish_stop AS stop, finish_length AS length, finish_tool_calls AS tool_calls,
+       finish_content_filter AS content_filter, finish_other AS other, finish_missing AS missing,
+       truncated_below_max AS truncated, truncated_min_output AS truncated_min,
+       truncated_max_output AS truncated_max, reported_cost, reported_cost_requests
 FROM usage_daily
 WHERE tenant_id = :tenant AND day >= :first_day AND day < :end_day
-GROUP BY day, {_SCOPE}
 """
 # The token quantities of models whose price changes within a day, per scope, day and price segment
 # (`first_hour`: the segment's first hour, at which its usage is priced), from the hourly rollup.
