@@ -171,40 +171,38 @@ class RollupMeasures:
     ttft_histogram: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
 
 
-class UsageHourly(RollupMeasures, Base):
-    """Hourly rollup of usage events, maintained in the same transaction as the events.
-    Dimension columns are '' (not NULL) when the event did not say, so they can form the key."""
+class UsageScope:
+    """The dimensions both rollups key on besides their time bucket: provider × account × key × requested and
+    served model × tier × input band. Columns are '' (not NULL) when the event did not say, so they can form
+    the key."""
+
+    tenant_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    provider: Mapped[str] = mapped_column(Text, primary_key=True)
+    account: Mapped[str] = mapped_column(Text, primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    request_model: Mapped[str] = mapped_column(Text, primary_key=True)
+    response_model: Mapped[str] = mapped_column(Text, primary_key=True)
+    service_tier: Mapped[str] = mapped_column(Text, primary_key=True)
+    input_band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+
+
+class UsageHourly(UsageScope, RollupMeasures, Base):
+    """Hourly rollup of usage events per scope and app, maintained in the same transaction as the events."""
 
     __tablename__ = "usage_hourly"
 
-    tenant_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     hour: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
-    provider: Mapped[str] = mapped_column(Text, primary_key=True)
-    account: Mapped[str] = mapped_column(Text, primary_key=True)
-    api_key_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    request_model: Mapped[str] = mapped_column(Text, primary_key=True)
-    response_model: Mapped[str] = mapped_column(Text, primary_key=True)
     app: Mapped[str] = mapped_column(Text, primary_key=True)
-    service_tier: Mapped[str] = mapped_column(Text, primary_key=True)
-    input_band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
 
 
-class UsageDaily(RollupMeasures, Base):
-    """The hourly rollup summed per UTC day and reconciliation scope (provider × account × key × requested
-    and served model × tier × input band; not app). Kept by statement-level triggers on `usage_hourly`
-    (migrations 0003, 0004), so it is always in step with it; the reconciler and month-long reports read it."""
+class UsageDaily(UsageScope, RollupMeasures, Base):
+    """The hourly rollup summed per UTC day and scope (not app). Kept by statement-level triggers on
+    `usage_hourly` (migrations 0003, 0004), so it is always in step with it; the reconciler and month-long
+    reports read it."""
 
     __tablename__ = "usage_daily"
 
-    tenant_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    provider: Mapped[str] = mapped_column(Text, primary_key=True)
-    account: Mapped[str] = mapped_column(Text, primary_key=True)
-    api_key_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    request_model: Mapped[str] = mapped_column(Text, primary_key=True)
-    response_model: Mapped[str] = mapped_column(Text, primary_key=True)
-    service_tier: Mapped[str] = mapped_column(Text, primary_key=True)
-    input_band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
 
 
 class StatementDocument(TenantRecord, Base):

@@ -46,26 +46,40 @@ def _check_day(where: str, value: object) -> None:
         raise ReconcileInputError(f"{where}.day: must be a datetime.date (a UTC day), got {value!r}")
 
 
-def _are_counts(*values: object) -> bool:
-    """The common case, checked fast: every value a non-negative int (the checks above name a bad one)."""
-    return all(type(value) is int and value >= 0 for value in values)
+def _is_count(value: object) -> bool:
+    return type(value) is int and value >= 0  # exact type: a bool is not a count
 
 
-def _is_finite_money(value: object) -> bool:
-    return type(value) is Decimal and value.is_finite()
+def _is_money(value: object) -> bool:
+    return value is None or (type(value) is Decimal and value.is_finite())
+
+
+def _check_counts(where: str, row: object, names: Iterable[str]) -> None:
+    """Every named field a count; the common case passes in one quick sweep, a bad field is named."""
+    values = [getattr(row, name) for name in names]
+    if not all(_is_count(value) for value in values):
+        for name, value in zip(names, values, strict=True):
+            _check_count(where, name, value)
+
+
+def _check_moneys(where: str, row: object, names: Iterable[str]) -> None:
+    """Every named field None or a finite Decimal, a bad field named."""
+    for name in names:
+        value = getattr(row, name)
+        if not _is_money(value):
+            _check_money(where, name, value)
 
 
 def _frozen_mapping(where: str, name: str, value: Mapping[str, object], check: str) -> Mapping[str, object]:
-    plain = _are_counts if check == "count" else _is_finite_money
-    if all(key in CATEGORIES for key in value) and all(item is None or plain(item) for item in value.values()):
-        return MappingProxyType({key: value[key] for key in CATEGORIES if key in value and value[key] is not None})
+    plain = _is_count if check == "count" else _is_money
     for key, item in value.items():
         if key not in CATEGORIES:
             raise ReconcileInputError(f"{where}.{name}: unknown category {key!r}; expected one of {CATEGORIES}")
-        if check == "count":
-            _check_count(where, f"{name}[{key!r}]", item)
-        else:
-            _check_money(where, f"{name}[{key!r}]", item)
+        if item is not None and not plain(item):
+            if check == "count":
+                _check_count(where, f"{name}[{key!r}]", item)
+            else:
+                _check_money(where, f"{name}[{key!r}]", item)
     return MappingProxyType({key: value[key] for key in CATEGORIES if key in value and value[key] is not None})
 
 
@@ -80,11 +94,7 @@ class TokenCounts:
     output: int = 0
 
     def __post_init__(self) -> None:
-        if not _are_counts(
-            self.uncached_input, self.cached_input, self.cache_write_5m, self.cache_write_1h, self.output
-        ):
-            for name in CATEGORIES:
-                _check_count("tokens", name, getattr(self, name))
+        _check_counts("tokens", self, CATEGORIES)
 
     def get(self, category: str) -> int:
         value: int = getattr(self, category)
@@ -109,9 +119,10 @@ class FinishCounts:
     missing: int = 0
 
     def __post_init__(self) -> None:
-        if not _are_counts(self.stop, self.length, self.tool_calls, self.content_filter, self.other, self.missing):
-            for spec in fields(self):
-                _check_count("finish", spec.name, getattr(self, spec.name))
+        _check_counts("finish", self, _FINISH_FIELDS)
+
+
+_FINISH_FIELDS = ("stop", "length", "tool_calls", "content_filter", "other", "missing")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,11 +134,23 @@ class TruncationStats:
     max_output: int = 0
 
     def __post_init__(self) -> None:
-        if not _are_counts(self.count, self.min_output, self.max_output):
-            for name in ("count", "min_output", "max_output"):
-                _check_count("truncation", name, getattr(self, name))
+        _check_counts("truncation", self, ("count", "min_output", "max_output"))
         if self.count and self.min_output > self.max_output:
             raise ReconcileInputError(f"truncation.min_output: {self.min_output} is above max_output {self.max_output}")
+
+
+_LOGGED_COUNTS = (
+    "requests",
+    "successful_requests",
+    "errors_429",
+    "errors_5xx",
+    "errors_4xx",
+    "reasoning_tokens",
+    "system_prompt_tokens",
+    "requests_with_system_prompt",
+    "streamed_requests",
+    "streamed_missing_finish",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,27 +190,12 @@ class LoggedDay:
 
     def __post_init__(self) -> None:
         where = f"LoggedDay[{self.provider}/{self.account}/{self.api_key_id}/{self.model} {self.day}]"
-        names = (self.provider, self.account, self.api_key_id, self.model, self.request_model, self.service_tier)
-        counts = (
-            self.requests,
-            self.successful_requests,
-            self.errors_429,
-            self.errors_5xx,
-            self.errors_4xx,
-            self.reasoning_tokens,
-            self.system_prompt_tokens,
-            self.requests_with_system_prompt,
-            self.streamed_requests,
-            self.streamed_missing_finish,
-        )
-        plain = (
-            all(type(name) is str for name in names)
-            and _are_counts(*counts)
-            and type(self.day) is date
-            and all(money is None or _is_finite_money(money) for money in self._money())
-        )
-        if not plain:
-            self._check_fields(where)
+        for name in ("provider", "account", "api_key_id", "model", "request_model", "service_tier"):
+            if not isinstance(getattr(self, name), str):
+                raise ReconcileInputError(f"{where}.{name}: must be a string, got {getattr(self, name)!r}")
+        _check_day(where, self.day)
+        _check_counts(where, self, _LOGGED_COUNTS)
+        _check_moneys(where, self, ("expected_cost", "expected_cost_at_requested_model", "reported_cost"))
         if not self.provider or not self.model:
             raise ReconcileInputError(f"{where}: provider and model must not be empty")
         if self.successful_requests + self.errors_429 + self.errors_5xx + self.errors_4xx > self.requests:
@@ -201,31 +209,6 @@ class LoggedDay:
             raise ReconcileInputError(f"{where}.tokens: must be TokenCounts, got {type(self.tokens).__name__}")
         for name in ("expected_cost_by_category", "expected_unit_price"):
             object.__setattr__(self, name, _frozen_mapping(where, name, getattr(self, name), "money"))
-
-    def _money(self) -> tuple[Decimal | None, ...]:
-        return (self.expected_cost, self.expected_cost_at_requested_model, self.reported_cost)
-
-    def _check_fields(self, where: str) -> None:
-        """Name the first field that is not what it must be."""
-        for name in ("provider", "account", "api_key_id", "model", "request_model", "service_tier"):
-            if not isinstance(getattr(self, name), str):
-                raise ReconcileInputError(f"{where}.{name}: must be a string, got {getattr(self, name)!r}")
-        _check_day(where, self.day)
-        for name in (
-            "requests",
-            "successful_requests",
-            "errors_429",
-            "errors_5xx",
-            "errors_4xx",
-            "reasoning_tokens",
-            "system_prompt_tokens",
-            "requests_with_system_prompt",
-            "streamed_requests",
-            "streamed_missing_finish",
-        ):
-            _check_count(where, name, getattr(self, name))
-        for name in ("expected_cost", "expected_cost_at_requested_model", "reported_cost"):
-            _check_money(where, name, getattr(self, name))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -252,26 +235,7 @@ class BilledDay:
         where = (
             f"BilledDay[{self.source or '?'}: {self.provider}/{self.account}/{self.api_key_id}/{self.model} {self.day}]"
         )
-        plain = (
-            type(self.provider) is str
-            and all(value is None or type(value) is str for value in (getattr(self, name) for name in DIMENSIONS))
-            and type(self.day) is date
-            and (self.requests is None or _are_counts(self.requests))
-            and (self.total_amount is None or _is_finite_money(self.total_amount))
-        )
-        if not plain:
-            self._check_fields(where)
-        if not self.provider:
-            raise ReconcileInputError(f"{where}.provider: must be a non-empty string, got {self.provider!r}")
-        if not isinstance(self.currency, str) or len(self.currency) != 3 or not self.currency.isalpha():
-            raise ReconcileInputError(f"{where}.currency: must be an ISO-4217 code, got {self.currency!r}")
-        object.__setattr__(self, "currency", self.currency.upper())
-        object.__setattr__(self, "quantities", _frozen_mapping(where, "quantities", self.quantities, "count"))
-        object.__setattr__(self, "amounts", _frozen_mapping(where, "amounts", self.amounts, "money"))
-
-    def _check_fields(self, where: str) -> None:
-        """Name the first field that is not what it must be."""
-        if not isinstance(self.provider, str):
+        if not isinstance(self.provider, str) or not self.provider:
             raise ReconcileInputError(f"{where}.provider: must be a non-empty string, got {self.provider!r}")
         for name in DIMENSIONS:
             value = getattr(self, name)
@@ -281,6 +245,11 @@ class BilledDay:
         if self.requests is not None:
             _check_count(where, "requests", self.requests)
         _check_money(where, "total_amount", self.total_amount)
+        if not isinstance(self.currency, str) or len(self.currency) != 3 or not self.currency.isalpha():
+            raise ReconcileInputError(f"{where}.currency: must be an ISO-4217 code, got {self.currency!r}")
+        object.__setattr__(self, "currency", self.currency.upper())
+        object.__setattr__(self, "quantities", _frozen_mapping(where, "quantities", self.quantities, "count"))
+        object.__setattr__(self, "amounts", _frozen_mapping(where, "amounts", self.amounts, "money"))
 
     @property
     def billed_total(self) -> Decimal | None:
