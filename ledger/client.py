@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import json
 import logging
 import os
 import random
@@ -27,14 +26,13 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import httpx
 
-from ledger.events import EventValidationError, validate_events
+from ledger.events import EventValidationError, json_text, validate_events
 
 log = logging.getLogger("tokenledger.client")
 
@@ -113,7 +111,7 @@ class TokenLedger:
         try:
             payload = _event_payload(event)
             validate_events([payload], tenant_id=0, now=datetime.now(UTC))
-            encoded = _json_text(payload).encode()
+            encoded = json_text(payload).encode()
         except EventValidationError as error:
             self._reject(f"{error}; problems: {[problem.as_dict() for problem in error.problems]}")
             return
@@ -358,18 +356,3 @@ def _event_payload(event: Mapping[str, Any] | Any) -> dict[str, Any]:
     if not payload.get("event_id") and not payload.get("provider_request_id"):
         payload["event_id"] = str(uuid.uuid4())
     return payload
-
-
-def _json_text(value: Any) -> str:
-    """JSON for an event: Decimals are written as exact JSON numbers, datetimes as RFC 3339 strings."""
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{json.dumps(str(key))}:{_json_text(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_json_text(item) for item in value) + "]"
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"{value} is not a finite number")
-        return str(value)
-    if isinstance(value, datetime | date):
-        return json.dumps(value.isoformat())
-    return json.dumps(value, allow_nan=False)

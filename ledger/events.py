@@ -7,9 +7,9 @@ reads and cache writes included; `output_tokens` includes reasoning tokens. Pure
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, NamedTuple
 
@@ -210,24 +210,26 @@ def parse_body(body: bytes, content_type: str) -> list[Any]:
 
 
 def json_text(value: Any) -> str:
-    """JSON text of a decoded body value, written back with every digit of its Decimal numbers (the standard
-    encoder refuses Decimal, and a float would round it)."""
+    """JSON text for an event or a part of one: Decimals as exact JSON numbers (the standard encoder refuses
+    them, and a float would round them), datetimes as RFC 3339 strings, no NaN."""
     try:
-        return json.dumps(value, separators=(",", ":"))
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)  # the common case, in C
     except TypeError:
         return _exact_json(value)
 
 
 def _exact_json(value: Any) -> str:
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"{value} has no JSON form")
-        return str(value)
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return "{" + ",".join(f"{json.dumps(str(key))}:{_exact_json(item)}" for key, item in value.items()) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(_exact_json(item) for item in value) + "]"
-    return json.dumps(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} is not a finite number")
+        return str(value)
+    if isinstance(value, datetime | date):
+        return json.dumps(value.isoformat())
+    return json.dumps(value, allow_nan=False)
 
 
 def validate_events(

@@ -82,14 +82,20 @@ def reconcile_settings(settings: Settings) -> ReconcileSettings:
 # ---------------------------------------------------------------- logged side
 
 _SCOPE = "provider, account, api_key_id, response_model, request_model, service_tier, input_band"
+# The reconciler's token categories from the rollups' columns, in the order of PRICE_TYPES.
+_CATEGORY_OF_COLUMNS = {
+    "uncached_input": "input_tokens - cache_read_input_tokens - cache_creation_input_tokens",
+    "cached_input": "cache_read_input_tokens",
+    "cache_write_5m": "cache_creation_input_tokens - cache_creation_1h_input_tokens",
+    "cache_write_1h": "cache_creation_1h_input_tokens",
+    "output": "output_tokens",
+}
 # Logged usage per scope and day: the daily rollup's rows (its key is tenant, day and scope).
 _LOGGED_SQL = f"""
 SELECT day, {_SCOPE},
        requests, status_2xx AS ok, status_429 AS e429, status_5xx AS e5xx, status_4xx AS e4xx,
-       input_tokens - cache_read_input_tokens - cache_creation_input_tokens AS uncached_input,
-       cache_read_input_tokens AS cached_input,
-       cache_creation_input_tokens - cache_creation_1h_input_tokens AS cache_write_5m,
-       cache_creation_1h_input_tokens AS cache_write_1h, output_tokens AS output, reasoning_tokens AS reasoning,
+       {", ".join(f"{expression} AS {category}" for category, expression in _CATEGORY_OF_COLUMNS.items())},
+       reasoning_tokens AS reasoning,
        system_prompt_tokens, system_prompt_requests, streamed, streamed_missing_finish,
        finish_stop AS stop, finish_length AS length, finish_tool_calls AS tool_calls,
        finish_content_filter AS content_filter, finish_other AS other, finish_missing AS missing,
@@ -102,15 +108,11 @@ WHERE tenant_id = :tenant AND day >= :first_day AND day < :end_day
 # (`first_hour`: the segment's first hour, at which its usage is priced), from the hourly rollup.
 _SEGMENT_SQL = f"""
 SELECT segment.first_hour, {_SCOPE},
-       sum(input_tokens - cache_read_input_tokens - cache_creation_input_tokens)::bigint AS uncached_input,
-       sum(cache_read_input_tokens)::bigint AS cached_input,
-       sum(cache_creation_input_tokens - cache_creation_1h_input_tokens)::bigint AS cache_write_5m,
-       sum(cache_creation_1h_input_tokens)::bigint AS cache_write_1h,
-       sum(output_tokens)::bigint AS output
+       {", ".join(f"sum({expression})::bigint AS {category}" for category, expression in _CATEGORY_OF_COLUMNS.items())}
 FROM unnest(CAST(:segment_providers AS text[]), CAST(:segment_hours AS timestamptz[]),
             CAST(:segment_first_hours AS timestamptz[])) AS segment(provider, hour, first_hour)
 JOIN usage_hourly USING (provider, hour)  -- one index lookup per provider and hour
-WHERE tenant_id = :tenant AND hour >= :start AND hour < :end
+WHERE tenant_id = :tenant
   AND (provider || '|' || response_model = ANY(:hourly) OR provider || '|' || request_model = ANY(:hourly))
 GROUP BY segment.first_hour, {_SCOPE}
 """
@@ -176,7 +178,8 @@ def _hourly_models(session: Session, tenant_id: int, window: Period, catalog: Pr
 
 
 def _segments(hourly: list[tuple[str, str]], window: Period, catalog: PriceCatalog) -> dict[str, list[Any]]:
-    """The price segments of the hourly-priced models, per provider, as the array parameters of _LOGGED_SQL."""
+    """Every hour of the window mapped to its price segment, per provider of the hourly-priced models: the array
+    parameters of _SEGMENT_SQL."""
     providers: list[str] = []
     hours: list[datetime] = []
     first_hours: list[datetime] = []
@@ -239,13 +242,7 @@ def load_logged_days(session: Session, tenant_id: int, window: Period, catalog: 
             quantities = {category: int(row[position]) for category, position in _CATEGORY_AT.items()}
             _fold_costs(group, quantities, prices, (provider, served, requested, tier, band), day_start(day))
     if hourly:
-        segments = {
-            **days,
-            "start": window.start,
-            "end": window.end,
-            "hourly": sorted(priced_by_segment),
-            **_segments(hourly, window, catalog),
-        }
+        segments = {"tenant": tenant_id, "hourly": sorted(priced_by_segment), **_segments(hourly, window, catalog)}
         for row in session.execute(text(_SEGMENT_SQL), segments).tuples():
             first_hour, provider, account, key_id, served, requested, tier, band = row[:8]
             day = first_hour.astimezone(UTC).date()

@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from ledger.client import TokenLedger, _json_text
-from ledger.events import EventIn
+from ledger.client import TokenLedger
+from ledger.events import EventIn, json_text
 from tests.conftest import TenantKeys
 from tests.integrations.harness import LedgerServer, free_port, only_event, stored_events, tokens_of
 from tests.integrations.provider_mock import ProviderMock, Reply
@@ -235,6 +235,6 @@ def test_the_async_twin_records_and_flushes_without_blocking_the_loop(
 
 @given(st.decimals(allow_nan=False, allow_infinity=False))
 def test_decimal_money_is_written_as_an_exact_json_number(amount: Decimal) -> None:
-    text = _json_text({"reported_cost": amount})
+    text = json_text({"reported_cost": amount})
 
     assert json.loads(text, parse_float=Decimal)["reported_cost"] == amount
