@@ -101,7 +101,7 @@ _COUNT_WHERE = {
     "streamed_missing_finish": "stream AND finish_reason IS NULL",
     "truncated_below_max": _TRUNCATED,
 }
-_SUMMED = SUM_COLUMNS[1:9]  # input_tokens … system_prompt_tokens: sums of the event column of that name
+_SUMMED = tuple(name for name in SUM_COLUMNS if name in COLUMNS)  # sums of the event column of that name
 
 
 def _bucket(column: str, bounds: tuple[int, ...]) -> str:
@@ -114,11 +114,9 @@ def _measure(name: str) -> str:
     if name == "requests":
         return "count(*)"
     if name in _SUMMED:
-        return f"coalesce(sum({name}), 0)::bigint"
+        return f"coalesce(sum({name}), 0)"  # numeric; stored in the column's type
     if name == "system_prompt_requests":
         return "count(system_prompt_tokens)"
-    if name == "reported_cost":
-        return "coalesce(sum(reported_cost), 0)"
     if name == "reported_cost_requests":
         return "count(reported_cost)"
     if name == "truncated_min_output":
