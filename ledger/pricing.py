@@ -376,19 +376,11 @@ class PriceCatalog:
         """Whether every price of the model (any type, tier or band) stays the same over [start, end): no
         row of it has a time window, and none starts or ends strictly inside the span. Lets callers price a
         whole day of usage at once instead of hour by hour."""
-        canonical = self.resolve(provider, model)
-        if canonical is None:
-            return True
-        provider = provider.strip().lower()
-        for index in (self._overrides, self._bundled):
-            for key, rows in index.items():
-                if key[0] != provider or key[1] != canonical:
-                    continue
-                for row in rows:
-                    if row.window is not None and row.overlaps_span(start, end):
-                        return False
-                    if start < row.valid_from < end or (row.valid_to is not None and start < row.valid_to < end):
-                        return False
+        for row in self._rows_of([(provider, model)]):
+            if row.window is not None and row.overlaps_span(start, end):
+                return False
+            if start < row.valid_from < end or (row.valid_to is not None and start < row.valid_to < end):
+                return False
         return True
 
     def price_segments(
@@ -398,18 +390,7 @@ class PriceCatalog:
         rows of `models` ((provider, model) pairs) are in effect, validity and time windows included. Usage
         of hours mapped alike can be summed and priced at once, at the hour they map to: a day splits into
         a few segments (peak and off-peak, say) instead of 24 hours."""
-        names = {
-            (provider.strip().lower(), name)
-            for provider, model in models
-            if (name := self.resolve(provider, model)) is not None
-        }
-        rows = [
-            row
-            for index in (self._overrides, self._bundled)
-            for key, key_rows in index.items()
-            if key[:2] in names
-            for row in key_rows
-        ]
+        rows = list(self._rows_of(models))
         segments: dict[datetime, datetime] = {}
         first_of_day: dict[tuple[bool, ...], datetime] = {}
         hour = hour_start(start)
@@ -420,6 +401,18 @@ class PriceCatalog:
             segments[hour] = first_of_day.setdefault(in_effect, hour)
             hour += timedelta(hours=1)
         return segments
+
+    def _rows_of(self, models: Iterable[tuple[str, str]]) -> Iterator[PriceRow]:
+        """Every row (overrides and bundled, any type, tier and band) of the (provider, model) pairs."""
+        names = {
+            (provider.strip().lower(), name)
+            for provider, model in models
+            if (name := self.resolve(provider, model)) is not None
+        }
+        for index in (self._overrides, self._bundled):
+            for key, rows in index.items():
+                if key[:2] in names:
+                    yield from rows
 
     def cost(
         self,
