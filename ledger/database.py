@@ -6,14 +6,17 @@ import logging
 import re
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from psycopg.types.json import set_json_dumps
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from ledger.events import json_text
 from ledger.settings import Settings
 
 log = logging.getLogger("tokenledger.database")
@@ -49,7 +52,7 @@ def database_url(settings: Settings) -> str:
 
 
 def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -57,6 +60,13 @@ def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
         pool_recycle=1800,
         connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"},
     )
+    sa.event.listen(engine, "connect", _write_exact_json)
+    return engine
+
+
+def _write_exact_json(dbapi_connection: psycopg.Connection[tuple[object, ...]], _record: object) -> None:
+    """JSON values the driver sends (raw usage objects, tags) keep their Decimal numbers digit for digit."""
+    set_json_dumps(json_text, context=dbapi_connection)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

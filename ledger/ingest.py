@@ -11,16 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
-from psycopg.types.json import set_json_dumps
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects import postgresql
 
 from ledger import rollup
-from ledger.events import COLUMNS, EventRow, json_text
+from ledger.events import COLUMNS, EventRow
 from ledger.periods import month_start, next_month_start
 from ledger.tables import UsageEvent
 
-set_json_dumps(json_text)  # raw usage objects keep their Decimal numbers digit for digit in jsonb
 PARTITION_LOCK_KEY = 0x70617274  # advisory lock serializing partition DDL between instances
 
 
