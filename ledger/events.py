@@ -33,6 +33,7 @@ Label = Annotated[str, Field(min_length=1, max_length=256)]
 ERROR_TYPES = ("rate_limit", "timeout", "server_error", "invalid_request", "auth", "content_filter", "other")
 SERVICE_TIERS = ("standard", "batch", "flex", "priority")
 MAX_TAGS = 32
+MAX_FUTURE = timedelta(minutes=5)  # how far ahead of the clock an event's occurred_at may be, by default
 
 
 class EventIn(BaseModel):
@@ -170,7 +171,9 @@ def is_ndjson(content_type: str) -> bool:
     return "ndjson" in content_type or "jsonlines" in content_type
 
 
-def decode_events(body: bytes, content_type: str, *, tenant_id: int, now: datetime) -> list[EventRow]:
+def decode_events(
+    body: bytes, content_type: str, *, tenant_id: int, now: datetime, max_future: timedelta = MAX_FUTURE
+) -> list[EventRow]:
     """A request body (one JSON object, an array, or NDJSON) validated into rows; raise EventValidationError
     naming every problem. Bodies of plain events are parsed and validated in one pass by pydantic-core;
     anything else, and any body with a problem, goes the exact path (`parse_body`, `validate_events`)."""
@@ -184,8 +187,8 @@ def decode_events(body: bytes, content_type: str, *, tenant_id: int, now: dateti
         except ValidationError:
             pass
         else:
-            return _rows(events, events, tenant_id=tenant_id, now=now)
-    return validate_events(parse_body(body, content_type), tenant_id=tenant_id, now=now)
+            return _rows(events, events, tenant_id=tenant_id, now=now, max_future=max_future)
+    return validate_events(parse_body(body, content_type), tenant_id=tenant_id, now=now, max_future=max_future)
 
 
 def parse_body(body: bytes, content_type: str) -> list[Any]:
@@ -233,7 +236,7 @@ def _exact_json(value: Any) -> str:
 
 
 def validate_events(
-    items: Sequence[Any], *, tenant_id: int, now: datetime, max_future: timedelta = timedelta(minutes=5)
+    items: Sequence[Any], *, tenant_id: int, now: datetime, max_future: timedelta = MAX_FUTURE
 ) -> list[EventRow]:
     """Validate every item; raise EventValidationError listing every problem of every event."""
     try:
@@ -249,9 +252,8 @@ def _rows(
     *,
     tenant_id: int,
     now: datetime,
-    max_future: timedelta = timedelta(minutes=5),
+    max_future: timedelta,
 ) -> list[EventRow]:
-    latest = now + max_future
     problems: list[EventProblem] = []
     rows: list[EventRow] = []
     for index, item in enumerate(items):
@@ -264,7 +266,7 @@ def _rows(
                 problems.extend(_problems_from(error, index))
                 continue
         try:
-            rows.append(_to_row(event, tenant_id=tenant_id, received_at=now, latest=latest))
+            rows.append(_to_row(event, tenant_id=tenant_id, received_at=now, max_future=max_future))
         except EventValidationError as error:
             problems.extend(EventProblem(index, p.field, p.message) for p in error.problems)
     if problems:
@@ -294,12 +296,13 @@ def _problem(field: str, message: str) -> EventValidationError:
     return EventValidationError([EventProblem(0, field, message)])
 
 
-def _to_row(event: EventIn, *, tenant_id: int, received_at: datetime, latest: datetime) -> EventRow:
+def _to_row(event: EventIn, *, tenant_id: int, received_at: datetime, max_future: timedelta) -> EventRow:
     event_id = event.event_id or event.provider_request_id
     if event_id is None:
         raise _problem("event_id", "required unless provider_request_id is given")
-    if event.occurred_at > latest:
-        raise _problem("occurred_at", f"is more than 5 minutes in the future ({event.occurred_at.isoformat()})")
+    if event.occurred_at > received_at + max_future:
+        allowed = f"{max_future.total_seconds():g} seconds"
+        raise _problem("occurred_at", f"is more than {allowed} in the future ({event.occurred_at.isoformat()})")
 
     if event.usage is None:
         if event.input_tokens is None or event.output_tokens is None:

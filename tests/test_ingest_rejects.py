@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from ledger.api import create_app
+from ledger.settings import Settings
 from tests.conftest import TenantKeys
 from tests.events_factory import usage_event
 
@@ -135,3 +137,14 @@ def test_keys_are_required_and_must_allow_ingest(client: TestClient, tenant: Ten
     assert client.post("/v1/events", json=event, headers={"Authorization": "Bearer tl_nope.nope"}).status_code == 401
     assert client.post("/v1/events", json=event, headers=tenant.read).status_code == 401
     assert client.post("/v1/events", json=event, headers=tenant.admin).status_code == 202
+
+
+def test_how_far_ahead_an_event_may_be_is_a_setting(settings: Settings, engine: Engine, tenant: TenantKeys) -> None:
+    lenient = settings.model_copy(update={"max_future_skew_seconds": 3_600})
+    in_half_an_hour = usage_event(occurred_at=(datetime.now(UTC) + timedelta(minutes=30)).isoformat())
+    in_two_hours = usage_event(occurred_at=(datetime.now(UTC) + timedelta(hours=2)).isoformat())
+    with TestClient(create_app(lenient, engine=engine)) as client:
+        assert client.post("/v1/events", json=in_half_an_hour, headers=tenant.ingest).status_code == 202
+        (problem,) = problems(client.post("/v1/events", json=in_two_hours, headers=tenant.ingest))
+    assert problem["field"] == "occurred_at"
+    assert "more than 3600 seconds in the future" in problem["message"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
@@ -45,7 +45,9 @@ async def store(context: AppContext, rows: list[EventRow]) -> JSONResponse:
 def decoded(context: AppContext, principal: Principal, body: bytes, content_type: str) -> list[EventRow]:
     """The body's events validated into rows, or the HTTP error that says what is wrong with them."""
     try:
-        rows = decode_events(body, content_type, tenant_id=principal.tenant_id, now=context.clock.now())
+        rows = decode_events(
+            body, content_type, tenant_id=principal.tenant_id, now=context.clock.now(), max_future=max_future(context)
+        )
     except EventValidationError as error:
         if error.problems[0].field == "body":
             raise InvalidRequest(
@@ -59,9 +61,15 @@ def validated(context: AppContext, principal: Principal, items: list[Any]) -> li
     """Decoded events (from another format's mapping) validated into rows, or the HTTP error."""
     within_limits(context, items)
     try:
-        return validate_events(items, tenant_id=principal.tenant_id, now=context.clock.now())
+        return validate_events(
+            items, tenant_id=principal.tenant_id, now=context.clock.now(), max_future=max_future(context)
+        )
     except EventValidationError as error:
         raise refusal(context, error) from error
+
+
+def max_future(context: AppContext) -> timedelta:
+    return timedelta(seconds=context.settings.max_future_skew_seconds)
 
 
 def within_limits(context: AppContext, events: list[T]) -> list[T]:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from ledger import litellm_payload, otlp
 from ledger.api.context import AppContext
 from ledger.api.dependencies import ContextDep, PrincipalDep
-from ledger.api.events import read_body, store, validated
+from ledger.api.events import max_future, read_body, store, validated
 from ledger.auth import Principal
 from ledger.errors import InvalidRequest, PayloadTooLarge, TokenLedgerError
 from ledger.events import EventRow, EventValidationError, parse_body, validate_events
@@ -116,10 +116,10 @@ def _trace_rows(
         raise PayloadTooLarge(f"at most {limit} GenAI spans per request, got {len(mapped.events)}")
     rejections = [rejection.describe() for rejection in mapped.rejected]
     rows: list[EventRow] = []
-    now = context.clock.now()
+    now, skew = context.clock.now(), max_future(context)
     for event in mapped.events:
         try:
-            rows.extend(validate_events([event], tenant_id=principal.tenant_id, now=now))
+            rows.extend(validate_events([event], tenant_id=principal.tenant_id, now=now, max_future=skew))
         except EventValidationError as error:
             problem = error.problems[0]
             rejections.append(f"event {event['event_id']}: {problem.field}: {problem.message}")
