@@ -64,7 +64,11 @@ class GroupCommitWriter:
         self._partitions = PartitionKeeper(engine)
         self._max_wait = max_wait_seconds
         self._max_events = max_events
-        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        # queue.Queue, not SimpleQueue: with several writers waiting, SimpleQueue.get(timeout=…) can turn a
+        # deadline that passed while another writer took the item into an infinite wait (CPython's
+        # _queuemodule.c recomputes the timeout as a negative number of microseconds, which means "block"),
+        # stranding the requests already in that writer's batch until the next request arrives.
+        self._queue: queue.Queue[_Pending | object] = queue.Queue()
         self._on_batch = on_batch
         self._local = threading.local()  # each writer thread keeps one connection, staging table ready
         self._threads = [
