@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,6 +40,7 @@ from ledger.tables import AlertChannel, DriftRow, Finding, ReconciliationRun
 from reports.alerts import enabled_channels, queue_finding_alert, queue_run_failure_alert
 
 log = logging.getLogger("tokenledger.reconcile")
+T = TypeVar("T")
 
 CATEGORY_OF_USAGE_TYPE = {
     "uncached_input": "uncached_input",
@@ -211,6 +213,35 @@ def load_logged_days(session: Session, tenant_id: int, window: Period, catalog: 
     """Logged usage per scope × UTC day from the daily rollup, priced with the catalog in effect when it was
     used: per day, or per price segment of the day for models whose price changes within a day."""
     hourly = _hourly_models(session, tenant_id, window, catalog)
+    segment_rows = _segment_sums(session, tenant_id, window, catalog, hourly)
+    return _logged_days(session, tenant_id, window, catalog, hourly, lambda: segment_rows)
+
+
+def _segment_sums(
+    session: Session, tenant_id: int, window: Period, catalog: PriceCatalog, hourly: list[tuple[str, str]]
+) -> list[Any]:
+    """Rows of _SEGMENT_SQL for the hourly-priced models (none when there are none)."""
+    if not hourly:
+        return []
+    session.execute(text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))
+    segments = {
+        "tenant": tenant_id,
+        "hourly": sorted(f"{provider}|{model}" for provider, model in hourly),
+        **_segments(hourly, window, catalog),
+    }
+    return list(session.execute(text(_SEGMENT_SQL), segments).tuples())
+
+
+def _logged_days(
+    session: Session,
+    tenant_id: int,
+    window: Period,
+    catalog: PriceCatalog,
+    hourly: list[tuple[str, str]],
+    segment_rows: Callable[[], list[Any]],
+) -> list[LoggedDay]:
+    """The daily rollup's rows folded into LoggedDays, then the cost of the hourly-priced models' price
+    segments (`segment_rows`, asked for only once the daily rows are folded: they may still be loading)."""
     priced_by_segment = {f"{provider}|{model}" for provider, model in hourly}
     session.execute(text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))  # aggregate in memory, not on disk
     days = {"tenant": tenant_id, "first_day": window.start.date(), "end_day": window.end.date()}
@@ -241,14 +272,12 @@ def load_logged_days(session: Session, tenant_id: int, window: Period, catalog: 
         if f"{provider}|{served}" not in priced_by_segment and f"{provider}|{requested}" not in priced_by_segment:
             quantities = {category: int(row[position]) for category, position in _CATEGORY_AT.items()}
             _fold_costs(group, quantities, prices, (provider, served, requested, tier, band), day_start(day))
-    if hourly:
-        segments = {"tenant": tenant_id, "hourly": sorted(priced_by_segment), **_segments(hourly, window, catalog)}
-        for row in session.execute(text(_SEGMENT_SQL), segments).tuples():
-            first_hour, provider, account, key_id, served, requested, tier, band = row[:8]
-            day = first_hour.astimezone(UTC).date()
-            group = group_of(day, provider, account, key_id, served, requested, tier)
-            quantities = dict(zip(_CATEGORIES, map(int, row[8:]), strict=True))
-            _fold_costs(group, quantities, prices, (provider, served, requested, tier, band), first_hour)
+    for row in segment_rows():
+        first_hour, provider, account, key_id, served, requested, tier, band = row[:8]
+        day = first_hour.astimezone(UTC).date()
+        group = group_of(day, provider, account, key_id, served, requested, tier)
+        quantities = dict(zip(_CATEGORIES, map(int, row[8:]), strict=True))
+        _fold_costs(group, quantities, prices, (provider, served, requested, tier, band), first_hour)
     return [_logged_day(key, group) for key, group in groups.items()]
 
 
@@ -369,9 +398,13 @@ GROUP BY 1, 2, 3, 4, 5, 6
 def load_billed_days(session: Session, tenant_id: int, period: Period) -> list[BilledDay]:
     """Statement lines summed per scope × UTC day in SQL, as BilledDays. Lines without a usage quantity or
     amount the reconciler compares (credits, `other`) stay in the drift report."""
+    return billed_days(_billed_rows(session, tenant_id, period))
+
+
+def _billed_rows(session: Session, tenant_id: int, period: Period) -> list[Any]:
     session.execute(text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))  # aggregate in memory, not on disk
     rows = session.execute(text(_BILLED_SQL), {"tenant": tenant_id, "start": period.start, "end": period.end})
-    return billed_days(rows.tuples())
+    return list(rows.tuples())
 
 
 @dataclass
@@ -498,15 +531,77 @@ def _collector_paused() -> Iterator[None]:
 
 
 def reconcile_period(session: Session, *, tenant_id: int, period: Period, settings: Settings) -> ReconcileResult:
-    """Load both sides and run the detection core (no writes)."""
+    """Load both sides and run the detection core (no writes). The price segments' sums and the statement
+    lines are read on a second connection while this one reads and folds the daily rollup: each read sees
+    the data committed when it starts, as separate statements of one READ COMMITTED transaction would."""
     catalog = load_catalog(session, tenant_id)
     history_window = Period(period.start - timedelta(days=HISTORY_DAYS), period.end)
-    logged_all = load_logged_days(session, tenant_id, history_window, catalog)
+    hourly = _hourly_models(session, tenant_id, history_window, catalog)
+    with _side_reader(session) as side:
+        segment_rows = side.submit(_segment_sums, tenant_id, history_window, catalog, hourly)
+        billed_rows = side.submit(_billed_rows, tenant_id, period)
+        logged_all = _logged_days(session, tenant_id, history_window, catalog, hourly, segment_rows.result)
+        billed = billed_days(billed_rows.result())
     first_day = period.start.date()
     logged = [row for row in logged_all if row.day >= first_day]
     history = [row for row in logged_all if row.day < first_day]
-    billed = load_billed_days(session, tenant_id, period)
     return reconcile(logged, billed, period=period, settings=reconcile_settings(settings), history=history)
+
+
+class _SideReader:
+    """Runs reads, in order, in a session of their own on a background thread, so the server answers them
+    while this thread works; `submit` returns a future of `read(side_session, *args)`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenledger-reconcile-reader")
+        self._session: Session | None = None
+
+    def submit(self, read: Callable[..., T], *args: Any) -> Future[T]:
+        return self._executor.submit(self._read, read, *args)
+
+    def _read(self, read: Callable[..., T], *args: Any) -> T:
+        if self._session is None:
+            self._session = Session(self._engine)
+            # No parallel workers: on a small machine they would take the CPU this thread's caller is using.
+            self._session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+        return read(self._session, *args)
+
+    def close(self) -> None:
+        def end() -> None:
+            if self._session is not None:
+                self._session.close()  # read only: nothing to commit
+
+        self._executor.submit(end).result()
+        self._executor.shutdown()
+
+
+class _InlineReader:
+    """The same interface on the caller's own session, for a session bound to a single connection."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def submit(self, read: Callable[..., T], *args: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(read(self._session, *args))
+        except Exception as error:
+            future.set_exception(error)
+        return future
+
+
+@contextmanager
+def _side_reader(session: Session) -> Iterator[_SideReader | _InlineReader]:
+    bind = session.get_bind()
+    if not isinstance(bind, Engine):
+        yield _InlineReader(session)
+        return
+    reader = _SideReader(bind)
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 def store_results(

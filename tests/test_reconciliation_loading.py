@@ -10,11 +10,13 @@ from decimal import Decimal
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from ledger.database import session_factory
 from ledger.periods import Period
 from ledger.pricing import PriceCatalog, load_bundled_prices
-from ledger.reconciliation import load_logged_days
+from ledger.reconciliation import load_logged_days, reconcile_period
+from ledger.settings import Settings
 from tests.conftest import TenantKeys
 from tests.events_factory import usage_event
 
@@ -63,3 +65,35 @@ def test_time_of_day_prices_cost_what_each_request_cost_at_its_hour(
         assert row.requests == 24
         for category in CATEGORIES:
             assert row.expected_cost_by_category[category] == expected[row.model][category], (row.model, category)
+
+
+def test_a_reconciliation_inside_the_callers_transaction_reads_what_a_standalone_one_reads(
+    client: TestClient, tenant: TenantKeys, engine: Engine, settings: Settings
+) -> None:
+    """A standalone run reads statement lines and price segments on a second connection meanwhile; a
+    session bound to one connection (the caller's transaction) reads everything on it, with equal results."""
+    day = datetime(2026, 10, 20, tzinfo=UTC)
+    events = [
+        usage_event(
+            occurred_at=(day + timedelta(hours=hour, minutes=5)).isoformat(),
+            provider=provider,
+            request_model=model,
+            input_tokens=5_000 + hour,
+            output_tokens=400,
+        )
+        for hour in range(0, 24, 3)
+        for provider, model in (("deepseek", "deepseek-v4-flash"), ("openai", "gpt-5.4"))
+    ]
+    assert client.post("/v1/events", json=events, headers=tenant.ingest).status_code == 202
+    period = Period.month("2026-10")
+
+    with session_factory(engine)() as session:
+        tenant_id = session.scalar(sa.text("SELECT id FROM tenants WHERE name = :n"), {"n": tenant.name})
+        standalone = reconcile_period(session, tenant_id=tenant_id, period=period, settings=settings)
+    with engine.connect() as connection, Session(bind=connection) as session:
+        inside = reconcile_period(session, tenant_id=tenant_id, period=period, settings=settings)
+
+    assert {row.model for row in standalone.drift} == {"deepseek-v4-flash", "gpt-5.4"}
+    assert all(row.expected_cost for row in standalone.drift)
+    assert inside.drift == standalone.drift
+    assert inside.findings == standalone.findings
