@@ -563,8 +563,6 @@ class _SideReader:
     def _read(self, read: Callable[..., T], *args: Any) -> T:
         if self._session is None:
             self._session = Session(self._engine)
-            # No parallel workers: on a small machine they would take the CPU this thread's caller is using.
-            self._session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
         return read(self._session, *args)
 
     def close(self) -> None:
