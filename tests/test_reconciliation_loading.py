@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -28,21 +29,7 @@ def test_time_of_day_prices_cost_what_each_request_cost_at_its_hour(
 ) -> None:
     catalog = PriceCatalog(load_bundled_prices())
     day = datetime(2026, 10, 14, tzinfo=UTC)
-    events = [
-        usage_event(
-            occurred_at=(day + timedelta(hours=hour, minutes=20)).isoformat(),
-            provider=provider,
-            request_model=model,
-            account="acct",
-            api_key_id="key",
-            input_tokens=10_000 + hour * 100,
-            cache_read_input_tokens=1_000 * (hour % 3),
-            output_tokens=500 + hour,
-        )
-        for hour in range(24)
-        for provider, model in (("deepseek", "deepseek-v4-flash"), ("openai", "gpt-5.4"))
-    ]
-    assert client.post("/v1/events", json=events, headers=tenant.ingest).status_code == 202
+    events = post_a_day_of_usage(client, tenant, day)
 
     expected: dict[str, dict[str, Decimal]] = {}
     for event in events:
@@ -72,19 +59,7 @@ def test_a_reconciliation_inside_the_callers_transaction_reads_what_a_standalone
 ) -> None:
     """A standalone run reads statement lines and price segments on a second connection meanwhile; a
     session bound to one connection (the caller's transaction) reads everything on it, with equal results."""
-    day = datetime(2026, 10, 20, tzinfo=UTC)
-    events = [
-        usage_event(
-            occurred_at=(day + timedelta(hours=hour, minutes=5)).isoformat(),
-            provider=provider,
-            request_model=model,
-            input_tokens=5_000 + hour,
-            output_tokens=400,
-        )
-        for hour in range(0, 24, 3)
-        for provider, model in (("deepseek", "deepseek-v4-flash"), ("openai", "gpt-5.4"))
-    ]
-    assert client.post("/v1/events", json=events, headers=tenant.ingest).status_code == 202
+    post_a_day_of_usage(client, tenant, datetime(2026, 10, 20, tzinfo=UTC))
     period = Period.month("2026-10")
 
     with session_factory(engine)() as session:
@@ -97,3 +72,23 @@ def test_a_reconciliation_inside_the_callers_transaction_reads_what_a_standalone
     assert all(row.expected_cost for row in standalone.drift)
     assert inside.drift == standalone.drift
     assert inside.findings == standalone.findings
+
+
+def post_a_day_of_usage(client: TestClient, tenant: TenantKeys, day: datetime) -> list[dict[str, Any]]:
+    """An event an hour, all day, for a model with peak and off-peak prices and for one with a flat price."""
+    events = [
+        usage_event(
+            occurred_at=(day + timedelta(hours=hour, minutes=20)).isoformat(),
+            provider=provider,
+            request_model=model,
+            account="acct",
+            api_key_id="key",
+            input_tokens=10_000 + hour * 100,
+            cache_read_input_tokens=1_000 * (hour % 3),
+            output_tokens=500 + hour,
+        )
+        for hour in range(24)
+        for provider, model in (("deepseek", "deepseek-v4-flash"), ("openai", "gpt-5.4"))
+    ]
+    assert client.post("/v1/events", json=events, headers=tenant.ingest).status_code == 202
+    return events
