@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,6 +66,17 @@ def one_line_errors(command: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """Make SIGTERM (what process managers send) end the process the way Ctrl-C does: `finally` blocks and
+    exit handlers run, so an embedded PostgreSQL this process started is stopped too. uvicorn, after its
+    graceful shutdown, re-raises the signal it caught under the handler found before it started: this one."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def describe(error: Exception) -> str:
@@ -435,6 +447,7 @@ def demo(
     from ledger.demo import describe_plants
     from ledger.demo_setup import BackgroundServer, ensure_demo_tenant, populate
 
+    stop_cleanly_on_sigterm()
     settings = get_settings()
     configure_logging(settings.model_copy(update={"log_level": "warning"}))
     url = database_url(settings)
@@ -495,6 +508,7 @@ def serve(
 
     from ledger.api import create_app
 
+    stop_cleanly_on_sigterm()
     settings = get_settings()
     configure_logging(settings)
     url = database_url(settings)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -10,6 +16,7 @@ from typer.testing import CliRunner
 
 from ledger.cli import app
 from tests.events_factory import usage_event
+from tests.test_durability import free_port, wait_until_healthy
 
 
 @pytest.fixture
@@ -65,3 +72,37 @@ def test_the_migrations_build_exactly_the_schema_the_code_declares(engine) -> No
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": managed_by_migrations})
         assert compare_metadata(context, Base.metadata) == []
+
+
+def test_serve_stops_its_embedded_postgres_when_terminated(tmp_path: Path) -> None:
+    """A process manager stops the service with SIGTERM: the embedded PostgreSQL it started stops with it."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TOKENLEDGER_")}
+    env |= {"TOKENLEDGER_DATA_DIR": str(tmp_path), "TOKENLEDGER_SCHEDULER_ENABLED": "false"}
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
+    )
+    postmaster = 0
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", server)
+        postmaster = int((tmp_path / "pgdata" / "postmaster.pid").read_text().split()[0])
+        assert running(postmaster)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 128 + signal.SIGTERM  # an orderly exit, not death by the signal
+        deadline = time.monotonic() + 30
+        while running(postmaster) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not running(postmaster)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        if postmaster and running(postmaster):
+            os.kill(postmaster, signal.SIGINT)  # leave no server behind, whatever failed
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
