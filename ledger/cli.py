@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -489,8 +490,10 @@ Keys of tenant '{result.tenant}' (shown once):
         )
         if keep_serving:
             console.print(f"\nServing on {base} — Ctrl-C to stop.", highlight=False)
+            # Sleep rather than join: a join that Ctrl-C or SIGTERM interrupts leaves the thread marked as
+            # finished (CPython 3.11's Thread._wait_for_tstate_lock), and stop() would then not wait for it.
             while server.thread.is_alive():
-                server.thread.join(timeout=1)
+                time.sleep(0.5)
     finally:
         server.stop()
         engine.dispose()
