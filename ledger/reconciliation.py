@@ -395,13 +395,9 @@ GROUP BY 1, 2, 3, 4, 5, 6
 """
 
 
-def load_billed_days(session: Session, tenant_id: int, period: Period) -> list[BilledDay]:
-    """Statement lines summed per scope × UTC day in SQL, as BilledDays. Lines without a usage quantity or
-    amount the reconciler compares (credits, `other`) stay in the drift report."""
-    return billed_days(_billed_rows(session, tenant_id, period))
-
-
 def _billed_rows(session: Session, tenant_id: int, period: Period) -> list[Any]:
+    """Statement lines summed per scope × UTC day in SQL (rows of _BILLED_SQL, for `billed_days`). Lines
+    without a usage quantity or amount the reconciler compares (credits, `other`) stay in the drift report."""
     session.execute(text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))  # aggregate in memory, not on disk
     rows = session.execute(text(_BILLED_SQL), {"tenant": tenant_id, "start": period.start, "end": period.end})
     return list(rows.tuples())
