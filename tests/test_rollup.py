@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -103,6 +104,36 @@ def expected_rollup(events: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[
     return rows
 
 
+MEASURES = ALL_COLUMNS[len(KEY_COLUMNS) :]
+
+
+def expected_daily(hourly: Iterable[dict[str, Any]], day_key: list[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The hourly rows summed per UTC day and scope, written out plainly."""
+    days: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in hourly:
+        scope = {**row, "day": row["hour"].astimezone(UTC).date()}
+        key = tuple(scope[name] for name in day_key)
+        total = days.get(key)
+        if total is None:
+            days[key] = {name: scope[name] for name in day_key + list(MEASURES)}
+            continue
+        for name in MEASURES:
+            mine, theirs = total[name], row[name]
+            if name.endswith("_histogram"):
+                total[name] = [a + b for a, b in zip(mine, theirs, strict=True)]
+            elif name == "truncated_min_output":
+                total[name] = (
+                    min(v for v in (mine, theirs) if v is not None) if (mine, theirs) != (None, None) else None
+                )
+            elif name == "truncated_max_output":
+                total[name] = (
+                    max(v for v in (mine, theirs) if v is not None) if (mine, theirs) != (None, None) else None
+                )
+            else:
+                total[name] = mine + theirs
+    return days
+
+
 def test_the_rollup_is_exactly_the_sum_of_the_stored_events(
     client: TestClient, tenant: TenantKeys, engine: Engine
 ) -> None:
@@ -135,6 +166,18 @@ def test_the_rollup_is_exactly_the_sum_of_the_stored_events(
     for key, row in rollup.items():
         for column in ALL_COLUMNS[len(KEY_COLUMNS) :]:
             assert row[column] == expected[key][column], (key, column)
+
+    # The daily rollup holds the same sums per UTC day and scope (hour and app dropped), bucket by bucket.
+    day_key = ["tenant_id", "day", *(name for name in KEY_COLUMNS if name not in ("tenant_id", "hour", "app"))]
+    with engine.connect() as conn:
+        daily = {
+            tuple(row[: len(day_key)]): dict(zip(day_key + list(MEASURES), row, strict=True))
+            for row in conn.execute(
+                sa.text(f"SELECT {', '.join(day_key + list(MEASURES))} FROM usage_daily WHERE tenant_id = :t"),
+                {"t": tenant_id},
+            )
+        }
+    assert daily == expected_daily(rollup.values(), day_key)
 
 
 def test_truncation_extremes_merge_across_requests(client: TestClient, tenant: TenantKeys, engine: Engine) -> None:
