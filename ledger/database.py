@@ -12,8 +12,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from psycopg.conninfo import make_conninfo
 from psycopg.types.json import set_json_dumps
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.events import json_text
@@ -51,6 +52,9 @@ def database_url(settings: Settings) -> str:
     return start_embedded_postgres(settings.data_dir)
 
 
+CONNECT_ARGS: dict[str, str | int] = {"connect_timeout": 5, "options": "-c timezone=UTC"}
+
+
 def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
     engine = sa.create_engine(
         url,
@@ -58,13 +62,25 @@ def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"},
+        connect_args=CONNECT_ARGS,
     )
     sa.event.listen(engine, "connect", _write_exact_json)
     return engine
 
 
-def _write_exact_json(dbapi_connection: psycopg.Connection[tuple[object, ...]], _record: object) -> None:
+async def connect_async(url: URL) -> psycopg.AsyncConnection[tuple[object, ...]]:
+    """A psycopg connection of its own (autocommit) to the engine's database, outside the engine's pool: for
+    code that runs on the event loop, such as the group-commit writer."""
+    conninfo = make_conninfo(url.set(drivername="postgresql").render_as_string(hide_password=False), **CONNECT_ARGS)
+    conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+    _write_exact_json(conn, None)
+    return conn
+
+
+def _write_exact_json(
+    dbapi_connection: psycopg.Connection[tuple[object, ...]] | psycopg.AsyncConnection[tuple[object, ...]],
+    _record: object,
+) -> None:
     """JSON values the driver sends (raw usage objects, tags) keep their Decimal numbers digit for digit."""
     set_json_dumps(json_text, context=dbapi_connection)
 

@@ -1,26 +1,30 @@
 """Group commit: concurrent ingest requests are written together, in one transaction per batch, and each
-request is answered only after the batch that holds it has committed. A batch forms while a writer waits
-at most `max_wait` for more requests (or until `max_events`), so single-event traffic shares one fsync.
-If a batch fails for a reason other than the database being down, each request is retried alone, so one
-bad request never fails its neighbours."""
+request is answered only after the batch that holds it has committed.
+
+The writer is a task on the application's event loop with one database connection of its own. While a
+batch is being written, the requests that arrive meanwhile gather, and the next batch takes all of them (up
+to `max_events`): under load batches grow by themselves, and a lone request is written at once. Waiting on
+the database never blocks the loop, so requests keep being read and validated while a batch commits. If a
+batch fails for a reason other than the database being down, each request is retried alone, so one bad
+request never fails its neighbours."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine
+import psycopg
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from ledger.database import connect_async
 from ledger.errors import ServiceUnavailable
 from ledger.events import EventRow
-from ledger.ingest import PartitionKeeper, WriteResult, prepare_staging, write_events
+from ledger.ingest import AsyncConnection, PartitionKeeper, WriteResult, prepare_connection, write_events
 
 log = logging.getLogger("tokenledger.ingest")
 
@@ -29,8 +33,6 @@ log = logging.getLogger("tokenledger.ingest")
 class _Pending:
     rows: Sequence[EventRow]
     future: asyncio.Future[WriteResult]
-    loop: asyncio.AbstractEventLoop
-    enqueued: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,141 +42,142 @@ class BatchStats:
     commit_seconds: float
 
 
-_STOP = object()
-
-
 def is_unavailable(error: BaseException) -> bool:
     """True when the error means the database cannot be reached (as opposed to bad data)."""
-    if isinstance(error, OperationalError | PoolTimeout):
+    if isinstance(error, OperationalError | PoolTimeout | psycopg.OperationalError):
         return True
     return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+class _Lane:
+    """One writer task's connection, opened on first use and again after it was lost."""
+
+    def __init__(self, url: URL) -> None:
+        self._url = url
+        self._conn: AsyncConnection | None = None
+
+    async def connection(self) -> AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            conn = await connect_async(self._url)
+            try:
+                await prepare_connection(conn)
+            except BaseException:
+                await conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
 
 
 class GroupCommitWriter:
     def __init__(
         self,
-        engine: Engine,
+        url: URL,
         *,
-        max_wait_seconds: float = 0.002,
+        max_wait_seconds: float = 0.0,
         max_events: int = 5_000,
-        threads: int = 2,
+        connections: int = 1,
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> None:
-        self._engine = engine
-        self._partitions = PartitionKeeper(engine)
+        self._url = url
+        self._lanes = [_Lane(url) for _ in range(connections)]
         self._max_wait = max_wait_seconds
         self._max_events = max_events
-        # queue.Queue, not SimpleQueue: with several writers waiting, SimpleQueue.get(timeout=…) can turn a
-        # deadline that passed while another writer took the item into an infinite wait (CPython's
-        # _queuemodule.c recomputes the timeout as a negative number of microseconds, which means "block"),
-        # stranding the requests already in that writer's batch until the next request arrives.
-        self._queue: queue.Queue[_Pending | object] = queue.Queue()
         self._on_batch = on_batch
-        self._local = threading.local()  # each writer thread keeps one connection, staging table ready
-        self._threads = [
-            threading.Thread(target=self._run, name=f"tokenledger-writer-{n}", daemon=True) for n in range(threads)
-        ]
-        self._started = False
+        self._partitions = PartitionKeeper()
+        self._pending: list[_Pending] = []
+        self._arrived = asyncio.Event()  # replaced in start(): an Event belongs to the loop that first waits on it
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        if not self._started:
-            self._started = True
-            for thread in self._threads:
-                thread.start()
+        """Start writing; call it on the event loop that will submit (the application's lifespan)."""
+        if not self._tasks:
+            self._stopping = False
+            self._arrived = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._serve(lane)) for lane in self._lanes]
 
-    def stop(self) -> None:
-        if not self._started:
+    async def stop(self) -> None:
+        """Write what has been submitted, then close the connections."""
+        if not self._tasks:
             return
-        for _ in self._threads:
-            self._queue.put(_STOP)
-        for thread in self._threads:
-            thread.join(timeout=10)
-        self._started = False
+        self._stopping = True
+        self._arrived.set()
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            self._tasks = []
+            for lane in self._lanes:
+                await lane.close()
 
     async def submit(self, rows: Sequence[EventRow]) -> WriteResult:
         """Write `rows`; return once they are committed (or raise ServiceUnavailable)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[WriteResult] = loop.create_future()
-        self._queue.put(_Pending(rows, future, loop))
+        if not self._tasks or self._stopping:
+            raise ServiceUnavailable("the service is not accepting events (starting or shutting down)")
+        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(rows, future))
+        self._arrived.set()
         return await future
 
-    def _run(self) -> None:
-        try:
-            self._serve()
-        finally:
-            conn: Connection | None = getattr(self._local, "conn", None)
-            if conn is not None:
-                conn.close()
-
-    def _serve(self) -> None:
+    async def _serve(self, lane: _Lane) -> None:
         while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            assert isinstance(first, _Pending)
-            batch = [first]
-            events = len(first.rows)
-            deadline = time.monotonic() + self._max_wait
-            stop_after = False
-            while events < self._max_events:
-                remaining = deadline - time.monotonic()
-                try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop_after = True
-                    break
-                assert isinstance(item, _Pending)
-                batch.append(item)
-                events += len(item.rows)
-            self._write(batch)
-            if stop_after:
+            await self._arrived.wait()
+            if self._max_wait and not self._stopping:
+                await asyncio.sleep(self._max_wait)  # let a batch grow a little more
+            batch = self._next_batch()
+            if not self._pending and not self._stopping:
+                self._arrived.clear()
+            if batch:
+                await self._write(lane, batch)
+            elif self._stopping:
                 return
 
-    def _write(self, batch: list[_Pending]) -> None:
+    def _next_batch(self) -> list[_Pending]:
+        """The oldest pending requests, up to `max_events` events (at least one request)."""
+        events = 0
+        for taken, pending in enumerate(self._pending):
+            events += len(pending.rows)
+            if events > self._max_events and taken:
+                break
+        else:
+            taken = len(self._pending)
+        batch, self._pending = self._pending[:taken], self._pending[taken:]
+        return batch
+
+    async def _write(self, lane: _Lane, batch: list[_Pending]) -> None:
         started = time.perf_counter()
         try:
-            results = self._write_together(batch)
+            results = await self._write_together(lane, batch)
         except Exception as error:
             if is_unavailable(error) or len(batch) == 1:
-                _settle([(pending, None, error) for pending in batch])
+                _settle_all(batch, error)
                 return
             log.warning("batch of %d requests failed (%s); writing them one by one", len(batch), error)
             for pending in batch:
                 try:
-                    _settle([(pending, self._write_together([pending])[0], None)])
+                    _settle(pending, (await self._write_together(lane, [pending]))[0])
                 except Exception as single_error:
-                    _settle([(pending, None, single_error)])
+                    _settle_all([pending], single_error)
             return
-        _settle([(pending, result, None) for pending, result in zip(batch, results, strict=True)])
+        for pending, result in zip(batch, results, strict=True):
+            _settle(pending, result)
         if self._on_batch:
             self._on_batch(BatchStats(len(batch), sum(len(p.rows) for p in batch), time.perf_counter() - started))
 
-    def _connection(self) -> Connection:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.invalidated:
-            conn = self._engine.connect()
-            try:
-                prepare_staging(conn)
-            except BaseException:
-                conn.close()
-                raise
-            self._local.conn = conn
-        return conn
-
-    def _write_together(self, batch: list[_Pending]) -> list[WriteResult]:
+    async def _write_together(self, lane: _Lane, batch: list[_Pending]) -> list[WriteResult]:
         rows = [row for pending in batch for row in pending.rows]
-        self._partitions.ensure(row.occurred_at for row in rows)
-        conn = self._connection()
         try:
-            with conn.begin():
-                result = write_events(conn, rows)
+            conn = await lane.connection()
+            await self._partitions.ensure(conn, (row.occurred_at for row in rows))
+            result = await write_events(conn, rows)
         except Exception as error:
-            if is_unavailable(error):  # a fresh connection next time, through the pool's checks
-                self._local.conn = None
-                conn.invalidate()
-                conn.close()
+            if is_unavailable(error):  # a fresh connection next time
+                await lane.close()
             raise
         results, offset = [], 0
         for pending in batch:
@@ -183,25 +186,14 @@ class GroupCommitWriter:
         return results
 
 
-Outcome = tuple[_Pending, WriteResult | None, BaseException | None]
+def _settle(pending: _Pending, result: WriteResult) -> None:
+    if not pending.future.done():
+        pending.future.set_result(result)
 
 
-def _settle(outcomes: list[Outcome]) -> None:
-    """Answer the requests: one wake-up of each event loop for the whole batch, not one per request."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
-    for outcome in outcomes:
-        by_loop.setdefault(outcome[0].loop, []).append(outcome)
-    for loop, settled in by_loop.items():
-        loop.call_soon_threadsafe(_set_outcomes, settled)
-
-
-def _set_outcomes(outcomes: list[Outcome]) -> None:
-    for pending, result, error in outcomes:
-        if pending.future.done():
-            continue
-        if error is not None:
-            if is_unavailable(error):
-                error = ServiceUnavailable("the database is unreachable; retry shortly")
+def _settle_all(batch: list[_Pending], error: BaseException) -> None:
+    if is_unavailable(error):
+        error = ServiceUnavailable("the database is unreachable; retry shortly")
+    for pending in batch:
+        if not pending.future.done():
             pending.future.set_exception(error)
-        else:
-            pending.future.set_result(result)  # type: ignore[arg-type]

@@ -32,9 +32,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 10 * 1024 * 1024
     max_events_per_request: int = 10_000
     max_future_skew_seconds: int = 300
-    group_commit_wait_ms: float = 1.0
+    group_commit_wait_ms: float = 0.0
     group_commit_max_events: int = 5_000
-    writer_threads: int = 2
+    writer_connections: int = 1
     pool_size: int = 8
     auth_cache_seconds: float = 5.0
 

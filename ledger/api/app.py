@@ -35,10 +35,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
     engine = engine or create_db_engine(database_url(settings), pool_size=settings.pool_size)
     metrics = ServiceMetrics()
     writer = GroupCommitWriter(
-        engine,
+        engine.url,
         max_wait_seconds=settings.group_commit_wait_ms / 1000,
         max_events=settings.group_commit_max_events,
-        threads=settings.writer_threads,
+        connections=settings.writer_connections,
         on_batch=metrics.observe_batch,
     )
     context = AppContext(
@@ -66,7 +66,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
-            writer.stop()
+            await writer.stop()
 
     app = FastAPI(
         title="TokenLedger",
