@@ -115,6 +115,16 @@ class LoadResult:
     latencies_ms: list[float]
     errors: int
 
+    @classmethod
+    def combined(cls, parts: list[LoadResult]) -> LoadResult:
+        """Several runs of the same load as one."""
+        return cls(
+            sum(part.requests for part in parts),
+            sum(part.seconds for part in parts),
+            [latency for part in parts for latency in part.latencies_ms],
+            sum(part.errors for part in parts),
+        )
+
     @property
     def rate(self) -> float:
         return self.requests / self.seconds

@@ -6,7 +6,9 @@
   (d) a no-op POST route on the same app, same load              — the HTTP ceiling
 and the peak RSS of the server process during (b).
 
-Usage: python -m benchmarks.ingest [--events 1000000] [--seconds 20] [--concurrency 32]
+(c) and (d) run in interleaved slices (4 of 5 s each by default), so both see the same machine.
+
+Usage: python -m benchmarks.ingest [--events 1000000] [--seconds 20] [--concurrency 32] [--slices 4]
 (BENCH_WORKERS=N runs the server with N uvicorn worker processes; default 1.)
 Uses TOKENLEDGER_DATABASE_URL's server (a fresh database `tokenledger_bench_ingest`) or an embedded one.
 """
@@ -132,21 +134,32 @@ class RssSampler(threading.Thread):
 
 
 def one_event_per_request(
-    base_url: str, path: str, headers: dict[str, str], args: argparse.Namespace, *, label: str
-) -> LoadResult:
-    """POST single events from `args.concurrency` connections for `args.seconds`, after a one-second
-    warm-up (connections, caches); print and return the figures."""
-
+    base_url: str, headers: dict[str, str], args: argparse.Namespace
+) -> tuple[LoadResult, LoadResult]:
+    """POST single events from `args.concurrency` connections to /v1/events (c) and to the no-op route (d),
+    `args.seconds` each, in `args.slices` interleaved slices after a one-second warm-up of each: the speed of
+    a shared two-core machine drifts within a minute, and interleaving lets both see the same drift."""
     bodies = Bodies(1_000, 1, single=True)
-    run_load(base_url, path, headers, bodies.for_run("warm"), concurrency=args.concurrency, seconds=1)
-    result = run_load(
-        base_url, path, headers, bodies.for_run("single"), concurrency=args.concurrency, seconds=args.seconds
-    )
-    print(
-        f"{label:<20}  {result.requests:>10,} requests in {result.seconds:6.2f} s = {result.rate:>10,.0f} req/s   "
-        f"p50 {result.p50:.1f} ms   p99 {result.percentile(0.99):.1f} ms   errors {result.errors}"
-    )
-    return result
+    routes = {"(c) single POSTs": "/v1/events", "(d) no-op route": "/bench/noop"}
+    for path in routes.values():
+        run_load(base_url, path, headers, bodies.for_run(f"warm{path}"), concurrency=args.concurrency, seconds=1)
+    slices: dict[str, list[LoadResult]] = {label: [] for label in routes}
+    for number in range(args.slices):
+        for label, path in routes.items():
+            body = bodies.for_run(f"s{number}{path}")
+            result = run_load(
+                base_url, path, headers, body, concurrency=args.concurrency, seconds=args.seconds / args.slices
+            )
+            slices[label].append(result)
+    totals = {label: LoadResult.combined(results) for label, results in slices.items()}
+    for label, result in totals.items():
+        per_slice = " ".join(f"{part.rate:,.0f}" for part in slices[label])
+        print(
+            f"{label:<20}  {result.requests:>10,} requests in {result.seconds:6.2f} s = {result.rate:>10,.0f} req/s   "
+            f"p50 {result.p50:.1f} ms   p99 {result.percentile(0.99):.1f} ms   errors {result.errors}   "
+            f"(slices: {per_slice})"
+        )
+    return totals["(c) single POSTs"], totals["(d) no-op route"]
 
 
 def main() -> None:
@@ -154,6 +167,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--slices", type=int, default=4, help="interleaved slices of (c) and (d)")
     args = parser.parse_args()
 
     url = fresh_database("tokenledger_bench_ingest")
@@ -182,8 +196,7 @@ def main() -> None:
         )
 
         settle(url)
-        single = one_event_per_request(server.base_url, "/v1/events", headers, args, label="(c) single POSTs")
-        noop = one_event_per_request(server.base_url, "/bench/noop", headers, args, label="(d) no-op route")
+        single, noop = one_event_per_request(server.base_url, headers, args)
     finally:
         server.stop()
 
