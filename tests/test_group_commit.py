@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TypeVar
 
 import pytest
@@ -90,7 +91,15 @@ def test_small_and_large_batches_store_the_same_and_count_repeats_as_duplicates(
     """Small batches travel as one statement's parameters, large ones through COPY: the outcome is the same."""
     tenant_id = tenant_id_of(engine, tenant)
     ids = [f"size{size}-{n}" for n in range(size)]
-    fields = {"tags": {"team": "search"}, "reported_cost": "0.0000123456", "max_tokens": None}
+    exact = Decimal("0.000123456789012345678901")  # a raw usage object keeps every digit of its numbers
+    fields = {
+        "occurred_at": "2026-10-07T11:05:00.123456+02:00",
+        "provider": "openrouter",
+        "usage": {"prompt_tokens": 1200, "completion_tokens": 80, "cost": exact},
+        "tags": {"team": "search"},
+        "reported_cost": "0.0000123456",
+        "max_tokens": None,
+    }
 
     async def twice(writer: GroupCommitWriter) -> tuple[int, int, int]:
         first = await writer.submit(rows(tenant_id, *ids, *ids[:1], **fields))
@@ -102,14 +111,18 @@ def test_small_and_large_batches_store_the_same_and_count_repeats_as_duplicates(
     assert (accepted, repeated, duplicates) == (size, 1, size)
     assert stored_ids(engine, tenant_id, f"size{size}-%") == set(ids)
     with engine.connect() as conn:
-        tags, cost, max_tokens = conn.execute(
-            text("SELECT tags, reported_cost, max_tokens FROM usage_events WHERE tenant_id = :t AND event_id = :id"),
+        tags, cost, max_tokens, raw_cost, occurred_at = conn.execute(
+            text(
+                "SELECT tags, reported_cost, max_tokens, usage_raw->>'cost', occurred_at FROM usage_events "
+                "WHERE tenant_id = :t AND event_id = :id"
+            ),
             {"t": tenant_id, "id": ids[-1]},
         ).one()
         requests = conn.execute(
             text("SELECT sum(requests) FROM usage_hourly WHERE tenant_id = :t"), {"t": tenant_id}
         ).scalar_one()
-    assert (tags, str(cost), max_tokens) == ({"team": "search"}, "0.0000123456", None)
+    assert (tags, str(cost), max_tokens, raw_cost) == ({"team": "search"}, "0.0000123456", None, str(exact))
+    assert occurred_at == datetime(2026, 10, 7, 9, 5, 0, 123456, tzinfo=UTC)
     assert requests == size
 
 
