@@ -1,12 +1,14 @@
 """Group commit: concurrent ingest requests are written together, in one transaction per batch, and each
 request is answered only after the batch that holds it has committed.
 
-The writer is a task on the application's event loop with one database connection of its own. While a
-batch is being written, the requests that arrive meanwhile gather, and the next batch takes all of them (up
-to `max_events`): under load batches grow by themselves, and a lone request is written at once. Waiting on
-the database never blocks the loop, so requests keep being read and validated while a batch commits. If a
-batch fails for a reason other than the database being down, each request is retried alone, so one bad
-request never fails its neighbours."""
+The writer is a few tasks on the application's event loop (`connections`, two by default), each with a
+database connection of its own. A free task takes the requests waiting, oldest first, up to `max_events`:
+while batches are being written, the requests that arrive meanwhile gather, so under load batches grow by
+themselves, and a lone request is written at once. Two connections let one batch commit while the next is
+copied (large batches) or while requests are still being decoded; more would mostly wait on each other's
+rollup row locks. Waiting on the database never blocks the loop, so requests keep being read and validated
+while a batch commits. If a batch fails for a reason other than the database being down, each request is
+retried alone, so one bad request never fails its neighbours."""
 
 from __future__ import annotations
 
@@ -79,8 +81,8 @@ class GroupCommitWriter:
         url: URL,
         *,
         max_wait_seconds: float = 0.0,
-        max_events: int = 5_000,
-        connections: int = 1,
+        max_events: int = 1_000,
+        connections: int = 2,
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> None:
         self._url = url

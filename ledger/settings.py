@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     max_events_per_request: int = 10_000
     max_future_skew_seconds: int = 300
     group_commit_wait_ms: float = 0.0
-    group_commit_max_events: int = 5_000
-    writer_connections: int = 1
+    group_commit_max_events: int = 1_000
+    writer_connections: int = 2
     pool_size: int = 8
     auth_cache_seconds: float = 5.0
 
