@@ -27,7 +27,10 @@ from pydantic import (
 
 from ledger.normalizers import NormalizedUsage, UnsupportedProviderError, UsageShapeError, normalize_usage
 
-TokenCount = Annotated[StrictInt, Field(ge=0)]
+BIGINT_MAX = 2**63 - 1  # the largest value PostgreSQL's bigint holds (token columns)
+INTEGER_MAX = 2**31 - 1  # and its integer (milliseconds, max_tokens, web searches)
+TokenCount = Annotated[StrictInt, Field(ge=0, le=BIGINT_MAX)]
+Milliseconds = Annotated[StrictInt, Field(ge=0, le=INTEGER_MAX)]
 Label = Annotated[str, Field(min_length=1, max_length=256)]
 
 ERROR_TYPES = ("rate_limit", "timeout", "server_error", "invalid_request", "auth", "content_filter", "other")
@@ -54,12 +57,12 @@ class EventIn(BaseModel):
     cache_creation_input_tokens: TokenCount = 0
     reasoning_tokens: TokenCount = 0
     system_prompt_tokens: TokenCount | None = None
-    max_tokens: Annotated[StrictInt, Field(gt=0)] | None = None
+    max_tokens: Annotated[StrictInt, Field(gt=0, le=INTEGER_MAX)] | None = None
     finish_reason: Annotated[str, Field(max_length=64)] | None = None
     status_code: Annotated[StrictInt, Field(ge=100, le=599)] = 200
     error_type: Annotated[str, Field(max_length=64)] | None = None
-    latency_ms: TokenCount | None = None
-    ttft_ms: TokenCount | None = None
+    latency_ms: Milliseconds | None = None
+    ttft_ms: Milliseconds | None = None
     stream: StrictBool = False
     service_tier: Annotated[str, Field(max_length=32)] | None = None
     region: Label | None = None
@@ -177,7 +180,7 @@ def decode_events(
     """A request body (one JSON object, an array, or NDJSON) validated into rows; raise EventValidationError
     naming every problem. Bodies of plain events are parsed and validated in one pass by pydantic-core;
     anything else, and any body with a problem, goes the exact path (`parse_body`, `validate_events`)."""
-    if not any(field in body for field in _DECIMAL_FIELDS):
+    if b"\\u0000" not in body and not any(field in body for field in _DECIMAL_FIELDS):
         if is_ndjson(content_type):
             array = b"[" + b",".join(line for line in body.splitlines() if line.strip()) + b"]"
         else:
@@ -239,11 +242,50 @@ def validate_events(
     items: Sequence[Any], *, tenant_id: int, now: datetime, max_future: timedelta = MAX_FUTURE
 ) -> list[EventRow]:
     """Validate every item; raise EventValidationError listing every problem of every event."""
+    nul_problems = _nul_characters(items)
     try:
-        events = _EVENT_LIST.validate_python(items)
+        events = None if nul_problems else _EVENT_LIST.validate_python(items)
     except ValidationError:
         events = None  # at least one item is malformed: validate one by one to name every problem
-    return _rows(items, events, tenant_id=tenant_id, now=now, max_future=max_future)
+    try:
+        rows = _rows(items, events, tenant_id=tenant_id, now=now, max_future=max_future)
+    except EventValidationError as error:
+        problems = sorted([*nul_problems, *error.problems], key=lambda problem: problem.index)
+        raise EventValidationError(problems, events=len(items)) from None
+    if nul_problems:
+        raise EventValidationError(nul_problems, events=len(items))
+    return rows
+
+
+def _nul_characters(items: Sequence[Any]) -> list[EventProblem]:
+    """A problem for each event holding a NUL character (JSON's \\u0000) in a string or a key: PostgreSQL's
+    text and jsonb cannot store one. The common case costs one encoding of the batch, in C."""
+    if "\\u0000" not in json.dumps(items, default=str):
+        return []
+    return [
+        EventProblem(index, path, "must not contain a NUL character (\\u0000): PostgreSQL cannot store it")
+        for index, item in enumerate(items)
+        if (path := _nul_path(item, "")) is not None
+    ]
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    """The path of the first string or key in `value` that holds a NUL character, if any."""
+    if isinstance(value, str):
+        return (path or "event") if "\x00" in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            name = json.dumps(str(key))[1:-1]  # a NUL in a key shows as \u0000
+            inner = f"{path}.{name}" if path else name
+            if "\x00" in str(key):
+                return inner
+            if (found := _nul_path(item, inner)) is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for position, item in enumerate(value):
+            if (found := _nul_path(item, f"{path}[{position}]")) is not None:
+                return found
+    return None
 
 
 def _rows(
@@ -329,6 +371,10 @@ def _to_row(event: EventIn, *, tenant_id: int, received_at: datetime, max_future
         web_search = normalized.web_search_requests
         reported_cost = event.reported_cost if event.reported_cost is not None else normalized.reported_cost
         service_tier = event.service_tier or normalized.service_tier
+        if max(input_tokens, output_tokens, cache_read, cache_creation, reasoning) > BIGINT_MAX:
+            raise _problem("usage", f"holds a token count above {BIGINT_MAX}, more than can be stored")
+        if web_search > INTEGER_MAX:
+            raise _problem("usage", f"holds a web search count above {INTEGER_MAX}, more than can be stored")
     if cache_read + cache_creation > input_tokens:
         raise _problem(
             "cache_read_input_tokens",

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ledger.events import EventValidationError, decode_events, parse_body, validate_events
 
 NOW = datetime(2026, 10, 7, 12, tzinfo=UTC)
+storable_text = st.text(st.characters(exclude_characters="\x00"), max_size=5)  # PostgreSQL stores no NUL
 
 events = st.fixed_dictionaries(
     {
@@ -31,7 +32,7 @@ events = st.fixed_dictionaries(
         "status_code": st.sampled_from([200, 429, 503]),
         "latency_ms": st.integers(0, 10**6),
         "stream": st.booleans(),
-        "tags": st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
+        "tags": st.dictionaries(storable_text, storable_text, max_size=3),
         "service_tier": st.sampled_from(["standard", "batch"]),
     },
 )

@@ -131,7 +131,8 @@ def test_a_request_the_database_refuses_fails_alone_and_its_batch_neighbours_are
 ) -> None:
     tenant_id = tenant_id_of(engine, tenant)
     good = [rows(tenant_id, f"neighbour-{n}") for n in range(3)]
-    # max_tokens is an integer column: a value past 2^31 passes the Python types but not PostgreSQL's.
+    # max_tokens is an integer column. Validation refuses 2^40 (a 422); a row built past it plays a request that
+    # only the database refuses.
     bad = [row._replace(max_tokens=2**40) for row in rows(tenant_id, "neighbour-bad")]
 
     async def together(writer: GroupCommitWriter) -> list[object]:

@@ -84,6 +84,53 @@ def test_each_rule_of_the_schema_names_its_field(client: TestClient, tenant: Ten
     }
 
 
+def test_numbers_beyond_what_their_columns_hold_are_refused_by_name(client: TestClient, tenant: TenantKeys) -> None:
+    cases = {
+        "max_tokens": usage_event(max_tokens=2**31),
+        "latency_ms": usage_event(latency_ms=2**31),
+        "ttft_ms": usage_event(ttft_ms=2**40),
+        "input_tokens": usage_event(input_tokens=2**63),
+        "usage": usage_event(
+            provider="openai",
+            input_tokens=None,
+            output_tokens=None,
+            usage={"prompt_tokens": 2**64, "completion_tokens": 1},
+        ),
+    }
+    for field, event in cases.items():
+        found = problems(client.post("/v1/events", json=event, headers=tenant.ingest))
+        assert [problem["field"] for problem in found] == [field], (field, found)
+    assert client.post("/v1/events", json=usage_event(max_tokens=2**31 - 1), headers=tenant.ingest).status_code == 202
+
+
+def test_a_nul_character_anywhere_is_refused_by_name_and_nothing_is_stored(
+    client: TestClient, tenant: TenantKeys, engine: Engine
+) -> None:
+    """PostgreSQL stores no NUL character in text or jsonb; such an event gets a 422, not a server error."""
+    batch = [
+        usage_event(),
+        usage_event(app="chat\u0000bot"),
+        usage_event(tags={"team": "se\u0000arch"}),
+        usage_event(provider="openai", usage={"prompt_tokens": 5, "completion_tokens": 1, "note": ["\u0000"]}),
+        usage_event(colour="red", user="a\u0000"),
+    ]
+    found = problems(client.post("/v1/events", json=batch, headers=tenant.ingest))
+    assert [(problem["index"], problem["field"]) for problem in found] == [
+        (1, "app"),
+        (2, "tags.team"),
+        (3, "usage.note[0]"),
+        (4, "user"),
+        (4, "colour"),
+    ]
+    assert "NUL character" in found[0]["message"]
+    ndjson = "\n".join(json.dumps(event) for event in batch[:2])
+    response = client.post(
+        "/v1/events", content=ndjson, headers={**tenant.ingest, "Content-Type": "application/x-ndjson"}
+    )
+    assert [problem["index"] for problem in problems(response)] == [1]
+    assert event_count(engine, tenant) == 0
+
+
 def test_token_arithmetic_must_hold(client: TestClient, tenant: TenantKeys) -> None:
     too_much_cache = usage_event(input_tokens=100, cache_read_input_tokens=80, cache_creation_input_tokens=30)
     assert problems(client.post("/v1/events", json=too_much_cache, headers=tenant.ingest))[0]["field"] == (
