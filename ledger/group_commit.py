@@ -85,7 +85,6 @@ class GroupCommitWriter:
         connections: int = 2,
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> None:
-        self._url = url
         self._lanes = [_Lane(url) for _ in range(connections)]
         self._max_wait = max_wait_seconds
         self._max_events = max_events
@@ -135,7 +134,11 @@ class GroupCommitWriter:
             if not self._pending and not self._stopping:
                 self._arrived.clear()
             if batch:
-                await self._write(lane, batch)
+                try:
+                    await self._write(lane, batch)
+                except Exception as error:  # a bug here must not leave requests waiting forever
+                    log.exception("writing a batch of %d requests failed", len(batch))
+                    _settle_all(batch, error)
             elif self._stopping:
                 return
 

@@ -182,3 +182,23 @@ def test_stopping_writes_what_was_submitted_and_then_refuses_more(engine: Engine
     assert accepted == 1
     assert isinstance(refusal, ServiceUnavailable)
     assert stored_ids(engine, tenant_id, "%-%") & {"last-one", "too-late"} == {"last-one"}
+
+
+def test_the_writer_keeps_serving_after_an_unexpected_error_in_a_batch(engine: Engine, tenant: TenantKeys) -> None:
+    tenant_id = tenant_id_of(engine, tenant)
+
+    def broken_metrics(stats: BatchStats) -> None:
+        raise RuntimeError("metrics backend gone")
+
+    async def main() -> list[int]:
+        writer = GroupCommitWriter(engine.url, on_batch=broken_metrics)
+        writer.start()
+        try:
+            first = await asyncio.wait_for(writer.submit(rows(tenant_id, "after-error-1")), 30)
+            second = await asyncio.wait_for(writer.submit(rows(tenant_id, "after-error-2")), 30)
+            return [first.accepted, second.accepted]
+        finally:
+            await writer.stop()
+
+    assert asyncio.run(main()) == [1, 1]
+    assert stored_ids(engine, tenant_id, "after-error-%") == {"after-error-1", "after-error-2"}
