@@ -3,6 +3,8 @@ is created on it for the run and dropped after), or else an embedded server star
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import secrets
 import tempfile
@@ -35,6 +37,12 @@ def _fresh_database(server_url: str) -> tuple[str, str]:
     )
 
 
+def _remove_if_empty(directory: Path) -> None:
+    """The embedded server deletes its data at exit; this removes the folder that held it, and nothing else."""
+    with contextlib.suppress(OSError):
+        directory.rmdir()
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     server_url = os.environ.get("TOKENLEDGER_TEST_DATABASE_URL")
@@ -42,6 +50,7 @@ def database_url() -> Iterator[str]:
         url, admin_url = _fresh_database(server_url)
     else:
         data_dir = Path(tempfile.mkdtemp(prefix="tokenledger-test-"))
+        atexit.register(_remove_if_empty, data_dir)  # registered first, so it runs after the server's own cleanup
         url = start_embedded_postgres(data_dir, database="tokenledger_test", delete_on_exit=True)
         admin_url = None
     upgrade(url)
