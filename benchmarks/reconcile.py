@@ -25,13 +25,14 @@ from datetime import UTC, datetime, timedelta
 
 import psutil
 import psycopg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from benchmarks.common import fresh_database, tenant_with_key
 from ledger import rollup
 from ledger.database import create_db_engine, session_factory
 from ledger.events import COLUMNS, EventRow
-from ledger.ingest import create_partition
+from ledger.ingest import partition_ddl
 from ledger.periods import Period
 from ledger.reconciliation import run_reconciliation
 from ledger.settings import Settings
@@ -210,7 +211,7 @@ def main() -> None:
     url = fresh_database("tokenledger_bench_reconcile")
     engine = create_db_engine(url, pool_size=1)
     with engine.begin() as conn:
-        create_partition(conn, PERIOD.start)
+        conn.execute(text(partition_ddl(PERIOD.start)))
     engine.dispose()
     for size in args.sizes:
         tenant_id, _ = tenant_with_key(url)

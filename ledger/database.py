@@ -73,14 +73,11 @@ async def connect_async(url: URL) -> psycopg.AsyncConnection[tuple[object, ...]]
     code that runs on the event loop, such as the group-commit writer."""
     conninfo = make_conninfo(url.set(drivername="postgresql").render_as_string(hide_password=False), **CONNECT_ARGS)
     conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-    _write_exact_json(conn, None)
+    set_json_dumps(json_text, context=conn)  # as `_write_exact_json` does for the engine's connections
     return conn
 
 
-def _write_exact_json(
-    dbapi_connection: psycopg.Connection[tuple[object, ...]] | psycopg.AsyncConnection[tuple[object, ...]],
-    _record: object,
-) -> None:
+def _write_exact_json(dbapi_connection: psycopg.Connection[tuple[object, ...]], _record: object) -> None:
     """JSON values the driver sends (raw usage objects, tags) keep their Decimal numbers digit for digit."""
     set_json_dumps(json_text, context=dbapi_connection)
 

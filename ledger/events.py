@@ -242,31 +242,20 @@ def validate_events(
     items: Sequence[Any], *, tenant_id: int, now: datetime, max_future: timedelta = MAX_FUTURE
 ) -> list[EventRow]:
     """Validate every item; raise EventValidationError listing every problem of every event."""
-    nul_problems = _nul_characters(items)
     try:
-        events = None if nul_problems else _EVENT_LIST.validate_python(items)
+        events = _EVENT_LIST.validate_python(items)
     except ValidationError:
         events = None  # at least one item is malformed: validate one by one to name every problem
-    try:
-        rows = _rows(items, events, tenant_id=tenant_id, now=now, max_future=max_future)
-    except EventValidationError as error:
-        problems = sorted([*nul_problems, *error.problems], key=lambda problem: problem.index)
-        raise EventValidationError(problems, events=len(items)) from None
-    if nul_problems:
-        raise EventValidationError(nul_problems, events=len(items))
-    return rows
+    return _rows(items, events, tenant_id=tenant_id, now=now, max_future=max_future, check_nul=_holds_nul(items))
 
 
-def _nul_characters(items: Sequence[Any]) -> list[EventProblem]:
-    """A problem for each event holding a NUL character (JSON's \\u0000) in a string or a key: PostgreSQL's
-    text and jsonb cannot store one. The common case costs one encoding of the batch, in C."""
-    if "\\u0000" not in json.dumps(items, default=str):
-        return []
-    return [
-        EventProblem(index, path, "must not contain a NUL character (\\u0000): PostgreSQL cannot store it")
-        for index, item in enumerate(items)
-        if (path := _nul_path(item, "")) is not None
-    ]
+def _holds_nul(items: Sequence[Any]) -> bool:
+    """Whether some string or key holds a NUL character (JSON's \\u0000), which PostgreSQL's text and jsonb
+    cannot store: one encoding of the batch, in C; `_nul_path` then names the place."""
+    return "\\u0000" in json.dumps(items, default=str)
+
+
+_NUL_MESSAGE = "must not contain a NUL character (\\u0000): PostgreSQL cannot store it"
 
 
 def _nul_path(value: Any, path: str) -> str | None:
@@ -295,10 +284,13 @@ def _rows(
     tenant_id: int,
     now: datetime,
     max_future: timedelta,
+    check_nul: bool = False,
 ) -> list[EventRow]:
     problems: list[EventProblem] = []
     rows: list[EventRow] = []
     for index, item in enumerate(items):
+        if check_nul and (path := _nul_path(item, "")) is not None:
+            problems.append(EventProblem(index, path, _NUL_MESSAGE))
         if events is not None:
             event = events[index]
         else:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
-from sqlalchemy import Connection, text
 from sqlalchemy.dialects import postgresql
 
 from ledger import rollup
@@ -65,10 +64,6 @@ def partition_ddl(month: datetime) -> str:
         f"CREATE TABLE IF NOT EXISTS {partition_name(start)} PARTITION OF usage_events "
         f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
     )
-
-
-def create_partition(conn: Connection, month: datetime) -> None:
-    conn.execute(text(partition_ddl(month)))
 
 
 def _postgres_type(name: str) -> str:
@@ -139,19 +134,18 @@ async def write_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> Write
     for index, row in enumerate(rows):
         first_seen.setdefault((row.tenant_id, row.event_id), index)
     unique = [rows[index] for index in first_seen.values()]
-    async with conn.cursor() as cursor:
-        if len(unique) <= PARAMETER_BATCH_ROWS:
-            async with psycopg.AsyncRawCursor(conn) as raw:
-                await raw.execute(_STORE_GIVEN, [_json_rows(unique)], prepare=True)
-                new_ids = set(await raw.fetchall())
-        else:
-            async with conn.transaction():
-                async with cursor.copy(_COPY_STAGING) as copy:
-                    copy.set_types(COLUMN_TYPES)
-                    for row in unique:
-                        await copy.write_row(row)
-                await cursor.execute(_STORE_STAGED, prepare=True)
-                new_ids = set(await cursor.fetchall())
+    if len(unique) <= PARAMETER_BATCH_ROWS:
+        async with psycopg.AsyncRawCursor(conn) as raw:
+            await raw.execute(_STORE_GIVEN, [_json_rows(unique)], prepare=True)
+            new_ids = set(await raw.fetchall())
+    else:
+        async with conn.transaction(), conn.cursor() as cursor:
+            async with cursor.copy(_COPY_STAGING) as copy:
+                copy.set_types(COLUMN_TYPES)
+                for row in unique:
+                    await copy.write_row(row)
+            await cursor.execute(_STORE_STAGED, prepare=True)
+            new_ids = set(await cursor.fetchall())
     stored = tuple(
         first_seen[(row.tenant_id, row.event_id)] == index and (row.tenant_id, row.event_id) in new_ids
         for index, row in enumerate(rows)
