@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from operator import add, itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, delete, select, text
@@ -156,6 +157,7 @@ class _Prices:
     def __init__(self, catalog: PriceCatalog) -> None:
         self._catalog = catalog
         self._memo: dict[tuple[Any, ...], Decimal | None] = {}
+        self._pairs: dict[tuple[Any, ...], tuple[tuple[Decimal | None, Decimal | None], ...]] = {}
 
     def per_token(self, provider: str, model: str, category: str, tier: str, band: int, at: datetime) -> Decimal | None:
         key = (provider, model, category, tier, band, at)
@@ -170,6 +172,26 @@ class _Prices:
             )
             self._memo[key] = None if row is None else row.price_per_token()
         return self._memo[key]
+
+    def served_and_requested(
+        self, scope: tuple[str, str, str, str, int], at: datetime
+    ) -> tuple[tuple[Decimal | None, Decimal | None], ...]:
+        """Per category (in `_CATEGORIES` order): the per-token price at the served and at the requested
+        model of `scope` (provider, served, requested, tier, band), at `at`."""
+        key = (*scope, at)
+        pairs = self._pairs.get(key)
+        if pairs is None:
+            provider, served_model, requested_model, tier, band = scope
+            pairs = self._pairs[key] = tuple(
+                (
+                    served := self.per_token(provider, served_model, category, tier, band, at),
+                    served
+                    if requested_model == served_model
+                    else self.per_token(provider, requested_model, category, tier, band, at),
+                )
+                for category in _CATEGORIES
+            )
+        return pairs
 
 
 def _hourly_models(session: Session, tenant_id: int, window: Period, catalog: PriceCatalog) -> list[tuple[str, str]]:
@@ -208,13 +230,12 @@ def _segments(hourly: list[tuple[str, str]], window: Period, catalog: PriceCatal
     return {"segment_providers": providers, "segment_hours": hours, "segment_first_hours": first_hours}
 
 
-@dataclass
+@dataclass(slots=True)
 class _LoggedAccumulator:
     """Sums for one LoggedDay while its rows (hours, bands, raw model spellings) are folded in."""
 
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTS, 0))
-    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_CATEGORIES, 0))
-    finish: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_FINISHES, 0))
+    measures: Sequence[int] = ()
+    """The `_MEASURES` of its rows, summed."""
     costs: dict[str, Decimal | None] = field(default_factory=lambda: dict.fromkeys(_CATEGORIES, Decimal(0)))
     prices: dict[str, Decimal | None] = field(default_factory=dict)
     requested_cost: Decimal | None = Decimal(0)
@@ -262,41 +283,44 @@ def _logged_days(
     days = {"tenant": tenant_id, "first_day": window.start.date(), "end_day": window.end.date()}
     prices = _Prices(catalog)
     groups: dict[tuple[Any, ...], _LoggedAccumulator] = {}
+    scopes: dict[tuple[str, ...], tuple[str, ...]] = {}  # a rollup scope → its LoggedDay scope (names normalized)
 
     def group_of(
         day: date, provider: str, account: str, key_id: str, served: str, requested: str, tier: str
     ) -> _LoggedAccumulator:
-        key = (
-            day,
-            provider,
-            account,
-            key_id,
-            normalize_model_name(provider, served),
-            normalize_model_name(provider, requested),
-            tier or "standard",
-        )
+        raw = (provider, account, key_id, served, requested, tier)
+        scope = scopes.get(raw)
+        if scope is None:
+            scope = scopes[raw] = (
+                provider,
+                account,
+                key_id,
+                normalize_model_name(provider, served),
+                normalize_model_name(provider, requested),
+                tier or "standard",
+            )
+        key = (day, *scope)
         group = groups.get(key)
         if group is None:
             group = groups[key] = _LoggedAccumulator()
         return group
 
-    for row in session.execute(text(_LOGGED_SQL), days).tuples():
+    for row in session.execute(text(_LOGGED_SQL), days).tuples().all():
         day, provider, account, key_id, served, requested, tier, band = row[:8]
         group = group_of(day, provider, account, key_id, served, requested, tier)
         _fold_measures(group, row)
         if f"{provider}|{served}" not in priced_by_segment and f"{provider}|{requested}" not in priced_by_segment:
-            quantities = {category: int(row[position]) for category, position in _CATEGORY_AT.items()}
-            _fold_costs(group, quantities, prices, (provider, served, requested, tier, band), day_start(day))
+            _fold_costs(group, _QUANTITIES(row), prices, (provider, served, requested, tier, band), day_start(day))
     for row in segment_rows():
         first_hour, provider, account, key_id, served, requested, tier, band = row[:8]
         day = first_hour.astimezone(UTC).date()
         group = group_of(day, provider, account, key_id, served, requested, tier)
-        quantities = dict(zip(_CATEGORIES, map(int, row[8:]), strict=True))
-        _fold_costs(group, quantities, prices, (provider, served, requested, tier, band), first_hour)
+        _fold_costs(group, row[8:], prices, (provider, served, requested, tier, band), first_hour)
     return [_logged_day(key, group) for key, group in groups.items()]
 
 
-# Positions in a row of _LOGGED_SQL.
+# Positions in a row of _LOGGED_SQL, and what each LoggedDay sums (`_MEASURES`: counts, finish reasons,
+# token categories).
 _COUNT_AT = {name: 8 + offset for offset, name in enumerate(("requests", "ok", "e429", "e5xx", "e4xx"))}
 _CATEGORY_AT = {name: 13 + offset for offset, name in enumerate(_CATEGORIES)}
 _COUNT_AT |= {
@@ -308,52 +332,53 @@ _COUNT_AT |= {
 _FINISH_AT = {name: 23 + offset for offset, name in enumerate(_FINISHES)}
 _TRUNCATED, _TRUNCATED_MIN, _TRUNCATED_MAX, _REPORTED_COST, _REPORTED_REQUESTS = 29, 30, 31, 32, 33
 _COUNT_AT |= {"truncated": _TRUNCATED, "reported_cost_requests": _REPORTED_REQUESTS}
+_MEASURE_AT = {**{name: _COUNT_AT[name] for name in _COUNTS}, **_FINISH_AT, **_CATEGORY_AT}
+_MEASURES = itemgetter(*_MEASURE_AT.values())
+_QUANTITIES = itemgetter(*_CATEGORY_AT.values())
+_COUNTS_IN = slice(0, len(_COUNTS))
+_FINISHES_IN = slice(len(_COUNTS), len(_COUNTS) + len(_FINISHES))
+_CATEGORIES_IN = slice(len(_COUNTS) + len(_FINISHES), len(_MEASURE_AT))
+_NO_MEASURES = (0,) * len(_MEASURE_AT)
 
 
 def _fold_measures(group: _LoggedAccumulator, row: Any) -> None:
-    counts, tokens, finish = group.counts, group.tokens, group.finish
-    for name, position in _COUNT_AT.items():
-        counts[name] += int(row[position] or 0)
-    for name, position in _FINISH_AT.items():
-        finish[name] += int(row[position])
-    for name, position in _CATEGORY_AT.items():
-        tokens[name] += int(row[position])
+    """Add a row's counts, finish reasons and tokens (NOT NULL bigint columns: ints) to the group's."""
+    values = _MEASURES(row)
+    group.measures = list(map(add, group.measures, values)) if group.measures else values
     if row[_REPORTED_REQUESTS]:
         group.reported_cost += row[_REPORTED_COST]
     if row[_TRUNCATED]:
-        low, high = int(row[_TRUNCATED_MIN]), int(row[_TRUNCATED_MAX])
+        low, high = row[_TRUNCATED_MIN], row[_TRUNCATED_MAX]
         group.truncated_min = low if group.truncated_min is None else min(group.truncated_min, low)
         group.truncated_max = high if group.truncated_max is None else max(group.truncated_max, high)
 
 
 def _fold_costs(
     group: _LoggedAccumulator,
-    quantities: dict[str, int],
+    quantities: Sequence[int],
     prices: _Prices,
     scope: tuple[str, str, str, str, int],
     moment: datetime,
 ) -> None:
-    """Add the cost of `quantities`, priced at `moment`, at the served and at the requested model."""
-    provider, served_model, requested_model, tier, band = scope
-    costs = group.costs
-    for category, quantity in quantities.items():
-        served = prices.per_token(provider, served_model, category, tier, band, moment)
-        if served is not None and category not in group.prices:
-            group.prices[category] = served
+    """Add the cost of `quantities` (per category, in `_CATEGORIES` order), priced at `moment`, at the served
+    and at the requested model of `scope` (provider, served, requested, tier, band)."""
+    costs, known = group.costs, group.prices
+    for category, quantity, (served, requested) in zip(
+        _CATEGORIES, quantities, prices.served_and_requested(scope, moment), strict=True
+    ):
+        if served is not None and category not in known:
+            known[category] = served
         if quantity:
             cost = costs[category]
             costs[category] = None if cost is None or served is None else cost + quantity * served
-            if requested_model == served_model:
-                requested = served
-            else:
-                requested = prices.per_token(provider, requested_model, category, tier, band, moment)
             before = group.requested_cost
             group.requested_cost = None if before is None or requested is None else before + quantity * requested
 
 
 def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
     day, provider, account, api_key_id, model, request_model, service_tier = key
-    counts, costs = group.counts, group.costs
+    costs, measures = group.costs, group.measures or _NO_MEASURES  # none: only price-segment rows, read later
+    counts = dict(zip(_COUNTS, measures[_COUNTS_IN], strict=True))
     priced = {category: cost for category, cost in costs.items() if cost is not None}
     return LoggedDay(
         provider=provider,
@@ -368,13 +393,13 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         errors_429=counts["e429"],
         errors_5xx=counts["e5xx"],
         errors_4xx=counts["e4xx"],
-        tokens=TokenCounts(**group.tokens),
+        tokens=TokenCounts(**dict(zip(_CATEGORIES, measures[_CATEGORIES_IN], strict=True))),
         reasoning_tokens=counts["reasoning"],
         system_prompt_tokens=counts["system_prompt_tokens"],
         requests_with_system_prompt=counts["system_prompt_requests"],
         streamed_requests=counts["streamed"],
         streamed_missing_finish=counts["streamed_missing_finish"],
-        finish=FinishCounts(**group.finish),
+        finish=FinishCounts(**dict(zip(_FINISHES, measures[_FINISHES_IN], strict=True))),
         truncation=TruncationStats(
             count=counts["truncated"], min_output=group.truncated_min or 0, max_output=group.truncated_max or 0
         ),
@@ -659,6 +684,20 @@ def _store_drift(session: Session, tenant_id: int, period: Period, drift: Sequen
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
+def _upsert_findings_statement() -> Any:
+    """Insert a finding, or update the one with its fingerprint, keeping what a person set (status, note) and
+    when it was first seen."""
+    statement = pg_insert(Finding)
+    kept = ("tenant_id", "fingerprint", "status", "first_seen", "note", "id")
+    updated = [column.name for column in Finding.__table__.c if column.name not in kept]
+    return statement.on_conflict_do_update(
+        index_elements=["tenant_id", "fingerprint"], set_={name: statement.excluded[name] for name in updated}
+    ).returning(Finding)
+
+
+_UPSERT_FINDINGS = _upsert_findings_statement()
+
+
 def _upsert_findings(
     session: Session, tenant_id: int, findings: Sequence[FindingResult], run_id: int, now: datetime
 ) -> int:
@@ -698,14 +737,9 @@ def _upsert_findings(
         }
         for finding in findings
     ]
-    statement = pg_insert(Finding).values(values)
-    updated = ("tenant_id", "fingerprint", "status", "first_seen", "note")
-    statement = statement.on_conflict_do_update(
-        index_elements=["tenant_id", "fingerprint"],
-        set_={column.name: statement.excluded[column.name] for column in Finding.__table__.c
-              if column.name not in (*updated, "id")},
-    )  # fmt: skip
-    stored = {finding.fingerprint: finding for finding in session.scalars(statement.returning(Finding))}
+    # One statement, the rows sent as parameter sets: SQLAlchemy batches them into multi-row VALUES itself,
+    # and the statement compiles once per process instead of once per run and row count.
+    stored = {finding.fingerprint: finding for finding in session.scalars(_UPSERT_FINDINGS, values)}
     channels = enabled_channels(session, tenant_id)
     if channels:
         for fingerprint in fingerprints:

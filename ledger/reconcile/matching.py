@@ -11,13 +11,14 @@ horizon a scope with no billed row was billed zero."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from itertools import pairwise
+from operator import attrgetter
 from types import MappingProxyType
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from ledger.reconcile.model import (
     CATEGORIES,
@@ -32,6 +33,7 @@ from ledger.reconcile.model import (
 )
 
 N = TypeVar("N", int, Decimal)
+_ONE_DAY = timedelta(days=1)
 REQUESTS = "requests"
 TOTAL = "total"
 
@@ -80,12 +82,21 @@ class _Billed:
 
 
 def _metrics_of(row: BilledDay) -> frozenset[str]:
-    metrics = {quantity_metric(c) for c in row.quantities} | {amount_metric(c) for c in row.amounts}
-    if row.requests is not None:
-        metrics.add(REQUESTS)
-    if row.billed_total is not None:
-        metrics.add(TOTAL)
-    return frozenset(metrics)
+    stated = (tuple(row.quantities), tuple(row.amounts), row.requests is not None, row.billed_total is not None)
+    metrics = _METRICS_STATED.get(stated)
+    if metrics is None:
+        quantities, amounts, requests, total = stated
+        metrics = _METRICS_STATED[stated] = frozenset(
+            [quantity_metric(c) for c in quantities]
+            + [amount_metric(c) for c in amounts]
+            + [REQUESTS] * requests
+            + [TOTAL] * total
+        )
+    return metrics
+
+
+_METRICS_STATED: dict[tuple[tuple[str, ...], tuple[str, ...], bool, bool], frozenset[str]] = {}
+"""The metrics of each combination of stated figures seen so far (at most a few hundred: categories are few)."""
 
 
 def _scope_of(row: BilledDay) -> Scope:
@@ -105,7 +116,20 @@ def _grain_of(row: BilledDay) -> tuple[str, ...]:
 
 def _values_at(row: LoggedDay | BilledDay, grain: tuple[str, ...]) -> tuple[str, ...]:
     """A row's values of the grain's dimensions: with the provider, its scope at that grain."""
-    return tuple([getattr(row, name) for name in grain])
+    read = _READ_GRAIN.get(grain)
+    if read is None:
+        read = _READ_GRAIN[grain] = _grain_reader(grain)
+    return read(row)
+
+
+def _grain_reader(grain: tuple[str, ...]) -> Callable[[LoggedDay | BilledDay], tuple[str, ...]]:
+    if len(grain) > 1:
+        return cast(Callable[[LoggedDay | BilledDay], tuple[str, ...]], attrgetter(*grain))
+    return lambda row: tuple([getattr(row, name) for name in grain])
+
+
+_READ_GRAIN: dict[tuple[str, ...], Callable[[LoggedDay | BilledDay], tuple[str, ...]]] = {}
+"""A getter of the values of each grain (dimensions in `DIMENSIONS` order: a few dozen at most)."""
 
 
 def scope_sort_key(scope: Scope) -> tuple[str, ...]:
@@ -303,7 +327,7 @@ def _cancelled(
 ) -> Decimal | None:
     """How much mismatch merging two adjacent days (with mismatches `a` and `b`, see `_mismatch`) cancels;
     None when they are not a midnight shift."""
-    if second.first_day != first.last_day + timedelta(days=1):
+    if second.first_day != first.last_day + _ONE_DAY:
         return None
     if a is None or b is None:
         return None

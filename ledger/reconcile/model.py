@@ -5,12 +5,14 @@ names the row and the field."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
+from operator import add as _plus
+from operator import attrgetter, itemgetter
 from types import MappingProxyType
-from typing import TypeAlias, cast
+from typing import Any, TypeAlias, cast
 
 CATEGORIES: tuple[str, ...] = ("uncached_input", "cached_input", "cache_write_5m", "cache_write_1h", "output")
 """Token categories on both sides; `output` includes reasoning."""
@@ -23,6 +25,7 @@ down by it."""
 
 JSONValue: TypeAlias = str | int | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
 _EMPTY: Mapping[str, Decimal] = MappingProxyType({})
+_ZERO = Decimal(0)
 
 
 class ReconcileInputError(ValueError):
@@ -54,15 +57,34 @@ def _is_money(value: object) -> bool:
     return value is None or (type(value) is Decimal and value.is_finite())
 
 
-def _check_counts(where: str, row: object, names: Iterable[str]) -> None:
+_ONLY_INT = frozenset({int})
+_GETTERS: dict[tuple[str, ...], Callable[[object], tuple[object, ...]]] = {}
+
+
+def _values(row: object, names: tuple[str, ...]) -> tuple[object, ...]:
+    """The named fields of `row`, read by one cached C-level getter."""
+    getter = _GETTERS.get(names)
+    if getter is None:
+        read = attrgetter(*names)
+        getter = _GETTERS[names] = read if len(names) > 1 else lambda row: (read(row),)
+    return getter(row)
+
+
+def _plain_counts(values: tuple[Any, ...]) -> bool:
+    """Every value an exact int ≥ 0, in one C-level sweep (False means: look closer, not necessarily bad)."""
+    return not values or (set(map(type, values)) <= _ONLY_INT and min(values) >= 0)
+
+
+def _check_counts(where: str, row: object, names: tuple[str, ...]) -> None:
     """Every named field a count; the common case passes in one quick sweep, a bad field is named."""
-    values = [getattr(row, name) for name in names]
-    if not all(_is_count(value) for value in values):
+    values = _values(row, names)
+    if not _plain_counts(values):
         for name, value in zip(names, values, strict=True):
-            _check_count(where, name, value)
+            if not _is_count(value):
+                _check_count(where, name, value)
 
 
-def _check_moneys(where: str, row: object, names: Iterable[str]) -> None:
+def _check_moneys(where: str, row: object, names: tuple[str, ...]) -> None:
     """Every named field None or a finite Decimal, a bad field named."""
     for name in names:
         value = getattr(row, name)
@@ -70,16 +92,33 @@ def _check_moneys(where: str, row: object, names: Iterable[str]) -> None:
             _check_money(where, name, value)
 
 
-def _frozen_mapping(where: str, name: str, value: Mapping[str, object], check: str) -> Mapping[str, object]:
+_CATEGORY_SET = frozenset(CATEGORIES)
+_PLAIN_TYPES = {"count": frozenset({int}), "money": frozenset({Decimal})}
+_finite = Decimal.is_finite
+
+
+def _frozen_mapping(
+    where: Callable[[], str], name: str, value: Mapping[str, object], check: str
+) -> Mapping[str, object]:
+    """`value` as a read-only mapping in category order, None entries dropped. `where` names the owner in an
+    error, and is only called for one."""
     plain = _is_count if check == "count" else _is_money
-    for key, item in value.items():
-        if key not in CATEGORIES:
-            raise ReconcileInputError(f"{where}.{name}: unknown category {key!r}; expected one of {CATEGORIES}")
-        if item is not None and not plain(item):
-            if check == "count":
-                _check_count(where, f"{name}[{key!r}]", item)
-            else:
-                _check_money(where, f"{name}[{key!r}]", item)
+    items: Collection[Any] = value.values()
+    if (
+        value.keys() <= _CATEGORY_SET
+        and set(map(type, items)) <= _PLAIN_TYPES[check]
+        and (all(map(_finite, items)) if check == "money" else min(items, default=0) >= 0)
+    ):
+        return MappingProxyType({key: value[key] for key in CATEGORIES if key in value})
+    if not value.keys() <= _CATEGORY_SET or not all(item is None or plain(item) for item in items):
+        for key, item in value.items():
+            if key not in CATEGORIES:
+                raise ReconcileInputError(f"{where()}.{name}: unknown category {key!r}; expected one of {CATEGORIES}")
+            if item is not None and not plain(item):
+                if check == "count":
+                    _check_count(where(), f"{name}[{key!r}]", item)
+                else:
+                    _check_money(where(), f"{name}[{key!r}]", item)
     return MappingProxyType({key: value[key] for key in CATEGORIES if key in value and value[key] is not None})
 
 
@@ -189,13 +228,38 @@ class LoggedDay:
     reported_cost: Decimal | None = None
 
     def __post_init__(self) -> None:
-        where = f"LoggedDay[{self.provider}/{self.account}/{self.api_key_id}/{self.model} {self.day}]"
-        for name in ("provider", "account", "api_key_id", "model", "request_model", "service_tier"):
+        if not self._plainly_valid():
+            self._check()
+        for name in ("expected_cost_by_category", "expected_unit_price"):
+            object.__setattr__(self, name, _frozen_mapping(self._where, name, getattr(self, name), "money"))
+
+    def _where(self) -> str:
+        return f"LoggedDay[{self.provider}/{self.account}/{self.api_key_id}/{self.model} {self.day}]"
+
+    def _plainly_valid(self) -> bool:
+        """The common case, in a few C-level sweeps: exact types and every relation kept. False means `_check`
+        must look field by field (a subclass of str or date, say, is still fine)."""
+        return (
+            set(map(type, _values(self, _LOGGED_STRINGS))) <= _ONLY_STR
+            and type(self.day) is date
+            and _plain_counts(_values(self, _LOGGED_COUNTS))
+            and all(map(_is_money, _values(self, _LOGGED_MONEYS)))
+            and bool(self.provider)
+            and bool(self.model)
+            and self.successful_requests + self.errors_429 + self.errors_5xx + self.errors_4xx <= self.requests
+            and self.streamed_missing_finish <= self.streamed_requests
+            and type(self.tokens) is TokenCounts
+        )
+
+    def _check(self) -> None:
+        """Every rule, field by field; the first broken one is raised with the field named."""
+        where = self._where()
+        for name in _LOGGED_STRINGS:
             if not isinstance(getattr(self, name), str):
                 raise ReconcileInputError(f"{where}.{name}: must be a string, got {getattr(self, name)!r}")
         _check_day(where, self.day)
         _check_counts(where, self, _LOGGED_COUNTS)
-        _check_moneys(where, self, ("expected_cost", "expected_cost_at_requested_model", "reported_cost"))
+        _check_moneys(where, self, _LOGGED_MONEYS)
         if not self.provider or not self.model:
             raise ReconcileInputError(f"{where}: provider and model must not be empty")
         if self.successful_requests + self.errors_429 + self.errors_5xx + self.errors_4xx > self.requests:
@@ -207,8 +271,12 @@ class LoggedDay:
             raise ReconcileInputError(f"{where}.streamed_missing_finish: above streamed_requests")
         if not isinstance(self.tokens, TokenCounts):
             raise ReconcileInputError(f"{where}.tokens: must be TokenCounts, got {type(self.tokens).__name__}")
-        for name in ("expected_cost_by_category", "expected_unit_price"):
-            object.__setattr__(self, name, _frozen_mapping(where, name, getattr(self, name), "money"))
+
+
+_LOGGED_STRINGS = ("provider", "account", "api_key_id", "model", "request_model", "service_tier")
+_LOGGED_MONEYS = ("expected_cost", "expected_cost_at_requested_model", "reported_cost")
+_ONLY_STR = frozenset({str})
+_STR_OR_NONE = frozenset({str, type(None)})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -232,9 +300,34 @@ class BilledDay:
     source: str = ""
 
     def __post_init__(self) -> None:
-        where = (
-            f"BilledDay[{self.source or '?'}: {self.provider}/{self.account}/{self.api_key_id}/{self.model} {self.day}]"
+        if not self._plainly_valid():
+            self._check()
+        object.__setattr__(self, "currency", self.currency.upper())
+        object.__setattr__(self, "quantities", _frozen_mapping(self._where, "quantities", self.quantities, "count"))
+        object.__setattr__(self, "amounts", _frozen_mapping(self._where, "amounts", self.amounts, "money"))
+
+    def _where(self) -> str:
+        scope = f"{self.provider}/{self.account}/{self.api_key_id}/{self.model}"
+        return f"BilledDay[{self.source or '?'}: {scope} {self.day}]"
+
+    def _plainly_valid(self) -> bool:
+        """The common case in a few quick sweeps (False means: `_check` looks field by field)."""
+        currency = self.currency
+        return (
+            type(self.provider) is str
+            and bool(self.provider)
+            and set(map(type, _values(self, DIMENSIONS))) <= _STR_OR_NONE
+            and type(self.day) is date
+            and (self.requests is None or _is_count(self.requests))
+            and _is_money(self.total_amount)
+            and type(currency) is str
+            and len(currency) == 3
+            and currency.isalpha()
         )
+
+    def _check(self) -> None:
+        """Every rule, field by field; the first broken one is raised with the field named."""
+        where = self._where()
         if not isinstance(self.provider, str) or not self.provider:
             raise ReconcileInputError(f"{where}.provider: must be a non-empty string, got {self.provider!r}")
         for name in DIMENSIONS:
@@ -247,9 +340,6 @@ class BilledDay:
         _check_money(where, "total_amount", self.total_amount)
         if not isinstance(self.currency, str) or len(self.currency) != 3 or not self.currency.isalpha():
             raise ReconcileInputError(f"{where}.currency: must be an ISO-4217 code, got {self.currency!r}")
-        object.__setattr__(self, "currency", self.currency.upper())
-        object.__setattr__(self, "quantities", _frozen_mapping(where, "quantities", self.quantities, "count"))
-        object.__setattr__(self, "amounts", _frozen_mapping(where, "amounts", self.amounts, "money"))
 
     @property
     def billed_total(self) -> Decimal | None:
@@ -393,8 +483,10 @@ class LoggedTotals:
         return running.totals()
 
     @classmethod
-    def of_rows(cls, rows: Iterable[LoggedDay]) -> LoggedTotals:
+    def of_rows(cls, rows: Sequence[LoggedDay]) -> LoggedTotals:
         """`LoggedTotals() + LoggedTotals.of(rows[0]) + …`, in one pass."""
+        if len(rows) == 1:
+            return cls._of_one_row(rows[0])
         running = _RunningTotals()
         for row in rows:
             cost = row.expected_cost
@@ -403,6 +495,35 @@ class LoggedTotals:
             # A validated row's price mapping holds no None (`_frozen_mapping` drops them).
             running.add(row, cost, cast(Mapping[str, Decimal], row.expected_unit_price))
         return running.totals()
+
+    @classmethod
+    def _of_one_row(cls, row: LoggedDay) -> LoggedTotals:
+        """`of_rows([row])` without the running sums: the same Decimal additions to zero, so the same
+        values and exponents."""
+        tokens, row_costs = row.tokens, row.expected_cost_by_category
+        costs: dict[str, Decimal] = {}
+        for category in CATEGORIES:
+            cost = row_costs.get(category)
+            if cost is not None:
+                costs[category] = _ZERO + cost
+            elif not getattr(tokens, category):
+                costs[category] = _ZERO  # nothing used, nothing unpriced
+        expected = row.expected_cost
+        if expected is None and not tokens.total():
+            expected = _ZERO
+        return cls(
+            requests=row.requests,
+            successful_requests=row.successful_requests,
+            errors_429=row.errors_429,
+            errors_5xx=row.errors_5xx,
+            errors_4xx=row.errors_4xx,
+            tokens=tokens,
+            system_prompt_tokens=row.system_prompt_tokens,
+            expected_cost=None if expected is None else _ZERO + expected,
+            expected_cost_by_category=MappingProxyType(costs),
+            # A validated row's price mapping holds no None (`_frozen_mapping` drops them).
+            unit_prices=MappingProxyType(dict(cast(Mapping[str, Decimal], row.expected_unit_price))),
+        )
 
     def __add__(self, other: LoggedTotals) -> LoggedTotals:
         tokens = self.tokens + other.tokens
@@ -440,6 +561,19 @@ class LoggedTotals:
         return self.unit_prices.get(category)
 
 
+_SUMMED_COUNTS = (
+    "requests",
+    "successful_requests",
+    "errors_429",
+    "errors_5xx",
+    "errors_4xx",
+    "system_prompt_tokens",
+)
+_summed_counts = attrgetter(*_SUMMED_COUNTS)
+_token_counts = attrgetter(*CATEGORIES)
+_category_costs = itemgetter(*CATEGORIES)
+
+
 @dataclass(slots=True)
 class _RunningTotals:
     """`LoggedTotals() + a + b + …` accumulated in place: the same result, by the same Decimal additions in
@@ -447,39 +581,36 @@ class _RunningTotals:
 
     parts: int = 0
     first_tokens: TokenCounts | None = None
-    requests: int = 0
-    successful_requests: int = 0
-    errors_429: int = 0
-    errors_5xx: int = 0
-    errors_4xx: int = 0
-    system_prompt_tokens: int = 0
-    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
-    costs: dict[str, Decimal | None] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, Decimal(0)))
-    """Per category as `_category_cost` sees the sum so far: its cost, None once some usage is unpriced."""
-    expected_cost: Decimal | None = Decimal(0)
+    counts: list[int] = field(default_factory=lambda: [0] * len(_SUMMED_COUNTS))
+    """The `_SUMMED_COUNTS` so far."""
+    tokens: list[int] = field(default_factory=lambda: [0] * len(CATEGORIES))
+    costs: list[Decimal | None] = field(default_factory=lambda: [_ZERO] * len(CATEGORIES))
+    """Per category (in `CATEGORIES` order) as `_category_cost` sees the sum so far: its cost, None once some
+    usage is unpriced."""
+    expected_cost: Decimal | None = _ZERO
     prices: dict[str, Decimal] = field(default_factory=dict)
 
     def add(self, part: LoggedTotals | LoggedDay, expected_cost: Decimal | None, prices: Mapping[str, Decimal]) -> None:
         """Add a part's counts and per-category costs, with its expected cost and catalog unit prices."""
         self.parts += 1
+        part_tokens = part.tokens
         if self.first_tokens is None:
-            self.first_tokens = part.tokens
-        self.requests += part.requests
-        self.successful_requests += part.successful_requests
-        self.errors_429 += part.errors_429
-        self.errors_5xx += part.errors_5xx
-        self.errors_4xx += part.errors_4xx
-        self.system_prompt_tokens += part.system_prompt_tokens
-        tokens, costs, part_tokens, part_costs = self.tokens, self.costs, part.tokens, part.expected_cost_by_category
-        for category in CATEGORIES:
-            count: int = getattr(part_tokens, category)
-            tokens[category] += count
-            cost = costs[category]
-            if cost is not None:
-                part_cost = part_costs.get(category)
-                if part_cost is None and count == 0:
-                    part_cost = Decimal(0)
-                costs[category] = None if part_cost is None else cost + part_cost
+            self.first_tokens = part_tokens
+        self.counts = list(map(_plus, self.counts, _summed_counts(part)))
+        counts = _token_counts(part_tokens)
+        self.tokens = list(map(_plus, self.tokens, counts))
+        costs, part_costs = self.costs, part.expected_cost_by_category
+        part_values = _category_costs(part_costs) if len(part_costs) == len(CATEGORIES) else None
+        if part_values is not None and None not in part_values and None not in costs:
+            self.costs = list(map(_plus, costs, part_values))  # every category priced on both sides
+        else:
+            for index, category in enumerate(CATEGORIES):
+                cost = costs[index]
+                if cost is not None:
+                    part_cost = part_costs.get(category)
+                    if part_cost is None and counts[index] == 0:
+                        part_cost = _ZERO
+                    costs[index] = None if part_cost is None else cost + part_cost
         self.expected_cost = _add_optional(self.expected_cost, expected_cost)
         if not self.prices:
             self.prices = dict(prices)
@@ -490,18 +621,15 @@ class _RunningTotals:
         if self.first_tokens is None:
             return LoggedTotals()
         # One part's tokens are their own sum (TokenCounts is immutable): no new, re-validated counts.
-        tokens = self.first_tokens if self.parts == 1 else TokenCounts(**self.tokens)
+        tokens = self.first_tokens
+        if self.parts > 1:
+            tokens = TokenCounts(**dict(zip(CATEGORIES, self.tokens, strict=True)))
         return LoggedTotals(
-            requests=self.requests,
-            successful_requests=self.successful_requests,
-            errors_429=self.errors_429,
-            errors_5xx=self.errors_5xx,
-            errors_4xx=self.errors_4xx,
+            **dict(zip(_SUMMED_COUNTS, self.counts, strict=True)),
             tokens=tokens,
-            system_prompt_tokens=self.system_prompt_tokens,
             expected_cost=self.expected_cost,
             expected_cost_by_category=MappingProxyType(
-                {category: cost for category, cost in self.costs.items() if cost is not None}
+                {category: cost for category, cost in zip(CATEGORIES, self.costs, strict=True) if cost is not None}
             ),
             unit_prices=MappingProxyType(self.prices),
         )

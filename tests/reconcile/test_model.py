@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.reconcile import BilledDay, ReconcileInputError, ReconcileSettings, TokenCounts
+from ledger.reconcile import BilledDay, LoggedDay, LoggedTotals, ReconcileInputError, ReconcileSettings, TokenCounts
 from tests.reconcile.month import month, run, statement
 
 ROW = month(days=[date(2026, 10, 1)])[0]
@@ -63,3 +63,56 @@ def test_history_must_precede_the_period() -> None:
 def test_settings_must_be_non_negative() -> None:
     with pytest.raises(ReconcileInputError, match=r"ReconcileSettings\.token_rel_tolerance: must be a non-negative"):
         ReconcileSettings(token_rel_tolerance=Decimal("-0.1"))
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        ROW,
+        replace(ROW, expected_cost=None, expected_cost_by_category={"uncached_input": Decimal("0.0125")}),
+        replace(ROW, tokens=TokenCounts(), expected_cost=None, expected_cost_by_category={}, expected_unit_price={}),
+        replace(ROW, expected_cost_by_category={"output": Decimal("1E+2")}, expected_cost=Decimal("1E+2")),
+    ],
+    ids=["priced", "partly-priced", "unused-and-unpriced", "exponent"],
+)
+def test_the_totals_of_one_row_are_those_of_adding_it_to_nothing(row: LoggedDay) -> None:
+    summed = LoggedTotals() + LoggedTotals.of(row)
+
+    totals = LoggedTotals.of_rows([row])
+
+    assert totals == summed
+    assert [str(cost) for cost in totals.expected_cost_by_category.values()] == [
+        str(cost) for cost in summed.expected_cost_by_category.values()
+    ]
+    assert str(totals.expected_cost) == str(summed.expected_cost)
+    assert LoggedTotals.of_rows([row, _nothing_used_like(row)]) == totals
+
+
+def _nothing_used_like(row: LoggedDay) -> LoggedDay:
+    return replace(
+        row,
+        requests=0,
+        successful_requests=0,
+        errors_429=0,
+        errors_5xx=0,
+        errors_4xx=0,
+        tokens=TokenCounts(),
+        system_prompt_tokens=0,
+        expected_cost=Decimal(0),
+        expected_cost_by_category={},
+    )
+
+
+def test_summing_in_one_pass_is_adding_one_by_one() -> None:
+    rows = month(days=[date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)])
+    rows[1] = replace(rows[1], expected_cost=None, expected_cost_by_category={"output": Decimal("0.25")})
+    parts = [LoggedTotals.of(row) for row in rows]
+
+    one_by_one = LoggedTotals()
+    for part in parts:
+        one_by_one = one_by_one + part
+
+    assert LoggedTotals.sum(parts) == one_by_one
+    assert LoggedTotals.of_rows(rows) == one_by_one
+    assert one_by_one.expected_cost is None
+    assert "uncached_input" not in one_by_one.expected_cost_by_category
