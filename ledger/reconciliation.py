@@ -339,6 +339,7 @@ _COUNTS_IN = slice(0, len(_COUNTS))
 _FINISHES_IN = slice(len(_COUNTS), len(_COUNTS) + len(_FINISHES))
 _CATEGORIES_IN = slice(len(_COUNTS) + len(_FINISHES), len(_MEASURE_AT))
 _NO_MEASURES = (0,) * len(_MEASURE_AT)
+_NOT_TRUNCATED = TruncationStats()  # immutable: one for every day without truncated requests
 
 
 def _fold_measures(group: _LoggedAccumulator, row: Any) -> None:
@@ -402,7 +403,9 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         finish=FinishCounts(**dict(zip(_FINISHES, measures[_FINISHES_IN], strict=True))),
         truncation=TruncationStats(
             count=counts["truncated"], min_output=group.truncated_min or 0, max_output=group.truncated_max or 0
-        ),
+        )
+        if counts["truncated"]
+        else _NOT_TRUNCATED,
         expected_cost=sum(priced.values(), Decimal(0)) if len(priced) == len(costs) else None,
         expected_cost_by_category=priced,
         expected_unit_price=group.prices,
