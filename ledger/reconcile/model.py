@@ -462,13 +462,8 @@ class LoggedTotals:
         costs = {key: value for key, value in row.expected_cost_by_category.items() if value is not None}
         prices = {key: value for key, value in row.expected_unit_price.items() if value is not None}
         return cls(
-            requests=row.requests,
-            successful_requests=row.successful_requests,
-            errors_429=row.errors_429,
-            errors_5xx=row.errors_5xx,
-            errors_4xx=row.errors_4xx,
+            **_counts_to_sum(row),
             tokens=row.tokens,
-            system_prompt_tokens=row.system_prompt_tokens,
             expected_cost=row.expected_cost if row.expected_cost is not None or row.tokens.total() else Decimal(0),
             expected_cost_by_category=MappingProxyType(costs),
             unit_prices=MappingProxyType(prices),
@@ -512,13 +507,8 @@ class LoggedTotals:
         if expected is None and not tokens.total():
             expected = _ZERO
         return cls(
-            requests=row.requests,
-            successful_requests=row.successful_requests,
-            errors_429=row.errors_429,
-            errors_5xx=row.errors_5xx,
-            errors_4xx=row.errors_4xx,
+            **_counts_to_sum(row),
             tokens=tokens,
-            system_prompt_tokens=row.system_prompt_tokens,
             expected_cost=None if expected is None else _ZERO + expected,
             expected_cost_by_category=MappingProxyType(costs),
             # A validated row's price mapping holds no None (`_frozen_mapping` drops them).
@@ -570,6 +560,13 @@ _SUMMED_COUNTS = (
     "system_prompt_tokens",
 )
 _summed_counts = attrgetter(*_SUMMED_COUNTS)
+
+
+def _counts_to_sum(part: LoggedTotals | LoggedDay) -> dict[str, int]:
+    """The counts a LoggedTotals sums, from one part, by field name."""
+    return dict(zip(_SUMMED_COUNTS, _summed_counts(part), strict=True))
+
+
 _token_counts = attrgetter(*CATEGORIES)
 _category_costs = itemgetter(*CATEGORIES)
 
