@@ -108,14 +108,14 @@ SELECT tenant_id, event_id FROM new_ids
 """
 
 
-_STORE_STAGED = _store(f"{STAGING_TABLE} AS staged")
+STORE_STAGED = _store(f"{STAGING_TABLE} AS staged")
 _FIELDS_OF_JSON_ROW = ", ".join(
     f"(row->>{position})::{kind} AS {name}"
     for position, (name, kind) in enumerate(zip(COLUMNS, COLUMN_TYPES, strict=True))
 )
 # Raw ($1) placeholder: psycopg would otherwise scan this long text for placeholders at every execution.
 _STORE_GIVEN = _store(f"(SELECT {_FIELDS_OF_JSON_ROW} FROM jsonb_array_elements($1::jsonb) AS row) AS staged").encode()
-_COPY_STAGING = f"COPY {STAGING_TABLE} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+COPY_STAGING = f"COPY {STAGING_TABLE} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
 
 async def prepare_connection(conn: AsyncConnection) -> None:
@@ -140,11 +140,11 @@ async def write_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> Write
             new_ids = set(await raw.fetchall())
     else:
         async with conn.transaction(), conn.cursor() as cursor:
-            async with cursor.copy(_COPY_STAGING) as copy:
+            async with cursor.copy(COPY_STAGING) as copy:
                 copy.set_types(COLUMN_TYPES)
                 for row in unique:
                     await copy.write_row(row)
-            await cursor.execute(_STORE_STAGED, prepare=True)
+            await cursor.execute(STORE_STAGED, prepare=True)
             new_ids = set(await cursor.fetchall())
     stored = tuple(
         first_seen[(row.tenant_id, row.event_id)] == index and (row.tenant_id, row.event_id) in new_ids
