@@ -22,6 +22,7 @@ from ledger import auth
 from ledger.api import create_app
 from ledger.database import create_db_engine, session_factory, start_embedded_postgres, upgrade
 from ledger.settings import Settings
+from tests.openai_admin_api import openai_admin_api
 
 
 def _fresh_database(server_url: str) -> tuple[str, str]:
@@ -118,3 +119,10 @@ def tenant(engine: Engine) -> TenantKeys:
 def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
     with TestClient(create_app(settings, engine=engine)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def openai_api() -> Iterator[str]:
+    """The base URL of a stand-in for OpenAI's Admin API (see tests/openai_admin_api.py)."""
+    with openai_admin_api() as url:
+        yield url

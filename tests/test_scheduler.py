@@ -1,22 +1,37 @@
-"""Scheduled work: which months are due, one instance at a time, a missed run caught up at start-up, and a
-failing run recorded where people can see it."""
+"""Scheduled work: which months are due, one instance at a time, a missed run caught up at start-up, a
+failing run recorded where people can see it, and what the jobs do: pull the statements of the tenant the
+admin keys belong to, and close a month with a last reconciliation and its report."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from importers.registry import importer_for
 from ledger.database import session_factory
 from ledger.periods import Period
 from ledger.reconciliation import run_reconciliation
-from ledger.scheduler import configured_sources, periods_due, start_scheduler, statement_owner, with_job_lock
+from ledger.scheduler import (
+    close_previous_month,
+    configured_sources,
+    periods_due,
+    pull_statements,
+    start_scheduler,
+    statement_owner,
+    with_job_lock,
+)
 from ledger.settings import Settings
-from ledger.tables import PriceOverride, ReconciliationRun, Tenant
+from ledger.tables import AlertOutbox, PriceOverride, ReconciliationRun, StatementLine, Tenant
 from tests.conftest import TenantKeys
+from tests.openai_admin_api import ADMIN_KEY, OpenAIAdminApi
+from tests.reports.rows import channel
 
 
 def test_the_previous_month_stays_due_until_the_close_day() -> None:
@@ -132,3 +147,85 @@ def test_a_run_missed_while_no_instance_was_up_runs_at_start_up(engine: Engine, 
         assert second.get_job("reconcile_current_month").next_run_time > datetime.now(UTC)
     finally:
         second.shutdown(wait=True)
+
+
+class FixedClock:
+    def __init__(self, now: datetime) -> None:
+        self.moment = now
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+@contextmanager
+def job_runtime(settings: Settings, engine: Engine, now: datetime) -> Iterator[None]:
+    """The scheduler's runtime as the service starts it, with its timers paused: the test runs a job itself."""
+    scheduler = start_scheduler(settings, engine, session_factory(engine), FixedClock(now))
+    scheduler.pause()
+    try:
+        yield
+    finally:
+        scheduler.shutdown(wait=True)
+
+
+def tenant_id_of(engine: Engine, tenant: TenantKeys) -> int:
+    with engine.connect() as conn:
+        found = conn.scalar(sa.select(Tenant.id).where(Tenant.name == tenant.name))
+    assert found is not None
+    return int(found)
+
+
+def test_the_scheduled_pull_stores_the_admin_keys_month_for_their_tenant(
+    engine: Engine, tenant: TenantKeys, settings: Settings, openai_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    for source in ("anthropic", "openrouter"):
+        monkeypatch.delenv(importer_for(source).credential_env or "", raising=False)
+    settings = settings.model_copy(update={"statement_tenant": tenant.name, "openai_base_url": openai_api})
+    tenant_id = tenant_id_of(engine, tenant)
+
+    def billed() -> list[tuple[object, ...]]:
+        with engine.connect() as conn:
+            return [
+                tuple(row)
+                for row in conn.execute(
+                    sa.select(StatementLine.usage_type, sa.func.sum(StatementLine.quantity), sa.func.count())
+                    .where(StatementLine.tenant_id == tenant_id, StatementLine.source == "openai")
+                    .group_by(StatementLine.usage_type)
+                    .order_by(StatementLine.usage_type)
+                )
+            ]
+
+    with job_runtime(settings, engine, datetime(2026, 10, 20, 6, 0, tzinfo=UTC)):  # October alone is due
+        pull_statements()
+        first = billed()
+        pull_statements()  # the next day's pull replaces the month's lines, it does not add to them
+
+    assert {row[0] for row in first} >= {"uncached_input", "cached_input", "output", "requests"}
+    assert any("page=" in path for path in OpenAIAdminApi.seen), "the second usage page was not followed"
+    assert billed() == first
+
+
+def test_closing_a_month_reconciles_it_once_more_and_queues_its_report_once(
+    engine: Engine, tenant: TenantKeys, settings: Settings
+) -> None:
+    tenant_id = tenant_id_of(engine, tenant)
+    with session_factory(engine).begin() as session:
+        ops = channel(session, tenant_id, name="ops")
+        channel_id = ops.id
+
+    with job_runtime(settings, engine, datetime(2026, 11, 5, 6, 30, tzinfo=UTC)):
+        close_previous_month()
+        close_previous_month()  # a second instance's late run, or a retry: no second report
+
+    with session_factory(engine)() as session:
+        runs = session.scalars(
+            sa.select(ReconciliationRun).where(
+                ReconciliationRun.tenant_id == tenant_id, ReconciliationRun.trigger == "close"
+            )
+        ).all()
+        reports = session.scalars(
+            sa.select(AlertOutbox).where(AlertOutbox.tenant_id == tenant_id, AlertOutbox.channel_id == channel_id)
+        ).all()
+    assert [(run.period_start, run.status) for run in runs] == [(Period.month("2026-10").start, "succeeded")] * 2
+    assert [report.dedupe_key for report in reports] == ["monthly_report:2026-10"]

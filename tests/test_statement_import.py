@@ -4,12 +4,7 @@ re-imports that replace instead of adding up, and bad documents that write nothi
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +14,7 @@ from typer.testing import CliRunner
 
 from ledger.cli import app
 from tests.conftest import TenantKeys
+from tests.openai_admin_api import OpenAIAdminApi
 
 OPENAI = Path(__file__).parent / "importers" / "openai"
 ANTHROPIC = Path(__file__).parent / "importers" / "anthropic"
@@ -42,51 +38,6 @@ def totals(engine: Engine, tenant: TenantKeys) -> list[tuple]:
                 {"n": tenant.name},
             )
         ]
-
-
-class OpenAIAdminApi(BaseHTTPRequestHandler):
-    """Answers like OpenAI's Admin API: two usage pages, one costs page, a 429 first."""
-
-    seen: ClassVar[list[str]] = []
-    rate_limited_once = False
-
-    def do_GET(self) -> None:
-        url = urlparse(self.path)
-        query = parse_qs(url.query)
-        OpenAIAdminApi.seen.append(self.path)
-        if self.headers.get("Authorization") != "Bearer sk-admin-test":
-            return self._send(401, {"error": {"message": "Invalid admin key"}})
-        if not OpenAIAdminApi.rate_limited_once:
-            OpenAIAdminApi.rate_limited_once = True
-            return self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
-        if url.path == "/v1/organization/usage/completions":
-            page = "usage_completions_p2.json" if query.get("page") else "usage_completions_p1.json"
-            return self._send(200, json.loads((OPENAI / page).read_text()))
-        if url.path == "/v1/organization/costs":
-            return self._send(200, json.loads((OPENAI / "costs.json").read_text()))
-        return self._send(404, {"error": {"message": "not found"}})
-
-    def _send(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def openai_api() -> Iterator[str]:
-    OpenAIAdminApi.seen, OpenAIAdminApi.rate_limited_once = [], False
-    server = ThreadingHTTPServer(("127.0.0.1", 0), OpenAIAdminApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
 
 
 def test_fetching_a_month_from_the_openai_admin_api(
