@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -74,8 +74,13 @@ def percent(value: Decimal | str | None) -> str:
     amount = _decimal(value)
     if amount is None:
         return MISSING
-    rounded = amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    rounded = _unsigned_zero(amount.quantize(CENT, rounding=ROUND_HALF_UP))
     return f"{'+' if rounded > 0 else ''}{rounded}%"
+
+
+def _unsigned_zero(rounded: Decimal) -> Decimal:
+    """A value that rounded to zero, without the sign of what it was ("-0.00" reads as a drift that is not)."""
+    return abs(rounded) if rounded == 0 else rounded
 
 
 def rate(value: Decimal | str | None) -> str:
@@ -83,7 +88,7 @@ def rate(value: Decimal | str | None) -> str:
     amount = _decimal(value)
     if amount is None:
         return MISSING
-    return f"{(amount * 100).quantize(CENT, rounding=ROUND_HALF_UP)}%"
+    return f"{_unsigned_zero((amount * 100).quantize(CENT, rounding=ROUND_HALF_UP))}%"
 
 
 def milliseconds(value: int | None) -> str:
@@ -103,6 +108,22 @@ def when(value: datetime | str | None) -> str:
     if moment.tzinfo is None:
         raise ValueError(f"when: {moment!r} has no timezone")
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def days(start: datetime | str | None, end: datetime | str | None) -> str:
+    """A period by its first and last UTC day, the end being exclusive as everywhere in TokenLedger:
+    "2026-10-01 – 2026-10-31", one day alone "2026-10-23". A period that does not start and end at midnight
+    UTC is written by its instants."""
+    if start is None or end is None:
+        return MISSING
+    first, stop = (datetime.fromisoformat(value) if isinstance(value, str) else value for value in (start, end))
+    if first.tzinfo is None or stop.tzinfo is None:
+        raise ValueError(f"days: {first!r} – {stop!r} has no timezone")
+    first, stop = first.astimezone(UTC), stop.astimezone(UTC)
+    if first.time() != time() or stop.time() != time() or stop <= first:
+        return f"{when(first)} – {when(stop)}"
+    last = (stop - timedelta(days=1)).date()
+    return first.date().isoformat() if last == first.date() else f"{first.date().isoformat()} – {last.isoformat()}"
 
 
 def age(value: timedelta | None) -> str:
@@ -169,6 +190,7 @@ FILTERS: dict[str, Callable[..., str | None]] = {
     "rate": rate,
     "ms": milliseconds,
     "when": when,
+    "days": days,
     "age": age,
     "label": label,
     "evidence_value": evidence_value,

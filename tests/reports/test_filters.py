@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from reports.filters import (
     age,
+    days,
     evidence_value,
     label,
     milliseconds,
@@ -59,6 +60,8 @@ def test_counts_have_thousands_separators() -> None:
 def test_percent_is_signed_and_rate_is_a_fraction_shown_in_percent() -> None:
     assert percent(Decimal("5.0208")) == "+5.02%"
     assert percent(Decimal("-0.5")) == "-0.50%"
+    assert percent(Decimal("-0.000002")) == "0.00%"  # a drift that rounds away has no direction
+    assert rate(Decimal("-0.0000001")) == "0.00%"
     assert rate(Decimal("0.0123")) == "1.23%"
     assert rate(Decimal(1) / 3) == "33.33%"
 
@@ -74,6 +77,17 @@ def test_instants_are_shown_in_utc_and_naive_ones_are_refused() -> None:
     assert when("2026-10-05T14:03:11+00:00") == "2026-10-05 14:03 UTC"
     with pytest.raises(ValueError, match="no timezone"):
         when(datetime(2026, 10, 5))  # noqa: DTZ001
+
+
+def test_periods_of_whole_days_are_shown_by_their_first_and_last_day() -> None:
+    october = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+    assert days(*october) == "2026-10-01 – 2026-10-31"  # the end is exclusive
+    assert days(datetime(2026, 10, 23, tzinfo=UTC), datetime(2026, 10, 24, tzinfo=UTC)) == "2026-10-23"
+    assert days("2026-10-01T02:00:00+02:00", "2026-10-02T02:00:00+02:00") == "2026-10-01"  # midnight UTC
+    assert days(datetime(2026, 10, 1, 6, tzinfo=UTC), datetime(2026, 10, 1, 18, tzinfo=UTC)) == (
+        "2026-10-01 06:00 UTC – 2026-10-01 18:00 UTC"
+    )
+    assert days(None, october[1]) == "—"
 
 
 def test_ages_are_coarse() -> None:
