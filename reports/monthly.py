@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 from ledger.periods import Period
+from ledger.reconcile.model import CATEGORIES
 from reports import sources
 from reports.alerts import rules
 from reports.alerts.channels import enabled_channels
@@ -35,6 +36,7 @@ CSV_COLUMNS = (
     "model",
     "logged_tokens",
     "billed_tokens",
+    "token_categories",
     "expected_cost",
     "billed_cost",
     "difference",
@@ -51,7 +53,14 @@ class MonthlyRow:
     account: str
     model: str
     logged_tokens: int
+    """Logged tokens of the `token_categories` (of every category when the statement states no tokens), so
+    that they compare with `billed_tokens`."""
     billed_tokens: int | None
+    token_categories: tuple[str, ...]
+    """The token categories the statement states for this row, in CATEGORIES order (none: it states money
+    only, or nothing)."""
+    unstated_usage: tuple[str, ...]
+    """Categories with logged tokens that the statement does not state (left out of `logged_tokens`)."""
     expected_cost: Decimal | None
     billed_cost: Decimal | None
     difference: Decimal | None
@@ -106,8 +115,7 @@ def monthly_report(
             provider=line.provider,
             account=line.account,
             model=line.model,
-            logged_tokens=line.logged_tokens,
-            billed_tokens=line.billed_tokens,
+            **_compared_tokens(line),
             expected_cost=line.expected_cost,
             billed_cost=line.billed_cost,
             difference=line.difference,
@@ -126,6 +134,21 @@ def monthly_report(
         totals=tuple(_total(currency, [row for row in rows if row.currency == currency]) for currency in currencies),
         unattributed_findings=sum(per_scope.values()),
     )
+
+
+def _compared_tokens(line: DriftLine) -> dict[str, Any]:
+    """A drift line's logged and billed tokens over the same categories: those its statement states. (OpenRouter's
+    activity, say, states output tokens alone: its input, cached or not, cannot be told apart there.)"""
+    stated = tuple(category for category in CATEGORIES if category in line.billed_by_category)
+    used = [category for category in CATEGORIES if int(line.logged_by_category.get(category) or 0)]
+    return {
+        "logged_tokens": sum(int(line.logged_by_category.get(category) or 0) for category in stated)
+        if stated
+        else line.logged_tokens,
+        "billed_tokens": line.billed_tokens,
+        "token_categories": stated,
+        "unstated_usage": tuple(category for category in used if category not in stated) if stated else (),
+    }
 
 
 class Costed(Protocol):
@@ -192,6 +215,7 @@ def as_dict(report: MonthlyReport) -> dict[str, Any]:
                 "currency": total.currency,
                 "logged_tokens": total.logged_tokens,
                 "billed_tokens": total.billed_tokens,
+                "token_categories": "",
                 "expected_cost": plain_decimal(total.expected_cost),
                 "billed_cost": plain_decimal(total.billed_cost),
                 "difference": plain_decimal(total.difference),
@@ -289,6 +313,7 @@ def _row_dict(row: MonthlyRow) -> dict[str, Any]:
         "model": row.model,
         "logged_tokens": row.logged_tokens,
         "billed_tokens": row.billed_tokens,
+        "token_categories": " ".join(row.token_categories),
         "expected_cost": plain_decimal(row.expected_cost),
         "billed_cost": plain_decimal(row.billed_cost),
         "difference": plain_decimal(row.difference),

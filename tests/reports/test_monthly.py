@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -62,6 +63,26 @@ def test_each_drift_row_is_a_report_row_with_its_findings_counted() -> None:
     assert [(row.provider, row.model, row.findings) for row in report.rows] == [("openai", "gpt-5.4", 3)]
     assert report.unattributed_findings == 0
     assert report.findings == 3
+
+
+def test_logged_tokens_are_compared_over_the_categories_the_statement_states() -> None:
+    """OpenRouter's activity states output tokens alone (its input mixes cached and uncached): the row compares
+    output with output, and says what the statement leaves out."""
+    activity = replace(
+        line("openrouter", "claude-sonnet-4-6", logged=10_618_310, billed=1_517_634, account=""),
+        logged_by_category={"uncached_input": 9_100_676, "cached_input": 0, "output": 1_517_634},
+        billed_by_category={"output": 1_517_634},
+    )
+    money_only = line("openai", "gpt-5.4", logged=5_000, billed=None)
+
+    report = monthly.monthly_report("acme", OCTOBER, [activity, money_only], [], generated_at=GENERATED)
+
+    whole, compared = report.rows  # by provider
+    assert (whole.logged_tokens, whole.billed_tokens, whole.token_categories) == (5_000, None, ())
+    assert (compared.logged_tokens, compared.billed_tokens) == (1_517_634, 1_517_634)
+    assert (compared.token_categories, compared.unstated_usage) == (("output",), ("uncached_input",))
+    assert "output only: the statement does not state uncached input" in monthly.to_html(report)
+    assert "openrouter,,claude-sonnet-4-6,1517634,1517634,output," in monthly.to_csv(report)
 
 
 def test_findings_that_match_no_row_are_counted_apart() -> None:

@@ -213,6 +213,7 @@ def test_another_tenants_pages_and_downloads_are_never_reachable(
             "model",
             "logged_tokens",
             "billed_tokens",
+            "token_categories",
             "expected_cost",
             "billed_cost",
             "difference",
