@@ -81,7 +81,9 @@ def test_logged_tokens_are_compared_over_the_categories_the_statement_states() -
     assert (whole.logged_tokens, whole.billed_tokens, whole.token_categories) == (5_000, None, ())
     assert (compared.logged_tokens, compared.billed_tokens) == (1_517_634, 1_517_634)
     assert (compared.token_categories, compared.unstated_usage) == (("output",), ("uncached_input",))
-    assert "output only: the statement does not state uncached input" in monthly.to_html(report)
+    assert '<small class="note" title="the statement does not state uncached input">output only</small>' in (
+        monthly.to_html(report)
+    )
     assert "openrouter,,claude-sonnet-4-6,1517634,1517634,output," in monthly.to_csv(report)
 
 
