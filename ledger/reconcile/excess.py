@@ -30,6 +30,9 @@ from ledger.reconcile.model import PROMPT_CATEGORIES, Comparison, LoggedTotals, 
 COLLINEAR_COSINE = 0.995
 """Above this cosine between the two regressors the fit cannot separate padding from system prompts."""
 
+EXACT_FIT = 1e-9
+"""A coefficient's standard error below this fraction of it is floating-point rounding of an exact fit."""
+
 Vector = npt.NDArray[np.float64]
 
 
@@ -178,7 +181,10 @@ def _fit(
     for position, index in enumerate(active):
         coef[index] = float(solution[position])
         spread = math.sqrt(max(float(covariance[position, position]), 0.0))
-        t_stats[index] = coef[index] / spread if spread > 0 else (math.inf if coef[index] > 0 else 0.0)
+        if spread > abs(coef[index]) * EXACT_FIT:
+            t_stats[index] = coef[index] / spread
+        else:  # no residual but rounding: an exact fit, not a t statistic of 10^16
+            t_stats[index] = math.inf if coef[index] > 0 else 0.0
     return coef, t_stats, rss, bool(collinear)
 
 

@@ -94,8 +94,12 @@ def test_planted_system_prompt_double_count_has_ratio_one(data: tuple[list[int],
     assert [f.kind for f in result.findings] == ["system_prompt_double_count"]
     evidence = result.findings[0].evidence
     assert abs(Decimal(str(evidence["ratio"])) - 1) <= Decimal("0.01")
-    assert evidence["system_prompt_tokens_logged"] == sum(r.system_prompt_tokens for r in logged)
-    assert abs(int(str(evidence["excess_tokens"])) - sum(r.system_prompt_tokens for r in logged)) <= 50 * len(logged)
+    planted = sum(r.system_prompt_tokens for r in logged)
+    assert evidence["system_prompt_tokens_logged"] == planted
+    # Fitted on system-prompt tokens alone, the noise moves the excess by at most 50 tokens a day. When the
+    # days make requests and system prompts nearly proportional yet still separable, least squares may also
+    # trade a little of it with the (unreported) padding term: a few hundred tokens in tens of millions.
+    assert abs(int(str(evidence["excess_tokens"])) - planted) <= 50 * len(logged) + planted // 10_000
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -165,3 +169,15 @@ def test_a_collinear_system_prompt_excess_is_attributed_by_its_ratio() -> None:
 
     assert [f.kind for f in result.findings] == ["system_prompt_double_count"]
     assert result.findings[0].evidence["fit"]["separable"] is False  # type: ignore[index,call-overload]
+
+
+def test_an_exact_padding_has_an_infinite_t_statistic_not_a_rounding_error() -> None:
+    logged = scope_month([5_000 + 100 * day for day in range(14)], [0.5] * 14)
+
+    result = run(logged, inflate(logged, per_request=40))
+
+    (padding,) = [finding for finding in result.findings if finding.kind == "padding_tokens"]
+    fit = padding.evidence["fit"]
+    assert isinstance(fit, dict)
+    assert (fit["tokens_per_request"], fit["residual_rms_tokens"]) == ("40.000", "0.0")  # evidence is JSON
+    assert fit["t_stat_requests"] == "Infinity"
