@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from ledger.reconcile.model import CATEGORIES
+
 SERIES_KEY = "series"
 _SIDES = ("logged", "billed", "baseline")
 
@@ -24,9 +26,63 @@ class SeriesView:
     chart: Mapping[str, Any]
 
 
+_LEADING = (
+    # what and where
+    "account",
+    "api_key_id",
+    "model",
+    "requested",
+    "served",
+    "category",
+    "categories",
+    "issue",
+    "issues",
+    "how",
+    # the figures a finding is about
+    "expected",
+    "logged",
+    "billed",
+    "difference",
+    "overcharge",
+    "excess_tokens",
+    "tokens_per_request",
+    "ratio",
+    "rate",
+    "share",
+    "count",
+    "requests",
+    "successful_requests",
+    "error_requests",
+    "days",
+    "days_observed",
+    "since",
+)
+_TRAILING = ("fit", "tolerance", "sources")
+_CATEGORY_ORDER = {category: position for position, category in enumerate(CATEGORIES)}
+
+
+def in_reading_order(evidence: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """A mapping's entries in the order a person reads a finding: scope, then its figures, then the rest
+    alphabetically, then the fit, tolerances and sources; token categories in the reconciler's order
+    (uncached input, cached input, cache writes, output). The order a detector wrote them in is not kept:
+    PostgreSQL's jsonb orders an object's keys by their length."""
+
+    def rank(key: str) -> tuple[int, int, str]:
+        if key in _CATEGORY_ORDER:
+            return (0, _CATEGORY_ORDER[key], key)
+        if key in _LEADING:
+            return (1, _LEADING.index(key), key)
+        if key in _TRAILING:
+            return (3, _TRAILING.index(key), key)
+        return (2, 0, key)
+
+    return sorted(evidence.items(), key=lambda item: rank(item[0]))
+
+
 def evidence_items(evidence: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """The evidence's entries, series excluded (it is shown as a chart and a table)."""
-    return [(key, value) for key, value in evidence.items() if key != SERIES_KEY]
+    """The evidence's entries in reading order (`in_reading_order`), series excluded (it is shown as a chart
+    and a table)."""
+    return [(key, value) for key, value in in_reading_order(evidence) if key != SERIES_KEY]
 
 
 def columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -47,7 +103,8 @@ def series_view(evidence: Mapping[str, Any]) -> SeriesView | None:
     columns: list[tuple[str, str, str | None]] = []
     for side in sides:
         categories = sorted(
-            {category for entry in entries if isinstance(entry.get(side), Mapping) for category in entry[side]}
+            {category for entry in entries if isinstance(entry.get(side), Mapping) for category in entry[side]},
+            key=lambda category: (_CATEGORY_ORDER.get(category, len(CATEGORIES)), category),
         )
         if categories:
             columns.extend((f"{side}: {category.replace('_', ' ')}", side, category) for category in categories)

@@ -18,6 +18,7 @@ MONEY_WORDS = ("usd", "cost", "amount", "overcharge", "spend", "price", "impact"
 MONEY_KEYS = frozenset({"expected", "billed", "difference", "logged"})
 """Keys that hold money when their value is a decimal (not an integer) string, as spend evidence does."""
 _DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+_INFINITE = {"Infinity": "∞", "-Infinity": "-∞"}  # a statistic of an exact fit (Decimal's spelling)
 
 
 def plain_decimal(value: Decimal | None) -> str | None:
@@ -160,7 +161,7 @@ def evidence_value(value: Any, key: str = "", parent: str = "") -> str:
         if "." in value and _is_money(key, parent):
             return money(value)
         return number(value)
-    return str(value)
+    return _INFINITE.get(value, str(value)) if isinstance(value, str) else str(value)
 
 
 def _is_money(key: str, parent: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from reports.evidence import columns
+from reports.evidence import columns, in_reading_order
 from reports.filters import FILTERS
 
 
@@ -26,6 +26,7 @@ def environment() -> Environment:
     env.filters.update(FILTERS)
     env.filters["chart_json"] = chart_json
     env.filters["columns"] = columns
+    env.filters["in_reading_order"] = in_reading_order
     return env
 
 

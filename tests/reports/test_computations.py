@@ -271,6 +271,39 @@ def test_a_series_of_category_counts_becomes_one_column_per_side_and_category_an
     assert view.chart["datasets"] == [{"label": "logged", "data": ["6", "7"]}, {"label": "billed", "data": ["1", None]}]
 
 
+def test_evidence_reads_scope_then_figures_then_the_rest_whatever_order_jsonb_kept() -> None:
+    stored = {  # as PostgreSQL returns a jsonb object: keys by length, then bytes
+        "days": 12,
+        "amount": "27.15",
+        "billed": 6_560_660,
+        "tokens": {"output": 859_819, "cached_input": 0, "uncached_input": 5_700_841},
+        "account": "proj_web",
+        "expected": 0,
+        "tolerance": {"token_abs_tolerance": 1_000},
+        "api_key_id": "key_leaked",
+        "difference": 6_560_660,
+    }
+
+    items = evidence.evidence_items(stored)
+
+    assert [key for key, _value in items] == [
+        "account",
+        "api_key_id",
+        "expected",
+        "billed",
+        "difference",
+        "days",
+        "amount",
+        "tokens",
+        "tolerance",
+    ]
+    assert [key for key, _value in evidence.in_reading_order(dict(items)["tokens"])] == [
+        "uncached_input",
+        "cached_input",
+        "output",
+    ]
+
+
 def test_a_finding_without_series_has_no_series_view() -> None:
     assert evidence.series_view({"expected": 1}) is None
     assert evidence.series_view({"series": []}) is None

@@ -110,6 +110,7 @@ def test_evidence_integers_are_counts_and_decimals_under_money_keys_are_money() 
     assert evidence_value("9.5", "peak_ratio") == "9.5"
     assert evidence_value(True, "overcharge_complete") == "yes"
     assert evidence_value("gpt-5.4", "served") == "gpt-5.4"
+    assert evidence_value("Infinity", "t_stat_requests", "fit") == "∞"  # an exact fit
     assert evidence_value(None, "billed") == "—"
 
 
