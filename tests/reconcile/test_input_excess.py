@@ -120,7 +120,7 @@ def test_padding_and_system_prompt_double_count_are_separated(
         str(by_kind["system_prompt_double_count"]["excess_tokens"])
     )
     planted = sum(k * r.successful_requests + r.system_prompt_tokens for r in logged)
-    assert abs(explained - planted) <= 50 * len(logged)
+    assert abs(explained - planted) <= 50 * len(logged) + 1  # the day's noise, and each term rounded to a token
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
