@@ -39,6 +39,11 @@ def fresh_database(name: str) -> str:
     return url
 
 
+def conninfo(url: str) -> str:
+    """A SQLAlchemy URL of the database as a libpq connection string, for psycopg directly."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def tenant_with_key(url: str, role: str = "ingest") -> tuple[int, str]:
     engine = create_db_engine(url, pool_size=1)
     name = f"bench-{secrets.token_hex(3)}"

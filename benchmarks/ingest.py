@@ -29,12 +29,11 @@ import psutil
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.engine import make_url
 
-from benchmarks.common import LoadResult, dumps, fresh_database, run_load, start_server, tenant_with_key
+from benchmarks.common import LoadResult, conninfo, dumps, fresh_database, run_load, start_server, tenant_with_key
 from ledger.api import create_app
 from ledger.events import COLUMNS, validate_events
-from ledger.ingest import COLUMN_TYPES, COPY_STAGING, CREATE_STAGING, STORE_STAGED
+from ledger.ingest import COLUMN_TYPES, COPY_STAGING, CREATE_STAGING, STORE_STAGED, partition_ddl
 from ledger.settings import get_settings
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -99,12 +98,8 @@ def copy_baseline(url: str, tenant_id: int, count: int) -> float:
     """Raw binary COPY of validated rows, as the service's own staging COPY writes them."""
     items = [event("copy", n) for n in range(count)]
     rows = validate_events(items, tenant_id=tenant_id, now=datetime.now(UTC))
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo) as conn:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS usage_events_2026_10 PARTITION OF usage_events "
-            "FOR VALUES FROM ('2026-10-01 00:00+00') TO ('2026-11-01 00:00+00')"
-        )
+    with psycopg.connect(conninfo(url)) as conn:
+        conn.execute(partition_ddl(START).encode())
         conn.commit()
         started = time.perf_counter()
         copy_sql = f"COPY usage_events ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
@@ -121,9 +116,8 @@ def store_breakdown(url: str, tenant_id: int, batches: int = 5) -> dict[str, flo
     `batches` batches, each rolled back): the binary COPY into the staging table, then the storing statement's
     steps from EXPLAIN ANALYZE. Its data-modifying CTEs run nested: the rollup's scan of `stored` runs the
     events' insert, whose join reads the ids that the statement's own result already marked."""
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     samples: dict[str, list[float]] = defaultdict(list)
-    with psycopg.connect(conninfo) as conn:
+    with psycopg.connect(conninfo(url)) as conn:
         conn.execute(CREATE_STAGING)
         conn.commit()  # the staging table outlives the batches rolled back below
         for number in range(batches):
@@ -151,8 +145,7 @@ def store_breakdown(url: str, tenant_id: int, batches: int = 5) -> dict[str, flo
 
 def settle(url: str) -> None:
     """Vacuum and analyze what (b) wrote, so (c) is not measured against autovacuum catching up."""
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) usage_events, event_ids, usage_hourly, usage_daily")
 
 

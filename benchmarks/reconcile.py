@@ -26,9 +26,8 @@ from datetime import UTC, datetime, timedelta
 import psutil
 import psycopg
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from benchmarks.common import fresh_database, tenant_with_key
+from benchmarks.common import conninfo, fresh_database, tenant_with_key
 from ledger import rollup
 from ledger.database import create_db_engine, session_factory
 from ledger.events import COLUMNS, EventRow
@@ -59,10 +58,6 @@ SELECT provider, account, api_key_id, response_model, request_model, date_trunc(
 FROM usage_events WHERE tenant_id = %s AND occurred_at >= %s AND occurred_at < %s
 GROUP BY 1, 2, 3, 4, 5, 6
 """
-
-
-def conninfo(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def generate(tenant_id: int, count: int, seed: int) -> list[EventRow]:

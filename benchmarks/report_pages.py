@@ -24,9 +24,8 @@ from decimal import Decimal
 import httpx
 import psycopg
 from fastapi import FastAPI
-from sqlalchemy.engine import make_url
 
-from benchmarks.common import fresh_database, start_server, tenant_with_key
+from benchmarks.common import conninfo, fresh_database, start_server, tenant_with_key
 from ledger import latency
 from ledger.api import create_app
 from ledger.periods import Period
@@ -52,9 +51,8 @@ def fill(url: str, tenant_id: int, events: int, keys_per_hour: int) -> dict[str,
     scopes = [(provider, model) for provider, models in PROVIDERS.items() for model in models]
     hours = int((PERIOD.end - PERIOD.start) / timedelta(hours=1))
     per_row = max(1, events // (hours * keys_per_hour))
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     counts: dict[str, int] = {}
-    with psycopg.connect(conninfo) as conn:
+    with psycopg.connect(conninfo(url)) as conn:
         with conn.cursor().copy(f"COPY usage_hourly ({', '.join(ALL_COLUMNS)}) FROM STDIN") as copy:
             for hour_index in range(hours):
                 hour = PERIOD.start + timedelta(hours=hour_index)

@@ -62,11 +62,10 @@ _GETTERS: dict[tuple[str, ...], Callable[[object], tuple[object, ...]]] = {}
 
 
 def _values(row: object, names: tuple[str, ...]) -> tuple[object, ...]:
-    """The named fields of `row`, read by one cached C-level getter."""
+    """The named fields (two or more) of `row`, read by one cached C-level getter."""
     getter = _GETTERS.get(names)
     if getter is None:
-        read = attrgetter(*names)
-        getter = _GETTERS[names] = read if len(names) > 1 else lambda row: (read(row),)
+        getter = _GETTERS[names] = attrgetter(*names)
     return getter(row)
 
 
