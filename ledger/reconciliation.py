@@ -265,7 +265,7 @@ def _segment_sums(
         "hourly": sorted(f"{provider}|{model}" for provider, model in hourly),
         **_segments(hourly, window, catalog),
     }
-    return list(session.execute(text(_SEGMENT_SQL), segments).tuples())
+    return list(session.execute(text(_SEGMENT_SQL), segments))
 
 
 def _logged_days(
@@ -305,7 +305,7 @@ def _logged_days(
             group = groups[key] = _LoggedAccumulator()
         return group
 
-    for row in session.execute(text(_LOGGED_SQL), days).tuples().all():
+    for row in session.execute(text(_LOGGED_SQL), days).all():
         day, provider, account, key_id, served, requested, tier, band = row[:8]
         group = group_of(day, provider, account, key_id, served, requested, tier)
         _fold_measures(group, row)
@@ -333,11 +333,10 @@ _FINISH_AT = {name: 23 + offset for offset, name in enumerate(_FINISHES)}
 _TRUNCATED, _TRUNCATED_MIN, _TRUNCATED_MAX, _REPORTED_COST, _REPORTED_REQUESTS = 29, 30, 31, 32, 33
 _COUNT_AT |= {"truncated": _TRUNCATED, "reported_cost_requests": _REPORTED_REQUESTS}
 _MEASURE_AT = {**{name: _COUNT_AT[name] for name in _COUNTS}, **_FINISH_AT, **_CATEGORY_AT}
+# `_logged_day` unpacks the measures by position, in this order.
+assert tuple(_MEASURE_AT) == (*_COUNTS, *_FINISHES, *_CATEGORIES)
 _MEASURES = itemgetter(*_MEASURE_AT.values())
 _QUANTITIES = itemgetter(*_CATEGORY_AT.values())
-_COUNTS_IN = slice(0, len(_COUNTS))
-_FINISHES_IN = slice(len(_COUNTS), len(_COUNTS) + len(_FINISHES))
-_CATEGORIES_IN = slice(len(_COUNTS) + len(_FINISHES), len(_MEASURE_AT))
 _NO_MEASURES = (0,) * len(_MEASURE_AT)
 _NOT_TRUNCATED = TruncationStats()  # immutable: one for every day without truncated requests
 
@@ -378,8 +377,13 @@ def _fold_costs(
 
 def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
     day, provider, account, api_key_id, model, request_model, service_tier = key
-    costs, measures = group.costs, group.measures or _NO_MEASURES  # none: only price-segment rows, read later
-    counts = dict(zip(_COUNTS, measures[_COUNTS_IN], strict=True))
+    costs = group.costs
+    (
+        requests, ok, e429, e5xx, e4xx, reasoning, system_prompt_tokens, system_prompt_requests, streamed,
+        streamed_missing_finish, truncated, reported_cost_requests,
+        stop, length, tool_calls, content_filter, other, missing,
+        uncached_input, cached_input, cache_write_5m, cache_write_1h, output,
+    ) = group.measures or _NO_MEASURES  # none: only price-segment rows, read later  # fmt: skip
     priced = {category: cost for category, cost in costs.items() if cost is not None}
     return LoggedDay(
         provider=provider,
@@ -389,28 +393,36 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         request_model=request_model,
         service_tier=service_tier,
         day=day,
-        requests=counts["requests"],
-        successful_requests=counts["ok"],
-        errors_429=counts["e429"],
-        errors_5xx=counts["e5xx"],
-        errors_4xx=counts["e4xx"],
-        tokens=TokenCounts(**dict(zip(_CATEGORIES, measures[_CATEGORIES_IN], strict=True))),
-        reasoning_tokens=counts["reasoning"],
-        system_prompt_tokens=counts["system_prompt_tokens"],
-        requests_with_system_prompt=counts["system_prompt_requests"],
-        streamed_requests=counts["streamed"],
-        streamed_missing_finish=counts["streamed_missing_finish"],
-        finish=FinishCounts(**dict(zip(_FINISHES, measures[_FINISHES_IN], strict=True))),
+        requests=requests,
+        successful_requests=ok,
+        errors_429=e429,
+        errors_5xx=e5xx,
+        errors_4xx=e4xx,
+        tokens=TokenCounts(
+            uncached_input=uncached_input,
+            cached_input=cached_input,
+            cache_write_5m=cache_write_5m,
+            cache_write_1h=cache_write_1h,
+            output=output,
+        ),
+        reasoning_tokens=reasoning,
+        system_prompt_tokens=system_prompt_tokens,
+        requests_with_system_prompt=system_prompt_requests,
+        streamed_requests=streamed,
+        streamed_missing_finish=streamed_missing_finish,
+        finish=FinishCounts(
+            stop=stop, length=length, tool_calls=tool_calls, content_filter=content_filter, other=other, missing=missing
+        ),
         truncation=TruncationStats(
-            count=counts["truncated"], min_output=group.truncated_min or 0, max_output=group.truncated_max or 0
+            count=truncated, min_output=group.truncated_min or 0, max_output=group.truncated_max or 0
         )
-        if counts["truncated"]
+        if truncated
         else _NOT_TRUNCATED,
         expected_cost=sum(priced.values(), Decimal(0)) if len(priced) == len(costs) else None,
         expected_cost_by_category=priced,
         expected_unit_price=group.prices,
         expected_cost_at_requested_model=group.requested_cost,
-        reported_cost=group.reported_cost if counts["reported_cost_requests"] else None,
+        reported_cost=group.reported_cost if reported_cost_requests else None,
     )
 
 
@@ -442,8 +454,7 @@ def _billed_rows(session: Session, tenant_id: int, period: Period) -> list[Any]:
     """Statement lines summed per scope × UTC day in SQL (rows of _BILLED_SQL, for `billed_days`). Lines
     without a usage quantity or amount the reconciler compares (credits, `other`) stay in the drift report."""
     session.execute(text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))  # aggregate in memory, not on disk
-    rows = session.execute(text(_BILLED_SQL), {"tenant": tenant_id, "start": period.start, "end": period.end})
-    return list(rows.tuples())
+    return list(session.execute(text(_BILLED_SQL), {"tenant": tenant_id, "start": period.start, "end": period.end}))
 
 
 @dataclass

@@ -17,12 +17,10 @@ Request excess: billed requests above logged successful ones, and whether they m
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-
-import numpy as np
-import numpy.typing as npt
 
 from ledger.reconcile.findings import EvidenceValue, estimate, per_million, series_entry
 from ledger.reconcile.model import PROMPT_CATEGORIES, Comparison, LoggedTotals, ReconcileSettings
@@ -32,8 +30,6 @@ COLLINEAR_COSINE = 0.995
 
 EXACT_FIT = 1e-9
 """A coefficient's standard error below this fraction of it is floating-point rounding of an exact fit."""
-
-Vector = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,18 +97,18 @@ def fit_input_excess(
     categories = buckets[0].stated(PROMPT_CATEGORIES)
     logged_input = [b.logged_quantity(categories) for b in buckets]
     billed_input = [b.billed_quantity(categories) for b in buckets]
-    y = np.array([billed - logged for billed, logged in zip(billed_input, logged_input, strict=True)], float)
-    requests = np.array([b.logged.successful_requests for b in buckets], float)
-    prompts = np.array([b.logged.system_prompt_tokens for b in buckets], float)
+    y = [float(billed - logged) for billed, logged in zip(billed_input, logged_input, strict=True)]
+    requests = [float(b.logged.successful_requests) for b in buckets]
+    prompts = [float(b.logged.system_prompt_tokens) for b in buckets]
     totals = logged_totals(buckets)
     unit_price = totals.unit_price("uncached_input")
     coef, t_stats, rss, collinear = _fit(y, requests, prompts, settings)
-    total_y2 = float(y @ y)
+    total_y2 = _dot(y, y)
     r_squared = 1.0 - rss / total_y2 if total_y2 > 0 else 0.0
     enough = len(buckets) >= settings.min_days and totals.successful_requests >= settings.min_requests
 
-    def component(index: int, regressor: Vector, *, ratio_ok: bool) -> ExcessComponent:
-        tokens = round(coef[index] * float(regressor.sum()))
+    def component(index: int, regressor: Sequence[float], *, ratio_ok: bool) -> ExcessComponent:
+        tokens = round(coef[index] * math.fsum(regressor))
         cost = None if unit_price is None else tokens * unit_price
         fires = (
             enough
@@ -141,51 +137,89 @@ def fit_input_excess(
     )
 
 
+def _dot(left: Sequence[float], right: Sequence[float]) -> float:
+    return math.fsum(map(operator.mul, left, right))
+
+
 def _fit(
-    y: Vector, requests: Vector, prompts: Vector, settings: ReconcileSettings
+    y: Sequence[float], requests: Sequence[float], prompts: Sequence[float], settings: ReconcileSettings
 ) -> tuple[list[float], list[float], float, bool]:
     """Non-negative least squares through the origin on (requests, system-prompt tokens).
 
     Returns coefficients, t statistics, the residual sum of squares and whether the regressors were too
-    close to proportional to separate."""
-    columns = [requests, prompts]
-    norms = [float(np.linalg.norm(c)) for c in columns]
-    collinear = all(norms) and float(requests @ prompts) / (norms[0] * norms[1]) >= COLLINEAR_COSINE
+    close to proportional to separate. With one or two regressors the normal equations are solved in closed
+    form: a month has a few dozen days, where array set-up would cost a hundred times the arithmetic. Sums
+    are exact-rounded (`math.fsum`), and two regressors are only solved together when they are far from
+    proportional (cosine < `COLLINEAR_COSINE`), so the 2 × 2 system is well conditioned once scaled."""
+    columns = (requests, prompts)
+    gram = ((_dot(requests, requests), _dot(requests, prompts)), (_dot(prompts, requests), _dot(prompts, prompts)))
+    norms = [math.sqrt(gram[0][0]), math.sqrt(gram[1][1])]
+    collinear = all(norms) and gram[0][1] / (norms[0] * norms[1]) >= COLLINEAR_COSINE
     candidates: list[tuple[int, ...]]
     if not norms[1]:
         candidates = [(0,)]
     elif collinear:
-        ratio = float(prompts @ y) / float(prompts @ prompts)
+        ratio = _dot(prompts, y) / gram[1][1]
         near_one = abs(Decimal(repr(ratio)) - 1) <= settings.system_prompt_ratio_tolerance
         candidates = [(1,)] if near_one else [(0,)]
     else:
         candidates = [(0, 1), (0,), (1,)]
-    best: tuple[float, tuple[int, ...], Vector] | None = None
+    moments = (_dot(requests, y), _dot(prompts, y))
+    best: tuple[float, tuple[int, ...], list[float], list[float]] | None = None
     for active in candidates:
-        design = np.column_stack([columns[i] for i in active])
-        solution = np.asarray(np.linalg.lstsq(design, y, rcond=None)[0], dtype=np.float64)
-        if (solution < 0).any():
+        solved = _least_squares(active, gram, moments)
+        if solved is None:
             continue
-        residual = y - design @ solution
-        rss = float(residual @ residual)
+        solution, inverse_diagonal = solved
+        if any(value < 0 for value in solution):
+            continue
+        fitted = [
+            math.fsum(beta * columns[index][day] for beta, index in zip(solution, active, strict=True))
+            for day in range(len(y))
+        ]
+        rss = math.fsum((observed - estimate) ** 2 for observed, estimate in zip(y, fitted, strict=True))
         if best is None or rss < best[0] - 1e-9 * max(rss, 1.0):
-            best = (rss, active, solution)
+            best = (rss, active, solution, inverse_diagonal)
     coef, t_stats = [0.0, 0.0], [0.0, 0.0]
     if best is None:
-        return coef, t_stats, float(y @ y), bool(collinear)
-    rss, active, solution = best
-    design = np.column_stack([columns[i] for i in active])
+        return coef, t_stats, _dot(y, y), bool(collinear)
+    rss, active, solution, inverse_diagonal = best
     dof = len(y) - len(active)
     variance = rss / dof if dof > 0 else math.inf
-    covariance = variance * np.linalg.pinv(design.T @ design)
     for position, index in enumerate(active):
-        coef[index] = float(solution[position])
-        spread = math.sqrt(max(float(covariance[position, position]), 0.0))
+        coef[index] = solution[position]
+        spread = math.sqrt(max(variance * inverse_diagonal[position], 0.0))
         if spread > abs(coef[index]) * EXACT_FIT:
             t_stats[index] = coef[index] / spread
         else:  # no residual but rounding: an exact fit, not a t statistic of 10^16
             t_stats[index] = math.inf if coef[index] > 0 else 0.0
     return coef, t_stats, rss, bool(collinear)
+
+
+def _least_squares(
+    active: tuple[int, ...], gram: tuple[tuple[float, float], tuple[float, float]], moments: tuple[float, float]
+) -> tuple[list[float], list[float]] | None:
+    """The least-squares coefficients of the `active` regressors (one or two) from their Gram matrix and
+    their moments with the excess, and the diagonal of the inverse Gram matrix (for the standard errors);
+    None when a regressor is all zero."""
+    if len(active) == 1:
+        (index,) = active
+        if not gram[index][index]:
+            return None
+        return [moments[index] / gram[index][index]], [1.0 / gram[index][index]]
+    if not gram[0][0] or not gram[1][1]:
+        return None
+    # Scaled to unit columns: the scaled Gram matrix [[1, c], [c, 1]] is well conditioned for |c| < 0.995.
+    norm_a, norm_b = math.sqrt(gram[0][0]), math.sqrt(gram[1][1])
+    cosine = gram[0][1] / (norm_a * norm_b)
+    determinant = 1.0 - cosine * cosine
+    if determinant <= 0.0:
+        return None
+    scaled_a, scaled_b = moments[0] / norm_a, moments[1] / norm_b
+    beta_a = (scaled_a - cosine * scaled_b) / determinant
+    beta_b = (scaled_b - cosine * scaled_a) / determinant
+    inverse = 1.0 / determinant
+    return [beta_a / norm_a, beta_b / norm_b], [inverse / gram[0][0], inverse / gram[1][1]]
 
 
 @dataclass(frozen=True, slots=True)

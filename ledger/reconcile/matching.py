@@ -33,6 +33,7 @@ from ledger.reconcile.model import (
 )
 
 N = TypeVar("N", int, Decimal)
+_ZERO = Decimal(0)
 _ONE_DAY = timedelta(days=1)
 REQUESTS = "requests"
 TOTAL = "total"
@@ -56,29 +57,37 @@ class _Billed:
     total: Decimal | None = None
     final: bool = True
     stated_by: dict[str, str] = field(default_factory=dict)
+    rows: int = 0
 
     def add(self, row: BilledDay, metrics: frozenset[str]) -> None:
         """Merge a row stating `metrics` (`_metrics_of(row)`)."""
-        if not self.stated_by:  # nothing stated yet: nothing to conflict with
+        self.rows += 1
+        self.final = self.final and row.final
+        if self.rows == 1:  # the first row (mostly the only one): its figures, nothing to conflict with
             self.stated_by = dict.fromkeys(metrics, row.source)
-        else:
-            for metric in sorted(metrics):
-                other = self.stated_by.setdefault(metric, row.source)
-                if other != row.source:
-                    raise ReconcileInputError(
-                        f"{metric} of {_scope_of(row).label()} on {row.day} is stated by two statements "
-                        f"({other!r} and {row.source!r}); pass one, or give them different grains"
-                    )
+            self.quantities = dict(row.quantities)
+            # Added to zero, as further rows' are, so amounts have the same exponents either way.
+            self.amounts = {category: _ZERO + amount for category, amount in row.amounts.items()}
+            self.requests = row.requests
+            billed_total = row.billed_total
+            self.total = None if billed_total is None else _ZERO + billed_total
+            return
+        for metric in sorted(metrics):
+            other = self.stated_by.setdefault(metric, row.source)
+            if other != row.source:
+                raise ReconcileInputError(
+                    f"{metric} of {_scope_of(row).label()} on {row.day} is stated by two statements "
+                    f"({other!r} and {row.source!r}); pass one, or give them different grains"
+                )
         for category, quantity in row.quantities.items():
             self.quantities[category] = self.quantities.get(category, 0) + quantity
         for category, amount in row.amounts.items():
-            self.amounts[category] = self.amounts.get(category, Decimal(0)) + amount
+            self.amounts[category] = self.amounts.get(category, _ZERO) + amount
         if row.requests is not None:
             self.requests = (self.requests or 0) + row.requests
         billed_total = row.billed_total
         if billed_total is not None:
-            self.total = (self.total or Decimal(0)) + billed_total
-        self.final = self.final and row.final
+            self.total = (self.total or _ZERO) + billed_total
 
 
 def _metrics_of(row: BilledDay) -> frozenset[str]:
@@ -277,7 +286,11 @@ def _comparison(
         first_day=day,
         last_day=day,
         logged=logged,
-        billed_quantities=MappingProxyType({c: billed.quantities.get(c, 0) for c in figures.quantities}),
+        billed_quantities=MappingProxyType(
+            billed.quantities
+            if tuple(billed.quantities) == figures.quantities  # mostly: the row states just what is compared
+            else {c: billed.quantities.get(c, 0) for c in figures.quantities}
+        ),
         billed_requests=(billed.requests or 0) if figures.requests else None,
         billed_amounts=MappingProxyType({c: billed.amounts.get(c, Decimal(0)) for c in figures.amounts}),
         billed_total=(billed.total or Decimal(0)) if figures.total else None,

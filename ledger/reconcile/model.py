@@ -583,6 +583,9 @@ class _RunningTotals:
     costs: list[Decimal | None] = field(default_factory=lambda: [_ZERO] * len(CATEGORIES))
     """Per category (in `CATEGORIES` order) as `_category_cost` sees the sum so far: its cost, None once some
     usage is unpriced."""
+    all_priced: bool = True
+    """No None in `costs` (kept as a flag: `None in costs` would compare None with each Decimal, and Decimal's
+    comparison with a non-number goes through an abstract-base-class check)."""
     expected_cost: Decimal | None = _ZERO
     prices: dict[str, Decimal] = field(default_factory=dict)
 
@@ -596,9 +599,9 @@ class _RunningTotals:
         counts = _token_counts(part_tokens)
         self.tokens = list(map(_plus, self.tokens, counts))
         costs, part_costs = self.costs, part.expected_cost_by_category
-        part_values = _category_costs(part_costs) if len(part_costs) == len(CATEGORIES) else None
-        if part_values is not None and None not in part_values and None not in costs:
-            self.costs = list(map(_plus, costs, part_values))  # every category priced on both sides
+        # The cost mappings of validated rows and of totals hold no None: all five present means all priced.
+        if self.all_priced and len(part_costs) == len(CATEGORIES):
+            self.costs = list(map(_plus, costs, _category_costs(part_costs)))  # every category priced on both sides
         else:
             for index, category in enumerate(CATEGORIES):
                 cost = costs[index]
@@ -607,6 +610,7 @@ class _RunningTotals:
                     if part_cost is None and counts[index] == 0:
                         part_cost = _ZERO
                     costs[index] = None if part_cost is None else cost + part_cost
+            self.all_priced = all(cost is not None for cost in costs)
         self.expected_cost = _add_optional(self.expected_cost, expected_cost)
         if not self.prices:
             self.prices = dict(prices)

@@ -102,6 +102,20 @@ def test_rows_of_one_statement_for_the_same_scope_and_day_add_up() -> None:
     assert run(LOGGED, billed).findings == ()
 
 
+@pytest.mark.parametrize("provisional_first", [True, False])
+def test_a_scope_day_with_one_provisional_statement_row_is_provisional(provisional_first: bool) -> None:
+    first = next(r for r in BILLED if r.day == DAYS[0] and r.api_key_id == "key_a")
+    stated = replace(first, final=True)
+    provisional = replace(first, quantities={}, amounts={}, requests=None, total_amount=None, final=False)
+    rows = [provisional, stated] if provisional_first else [stated, provisional]
+    billed = [r for r in BILLED if r is not first] + rows
+
+    (day_one,) = [c for c in compare(LOGGED, billed) if c.scope.api_key_id == "key_a" and c.first_day == DAYS[0]]
+
+    assert day_one.final is False
+    assert dict(day_one.billed_quantities) == dict(first.quantities)
+
+
 def test_amounts_in_another_currency_are_refused() -> None:
     euro = [replace(r, currency="eur") for r in BILLED[:1]]
 
