@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, defer
 
 from ledger.errors import InvalidRequest, NotFound
 from ledger.periods import Period
+from ledger.reconcile.detectors import DETECTORS
 from ledger.tables import Finding, FindingChange
 from reports.filters import plain_decimal
 
@@ -20,6 +21,7 @@ STATUSES = ("open", "acknowledged", "resolved", "disputed")
 SEVERITIES = ("info", "warning", "critical")
 """Severity levels, least to most severe."""
 MAX_NOTE_CHARS = 4_000
+KINDS = tuple(detector.KIND for detector in DETECTORS)
 
 
 def severity_rank(severity: str) -> int:
@@ -38,6 +40,8 @@ class FindingFilter:
     severity: str | None = None
 
     def __post_init__(self) -> None:
+        if self.kind is not None and self.kind not in KINDS:
+            raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.status is not None and self.status not in STATUSES:
             raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
         if self.severity is not None and self.severity not in SEVERITIES:

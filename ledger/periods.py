@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+FIRST_YEAR, LAST_YEAR = 1970, 9998
+"""The years a month may be named in: the windows around a month (history before it, the next month) stay
+within what a datetime can hold."""
 
 
 class PeriodError(ValueError):
@@ -36,6 +39,8 @@ class Period:
         year, month = int(match[1]), int(match[2])
         if not 1 <= month <= 12:
             raise PeriodError(f"period month must be 01-12, got {text!r}")
+        if not FIRST_YEAR <= year <= LAST_YEAR:
+            raise PeriodError(f"period year must be {FIRST_YEAR}-{LAST_YEAR}, got {text!r}")
         return cls.of_month(year, month)
 
     @classmethod

@@ -48,11 +48,26 @@ TOTALS: dict[str, ColumnElement[Any]] = {
 }
 
 
+def instant(name: str, text: str | None) -> datetime | None:
+    """An RFC 3339 instant with its UTC offset (`2026-10-05T00:00:00Z`) from a query parameter; None when left out.
+    Numbers are not read as Unix times: a timestamp must say what it is."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an RFC 3339 instant such as 2026-10-05T00:00:00Z, got {text!r}") from None
+    if moment.tzinfo is None:
+        raise InvalidRequest(f"{name} needs a UTC offset (RFC 3339), got {text!r}")
+    return moment
+
+
 def resolve_range(period: str | None, since: datetime | None, until: datetime | None) -> Period | None:
-    """`period` (YYYY-MM) or an explicit since/until range; None when neither is given."""
-    if period and (since or until):
+    """`period` (YYYY-MM) or an explicit since/until range; None when neither is given (an empty `period` is
+    given, and refused: a script's unset variable must not widen a query to everything)."""
+    if period is not None and (since or until):
         raise InvalidRequest("give either period or since/until, not both")
-    if period:
+    if period is not None:
         try:
             return Period.month(period)
         except PeriodError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,12 +13,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException
 
 from ledger.api import events, findings, integrations, reconciliation, statements
 from ledger.api.context import AppContext
 from ledger.api.dependencies import ContextDep
+from ledger.api.openapi import add_components
 from ledger.auth import PrincipalCache
 from ledger.clock import Clock, SystemClock
 from ledger.database import create_db_engine, database_url, migrations_at_head, session_factory
@@ -75,6 +79,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
         lifespan=lifespan,
     )
     app.state.context = context
+    generated = app.openapi
+    app.openapi = lambda: add_components(generated())  # type: ignore[method-assign]
     _install_error_handlers(app)
     app.include_router(events.router)
     app.include_router(statements.router)
@@ -106,6 +112,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         body = {"error": {"code": "invalid_request", "message": "invalid request parameters", "details": details}}
         return JSONResponse(body, status_code=422)
 
+    @app.exception_handler(HTTPException)
+    async def routing_error(request: Request, error: HTTPException) -> JSONResponse:
+        """Starlette's own answers (no such path, a method the path does not take, an unreadable form) in the
+        API's error envelope. A 405 lists every method of the path, whichever route matched first."""
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(sorted(_methods_of(app, request)))
+        if error.status_code == 400:  # a body FastAPI could not parse: invalid input, as everywhere in the API
+            body = {"error": {"code": "invalid_request", "message": f"the body could not be read: {error.detail}"}}
+            return JSONResponse(body, status_code=422)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "bad_request")
+        body = {"error": {"code": code, "message": f"{error.detail}: {request.method} {request.url.path}"}}
+        return JSONResponse(body, status_code=error.status_code, headers=headers)
+
     @app.exception_handler(SQLAlchemyError)
     async def database_error(request: Request, error: SQLAlchemyError) -> JSONResponse:
         if is_unavailable(error):
@@ -115,12 +135,34 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)
 
 
+class Readiness(BaseModel):
+    status: str = Field(description="ready or not ready")
+    checks: dict[str, str] = Field(description="database and migrations: ok, or what is wrong")
+
+
+def _methods_of(app: FastAPI, request: Request) -> set[str]:
+    """The methods the OpenAPI document gives the request's path."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        literal_parts = re.split(r"\{[^/]+?\}", template)  # the text between path parameters
+        if re.fullmatch("[^/]+".join(map(re.escape, literal_parts)), path):
+            methods |= {method.upper() for method in operations}
+    return methods
+
+
 def _install_health(app: FastAPI) -> None:
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="The database is reachable and migrated")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="The database is reachable and migrated",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready: `checks` says what is missing."}},
+    )
     def readyz(context: ContextDep) -> JSONResponse:
         checks: dict[str, Any] = {}
         try:
@@ -137,6 +179,6 @@ def _install_health(app: FastAPI) -> None:
             {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics(context: ContextDep) -> PlainTextResponse:
         return PlainTextResponse(generate_latest(context.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -4,15 +4,67 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any, get_args, get_origin
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from ledger.api.context import AppContext
 from ledger.auth import Principal, authenticate
-from ledger.errors import Unauthorized
+from ledger.errors import InvalidRequest, Unauthorized
+
+
+def refuse_unknown_query(request: Request, known: frozenset[str], repeatable: frozenset[str] = frozenset()) -> None:
+    """Query parameters the route does not take are refused, not ignored (`?peroid=2026-10` must not list every
+    month), as are a parameter given twice unless it is a list (`repeatable`) and a NUL character, which no
+    text stored in PostgreSQL can hold."""
+    if not request.scope.get("query_string"):
+        return
+    seen: set[str] = set()
+    for name, value in request.query_params.multi_items():
+        if name not in known:
+            takes = ", ".join(sorted(known)) or "no query parameters"
+            raise InvalidRequest(f"unknown query parameter {name!r}; this route takes {takes}")
+        if name in seen and name not in repeatable:
+            raise InvalidRequest(f"query parameter {name!r} is given more than once")
+        if "\x00" in value:
+            raise InvalidRequest(f"query parameter {name!r} holds a NUL character")
+        seen.add(name)
+
+
+_QUERY_NAMES: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+async def known_query_only(request: Request) -> None:
+    """A route dependency: `refuse_unknown_query` with the query parameters the route declares."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    names = _QUERY_NAMES.get(id(route))
+    if names is None:
+        params = _query_params(route.dependant)
+        names = _QUERY_NAMES[id(route)] = (
+            frozenset(param.alias for param in params),
+            frozenset(param.alias for param in params if _is_list(param.field_info.annotation)),
+        )
+    refuse_unknown_query(request, *names)
+
+
+def _query_params(dependant: Dependant) -> list[Any]:
+    """The query parameters (FastAPI's fields: `alias`, `field_info`) of a route's dependency tree."""
+    params: list[Any] = list(dependant.query_params)
+    for sub in dependant.dependencies:
+        params += _query_params(sub)
+    return params
+
+
+def _is_list(annotation: Any) -> bool:
+    """`list[…]`, alone or in a union (`list[str] | None`)."""
+    return get_origin(annotation) is list or any(_is_list(member) for member in get_args(annotation))
 
 
 async def get_context(request: Request) -> AppContext:
@@ -75,4 +127,21 @@ async def _refresh(context: AppContext, token: str) -> None:
         context.principals.forget(token)
 
 
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+BEARER_KEY = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="A TokenLedger API key (`tokenledger keys create`), sent as `Authorization: Bearer <key>`. "
+    "Its role decides what it may do: `ingest` sends usage, `read` reads, `admin` does both and more.",
+)
+"""Declares the key in the OpenAPI document (the docs' Authorize button); `get_principal` reads the header."""
+
+
+async def principal_of_request(
+    request: Request,
+    context: ContextDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_KEY)],
+) -> Principal:
+    return await get_principal(request, context)
+
+
+PrincipalDep = Annotated[Principal, Depends(principal_of_request)]

@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from ledger.api.context import AppContext
-from ledger.api.dependencies import PrincipalDep, SessionDep, get_context, get_principal
+from ledger.api.dependencies import (
+    BEARER_KEY,
+    PrincipalDep,
+    SessionDep,
+    get_context,
+    get_principal,
+    known_query_only,
+    refuse_unknown_query,
+)
+from ledger.api.openapi import GROUP_BY, KEYED, AnyMonth, Since, Until, error_responses, events_body
+from ledger.api.responses import Events, Usage, ok
 from ledger.auth import Principal
 from ledger.errors import InvalidRequest, PayloadTooLarge
 from ledger.events import EventRow, EventValidationError, decode_events, validate_events
-from ledger.usage import EventFilter, list_events, resolve_range, usage_totals
+from ledger.usage import MAX_PAGE, EventFilter, instant, list_events, resolve_range, usage_totals
 
-router = APIRouter(prefix="/v1", tags=["usage"])
+
+class Accepted(BaseModel):
+    """Answered once the events are committed."""
+
+    accepted: int = Field(description="Events stored by this request.")
+    duplicates: int = Field(description="Events whose id had been stored before (retries); not counted again.")
+
+
+router = APIRouter(prefix="/v1", tags=["usage"], responses=KEYED)
 T = TypeVar("T")
 
 
@@ -89,17 +108,30 @@ def refusal(context: AppContext, error: EventValidationError) -> InvalidRequest:
     )
 
 
+NO_QUERY: frozenset[str] = frozenset()
+
 # Bodies above this size are decoded off the event loop, so small requests keep flowing meanwhile.
 INLINE_DECODE_BYTES = 16_384
 
 
-@router.post("/events", status_code=202, summary="Record usage events (object, array or NDJSON)")
+@router.post(
+    "/events",
+    status_code=202,
+    summary="Record usage events (object, array or NDJSON)",
+    response_model=Accepted,
+    responses=error_responses(413),
+    openapi_extra={
+        **events_body("Usage events, schema version 1: one object, an array, or NDJSON; at most 10,000 events."),
+        "security": [{BEARER_KEY.scheme_name: []}],
+    },
+)
 async def post_events(request: Request) -> JSONResponse:
     # The hottest route: its two dependencies are resolved by hand, which spares FastAPI's
     # per-request dependency solving.
     context = await get_context(request)
     principal = await get_principal(request, context)
     principal.require("ingest")
+    refuse_unknown_query(request, NO_QUERY)
     body = await read_body(request, context.settings.max_body_bytes)
     content_type = request.headers.get("content-type", "application/json")
     if len(body) < INLINE_DECODE_BYTES:
@@ -109,36 +141,48 @@ async def post_events(request: Request) -> JSONResponse:
     return await store(context, rows)
 
 
-@router.get("/events", summary="List events, newest last, with keyset pagination")
+@router.get(
+    "/events",
+    summary="List events, newest last, with keyset pagination",
+    response_model=None,
+    responses=ok(Events),
+    dependencies=[Depends(known_query_only)],
+)
 def get_events(
     session: SessionDep,
     principal: PrincipalDep,
-    period: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    period: AnyMonth = None,
+    since: Since = None,
+    until: Until = None,
     provider: str | None = None,
     model: str | None = None,
     app: str | None = None,
-    limit: int = 100,
-    cursor: str | None = None,
+    limit: Annotated[int, Query(json_schema_extra={"minimum": 1, "maximum": MAX_PAGE})] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> dict[str, Any]:
     principal.require("read")
-    filters = EventFilter(resolve_range(period, since, until), provider, model, app)
+    filters = EventFilter(resolve_range(period, instant("since", since), instant("until", until)), provider, model, app)
     events, next_cursor = list_events(session, principal.tenant_id, filters, limit=limit, cursor=cursor)
     return {"events": events, "next_cursor": next_cursor}
 
 
-@router.get("/usage", summary="Usage totals from the hourly rollup")
+@router.get(
+    "/usage",
+    summary="Usage totals from the hourly rollup",
+    response_model=None,
+    responses=ok(Usage),
+    dependencies=[Depends(known_query_only)],
+)
 def get_usage(
     session: SessionDep,
     principal: PrincipalDep,
-    period: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    group_by: Annotated[list[str] | None, Query()] = None,
+    period: AnyMonth = None,
+    since: Since = None,
+    until: Until = None,
+    group_by: Annotated[list[str] | None, Query(json_schema_extra=GROUP_BY)] = None,
 ) -> dict[str, Any]:
     principal.require("read")
-    window = resolve_range(period, since, until)
+    window = resolve_range(period, instant("since", since), instant("until", until))
     if window is None:
         raise InvalidRequest("give a period (2026-10) or since/until")
     groups = [name.strip() for value in group_by or [] for name in value.split(",") if name.strip()]

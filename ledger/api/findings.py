@@ -4,12 +4,23 @@ and a period's drift rows with its latest runs. A key sees only its tenant's fin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.api.dependencies import ContextDep, PrincipalDep, SessionDep
+from ledger.api.dependencies import ContextDep, PrincipalDep, SessionDep, known_query_only
+from ledger.api.openapi import (
+    BIGINT_MAX,
+    FINDING_KINDS,
+    FINDING_SEVERITIES,
+    FINDING_STATUSES,
+    KEYED,
+    AnyMonth,
+    Month,
+    error_responses,
+)
+from ledger.api.responses import Findings, FindingWithChanges, Reconciliation, ok
 from ledger.errors import Forbidden, InvalidRequest
 from ledger.findings import (
     MAX_NOTE_CHARS,
@@ -26,7 +37,9 @@ from ledger.usage import resolve_range
 from reports.filters import plain_decimal
 from reports.sources import drift_lines, latest_runs
 
-router = APIRouter(prefix="/v1", tags=["findings"])
+router = APIRouter(prefix="/v1", tags=["findings"], responses=KEYED, dependencies=[Depends(known_query_only)])
+NOT_FOUND = error_responses(404)
+FindingId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The finding's id.")]
 
 
 class StatusChange(BaseModel):
@@ -34,42 +47,57 @@ class StatusChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: str = Field(description="open, acknowledged, resolved or disputed")
+    status: str = Field(description="open, acknowledged, resolved or disputed", json_schema_extra=FINDING_STATUSES)
     note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
 
 
-@router.get("/findings", summary="Findings, filtered by period, kind, provider, status or severity")
+@router.get(
+    "/findings",
+    summary="Findings, filtered by period, kind, provider, status or severity",
+    response_model=None,
+    responses=ok(Findings),
+)
 def get_findings(
     session: SessionDep,
     principal: PrincipalDep,
-    period: str | None = None,
-    kind: str | None = None,
+    period: AnyMonth = None,
+    kind: Annotated[str | None, Query(json_schema_extra=FINDING_KINDS)] = None,
     provider: str | None = None,
-    status: str | None = None,
-    severity: str | None = None,
+    status: Annotated[str | None, Query(json_schema_extra=FINDING_STATUSES)] = None,
+    severity: Annotated[str | None, Query(json_schema_extra=FINDING_SEVERITIES)] = None,
 ) -> dict[str, Any]:
     principal.require("read")
     filters = FindingFilter(
         period=resolve_range(period, None, None),
-        kind=kind or None,
-        provider=provider or None,
-        status=status or None,
-        severity=severity or None,
+        kind=kind,
+        provider=provider,
+        status=status,
+        severity=severity,
     )
     return {"findings": [finding_json(finding) for finding in list_findings(session, principal.tenant_id, filters)]}
 
 
-@router.get("/findings/{finding_id}", summary="One finding with its status changes")
-def get_one_finding(session: SessionDep, principal: PrincipalDep, finding_id: int) -> dict[str, Any]:
+@router.get(
+    "/findings/{finding_id}",
+    summary="One finding with its status changes",
+    response_model=None,
+    responses={**ok(FindingWithChanges), **NOT_FOUND},
+)
+def get_one_finding(session: SessionDep, principal: PrincipalDep, finding_id: FindingId) -> dict[str, Any]:
     principal.require("read")
     finding = get_finding(session, principal.tenant_id, finding_id)
     changes = status_history(session, principal.tenant_id, finding_id)
     return {**finding_json(finding), "changes": [change_json(change) for change in changes]}
 
 
-@router.patch("/findings/{finding_id}", summary="Change a finding's status, with a note (admin)")
+@router.patch(
+    "/findings/{finding_id}",
+    summary="Change a finding's status, with a note (admin)",
+    response_model=None,
+    responses={**ok(FindingWithChanges, "The finding, with its status changes"), **NOT_FOUND},
+)
 def patch_finding(
-    session: SessionDep, context: ContextDep, principal: PrincipalDep, finding_id: int, body: StatusChange
+    session: SessionDep, context: ContextDep, principal: PrincipalDep, finding_id: FindingId, body: StatusChange
 ) -> dict[str, Any]:
     if principal.role != "admin":
         raise Forbidden(f"changing a finding's status needs an admin key; this key has role {principal.role!r}")
@@ -86,8 +114,17 @@ def patch_finding(
     return get_one_finding(session, principal, finding_id)
 
 
-@router.get("/reconciliation", summary="A period's drift rows and its latest reconciliation runs")
-def get_reconciliation(session: SessionDep, principal: PrincipalDep, period: str) -> dict[str, Any]:
+@router.get(
+    "/reconciliation",
+    summary="A period's drift rows and its latest reconciliation runs",
+    response_model=None,
+    responses=ok(Reconciliation),
+)
+def get_reconciliation(
+    session: SessionDep,
+    principal: PrincipalDep,
+    period: Month,
+) -> dict[str, Any]:
     principal.require("read")
     try:
         window = Period.month(period)

@@ -9,19 +9,20 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from ledger import litellm_payload, otlp
 from ledger.api.context import AppContext
-from ledger.api.dependencies import ContextDep, PrincipalDep
-from ledger.api.events import max_future, read_body, store, validated
+from ledger.api.dependencies import ContextDep, PrincipalDep, known_query_only
+from ledger.api.events import Accepted, max_future, read_body, store, validated
+from ledger.api.openapi import KEYED, error_responses, json_or_ndjson_body, otlp_body
 from ledger.auth import Principal
 from ledger.errors import InvalidRequest, PayloadTooLarge, TokenLedgerError
 from ledger.events import EventRow, EventValidationError, parse_body, validate_events
 
-router = APIRouter(prefix="/v1", tags=["integrations"])
+router = APIRouter(prefix="/v1", tags=["integrations"], responses=KEYED, dependencies=[Depends(known_query_only)])
 
 PROTOBUF = "application/x-protobuf"
 MANY = 50  # validate bigger requests off the event loop
@@ -43,6 +44,11 @@ class UnsupportedMediaType(TokenLedgerError):
     "/integrations/litellm",
     status_code=202,
     summary="Record LiteLLM calls: the generic API logger's standard logging payloads (object, array or NDJSON)",
+    response_model=Accepted,
+    responses=error_responses(413),
+    openapi_extra=json_or_ndjson_body(
+        "LiteLLM standard logging payloads (one object, an array, or NDJSON), as its generic API logger sends them."
+    ),
 )
 async def post_litellm(
     request: Request,
@@ -75,7 +81,21 @@ async def post_litellm(
     return await store(context, mapped)
 
 
-@router.post("/traces", summary="Record the GenAI spans of an OTLP/HTTP trace export (protobuf or JSON)")
+@router.post(
+    "/traces",
+    summary="Record the GenAI spans of an OTLP/HTTP trace export (protobuf or JSON)",
+    responses={
+        200: {
+            "description": "The OTLP export response; spans that could not be recorded are counted as rejected.",
+            "content": {
+                PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        },
+        **error_responses(400, 413, 415),
+    },
+    openapi_extra=otlp_body(PROTOBUF),
+)
 async def post_traces(request: Request, context: ContextDep, principal: PrincipalDep) -> Response:
     principal.require("ingest")
     limit = context.settings.max_body_bytes

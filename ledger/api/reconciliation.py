@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 
-from ledger.api.dependencies import ContextDep, PrincipalDep
+from ledger.api.dependencies import ContextDep, PrincipalDep, known_query_only
+from ledger.api.openapi import KEYED, PERIOD
+from ledger.api.responses import RunResult, ok
 from ledger.errors import InvalidRequest
 from ledger.periods import Period, PeriodError
 from ledger.reconciliation import run_reconciliation
 
-router = APIRouter(prefix="/v1", tags=["reconciliation"])
+router = APIRouter(prefix="/v1", tags=["reconciliation"], responses=KEYED, dependencies=[Depends(known_query_only)])
 
 
-@router.post("/reconciliation/run", summary="Reconcile a period now (admin)")
-async def run_now(context: ContextDep, principal: PrincipalDep, period: str | None = None) -> dict[str, Any]:
+@router.post(
+    "/reconciliation/run",
+    summary="Reconcile a period now (admin)",
+    response_model=None,
+    responses=ok(RunResult, "The run, succeeded or failed (a failed run is recorded with its error)"),
+)
+async def run_now(
+    context: ContextDep,
+    principal: PrincipalDep,
+    period: Annotated[
+        str | None, Query(description="The month (YYYY-MM); the current one when left out.", json_schema_extra=PERIOD)
+    ] = None,
+) -> dict[str, Any]:
     principal.require("admin")
     try:
-        window = Period.month(period) if period else Period.containing(context.clock.now())
+        window = Period.month(period) if period is not None else Period.containing(context.clock.now())
     except PeriodError as error:
         raise InvalidRequest(str(error)) from error
     outcome = await run_in_threadpool(

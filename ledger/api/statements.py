@@ -4,18 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from ledger.api.dependencies import PrincipalDep, SessionDep
+from ledger.api.dependencies import PrincipalDep, SessionDep, known_query_only
+from ledger.api.openapi import KEYED, Month
+from ledger.api.responses import Statements, ok
 from ledger.errors import InvalidRequest
 from ledger.periods import Period, PeriodError
 from ledger.statements import statement_totals
 
-router = APIRouter(prefix="/v1", tags=["statements"])
+router = APIRouter(prefix="/v1", tags=["statements"], responses=KEYED, dependencies=[Depends(known_query_only)])
 
 
-@router.get("/statements", summary="Statement totals by provider × account × model × usage type")
-def get_statements(session: SessionDep, principal: PrincipalDep, period: str) -> dict[str, Any]:
+@router.get(
+    "/statements",
+    summary="Statement totals by provider × account × model × usage type",
+    response_model=None,
+    responses=ok(Statements),
+)
+def get_statements(
+    session: SessionDep,
+    principal: PrincipalDep,
+    period: Month,
+) -> dict[str, Any]:
     principal.require("read")
     try:
         window = Period.month(period)
