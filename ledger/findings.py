@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, defer
 from ledger.errors import InvalidRequest, NotFound
 from ledger.periods import Period
 from ledger.reconcile.detectors import DETECTORS
-from ledger.tables import Finding, FindingChange
+from ledger.tables import BIGINT_MAX, Finding, FindingChange
 from reports.filters import plain_decimal
 
 STATUSES = ("open", "acknowledged", "resolved", "disputed")
@@ -40,6 +40,8 @@ class FindingFilter:
     severity: str | None = None
 
     def __post_init__(self) -> None:
+        if self.provider is not None and "\x00" in self.provider:
+            raise InvalidRequest("provider holds a NUL character")
         if self.kind is not None and self.kind not in KINDS:
             raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.status is not None and self.status not in STATUSES:
@@ -75,6 +77,8 @@ def list_findings(
 
 def get_finding(session: Session, tenant_id: int, finding_id: int, *, for_update: bool = False) -> Finding:
     """One finding of the tenant; another tenant's finding is NotFound, like a missing one."""
+    if not 1 <= finding_id <= BIGINT_MAX:  # no such id can exist (and PostgreSQL would refuse to compare it)
+        raise NotFound(f"no finding with id {finding_id}")
     query = select(Finding).where(Finding.tenant_id == tenant_id, Finding.id == finding_id)
     finding = session.scalar(query.with_for_update() if for_update else query)
     if finding is None:
@@ -101,6 +105,8 @@ def change_status(
     note = note.strip() if note and note.strip() else None
     if note is not None and len(note) > MAX_NOTE_CHARS:
         raise InvalidRequest(f"note is {len(note)} characters; at most {MAX_NOTE_CHARS}")
+    if note is not None and "\x00" in note:
+        raise InvalidRequest("note holds a NUL character, which cannot be stored")
     finding = get_finding(session, tenant_id, finding_id, for_update=True)
     change = FindingChange(
         tenant_id=tenant_id,

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.api.dependencies import ContextDep, PrincipalDep, SessionDep, known_query_only
 from ledger.api.openapi import (
-    BIGINT_MAX,
     FINDING_KINDS,
     FINDING_SEVERITIES,
     FINDING_STATUSES,
@@ -33,6 +32,7 @@ from ledger.findings import (
     status_history,
 )
 from ledger.periods import Period, PeriodError
+from ledger.tables import BIGINT_MAX
 from ledger.usage import resolve_range
 from reports.filters import plain_decimal
 from reports.sources import drift_lines, latest_runs

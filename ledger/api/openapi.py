@@ -64,8 +64,6 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 KEYED = error_responses(401, 403, 422, 503)
 """What any route that takes a key may answer besides its success."""
 
-BIGINT_MAX = 2**63 - 1
-"""The largest id PostgreSQL's bigint holds."""
 PERIOD_PATTERN = r"^\s*[0-9]{4}-(0[1-9]|1[0-2])\s*$"
 PERIOD: JsonDict = {"pattern": PERIOD_PATTERN, "examples": ["2026-10"]}
 """A calendar month in UTC, `YYYY-MM`."""

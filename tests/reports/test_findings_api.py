@@ -109,6 +109,16 @@ def test_a_status_outside_the_list_or_an_unknown_field_is_refused(client: TestCl
     assert unknown.json()["error"]["details"][0]["field"] == "assignee"
 
 
+def test_a_note_with_a_nul_character_is_refused_and_nothing_changes(client: TestClient, october: Month) -> None:
+    path = f"/v1/findings/{october.finding_id}"
+
+    answer = client.patch(path, json={"status": "resolved", "note": "see\u0000ticket"}, headers=october.keys.admin)
+
+    assert answer.status_code == 422
+    assert answer.json()["error"]["message"] == "note holds a NUL character, which cannot be stored"
+    assert client.get(path, headers=october.keys.read).json()["status"] == "open"
+
+
 def test_another_tenants_finding_is_not_found(client: TestClient, engine: Engine, october: Month) -> None:
     stranger = make_tenant(engine)
     path = f"/v1/findings/{october.finding_id}"

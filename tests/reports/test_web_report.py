@@ -296,6 +296,25 @@ def test_a_bad_period_or_unknown_page_is_an_html_error(client: TestClient, octob
     assert "There is no such page." in missing.text
 
 
+def test_input_the_database_cannot_hold_is_an_html_error_not_a_server_error(client: TestClient, october: Month) -> None:
+    sign_in(client, october.key("admin"))
+    page = client.get(f"/report/findings/{october.finding_id}").text
+
+    beyond_any_id = client.get(f"/report/findings/{2**63}")
+    nul_filter = client.get("/report/findings?period=2026-10&provider=open%00ai")
+    nul_note = client.post(
+        f"/report/findings/{october.finding_id}/status",
+        data={"csrf": csrf_of(page), "status": "resolved", "note": "see\x00ticket"},
+    )
+
+    assert beyond_any_id.status_code == 404
+    assert nul_filter.status_code == 422
+    assert "provider holds a NUL character" in nul_filter.text
+    assert nul_note.status_code == 422
+    assert "note holds a NUL character" in nul_note.text
+    assert '<dd class="status-open" id="status">open</dd>' in client.get(f"/report/findings/{october.finding_id}").text
+
+
 def test_the_chart_library_is_served_with_its_licence(client: TestClient) -> None:
     library = client.get("/report/static/chart.umd.min.js")
     assert library.status_code == 200
