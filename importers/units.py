@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from typing import Final
 
 _UNIT: Final = re.compile(
@@ -39,5 +39,9 @@ def parse_unit(text: str) -> Unit | None:
 
 
 def whole(quantity: Decimal) -> Decimal:
-    """`quantity` without a trailing `.0` when it is a whole number (`2500.0` → `2500`)."""
-    return quantity.quantize(Decimal(1)) if quantity == quantity.to_integral_value() else quantity
+    """`quantity` without a trailing `.0` when it is a whole number (`2500.0` → `2500`). Exact for any size (a
+    number too large to store is refused where lines are stored, naming it)."""
+    if not quantity.is_finite() or quantity != quantity.to_integral_value():
+        return quantity
+    with localcontext(Context(prec=max(quantity.adjusted() + 2, 28))):
+        return quantity.quantize(Decimal(1))

@@ -27,9 +27,16 @@ from pydantic import (
 
 from ledger.normalizers import NormalizedUsage, UnsupportedProviderError, UsageShapeError, normalize_usage
 
-BIGINT_MAX = 2**63 - 1  # the largest value PostgreSQL's bigint holds (token columns)
-INTEGER_MAX = 2**31 - 1  # and its integer (milliseconds, max_tokens, web searches)
-TokenCount = Annotated[StrictInt, Field(ge=0, le=BIGINT_MAX)]
+INTEGER_MAX = 2**31 - 1  # PostgreSQL's integer (milliseconds, max_tokens, web searches)
+TOKENS_MAX = 10**12
+"""A trillion tokens: far beyond any request, and far enough below bigint's limit that no rollup's sum over a
+busy hour can overflow it (which would refuse every later event of that hour)."""
+REPORTED_COST_LIMIT = Decimal(1_000_000)
+"""USD: no request costs this much; rollup sums stay far inside their numeric(20, 10) columns."""
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+"""No LLM request happened before this; an earlier `occurred_at` is a bad clock or a bad unit, and would
+create a partition for it."""
+TokenCount = Annotated[StrictInt, Field(ge=0, le=TOKENS_MAX)]
 Milliseconds = Annotated[StrictInt, Field(ge=0, le=INTEGER_MAX)]
 Label = Annotated[str, Field(min_length=1, max_length=256)]
 
@@ -334,6 +341,8 @@ def _to_row(event: EventIn, *, tenant_id: int, received_at: datetime, max_future
     event_id = event.event_id or event.provider_request_id
     if event_id is None:
         raise _problem("event_id", "required unless provider_request_id is given")
+    if event.occurred_at < EARLIEST:
+        raise _problem("occurred_at", f"is before {EARLIEST.date()}, earlier than any LLM request")
     if event.occurred_at > received_at + max_future:
         allowed = f"{max_future.total_seconds():g} seconds"
         raise _problem("occurred_at", f"is more than {allowed} in the future ({event.occurred_at.isoformat()})")
@@ -363,10 +372,13 @@ def _to_row(event: EventIn, *, tenant_id: int, received_at: datetime, max_future
         web_search = normalized.web_search_requests
         reported_cost = event.reported_cost if event.reported_cost is not None else normalized.reported_cost
         service_tier = event.service_tier or normalized.service_tier
-        if max(input_tokens, output_tokens, cache_read, cache_creation, reasoning) > BIGINT_MAX:
-            raise _problem("usage", f"holds a token count above {BIGINT_MAX}, more than can be stored")
+        if max(input_tokens, output_tokens, cache_read, cache_creation, reasoning) > TOKENS_MAX:
+            raise _problem("usage", f"holds a token count above {TOKENS_MAX:,}, more than any request uses")
         if web_search > INTEGER_MAX:
             raise _problem("usage", f"holds a web search count above {INTEGER_MAX}, more than can be stored")
+    if reported_cost is not None and not 0 <= reported_cost < REPORTED_COST_LIMIT:
+        field = "reported_cost" if event.reported_cost is not None else "usage"
+        raise _problem(field, f"reported cost {reported_cost} USD is not between 0 and {REPORTED_COST_LIMIT:,}")
     if cache_read + cache_creation > input_tokens:
         raise _problem(
             "cache_read_input_tokens",

@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, cast, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from importers.base import RawDocument, StatementLine, unrecognised
+from importers.base import RawDocument, StatementError, StatementLine, unrecognised
 from ledger.model_names import normalize_model_name
 from ledger.periods import Period
 from ledger.tables import StatementDocument, StatementImport
@@ -63,7 +63,10 @@ def store_statements(
     lines: Sequence[StatementLine],
     now: datetime,
 ) -> ImportSummary:
-    """Archive `documents` and make `lines` the source's lines for `period`, replacing earlier imports."""
+    """Archive `documents` and make `lines` the source's lines for `period`, replacing earlier imports. A line
+    that cannot be stored as it is refuses the whole import, naming its document, location and field."""
+    for line in lines:
+        check_storable(line)
     outside = [line for line in lines if line.period_start not in period]
     if outside:
         line = outside[0]
@@ -103,6 +106,51 @@ def store_statements(
     return ImportSummary(
         source, period, len(documents), len(lines), replaced, summarize(lines), dict(unrecognised(lines))
     )
+
+
+QUANTITY_LIMIT = Decimal(10) ** 18
+"""Statement quantities are stored as numeric(24, 6)."""
+AMOUNT_LIMIT = Decimal(10) ** 10
+"""Statement amounts are stored as numeric(20, 10)."""
+_TEXT_FIELDS = ("provider", "account", "api_key_id", "model", "service_tier", "unit", "currency", "request_id")
+
+
+def check_storable(line: StatementLine) -> None:
+    """Refuse, naming the document, location and field, what the statement tables cannot hold as given: a number
+    beyond its column (PostgreSQL would only say "numeric field overflow") or a NUL character in any text."""
+    for name, limit in (("quantity", QUANTITY_LIMIT), ("amount", AMOUNT_LIMIT)):
+        value: Decimal | None = getattr(line, name)
+        if value is not None and (not value.is_finite() or abs(value) >= limit):
+            raise StatementError(
+                line.document, line.location, name, f"{value} is beyond what a line holds (< {limit:.0E})"
+            )
+    for name in _TEXT_FIELDS:
+        text = getattr(line, name)
+        if text is not None and "\x00" in text:
+            raise StatementError(line.document, line.location, name, "holds a NUL character, which cannot be stored")
+    field = _nul_in(line.raw)
+    if field is not None:
+        raise StatementError(line.document, line.location, field, "holds a NUL character, which cannot be stored")
+
+
+def _nul_in(value: Any, path: str = "") -> str | None:
+    """The path of the first key or string in `value` (JSON-like) that holds a NUL character."""
+    if isinstance(value, str):
+        return path or "value" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return where
+            found = _nul_in(item, where)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_in(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def summarize(lines: Iterable[StatementLine]) -> list[SummaryRow]:

@@ -53,6 +53,26 @@ def test_one_bad_event_rejects_the_whole_request(client: TestClient, tenant: Ten
     assert event_count(engine, tenant) == 0
 
 
+def test_values_no_request_has_are_refused_before_they_reach_the_rollups(
+    client: TestClient, tenant: TenantKeys, engine: Engine
+) -> None:
+    """A trillion tokens, a million dollars, a year before 2000: a bad unit or a bad clock, not usage. Stored, they
+    would overflow an hourly rollup's sums (refusing every later event of that hour) or create a partition for
+    the year 0001."""
+    cases = {
+        "input_tokens": (usage_event(input_tokens=10**12 + 1), "less than or equal to 1000000000000"),
+        "reported_cost": (usage_event(reported_cost="1e15"), "reported cost 1E+15 USD is not between 0 and 1,000,000"),
+        "occurred_at": (usage_event(occurred_at="1970-01-01T00:00:00Z"), "is before 2000-01-01"),
+    }
+    for field, (event, message) in cases.items():
+        (problem,) = problems(client.post("/v1/events", json=event, headers=tenant.ingest))
+        assert problem["field"] == field
+        assert message in problem["message"], problem
+    negative = problems(client.post("/v1/events", json=usage_event(reported_cost="-0.01"), headers=tenant.ingest))
+    assert negative[0]["field"] == "reported_cost"
+    assert event_count(engine, tenant) == 0
+
+
 def test_each_rule_of_the_schema_names_its_field(client: TestClient, tenant: TenantKeys) -> None:
     future = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
     cases = {

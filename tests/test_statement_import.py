@@ -123,6 +123,34 @@ def test_a_malformed_document_names_the_file_and_writes_nothing(
     assert totals(engine, tenant) == []
 
 
+FOCUS_BEDROCK = Path(__file__).parent / "importers" / "focus" / "bedrock_aws_focus_1_2.csv"
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("BilledCost", "1e400", "line 2: amount: 1E+400 is beyond what a line holds"),
+        ("ConsumedQuantity", "1e30", "line 2: quantity: 1000000000000000000000000000000 is beyond what a line holds"),
+        ("SubAccountName", "ml\x00prod", "line 2: SubAccountName: holds a NUL character"),
+    ],
+)
+def test_a_value_the_statement_tables_cannot_hold_names_its_line_and_writes_nothing(
+    cli: CliRunner, tenant: TenantKeys, engine: Engine, tmp_path: Path, column: str, value: str, message: str
+) -> None:
+    header, first, *rest = FOCUS_BEDROCK.read_text().splitlines()
+    cells = first.split(",")
+    cells[header.split(",").index(column)] = value
+    (tmp_path / "export.csv").write_text("\n".join([header, ",".join(cells), *rest]) + "\n")
+
+    result = cli.invoke(
+        app, ["import", "focus", "--tenant", tenant.name, "--period", "2026-10", "--file", str(tmp_path / "export.csv")]
+    )
+
+    assert result.exit_code == 1
+    assert " ".join(result.output.split()).startswith(f"error: export.csv: {message}")
+    assert totals(engine, tenant) == []
+
+
 def test_statements_need_a_read_key_and_stay_within_the_tenant(client: TestClient, tenant: TenantKeys) -> None:
     assert client.get("/v1/statements", params={"period": "2026-10"}).status_code == 401
     assert client.get("/v1/statements", params={"period": "2026-10"}, headers=tenant.ingest).status_code == 401
