@@ -48,9 +48,14 @@ class IssuedKey:
         return f"{KEY_PREFIX}_{self.key_id}.{self.secret}"
 
 
+TENANT_NAME_MAX = 100
+
+
 def create_tenant(session: Session, name: str) -> Tenant:
     if not name.strip():
         raise InvalidRequest("tenant name must not be empty")
+    if len(name.strip()) > TENANT_NAME_MAX or not name.strip().isprintable():
+        raise InvalidRequest(f"tenant name must be at most {TENANT_NAME_MAX} printable characters")
     tenant = Tenant(name=name.strip())
     session.add(tenant)
     try:

@@ -126,6 +126,9 @@ _OPTIONAL_COLUMNS = ("valid_to", "window", "note")
 PRICE_FILE_COLUMNS: tuple[str, ...] = _REQUIRED_COLUMNS + _OPTIONAL_COLUMNS
 """Every column a price file may have (the header may list them in any order; the optional ones may be left out)."""
 _BUNDLED = "prices.csv"
+PRICE_LIMIT = Decimal(10) ** 10
+PRICE_DECIMALS = 10
+"""Unit prices are stored as numeric(20, 10): below 10^10 with at most 10 decimal places (never rounded)."""
 # Money arithmetic raises instead of rounding: every amount computed here is exact.
 _EXACT = Context(prec=60, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
 
@@ -261,6 +264,13 @@ class PriceRow:
             )
         if not self.unit_price.is_finite() or self.unit_price < 0:
             raise PriceRowError(f"unit_price must be a finite number >= 0, got {self.unit_price}")
+        if self.unit_price >= PRICE_LIMIT:
+            raise PriceRowError(f"unit_price {self.unit_price} is too large for a stored price (below {PRICE_LIMIT:,})")
+        if -self.unit_price.as_tuple().exponent > PRICE_DECIMALS:  # type: ignore[operator]
+            raise PriceRowError(
+                f"unit_price {self.unit_price} has more than {PRICE_DECIMALS} decimal places, which a stored price "
+                "would round away: give it per a larger unit (per 1M tokens, say)"
+            )
         if not _CURRENCY.match(self.currency):
             raise PriceRowError(f"currency {self.currency!r} must be an upper-case ISO 4217 code such as USD")
         for name, moment in (("valid_from", self.valid_from), ("valid_to", self.valid_to)):

@@ -55,6 +55,8 @@ def test_errors_are_one_line_and_a_nonzero_exit(cli: CliRunner) -> None:
     unknown_key = cli.invoke(app, ["keys", "revoke", "000000000000"])
     assert unknown_key.exit_code == 1
     assert "Traceback" not in unknown_key.output
+    too_long = cli.invoke(app, ["tenants", "create", "x" * 101])
+    assert too_long.output.strip() == "error: tenant name must be at most 100 printable characters"
 
 
 def test_db_upgrade_is_idempotent(cli: CliRunner) -> None:

@@ -112,6 +112,27 @@ def test_a_bad_price_file_names_the_line_and_column_and_writes_nothing(
     assert cost_of(engine, tenant, "vllm", "m", TokenUsage(uncached_input=10)).unpriced == ("input",)
 
 
+@pytest.mark.parametrize(
+    ("price", "message"),
+    [
+        ("1e400", "unit_price 1E+400 is too large for a stored price (below 10,000,000,000)"),
+        ("0.000000000002", "unit_price 2E-12 has more than 10 decimal places, which a stored price would round away"),
+    ],
+)
+def test_a_price_that_would_not_be_stored_exactly_is_refused(
+    cli: CliRunner, tenant: TenantKeys, engine: Engine, price: str, message: str
+) -> None:
+    result = cli.invoke(
+        app,
+        ["prices", "set", "--provider", "vllm", "--model", "m", "--token-type", "input", "--price", price,
+         "--tenant", tenant.name],
+    )  # fmt: skip
+
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+    assert cost_of(engine, tenant, "vllm", "m", TokenUsage(uncached_input=10)).unpriced == ("input",)
+
+
 def test_an_unknown_model_stays_unpriced_never_zero(tenant: TenantKeys, engine: Engine) -> None:
     cost = cost_of(engine, tenant, "openai", "gpt-imaginary", TokenUsage(uncached_input=10, output=5))
     assert cost.unpriced == ("input", "output")
