@@ -210,16 +210,38 @@ def parse_body(body: bytes, content_type: str) -> list[Any]:
             if line.strip():
                 try:
                     items.append(json.loads(line, parse_float=Decimal))
-                except ValueError as error:
+                except (ValueError, RecursionError) as error:
                     raise EventValidationError(
-                        [EventProblem(len(items), "body", f"line {number + 1}: invalid JSON: {error}")]
+                        [EventProblem(len(items), "body", f"line {number + 1}: invalid JSON: {_json_error(error)}")]
                     ) from error
         return items
     try:
         decoded = json.loads(body, parse_float=Decimal)
-    except ValueError as error:
-        raise EventValidationError([EventProblem(0, "body", f"invalid JSON: {error}")]) from error
+    except (ValueError, RecursionError) as error:
+        raise EventValidationError([EventProblem(0, "body", f"invalid JSON: {_json_error(error)}")]) from error
     return decoded if isinstance(decoded, list) else [decoded]
+
+
+def _json_error(error: ValueError | RecursionError) -> str:
+    return "nested too deeply" if isinstance(error, RecursionError) else str(error)
+
+
+MAX_USAGE_DEPTH = 16
+"""How deeply a raw usage object may nest: providers' nest three or four levels."""
+
+
+def _too_deep(value: Any, limit: int = MAX_USAGE_DEPTH) -> bool:
+    """Whether `value` (parsed JSON) nests objects or arrays more than `limit` levels deep; without recursion."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                pending.append((child, depth + 1))
+    return False
 
 
 def json_text(value: Any) -> str:
@@ -306,6 +328,9 @@ def _rows(
             except ValidationError as error:
                 problems.extend(_problems_from(error, index))
                 continue
+        if event.usage is not None and _too_deep(event.usage):
+            problems.append(EventProblem(index, "usage", f"nests more than {MAX_USAGE_DEPTH} levels deep"))
+            continue
         try:
             rows.append(_to_row(event, tenant_id=tenant_id, received_at=now, max_future=max_future))
         except EventValidationError as error:

@@ -182,13 +182,17 @@ def decode_request(body: bytes, *, protobuf: bool) -> ExportTraceServiceRequest:
         data = json.loads(body)
     except ValueError as error:
         raise OtlpDecodeError(f"invalid JSON: {error}") from error
+    except RecursionError as error:
+        raise OtlpDecodeError("invalid JSON: nested too deeply") from error
     if not isinstance(data, dict):
         raise OtlpDecodeError("the body must be a JSON object (an ExportTraceServiceRequest)")
-    _hex_ids_to_base64(data, "")
     try:
+        _hex_ids_to_base64(data, "")
         json_format.ParseDict(data, request, ignore_unknown_fields=True)
     except json_format.ParseError as error:
         raise OtlpDecodeError(str(error)) from error
+    except RecursionError as error:
+        raise OtlpDecodeError("the request nests too deeply") from error
     return request
 
 
@@ -376,7 +380,7 @@ def _max_tokens(attributes: Mapping[str, Any]) -> int | None:
     if value is None and isinstance(attributes.get("llm.invocation_parameters"), str):
         try:
             parameters = json.loads(attributes["llm.invocation_parameters"])
-        except ValueError:
+        except (ValueError, RecursionError):
             parameters = None
         if isinstance(parameters, dict):
             keys = ("max_completion_tokens", "max_tokens", "max_output_tokens")

@@ -73,6 +73,19 @@ def test_values_no_request_has_are_refused_before_they_reach_the_rollups(
     assert event_count(engine, tenant) == 0
 
 
+def test_json_nested_past_reason_is_refused_not_a_server_error(client: TestClient, tenant: TenantKeys) -> None:
+    deep_body = json.dumps(usage_event(usage=None))[:-1] + ', "usage": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    deep_usage = usage_event(input_tokens=None, output_tokens=None, usage=json.loads('{"a":' * 17 + "1" + "}" * 17))
+    headers = {**tenant.ingest, "Content-Type": "application/json"}
+
+    assert problems(client.post("/v1/events", content=deep_body, headers=headers)) == [
+        {"index": 0, "field": "body", "message": "invalid JSON: nested too deeply"}
+    ]
+    assert problems(client.post("/v1/events", json=deep_usage, headers=tenant.ingest)) == [
+        {"index": 0, "field": "usage", "message": "nests more than 16 levels deep"}
+    ]
+
+
 def test_each_rule_of_the_schema_names_its_field(client: TestClient, tenant: TenantKeys) -> None:
     future = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
     cases = {

@@ -296,6 +296,9 @@ def test_undecodable_bodies_are_refused(client: TestClient, tenant: TenantKeys) 
     assert post_json(client, tenant, bad_id).status_code == 400
     assert "spans[0].spanId" in post_json(client, tenant, bad_id).json()["error"]["message"]
     assert post_json(client, tenant, b"[1, 2").status_code == 400
+    deep = post_json(client, tenant, b'{"resourceSpans": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    assert deep.status_code == 400
+    assert "nested too deeply" in deep.json()["error"]["message"]
     assert post_json(client, tenant, b"not gzip", **{"Content-Encoding": "gzip"}).status_code == 400
     assert (
         client.post("/v1/traces", content=b"{}", headers={**tenant.ingest, "Content-Type": "text/plain"}).status_code
