@@ -4,6 +4,8 @@ comes in the API's error envelope. The OpenAPI document lets /docs send a key.""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -104,3 +106,14 @@ def test_the_openapi_document_declares_the_key_and_each_routes_errors(client: Te
     }
     kinds = next(p for p in document["paths"]["/v1/findings"]["get"]["parameters"] if p["name"] == "kind")
     assert "padding_tokens" in kinds["schema"]["enum"]
+
+
+def test_the_api_docs_need_no_cdn(client: TestClient) -> None:
+    """Swagger UI and ReDoc come from the service itself: /docs works offline and behind CDN-blocking networks."""
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
+        assert assets, page
+        for asset in assets:
+            assert asset.startswith("/"), asset
+            assert client.get(asset).status_code == 200, asset

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, text
@@ -72,7 +73,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
                 scheduler.shutdown(wait=False)
             await writer.stop()
 
-    app = FastAPI(
+    # The docs pages load Swagger UI and ReDoc from the installed package, not a CDN: they work offline and
+    # behind networks that block CDNs.
+    app = FastAPIOffline(
         title="TokenLedger",
         summary="What your LLM applications used, against what the providers billed.",
         version="0.1.0",
