@@ -36,7 +36,9 @@ def refuse_unknown_query(request: Request, known: frozenset[str], repeatable: fr
         seen.add(name)
 
 
-_QUERY_NAMES: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
+_QUERY_NAMES: dict[int, tuple[APIRoute, frozenset[str], frozenset[str]]] = {}
+"""Per route: the route (an id may be reused once a route is gone), the query parameters it takes, and those
+that are lists."""
 
 
 async def known_query_only(request: Request) -> None:
@@ -44,14 +46,15 @@ async def known_query_only(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    names = _QUERY_NAMES.get(id(route))
-    if names is None:
+    entry = _QUERY_NAMES.get(id(route))
+    if entry is None or entry[0] is not route:
         params = _query_params(route.dependant)
-        names = _QUERY_NAMES[id(route)] = (
+        entry = _QUERY_NAMES[id(route)] = (
+            route,
             frozenset(param.alias for param in params),
             frozenset(param.alias for param in params if _is_list(param.field_info.annotation)),
         )
-    refuse_unknown_query(request, *names)
+    refuse_unknown_query(request, entry[1], entry[2])
 
 
 def _query_params(dependant: Dependant) -> list[Any]:
