@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from ledger.api import events, findings, integrations, reconciliation, statements
 from ledger.api.context import AppContext
 from ledger.api.dependencies import ContextDep
-from ledger.api.openapi import add_components
+from ledger.api.openapi import complete_document
 from ledger.auth import PrincipalCache
 from ledger.clock import Clock, SystemClock
 from ledger.database import create_db_engine, database_url, migrations_at_head, session_factory
@@ -83,7 +83,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
     )
     app.state.context = context
     generated = app.openapi
-    app.openapi = lambda: add_components(generated())  # type: ignore[method-assign]
+    app.openapi = lambda: complete_document(generated())  # type: ignore[method-assign]
     _install_error_handlers(app)
     app.include_router(events.router)
     app.include_router(statements.router)

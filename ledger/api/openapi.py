@@ -113,7 +113,7 @@ def otlp_body(protobuf: str) -> dict[str, Any]:
     }
 
 
-def add_components(document: dict[str, Any]) -> dict[str, Any]:
+def complete_document(document: dict[str, Any]) -> dict[str, Any]:
     """The schemas the hand-written parts above refer to; query parameters without FastAPI's `null` (a query
     string cannot send one: leaving the parameter out is how to say none)."""
     for operations in document["paths"].values():
@@ -132,8 +132,12 @@ def add_components(document: dict[str, Any]) -> dict[str, Any]:
 
 
 # Query parameters several routes take, checked by hand (see `ledger.usage.resolve_range`, `instant`).
-Month = Annotated[str, Query(description="A calendar month in UTC (YYYY-MM).", json_schema_extra=PERIOD)]
-AnyMonth = Annotated[str | None, Query(description="A calendar month in UTC (YYYY-MM).", json_schema_extra=PERIOD)]
+Month = Annotated[
+    str, Query(description="A calendar month in UTC: YYYY-MM, years 1970 to 9998.", json_schema_extra=PERIOD)
+]
+AnyMonth = Annotated[
+    str | None, Query(description="A calendar month in UTC: YYYY-MM, years 1970 to 9998.", json_schema_extra=PERIOD)
+]
 """`Month`, or every month when left out."""
 Since = Annotated[str | None, Query(description="With `until`, instead of `period`.", json_schema_extra=INSTANT)]
 Until = Annotated[str | None, Query(description="Exclusive end, with `since`.", json_schema_extra=INSTANT)]
