@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.catalog import load_catalog
@@ -557,13 +558,21 @@ def run_reconciliation(
         return RunOutcome(run_id, "succeeded", counts, None, result)
     except Exception as error:
         log.exception("reconciliation of %s for tenant %s failed", period.label, tenant_id)
-        message = f"{type(error).__name__}: {error}"
+        message = failure_message(error)
         with sessions.begin() as session:
             failed = session.get(ReconciliationRun, (tenant_id, run_id))
             assert failed is not None
             failed.status, failed.finished_at, failed.error = "failed", now, message[:2000]
             _queue_run_failure_alert(session, tenant_id, failed, now)
         return RunOutcome(run_id, "failed", {}, message, None)
+
+
+def failure_message(error: Exception) -> str:
+    """What a failed run records and shows: the error's own words; for a database error, the server's message
+    without the statement and its parameters (a page of SQL, and the tenant's figures, belong in the log)."""
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        return f"{type(error.orig).__name__}: {str(error.orig).strip()}"
+    return f"{type(error).__name__}: {error}"
 
 
 @contextmanager

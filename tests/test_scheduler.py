@@ -15,7 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from importers.registry import importer_for
+from ledger import rollup
 from ledger.database import session_factory
+from ledger.events import validate_events
+from ledger.ingest import partition_ddl
 from ledger.periods import Period
 from ledger.reconciliation import run_reconciliation
 from ledger.scheduler import (
@@ -28,10 +31,13 @@ from ledger.scheduler import (
     with_job_lock,
 )
 from ledger.settings import Settings
-from ledger.tables import AlertOutbox, PriceOverride, ReconciliationRun, StatementLine, Tenant
+from ledger.tables import AlertOutbox, PriceOverride, ReconciliationRun, StatementLine, Tenant, UsageEvent
 from tests.conftest import TenantKeys
+from tests.events_factory import usage_event
 from tests.openai_admin_api import ADMIN_KEY, OpenAIAdminApi
 from tests.reports.rows import channel
+
+NOW = datetime(2026, 11, 2, tzinfo=UTC)
 
 
 def test_the_previous_month_stays_due_until_the_close_day() -> None:
@@ -114,6 +120,29 @@ def test_a_failing_run_is_recorded_with_its_error(engine: Engine, tenant: Tenant
         assert run.status == "failed"
         assert run.finished_at is not None
         assert "every full moon" in (run.error or "")
+
+
+def test_a_run_failing_in_the_database_records_the_servers_words_not_the_statement(
+    engine: Engine, tenant: TenantKeys, settings: Settings
+) -> None:
+    """Usage stored before tokens were bounded per event: two events of 2^62 tokens sum past bigint in the
+    drift rows. The run fails, and says so in a line, without a page of SQL and the tenant's figures."""
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        tenant_id = session.scalar(sa.select(Tenant.id).where(Tenant.name == tenant.name))
+    events = [usage_event(occurred_at=f"2026-10-0{day}T12:00:00Z", api_key_id=f"key_{day}") for day in (1, 2)]
+    rows = [row._replace(input_tokens=2**62) for row in validate_events(events, tenant_id=tenant_id, now=NOW)]
+    with engine.begin() as conn:
+        conn.execute(sa.text(partition_ddl(datetime(2026, 10, 1, tzinfo=UTC))))
+        conn.execute(sa.insert(UsageEvent), [row._asdict() for row in rows])
+        conn.exec_driver_sql(rollup.upsert_rollup("usage_events WHERE tenant_id = %(tenant)s"), {"tenant": tenant_id})
+
+    outcome = run_reconciliation(
+        sessions, tenant_id=tenant_id, period=Period.month("2026-10"), settings=settings, now=NOW, trigger="schedule"
+    )
+
+    assert outcome.status == "failed"
+    assert outcome.error == "NumericValueOutOfRange: bigint out of range"
 
 
 def test_a_run_missed_while_no_instance_was_up_runs_at_start_up(engine: Engine, settings: Settings) -> None:
