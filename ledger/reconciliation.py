@@ -550,6 +550,7 @@ def run_reconciliation(
         run_id = run.id
     try:
         with sessions.begin() as session, _collector_paused():
+            _wait_for_other_runs(session, tenant_id, period)
             result = reconcile_period(session, tenant_id=tenant_id, period=period, settings=settings)
             counts = store_results(session, tenant_id=tenant_id, period=period, result=result, run_id=run_id, now=now)
             finished = session.get(ReconciliationRun, (tenant_id, run_id))
@@ -565,6 +566,14 @@ def run_reconciliation(
             failed.status, failed.finished_at, failed.error = "failed", now, message[:2000]
             _queue_run_failure_alert(session, tenant_id, failed, now)
         return RunOutcome(run_id, "failed", {}, message, None)
+
+
+def _wait_for_other_runs(session: Session, tenant_id: int, period: Period) -> None:
+    """Runs of one tenant's period take turns (a transaction-scoped advisory lock): two at once, from the API,
+    the CLI and the scheduler, would each replace the period's drift rows and collide. The second one waits,
+    then reconciles what is there by then."""
+    key = f"tokenledger-reconcile:{tenant_id}:{period.start.isoformat()}:{period.end.isoformat()}"
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
 
 
 def failure_message(error: Exception) -> str:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import secrets
 import socket
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -153,6 +155,51 @@ def test_an_admin_runs_the_reconciler_over_the_api(client: TestClient, demo_mont
     assert rag["billed_tokens"] is not None
     assert rag["billed_cost"] is not None
     assert Decimal(rag["billed_cost"]) > Decimal(rag["expected_cost"])  # cache reads billed at the full rate
+
+
+def test_runs_started_together_take_turns_and_all_succeed(engine: Engine, demo_month: DemoResult) -> None:
+    """The scheduler, the CLI and two clicks on the API at once: each run waits for the one before it instead
+    of colliding on the period's drift rows, and together they leave what one run alone leaves."""
+    from ledger.database import session_factory
+    from ledger.periods import Period
+    from ledger.reconciliation import run_reconciliation
+
+    with engine.connect() as conn:
+        tenant_id = conn.scalar(sa.text("SELECT id FROM tenants WHERE name = :n"), {"n": demo_month.tenant})
+    settings = Settings(database_url=str(engine.url), scheduler_enabled=False)
+    period = Period.month(demo_month.period)
+
+    def run_once() -> str:
+        outcome = run_reconciliation(
+            session_factory(engine), tenant_id=tenant_id, period=period, settings=settings, now=NOW, trigger="api"
+        )
+        return outcome.status
+
+    def stored_drift() -> list[tuple[object, ...]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT provider, account, model, logged_tokens, billed_tokens, expected_cost, billed_cost "
+                    "FROM drift_rows WHERE tenant_id = :t ORDER BY 1, 2, 3"
+                ),
+                {"t": tenant_id},
+            )
+            return [tuple(row) for row in rows]
+
+    start = threading.Barrier(4)
+
+    def together(_: int) -> str:
+        start.wait()
+        return run_once()
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(together, range(4)))
+    after_four = stored_drift()
+
+    assert statuses == ["succeeded"] * 4
+    assert run_once() == "succeeded"
+    assert after_four == stored_drift()
+    assert after_four
 
 
 def test_the_demo_statements_went_through_the_importers(demo_month: DemoResult, engine: Engine, tmp_path: Path) -> None:
