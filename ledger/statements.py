@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, cast, delete, func, insert, select
+from sqlalchemy import BigInteger, cast, delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -74,6 +74,12 @@ def store_statements(
             f"{line.document}: {line.location}: line for {line.period_start.date()} is outside the period "
             f"{period.label}"
         )
+    # Imports of one source's period take turns: two at once (the daily pull and a hand import) would each
+    # delete the lines the other has not committed yet, then both insert theirs, billing the month twice.
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"tokenledger-import:{tenant_id}:{source}:{period.start.isoformat()}:{period.end.isoformat()}"},
+    )
     replaced = session.execute(
         delete(StatementLineRow).where(
             StatementLineRow.tenant_id == tenant_id,

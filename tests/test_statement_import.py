@@ -4,6 +4,9 @@ re-imports that replace instead of adding up, and bad documents that write nothi
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,11 +16,16 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from ledger.cli import app
+from ledger.database import session_factory
+from ledger.importing import importer_named, parse_documents, read_documents
+from ledger.periods import Period
+from ledger.statements import store_statements
 from tests.conftest import TenantKeys
 from tests.openai_admin_api import OpenAIAdminApi
 
 OPENAI = Path(__file__).parent / "importers" / "openai"
 ANTHROPIC = Path(__file__).parent / "importers" / "anthropic"
+FOCUS_BEDROCK = Path(__file__).parent / "importers" / "focus" / "bedrock_aws_focus_1_2.csv"
 
 
 @pytest.fixture
@@ -97,6 +105,32 @@ def test_importing_saved_files_and_reading_the_totals(
     assert by_type == {row[0]: float(row[1]) for row in once if row[1] is not None}
 
 
+def test_imports_of_one_month_started_together_still_bill_it_once(
+    cli: CliRunner, tenant: TenantKeys, engine: Engine
+) -> None:
+    """The daily pull and a hand import at the same moment: each replaces the month's lines in turn."""
+    args = ["import", "focus", "--tenant", tenant.name, "--period", "2026-10", "--file", str(FOCUS_BEDROCK)]
+    assert cli.invoke(app, args).exit_code == 0
+    once = totals(engine, tenant)
+    documents = read_documents([FOCUS_BEDROCK], "focus")
+    lines = parse_documents(importer_named("focus", None), documents)
+    with engine.connect() as conn:
+        tenant_id = conn.scalar(sa.text("SELECT id FROM tenants WHERE name = :n"), {"n": tenant.name})
+    start = threading.Barrier(3)
+
+    def import_it(_: int) -> None:
+        with session_factory(engine).begin() as session:
+            start.wait()
+            store_statements(
+                session, tenant_id=tenant_id, source="focus", period=Period.month("2026-10"), documents=documents,
+                lines=lines, now=datetime.now(UTC),
+            )  # fmt: skip
+
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(import_it, range(3)))
+    assert totals(engine, tenant) == once
+
+
 def test_a_malformed_document_names_the_file_and_writes_nothing(
     cli: CliRunner, tenant: TenantKeys, engine: Engine, tmp_path: Path
 ) -> None:
@@ -121,9 +155,6 @@ def test_a_malformed_document_names_the_file_and_writes_nothing(
     assert result.exit_code == 1
     assert result.output.startswith("error: broken.json: data[0].results[0].output_tokens")
     assert totals(engine, tenant) == []
-
-
-FOCUS_BEDROCK = Path(__file__).parent / "importers" / "focus" / "bedrock_aws_focus_1_2.csv"
 
 
 @pytest.mark.parametrize(
