@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from ledger.errors import InvalidRequest
@@ -32,7 +32,12 @@ def load_catalog(session: Session, tenant_id: int) -> PriceCatalog:
 
 
 def add_overrides(session: Session, tenant_id: int, rows: Sequence[PriceRow], *, now: datetime) -> int:
-    """Store a tenant's prices; refused whole when any would clash with the tenant's existing prices."""
+    """Store a tenant's prices; refused whole when any would clash with the tenant's existing prices. Changes
+    of one tenant's prices take turns, so two at once cannot each pass the check against the prices without
+    the other's and together store a clash (which every later reconciliation would refuse)."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"tokenledger-prices:{tenant_id}"}
+    )
     try:
         PriceCatalog(bundled_prices(), [*tenant_overrides(session, tenant_id), *rows])
     except PricingError as error:

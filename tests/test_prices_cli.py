@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,10 +12,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from ledger.catalog import load_catalog
+from ledger.auth import tenant_by_name
+from ledger.catalog import add_overrides, load_catalog
 from ledger.cli import app
 from ledger.database import session_factory
-from ledger.pricing import TokenUsage
+from ledger.errors import InvalidRequest
+from ledger.pricing import PriceRow, TokenUsage
 from tests.conftest import TenantKeys
 
 HEADER = (
@@ -131,6 +135,35 @@ def test_a_price_that_would_not_be_stored_exactly_is_refused(
     assert result.exit_code == 1
     assert message in " ".join(result.output.split())
     assert cost_of(engine, tenant, "vllm", "m", TokenUsage(uncached_input=10)).unpriced == ("input",)
+
+
+def test_two_people_setting_the_same_price_at_once_cannot_store_a_clash(tenant: TenantKeys, engine: Engine) -> None:
+    """Both check against the prices stored so far; without taking turns, both would pass and store two prices
+    for the same model and time, and every later reconciliation of the tenant would refuse its catalog."""
+    with session_factory(engine)() as session:
+        tenant_id = tenant_by_name(session, tenant.name).id
+    start = threading.Barrier(2)
+
+    def set_price(price: str) -> str:
+        row = PriceRow(
+            provider="vllm", model="m", token_type="input", service_tier="standard", context_threshold=0,
+            unit_price=Decimal(price), unit="1M tokens", currency="USD", valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+            valid_to=None, window=None, source="contract", source_date=date(2026, 1, 1),
+        )  # fmt: skip
+        try:
+            with session_factory(engine).begin() as session:
+                start.wait()
+                add_overrides(session, tenant_id, [row], now=datetime.now(UTC))
+        except InvalidRequest as refused:
+            return str(refused)
+        return "stored"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(set_price, ["0.20", "0.30"]))
+
+    assert outcomes[1] == "stored"
+    assert "both price vllm/m/input/standard" in outcomes[0]
+    assert cost_of(engine, tenant, "vllm", "m", TokenUsage(uncached_input=10)).unpriced == ()
 
 
 def test_an_unknown_model_stays_unpriced_never_zero(tenant: TenantKeys, engine: Engine) -> None:
