@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledger.database import take_turns
 from ledger.errors import InvalidRequest
 from ledger.pricing import PriceCatalog, PriceRow, PricingError, UsageWindow, load_bundled_prices
 from ledger.tables import PriceOverride
@@ -35,9 +36,7 @@ def add_overrides(session: Session, tenant_id: int, rows: Sequence[PriceRow], *,
     """Store a tenant's prices; refused whole when any would clash with the tenant's existing prices. Changes
     of one tenant's prices take turns, so two at once cannot each pass the check against the prices without
     the other's and together store a clash (which every later reconciliation would refuse)."""
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"tokenledger-prices:{tenant_id}"}
-    )
+    take_turns(session, "prices", tenant_id)
     try:
         PriceCatalog(bundled_prices(), [*tenant_overrides(session, tenant_id), *rows])
     except PricingError as error:

@@ -87,6 +87,13 @@ def _write_exact_json(dbapi_connection: psycopg.Connection[tuple[object, ...]], 
     set_json_dumps(json_text, context=dbapi_connection)
 
 
+def take_turns(session: Session, *parts: object) -> None:
+    """Wait until no other transaction holds the turn named by `parts`, then hold it until this transaction ends
+    (a transaction-scoped advisory lock on a hash of the name: an unrelated name sharing the hash only waits)."""
+    name = ":".join(["tokenledger", *map(str, parts)])
+    session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name})
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

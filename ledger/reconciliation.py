@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.catalog import load_catalog
+from ledger.database import take_turns
 from ledger.model_names import normalize_model_name
 from ledger.periods import Period, day_start
 from ledger.pricing import PriceCatalog, pricing_provider_of
@@ -572,8 +573,7 @@ def _wait_for_other_runs(session: Session, tenant_id: int, period: Period) -> No
     """Runs of one tenant's period take turns (a transaction-scoped advisory lock): two at once, from the API,
     the CLI and the scheduler, would each replace the period's drift rows and collide. The second one waits,
     then reconciles what is there by then."""
-    key = f"tokenledger-reconcile:{tenant_id}:{period.start.isoformat()}:{period.end.isoformat()}"
-    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+    take_turns(session, "reconcile", tenant_id, period.start.isoformat(), period.end.isoformat())
 
 
 def failure_message(error: Exception) -> str:

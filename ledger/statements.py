@@ -12,11 +12,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, cast, delete, func, insert, select, text
+from sqlalchemy import BigInteger, cast, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from importers.base import RawDocument, StatementError, StatementLine, unrecognised
+from ledger.database import take_turns
 from ledger.model_names import normalize_model_name
 from ledger.periods import Period
 from ledger.tables import StatementDocument, StatementImport
@@ -76,10 +77,7 @@ def store_statements(
         )
     # Imports of one source's period take turns: two at once (the daily pull and a hand import) would each
     # delete the lines the other has not committed yet, then both insert theirs, billing the month twice.
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": f"tokenledger-import:{tenant_id}:{source}:{period.start.isoformat()}:{period.end.isoformat()}"},
-    )
+    take_turns(session, "import", tenant_id, source, period.start.isoformat(), period.end.isoformat())
     replaced = session.execute(
         delete(StatementLineRow).where(
             StatementLineRow.tenant_id == tenant_id,
