@@ -238,11 +238,26 @@ def to_csv(report: MonthlyReport) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in as_dict(report)["rows"]:
-        writer.writerow(["" if row[column] is None else row[column] for column in CSV_COLUMNS])
+        writer.writerow([_csv_cell(column, row[column]) for column in CSV_COLUMNS])
     for total in as_dict(report)["totals"]:
         line = {**total, "provider": "TOTAL", "account": "", "model": ""}
-        writer.writerow(["" if line[column] is None else line[column] for column in CSV_COLUMNS])
+        writer.writerow([_csv_cell(column, line[column]) for column in CSV_COLUMNS])
     return out.getvalue()
+
+
+_LABEL_COLUMNS = frozenset({"provider", "account", "model"})
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(column: str, value: Any) -> Any:
+    """A value for the CSV. Labels come from whoever sent usage or wrote a statement, and a spreadsheet runs a cell
+    that starts like a formula (`=HYPERLINK(…)`): such a label is written with a leading apostrophe, which the
+    spreadsheet shows as text (OWASP, "CSV Injection"). Numbers are never changed."""
+    if value is None:
+        return ""
+    if column in _LABEL_COLUMNS and isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def to_html(report: MonthlyReport) -> str:

@@ -166,6 +166,18 @@ def test_json_money_is_exact_decimal_strings() -> None:
     assert Decimal(data["totals"][0]["difference"]) == Decimal("12.34") - Decimal("0.0000001234")
 
 
+def test_a_label_that_a_spreadsheet_would_run_as_a_formula_is_written_as_text() -> None:
+    """Account and model names come from whoever sends usage or writes a statement; money stays a number."""
+    rows = [line("openai", '=HYPERLINK("http://x")', account="@SUM(A1)", expected="20", billed_cost="10")]
+    report = monthly.monthly_report("acme", OCTOBER, rows, [], generated_at=GENERATED)
+
+    exported, total = list(csv.DictReader(io.StringIO(monthly.to_csv(report))))
+
+    assert exported["model"] == '\'=HYPERLINK("http://x")'
+    assert exported["account"] == "'@SUM(A1)"
+    assert exported["difference"] == total["difference"] == "-10"
+
+
 def test_an_unknown_format_is_refused() -> None:
     report = monthly.monthly_report("acme", OCTOBER, [], [], generated_at=GENERATED)
     with pytest.raises(ValueError, match="format must be one of html, csv, json, got 'pdf'"):
