@@ -219,7 +219,9 @@ def slack_body(message: Message) -> dict[str, Any]:
 
 def email_message(message: Message, *, sender: str, recipients: Sequence[str], now: datetime) -> EmailMessage:
     email = EmailMessage()
-    email["Subject"] = message.title
+    # One line: a title quotes labels (account, model) that whoever sent usage chose, and a line break in a
+    # header would fail the delivery.
+    email["Subject"] = " ".join(message.title.split())
     email["From"] = sender
     email["To"] = ", ".join(recipients)
     email["Date"] = format_datetime(now)

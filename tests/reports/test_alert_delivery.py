@@ -108,11 +108,11 @@ def alerts(engine: Engine, tenant_id: int) -> list[AlertOutbox]:
         )
 
 
-def queue_one_finding(engine: Engine, kind: str, config: dict[str, Any]) -> int:
+def queue_one_finding(engine: Engine, kind: str, config: dict[str, Any], account: str = "proj_main") -> int:
     tenant_id = tenant_id_of(engine, make_tenant(engine).name)
     with session_factory(engine).begin() as session:
         rows.channel(session, tenant_id, kind=kind, config=config)
-        finding = rows.finding(session, tenant_id, severity="critical", impact="1500")
+        finding = rows.finding(session, tenant_id, severity="critical", impact="1500", account=account)
         assert (
             queue_finding_alert(
                 session, tenant_id=tenant_id, finding=finding, previous_severity=None, previous_impact=None, now=NOW
@@ -234,6 +234,21 @@ def test_email_goes_through_a_real_smtp_server(
     assert message["Subject"].startswith("[critical] quantity mismatch")
     assert message["To"] == "ops@example.com, finance@example.com"
     assert "Impact: 1,500.00 USD" in text_of(message)
+
+
+def test_a_line_break_in_a_label_does_not_break_the_emails_subject(
+    engine: Engine, smtp_server: tuple[Mailbox, int], http: httpx.Client
+) -> None:
+    """An account name is whatever the application sent; in a header, a line break would fail the delivery."""
+    mailbox, port = smtp_server
+    config = {"smtp_host": "127.0.0.1", "smtp_port": port, "from": "tl@example.com", "to": ["ops@example.com"]}
+    tenant_id = queue_one_finding(engine, "email", {**config, "starttls": False}, account="proj\r\nBcc: x@y.z")
+
+    assert deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW, http=http).sent == 1
+    (message,) = mailbox.messages
+    unfolded = " ".join(message["Subject"].split())  # a long header is folded over lines (RFC 5322)
+    assert unfolded == "[critical] quantity mismatch: openai / proj Bcc: x@y.z / gpt-5.4-mini (1,500.00 USD)"
+    assert message["Bcc"] is None
 
 
 def test_the_monthly_report_arrives_by_email_with_html_and_a_csv_attachment(
