@@ -285,6 +285,9 @@ def event_from_span(span: Span, resource: Mapping[str, Any]) -> dict[str, Any] |
 def _is_model_call(attributes: Mapping[str, Any]) -> bool:
     operation = attributes.get("gen_ai.operation.name")
     kind = attributes.get("openinference.span.kind")
+    for name, value in (("gen_ai.operation.name", operation), ("openinference.span.kind", kind)):
+        if value is not None and not isinstance(value, str):
+            raise SpanProblem(name, f"must be a string, got {type(value).__name__}")
     if operation is not None and operation not in MODEL_CALL_OPERATIONS:
         return False
     if kind is not None:

@@ -241,6 +241,23 @@ def test_a_json_partial_success_names_the_rejected_spans(client: TestClient, ten
     assert "00000000000000a2: gen_ai.request.model: is missing" in partial["errorMessage"]
 
 
+def test_an_attribute_of_the_wrong_type_rejects_its_span_not_the_export(client: TestClient, tenant: TenantKeys) -> None:
+    listed_operation = [
+        {"key": "gen_ai.operation.name", "value": {"arrayValue": {"values": []}}} if a["key"] == "gen_ai.operation.name"
+        else a
+        for a in ANTHROPIC_JSON_ATTRIBUTES
+    ]  # fmt: skip
+    body = json_body(json_span("00000000000000b1", listed_operation))
+
+    answer = post_json(client, tenant, body)
+
+    assert answer.status_code == 200
+    assert (
+        "00000000000000b1: gen_ai.operation.name: must be a string, got list"
+        in (answer.json()["partialSuccess"]["errorMessage"])
+    )
+
+
 def test_older_and_openinference_attribute_names_are_read(
     client: TestClient, tenant: TenantKeys, engine: Engine
 ) -> None:
