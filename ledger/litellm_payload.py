@@ -250,7 +250,8 @@ def _failure(error: Mapping[str, Any]) -> tuple[int, str]:
     """Status code and error type of a failed call."""
     error_class = _text(error.get("error_class")) or ""
     code = str(error.get("error_code") or "")
-    status = int(code) if code.isdigit() and 100 <= int(code) <= 599 else _ERROR_STATUS.get(error_class, 500)
+    plain = code.isascii() and code.isdigit()  # "²" is a digit to str.isdigit, not to int()
+    status = int(code) if plain and 100 <= int(code) <= 599 else _ERROR_STATUS.get(error_class, 500)
     return status, _ERROR_TYPE.get(error_class) or error_type_for_status(status) or "other"
 
 
@@ -302,9 +303,13 @@ def _unix_time(payload: Mapping[str, Any], field: str) -> Decimal | None:
     if payload.get(field) is None:
         return None
     value = _decimal(payload.get(field))
-    if value is None or not value.is_finite() or value <= 0:
+    if value is None or not value.is_finite() or not 0 < value < _LAST_UNIX_TIME:
         raise PayloadError(field, f"must be a Unix time in seconds, got {payload.get(field)!r}")
     return value
+
+
+_LAST_UNIX_TIME = Decimal(253_402_300_800)
+"""9999-12-31T23:59:59Z and beyond cannot be a datetime."""
 
 
 def _decimal(value: Any) -> Decimal | None:

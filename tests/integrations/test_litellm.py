@@ -300,6 +300,23 @@ def test_a_payload_that_cannot_be_mapped_is_refused_naming_its_field(
     assert stored_events(engine, tenant) == []
 
 
+def test_a_start_time_past_any_date_or_an_odd_error_code_is_refused_or_read_not_a_server_error(
+    client: TestClient, tenant: TenantKeys, engine: Engine, real_payloads: dict[str, dict[str, Any]]
+) -> None:
+    far_future = {**real_payloads["success"], "id": "far-1", "startTime": 1e21}
+    odd_code = copy.deepcopy(real_payloads["failure"])
+    odd_code["id"] = "odd-1"
+    odd_code["error_information"]["error_code"] = "²"  # a digit to str.isdigit, not to int()
+
+    refused = post(client, tenant, [far_future])
+    read = post(client, tenant, [odd_code])
+
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["field"] == "startTime"
+    assert read.status_code == 202
+    assert only_event(engine, tenant)["status_code"] == 500  # the error class decides when the code cannot
+
+
 def test_calls_no_provider_billed_are_skipped(
     client: TestClient, tenant: TenantKeys, engine: Engine, real_payloads: dict[str, dict[str, Any]]
 ) -> None:
