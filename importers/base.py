@@ -80,20 +80,28 @@ class StatementLine:
     final: bool = True
 
     def __post_init__(self) -> None:
+        """Every rule, refused as a StatementError naming the line's document, location and field."""
+
+        def refuse(field: str, problem: str) -> StatementError:
+            return StatementError(self.document, self.location, field, problem)
+
         if self.usage_type not in USAGE_TYPES:
-            raise ValueError(f"usage_type {self.usage_type!r} is not one of {', '.join(USAGE_TYPES)}")
+            raise refuse("usage_type", f"{self.usage_type!r} is not one of {', '.join(USAGE_TYPES)}")
         for name in ("period_start", "period_end"):
             moment: datetime = getattr(self, name)
             if moment.utcoffset() != timedelta(0):
-                raise ValueError(f"{name} must be an aware UTC datetime, got {moment!r}")
+                raise refuse(name, f"must be an aware UTC datetime, got {moment!r}")
         if self.period_end < self.period_start:
-            raise ValueError(f"period_end {self.period_end.isoformat()} is before period_start")
+            raise refuse(
+                "period_end",
+                f"{self.period_end.isoformat()} is before period_start {self.period_start.isoformat()}",
+            )
         for name in ("quantity", "amount"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Decimal):
-                raise ValueError(f"{name} must be a Decimal, got {type(value).__name__}")
+                raise refuse(name, f"must be a Decimal, got {type(value).__name__}")
         if self.amount is not None and (self.currency is None or self.currency != self.currency.upper()):
-            raise ValueError(f"an amount needs an upper-case currency, got {self.currency!r}")
+            raise refuse("currency", f"an amount needs an upper-case currency, got {self.currency!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,7 +177,11 @@ class JsonObject:
 
     def need_unix_time(self, key: str) -> datetime:
         """A Unix timestamp in seconds, as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.need_count(key), UTC)
+        seconds = self.need_count(key)
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise self.error(key, f"expected a Unix time in seconds, got {seconds}, beyond any date") from None
 
     def need_timestamp(self, key: str) -> datetime:
         """An RFC 3339 / ISO 8601 timestamp with an offset, as an aware UTC datetime."""

@@ -164,6 +164,23 @@ def test_results_of_other_usage_endpoints_are_kept_as_other_lines() -> None:
     assert line.raw["object"] == "organization.usage.embeddings.result"
 
 
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        ({"end_time": 10**20}, "data[0].end_time: expected a Unix time in seconds, got 100000000000000000000"),
+        ({"end_time": 0}, "period_end: 1970-01-01T00:00:00+00:00 is before period_start"),
+    ],
+)
+def test_bucket_bounds_that_are_no_day_name_the_page_and_field(bounds: dict[str, int], message: str) -> None:
+    page = usage_page(model="gpt-5.4", input_tokens=10, output_tokens=2)
+    page["data"][0].update(bounds)
+
+    with pytest.raises(StatementError, match=r"^openai_usage_p1\.json: ") as refused:
+        parse(page)
+
+    assert message in str(refused.value)
+
+
 def test_identify_claims_openai_pages_only() -> None:
     importer = OpenAIImporter()
 
