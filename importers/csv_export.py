@@ -10,6 +10,7 @@ names a mapping, so it never takes a FOCUS file or another importer's document b
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ _TOP_KEYS: Final = frozenset(
     }
 )
 _PERIODS: Final = ("day", "month")
+
+
+_PROVIDER_SLUG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
 class MappingError(ValueError):
@@ -155,6 +159,11 @@ def mapping_from_toml(name: str, label: str, data: Mapping[str, Any]) -> CsvMapp
     if unknown:
         raise MappingError(label, unknown[0], f"unknown key; expected one of {', '.join(sorted(_TOP_KEYS))}")
     provider = _need_text(label, data, "provider")
+    if not _PROVIDER_SLUG.fullmatch(provider):
+        # Logged usage names providers so (`ledger.events`): a statement under another spelling matches nothing.
+        raise MappingError(
+            label, "provider", f"expected a lower-case slug such as openai or deepseek, got {provider!r}"
+        )
     columns = _table(label, data, "columns")
     for role, column in columns.items():
         if role not in COLUMN_ROLES:

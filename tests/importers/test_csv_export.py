@@ -139,6 +139,7 @@ def test_a_bad_cell_is_reported_with_its_file_line_and_column(rows: str, message
         ({"timezone": "Mars/Olympus"}, "test.toml: timezone: unknown time zone 'Mars/Olympus'"),
         ({"quantity_scale": 0.001}, "test.toml: quantity_scale: expected a positive integer or decimal string"),
         ({"period": "week"}, "test.toml: period: expected one of day, month, got 'week'"),
+        ({"provider": "Deep Seek"}, "test.toml: provider: expected a lower-case slug such as openai or deepseek"),
     ],
 )
 def test_a_bad_mapping_is_reported_with_its_file_and_key(changes: dict[str, Any], message: str) -> None:
