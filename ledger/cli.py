@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from ledger import auth
 from ledger.clock import SystemClock
 from ledger.database import create_db_engine, database_url, session_factory, upgrade
-from ledger.errors import TokenLedgerError
+from ledger.errors import InvalidRequest, TokenLedgerError
 from ledger.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -224,8 +224,12 @@ def prices_import(
     from ledger.pricing import parse_price_csv
 
     if not path.is_file():
-        raise typer.BadParameter(f"{path}: no such file")
-    rows = parse_price_csv(path.read_text(encoding="utf-8"), origin=path.name)
+        raise typer.BadParameter(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidRequest(f"{path.name}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+    rows = parse_price_csv(text, origin=path.name)
     with session_scope(get_settings()) as session:
         owner = auth.tenant_for_cli(session, tenant)
         count = add_overrides(session, owner.id, rows, now=SystemClock().now())
@@ -248,7 +252,10 @@ def prices_list(
     from ledger.catalog import bundled_prices, tenant_overrides
     from ledger.model_names import normalize_model_name
 
-    moment = datetime.fromisoformat(at).replace(tzinfo=UTC) if at else SystemClock().now()
+    try:
+        moment = datetime.fromisoformat(at).replace(tzinfo=UTC) if at else SystemClock().now()
+    except ValueError:
+        raise InvalidRequest(f"--at: expected a day such as 2026-10-15, got {at!r}") from None
     overrides = []
     if tenant:
         with session_scope(get_settings()) as session:

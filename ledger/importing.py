@@ -27,7 +27,7 @@ def read_documents(paths: Sequence[Path], source: str) -> list[RawDocument]:
     documents = []
     for path in paths:
         if not path.is_file():
-            raise InvalidRequest(f"{path}: no such file")
+            raise InvalidRequest(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
         media_type = mimetypes.guess_type(path.name)[0] or ("text/csv" if path.suffix == ".csv" else "application/json")
         documents.append(RawDocument(name=path.name, content=path.read_bytes(), media_type=media_type, source=source))
     return documents
@@ -38,7 +38,7 @@ def parse_documents(importer: Importer, documents: Sequence[RawDocument]) -> lis
     lines: list[StatementLine] = []
     for document in documents:
         if not importer.identify(document):
-            raise InvalidRequest(f"{document.name}: not a {importer.source} statement document")
+            raise InvalidRequest(f"{document.name}: not a statement document the {importer.source} importer reads")
         lines.extend(importer.parse(document))
     return lines
 

@@ -166,6 +166,20 @@ def test_two_people_setting_the_same_price_at_once_cannot_store_a_clash(tenant: 
     assert cost_of(engine, tenant, "vllm", "m", TokenUsage(uncached_input=10)).unpriced == ()
 
 
+def test_a_file_that_is_not_text_or_a_day_that_is_no_date_is_one_line_naming_it(
+    cli: CliRunner, tenant: TenantKeys, tmp_path: Path
+) -> None:
+    binary = tmp_path / "prices.xlsx"
+    binary.write_bytes(b"PK\x03\x04\xff\xfe")
+
+    not_text = cli.invoke(app, ["prices", "import", str(binary), "--tenant", tenant.name])
+    no_day = cli.invoke(app, ["prices", "list", "--at", "2026-99-99"])
+
+    assert not_text.exit_code == no_day.exit_code == 1
+    assert not_text.output.strip() == "error: prices.xlsx: not UTF-8 text (byte 4: invalid start byte)"
+    assert no_day.output.strip() == "error: --at: expected a day such as 2026-10-15, got '2026-99-99'"
+
+
 def test_an_unknown_model_stays_unpriced_never_zero(tenant: TenantKeys, engine: Engine) -> None:
     cost = cost_of(engine, tenant, "openai", "gpt-imaginary", TokenUsage(uncached_input=10, output=5))
     assert cost.unpriced == ("input", "output")

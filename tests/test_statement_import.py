@@ -131,6 +131,20 @@ def test_imports_of_one_month_started_together_still_bill_it_once(
     assert totals(engine, tenant) == once
 
 
+def test_a_document_of_another_source_or_a_directory_is_one_line_naming_it(
+    cli: CliRunner, tenant: TenantKeys, tmp_path: Path
+) -> None:
+    anthropic_page = ANTHROPIC / "usage_report_p1.json"
+
+    wrong_source = cli.invoke(app, ["import", "openai", "--tenant", tenant.name, "--file", str(anthropic_page)])
+    directory = cli.invoke(app, ["import", "openai", "--tenant", tenant.name, "--file", str(tmp_path)])
+
+    assert (
+        wrong_source.output.strip() == "error: usage_report_p1.json: not a statement document the openai importer reads"
+    )
+    assert directory.output.strip() == f"error: {tmp_path}: not a file"
+
+
 def test_a_malformed_document_names_the_file_and_writes_nothing(
     cli: CliRunner, tenant: TenantKeys, engine: Engine, tmp_path: Path
 ) -> None:
