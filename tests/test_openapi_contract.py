@@ -38,7 +38,7 @@ def server(database_url: str, engine: Engine) -> Iterator[LedgerServer]:
 def admin(server: LedgerServer, engine: Engine) -> TenantKeys:
     """A tenant whose month holds events and a reconciliation run, so listings answer with rows."""
     keys = make_tenant(engine)
-    start = datetime.now(UTC).replace(day=1, hour=12, minute=0, second=0, microsecond=0)
+    start = datetime.now(UTC) - timedelta(hours=1)  # in the past whatever the day: the future is refused
     events = [
         {
             "event_id": f"contract-{n}",
