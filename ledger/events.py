@@ -280,14 +280,14 @@ def validate_events(
 
 def _holds_nul(items: Sequence[Any]) -> bool:
     """Whether some string or key holds a NUL character (JSON's \\u0000), which PostgreSQL's text and jsonb
-    cannot store: one encoding of the batch, in C; `_nul_path` then names the place."""
+    cannot store: one encoding of the batch, in C; `nul_path` then names the place."""
     return "\\u0000" in json.dumps(items, default=str)
 
 
 _NUL_MESSAGE = "must not contain a NUL character (\\u0000): PostgreSQL cannot store it"
 
 
-def _nul_path(value: Any, path: str) -> str | None:
+def nul_path(value: Any, path: str) -> str | None:
     """The path of the first string or key in `value` that holds a NUL character, if any."""
     if isinstance(value, str):
         return (path or "event") if "\x00" in value else None
@@ -297,11 +297,11 @@ def _nul_path(value: Any, path: str) -> str | None:
             inner = f"{path}.{name}" if path else name
             if "\x00" in str(key):
                 return inner
-            if (found := _nul_path(item, inner)) is not None:
+            if (found := nul_path(item, inner)) is not None:
                 return found
     elif isinstance(value, list | tuple):
         for position, item in enumerate(value):
-            if (found := _nul_path(item, f"{path}[{position}]")) is not None:
+            if (found := nul_path(item, f"{path}[{position}]")) is not None:
                 return found
     return None
 
@@ -318,7 +318,7 @@ def _rows(
     problems: list[EventProblem] = []
     rows: list[EventRow] = []
     for index, item in enumerate(items):
-        if check_nul and (path := _nul_path(item, "")) is not None:
+        if check_nul and (path := nul_path(item, "")) is not None:
             problems.append(EventProblem(index, path, _NUL_MESSAGE))
         if events is not None:
             event = events[index]

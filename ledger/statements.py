@@ -12,15 +12,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, cast, delete, func, insert, select
+from sqlalchemy import BigInteger, Numeric, cast, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from importers.base import RawDocument, StatementError, StatementLine, unrecognised
 from ledger.database import take_turns
+from ledger.events import nul_path
 from ledger.model_names import normalize_model_name
 from ledger.periods import Period
-from ledger.tables import StatementDocument, StatementImport
+from ledger.tables import Money, Quantity, StatementDocument, StatementImport
 from ledger.tables import StatementLine as StatementLineRow
 
 
@@ -112,10 +113,13 @@ def store_statements(
     )
 
 
-QUANTITY_LIMIT = Decimal(10) ** 18
-"""Statement quantities are stored as numeric(24, 6)."""
-AMOUNT_LIMIT = Decimal(10) ** 10
-"""Statement amounts are stored as numeric(20, 10)."""
+def _limit(column: Numeric[Decimal]) -> Decimal:
+    """The first magnitude a numeric(precision, scale) column cannot hold."""
+    return Decimal(10) ** ((column.precision or 0) - (column.scale or 0))
+
+
+QUANTITY_LIMIT = _limit(Quantity)
+AMOUNT_LIMIT = _limit(Money)
 _TEXT_FIELDS = ("provider", "account", "api_key_id", "model", "service_tier", "unit", "currency", "request_id")
 
 
@@ -132,29 +136,9 @@ def check_storable(line: StatementLine) -> None:
         text = getattr(line, name)
         if text is not None and "\x00" in text:
             raise StatementError(line.document, line.location, name, "holds a NUL character, which cannot be stored")
-    field = _nul_in(line.raw)
+    field = nul_path(line.raw, "")
     if field is not None:
         raise StatementError(line.document, line.location, field, "holds a NUL character, which cannot be stored")
-
-
-def _nul_in(value: Any, path: str = "") -> str | None:
-    """The path of the first key or string in `value` (JSON-like) that holds a NUL character."""
-    if isinstance(value, str):
-        return path or "value" if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
-                return where
-            found = _nul_in(item, where)
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _nul_in(item, f"{path}[{index}]")
-            if found is not None:
-                return found
-    return None
 
 
 def summarize(lines: Iterable[StatementLine]) -> list[SummaryRow]:

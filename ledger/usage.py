@@ -62,16 +62,21 @@ def instant(name: str, text: str | None) -> datetime | None:
     return moment
 
 
+def month(text: str) -> Period:
+    """The calendar month a `period` parameter names (`2026-10`), or InvalidRequest saying what is wrong."""
+    try:
+        return Period.month(text)
+    except PeriodError as error:
+        raise InvalidRequest(str(error)) from error
+
+
 def resolve_range(period: str | None, since: datetime | None, until: datetime | None) -> Period | None:
     """`period` (YYYY-MM) or an explicit since/until range; None when neither is given (an empty `period` is
     given, and refused: a script's unset variable must not widen a query to everything)."""
     if period is not None and (since or until):
         raise InvalidRequest("give either period or since/until, not both")
     if period is not None:
-        try:
-            return Period.month(period)
-        except PeriodError as error:
-            raise InvalidRequest(str(error)) from error
+        return month(period)
     if since or until:
         if not (since and until):
             raise InvalidRequest("since and until go together")

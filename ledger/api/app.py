@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import re
@@ -82,8 +83,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
         lifespan=lifespan,
     )
     app.state.context = context
-    generated = app.openapi
-    app.openapi = lambda: complete_document(generated())  # type: ignore[method-assign]
+    # Completed once: FastAPI caches the document it generates, and 405 answers read it for their Allow header.
+    app.openapi = functools.cache(lambda: complete_document(FastAPI.openapi(app)))  # type: ignore[method-assign]
     _install_error_handlers(app)
     app.include_router(events.router)
     app.include_router(statements.router)

@@ -20,7 +20,7 @@ from ledger.api.openapi import (
     error_responses,
 )
 from ledger.api.responses import Findings, FindingWithChanges, Reconciliation, ok
-from ledger.errors import Forbidden, InvalidRequest
+from ledger.errors import Forbidden
 from ledger.findings import (
     MAX_NOTE_CHARS,
     FindingFilter,
@@ -31,9 +31,8 @@ from ledger.findings import (
     list_findings,
     status_history,
 )
-from ledger.periods import Period, PeriodError
 from ledger.tables import BIGINT_MAX
-from ledger.usage import resolve_range
+from ledger.usage import month, resolve_range
 from reports.filters import plain_decimal
 from reports.sources import drift_lines, latest_runs
 
@@ -126,10 +125,7 @@ def get_reconciliation(
     period: Month,
 ) -> dict[str, Any]:
     principal.require("read")
-    try:
-        window = Period.month(period)
-    except PeriodError as error:
-        raise InvalidRequest(str(error)) from error
+    window = month(period)
     rows = [
         {
             "provider": line.provider,

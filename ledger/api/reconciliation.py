@@ -10,9 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from ledger.api.dependencies import ContextDep, PrincipalDep, known_query_only
 from ledger.api.openapi import KEYED, PERIOD
 from ledger.api.responses import RunResult, ok
-from ledger.errors import InvalidRequest
-from ledger.periods import Period, PeriodError
+from ledger.periods import Period
 from ledger.reconciliation import run_reconciliation
+from ledger.usage import month
 
 router = APIRouter(prefix="/v1", tags=["reconciliation"], responses=KEYED, dependencies=[Depends(known_query_only)])
 
@@ -31,10 +31,7 @@ async def run_now(
     ] = None,
 ) -> dict[str, Any]:
     principal.require("admin")
-    try:
-        window = Period.month(period) if period is not None else Period.containing(context.clock.now())
-    except PeriodError as error:
-        raise InvalidRequest(str(error)) from error
+    window = month(period) if period is not None else Period.containing(context.clock.now())
     outcome = await run_in_threadpool(
         run_reconciliation,
         context.sessions,

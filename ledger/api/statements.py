@@ -9,9 +9,8 @@ from fastapi import APIRouter, Depends
 from ledger.api.dependencies import PrincipalDep, SessionDep, known_query_only
 from ledger.api.openapi import KEYED, Month
 from ledger.api.responses import Statements, ok
-from ledger.errors import InvalidRequest
-from ledger.periods import Period, PeriodError
 from ledger.statements import statement_totals
+from ledger.usage import month
 
 router = APIRouter(prefix="/v1", tags=["statements"], responses=KEYED, dependencies=[Depends(known_query_only)])
 
@@ -28,8 +27,5 @@ def get_statements(
     period: Month,
 ) -> dict[str, Any]:
     principal.require("read")
-    try:
-        window = Period.month(period)
-    except PeriodError as error:
-        raise InvalidRequest(str(error)) from error
+    window = month(period)
     return {"period": window.label, "rows": statement_totals(session, principal.tenant_id, window)}
