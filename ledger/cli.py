@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Column, Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -46,9 +47,30 @@ if TYPE_CHECKING:
     from ledger.reconcile.model import ReconcileResult
     from ledger.statements import ImportSummary
 
-console = Console()
-errors = Console(stderr=True)
+# Messages are never broken into lines (the terminal wraps them, and a command or key copied from them stays
+# whole); tables go through `print_table`.
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def print_table(table: Table) -> None:
+    """Print a table at its natural width, even where that is wider than the terminal (as psql does), never
+    squeezed to fit: squeezing cuts figures and names short ('$127…'). Prose columns are given a `max_width`
+    and `overflow="fold"`, so they wrap instead of widening the table."""
+    natural = console.measure(table, options=console.options.update_width(_UNBOUNDED)).maximum
+    if natural <= console.width:
+        console.print(table)
+    else:
+        Console(file=console.file, width=natural, force_terminal=console.is_terminal).print(table)
+
+
+def prose(header: str, width: int = 60) -> Column:
+    """A table column of sentences: wrapped at `width`, a word longer than that folded, never cut."""
+    return Column(header, max_width=width, overflow="fold")
+
+
+_UNBOUNDED = 100_000
 
 
 def one_line_errors(command: F) -> F:
@@ -247,8 +269,6 @@ def prices_list(
     """List the prices in effect: the bundled catalog and the tenant's own (marked)."""
     from datetime import UTC, datetime
 
-    from rich.table import Table
-
     from ledger.catalog import bundled_prices, tenant_overrides
     from ledger.model_names import normalize_model_name
 
@@ -281,7 +301,7 @@ def prices_list(
             row.valid_from.date().isoformat(),
             "yes" if row.override else "",
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command()
@@ -312,20 +332,14 @@ def reconcile(
 
 
 def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> None:
-    from rich.table import Table
-
     from ledger.reconcile.drift import per_account_and_model
 
+    figures = ("logged tokens", "billed tokens", "expected", "billed", "difference", "%")
     drift = Table(
         "provider",
         "account",
         "model",
-        "logged tokens",
-        "billed tokens",
-        "expected",
-        "billed",
-        "difference",
-        "%",
+        *(Column(header, justify="right") for header in figures),
         title=f"Drift {period} ({tenant})",
     )
     for row in per_account_and_model(result.drift):
@@ -340,15 +354,25 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
             _usd(row.difference),
             "" if row.percent is None else f"{row.percent:.2f}",
         )
-    console.print(drift)
-    findings = Table("severity", "kind", "scope", "impact", "summary", title=f"Findings {period}")
+    print_table(drift)
+    findings = Table(
+        "severity",
+        "kind",
+        prose("scope", 40),
+        Column("impact", justify="right"),
+        prose("summary"),
+        title=f"Findings {period}",
+    )
     order = {"critical": 0, "warning": 1, "info": 2}
     for finding in sorted(result.findings, key=lambda f: (order.get(f.severity, 3), -f.impact_usd)):
         scope = " ".join(
             part for part in (finding.provider, finding.account, finding.api_key_id, finding.model) if part
         )
         findings.add_row(finding.severity, finding.kind, scope, _usd(finding.impact_usd), finding.summary)
-    console.print(findings if result.findings else "no findings: the statements match the logged usage")
+    if result.findings:
+        print_table(findings)
+    else:
+        console.print("no findings: the statements match the logged usage")
     unpriced = sorted(
         {f"{row.provider}/{row.model}" for row in result.drift if row.model and row.expected_cost is None}
     )
@@ -426,14 +450,14 @@ def import_statements(
 
 
 def print_import_summary(summary: ImportSummary) -> None:
-    from rich.table import Table
-
     console.print(
         f"{summary.source} {summary.period.label}: {summary.lines} lines from {summary.documents} documents"
         + (f" (replaced {summary.replaced} earlier lines)" if summary.replaced else ""),
         highlight=False,
     )
-    table = Table("provider", "model", "usage type", "quantity", "amount")
+    table = Table(
+        "provider", "model", "usage type", Column("quantity", justify="right"), Column("amount", justify="right")
+    )
     for row in summary.rows:
         for usage_type in sorted(set(row.quantities) | set(row.amounts)):
             quantity, amount = row.quantities.get(usage_type), row.amounts.get(usage_type)
@@ -444,7 +468,7 @@ def print_import_summary(summary: ImportSummary) -> None:
                 "" if quantity is None else f"{quantity:,.0f}",
                 "" if amount is None else f"{amount:,.4f}",
             )
-    console.print(table)
+    print_table(table)
     for label, count in sorted(summary.unrecognised.items()):
         console.print(f"[yellow]kept as 'other'[/yellow]: {label} ({count} lines)", highlight=False)
 
@@ -628,8 +652,6 @@ def alerts_list(
     tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
 ) -> None:
     """List a tenant's alert channels and its latest deliveries."""
-    from rich.table import Table
-
     from reports import sources
     from reports.alerts.channels import describe_target
 
@@ -658,8 +680,11 @@ def alerts_list(
     )
     for row in channels:
         table.add_row(*row)
-    console.print(table if channels else "no alert channel yet: tokenledger alerts add-channel --name … --kind …")
-    log = Table("queued", "channel", "topic", "status", "attempts", "last error", title="Latest deliveries")
+    if channels:
+        print_table(table)
+    else:
+        console.print("no alert channel yet: tokenledger alerts add-channel --name … --kind …")
+    log = Table("queued", "channel", "topic", "status", "attempts", prose("last error"), title="Latest deliveries")
     for line in deliveries:
         log.add_row(
             line.created_at.strftime("%Y-%m-%d %H:%M"),
@@ -670,7 +695,7 @@ def alerts_list(
             line.last_error or "",
         )
     if deliveries:
-        console.print(log)
+        print_table(log)
 
 
 @alerts_app.command("test")

@@ -57,6 +57,10 @@ def test_errors_are_one_line_and_a_nonzero_exit(cli: CliRunner) -> None:
     assert "Traceback" not in unknown_key.output
     too_long = cli.invoke(app, ["tenants", "create", "x" * 101])
     assert too_long.output.strip() == "error: tenant name must be at most 100 printable characters"
+    wider_than_a_terminal = cli.invoke(app, ["import", "no-such-source"])
+    assert wider_than_a_terminal.output == (
+        "error: unknown statement source 'no-such-source'; expected one of openai, anthropic, openrouter, focus, csv\n"
+    )
 
 
 def test_db_upgrade_is_idempotent(cli: CliRunner) -> None:

@@ -29,7 +29,6 @@ HEADER = (
 @pytest.fixture
 def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", database_url)
-    monkeypatch.setenv("COLUMNS", "200")
     return CliRunner()
 
 

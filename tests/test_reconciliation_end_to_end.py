@@ -117,11 +117,20 @@ def test_a_rerun_from_the_cli_updates_findings_and_keeps_their_status(
     before = len(findings_of(client, demo_month))
 
     monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", database_url)
-    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("COLUMNS", raising=False)  # into a pipe: 80 columns, narrower than the drift table
     result = CliRunner().invoke(app, ["reconcile", "--period", demo_month.period, "--tenant", demo_month.tenant])
     assert result.exit_code == 0, result.output
     assert "silent_truncation" in result.output
     assert f"Drift {demo_month.period}" in result.output
+    # Every figure and name of the drift table is printed whole, none cut short to fit ('$127…').
+    read = {"Authorization": f"Bearer {demo_month.read_key}"}
+    drift = client.get("/v1/reconciliation", params={"period": demo_month.period}, headers=read).json()["rows"]
+    lines = result.output.splitlines()
+    for row in drift:
+        cells = [row["provider"], row["account"] or "(all)", row["model"] or "(all)", f"{row['logged_tokens']:,}"]
+        cells += [f"${Decimal(row[name]):,.2f}" for name in ("expected_cost", "billed_cost") if row[name] is not None]
+        assert any(all(f" {cell} " in line for cell in cells) for line in lines), cells
+    assert "…" not in result.output
 
     after = findings_of(client, demo_month)
     assert len(after) == before
@@ -231,7 +240,6 @@ def test_usage_of_a_model_without_a_price_is_reported_never_priced_at_zero(
     ]
     assert client.post("/v1/events", json=events, headers=tenant.ingest).status_code == 202
     monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", database_url)
-    monkeypatch.setenv("COLUMNS", "200")
     result = CliRunner().invoke(app, ["reconcile", "--period", "2026-10", "--tenant", tenant.name])
     assert result.exit_code == 0, result.output
     assert "unpriced models" in result.output
