@@ -42,8 +42,6 @@ prices_app = typer.Typer(help="Prices: the bundled catalog and your own.", no_ar
 app.add_typer(prices_app, name="prices")
 
 if TYPE_CHECKING:
-    from decimal import Decimal
-
     from ledger.reconcile.model import ReconcileResult
     from ledger.statements import ImportSummary
 
@@ -333,6 +331,7 @@ def reconcile(
 
 def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> None:
     from ledger.reconcile.drift import per_account_and_model
+    from reports.filters import money, percent, signed_money
 
     figures = ("logged tokens", "billed tokens", "expected", "billed", "difference", "%")
     drift = Table(
@@ -349,10 +348,10 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
             row.model or "(all)",
             f"{row.logged_total_tokens:,}",
             "" if row.billed_total_tokens is None else f"{row.billed_total_tokens:,}",
-            _usd(row.expected_cost),
-            _usd(row.billed_cost),
-            _usd(row.difference),
-            "" if row.percent is None else f"{row.percent:.2f}",
+            money(row.expected_cost),
+            money(row.billed_cost),
+            signed_money(row.difference),
+            percent(row.percent),
         )
     print_table(drift)
     findings = Table(
@@ -368,7 +367,7 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
         scope = " ".join(
             part for part in (finding.provider, finding.account, finding.api_key_id, finding.model) if part
         )
-        findings.add_row(finding.severity, finding.kind, scope, _usd(finding.impact_usd), finding.summary)
+        findings.add_row(finding.severity, finding.kind, scope, money(finding.impact_usd), finding.summary)
     if result.findings:
         print_table(findings)
     else:
@@ -382,10 +381,6 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
             + ", ".join(unpriced),
             highlight=False,
         )
-
-
-def _usd(value: Decimal | None) -> str:
-    return "" if value is None else f"${value:,.2f}"
 
 
 @app.command("import")

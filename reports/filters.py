@@ -46,11 +46,14 @@ def money(value: Decimal | str | None, currency: str | None = "USD") -> str:
 
 
 def signed_money(value: Decimal | str | None, currency: str | None = "USD") -> str:
-    """Money with an explicit sign: "+12.30 USD", "-4.00 USD"."""
+    """A difference, to the cent and with its sign: "+12.30 USD", "-4.00 USD". Below half a cent it reads
+    "0.00 USD": such a difference is the rounding between a statement's amounts and the catalog's prices, and
+    "+0.000001 USD" beside "0.00%" would only look like a finding."""
     amount = _decimal(value)
     if amount is None:
         return MISSING
-    return ("+" if amount > 0 else "") + money(amount, currency)
+    rounded = _unsigned_zero(amount.quantize(CENT, rounding=ROUND_HALF_UP))
+    return f"{'+' if rounded > 0 else ''}{rounded:,} {currency or 'USD'}"
 
 
 def tokens(value: int | Decimal | str | None) -> str:

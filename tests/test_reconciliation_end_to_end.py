@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from ledger.cli import app
 from ledger.demo_setup import BackgroundServer, DemoResult, ensure_demo_tenant, populate
 from ledger.settings import Settings
+from reports.filters import money, signed_money
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -128,7 +129,7 @@ def test_a_rerun_from_the_cli_updates_findings_and_keeps_their_status(
     lines = result.output.splitlines()
     for row in drift:
         cells = [row["provider"], row["account"] or "(all)", row["model"] or "(all)", f"{row['logged_tokens']:,}"]
-        cells += [f"${Decimal(row[name]):,.2f}" for name in ("expected_cost", "billed_cost") if row[name] is not None]
+        cells += [money(row["expected_cost"]), money(row["billed_cost"]), signed_money(row["difference"])]
         assert any(all(f" {cell} " in line for cell in cells) for line in lines), cells
     assert "…" not in result.output
 

@@ -42,6 +42,13 @@ def test_signed_money_shows_which_way_the_bill_moved() -> None:
     assert signed_money(Decimal("120.5")) == "+120.50 USD"
     assert signed_money(Decimal("-4")) == "-4.00 USD"
     assert signed_money(Decimal("0")) == "0.00 USD"
+    assert signed_money(Decimal("-1234.5")) == "-1,234.50 USD"
+
+
+def test_a_difference_below_half_a_cent_is_rounding_and_reads_zero() -> None:
+    assert signed_money(Decimal("0.000001")) == "0.00 USD"
+    assert signed_money(Decimal("-0.004")) == "0.00 USD"
+    assert signed_money(Decimal("0.005")) == "+0.01 USD"
 
 
 def test_a_missing_value_is_an_em_dash() -> None:
