@@ -312,6 +312,21 @@ def test_silent_truncation() -> None:
     assert finding.evidence["cap_tokens"] == 1_024
     assert finding.evidence["count"] == 150 * 31
     assert finding.evidence["share"] == str((Decimal(150 * 31) / requests).quantize(Decimal("0.0001")))
+    assert "stopped for length at 1,017–1,024 output tokens" in finding.summary
+
+
+def test_silent_truncation_at_one_length_names_that_length_alone() -> None:
+    logged = [
+        replace(r, truncation=TruncationStats(count=150, min_output=4_096, max_output=4_096))
+        if r.api_key_id == "key_b"
+        else r
+        for r in LOGGED
+    ]
+
+    finding = only(run(logged, statement(logged)), "silent_truncation")
+
+    assert "stopped for length at 4,096 output tokens" in finding.summary
+    assert finding.summary.endswith("a silent cap at 4,096 tokens")
 
 
 def test_missing_finish_reason() -> None:

@@ -132,7 +132,7 @@ def test_findings_are_listed_and_filtered(client: TestClient, october: Month) ->
     html = client.get("/report/findings?period=2026-10").text
     assert f'href="/report/findings/{october.finding_id}"' in html
     assert f'href="/report/findings/{october.spike_id}"' in html
-    assert "<td>2026-10-01 – 2026-10-31</td>" in html  # the month by its last day, not the next month's first
+    assert ">2026-10-01 – 2026-10-31</td>" in html  # the month by its last day, not the next month's first
     only_spikes = client.get("/report/findings?period=2026-10&kind=spend_spike").text
     assert f"/report/findings/{october.spike_id}" in only_spikes
     assert f'/report/findings/{october.finding_id}"' not in only_spikes

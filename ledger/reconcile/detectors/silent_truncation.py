@@ -104,10 +104,15 @@ def detect(context: DetectionContext) -> list[Finding]:
                 },
                 summary=(
                     f"{fmt_int(best.count)} responses ({fmt_pct(share)}) stopped for length at "
-                    f"{fmt_int(best.low)}–{fmt_int(best.high)} output tokens, below the max_tokens they "
+                    f"{_tokens_range(best.low, best.high)} output tokens, below the max_tokens they "
                     f"requested: a silent cap at {fmt_int(best.high)} tokens"
                 ),
                 settings=settings,
             )
         )
     return findings
+
+
+def _tokens_range(low: int, high: int) -> str:
+    """ "4,096" when every truncated response stopped at the same length, else "1,017–1,024"."""
+    return fmt_int(high) if low == high else f"{fmt_int(low)}–{fmt_int(high)}"
