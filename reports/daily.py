@@ -2,20 +2,23 @@
 with the billed amounts beside them. Pure: pandas frames in (from `reports.sources`), frozen dataclasses out.
 
 Logged tokens are input + output from the hourly rollup; billed tokens are the statement lines' token usage
-types. Statement lines that span more than a day (a monthly invoice) have no day: they are reported apart as
-`undated_*`, never spread over days."""
+types, each counted once where statements state them at several grains (`billed_once`). Statement lines that
+span more than a day (a monthly invoice) have no day: they are reported apart as `undated_*`, never spread
+over days."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
 from ledger.periods import Period
+from ledger.reconcile.matching import grain_rank
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,76 @@ class DriftOverTime:
     series: tuple[DailySeries, ...]
     models: tuple[ModelTotal, ...]
     providers: tuple[str, ...]
+
+
+class StatedFigures(NamedTuple):
+    """Statement lines of one day (or one longer span: `undated`), provider, model, usage type, currency and
+    grain (the dimensions they break down by, in `DIMENSIONS` order), summed: their tokens (None: the lines
+    state none) and amount."""
+
+    undated: bool
+    day: date
+    provider: str
+    model: str
+    usage_type: str
+    grain: tuple[str, ...]
+    tokens: int | None
+    amount: Decimal | None
+    currency: str | None
+
+
+BILLED_COLUMNS = ("day", "provider", "model", "tokens", "amount", "currency")
+UNDATED_COLUMNS = ("provider", "model", "tokens", "amount", "currency")
+
+
+def billed_once(lines: Iterable[StatedFigures]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The billed frames of `drift_over_time`: tokens and amounts per day × provider × model × currency, and
+    apart those of lines spanning more than a day. A provider's statements may state one figure twice, at two
+    grains: OpenAI's usage pages give the tokens per key, its costs per project give them again. Of each
+    provider's tokens (and amounts) of a usage type, only the finest grain's count, as in the reconciler
+    (`grain_rank`); summing every line would bill them twice."""
+    lines = list(lines)
+    finest: dict[tuple[str, str, str], tuple[str, ...]] = {}
+    for line in lines:
+        for figure, value in (("tokens", line.tokens), ("amount", line.amount)):
+            key = (line.provider, line.usage_type, figure)
+            if value is not None and (key not in finest or grain_rank(line.grain) > grain_rank(finest[key])):
+                finest[key] = line.grain
+    dated: dict[tuple[Any, ...], list[Any]] = {}
+    undated: dict[tuple[Any, ...], list[Any]] = {}
+    for line in lines:
+        tokens = line.tokens if finest.get((line.provider, line.usage_type, "tokens")) == line.grain else None
+        amount = line.amount if finest.get((line.provider, line.usage_type, "amount")) == line.grain else None
+        if tokens is None and amount is None:
+            continue
+        scope = (line.provider, line.model, line.currency)
+        sums = (
+            undated.setdefault(scope, [None, None])
+            if line.undated
+            else dated.setdefault((line.day, *scope), [None, None])
+        )
+        sums[0] = tokens if sums[0] is None else sums[0] + (tokens or 0)
+        sums[1] = amount if sums[1] is None else sums[1] + (amount or 0)
+    return (
+        _frame(
+            [
+                (day, provider, model, tokens, amount, currency)
+                for (day, provider, model, currency), (tokens, amount) in dated.items()
+            ],
+            BILLED_COLUMNS,
+        ),
+        _frame(
+            [
+                (provider, model, tokens, amount, currency)
+                for (provider, model, currency), (tokens, amount) in undated.items()
+            ],
+            UNDATED_COLUMNS,
+        ),
+    )
+
+
+def _frame(rows: list[tuple[Any, ...]], columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(columns)).astype({"tokens": "Int64"})
 
 
 def drift_over_time(

@@ -19,6 +19,7 @@ from importers.base import TOKEN_USAGE_TYPES
 from ledger import latency
 from ledger.model_names import normalize_model_name
 from ledger.periods import Period
+from ledger.reconcile.model import DIMENSIONS
 from ledger.tables import (
     AlertChannel,
     AlertOutbox,
@@ -30,6 +31,7 @@ from ledger.tables import (
     Tenant,
     UsageDaily,
 )
+from reports import daily
 
 DAILY_COLUMNS = ("day", "provider", "model", "tokens")
 
@@ -275,33 +277,35 @@ def daily_logged(session: Session, tenant_id: int, period: Period) -> pd.DataFra
 
 def daily_billed(session: Session, tenant_id: int, period: Period) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Billed tokens and amounts per UTC day × provider × model, from statement lines that cover at most one
-    day; and, apart, the totals of lines covering longer spans (monthly invoices), which have no day."""
+    day; and, apart, the totals of lines covering longer spans (monthly invoices), which have no day. A figure
+    that statements state at several grains is counted once (`daily.billed_once`)."""
     line = StatementLine
-    daily = line.period_end - line.period_start <= timedelta(days=1)
+    undated = (line.period_end - line.period_start > timedelta(days=1)).label("undated")
     day = cast(func.date_trunc("day", line.period_start), Date).label("day")
     model = func.coalesce(line.model, "").label("model")
-    token_quantity = func.sum(line.quantity).filter(line.usage_type.in_(sorted(TOKEN_USAGE_TYPES)))
-    amount = func.sum(line.amount)
-    scope = (line.tenant_id == tenant_id, line.period_start >= period.start, line.period_start < period.end)
-    by_day = (
-        select(day, line.provider, model, token_quantity.label("tokens"), amount.label("amount"), line.currency)
-        .where(*scope, daily)
-        .group_by(day, line.provider, model, line.currency)
+    stated = [getattr(line, name).is_not(None).label(f"by_{name}") for name in DIMENSIONS]
+    tokens = func.sum(line.quantity).filter(line.usage_type.in_(sorted(TOKEN_USAGE_TYPES))).label("tokens")
+    query = (
+        select(
+            undated, day, line.provider, model, line.usage_type, *stated, tokens, func.sum(line.amount), line.currency
+        )
+        .where(line.tenant_id == tenant_id, line.period_start >= period.start, line.period_start < period.end)
+        .group_by(undated, day, line.provider, model, line.usage_type, *stated, line.currency)
     )
-    undated = (
-        select(line.provider, model, token_quantity.label("tokens"), amount.label("amount"), line.currency)
-        .where(*scope, ~daily)
-        .group_by(line.provider, model, line.currency)
+    return daily.billed_once(
+        daily.StatedFigures(
+            undated=row[0],
+            day=row[1],
+            provider=row[2],
+            model=row[3],
+            usage_type=row[4],
+            grain=tuple(name for name, by in zip(DIMENSIONS, row[5 : 5 + len(DIMENSIONS)], strict=True) if by),
+            tokens=_whole(row[-3]),
+            amount=row[-2],
+            currency=row[-1],
+        )
+        for row in session.execute(query)
     )
-    days = pd.DataFrame(
-        [(r.day, r.provider, r.model, _whole(r.tokens), r.amount, r.currency) for r in session.execute(by_day)],
-        columns=[*DAILY_COLUMNS, "amount", "currency"],
-    ).astype({"tokens": "Int64"})
-    spans = pd.DataFrame(
-        [(r.provider, r.model, _whole(r.tokens), r.amount, r.currency) for r in session.execute(undated)],
-        columns=["provider", "model", "tokens", "amount", "currency"],
-    ).astype({"tokens": "Int64"})
-    return days, spans
 
 
 def model_usage(session: Session, tenant_id: int, period: Period) -> list[ModelUsage]:

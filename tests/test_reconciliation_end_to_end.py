@@ -23,6 +23,7 @@ from ledger.cli import app
 from ledger.demo_setup import BackgroundServer, DemoResult, ensure_demo_tenant, populate
 from ledger.settings import Settings
 from reports.filters import money, signed_money
+from tests.reports.conftest import sign_in
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -165,6 +166,18 @@ def test_an_admin_runs_the_reconciler_over_the_api(client: TestClient, demo_mont
     assert rag["billed_tokens"] is not None
     assert rag["billed_cost"] is not None
     assert Decimal(rag["billed_cost"]) > Decimal(rag["expected_cost"])  # cache reads billed at the full rate
+
+
+def test_the_drift_over_time_page_bills_each_token_once(client: TestClient, demo_month: DemoResult) -> None:
+    """OpenAI's usage pages (per key) and its costs (per project) both state the month's tokens: the page's
+    billed total is the reconciler's, not their sum."""
+    read = {"Authorization": f"Bearer {demo_month.read_key}"}
+    drift = client.get("/v1/reconciliation", params={"period": demo_month.period}, headers=read).json()["rows"]
+    billed = sum(row["billed_tokens"] for row in drift if row["provider"] == "openai")
+    logged = sum(row["logged_tokens"] for row in drift if row["provider"] == "openai")
+    sign_in(client, demo_month.read_key)
+    page = client.get("/report/drift", params={"period": demo_month.period, "provider": "openai"}).text
+    assert f"Logged {logged:,} tokens; billed {billed:,}." in page
 
 
 def test_runs_started_together_take_turns_and_all_succeed(engine: Engine, demo_month: DemoResult) -> None:

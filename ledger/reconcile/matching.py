@@ -210,14 +210,20 @@ def compare(logged: Sequence[LoggedDay], billed: Sequence[BilledDay]) -> list[Co
     return comparisons
 
 
+def grain_rank(grain: tuple[str, ...]) -> tuple[int, tuple[str, ...]]:
+    """Orders grains (dimension names in `DIMENSIONS` order) from coarse to fine: where several grains of a
+    provider state one figure, the greatest is authoritative (more dimensions; a tie broken by their names)."""
+    return len(grain), grain
+
+
 def _authoritative_grains(views: Iterable[_View]) -> dict[tuple[str, str], tuple[str, ...]]:
-    """Provider × metric → the finest grain stating it (ties broken by dimension order)."""
+    """Provider × metric → the finest grain stating it (`grain_rank`)."""
     best: dict[tuple[str, str], tuple[str, ...]] = {}
     for view in views:
         for metric in set().union(*(stated.metrics for stated in view.rows)):
             key = (view.provider, metric)
             current = best.get(key)
-            if current is None or (len(view.grain), view.grain) > (len(current), current):
+            if current is None or grain_rank(view.grain) > grain_rank(current):
                 best[key] = view.grain
     return best
 

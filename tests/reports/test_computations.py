@@ -156,6 +156,44 @@ def test_a_model_filter_keeps_that_model_and_lists_every_provider() -> None:
     assert result.providers == ("anthropic", "openai")
 
 
+def stated(
+    day: int, grain: tuple[str, ...], usage_type: str, tokens: int | None, amount: str | None, *, undated: bool = False
+) -> daily.StatedFigures:
+    currency = None if amount is None else "USD"
+    money = None if amount is None else Decimal(amount)
+    return daily.StatedFigures(
+        undated, date(2026, 10, day), "openai", "gpt-5.4", usage_type, grain, tokens, money, currency
+    )
+
+
+def test_tokens_stated_by_two_statements_at_two_grains_are_billed_once() -> None:
+    """OpenAI's usage pages state tokens per project and key; its costs state them again per project, with the
+    money: the tokens count once (the finer grain's), the money once (the only grain stating it)."""
+    per_key, per_project = ("account", "api_key_id", "model"), ("account", "model")
+    lines = [
+        stated(1, per_key, "uncached_input", 600, None),
+        stated(1, per_key, "uncached_input", 400, None),  # a second key
+        stated(1, per_key, "output", 100, None),
+        stated(1, per_project, "uncached_input", 1_000, "2.50"),
+        stated(1, per_project, "output", 100, "1.00"),
+    ]
+    billed, undated = daily.billed_once(lines)
+    usage_pages, costs = sorted(billed.itertuples(index=False), key=lambda row: pd.isna(row.tokens))
+    assert (usage_pages.tokens, usage_pages.amount) == (1_100, None)  # the tokens per key
+    assert pd.isna(costs.tokens)  # the costs' own token counts are not added a second time
+    assert (costs.amount, costs.currency) == (Decimal("3.50"), "USD")
+    assert undated.empty
+
+
+def test_a_figure_stated_at_one_grain_only_is_kept_whatever_its_grain() -> None:
+    per_project = ("account", "model")
+    billed, undated = daily.billed_once(
+        [stated(2, per_project, "output", 70, "0.70"), stated(1, (), "output", 5, None, undated=True)]
+    )
+    assert billed["tokens"].sum() == 70
+    assert undated.empty  # coarser than the per-project lines that state the same tokens
+
+
 @given(st.lists(st.tuples(st.integers(1, 31), st.sampled_from(["a", "b"]), st.integers(0, 10**9)), max_size=40))
 def test_daily_series_never_lose_a_token(entries: list[tuple[int, str, int]]) -> None:
     logged, billed, undated = frames([(date(2026, 10, d), "openai", m, t) for d, m, t in entries], [])
