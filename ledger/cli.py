@@ -332,6 +332,7 @@ def reconcile(
 def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> None:
     from ledger.reconcile.drift import per_account_and_model
     from reports.filters import money, percent, signed_money
+    from reports.monthly import compared_tokens
 
     figures = ("logged tokens", "billed tokens", "expected", "billed", "difference", "%")
     drift = Table(
@@ -342,12 +343,14 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
         title=f"Drift {period} ({tenant})",
     )
     for row in per_account_and_model(result.drift):
+        logged, stated, unstated = compared_tokens(row.logged_tokens, row.billed_tokens, row.logged_total_tokens)
+        billed = "—" if row.billed_total_tokens is None else f"{row.billed_total_tokens:,}"
         drift.add_row(
             row.provider,
             row.account or "(all)",
             row.model or "(all)",
-            f"{row.logged_total_tokens:,}",
-            "" if row.billed_total_tokens is None else f"{row.billed_total_tokens:,}",
+            f"{logged:,}",
+            f"{billed} ({', '.join(stated).replace('_', ' ')} only)" if unstated else billed,
             money(row.expected_cost),
             money(row.billed_cost),
             signed_money(row.difference),

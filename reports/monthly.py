@@ -10,7 +10,7 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -137,18 +137,28 @@ def monthly_report(
 
 
 def _compared_tokens(line: DriftLine) -> dict[str, Any]:
-    """A drift line's logged and billed tokens over the same categories: those its statement states. (OpenRouter's
-    activity, say, states output tokens alone: its input, cached or not, cannot be told apart there.)"""
-    stated = tuple(category for category in CATEGORIES if category in line.billed_by_category)
-    used = [category for category in CATEGORIES if int(line.logged_by_category.get(category) or 0)]
+    logged, stated, unstated = compared_tokens(line.logged_by_category, line.billed_by_category, line.logged_tokens)
     return {
-        "logged_tokens": sum(int(line.logged_by_category.get(category) or 0) for category in stated)
-        if stated
-        else line.logged_tokens,
+        "logged_tokens": logged,
         "billed_tokens": line.billed_tokens,
         "token_categories": stated,
-        "unstated_usage": tuple(category for category in used if category not in stated) if stated else (),
+        "unstated_usage": unstated,
     }
+
+
+def compared_tokens(
+    logged_by_category: Mapping[str, Any], billed_by_category: Mapping[str, Any], logged_total: int
+) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+    """Logged tokens over the categories the statement states, so they compare with the billed ones (OpenRouter's
+    activity, say, states output tokens alone: its input, cached or not, cannot be told apart there); those
+    categories; and the categories with logged tokens it leaves out. A statement stating no tokens compares
+    every logged token."""
+    stated = tuple(category for category in CATEGORIES if category in billed_by_category)
+    if not stated:
+        return logged_total, (), ()
+    used = [category for category in CATEGORIES if int(logged_by_category.get(category) or 0)]
+    logged = sum(int(logged_by_category.get(category) or 0) for category in stated)
+    return logged, stated, tuple(category for category in used if category not in stated)
 
 
 class Costed(Protocol):
