@@ -15,7 +15,7 @@ CENT = Decimal("0.01")
 MICRO = Decimal("0.000001")
 MONEY_WORDS = ("usd", "cost", "amount", "overcharge", "spend", "price", "impact", "baseline", "observed")
 """Evidence keys whose decimal values are money. Integers in evidence are always counts (tokens, requests)."""
-MONEY_KEYS = frozenset({"expected", "billed", "difference", "logged"})
+MONEY_KEYS = frozenset({"expected", "billed", "difference", "logged", "money_abs_tolerance"})
 """Keys that hold money when their value is a decimal (not an integer) string, as spend evidence does."""
 _DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
 _INFINITE = {"Infinity": "∞", "-Infinity": "-∞"}  # a statistic of an exact fit (Decimal's spelling)
@@ -149,6 +149,7 @@ def label(key: str) -> str:
     words = key.replace("_", " ").strip()
     words = re.sub(r"\bper 1m\b", "per 1M tokens", words)
     words = re.sub(r"\busd\b", "USD", words)
+    words = re.sub(r"\bapi\b", "API", words)
     return words[:1].upper() + words[1:]
 
 

@@ -107,6 +107,7 @@ def test_evidence_keys_read_as_words() -> None:
     assert label("cached_tokens_logged") == "Cached tokens logged"
     assert label("expected_unit_price_per_1m") == "Expected unit price per 1M tokens"
     assert label("overcharge_usd") == "Overcharge USD"
+    assert label("api_key_id") == "API key id"
 
 
 def test_evidence_integers_are_counts_and_decimals_under_money_keys_are_money() -> None:
@@ -114,6 +115,8 @@ def test_evidence_integers_are_counts_and_decimals_under_money_keys_are_money() 
     assert evidence_value("95.00", "observed") == "95.00 USD"
     assert evidence_value("95.00", "logged", "spend_spike") == "95.00 USD"
     assert evidence_value("0.005", "token_rel_tolerance", "tolerance") == "0.005"
+    assert evidence_value("0.01", "money_rel_tolerance", "tolerance") == "0.01"  # a share, not money
+    assert evidence_value("0.5", "money_abs_tolerance", "tolerance") == "0.50 USD"
     assert evidence_value("9.5", "peak_ratio") == "9.5"
     assert evidence_value(True, "overcharge_complete") == "yes"
     assert evidence_value("gpt-5.4", "served") == "gpt-5.4"
