@@ -7,10 +7,12 @@ reads and cache writes included; `output_tokens` includes reasoning tokens. Pure
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from difflib import get_close_matches
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import (
@@ -43,7 +45,11 @@ Label = Annotated[str, Field(min_length=1, max_length=256)]
 ERROR_TYPES = ("rate_limit", "timeout", "server_error", "invalid_request", "auth", "content_filter", "other")
 SERVICE_TIERS = ("standard", "batch", "flex", "priority")
 MAX_TAGS = 32
+_EXAMPLE_TIME = "2026-10-05T14:03:11Z"
 MAX_FUTURE = timedelta(minutes=5)  # how far ahead of the clock an event's occurred_at may be, by default
+
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
 class EventIn(BaseModel):
@@ -53,7 +59,7 @@ class EventIn(BaseModel):
 
     event_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     occurred_at: AwareDatetime
-    provider: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    provider: Annotated[str, Field(min_length=1, max_length=64, pattern=_SLUG.pattern)]
     account: Label | None = None
     api_key_id: Label | None = None
     request_model: Label
@@ -79,6 +85,13 @@ class EventIn(BaseModel):
     provider_request_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
     reported_cost: Decimal | None = None
     usage: dict[str, Any] | None = None
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _not_a_number(cls, value: Any) -> Any:
+        if isinstance(value, int | float):  # pydantic would read a Unix time, guessing seconds or milliseconds
+            raise ValueError(f"must be an RFC 3339 time with its offset, such as {_EXAMPLE_TIME}, not a number")
+        return value
 
     @field_validator("tags")
     @classmethod
@@ -343,10 +356,25 @@ def _rows(
 def _problems_from(error: ValidationError, index: int) -> Iterable[EventProblem]:
     for detail in error.errors(include_url=False):
         field = ".".join(str(part) for part in detail["loc"]) or "event"
-        message = "unknown field" if detail["type"] == "extra_forbidden" else detail["msg"]
-        if detail["type"] == "model_type":
-            message = "each event must be a JSON object"
-        yield EventProblem(index, field, message)
+        yield EventProblem(index, field, _message(detail["type"], detail["loc"], detail.get("input"), detail["msg"]))
+
+
+def _message(kind: str, location: tuple[int | str, ...], value: Any, message: str) -> str:
+    """Pydantic's message for a problem, in the schema's words where it says something clearer: the field a
+    misspelt name was meant to be, the slug a provider must be, the time format."""
+    if kind == "model_type":
+        return "each event must be a JSON object"
+    if kind == "extra_forbidden":
+        guess = get_close_matches(str(location[0]), EventIn.model_fields, n=1, cutoff=0.8) if len(location) == 1 else []
+        return f"unknown field; did you mean {guess[0]!r}?" if guess else "unknown field"
+    if location == ("provider",) and kind == "string_pattern_mismatch":
+        hint = f" ({value.lower()!r}?)" if isinstance(value, str) and _SLUG.fullmatch(value.lower()) else ""
+        return f"must be a lower-case slug such as 'openai' or 'anthropic'{hint}"
+    if location == ("occurred_at",) and kind == "timezone_aware":
+        return f"must carry its UTC offset (RFC 3339): {_EXAMPLE_TIME} or 2026-10-05T16:03:11+02:00"
+    if location == ("occurred_at",) and kind.startswith("datetime"):
+        return f"must be an RFC 3339 time with its offset, such as {_EXAMPLE_TIME}"
+    return message.removeprefix("Value error, ")  # our own validators' words, without pydantic's label
 
 
 def _normalized(provider: str, usage: dict[str, Any]) -> NormalizedUsage:

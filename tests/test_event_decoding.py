@@ -63,7 +63,7 @@ def test_a_bad_event_is_named_as_the_exact_path_names_it() -> None:
     with pytest.raises(EventValidationError) as raised:
         decode_events(body, "application/json", tenant_id=7, now=NOW)
     assert [problem.as_dict() for problem in raised.value.problems] == [
-        {"index": 1, "field": "input_tokns", "message": "unknown field"}
+        {"index": 1, "field": "input_tokns", "message": "unknown field; did you mean 'input_tokens'?"}
     ]
     assert raised.value.events == 2
 

@@ -32,7 +32,56 @@ def test_a_misspelt_field_is_rejected_by_name_not_ignored(client: TestClient, te
     event = usage_event()
     event["input_token"] = event.pop("input_tokens")
     assert problems(client.post("/v1/events", json=event, headers=tenant.ingest)) == [
-        {"index": 0, "field": "input_token", "message": "unknown field"}
+        {"index": 0, "field": "input_token", "message": "unknown field; did you mean 'input_tokens'?"}
+    ]
+
+
+def test_a_misspelt_field_names_the_field_it_was_probably_meant_to_be(client: TestClient, tenant: TenantKeys) -> None:
+    event = usage_event()
+    event["output_tokns"] = event.pop("output_tokens")
+    event["cache_read_tokens"] = event.pop("cache_read_input_tokens")
+    event["colour"] = "red"
+    assert problems(client.post("/v1/events", json=event, headers=tenant.ingest)) == [
+        {"index": 0, "field": "output_tokns", "message": "unknown field; did you mean 'output_tokens'?"},
+        {"index": 0, "field": "cache_read_tokens", "message": "unknown field; did you mean 'cache_read_input_tokens'?"},
+        {"index": 0, "field": "colour", "message": "unknown field"},
+    ]
+
+
+def test_a_time_or_provider_in_another_format_is_told_the_format(client: TestClient, tenant: TenantKeys) -> None:
+    batch = [
+        usage_event(occurred_at="2026-10-05T10:00:00"),
+        usage_event(occurred_at=1_760_000_000),  # a Unix time: seconds or milliseconds would only be a guess
+        usage_event(occurred_at="yesterday"),
+        usage_event(provider="OpenAI"),
+        usage_event(error_type="boom"),
+    ]
+    assert problems(client.post("/v1/events", json=batch, headers=tenant.ingest)) == [
+        {
+            "index": 0,
+            "field": "occurred_at",
+            "message": "must carry its UTC offset (RFC 3339): 2026-10-05T14:03:11Z or 2026-10-05T16:03:11+02:00",
+        },
+        {
+            "index": 1,
+            "field": "occurred_at",
+            "message": "must be an RFC 3339 time with its offset, such as 2026-10-05T14:03:11Z, not a number",
+        },
+        {
+            "index": 2,
+            "field": "occurred_at",
+            "message": "must be an RFC 3339 time with its offset, such as 2026-10-05T14:03:11Z",
+        },
+        {
+            "index": 3,
+            "field": "provider",
+            "message": "must be a lower-case slug such as 'openai' or 'anthropic' ('openai'?)",
+        },
+        {
+            "index": 4,
+            "field": "error_type",
+            "message": "must be one of rate_limit, timeout, server_error, invalid_request, auth, content_filter, other",
+        },
     ]
 
 
