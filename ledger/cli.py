@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Column, Table
 from sqlalchemy.exc import SQLAlchemyError
@@ -103,6 +104,12 @@ def stop_cleanly_on_sigterm() -> None:
 def describe(error: Exception) -> str:
     if isinstance(error, TokenLedgerError):
         return error.message
+    if isinstance(error, ValidationError) and error.title == Settings.__name__:
+        return "; ".join(
+            f"{Settings.model_config.get('env_prefix', '')}{'.'.join(map(str, problem['loc'])).upper()}: "
+            + problem["msg"].removeprefix("Value error, ")
+            for problem in error.errors(include_url=False)
+        )
     if isinstance(error, ValueError) and type(error).__module__.startswith(("ledger", "importers")):
         return str(error)
     if isinstance(error, typer.BadParameter):

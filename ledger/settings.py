@@ -6,8 +6,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_POSTGRESQL_SCHEMES = ("postgresql+psycopg", "postgresql", "postgres")
 
 
 def _default_data_dir() -> Path:
@@ -24,6 +26,22 @@ class Settings(BaseSettings):
         description="postgresql+psycopg://… ; unset: an embedded PostgreSQL is started in data_dir.",
     )
     data_dir: Path = Field(default_factory=_default_data_dir)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_with_psycopg(cls, url: str | None) -> str | None:
+        """A PostgreSQL URL for the psycopg 3 driver. `postgresql://` and `postgres://` (the form many hosting
+        platforms hand out) name the same database and get the driver; any other database is refused."""
+        if not url:
+            return None
+        scheme, separator, rest = url.partition("://")
+        if not separator or scheme not in _POSTGRESQL_SCHEMES:
+            raise ValueError(
+                f"must be a PostgreSQL URL such as postgresql+psycopg://user@host:5432/tokenledger, "
+                f"got one starting {scheme[:40]!r}"
+            )
+        return f"postgresql+psycopg://{rest}"
+
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"

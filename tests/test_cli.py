@@ -63,6 +63,23 @@ def test_errors_are_one_line_and_a_nonzero_exit(cli: CliRunner) -> None:
     )
 
 
+def test_a_database_url_names_postgresql_or_is_refused_naming_the_variable(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`postgres://…` and `postgresql://…`, as hosting platforms hand them out, reach the same database through
+    psycopg 3; another database's URL is refused in one line naming the variable, not 'No module named …'."""
+    plain = database_url.replace("postgresql+psycopg://", "postgres://", 1)
+    monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", plain)
+    assert CliRunner().invoke(app, ["db", "upgrade"]).exit_code == 0
+    monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", "mysql://root@127.0.0.1/ledger")
+    refused = CliRunner().invoke(app, ["db", "upgrade"])
+    assert refused.exit_code == 1
+    assert refused.output == (
+        "error: TOKENLEDGER_DATABASE_URL: must be a PostgreSQL URL such as "
+        "postgresql+psycopg://user@host:5432/tokenledger, got one starting 'mysql'\n"
+    )
+
+
 def test_db_upgrade_is_idempotent(cli: CliRunner) -> None:
     result = cli.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
