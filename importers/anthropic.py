@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from importers.base import FetchContext, Importer, LineTemplate, RawDocument, StatementLine
 from importers.fetching import FetchClient, paginate_grouped
-from importers.json_fields import JsonObject, load_json, peek_json
+from importers.json_fields import Grouping, JsonObject, load_json, peek_json
 from ledger.periods import Period
 
 USAGE_PATH: Final = "/v1/organizations/usage_report/messages"
@@ -72,20 +72,29 @@ class AnthropicImporter(Importer):
         )
 
 
+_BLANKS: Final = {"workspace_id": "", "api_key_id": "", "service_tier": "standard"}
+"""What a null dimension of a grouped page is: "" for the default workspace and Console usage (as events
+without an account or key id carry), the standard tier."""
+
+
 def parse_page(document: str, body: Any) -> list[StatementLine]:
     """The lines of one usage-report or cost-report page."""
     page = JsonObject.root(document, body)
+    buckets = [(bucket, bucket.need_objects("results")) for bucket in page.need_objects("data")]
+    # Grouped by them, a null workspace is the default workspace, a null key Console Workbench usage and a null
+    # tier the standard one: buckets of their own, not usage summed over every workspace, key or tier.
+    grouping = Grouping((row for _, rows in buckets for row in rows), _BLANKS)
     lines: list[StatementLine] = []
-    for bucket in page.need_objects("data"):
+    for bucket, rows in buckets:
         start, end = bucket.need_timestamp("starting_at"), bucket.need_timestamp("ending_at")
-        for row in bucket.need_objects("results"):
+        for row in rows:
             template = LineTemplate(
                 source="anthropic",
                 provider="anthropic",
-                account=row.get_str("workspace_id"),  # null is the default workspace
-                api_key_id=row.get_str("api_key_id"),  # null for Console Workbench usage
+                account=grouping.value(row, "workspace_id"),
+                api_key_id=grouping.value(row, "api_key_id"),
                 model=row.get_str("model"),
-                service_tier=row.get_str("service_tier"),
+                service_tier=grouping.value(row, "service_tier"),
                 period_start=start,
                 period_end=end,
                 document=document,

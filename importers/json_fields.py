@@ -7,7 +7,7 @@ passes through a float.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -196,3 +196,21 @@ class JsonObject:
 
     def _child(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
+
+
+class Grouping:
+    """The dimensions a page of grouped results was grouped by, as far as the page shows: those some row gives
+    a value. Providers send every dimension key of a result, null unless grouped by it; in a grouped dimension
+    null is a bucket of its own (Anthropic: the default workspace, Console usage without an API key, the
+    standard tier), which `value` reads as that dimension's label in `blanks` ("" for an account or key: what
+    events without one carry). A dimension no row gives stays None: the statement does not break down by it.
+    (A page grouped by a dimension in which every row is null reads as not broken down by it: the same
+    figures, compared one level up.)"""
+
+    def __init__(self, rows: Iterable[JsonObject], blanks: Mapping[str, str]) -> None:
+        rows = list(rows)
+        self.blanks = {key: blank for key, blank in blanks.items() if any(row.get_str(key) is not None for row in rows)}
+
+    def value(self, row: JsonObject, key: str) -> str | None:
+        value = row.get_str(key)
+        return self.blanks.get(key) if value is None else value

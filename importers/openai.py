@@ -23,7 +23,7 @@ from importers.base import (
     StatementLine,
 )
 from importers.fetching import FetchClient, paginate_grouped
-from importers.json_fields import JsonObject, load_json, peek_json
+from importers.json_fields import Grouping, JsonObject, load_json, peek_json
 from importers.units import whole
 from ledger.periods import Period
 
@@ -92,36 +92,61 @@ class OpenAIImporter(Importer):
         )
 
 
+_BLANKS: Final = {"project_id": "", "api_key_id": "", "service_tier": "default"}
+"""What a null dimension of a grouped page is: "" for no project or key (as events without an account or key
+id carry), the default tier."""
+
+
 def parse_page(document: str, body: Any) -> list[StatementLine]:
     """The lines of one usage or costs page (both can be mixed: each result names its `object`)."""
     page = JsonObject.root(document, body)
-    lines: list[StatementLine] = []
+    results = []
     for bucket in page.need_objects("data"):
         start, end = bucket.need_unix_time("start_time"), bucket.need_unix_time("end_time")
         # Some reference renders name the list `result`; the SDK and real responses use `results`.
         key = "result" if "results" not in bucket.data and "result" in bucket.data else "results"
-        for result in bucket.need_objects(key):
-            kind = result.get_str("object") or _guess_kind(result)
-            template = LineTemplate(
-                source="openai",
-                provider="openai",
-                account=result.get_str("project_id"),
-                api_key_id=result.get_str("api_key_id"),
-                model=result.get_str("model"),
-                service_tier=result.get_str("service_tier"),
-                period_start=start,
-                period_end=end,
-                document=document,
-                location=result.path,
-                raw=result.raw(),
-            )
-            if kind == _COMPLETIONS:
-                lines.extend(_usage_lines(result, template))
-            elif kind == _COSTS:
-                lines.append(_cost_line(result, template))
-            else:  # another usage endpoint (embeddings, images, …): kept, not interpreted
-                lines.append(template.line("other"))
-    return lines
+        results += [
+            (start, end, result.get_str("object") or _guess_kind(result), result) for result in bucket.need_objects(key)
+        ]
+    # Grouped by project, key or tier, a null one is a bucket of its own, not usage summed over every project.
+    groupings = {
+        kind: Grouping((result for _, _, other, result in results if other == kind), _BLANKS)
+        for kind in {kind for _, _, kind, _ in results}
+    }
+    lines: list[StatementLine] = []
+    for start, end, kind, result in results:
+        template = LineTemplate(
+            source="openai",
+            provider="openai",
+            account=groupings[kind].value(result, "project_id"),
+            api_key_id=groupings[kind].value(result, "api_key_id"),
+            model=result.get_str("model"),
+            service_tier=groupings[kind].value(result, "service_tier"),
+            period_start=start,
+            period_end=end,
+            document=document,
+            location=result.path,
+            raw=result.raw(),
+        )
+        if kind == _COMPLETIONS:
+            lines.extend(_usage_lines(result, template))
+        elif kind == _COSTS:
+            lines.append(_cost_line(result, template))
+        else:  # another usage endpoint (embeddings, images, …): kept, not interpreted
+            lines.append(template.line("other"))
+    return _costs_by_tier(lines)
+
+
+def _costs_by_tier(lines: list[StatementLine]) -> list[StatementLine]:
+    """Where some cost line item of a page names its tier ("gpt-5.4, output, priority"), the page breaks its
+    costs down by tier, and a model's line item naming none is the default tier's, not all tiers' together."""
+    costs = {id(line) for line in lines if line.amount is not None and line.model is not None}
+    if not any(line.service_tier for line in lines if id(line) in costs):
+        return lines
+    return [
+        replace(line, service_tier="default") if id(line) in costs and line.service_tier is None else line
+        for line in lines
+    ]
 
 
 def _guess_kind(result: JsonObject) -> str | None:

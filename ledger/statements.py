@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import BigInteger, Numeric, cast, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,6 +21,8 @@ from ledger.database import take_turns
 from ledger.events import nul_path
 from ledger.model_names import normalize_model_name
 from ledger.periods import Period
+from ledger.reconcile.matching import finest_grains, grain_of
+from ledger.reconcile.model import DIMENSIONS
 from ledger.tables import Money, Quantity, StatementDocument, StatementImport
 from ledger.tables import StatementLine as StatementLineRow
 
@@ -142,25 +144,63 @@ def check_storable(line: StatementLine) -> None:
 
 
 def summarize(lines: Iterable[StatementLine]) -> list[SummaryRow]:
+    """Quantities and amounts per provider × model × usage type, each counted once (`counted_figures`)."""
     rows: dict[tuple[str, str], SummaryRow] = {}
-    for line in lines:
+    for line, quantity, amount in counted_figures(list(lines), grain_of):
         model = normalize_model_name(line.provider, line.model) if line.model else "(all models)"
         row = rows.setdefault((line.provider, model), SummaryRow(line.provider, model))
-        if line.quantity is not None:
-            row.quantities[line.usage_type] += line.quantity
-        if line.amount is not None:
-            row.amounts[line.usage_type] += line.amount
+        if quantity is not None:
+            row.quantities[line.usage_type] += quantity
+        if amount is not None:
+            row.amounts[line.usage_type] += amount
     return [rows[key] for key in sorted(rows)]
 
 
+class _Stated(Protocol):
+    @property
+    def provider(self) -> str: ...
+    @property
+    def usage_type(self) -> str: ...
+
+
+Stated = TypeVar("Stated", bound=_Stated)
+
+
+def counted_figures(
+    lines: Sequence[Stated], grain: Callable[[Stated], tuple[str, ...]]
+) -> list[tuple[Stated, Decimal | None, Decimal | None]]:
+    """Each line (anything with provider, usage_type, quantity, amount) with the quantity and amount it adds to
+    a total: None where a finer grain of the same provider states that figure (OpenAI's costs state per project
+    the tokens its usage pages state per key), so summing never counts a figure twice."""
+
+    def figure_of(line: Stated, figure: str) -> tuple[str, str]:
+        return line.provider, f"{figure}:{line.usage_type}"
+
+    finest = finest_grains(
+        (*figure_of(line, figure), grain(line))
+        for line in lines
+        for figure in ("quantity", "amount")
+        if getattr(line, figure) is not None
+    )
+
+    def kept(line: Stated, figure: str) -> Decimal | None:
+        value: Decimal | None = getattr(line, figure)
+        return value if finest.get(figure_of(line, figure)) == grain(line) else None
+
+    return [(line, kept(line, "quantity"), kept(line, "amount")) for line in lines]
+
+
 def statement_totals(session: Session, tenant_id: int, period: Period) -> list[dict[str, Any]]:
-    """Totals by provider × account × model × usage type for lines starting in `period`."""
+    """Totals by provider × account × model × usage type for lines starting in `period`, each figure counted
+    once (`counted_figures`): `lines` counts the lines whose quantity or amount the totals hold."""
     line = StatementLineRow
+    stated = [line.api_key_id.is_not(None).label("by_api_key_id"), line.service_tier.is_not(None).label("by_tier")]
     query = (
         select(
             line.provider,
             line.account,
             line.model,
+            *stated,
             line.usage_type,
             line.currency,
             func.sum(line.quantity).label("quantity"),
@@ -168,22 +208,39 @@ def statement_totals(session: Session, tenant_id: int, period: Period) -> list[d
             cast(func.count(), BigInteger).label("lines"),
         )
         .where(line.tenant_id == tenant_id, line.period_start >= period.start, line.period_start < period.end)
-        .group_by(line.provider, line.account, line.model, line.usage_type, line.currency)
-        .order_by(line.provider, line.account, line.model, line.usage_type)
+        .group_by(line.provider, line.account, line.model, *stated, line.usage_type, line.currency)
     )
+    rows: list[Any] = list(session.execute(query))
+    totals: dict[tuple[Any, ...], list[Any]] = {}
+    for row, quantity, amount in counted_figures(rows, _grain_of_totals):
+        if quantity is None and amount is None:
+            continue
+        total = totals.setdefault((row.provider, row.account, row.model, row.usage_type, row.currency), [None, None, 0])
+        total[0] = quantity if total[0] is None else total[0] + (quantity or 0)
+        total[1] = amount if total[1] is None else total[1] + (amount or 0)
+        total[2] += row.lines
     return [
         {
-            "provider": row.provider,
-            "account": row.account,
-            "model": row.model,
-            "usage_type": row.usage_type,
-            "quantity": None if row.quantity is None else str(row.quantity.normalize()),
-            "amount": None if row.amount is None else str(row.amount),
-            "currency": row.currency,
-            "lines": row.lines,
+            "provider": provider,
+            "account": account,
+            "model": model,
+            "usage_type": usage_type,
+            "quantity": None if quantity is None else str(quantity.normalize()),
+            "amount": None if amount is None else str(amount),
+            "currency": currency,
+            "lines": lines,
         }
-        for row in session.execute(query)
+        for (provider, account, model, usage_type, currency), (quantity, amount, lines) in sorted(
+            totals.items(), key=lambda item: tuple("" if part is None else part for part in item[0][:4])
+        )
     ]
+
+
+def _grain_of_totals(row: Any) -> tuple[str, ...]:
+    """`grain_of` a row of statement_totals' query, which has flags in place of the key and tier."""
+    given = {"account": row.account is not None, "api_key_id": row.by_api_key_id}
+    given |= {"model": row.model is not None, "service_tier": row.by_tier}
+    return tuple(name for name in DIMENSIONS if given[name])
 
 
 def _archive(

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from ledger.periods import Period
-from ledger.reconcile.matching import grain_rank
+from ledger.reconcile.matching import finest_grains
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,19 +110,19 @@ def billed_once(lines: Iterable[StatedFigures]) -> tuple[pd.DataFrame, pd.DataFr
     apart those of lines spanning more than a day. A provider's statements may state one figure twice, at two
     grains: OpenAI's usage pages give the tokens per key, its costs per project give them again. Of each
     provider's tokens (and amounts) of a usage type, only the finest grain's count, as in the reconciler
-    (`grain_rank`); summing every line would bill them twice."""
+    (`finest_grains`); summing every line would bill them twice."""
     lines = list(lines)
-    finest: dict[tuple[str, str, str], tuple[str, ...]] = {}
-    for line in lines:
-        for figure, value in (("tokens", line.tokens), ("amount", line.amount)):
-            key = (line.provider, line.usage_type, figure)
-            if value is not None and (key not in finest or grain_rank(line.grain) > grain_rank(finest[key])):
-                finest[key] = line.grain
+    finest = finest_grains(
+        (line.provider, f"{figure}:{line.usage_type}", line.grain)
+        for line in lines
+        for figure, value in (("tokens", line.tokens), ("amount", line.amount))
+        if value is not None
+    )
     dated: dict[tuple[Any, ...], list[Any]] = {}
     undated: dict[tuple[Any, ...], list[Any]] = {}
     for line in lines:
-        tokens = line.tokens if finest.get((line.provider, line.usage_type, "tokens")) == line.grain else None
-        amount = line.amount if finest.get((line.provider, line.usage_type, "amount")) == line.grain else None
+        tokens = line.tokens if finest.get((line.provider, f"tokens:{line.usage_type}")) == line.grain else None
+        amount = line.amount if finest.get((line.provider, f"amount:{line.usage_type}")) == line.grain else None
         if tokens is None and amount is None:
             continue
         scope = (line.provider, line.model, line.currency)

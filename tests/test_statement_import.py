@@ -7,6 +7,7 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,26 @@ def test_importing_saved_files_and_reading_the_totals(
         if row["quantity"] is not None:
             by_type[row["usage_type"]] = by_type.get(row["usage_type"], 0) + float(row["quantity"])
     assert by_type == {row[0]: float(row[1]) for row in once if row[1] is not None}
+
+
+def test_tokens_stated_by_both_openai_documents_are_totalled_once(
+    cli: CliRunner, tenant: TenantKeys, client: TestClient
+) -> None:
+    """OpenAI's usage pages state output tokens per project and key; its costs state them again per project,
+    with the money. The import summary and the statement totals count the tokens once, from the usage pages,
+    and the money from the costs: 124,000 output tokens of gpt-5.4, not 224,943."""
+    args = ["import", "openai", "--tenant", tenant.name]
+    result = cli.invoke(
+        app, [*args, "--file", str(OPENAI / "usage_completions_p1.json"), "--file", str(OPENAI / "costs.json")]
+    )
+    assert result.exit_code == 0, result.output
+    (summary,) = [line for line in result.output.splitlines() if " gpt-5.4 " in line and " output " in line]
+    assert [cell.strip() for cell in summary.split("│")[4:6]] == ["124,000", "1.5808"]
+
+    rows = client.get("/v1/statements", params={"period": "2026-10"}, headers=tenant.read).json()["rows"]
+    output = [row for row in rows if row["model"] == "gpt-5.4" and row["usage_type"] == "output"]
+    assert sum(Decimal(row["quantity"]) for row in output if row["quantity"]) == 124_000
+    assert sum(Decimal(row["amount"]) for row in output if row["amount"]) == Decimal("1.580775")
 
 
 def test_imports_of_one_month_started_together_still_bill_it_once(

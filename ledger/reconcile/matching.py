@@ -118,8 +118,8 @@ def _scope_of(row: BilledDay) -> Scope:
     )
 
 
-def _grain_of(row: BilledDay) -> tuple[str, ...]:
-    """The dimensions a billed row breaks down by (`Scope.grain` of its scope)."""
+def grain_of(row: object) -> tuple[str, ...]:
+    """The dimensions (`DIMENSIONS`) a billed row or statement line breaks down by: those it gives a value."""
     return tuple(name for name in DIMENSIONS if getattr(row, name) is not None)
 
 
@@ -189,7 +189,7 @@ def compare(logged: Sequence[LoggedDay], billed: Sequence[BilledDay]) -> list[Co
             )
     views: dict[tuple[str, tuple[str, ...]], _View] = {}
     for row in billed:
-        grain = _grain_of(row)
+        grain = grain_of(row)
         view = views.setdefault((row.provider, grain), _View(row.provider, grain))
         view.rows.append(_StatedRow(row, _metrics_of(row)))
     authority = _authoritative_grains(views.values())
@@ -216,16 +216,26 @@ def grain_rank(grain: tuple[str, ...]) -> tuple[int, tuple[str, ...]]:
     return len(grain), grain
 
 
-def _authoritative_grains(views: Iterable[_View]) -> dict[tuple[str, str], tuple[str, ...]]:
-    """Provider × metric → the finest grain stating it (`grain_rank`)."""
+def finest_grains(stated: Iterable[tuple[str, str, tuple[str, ...]]]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """Provider × figure → the finest grain (`grain_rank`) stating it, from the (provider, figure, grain) of
+    whatever states a figure. Statements may state one figure at several grains (OpenAI's usage pages give
+    tokens per key, its costs per project give them again): only the finest grain's count, anywhere a figure
+    is compared or summed, so none is counted twice."""
     best: dict[tuple[str, str], tuple[str, ...]] = {}
-    for view in views:
-        for metric in set().union(*(stated.metrics for stated in view.rows)):
-            key = (view.provider, metric)
-            current = best.get(key)
-            if current is None or grain_rank(view.grain) > grain_rank(current):
-                best[key] = view.grain
+    for provider, figure, grain in stated:
+        current = best.get((provider, figure))
+        if current is None or grain_rank(grain) > grain_rank(current):
+            best[(provider, figure)] = grain
     return best
+
+
+def _authoritative_grains(views: Iterable[_View]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """Provider × metric → the finest grain stating it."""
+    return finest_grains(
+        (view.provider, metric, view.grain)
+        for view in views
+        for metric in set().union(*(stated.metrics for stated in view.rows))
+    )
 
 
 def _compare_view(
