@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -94,6 +94,40 @@ def create_key(session: Session, tenant_name: str, role: str, *, label: str | No
     )
     session.flush()
     return issued
+
+
+@dataclass(frozen=True, slots=True)
+class KeyListing:
+    """A key as an operator lists it: never its secret, which is not stored."""
+
+    key_id: str
+    tenant: str
+    role: str
+    label: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def list_keys(session: Session, tenant_name: str | None = None) -> list[KeyListing]:
+    """Every key (of the named tenant), revoked ones too, by tenant and creation."""
+    query = select(ApiKey, Tenant.name).join(Tenant, Tenant.id == ApiKey.tenant_id)
+    if tenant_name is not None:
+        query = query.where(ApiKey.tenant_id == tenant_by_name(session, tenant_name).id)
+    return [
+        KeyListing(key.id, tenant, key.role, key.label, key.created_at, key.revoked_at)
+        for key, tenant in session.execute(query.order_by(Tenant.name, ApiKey.created_at, ApiKey.id))
+    ]
+
+
+def list_tenants(session: Session) -> list[tuple[Tenant, int]]:
+    """Every tenant, with how many keys it has that are not revoked."""
+    active = (
+        select(func.count())
+        .where(ApiKey.tenant_id == Tenant.id, ApiKey.revoked_at.is_(None))
+        .correlate(Tenant)
+        .scalar_subquery()
+    )
+    return [(tenant, count) for tenant, count in session.execute(select(Tenant, active).order_by(Tenant.name))]
 
 
 def revoke_key(session: Session, key_id: str, *, now: datetime) -> None:

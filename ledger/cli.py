@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -161,6 +162,21 @@ def tenants_create(name: str) -> None:
         console.print(f"tenant {tenant.name!r} created (id {tenant.id})")
 
 
+@tenants_app.command("list")
+@one_line_errors
+def tenants_list() -> None:
+    """List the tenants and how many active keys each has."""
+    with session_scope(get_settings()) as session:
+        rows = [(tenant.name, str(tenant.id), tenant.created_at, keys) for tenant, keys in auth.list_tenants(session)]
+    if not rows:
+        console.print("no tenant yet: tokenledger tenants create NAME")
+        return
+    table = Table("name", Column("id", justify="right"), "created", Column("active keys", justify="right"))
+    for name, tenant_id, created_at, keys in rows:
+        table.add_row(name, tenant_id, _when(created_at), str(keys))
+    print_table(table)
+
+
 @keys_app.command("create")
 @one_line_errors
 def keys_create(
@@ -174,6 +190,28 @@ def keys_create(
     console.print(f"key id: {issued.key_id} (tenant {issued.tenant}, role {issued.role})", highlight=False)
     console.print("store this key now; it will not be shown again:", style="bold")
     print(issued.token)
+
+
+@keys_app.command("list")
+@one_line_errors
+def keys_list(
+    tenant: Annotated[str | None, typer.Option(help="Tenant name (default: every tenant).")] = None,
+) -> None:
+    """List API keys by id, role and label, revoked ones marked (a key's secret is never stored or shown)."""
+    with session_scope(get_settings()) as session:
+        keys = auth.list_keys(session, tenant)
+    if not keys:
+        console.print("no key yet: tokenledger keys create --tenant NAME --role ingest")
+        return
+    table = Table("key id", "tenant", "role", "label", "created", "revoked")
+    for key in keys:
+        revoked = _when(key.revoked_at) if key.revoked_at else ""
+        table.add_row(key.key_id, key.tenant, key.role, key.label or "", _when(key.created_at), revoked)
+    print_table(table)
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @keys_app.command("revoke")
@@ -272,8 +310,6 @@ def prices_list(
     tenant: Annotated[str | None, typer.Option(help="Tenant name, to include its own prices.")] = None,
 ) -> None:
     """List the prices in effect: the bundled catalog and the tenant's own (marked)."""
-    from datetime import UTC, datetime
-
     from ledger.catalog import bundled_prices, tenant_overrides
     from ledger.model_names import normalize_model_name
 

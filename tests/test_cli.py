@@ -36,9 +36,22 @@ def test_an_operator_creates_a_tenant_and_keys_and_revokes_one(cli: CliRunner, c
     assert key.startswith("tl_")
     headers = {"Authorization": f"Bearer {key}"}
     assert client.post("/v1/events", json=usage_event(), headers=headers).status_code == 202
+    listed = cli.invoke(app, ["keys", "list", "--tenant", name])
+    assert listed.exit_code == 0, listed.output
+    (row,) = [line for line in listed.output.splitlines() if key_id in line]
+    assert [cell.strip() for cell in row.split("│")[1:4]] == [key_id, name, "ingest"]
+    assert key.split(".")[1] not in listed.output  # the secret is never shown again
+    tenants = cli.invoke(app, ["tenants", "list"]).output
+    assert [cell.strip() for cell in next(line for line in tenants.splitlines() if f" {name} " in line).split("│")][
+        4
+    ] == "1"
     revoked = cli.invoke(app, ["keys", "revoke", key_id])
     assert revoked.exit_code == 0, revoked.output
     assert client.post("/v1/events", json=usage_event(), headers=headers).status_code == 401
+    (row,) = [
+        line for line in cli.invoke(app, ["keys", "list", "--tenant", name]).output.splitlines() if key_id in line
+    ]
+    assert row.split("│")[6].strip().endswith("UTC")  # when it was revoked
 
 
 def test_errors_are_one_line_and_a_nonzero_exit(cli: CliRunner) -> None:
