@@ -8,9 +8,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Label, SQLColumnExpression, and_, cast, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Label, SQLColumnExpression, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from ledger.errors import InvalidRequest
@@ -44,7 +45,10 @@ TOTALS: dict[str, ColumnElement[Any]] = {
     "cache_creation_input_tokens": _count(UsageHourly.cache_creation_input_tokens),
     "reasoning_tokens": _count(UsageHourly.reasoning_tokens),
     "errors": _count(UsageHourly.status_4xx + UsageHourly.status_429 + UsageHourly.status_5xx),
-    "reported_cost": func.sum(UsageHourly.reported_cost),
+    # None where no request of the group reported a cost: unknown, not zero.
+    "reported_cost": case(
+        (func.sum(UsageHourly.reported_cost_requests) > 0, func.sum(UsageHourly.reported_cost)), else_=None
+    ),
 }
 
 
@@ -173,7 +177,7 @@ def event_json(event: UsageEvent) -> dict[str, Any]:
         "user": event.user_label,
         "tags": event.tags,
         "provider_request_id": event.provider_request_id,
-        "reported_cost": None if event.reported_cost is None else str(event.reported_cost),
+        "reported_cost": None if event.reported_cost is None else plain(event.reported_cost),
         "usage": event.usage_raw,
     }
 
@@ -193,6 +197,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
-    if hasattr(value, "as_tuple"):  # Decimal
-        return str(value)
+    if isinstance(value, Decimal):
+        return plain(value)
     return value
+
+
+def plain(amount: Decimal) -> str:
+    """A decimal as JSON carries money: digits without an exponent or the column's trailing zeros ("0.0123",
+    "0", never "0E-10" or "0.0123000000")."""
+    return format(amount.normalize(), "f")

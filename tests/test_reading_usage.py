@@ -59,6 +59,21 @@ def test_usage_totals_group_by_any_dimension(client: TestClient, tenant: TenantK
     assert total["rows"][0]["requests"] == 4
 
 
+def test_reported_cost_is_exact_digits_and_unknown_where_nobody_reported_one(
+    client: TestClient, tenant: TenantKeys
+) -> None:
+    events = [
+        usage_event(occurred_at="2026-10-04T10:00:00Z", provider="openrouter", reported_cost="0.0123"),
+        usage_event(occurred_at="2026-10-04T11:00:00Z", provider="openrouter", reported_cost=1),
+        usage_event(occurred_at="2026-10-04T12:00:00Z", provider="openai"),
+    ]
+    assert client.post("/v1/events", json=events, headers=tenant.ingest).status_code == 202
+    rows = client.get("/v1/usage", params={"period": "2026-10", "group_by": "provider"}, headers=tenant.read).json()
+    assert {row["provider"]: row["reported_cost"] for row in rows["rows"]} == {"openai": None, "openrouter": "1.0123"}
+    listed = client.get("/v1/events", params={"provider": "openrouter"}, headers=tenant.read).json()["events"]
+    assert sorted(event["reported_cost"] for event in listed) == ["0.0123", "1"]
+
+
 def test_usage_rejects_unknown_groupings_and_missing_ranges(client: TestClient, tenant: TenantKeys) -> None:
     response = client.get("/v1/usage", params={"period": "2026-10", "group_by": "colour"}, headers=tenant.read)
     assert response.status_code == 422
