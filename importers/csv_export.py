@@ -213,6 +213,15 @@ def mapping_from_toml(name: str, label: str, data: Mapping[str, Any]) -> CsvMapp
     )
 
 
+def _dimension(row: CsvRow, column: str | None, blank: str) -> str | None:
+    """A dimension's value; None when the mapping has no column for it (the export does not break down by
+    it). A blank cell of a mapped column is a bucket of its own: no account or key ("", as events without one
+    carry), the standard tier. Read as None, it would be taken for a coarser figure and not compared."""
+    if column is None:
+        return None
+    return row.text(column) or blank
+
+
 def _template(mapping: CsvMapping, row: CsvRow, zone: ZoneInfo) -> LineTemplate:
     columns = mapping.columns
     if "date" in columns:
@@ -226,10 +235,10 @@ def _template(mapping: CsvMapping, row: CsvRow, zone: ZoneInfo) -> LineTemplate:
     return LineTemplate(
         source="csv",
         provider=mapping.provider,
-        account=row.text(columns.get("account")),
-        api_key_id=row.text(columns.get("api_key_id")),
+        account=_dimension(row, columns.get("account"), ""),
+        api_key_id=_dimension(row, columns.get("api_key_id"), ""),
         model=row.text(columns.get("model")),
-        service_tier=row.text(columns.get("service_tier")),
+        service_tier=_dimension(row, columns.get("service_tier"), "standard"),
         period_start=start,
         period_end=end,
         document=row.document,
