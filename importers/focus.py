@@ -67,17 +67,20 @@ class FocusImporter(Importer):
         return any(column in columns for column in _PROVIDER_COLUMNS)
 
     def parse(self, document: RawDocument) -> list[StatementLine]:
-        return [_line(row) for row in read_rows(document) if row.text("ServiceCategory") in self.service_categories]
+        rows = [row for row in read_rows(document) if row.text("ServiceCategory") in self.service_categories]
+        # Where some rows name a sub-account, one without is usage outside any (""), not a coarser figure.
+        by_sub_account = any(row.text("SubAccountId") for row in rows)
+        return [_line(row, by_sub_account=by_sub_account) for row in rows]
 
 
-def _line(row: CsvRow) -> StatementLine:
+def _line(row: CsvRow, *, by_sub_account: bool) -> StatementLine:
     category = row.need_text("ChargeCategory")
     quantity, unit = _quantity(row)
     usage_type = _usage_type(row, category, unit)
     template = LineTemplate(
         source="focus",
         provider=_provider(row),
-        account=row.text("SubAccountId"),
+        account=row.text("SubAccountId") or ("" if by_sub_account else None),
         api_key_id=None,
         model=_model(row) if category == "Usage" else None,
         service_tier=None,

@@ -165,3 +165,12 @@ def test_a_bad_row_is_reported_with_its_file_line_and_column(row: str, message: 
         parse(row)
 
     assert str(raised.value) == message
+
+
+def test_a_row_without_a_sub_account_beside_rows_with_one_is_usage_outside_any() -> None:
+    """Read as "not broken down by sub-account", it would be taken for a coarser copy of the other rows' figures
+    and left out of the comparison."""
+    with_one = bedrock_row("USE1-Claude4.5Sonnet-input-tokens")
+    without = with_one.replace(",123456789012,", ",,")
+    assert [line.account for line in parse(with_one, without)] == ["123456789012", ""]
+    assert [line.account for line in parse(without)] == [None]  # no row names one: not broken down by it
