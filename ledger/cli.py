@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -588,17 +589,36 @@ def serve(
 
     from ledger.api import create_app
 
-    stop_cleanly_on_sigterm()
     settings = get_settings()
+    bind_host, bind_port = host or settings.host, port or settings.port
+    refuse_a_port_in_use(bind_host, bind_port)
+    stop_cleanly_on_sigterm()
     configure_logging(settings)
     url = database_url(settings)
     if migrate:
         upgrade(url)
     settings = settings.model_copy(update={"database_url": url})
     application = create_app(settings)
-    bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"TokenLedger on http://{bind_host}:{bind_port} (API docs: /docs)", highlight=False)
     uvicorn.run(application, host=bind_host, port=bind_port, log_level=settings.log_level, access_log=False)
+
+
+def refuse_a_port_in_use(host: str, port: int) -> None:
+    """Refuse to start when the address is taken, before anything runs: the server would otherwise migrate,
+    start the scheduler (whose jobs run at once) and announce itself, and only then fail to bind."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise InvalidRequest(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    family, kind, protocol, _, address = addresses[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds its own
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise InvalidRequest(
+                f"cannot listen on {host}:{port}: {error.strerror} (choose another with --port or TOKENLEDGER_PORT)"
+            ) from None
 
 
 alerts_app = typer.Typer(help="Alert channels (webhook, Slack, email) and their deliveries.", no_args_is_help=True)

@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -90,6 +91,19 @@ def test_a_database_url_names_postgresql_or_is_refused_naming_the_variable(
     assert refused.output == (
         "error: TOKENLEDGER_DATABASE_URL: must be a PostgreSQL URL such as "
         "postgresql+psycopg://user@host:5432/tokenledger, got one starting 'mysql'\n"
+    )
+
+
+def test_serve_refuses_a_port_in_use_before_starting_anything(cli: CliRunner) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli.invoke(app, ["serve", "--port", str(port), "--no-migrate"])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(choose another with --port or TOKENLEDGER_PORT)\n"
     )
 
 
