@@ -128,8 +128,11 @@ class GroupCommitWriter:
     async def _serve(self, lane: _Lane) -> None:
         while True:
             await self._arrived.wait()
-            if self._max_wait and not self._stopping:
-                await asyncio.sleep(self._max_wait)  # let a batch grow a little more
+            if self._max_wait and self._pending and not self._stopping and not self._full():
+                # Let the batch grow a little: one transaction (and WAL flush) for more requests costs PostgreSQL
+                # about half as much per event under concurrent single-event load, for a fraction of a
+                # millisecond of latency.
+                await asyncio.sleep(self._max_wait)
             batch = self._next_batch()
             if not self._pending and not self._stopping:
                 self._arrived.clear()
@@ -141,6 +144,15 @@ class GroupCommitWriter:
                     _settle_all(batch, error)
             elif self._stopping:
                 return
+
+    def _full(self) -> bool:
+        """Whether the pending requests already make a whole batch (waiting would only delay it)."""
+        events = 0
+        for pending in self._pending:
+            events += len(pending.rows)
+            if events >= self._max_events:
+                return True
+        return False
 
     def _next_batch(self) -> list[_Pending]:
         """The oldest pending requests, up to `max_events` events (at least one request)."""

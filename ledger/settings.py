@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 10 * 1024 * 1024
     max_events_per_request: int = 10_000
     max_future_skew_seconds: int = 300
-    group_commit_wait_ms: float = 0.0
+    group_commit_wait_ms: float = 0.5
     group_commit_max_events: int = 1_000
     writer_connections: int = 2
     pool_size: int = 8

@@ -162,6 +162,35 @@ def test_a_batch_holds_at_most_max_events_unless_one_request_is_larger(engine: E
     assert sorted(batch.events for batch in batches) == [1, 2, 4, 5]  # taken in order: 2+2, 2, 5, 1
 
 
+def test_requests_arriving_while_a_batch_lingers_share_its_commit(engine: Engine, tenant: TenantKeys) -> None:
+    tenant_id = tenant_id_of(engine, tenant)
+
+    async def staggered(writer: GroupCommitWriter) -> list[int]:
+        first = asyncio.ensure_future(writer.submit(rows(tenant_id, "linger-0")))
+        await asyncio.sleep(0.01)  # well inside the batch's linger
+        later = [writer.submit(rows(tenant_id, f"linger-{n}")) for n in range(1, 5)]
+        return [result.accepted for result in await asyncio.gather(first, *later)]
+
+    accepted, batches = run_with_writer(engine, staggered, max_wait_seconds=0.5, connections=1)
+
+    assert accepted == [1] * 5
+    assert [(batch.requests, batch.events) for batch in batches] == [(5, 5)]
+
+
+def test_a_batch_that_is_already_full_does_not_linger(engine: Engine, tenant: TenantKeys) -> None:
+    tenant_id = tenant_id_of(engine, tenant)
+    whole = rows(tenant_id, *(f"full-{n}" for n in range(4)))
+
+    async def one_full_request(writer: GroupCommitWriter) -> int:
+        # Lingering would hold it an hour; a full batch is written at once.
+        return (await asyncio.wait_for(writer.submit(whole), 30)).accepted
+
+    accepted, batches = run_with_writer(engine, one_full_request, max_wait_seconds=3600, max_events=4)
+
+    assert accepted == 4
+    assert [(batch.requests, batch.events) for batch in batches] == [(1, 4)]
+
+
 def test_stopping_writes_what_was_submitted_and_then_refuses_more(engine: Engine, tenant: TenantKeys) -> None:
     tenant_id = tenant_id_of(engine, tenant)
 
