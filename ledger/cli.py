@@ -391,8 +391,8 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
         billed = "—" if row.billed_total_tokens is None else f"{row.billed_total_tokens:,}"
         drift.add_row(
             row.provider,
-            row.account or "(all)",
-            row.model or "(all)",
+            _dimension(row.account),
+            _dimension(row.model),
             f"{logged:,}",
             f"{billed} ({', '.join(stated).replace('_', ' ')} only)" if unstated else billed,
             money(row.expected_cost),
@@ -601,6 +601,12 @@ def serve(
     application = create_app(settings)
     console.print(f"TokenLedger on http://{bind_host}:{bind_port} (API docs: /docs)", highlight=False)
     uvicorn.run(application, host=bind_host, port=bind_port, log_level=settings.log_level, access_log=False)
+
+
+def _dimension(value: str | None) -> str:
+    """A drift row's account or model: "(all)" where the statement does not break down by it, "(none)" for
+    usage without one (Anthropic's default workspace, events logged without an account)."""
+    return "(all)" if value is None else value or "(none)"
 
 
 def refuse_a_port_in_use(host: str, port: int) -> None:

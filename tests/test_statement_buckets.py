@@ -82,7 +82,9 @@ def reconciled(
     assert run.status_code == 200, run.text
     drift = client.get("/v1/reconciliation", params={"period": "2026-10"}, headers=tenant.read).json()["rows"]
     findings = client.get("/v1/findings", params={"period": "2026-10"}, headers=tenant.read).json()["findings"]
-    return {"drift": drift, "findings": findings}
+    printed = CliRunner().invoke(app, ["reconcile", "--period", "2026-10", "--tenant", tenant.name])
+    assert printed.exit_code == 0, printed.output
+    return {"drift": drift, "findings": findings, "printed": printed.output}
 
 
 def test_the_default_workspace_is_reconciled_against_events_logged_without_an_account(
@@ -98,3 +100,11 @@ def test_console_usage_that_nobody_logged_is_a_finding(reconciled: dict[str, Any
     unlogged = [finding for finding in reconciled["findings"] if finding["kind"] == "unlogged_usage"]
     assert [(finding["account"], finding["api_key_id"]) for finding in unlogged] == [("", "")]
     assert unlogged[0]["evidence"]["billed"] == 600_000
+
+
+def test_the_drift_table_tells_usage_without_a_workspace_from_usage_of_all_workspaces(
+    reconciled: dict[str, Any],
+) -> None:
+    (default,) = [line for line in reconciled["printed"].splitlines() if " anthropic " in line and "(none)" in line]
+    assert "710,000" in default
+    assert "(all)" not in reconciled["printed"]  # every row of this statement names its workspace, or none
