@@ -53,6 +53,11 @@ class PayloadTooLarge(TokenLedgerError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(TokenLedgerError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class ServiceUnavailable(TokenLedgerError):
     status = 503
     code = "database_unavailable"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from ledger.settings import Settings
 from tests.conftest import TenantKeys
 from tests.events_factory import usage_event
 
@@ -40,6 +42,40 @@ def test_array_and_ndjson_bodies_are_accepted(client: TestClient, tenant: Tenant
     )
     assert response.json() == {"accepted": 2, "duplicates": 0}
     assert stored(engine, tenant, "SELECT count(*) FROM usage_events WHERE tenant_id = :tenant") == [(5,)]
+
+
+def test_a_gzip_compressed_body_is_read_and_a_bad_or_unknown_encoding_is_refused(
+    client: TestClient, tenant: TenantKeys, engine: Engine
+) -> None:
+    batch = json.dumps([usage_event() for _ in range(3)]).encode()
+    zipped = {**tenant.ingest, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    response = client.post("/v1/events", content=gzip.compress(batch), headers=zipped)
+    assert response.json() == {"accepted": 3, "duplicates": 0}
+    assert stored(engine, tenant, "SELECT count(*) FROM usage_events WHERE tenant_id = :tenant") == [(3,)]
+
+    not_gzip = client.post("/v1/events", content=batch, headers=zipped)
+    assert (not_gzip.status_code, not_gzip.json()["error"]["message"]) == (
+        422,
+        "the body is not valid gzip: Error -3 while decompressing data: incorrect header check",
+    )
+    brotli = client.post("/v1/events", content=batch, headers={**zipped, "Content-Encoding": "br"})
+    assert (brotli.status_code, brotli.json()["error"]["message"]) == (
+        415,
+        "Content-Encoding 'br' is not supported; send gzip or none",
+    )
+
+
+def test_a_body_that_decompresses_past_the_limit_is_413(settings: Settings, engine: Engine, tenant: TenantKeys) -> None:
+    from ledger.api import create_app
+
+    small = settings.model_copy(update={"max_body_bytes": 10_000})
+    bomb = gzip.compress(b"[" + b" " * 1_000_000 + b"]")  # 1 MB of spaces, a few KB compressed
+    with TestClient(create_app(small, engine=engine)) as limited:
+        response = limited.post("/v1/events", content=bomb, headers={**tenant.ingest, "Content-Encoding": "gzip"})
+    assert (response.status_code, response.json()["error"]["message"]) == (
+        413,
+        "the decompressed body is over 10000 bytes",
+    )
 
 
 def test_a_retry_with_another_occurred_at_is_a_duplicate_not_a_second_event(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -23,7 +24,7 @@ from ledger.api.dependencies import (
 from ledger.api.openapi import GROUP_BY, KEYED, AnyMonth, Since, Until, error_responses, events_body
 from ledger.api.responses import Events, Usage, ok
 from ledger.auth import Principal
-from ledger.errors import InvalidRequest, PayloadTooLarge
+from ledger.errors import InvalidRequest, PayloadTooLarge, TokenLedgerError, UnsupportedMediaType
 from ledger.events import EventRow, EventValidationError, decode_events, validate_events
 from ledger.usage import MAX_PAGE, EventFilter, instant, list_events, resolve_range, usage_totals
 
@@ -39,8 +40,10 @@ router = APIRouter(prefix="/v1", tags=["usage"], responses=KEYED)
 T = TypeVar("T")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` bytes."""
+async def read_body(request: Request, limit: int, *, undecodable: type[TokenLedgerError] = InvalidRequest) -> bytes:
+    """The request body, decompressed when its Content-Encoding is gzip (as OpenTelemetry collectors and most
+    HTTP clients can send it); 413 as soon as it, or what it decompresses to, passes `limit` bytes; 415 for
+    another encoding; `undecodable` for a body that is not gzip after all."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is over {limit} bytes")
@@ -50,7 +53,30 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"request body is over {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding")
+    if encoding is None:
+        return body
+    encoding = encoding.strip().lower()
+    if encoding == "gzip":
+        return _gunzip(body, limit, undecodable)
+    if encoding not in ("", "identity"):
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; send gzip or none")
+    return body
+
+
+def _gunzip(body: bytes, limit: int, undecodable: type[TokenLedgerError]) -> bytes:
+    """A gzip body, decompressed; 413 as soon as it would pass `limit` bytes."""
+    decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    try:
+        data = decompressor.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise undecodable(f"the body is not valid gzip: {error}") from error
+    if len(data) > limit or decompressor.unconsumed_tail:
+        raise PayloadTooLarge(f"the decompressed body is over {limit} bytes")
+    if not decompressor.eof:
+        raise undecodable("the gzip body is truncated")
+    return data
 
 
 async def store(context: AppContext, rows: list[EventRow]) -> JSONResponse:
@@ -119,7 +145,7 @@ INLINE_DECODE_BYTES = 16_384
     status_code=202,
     summary="Record usage events (object, array or NDJSON)",
     response_model=Accepted,
-    responses=error_responses(413),
+    responses=error_responses(413, 415),
     openapi_extra={
         **events_body("Usage events, schema version 1: one object, an array, or NDJSON; at most 10,000 events."),
         "security": [{BEARER_KEY.scheme_name: []}],

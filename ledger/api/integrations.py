@@ -6,7 +6,6 @@ Both take the same keys (ingest or admin), limits (413 past the body size or eve
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -19,7 +18,7 @@ from ledger.api.dependencies import ContextDep, PrincipalDep, known_query_only
 from ledger.api.events import Accepted, max_future, read_body, store, validated
 from ledger.api.openapi import KEYED, error_responses, json_or_ndjson_body, otlp_body
 from ledger.auth import Principal
-from ledger.errors import InvalidRequest, PayloadTooLarge, TokenLedgerError
+from ledger.errors import InvalidRequest, PayloadTooLarge, TokenLedgerError, UnsupportedMediaType
 from ledger.events import EventRow, EventValidationError, parse_body, validate_events
 
 router = APIRouter(prefix="/v1", tags=["integrations"], responses=KEYED, dependencies=[Depends(known_query_only)])
@@ -35,17 +34,12 @@ class UndecodableTraces(TokenLedgerError):
     code = "invalid_request"
 
 
-class UnsupportedMediaType(TokenLedgerError):
-    status = 415
-    code = "unsupported_media_type"
-
-
 @router.post(
     "/integrations/litellm",
     status_code=202,
     summary="Record LiteLLM calls: the generic API logger's standard logging payloads (object, array or NDJSON)",
     response_model=Accepted,
-    responses=error_responses(413),
+    responses=error_responses(413, 415),
     openapi_extra=json_or_ndjson_body(
         "LiteLLM standard logging payloads (one object, an array, or NDJSON), as its generic API logger sends them."
     ),
@@ -99,12 +93,7 @@ async def post_litellm(
 async def post_traces(request: Request, context: ContextDep, principal: PrincipalDep) -> Response:
     principal.require("ingest")
     limit = context.settings.max_body_bytes
-    body = await read_body(request, limit)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding == "gzip":
-        body = _gunzip(body, limit)
-    elif encoding not in ("", "identity"):
-        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; send gzip or none")
+    body = await read_body(request, limit, undecodable=UndecodableTraces)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in (PROTOBUF, "application/json"):
         raise UnsupportedMediaType(f"Content-Type must be {PROTOBUF} or application/json, got {content_type!r}")
@@ -162,17 +151,3 @@ def _litellm_payloads(body: bytes, content_type: str) -> list[Any]:
         raise InvalidRequest(
             "the body is not valid JSON", details=[problem.as_dict() for problem in error.problems]
         ) from error
-
-
-def _gunzip(body: bytes, limit: int) -> bytes:
-    """A gzip body, decompressed; 413 as soon as it would pass `limit` bytes."""
-    decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
-    try:
-        data = decompressor.decompress(body, limit + 1)
-    except zlib.error as error:
-        raise UndecodableTraces(f"the body is not valid gzip: {error}") from error
-    if len(data) > limit or decompressor.unconsumed_tail:
-        raise PayloadTooLarge(f"the decompressed body is over {limit} bytes")
-    if not decompressor.eof:
-        raise UndecodableTraces("the gzip body is truncated")
-    return data

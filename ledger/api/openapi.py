@@ -85,7 +85,7 @@ def json_or_ndjson_body(description: str, item: dict[str, Any] | None = None, mi
     return {
         "requestBody": {
             "required": True,
-            "description": description,
+            "description": f"{description} It may be gzip-compressed (Content-Encoding: gzip).",
             "content": {
                 "application/json": {"schema": {"anyOf": [item, array]}},
                 "application/x-ndjson": {"schema": {"type": "string", "description": "One JSON object per line."}},
