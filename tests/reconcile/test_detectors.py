@@ -298,13 +298,14 @@ def test_model_substitution_billed_under_another_model() -> None:
     assert finding.impact_usd == (opus_amount - sonnet_cost).quantize(Decimal("0.000001"))
 
 
+def truncated_on_key_b(min_output: int, max_output: int) -> list[LoggedDay]:
+    """The month, with 150 responses a day of key_b stopped for length between the two output lengths."""
+    stats = TruncationStats(count=150, min_output=min_output, max_output=max_output)
+    return [replace(r, truncation=stats) if r.api_key_id == "key_b" else r for r in LOGGED]
+
+
 def test_silent_truncation() -> None:
-    logged = [
-        replace(r, truncation=TruncationStats(count=150, min_output=1_017, max_output=1_024))
-        if r.api_key_id == "key_b"
-        else r
-        for r in LOGGED
-    ]
+    logged = truncated_on_key_b(1_017, 1_024)
 
     finding = only(run(logged, statement(logged)), "silent_truncation")
 
@@ -316,12 +317,7 @@ def test_silent_truncation() -> None:
 
 
 def test_silent_truncation_at_one_length_names_that_length_alone() -> None:
-    logged = [
-        replace(r, truncation=TruncationStats(count=150, min_output=4_096, max_output=4_096))
-        if r.api_key_id == "key_b"
-        else r
-        for r in LOGGED
-    ]
+    logged = truncated_on_key_b(4_096, 4_096)
 
     finding = only(run(logged, statement(logged)), "silent_truncation")
 
