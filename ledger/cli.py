@@ -378,6 +378,13 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
     from reports.filters import money, percent, signed_money
     from reports.monthly import compared_tokens
 
+    if not result.drift and not result.findings:
+        console.print(
+            f"nothing to reconcile for {period} ({tenant}): no usage logged and no statement imported. Send usage "
+            "to POST /v1/events and import statements with tokenledger import SOURCE --period " + period,
+            highlight=False,
+        )
+        return
     figures = ("logged tokens", "billed tokens", "expected", "billed", "difference", "%")
     drift = Table(
         "provider",

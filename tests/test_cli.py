@@ -107,6 +107,15 @@ def test_serve_refuses_a_port_in_use_before_starting_anything(cli: CliRunner) ->
     )
 
 
+def test_reconciling_a_month_with_nothing_in_it_says_so_instead_of_all_is_well(cli: CliRunner) -> None:
+    name = f"empty-{secrets.token_hex(3)}"
+    assert cli.invoke(app, ["tenants", "create", name]).exit_code == 0
+    result = cli.invoke(app, ["reconcile", "--period", "2026-09", "--tenant", name])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"nothing to reconcile for 2026-09 ({name}): no usage logged and no statement")
+    assert "match" not in result.output
+
+
 def test_db_upgrade_is_idempotent(cli: CliRunner) -> None:
     result = cli.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
