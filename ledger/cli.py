@@ -167,6 +167,8 @@ def tenants_create(name: str) -> None:
 @one_line_errors
 def tenants_list() -> None:
     """List the tenants and how many active keys each has."""
+    from reports.filters import when
+
     with session_scope(get_settings()) as session:
         rows = [(tenant.name, str(tenant.id), tenant.created_at, keys) for tenant, keys in auth.list_tenants(session)]
     if not rows:
@@ -174,7 +176,7 @@ def tenants_list() -> None:
         return
     table = Table("name", Column("id", justify="right"), "created", Column("active keys", justify="right"))
     for name, tenant_id, created_at, keys in rows:
-        table.add_row(name, tenant_id, _when(created_at), str(keys))
+        table.add_row(name, tenant_id, when(created_at), str(keys))
     print_table(table)
 
 
@@ -199,6 +201,8 @@ def keys_list(
     tenant: Annotated[str | None, typer.Option(help="Tenant name (default: every tenant).")] = None,
 ) -> None:
     """List API keys by id, role and label, revoked ones marked (a key's secret is never stored or shown)."""
+    from reports.filters import when
+
     with session_scope(get_settings()) as session:
         keys = auth.list_keys(session, tenant)
     if not keys:
@@ -206,13 +210,9 @@ def keys_list(
         return
     table = Table("key id", "tenant", "role", "label", "created", "revoked")
     for key in keys:
-        revoked = _when(key.revoked_at) if key.revoked_at else ""
-        table.add_row(key.key_id, key.tenant, key.role, key.label or "", _when(key.created_at), revoked)
+        revoked = when(key.revoked_at) if key.revoked_at else ""
+        table.add_row(key.key_id, key.tenant, key.role, key.label or "", when(key.created_at), revoked)
     print_table(table)
-
-
-def _when(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @keys_app.command("revoke")

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from sqlalchemy import BigInteger, Numeric, cast, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,7 +21,7 @@ from ledger.database import take_turns
 from ledger.events import nul_path
 from ledger.model_names import normalize_model_name
 from ledger.periods import Period
-from ledger.reconcile.matching import finest_grains, grain_of
+from ledger.reconcile.matching import counted_figures, grain_of
 from ledger.reconcile.model import DIMENSIONS
 from ledger.tables import Money, Quantity, StatementDocument, StatementImport
 from ledger.tables import StatementLine as StatementLineRow
@@ -154,40 +154,6 @@ def summarize(lines: Iterable[StatementLine]) -> list[SummaryRow]:
         if amount is not None:
             row.amounts[line.usage_type] += amount
     return [rows[key] for key in sorted(rows)]
-
-
-class _Stated(Protocol):
-    @property
-    def provider(self) -> str: ...
-    @property
-    def usage_type(self) -> str: ...
-
-
-Stated = TypeVar("Stated", bound=_Stated)
-
-
-def counted_figures(
-    lines: Sequence[Stated], grain: Callable[[Stated], tuple[str, ...]]
-) -> list[tuple[Stated, Decimal | None, Decimal | None]]:
-    """Each line (anything with provider, usage_type, quantity, amount) with the quantity and amount it adds to
-    a total: None where a finer grain of the same provider states that figure (OpenAI's costs state per project
-    the tokens its usage pages state per key), so summing never counts a figure twice."""
-
-    def figure_of(line: Stated, figure: str) -> tuple[str, str]:
-        return line.provider, f"{figure}:{line.usage_type}"
-
-    finest = finest_grains(
-        (*figure_of(line, figure), grain(line))
-        for line in lines
-        for figure in ("quantity", "amount")
-        if getattr(line, figure) is not None
-    )
-
-    def kept(line: Stated, figure: str) -> Decimal | None:
-        value: Decimal | None = getattr(line, figure)
-        return value if finest.get(figure_of(line, figure)) == grain(line) else None
-
-    return [(line, kept(line, "quantity"), kept(line, "amount")) for line in lines]
 
 
 def statement_totals(session: Session, tenant_id: int, period: Period) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from ledger.errors import InvalidRequest
 from ledger.periods import Period, PeriodError
 from ledger.tables import UsageEvent, UsageHourly
+from reports.filters import plain_decimal
 
 MAX_PAGE = 1_000
 
@@ -177,7 +178,7 @@ def event_json(event: UsageEvent) -> dict[str, Any]:
         "user": event.user_label,
         "tags": event.tags,
         "provider_request_id": event.provider_request_id,
-        "reported_cost": None if event.reported_cost is None else plain(event.reported_cost),
+        "reported_cost": None if event.reported_cost is None else plain_decimal(event.reported_cost),
         "usage": event.usage_raw,
     }
 
@@ -198,11 +199,5 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return plain(value)
+        return plain_decimal(value)  # "0.0123", "0": never "0E-10" or the column's trailing zeros
     return value
-
-
-def plain(amount: Decimal) -> str:
-    """A decimal as JSON carries money: digits without an exponent or the column's trailing zeros ("0.0123",
-    "0", never "0E-10" or "0.0123000000")."""
-    return format(amount.normalize(), "f")

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from ledger.periods import Period
-from ledger.reconcile.matching import finest_grains
+from ledger.reconcile.matching import counted_figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +87,8 @@ class DriftOverTime:
 
 class StatedFigures(NamedTuple):
     """Statement lines of one day (or one longer span: `undated`), provider, model, usage type, currency and
-    grain (the dimensions they break down by, in `DIMENSIONS` order), summed: their tokens (None: the lines
-    state none) and amount."""
+    grain (the dimensions they break down by, in `DIMENSIONS` order), summed: their token quantity (None: the
+    lines state none) and amount."""
 
     undated: bool
     day: date
@@ -96,7 +96,7 @@ class StatedFigures(NamedTuple):
     model: str
     usage_type: str
     grain: tuple[str, ...]
-    tokens: int | None
+    quantity: int | None
     amount: Decimal | None
     currency: str | None
 
@@ -110,19 +110,10 @@ def billed_once(lines: Iterable[StatedFigures]) -> tuple[pd.DataFrame, pd.DataFr
     apart those of lines spanning more than a day. A provider's statements may state one figure twice, at two
     grains: OpenAI's usage pages give the tokens per key, its costs per project give them again. Of each
     provider's tokens (and amounts) of a usage type, only the finest grain's count, as in the reconciler
-    (`finest_grains`); summing every line would bill them twice."""
-    lines = list(lines)
-    finest = finest_grains(
-        (line.provider, f"{figure}:{line.usage_type}", line.grain)
-        for line in lines
-        for figure, value in (("tokens", line.tokens), ("amount", line.amount))
-        if value is not None
-    )
+    (`counted_figures`); summing every line would bill them twice."""
     dated: dict[tuple[Any, ...], list[Any]] = {}
     undated: dict[tuple[Any, ...], list[Any]] = {}
-    for line in lines:
-        tokens = line.tokens if finest.get((line.provider, f"tokens:{line.usage_type}")) == line.grain else None
-        amount = line.amount if finest.get((line.provider, f"amount:{line.usage_type}")) == line.grain else None
+    for line, tokens, amount in counted_figures(list(lines), lambda line: line.grain):
         if tokens is None and amount is None:
             continue
         scope = (line.provider, line.model, line.currency)

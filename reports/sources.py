@@ -300,7 +300,7 @@ def daily_billed(session: Session, tenant_id: int, period: Period) -> tuple[pd.D
             model=row[3],
             usage_type=row[4],
             grain=tuple(name for name, by in zip(DIMENSIONS, row[5 : 5 + len(DIMENSIONS)], strict=True) if by),
-            tokens=_whole(row[-3]),
+            quantity=_whole(row[-3]),
             amount=row[-2],
             currency=row[-1],
         )

@@ -18,7 +18,7 @@ from decimal import Decimal
 from itertools import pairwise
 from operator import attrgetter
 from types import MappingProxyType
-from typing import TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from ledger.reconcile.model import (
     CATEGORIES,
@@ -227,6 +227,41 @@ def finest_grains(stated: Iterable[tuple[str, str, tuple[str, ...]]]) -> dict[tu
         if current is None or grain_rank(grain) > grain_rank(current):
             best[(provider, figure)] = grain
     return best
+
+
+class _Stated(Protocol):
+    @property
+    def provider(self) -> str: ...
+    @property
+    def usage_type(self) -> str: ...
+
+
+Stated = TypeVar("Stated", bound=_Stated)
+
+
+def counted_figures(
+    lines: Sequence[Stated], grain: Callable[[Stated], tuple[str, ...]]
+) -> list[tuple[Stated, Any, Any]]:
+    """Each statement line (anything with provider, usage_type, quantity, amount) with the quantity and amount
+    it adds to a total: None where a finer grain of the same provider states that figure (OpenAI's costs state
+    per project the tokens its usage pages state per key), so a sum never counts a figure twice. `grain` gives
+    a line's grain (`grain_of`, for lines with the dimensions themselves)."""
+
+    def figure_of(line: Stated, figure: str) -> tuple[str, str]:
+        return line.provider, f"{figure}:{line.usage_type}"
+
+    finest = finest_grains(
+        (*figure_of(line, figure), grain(line))
+        for line in lines
+        for figure in ("quantity", "amount")
+        if getattr(line, figure) is not None
+    )
+
+    def kept(line: Stated, figure: str) -> Any:
+        value = getattr(line, figure)
+        return value if finest.get(figure_of(line, figure)) == grain(line) else None
+
+    return [(line, kept(line, "quantity"), kept(line, "amount")) for line in lines]
 
 
 def _authoritative_grains(views: Iterable[_View]) -> dict[tuple[str, str], tuple[str, ...]]:
