@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from operator import add, itemgetter
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, delete, select, text
@@ -34,6 +35,7 @@ from ledger.reconcile.model import (
     ReconcileSettings,
     TokenCounts,
     TruncationStats,
+    trusted,
 )
 from ledger.reconcile.model import DriftRow as DriftResult
 from ledger.reconcile.model import Finding as FindingResult
@@ -262,12 +264,17 @@ def _segment_sums(
         return []
     session.execute(text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))
     session.execute(text("SET LOCAL jit = off"))  # its estimated cost calls for JIT, whose compiling costs more
+    # Estimating one hourly row per lookup, the planner would sort the rows to group them: hashing them takes
+    # half as long (text keys sort by collation).
+    session.execute(text("SET LOCAL enable_sort = off"))
     segments = {
         "tenant": tenant_id,
         "hourly": sorted(f"{provider}|{model}" for provider, model in hourly),
         **_segments(hourly, window, catalog),
     }
-    return list(session.execute(text(_SEGMENT_SQL), segments))
+    rows = list(session.execute(text(_SEGMENT_SQL), segments))
+    session.execute(text("SET LOCAL enable_sort = DEFAULT"))
+    return rows
 
 
 def _logged_days(
@@ -378,6 +385,8 @@ def _fold_costs(
 
 
 def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
+    """The LoggedDay of a folded group, built `trusted`: the rollup's columns are NOT NULL and non-negative, and
+    its counts keep the relations LoggedDay checks (successful and failed requests within the requests)."""
     day, provider, account, api_key_id, model, request_model, service_tier = key
     costs = group.costs
     (
@@ -386,8 +395,10 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         stop, length, tool_calls, content_filter, other, missing,
         uncached_input, cached_input, cache_write_5m, cache_write_1h, output,
     ) = group.measures or _NO_MEASURES  # none: only price-segment rows, read later  # fmt: skip
-    priced = {category: cost for category, cost in costs.items() if cost is not None}
-    return LoggedDay(
+    priced = {category: cost for category, cost in costs.items() if cost is not None}  # in category order
+    prices = group.prices
+    return trusted(
+        LoggedDay,
         provider=provider,
         account=account,
         api_key_id=api_key_id,
@@ -400,7 +411,8 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         errors_429=e429,
         errors_5xx=e5xx,
         errors_4xx=e4xx,
-        tokens=TokenCounts(
+        tokens=trusted(
+            TokenCounts,
             uncached_input=uncached_input,
             cached_input=cached_input,
             cache_write_5m=cache_write_5m,
@@ -412,8 +424,14 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         requests_with_system_prompt=system_prompt_requests,
         streamed_requests=streamed,
         streamed_missing_finish=streamed_missing_finish,
-        finish=FinishCounts(
-            stop=stop, length=length, tool_calls=tool_calls, content_filter=content_filter, other=other, missing=missing
+        finish=trusted(
+            FinishCounts,
+            stop=stop,
+            length=length,
+            tool_calls=tool_calls,
+            content_filter=content_filter,
+            other=other,
+            missing=missing,
         ),
         truncation=TruncationStats(
             count=truncated, min_output=group.truncated_min or 0, max_output=group.truncated_max or 0
@@ -421,8 +439,9 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         if truncated
         else _NOT_TRUNCATED,
         expected_cost=sum(priced.values(), Decimal(0)) if len(priced) == len(costs) else None,
-        expected_cost_by_category=priced,
-        expected_unit_price=group.prices,
+        expected_cost_by_category=MappingProxyType(priced),
+        # In category order (a later fold may price a category an earlier one could not).
+        expected_unit_price=MappingProxyType({c: prices[c] for c in _CATEGORIES if c in prices}),
         expected_cost_at_requested_model=group.requested_cost,
         reported_cost=group.reported_cost if reported_cost_requests else None,
     )
@@ -495,23 +514,33 @@ def billed_days(rows: Iterable[Sequence[Any]]) -> list[BilledDay]:
         group.final = group.final and final
         group.sources.update(sources.split("+"))
     return [
-        BilledDay(
-            provider=provider,
-            account=account,
-            api_key_id=key_id,
-            model=model,
-            service_tier=tier,
-            day=day,
-            quantities=group.quantities,
-            requests=group.requests,
-            amounts=group.amounts,
-            total_amount=group.total,
-            currency=group.currency or "USD",
-            final=group.final,
-            source="+".join(sorted(group.sources)),
+        _billed_day(
+            provider=provider, account=account, api_key_id=key_id, model=model, service_tier=tier, day=day, group=group
         )
         for (provider, account, key_id, model, tier, day), group in groups.items()
     ]
+
+
+def _billed_day(*, group: _BilledAccumulator, **scope: Any) -> BilledDay:
+    """A BilledDay, built `trusted` when its sums are plainly what BilledDay accepts (the mappings are in
+    category order); otherwise checked, so that a negative quantity (a correction line, say) or a NaN amount
+    stops the run with the statement scope and field named."""
+    figures: dict[str, Any] = {
+        "quantities": MappingProxyType(group.quantities),
+        "requests": group.requests,
+        "amounts": MappingProxyType(group.amounts),
+        "total_amount": group.total,
+        "currency": (group.currency or "USD").upper(),
+        "final": group.final,
+        "source": "+".join(sorted(group.sources)),
+    }
+    plain = (
+        min(group.quantities.values(), default=0) >= 0
+        and (group.requests is None or group.requests >= 0)
+        and all(amount.is_finite() for amount in group.amounts.values())
+        and (group.total is None or group.total.is_finite())
+    )
+    return trusted(BilledDay, **scope, **figures) if plain else BilledDay(**scope, **figures)
 
 
 # ---------------------------------------------------------------- running and storing

@@ -92,3 +92,28 @@ def post_a_day_of_usage(client: TestClient, tenant: TenantKeys, day: datetime) -
     ]
     assert client.post("/v1/events", json=events, headers=tenant.ingest).status_code == 202
     return events
+
+
+def test_a_statement_day_summing_to_a_negative_quantity_stops_the_run_naming_it() -> None:
+    """Statement days are read without re-checking what their columns guarantee, but a net negative quantity (a
+    correction line larger than the usage it corrects) is refused with the statement scope and field named."""
+    from datetime import date
+
+    import pytest
+
+    from ledger.reconcile import ReconcileInputError
+    from ledger.reconciliation import billed_days
+
+    def row(uncached: int) -> tuple[object, ...]:
+        quantities = (Decimal(uncached), None, None, None, Decimal(500))
+        amounts = (None,) * 5
+        return ("openai", "proj_1", "key_1", "gpt-5.4", None, date(2026, 10, 3), *quantities, *amounts,
+                Decimal(10), None, None, True, "csv")  # fmt: skip
+
+    (plain,) = billed_days([row(1_000)])
+    assert dict(plain.quantities) == {"uncached_input": 1_000, "output": 500}
+
+    with pytest.raises(
+        ReconcileInputError, match=r"BilledDay\[csv: openai/proj_1/key_1/gpt-5.4 2026-10-03\]\.quantities"
+    ):
+        billed_days([row(-1_000)])

@@ -30,6 +30,7 @@ from ledger.reconcile.model import (
     ReconcileInputError,
     ReconcileSettings,
     Scope,
+    trusted,
 )
 
 N = TypeVar("N", int, Decimal)
@@ -332,7 +333,8 @@ def _comparison(
     final: bool,
     sources: tuple[str, ...],
 ) -> Comparison:
-    return Comparison(
+    return trusted(
+        Comparison,
         scope=scope,
         first_day=day,
         last_day=day,

@@ -12,7 +12,7 @@ from decimal import Decimal
 from operator import add as _plus
 from operator import attrgetter, itemgetter
 from types import MappingProxyType
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias, TypeVar, cast
 
 CATEGORIES: tuple[str, ...] = ("uncached_input", "cached_input", "cache_write_5m", "cache_write_1h", "output")
 """Token categories on both sides; `output` includes reasoning."""
@@ -119,6 +119,28 @@ def _frozen_mapping(
                 else:
                     _check_money(where(), f"{name}[{key!r}]", item)
     return MappingProxyType({key: value[key] for key in CATEGORIES if key in value and value[key] is not None})
+
+
+_Frozen = TypeVar("_Frozen")
+_ASSEMBLIES: dict[type, tuple[Callable[[dict[str, Any]], tuple[Any, ...]], tuple[Callable[[Any, Any], None], ...]]] = {}
+
+
+def trusted(cls: type[_Frozen], **values: Any) -> _Frozen:
+    """An instance of one of these frozen dataclasses from every field's value, without the checks and copies of
+    its `__post_init__`: for values that satisfy them by construction, such as the loader's rows (read from the
+    rollup's NOT NULL, non-negative columns) and the sums the core makes of validated rows. Give what
+    `__post_init__` would leave: read-only mappings in category order without None, an upper-case currency.
+    About four times as fast as the checked constructor, which matters at some 10^4 rows a run."""
+    assembly = _ASSEMBLIES.get(cls)
+    if assembly is None:
+        names = tuple(spec.name for spec in fields(cast(Any, cls)))
+        setters = tuple(cls.__dict__[name].__set__ for name in names)  # the slots' own descriptors
+        assembly = _ASSEMBLIES[cls] = (cast(Callable[[dict[str, Any]], tuple[Any, ...]], itemgetter(*names)), setters)
+    read, setters = assembly
+    instance = object.__new__(cls)
+    for set_field, value in zip(setters, read(values), strict=True):
+        set_field(instance, value)
+    return instance
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -505,8 +527,14 @@ class LoggedTotals:
         expected = row.expected_cost
         if expected is None and not tokens.total():
             expected = _ZERO
-        return cls(
-            **_counts_to_sum(row),
+        return trusted(
+            cls,
+            requests=row.requests,
+            successful_requests=row.successful_requests,
+            errors_429=row.errors_429,
+            errors_5xx=row.errors_5xx,
+            errors_4xx=row.errors_4xx,
+            system_prompt_tokens=row.system_prompt_tokens,
             tokens=tokens,
             expected_cost=None if expected is None else _ZERO + expected,
             expected_cost_by_category=MappingProxyType(costs),
