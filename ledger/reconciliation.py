@@ -397,8 +397,7 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
     ) = group.measures or _NO_MEASURES  # none: only price-segment rows, read later  # fmt: skip
     priced = {category: cost for category, cost in costs.items() if cost is not None}  # in category order
     prices = group.prices
-    return trusted(
-        LoggedDay,
+    return trusted(LoggedDay)(
         provider=provider,
         account=account,
         api_key_id=api_key_id,
@@ -411,8 +410,7 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         errors_429=e429,
         errors_5xx=e5xx,
         errors_4xx=e4xx,
-        tokens=trusted(
-            TokenCounts,
+        tokens=trusted(TokenCounts)(
             uncached_input=uncached_input,
             cached_input=cached_input,
             cache_write_5m=cache_write_5m,
@@ -424,8 +422,7 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         requests_with_system_prompt=system_prompt_requests,
         streamed_requests=streamed,
         streamed_missing_finish=streamed_missing_finish,
-        finish=trusted(
-            FinishCounts,
+        finish=trusted(FinishCounts)(
             stop=stop,
             length=length,
             tool_calls=tool_calls,
@@ -540,7 +537,7 @@ def _billed_day(*, group: _BilledAccumulator, **scope: Any) -> BilledDay:
         and all(amount.is_finite() for amount in group.amounts.values())
         and (group.total is None or group.total.is_finite())
     )
-    return trusted(BilledDay, **scope, **figures) if plain else BilledDay(**scope, **figures)
+    return trusted(BilledDay)(**scope, **figures) if plain else BilledDay(**scope, **figures)
 
 
 # ---------------------------------------------------------------- running and storing

@@ -333,8 +333,7 @@ def _comparison(
     final: bool,
     sources: tuple[str, ...],
 ) -> Comparison:
-    return trusted(
-        Comparison,
+    return trusted(Comparison)(
         scope=scope,
         first_day=day,
         last_day=day,

@@ -122,25 +122,28 @@ def _frozen_mapping(
 
 
 _Frozen = TypeVar("_Frozen")
-_ASSEMBLIES: dict[type, tuple[Callable[[dict[str, Any]], tuple[Any, ...]], tuple[Callable[[Any, Any], None], ...]]] = {}
+_TRUSTED: dict[type, Callable[..., Any]] = {}
 
 
-def trusted(cls: type[_Frozen], **values: Any) -> _Frozen:
-    """An instance of one of these frozen dataclasses from every field's value, without the checks and copies of
-    its `__post_init__`: for values that satisfy them by construction, such as the loader's rows (read from the
-    rollup's NOT NULL, non-negative columns) and the sums the core makes of validated rows. Give what
-    `__post_init__` would leave: read-only mappings in category order without None, an upper-case currency.
-    About four times as fast as the checked constructor, which matters at some 10^4 rows a run."""
-    assembly = _ASSEMBLIES.get(cls)
-    if assembly is None:
-        names = tuple(spec.name for spec in fields(cast(Any, cls)))
-        setters = tuple(cls.__dict__[name].__set__ for name in names)  # the slots' own descriptors
-        assembly = _ASSEMBLIES[cls] = (cast(Callable[[dict[str, Any]], tuple[Any, ...]], itemgetter(*names)), setters)
-    read, setters = assembly
-    instance = object.__new__(cls)
-    for set_field, value in zip(setters, read(values), strict=True):
-        set_field(instance, value)
-    return instance
+def trusted(cls: type[_Frozen]) -> Callable[..., _Frozen]:
+    """A constructor of one of these frozen dataclasses that takes every field by keyword and skips the checks
+    and copies of its `__post_init__`: for values that satisfy them by construction, such as the loader's rows
+    (read from the rollup's NOT NULL, non-negative columns) and the sums the core makes of validated rows. Give
+    what `__post_init__` would leave: read-only mappings in category order without None, an upper-case
+    currency. Generated once per class, as dataclasses generates `__init__`, it sets each slot through the
+    slot's own descriptor; a quarter of the checked constructor's time, which matters at some 10^4 rows a run."""
+    constructor = _TRUSTED.get(cls)
+    if constructor is None:
+        names = [spec.name for spec in fields(cast(Any, cls))]
+        scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+        scope |= {f"set_{name}": cls.__dict__[name].__set__ for name in names}
+        body = "".join(f"    set_{name}(instance, {name})\n" for name in names)
+        source = (
+            f"def trusted_{cls.__name__}(*, {', '.join(names)}):\n    instance = new(cls)\n{body}    return instance\n"
+        )
+        exec(source, scope)  # generated from the class's own field names
+        constructor = _TRUSTED[cls] = scope[f"trusted_{cls.__name__}"]
+    return constructor
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -527,8 +530,7 @@ class LoggedTotals:
         expected = row.expected_cost
         if expected is None and not tokens.total():
             expected = _ZERO
-        return trusted(
-            cls,
+        return trusted(cls)(
             requests=row.requests,
             successful_requests=row.successful_requests,
             errors_429=row.errors_429,
