@@ -400,14 +400,24 @@ class PriceCatalog:
         rows of `models` ((provider, model) pairs) are in effect, validity and time windows included. Usage
         of hours mapped alike can be summed and priced at once, at the hour they map to: a day splits into
         a few segments (peak and off-peak, say) instead of 24 hours."""
-        rows = list(self._rows_of(models))
+        # Only rows whose effect changes inside the span tell segments apart (a time window, or a validity that
+        # starts or ends inside it): the others are in effect, or not, all along.
+        rows = [
+            row
+            for row in self._rows_of(models)
+            if row.window is not None
+            or start < row.valid_from < end
+            or (row.valid_to is not None and start < row.valid_to < end)
+        ]
+        windows = {row.window for row in rows if row.window is not None}  # a few, shared by many rows
         segments: dict[datetime, datetime] = {}
         first_of_day: dict[tuple[bool, ...], datetime] = {}
         hour = hour_start(start)
         while hour < end:
             if hour.hour == 0:
                 first_of_day = {}
-            in_effect = tuple(row.in_effect(hour) and (row.window is None or row.window.contains(hour)) for row in rows)
+            inside = {window: window.contains(hour) for window in windows}
+            in_effect = tuple(row.in_effect(hour) and (row.window is None or inside[row.window]) for row in rows)
             segments[hour] = first_of_day.setdefault(in_effect, hour)
             hour += timedelta(hours=1)
         return segments

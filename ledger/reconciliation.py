@@ -138,6 +138,7 @@ CROSS JOIN LATERAL (
 GROUP BY segment.first_hour, {_SCOPE}
 """
 _CATEGORIES = tuple(PRICE_TYPES)
+_ZERO = Decimal(0)
 _COUNTS = (
     "requests",
     "ok",
@@ -475,69 +476,80 @@ def _billed_rows(session: Session, tenant_id: int, period: Period) -> list[Any]:
     return list(session.execute(text(_BILLED_SQL), {"tenant": tenant_id, "start": period.start, "end": period.end}))
 
 
-@dataclass
-class _BilledAccumulator:
-    quantities: dict[str, int] = field(default_factory=dict)
-    amounts: dict[str, Decimal] = field(default_factory=dict)
-    total: Decimal | None = None
+def billed_days(rows: Iterable[Sequence[Any]]) -> list[BilledDay]:
+    """Rows of _BILLED_SQL as BilledDays; statement tiers that mean the same (`default`, `auto`) merge."""
+    groups: dict[tuple[Any, ...], list[Sequence[Any]]] = {}
+    for row in rows:
+        provider, account, key_id, model, raw_tier, day = row[:6]
+        tier = STATEMENT_TIERS.get(raw_tier, raw_tier) if raw_tier else None
+        key = (provider, account, key_id, model, tier, day)
+        merged = groups.get(key)
+        if merged is None:
+            groups[key] = [row]
+        else:
+            merged.append(row)
+    return [_billed_day(key, merged) for key, merged in groups.items()]
+
+
+_CATEGORY_COUNT = len(CATEGORY_OF_USAGE_TYPE)
+_QUANTITY_AT = slice(6, 6 + _CATEGORY_COUNT)
+_AMOUNT_AT = slice(6 + _CATEGORY_COUNT, 6 + 2 * _CATEGORY_COUNT)
+
+
+def _billed_day(key: tuple[Any, ...], rows: list[Sequence[Any]]) -> BilledDay:
+    """The BilledDay of one scope and day from its rows (one, unless tiers merged). Built `trusted` when its
+    sums are plainly what BilledDay accepts (mappings in category order); otherwise checked, so that a negative
+    quantity (a correction line larger than the usage, say) or a NaN amount stops the run with the statement
+    scope and field named."""
+    provider, account, key_id, model, tier, day = key
+    quantities: dict[str, int] = {}
+    amounts: dict[str, Decimal] = {}
     requests: int | None = None
+    total: Decimal | None = None
     currency: str | None = None
-    final: bool = True
-    sources: set[str] = field(default_factory=set)
+    final = True
+    sources: set[str] = set()
+    for row in rows:
+        for category, quantity in zip(_CATEGORIES, row[_QUANTITY_AT], strict=True):
+            if quantity is not None:
+                quantities[category] = quantities.get(category, 0) + int(quantity)
+        for category, amount in zip(_CATEGORIES, row[_AMOUNT_AT], strict=True):
+            if amount is not None:
+                amounts[category] = amounts.get(category, _ZERO) + amount
+        row_requests, row_total, row_currency, row_final, row_sources = row[6 + 2 * _CATEGORY_COUNT :]
+        requests = _added(requests, None if row_requests is None else int(row_requests))
+        total = _added(total, row_total)
+        currency = currency or row_currency
+        final = final and row_final
+        sources.update(row_sources.split("+"))
+    if len(rows) > 1:  # in category order again
+        quantities = {category: quantities[category] for category in _CATEGORIES if category in quantities}
+        amounts = {category: amounts[category] for category in _CATEGORIES if category in amounts}
+    plain = (
+        min(quantities.values(), default=0) >= 0
+        and (requests is None or requests >= 0)
+        and all(amount.is_finite() for amount in amounts.values())
+        and (total is None or total.is_finite())
+    )
+    return (trusted(BilledDay) if plain else BilledDay)(
+        provider=provider,
+        account=account,
+        api_key_id=key_id,
+        model=model,
+        service_tier=tier,
+        day=day,
+        quantities=MappingProxyType(quantities),
+        requests=requests,
+        amounts=MappingProxyType(amounts),
+        total_amount=total,
+        currency=(currency or "USD").upper(),
+        final=final,
+        source="+".join(sorted(sources)),
+    )
 
 
 def _added(left: Any, right: Any) -> Any:
     return right if left is None else left if right is None else left + right
-
-
-def billed_days(rows: Iterable[Sequence[Any]]) -> list[BilledDay]:
-    """Rows of _BILLED_SQL as BilledDays; statement tiers that mean the same (`default`, `auto`) merge."""
-    categories = len(CATEGORY_OF_USAGE_TYPE)
-    groups: dict[tuple[Any, ...], _BilledAccumulator] = {}
-    for row in rows:
-        provider, account, key_id, model, raw_tier, day = row[:6]
-        quantities, amounts = row[6 : 6 + categories], row[6 + categories : 6 + 2 * categories]
-        requests, total, currency, final, sources = row[6 + 2 * categories :]
-        tier = STATEMENT_TIERS.get(raw_tier, raw_tier) if raw_tier else None
-        group = groups.setdefault((provider, account, key_id, model, tier, day), _BilledAccumulator())
-        for category, quantity, amount in zip(CATEGORY_OF_USAGE_TYPE.values(), quantities, amounts, strict=True):
-            if quantity is not None:
-                group.quantities[category] = group.quantities.get(category, 0) + int(quantity)
-            if amount is not None:
-                group.amounts[category] = group.amounts.get(category, Decimal(0)) + amount
-        group.requests = _added(group.requests, None if requests is None else int(requests))
-        group.total = _added(group.total, total)
-        group.currency = group.currency or currency
-        group.final = group.final and final
-        group.sources.update(sources.split("+"))
-    return [
-        _billed_day(
-            provider=provider, account=account, api_key_id=key_id, model=model, service_tier=tier, day=day, group=group
-        )
-        for (provider, account, key_id, model, tier, day), group in groups.items()
-    ]
-
-
-def _billed_day(*, group: _BilledAccumulator, **scope: Any) -> BilledDay:
-    """A BilledDay, built `trusted` when its sums are plainly what BilledDay accepts (the mappings are in
-    category order); otherwise checked, so that a negative quantity (a correction line, say) or a NaN amount
-    stops the run with the statement scope and field named."""
-    figures: dict[str, Any] = {
-        "quantities": MappingProxyType(group.quantities),
-        "requests": group.requests,
-        "amounts": MappingProxyType(group.amounts),
-        "total_amount": group.total,
-        "currency": (group.currency or "USD").upper(),
-        "final": group.final,
-        "source": "+".join(sorted(group.sources)),
-    }
-    plain = (
-        min(group.quantities.values(), default=0) >= 0
-        and (group.requests is None or group.requests >= 0)
-        and all(amount.is_finite() for amount in group.amounts.values())
-        and (group.total is None or group.total.is_finite())
-    )
-    return trusted(BilledDay)(**scope, **figures) if plain else BilledDay(**scope, **figures)
 
 
 # ---------------------------------------------------------------- running and storing
