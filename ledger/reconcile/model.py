@@ -495,11 +495,29 @@ class LoggedTotals:
 
     @classmethod
     def sum(cls, parts: Iterable[LoggedTotals]) -> LoggedTotals:
-        """`LoggedTotals() + parts[0] + parts[1] + …`, in one pass."""
-        running = _RunningTotals()
-        for part in parts:
-            running.add(part, part.expected_cost, part.unit_prices)
-        return running.totals()
+        """`LoggedTotals() + parts[0] + parts[1] + …`, in one pass: column by column when every part prices every
+        category and all share their unit prices (the common case), else part by part."""
+        parts = tuple(parts)
+        if len(parts) < 2 or not _summable_by_column(parts):
+            running = _RunningTotals()
+            for part in parts:
+                running.add(part, part.expected_cost, part.unit_prices)
+            return running.totals()
+        columns = zip(*[_category_costs(p.expected_cost_by_category) for p in parts], strict=True)
+        costs = [sum(column, _ZERO) for column in columns]
+        expected = [part.expected_cost for part in parts]
+        expected_cost = None if any(cost is None for cost in expected) else sum(cast(list[Decimal], expected), _ZERO)
+        return trusted(cls)(
+            **dict(zip(_SUMMED_COUNTS, map(sum, zip(*map(_summed_counts, parts), strict=True)), strict=True)),
+            tokens=trusted(TokenCounts)(
+                **dict(
+                    zip(CATEGORIES, map(sum, zip(*[_token_counts(p.tokens) for p in parts], strict=True)), strict=True)
+                )
+            ),
+            expected_cost=expected_cost,
+            expected_cost_by_category=MappingProxyType(dict(zip(CATEGORIES, costs, strict=True))),
+            unit_prices=MappingProxyType(dict(parts[0].unit_prices)),
+        )
 
     @classmethod
     def of_rows(cls, rows: Sequence[LoggedDay]) -> LoggedTotals:
@@ -598,6 +616,13 @@ def _counts_to_sum(part: LoggedTotals | LoggedDay) -> dict[str, int]:
 
 _token_counts = attrgetter(*CATEGORIES)
 _category_costs = itemgetter(*CATEGORIES)
+
+
+def _summable_by_column(parts: Sequence[LoggedTotals]) -> bool:
+    """Every part states a cost for every category and the same unit prices as the first: then summing column by
+    column makes the same Decimal additions, in the same order, as adding the parts one by one."""
+    prices = parts[0].unit_prices
+    return all(len(p.expected_cost_by_category) == len(CATEGORIES) and p.unit_prices == prices for p in parts)
 
 
 @dataclass(slots=True)

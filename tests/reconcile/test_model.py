@@ -116,3 +116,26 @@ def test_summing_in_one_pass_is_adding_one_by_one() -> None:
     assert LoggedTotals.of_rows(rows) == one_by_one
     assert one_by_one.expected_cost is None
     assert "uncached_input" not in one_by_one.expected_cost_by_category
+
+
+def test_summing_priced_parts_column_by_column_is_adding_one_by_one() -> None:
+    """Parts that price every category with the same unit prices are summed a column at a time: the same
+    figures, down to each Decimal's exponent, as adding them one by one."""
+    rows = [row for row in month(days=[date(2026, 10, d) for d in range(1, 8)]) if row.api_key_id == "key_a"]
+    rows[2] = replace(
+        rows[2], expected_cost_by_category={**rows[2].expected_cost_by_category, "output": Decimal("1E+2")}
+    )
+    parts = [LoggedTotals.of_rows([row]) for row in rows]  # as comparisons carry them: unused categories cost 0
+    assert all(len(part.expected_cost_by_category) == 5 for part in parts)
+
+    one_by_one = LoggedTotals()
+    for part in parts:
+        one_by_one = one_by_one + part
+    summed = LoggedTotals.sum(parts)
+
+    assert summed == one_by_one
+    assert [str(cost) for cost in summed.expected_cost_by_category.values()] == [
+        str(cost) for cost in one_by_one.expected_cost_by_category.values()
+    ]
+    assert str(summed.expected_cost) == str(one_by_one.expected_cost)
+    assert dict(summed.unit_prices) == dict(one_by_one.unit_prices)
