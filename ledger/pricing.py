@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import csv
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
@@ -346,6 +347,9 @@ class Cost:
         return not self.unpriced
 
 
+_DAWN = datetime.min.replace(tzinfo=UTC)
+
+
 class PriceCatalog:
     """Bundled list prices plus tenant overrides; answers "what did this cost at that time"."""
 
@@ -353,6 +357,7 @@ class PriceCatalog:
         self._bundled = _index(replace(row, override=False) for row in rows)
         self._overrides = _index(replace(row, override=True) for row in overrides)
         self._models = frozenset(key[:2] for key in (*self._bundled, *self._overrides))
+        self._boundaries: dict[tuple[str, str], list[datetime] | None] = {}  # `unchanged_since`, per model
 
     def resolve(self, provider: str, model: str) -> str | None:
         """The catalog's canonical name for `model`, or None when no price of it is known."""
@@ -381,6 +386,22 @@ class PriceCatalog:
             if row is not None:
                 return row
         return None
+
+    def unchanged_since(self, provider: str, model: str, at: datetime) -> datetime | None:
+        """The latest moment at or before `at` at which some price of the model (any type, tier or band) starts
+        or ends: every price is the same from then until `at`, so prices looked up there are prices at `at`.
+        None for a model with time-windowed prices (they change by the hour). The dawn of time for a model
+        whose prices never change before `at`, or that has none."""
+        boundaries = self._boundaries.get((provider, model))
+        if boundaries is None:
+            rows = list(self._rows_of([(provider, model)]))
+            windowed = any(row.window is not None for row in rows)
+            moments = {row.valid_from for row in rows} | {row.valid_to for row in rows if row.valid_to is not None}
+            boundaries = self._boundaries[(provider, model)] = None if windowed else sorted(moments)
+        if boundaries is None:
+            return None
+        index = bisect_right(boundaries, at)
+        return boundaries[index - 1] if index else _DAWN
 
     def constant_during(self, provider: str, model: str, start: datetime, end: datetime) -> bool:
         """Whether every price of the model (any type, tier or band) stays the same over [start, end): no

@@ -163,6 +163,7 @@ class _Prices:
         self._catalog = catalog
         self._memo: dict[tuple[Any, ...], Decimal | None] = {}
         self._pairs: dict[tuple[Any, ...], tuple[tuple[Decimal | None, Decimal | None], ...]] = {}
+        self._pairs_since: dict[tuple[Any, ...], tuple[tuple[Decimal | None, Decimal | None], ...]] = {}
 
     def per_token(self, provider: str, model: str, category: str, tier: str, band: int, at: datetime) -> Decimal | None:
         key = (provider, model, category, tier, band, at)
@@ -182,11 +183,22 @@ class _Prices:
         self, scope: tuple[str, str, str, str, int], at: datetime
     ) -> tuple[tuple[Decimal | None, Decimal | None], ...]:
         """Per category (in `_CATEGORIES` order): the per-token price at the served and at the requested
-        model of `scope` (provider, served, requested, tier, band), at `at`."""
+        model of `scope` (provider, served, requested, tier, band), at `at`. Looked up once per span in which
+        neither model's prices change (a month of days, mostly)."""
         key = (*scope, at)
         pairs = self._pairs.get(key)
         if pairs is None:
             provider, served_model, requested_model, tier, band = scope
+            catalog = self._catalog
+            served_since = catalog.unchanged_since(pricing_provider_of(provider, served_model), served_model, at)
+            requested_since = catalog.unchanged_since(
+                pricing_provider_of(provider, requested_model), requested_model, at
+            )
+            span = None if served_since is None or requested_since is None else (*scope, served_since, requested_since)
+            pairs = self._pairs_since.get(span) if span is not None else None
+            if pairs is not None:
+                self._pairs[key] = pairs
+                return pairs
             pairs = self._pairs[key] = tuple(
                 (
                     served := self.per_token(provider, served_model, category, tier, band, at),
@@ -196,6 +208,8 @@ class _Prices:
                 )
                 for category in _CATEGORIES
             )
+            if span is not None:
+                self._pairs_since[span] = pairs
         return pairs
 
 

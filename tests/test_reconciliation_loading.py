@@ -117,3 +117,30 @@ def test_a_statement_day_summing_to_a_negative_quantity_stops_the_run_naming_it(
         ReconcileInputError, match=r"BilledDay\[csv: openai/proj_1/key_1/gpt-5.4 2026-10-03\]\.quantities"
     ):
         billed_days([row(-1_000)])
+
+
+def test_a_price_negotiated_from_mid_month_prices_the_days_before_and_after_it_apart(
+    client: TestClient, tenant: TenantKeys, engine: Engine, database_url: str, monkeypatch: Any
+) -> None:
+    """Prices are looked up once per span in which they do not change: a tenant price from 15 October prices
+    the 16th, and the list price still prices the 14th."""
+    from typer.testing import CliRunner
+
+    from ledger.catalog import load_catalog
+    from ledger.cli import app
+
+    monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", database_url)
+    price = ["prices", "set", "--tenant", tenant.name, "--provider", "openai", "--model", "gpt-5.4"]
+    price += ["--token-type", "output", "--price", "9.00", "--from", "2026-10-15", "--source", "MSA"]
+    assert CliRunner().invoke(app, price).exit_code == 0
+    for day in (14, 16):
+        event = usage_event(occurred_at=f"2026-10-{day}T12:00:00+00:00", request_model="gpt-5.4", output_tokens=1_000)
+        assert client.post("/v1/events", json=[event], headers=tenant.ingest).status_code == 202
+
+    with session_factory(engine)() as session:
+        tenant_id = session.scalar(sa.text("SELECT id FROM tenants WHERE name = :n"), {"n": tenant.name})
+        catalog = load_catalog(session, tenant_id)
+        logged = load_logged_days(session, tenant_id, Period.month("2026-10"), catalog)
+
+    output_cost = {row.day.day: row.expected_cost_by_category["output"] for row in logged}
+    assert output_cost == {14: Decimal("0.015"), 16: Decimal("0.009")}  # $15 list, then $9 per 1M
