@@ -421,24 +421,30 @@ class PriceCatalog:
         rows of `models` ((provider, model) pairs) are in effect, validity and time windows included. Usage
         of hours mapped alike can be summed and priced at once, at the hour they map to: a day splits into
         a few segments (peak and off-peak, say) instead of 24 hours."""
-        # Only rows whose effect changes inside the span tell segments apart (a time window, or a validity that
-        # starts or ends inside it): the others are in effect, or not, all along.
-        rows = [
-            row
-            for row in self._rows_of(models)
-            if row.window is not None
-            or start < row.valid_from < end
-            or (row.valid_to is not None and start < row.valid_to < end)
-        ]
-        windows = {row.window for row in rows if row.window is not None}  # a few, shared by many rows
+
+        # Only rows whose effect changes inside the span tell hours apart. A row whose validity starts or ends
+        # inside the span is followed row by row; a time-windowed row valid all along is in effect exactly when
+        # its window contains the hour, so its window stands for it (many rows share a few windows). Rows valid
+        # all along without a window, or never valid in the span, are in effect, or not, throughout.
+        def changes_inside(row: PriceRow) -> bool:
+            return start < row.valid_from < end or (row.valid_to is not None and start < row.valid_to < end)
+
+        rows = list(self._rows_of(models))
+        followed = [row for row in rows if changes_inside(row)]
+        windows = sorted(
+            {row.window for row in rows if row.window is not None and row.in_effect(start) and not changes_inside(row)},
+            key=lambda window: window.spec,
+        )
         segments: dict[datetime, datetime] = {}
         first_of_day: dict[tuple[bool, ...], datetime] = {}
         hour = hour_start(start)
         while hour < end:
             if hour.hour == 0:
                 first_of_day = {}
-            inside = {window: window.contains(hour) for window in windows}
-            in_effect = tuple(row.in_effect(hour) and (row.window is None or inside[row.window]) for row in rows)
+            in_effect = (
+                *(window.contains(hour) for window in windows),
+                *(row.in_effect(hour) and (row.window is None or row.window.contains(hour)) for row in followed),
+            )
             segments[hour] = first_of_day.setdefault(in_effect, hour)
             hour += timedelta(hours=1)
         return segments
