@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import set_json_dumps
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
 from ledger.events import json_text
 from ledger.settings import Settings
@@ -95,6 +95,12 @@ def take_turns(session: Session, *parts: object) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions of the engine. The ORM's mappings are configured here, once per process, as the service, a
+    command or a benchmark starts: otherwise the first request, run or import to use them pays for it (about
+    0.1 s), and a mapping mistake shows only then."""
+    import ledger.tables  # noqa: F401 - the mapped classes must exist before they are configured
+
+    configure_mappers()
     return sessionmaker(engine, expire_on_commit=False)
 
 

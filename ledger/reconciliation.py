@@ -255,7 +255,7 @@ class _LoggedAccumulator:
 
     measures: Sequence[int] = ()
     """The `_MEASURES` of its rows, summed."""
-    costs: dict[str, Decimal | None] = field(default_factory=lambda: dict.fromkeys(_CATEGORIES, Decimal(0)))
+    costs: dict[str, Decimal | None] = field(default_factory=lambda: dict.fromkeys(_CATEGORIES, _ZERO))
     prices: dict[str, Decimal | None] = field(default_factory=dict)
     requested_cost: Decimal | None = Decimal(0)
     reported_cost: Decimal = Decimal(0)
@@ -306,6 +306,7 @@ def _logged_days(
     session.execute(text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))  # aggregate in memory, not on disk
     days = {"tenant": tenant_id, "first_day": window.start.date(), "end_day": window.end.date()}
     prices = _Prices(catalog)
+    day_starts: dict[date, datetime] = {}
     groups: dict[tuple[Any, ...], _LoggedAccumulator] = {}
     scopes: dict[tuple[str, ...], tuple[str, ...]] = {}  # a rollup scope → its LoggedDay scope (names normalized)
 
@@ -334,7 +335,8 @@ def _logged_days(
         group = group_of(day, provider, account, key_id, served, requested, tier)
         _fold_measures(group, row)
         if f"{provider}|{served}" not in priced_by_segment and f"{provider}|{requested}" not in priced_by_segment:
-            _fold_costs(group, _QUANTITIES(row), prices, (provider, served, requested, tier, band), day_start(day))
+            moment = day_starts.get(day) or day_starts.setdefault(day, day_start(day))
+            _fold_costs(group, _QUANTITIES(row), prices, (provider, served, requested, tier, band), moment)
     for row in segment_rows():
         first_hour, provider, account, key_id, served, requested, tier, band = row[:8]
         day = first_hour.astimezone(UTC).date()
@@ -387,16 +389,24 @@ def _fold_costs(
     """Add the cost of `quantities` (per category, in `_CATEGORIES` order), priced at `moment`, at the served
     and at the requested model of `scope` (provider, served, requested, tier, band)."""
     costs, known = group.costs, group.prices
+    requested_cost = group.requested_cost
     for category, quantity, (served, requested) in zip(
         _CATEGORIES, quantities, prices.served_and_requested(scope, moment), strict=True
     ):
         if served is not None and category not in known:
             known[category] = served
         if quantity:
+            at_served = None if served is None else quantity * served
             cost = costs[category]
-            costs[category] = None if cost is None or served is None else cost + quantity * served
-            before = group.requested_cost
-            group.requested_cost = None if before is None or requested is None else before + quantity * requested
+            costs[category] = None if cost is None or at_served is None else cost + at_served
+            if requested_cost is not None:
+                if requested is None:
+                    requested_cost = None
+                elif requested is served and at_served is not None:  # mostly: the served model was requested
+                    requested_cost += at_served
+                else:
+                    requested_cost += quantity * requested
+    group.requested_cost = requested_cost
 
 
 def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
