@@ -337,7 +337,8 @@ def _logged_days(
         if f"{provider}|{served}" not in priced_by_segment and f"{provider}|{requested}" not in priced_by_segment:
             moment = day_starts.get(day) or day_starts.setdefault(day, day_start(day))
             _fold_costs(group, _QUANTITIES(row), prices, (provider, served, requested, tier, band), moment)
-    for row in segment_rows():
+    # In time order (the query hashes its groups): a day's unit prices are those of its first price segment.
+    for row in sorted(segment_rows(), key=_SEGMENT_KEY):
         first_hour, provider, account, key_id, served, requested, tier, band = row[:8]
         day = first_hour.astimezone(UTC).date()
         group = group_of(day, provider, account, key_id, served, requested, tier)
@@ -363,6 +364,7 @@ _MEASURE_AT = {**{name: _COUNT_AT[name] for name in _COUNTS}, **_FINISH_AT, **_C
 assert tuple(_MEASURE_AT) == (*_COUNTS, *_FINISHES, *_CATEGORIES)
 _MEASURES = itemgetter(*_MEASURE_AT.values())
 _QUANTITIES = itemgetter(*_CATEGORY_AT.values())
+_SEGMENT_KEY = itemgetter(*range(8))  # a row of _SEGMENT_SQL: its segment's first hour, then its scope
 _NO_MEASURES = (0,) * len(_MEASURE_AT)
 _NOT_TRUNCATED = TruncationStats()  # immutable: one for every day without truncated requests
 

@@ -52,6 +52,14 @@ def test_time_of_day_prices_cost_what_each_request_cost_at_its_hour(
         assert row.requests == 24
         for category in CATEGORIES:
             assert row.expected_cost_by_category[category] == expected[row.model][category], (row.model, category)
+    # A day of several price segments states the unit prices of its first (here, from midnight).
+    (flash,) = [row for row in logged if row.model == "deepseek-v4-flash"]
+    at_midnight = catalog.unit_price("deepseek", "deepseek-v4-flash", "output", at=day)
+    at_peak = catalog.unit_price("deepseek", "deepseek-v4-flash", "output", at=day.replace(hour=2))
+    assert at_midnight is not None
+    assert at_peak is not None
+    assert at_midnight.price_per_token() != at_peak.price_per_token()
+    assert flash.expected_unit_price["output"] == at_midnight.price_per_token()
 
 
 def test_a_reconciliation_inside_the_callers_transaction_reads_what_a_standalone_one_reads(

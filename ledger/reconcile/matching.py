@@ -288,12 +288,24 @@ def _compare_view(
             continue
         figures = _StatedFigures.of(stated)
         first, last = min(r.row.day for r in stated_rows), max(r.row.day for r in stated_rows)
-        # Keyed by the values of the view's grain (with the provider: the scope) and the day.
-        billed: dict[tuple[tuple[str, ...], date], _Billed] = defaultdict(_Billed)
+        # Keyed by the values of the view's grain (with the provider: the scope) and the day. Mostly one row a
+        # key, compared as it is; rows that share a key are merged.
+        single: dict[tuple[tuple[str, ...], date], _StatedRow] = {}
+        billed: dict[tuple[tuple[str, ...], date], _Billed] = {}
         finality: dict[date, bool] = {}
         for stated_row in stated_rows:
             row = stated_row.row
-            billed[(_values_at(row, view.grain), row.day)].add(row, stated_row.metrics)
+            key = (_values_at(row, view.grain), row.day)
+            merged = billed.get(key)
+            if merged is None:
+                earlier = single.pop(key, None)
+                if earlier is None:
+                    single[key] = stated_row
+                else:
+                    merged = billed[key] = _Billed()
+                    merged.add(earlier.row, earlier.metrics)
+            if merged is not None:
+                merged.add(row, stated_row.metrics)
             finality[row.day] = finality.get(row.day, True) and row.final
         domain_final = all(finality.values())
         sources = tuple(sorted({r.row.source for r in stated_rows}))
@@ -303,17 +315,22 @@ def _compare_view(
                 usage[(_values_at(logged_row, view.grain), logged_row.day)].append(logged_row)
         scopes: dict[tuple[str, ...], Scope] = {}  # one Scope object per statement scope
         # Sorted by scope (`scope_sort_key`: the grain's values, as the other dimensions are None) and day.
-        for values, day in sorted(billed.keys() | usage.keys()):
+        for values, day in sorted(single.keys() | billed.keys() | usage.keys()):
             scope = scopes.get(values)
             if scope is None:
                 scope = scopes[values] = Scope(provider=view.provider, **dict(zip(view.grain, values, strict=True)))
-            merged = billed.get((values, day))
             rows = usage.get((values, day))
+            logged_totals = LoggedTotals.of_rows(rows) if rows else LoggedTotals()
+            only = single.get((values, day))
+            if only is not None:
+                out.append(_comparison_of_row(scope, day, logged_totals, only.row, figures, sources=sources))
+                continue
+            merged = billed.get((values, day))
             out.append(
                 _comparison(
                     scope,
                     day,
-                    LoggedTotals.of_rows(rows) if rows else LoggedTotals(),
+                    logged_totals,
                     merged or _Billed(),
                     figures,
                     final=merged.final if merged else finality.get(day, domain_final),
@@ -347,6 +364,34 @@ def _comparison(
         billed_amounts=MappingProxyType({c: billed.amounts.get(c, Decimal(0)) for c in figures.amounts}),
         billed_total=(billed.total or Decimal(0)) if figures.total else None,
         final=final,
+        sources=sources,
+    )
+
+
+def _comparison_of_row(
+    scope: Scope,
+    day: date,
+    logged: LoggedTotals,
+    row: BilledDay,
+    figures: _StatedFigures,
+    *,
+    sources: tuple[str, ...],
+) -> Comparison:
+    """`_comparison` of a key with one billed row, without merging it into a `_Billed` first: the same figures
+    (amounts added to zero, as merged ones are, for the same exponents)."""
+    quantities, amounts, total = row.quantities, row.amounts, row.billed_total
+    return trusted(Comparison)(
+        scope=scope,
+        first_day=day,
+        last_day=day,
+        logged=logged,
+        billed_quantities=quantities  # read-only already; mostly just what is compared
+        if tuple(quantities) == figures.quantities
+        else MappingProxyType({c: quantities.get(c, 0) for c in figures.quantities}),
+        billed_requests=(row.requests or 0) if figures.requests else None,
+        billed_amounts=MappingProxyType({c: _ZERO + amounts[c] if c in amounts else _ZERO for c in figures.amounts}),
+        billed_total=((None if total is None else _ZERO + total) or Decimal(0)) if figures.total else None,
+        final=row.final,
         sources=sources,
     )
 

@@ -558,8 +558,8 @@ class LoggedTotals:
             tokens=tokens,
             expected_cost=None if expected is None else _ZERO + expected,
             expected_cost_by_category=MappingProxyType(costs),
-            # A validated row's price mapping holds no None (`_frozen_mapping` drops them).
-            unit_prices=MappingProxyType(dict(cast(Mapping[str, Decimal], row.expected_unit_price))),
+            # A row's price mapping is read-only and holds no None (`_frozen_mapping` drops them): shared as is.
+            unit_prices=cast(Mapping[str, Decimal], row.expected_unit_price),
         )
 
     def __add__(self, other: LoggedTotals) -> LoggedTotals:
