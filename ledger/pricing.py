@@ -358,6 +358,10 @@ class PriceCatalog:
         self._overrides = _index(replace(row, override=True) for row in overrides)
         self._models = frozenset(key[:2] for key in (*self._bundled, *self._overrides))
         self._boundaries: dict[tuple[str, str], list[datetime] | None] = {}  # `unchanged_since`, per model
+        self._by_model: dict[tuple[str, str], list[PriceRow]] = {}  # every row of a model, overrides first
+        for index in (self._overrides, self._bundled):
+            for key, rows in index.items():
+                self._by_model.setdefault(key[:2], []).extend(rows)
 
     def resolve(self, provider: str, model: str) -> str | None:
         """The catalog's canonical name for `model`, or None when no price of it is known."""
@@ -456,10 +460,8 @@ class PriceCatalog:
             for provider, model in models
             if (name := self.resolve(provider, model)) is not None
         }
-        for index in (self._overrides, self._bundled):
-            for key, rows in index.items():
-                if key[:2] in names:
-                    yield from rows
+        for provider_and_name in sorted(names):
+            yield from self._by_model.get(provider_and_name, ())
 
     def cost(
         self,

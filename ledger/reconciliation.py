@@ -229,6 +229,8 @@ def _hourly_models(session: Session, tenant_id: int, window: Period, catalog: Pr
 
     def varies(provider: str, model: str) -> bool:
         pricing = pricing_provider_of(provider, model)
+        if catalog.constant_during(pricing, model, window.start, window.end):
+            return False  # the same prices all along (most models): constant within every day, too
         return not all(catalog.constant_during(pricing, model, start, start + one_day) for start in days)
 
     return sorted((provider, model) for provider, model in models if varies(provider, model))
