@@ -21,10 +21,14 @@ _PERCENT = Decimal("0.01")
 def drift_rows(comparisons: Sequence[Comparison], logged: Sequence[LoggedDay], period: Period) -> list[DriftRow]:
     groups: dict[tuple[str, tuple[str, ...], str | None, str | None], list[Comparison]] = defaultdict(list)
     domains: set[tuple[str, str | None]] = set()
+    keys: dict[int, tuple[str, tuple[str, ...], str | None, str | None]] = {}  # by Scope object: shared by its days
     for comparison in comparisons:
         scope = comparison.scope
-        groups[(scope.provider, scope.grain, scope.account, scope.model)].append(comparison)
-        domains.add((scope.provider, scope.account))
+        key = keys.get(id(scope))
+        if key is None:
+            key = keys[id(scope)] = (scope.provider, scope.grain, scope.account, scope.model)
+            domains.add((scope.provider, scope.account))
+        groups[key].append(comparison)
     rows = [_compared(key, items, period) for key, items in groups.items()]
     uncovered: dict[tuple[str, str, str], list[LoggedDay]] = defaultdict(list)
     for row in logged:

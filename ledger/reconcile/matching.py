@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
-from itertools import pairwise
-from operator import attrgetter
+from itertools import compress, pairwise, repeat
+from operator import attrgetter, is_not
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar, cast
 
@@ -121,7 +121,16 @@ def _scope_of(row: BilledDay) -> Scope:
 
 def grain_of(row: object) -> tuple[str, ...]:
     """The dimensions (`DIMENSIONS`) a billed row or statement line breaks down by: those it gives a value."""
-    return tuple(name for name in DIMENSIONS if getattr(row, name) is not None)
+    given = tuple(map(is_not, _dimensions_of(row), repeat(None)))
+    grain = _GRAIN_GIVEN.get(given)
+    if grain is None:
+        grain = _GRAIN_GIVEN[given] = tuple(compress(DIMENSIONS, given))
+    return grain
+
+
+_dimensions_of = attrgetter(*DIMENSIONS)
+_GRAIN_GIVEN: dict[tuple[bool, ...], tuple[str, ...]] = {}
+"""The grain of each pattern of given dimensions (at most 2^4)."""
 
 
 def _values_at(row: LoggedDay | BilledDay, grain: tuple[str, ...]) -> tuple[str, ...]:
@@ -192,7 +201,7 @@ def compare(logged: Sequence[LoggedDay], billed: Sequence[BilledDay]) -> list[Co
     for row in billed:
         grain = grain_of(row)
         view = views.setdefault((row.provider, grain), _View(row.provider, grain))
-        view.rows.append(_StatedRow(row, _metrics_of(row)))
+        view.rows.append(trusted(_StatedRow)(row=row, metrics=_metrics_of(row)))
     authority = _authoritative_grains(views.values())
     logged_by_domain: dict[tuple[str, str | None], list[LoggedDay]] = defaultdict(list)
     for logged_row in logged:
