@@ -527,8 +527,8 @@ _AMOUNT_AT = slice(6 + _CATEGORY_COUNT, 6 + 2 * _CATEGORY_COUNT)
 def _billed_day(key: tuple[Any, ...], rows: list[Sequence[Any]]) -> BilledDay:
     """The BilledDay of one scope and day from its rows (one, unless tiers merged). Built `trusted` when its
     sums are plainly what BilledDay accepts (mappings in category order); otherwise checked, so that a negative
-    quantity (a correction line larger than the usage, say) or a NaN amount stops the run with the statement
-    scope and field named."""
+    quantity (a correction line larger than the usage, say), a NaN amount or a currency that is no ISO code stops
+    the run with the statement scope and field named."""
     provider, account, key_id, model, tier, day = key
     quantities: dict[str, int] = {}
     amounts: dict[str, Decimal] = {}
@@ -553,11 +553,14 @@ def _billed_day(key: tuple[Any, ...], rows: list[Sequence[Any]]) -> BilledDay:
     if len(rows) > 1:  # in category order again
         quantities = {category: quantities[category] for category in _CATEGORIES if category in quantities}
         amounts = {category: amounts[category] for category in _CATEGORIES if category in amounts}
+    currency = (currency or "USD").upper()
     plain = (
         min(quantities.values(), default=0) >= 0
         and (requests is None or requests >= 0)
         and all(amount.is_finite() for amount in amounts.values())
         and (total is None or total.is_finite())
+        and len(currency) == 3
+        and currency.isalpha()
     )
     return (trusted(BilledDay) if plain else BilledDay)(
         provider=provider,
@@ -570,7 +573,7 @@ def _billed_day(key: tuple[Any, ...], rows: list[Sequence[Any]]) -> BilledDay:
         requests=requests,
         amounts=MappingProxyType(amounts),
         total_amount=total,
-        currency=(currency or "USD").upper(),
+        currency=currency,
         final=final,
         source="+".join(sorted(sources)),
     )

@@ -104,7 +104,8 @@ def post_a_day_of_usage(client: TestClient, tenant: TenantKeys, day: datetime) -
 
 def test_a_statement_day_summing_to_a_negative_quantity_stops_the_run_naming_it() -> None:
     """Statement days are read without re-checking what their columns guarantee, but a net negative quantity (a
-    correction line larger than the usage it corrects) is refused with the statement scope and field named."""
+    correction line larger than the usage it corrects), or a currency that is no code, is refused with the
+    statement scope and field named."""
     from datetime import date
 
     import pytest
@@ -112,11 +113,11 @@ def test_a_statement_day_summing_to_a_negative_quantity_stops_the_run_naming_it(
     from ledger.reconcile import ReconcileInputError
     from ledger.reconciliation import billed_days
 
-    def row(uncached: int) -> tuple[object, ...]:
+    def row(uncached: int, currency: str | None = None) -> tuple[object, ...]:
         quantities = (Decimal(uncached), None, None, None, Decimal(500))
         amounts = (None,) * 5
         return ("openai", "proj_1", "key_1", "gpt-5.4", None, date(2026, 10, 3), *quantities, *amounts,
-                Decimal(10), None, None, True, "csv")  # fmt: skip
+                Decimal(10), None, currency, True, "csv")  # fmt: skip
 
     (plain,) = billed_days([row(1_000)])
     assert dict(plain.quantities) == {"uncached_input": 1_000, "output": 500}
@@ -125,6 +126,8 @@ def test_a_statement_day_summing_to_a_negative_quantity_stops_the_run_naming_it(
         ReconcileInputError, match=r"BilledDay\[csv: openai/proj_1/key_1/gpt-5.4 2026-10-03\]\.quantities"
     ):
         billed_days([row(-1_000)])
+    with pytest.raises(ReconcileInputError, match=r"\.currency: must be an ISO-4217 code, got 'EURO'"):
+        billed_days([row(1_000, currency="euro")])
 
 
 def test_a_price_negotiated_from_mid_month_prices_the_days_before_and_after_it_apart(
