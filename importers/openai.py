@@ -140,12 +140,14 @@ def parse_page(document: str, body: Any) -> list[StatementLine]:
 def _costs_by_tier(lines: list[StatementLine]) -> list[StatementLine]:
     """Where some cost line item of a page names its tier ("gpt-5.4, output, priority"), the page breaks its
     costs down by tier, and a model's line item naming none is the default tier's, not all tiers' together."""
-    costs = {id(line) for line in lines if line.amount is not None and line.model is not None}
-    if not any(line.service_tier for line in lines if id(line) in costs):
+
+    def is_cost(line: StatementLine) -> bool:
+        return line.amount is not None and line.model is not None
+
+    if not any(line.service_tier for line in lines if is_cost(line)):
         return lines
     return [
-        replace(line, service_tier="default") if id(line) in costs and line.service_tier is None else line
-        for line in lines
+        replace(line, service_tier="default") if is_cost(line) and line.service_tier is None else line for line in lines
     ]
 
 

@@ -27,6 +27,7 @@ from ledger.model_names import normalize_model_name
 from ledger.periods import Period, day_start
 from ledger.pricing import PriceCatalog, pricing_provider_of
 from ledger.reconcile.drift import per_account_and_model
+from ledger.reconcile.matching import sum_present
 from ledger.reconcile.model import (
     BilledDay,
     FinishCounts,
@@ -545,8 +546,8 @@ def _billed_day(key: tuple[Any, ...], rows: list[Sequence[Any]]) -> BilledDay:
             if amount is not None:
                 amounts[category] = amounts.get(category, _ZERO) + amount
         row_requests, row_total, row_currency, row_final, row_sources = row[6 + 2 * _CATEGORY_COUNT :]
-        requests = _added(requests, None if row_requests is None else int(row_requests))
-        total = _added(total, row_total)
+        requests = sum_present(requests, None if row_requests is None else int(row_requests))
+        total = sum_present(total, row_total)
         currency = currency or row_currency
         final = final and row_final
         sources.update(row_sources.split("+"))
@@ -577,10 +578,6 @@ def _billed_day(key: tuple[Any, ...], rows: list[Sequence[Any]]) -> BilledDay:
         final=final,
         source="+".join(sorted(sources)),
     )
-
-
-def _added(left: Any, right: Any) -> Any:
-    return right if left is None else left if right is None else left + right
 
 
 # ---------------------------------------------------------------- running and storing

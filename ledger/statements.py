@@ -21,7 +21,7 @@ from ledger.database import take_turns
 from ledger.events import nul_path
 from ledger.model_names import normalize_model_name
 from ledger.periods import Period
-from ledger.reconcile.matching import counted_figures, grain_of
+from ledger.reconcile.matching import counted_figures, grain_of, sum_present
 from ledger.reconcile.model import DIMENSIONS
 from ledger.tables import Money, Quantity, StatementDocument, StatementImport
 from ledger.tables import StatementLine as StatementLineRow
@@ -182,8 +182,7 @@ def statement_totals(session: Session, tenant_id: int, period: Period) -> list[d
         if quantity is None and amount is None:
             continue
         total = totals.setdefault((row.provider, row.account, row.model, row.usage_type, row.currency), [None, None, 0])
-        total[0] = quantity if total[0] is None else total[0] + (quantity or 0)
-        total[1] = amount if total[1] is None else total[1] + (amount or 0)
+        total[0], total[1] = sum_present(total[0], quantity), sum_present(total[1], amount)
         total[2] += row.lines
     return [
         {

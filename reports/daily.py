@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from ledger.periods import Period
-from ledger.reconcile.matching import counted_figures
+from ledger.reconcile.matching import counted_figures, sum_present
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +122,7 @@ def billed_once(lines: Iterable[StatedFigures]) -> tuple[pd.DataFrame, pd.DataFr
             if line.undated
             else dated.setdefault((line.day, *scope), [None, None])
         )
-        sums[0] = tokens if sums[0] is None else sums[0] + (tokens or 0)
-        sums[1] = amount if sums[1] is None else sums[1] + (amount or 0)
+        sums[0], sums[1] = sum_present(sums[0], tokens), sum_present(sums[1], amount)
     return (
         _frame(
             [

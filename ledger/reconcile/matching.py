@@ -38,6 +38,7 @@ _ZERO = Decimal(0)
 _ONE_DAY = timedelta(days=1)
 REQUESTS = "requests"
 TOTAL = "total"
+_NOTHING_STATED: Mapping[str, int] = MappingProxyType({})
 
 
 def quantity_metric(category: str) -> str:
@@ -50,9 +51,10 @@ def amount_metric(category: str) -> str:
 
 @dataclass(slots=True)
 class _Billed:
-    """Billed rows of one scope × day, merged."""
+    """Billed rows of one scope × day, merged. The first row's quantities are taken as they are, read-only
+    (mostly it is the only row); a second row merges into a copy."""
 
-    quantities: dict[str, int] = field(default_factory=dict)
+    quantities: Mapping[str, int] = field(default_factory=lambda: _NOTHING_STATED)
     requests: int | None = None
     amounts: dict[str, Decimal] = field(default_factory=dict)
     total: Decimal | None = None
@@ -66,7 +68,7 @@ class _Billed:
         self.final = self.final and row.final
         if self.rows == 1:  # the first row (mostly the only one): its figures, nothing to conflict with
             self.stated_by = dict.fromkeys(metrics, row.source)
-            self.quantities = dict(row.quantities)
+            self.quantities = row.quantities
             # Added to zero, as further rows' are, so amounts have the same exponents either way.
             self.amounts = {category: _ZERO + amount for category, amount in row.amounts.items()}
             self.requests = row.requests
@@ -80,8 +82,10 @@ class _Billed:
                     f"{metric} of {_scope_of(row).label()} on {row.day} is stated by two statements "
                     f"({other!r} and {row.source!r}); pass one, or give them different grains"
                 )
+        quantities = dict(self.quantities)
         for category, quantity in row.quantities.items():
-            self.quantities[category] = self.quantities.get(category, 0) + quantity
+            quantities[category] = quantities.get(category, 0) + quantity
+        self.quantities = MappingProxyType(quantities)
         for category, amount in row.amounts.items():
             self.amounts[category] = self.amounts.get(category, _ZERO) + amount
         if row.requests is not None:
@@ -297,24 +301,12 @@ def _compare_view(
             continue
         figures = _StatedFigures.of(stated)
         first, last = min(r.row.day for r in stated_rows), max(r.row.day for r in stated_rows)
-        # Keyed by the values of the view's grain (with the provider: the scope) and the day. Mostly one row a
-        # key, compared as it is; rows that share a key are merged.
-        single: dict[tuple[tuple[str, ...], date], _StatedRow] = {}
-        billed: dict[tuple[tuple[str, ...], date], _Billed] = {}
+        # Keyed by the values of the view's grain (with the provider: the scope) and the day.
+        billed: dict[tuple[tuple[str, ...], date], _Billed] = defaultdict(_Billed)
         finality: dict[date, bool] = {}
         for stated_row in stated_rows:
             row = stated_row.row
-            key = (_values_at(row, view.grain), row.day)
-            merged = billed.get(key)
-            if merged is None:
-                earlier = single.pop(key, None)
-                if earlier is None:
-                    single[key] = stated_row
-                else:
-                    merged = billed[key] = _Billed()
-                    merged.add(earlier.row, earlier.metrics)
-            if merged is not None:
-                merged.add(row, stated_row.metrics)
+            billed[(_values_at(row, view.grain), row.day)].add(row, stated_row.metrics)
             finality[row.day] = finality.get(row.day, True) and row.final
         domain_final = all(finality.values())
         sources = tuple(sorted({r.row.source for r in stated_rows}))
@@ -324,22 +316,17 @@ def _compare_view(
                 usage[(_values_at(logged_row, view.grain), logged_row.day)].append(logged_row)
         scopes: dict[tuple[str, ...], Scope] = {}  # one Scope object per statement scope
         # Sorted by scope (`scope_sort_key`: the grain's values, as the other dimensions are None) and day.
-        for values, day in sorted(single.keys() | billed.keys() | usage.keys()):
+        for values, day in sorted(billed.keys() | usage.keys()):
             scope = scopes.get(values)
             if scope is None:
                 scope = scopes[values] = Scope(provider=view.provider, **dict(zip(view.grain, values, strict=True)))
-            rows = usage.get((values, day))
-            logged_totals = LoggedTotals.of_rows(rows) if rows else LoggedTotals()
-            only = single.get((values, day))
-            if only is not None:
-                out.append(_comparison_of_row(scope, day, logged_totals, only.row, figures, sources=sources))
-                continue
             merged = billed.get((values, day))
+            rows = usage.get((values, day))
             out.append(
                 _comparison(
                     scope,
                     day,
-                    logged_totals,
+                    LoggedTotals.of_rows(rows) if rows else LoggedTotals(),
                     merged or _Billed(),
                     figures,
                     final=merged.final if merged else finality.get(day, domain_final),
@@ -364,43 +351,13 @@ def _comparison(
         first_day=day,
         last_day=day,
         logged=logged,
-        billed_quantities=MappingProxyType(
-            billed.quantities
-            if tuple(billed.quantities) == figures.quantities  # mostly: the row states just what is compared
-            else {c: billed.quantities.get(c, 0) for c in figures.quantities}
-        ),
+        billed_quantities=billed.quantities  # read-only; mostly the row states just what is compared
+        if tuple(billed.quantities) == figures.quantities
+        else MappingProxyType({c: billed.quantities.get(c, 0) for c in figures.quantities}),
         billed_requests=(billed.requests or 0) if figures.requests else None,
         billed_amounts=MappingProxyType({c: billed.amounts.get(c, Decimal(0)) for c in figures.amounts}),
         billed_total=(billed.total or Decimal(0)) if figures.total else None,
         final=final,
-        sources=sources,
-    )
-
-
-def _comparison_of_row(
-    scope: Scope,
-    day: date,
-    logged: LoggedTotals,
-    row: BilledDay,
-    figures: _StatedFigures,
-    *,
-    sources: tuple[str, ...],
-) -> Comparison:
-    """`_comparison` of a key with one billed row, without merging it into a `_Billed` first: the same figures
-    (amounts added to zero, as merged ones are, for the same exponents)."""
-    quantities, amounts, total = row.quantities, row.amounts, row.billed_total
-    return trusted(Comparison)(
-        scope=scope,
-        first_day=day,
-        last_day=day,
-        logged=logged,
-        billed_quantities=quantities  # read-only already; mostly just what is compared
-        if tuple(quantities) == figures.quantities
-        else MappingProxyType({c: quantities.get(c, 0) for c in figures.quantities}),
-        billed_requests=(row.requests or 0) if figures.requests else None,
-        billed_amounts=MappingProxyType({c: _ZERO + amounts[c] if c in amounts else _ZERO for c in figures.amounts}),
-        billed_total=((None if total is None else _ZERO + total) or Decimal(0)) if figures.total else None,
-        final=row.final,
         sources=sources,
     )
 
@@ -485,9 +442,9 @@ def _merge(first: Comparison, second: Comparison) -> Comparison:
         last_day=max(first.last_day, second.last_day),
         logged=first.logged + second.logged,
         billed_quantities=_add_maps(first.billed_quantities, second.billed_quantities),
-        billed_requests=_sum_present(first.billed_requests, second.billed_requests),
+        billed_requests=sum_present(first.billed_requests, second.billed_requests),
         billed_amounts=_add_maps(first.billed_amounts, second.billed_amounts),
-        billed_total=_sum_present(first.billed_total, second.billed_total),
+        billed_total=sum_present(first.billed_total, second.billed_total),
         final=first.final and second.final,
         sources=tuple(sorted(set(first.sources) | set(second.sources))),
     )
@@ -496,13 +453,13 @@ def _merge(first: Comparison, second: Comparison) -> Comparison:
 def _add_maps(left: Mapping[str, N], right: Mapping[str, N]) -> Mapping[str, N]:
     out: dict[str, N] = {}
     for key in CATEGORIES:
-        value = _sum_present(left.get(key), right.get(key))
+        value = sum_present(left.get(key), right.get(key))
         if value is not None:
             out[key] = value
     return MappingProxyType(out)
 
 
-def _sum_present(left: N | None, right: N | None) -> N | None:
+def sum_present(left: N | None, right: N | None) -> N | None:
     """The sum of the figures present (None only when both are absent)."""
     if left is None:
         return right
