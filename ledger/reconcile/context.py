@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
+from operator import attrgetter
 
 from ledger.periods import Period
 from ledger.reconcile.excess import InputExcessFit, RequestExcess, fit_input_excess, regular, request_excess
+from ledger.reconcile.matching import per_scope
 from ledger.reconcile.model import Comparison, LoggedDay, LoggedTotals, ReconcileSettings, Scope
 from ledger.reconcile.relabeling import Relabel, relabeled_usage
 
@@ -45,10 +47,8 @@ class DetectionContext:
     @cached_property
     def series(self) -> Mapping[Scope, tuple[Comparison, ...]]:
         """Buckets per scope, in day order."""
-        grouped: dict[Scope, list[Comparison]] = defaultdict(list)
-        for bucket in self.buckets:
-            grouped[bucket.scope].append(bucket)
-        return {scope: tuple(sorted(items, key=lambda b: b.first_day)) for scope, items in grouped.items()}
+        first_day = attrgetter("first_day")
+        return {scope: tuple(sorted(items, key=first_day)) for scope, items in per_scope(self.buckets).items()}
 
     @cached_property
     def regular(self) -> Mapping[Scope, tuple[Comparison, ...]]:

@@ -21,15 +21,18 @@ import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import repeat
 
 from ledger.reconcile.findings import EvidenceValue, estimate, per_million, series_entry
-from ledger.reconcile.model import PROMPT_CATEGORIES, Comparison, LoggedTotals, ReconcileSettings
+from ledger.reconcile.model import PROMPT_CATEGORIES, Comparison, LoggedTotals, ReconcileSettings, TokenCounts
 
 COLLINEAR_COSINE = 0.995
 """Above this cosine between the two regressors the fit cannot separate padding from system prompts."""
 
 EXACT_FIT = 1e-9
 """A coefficient's standard error below this fraction of it is floating-point rounding of an exact fit."""
+
+_PROMPT = frozenset(PROMPT_CATEGORIES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ LoggedSum = Callable[[Sequence[Comparison]], LoggedTotals]
 
 def regular(buckets: Sequence[Comparison]) -> list[Comparison]:
     """Buckets with usage on both sides (one-sided ones belong to unlogged / unbilled usage)."""
-    return [b for b in buckets if not b.unlogged and not b.unbilled]
+    return [b for b in buckets if not b.one_sided]
 
 
 def _sum_logged(buckets: Sequence[Comparison]) -> LoggedTotals:
@@ -91,15 +94,22 @@ def fit_input_excess(
 ) -> InputExcessFit | None:
     """Fit one scope's input excess over its regular buckets (see `regular`); None when the statement
     states no prompt input for it."""
-    buckets = tuple(b for b in regular_buckets if b.stated(PROMPT_CATEGORIES))
+    buckets = tuple(b for b in regular_buckets if not _PROMPT.isdisjoint(b.billed_quantities))
     if not buckets:
         return None
     categories = buckets[0].stated(PROMPT_CATEGORIES)
-    logged_input = [b.logged_quantity(categories) for b in buckets]
-    billed_input = [b.billed_quantity(categories) for b in buckets]
+    logged_total = TokenCounts.totaller(categories)
+    logged_input: list[int] = []
+    billed_input: list[int] = []
+    requests: list[float] = []
+    prompts: list[float] = []
+    for bucket in buckets:
+        logged = bucket.logged
+        logged_input.append(logged_total(logged.tokens))
+        billed_input.append(sum(map(bucket.billed_quantities.get, categories, repeat(0))))
+        requests.append(float(logged.successful_requests))
+        prompts.append(float(logged.system_prompt_tokens))
     y = [float(billed - logged) for billed, logged in zip(billed_input, logged_input, strict=True)]
-    requests = [float(b.logged.successful_requests) for b in buckets]
-    prompts = [float(b.logged.system_prompt_tokens) for b in buckets]
     totals = logged_totals(buckets)
     unit_price = totals.unit_price("uncached_input")
     coef, t_stats, rss, collinear = _fit(y, requests, prompts, settings)
@@ -173,11 +183,12 @@ def _fit(
         solution, inverse_diagonal = solved
         if any(value < 0 for value in solution):
             continue
-        fitted = [
-            math.fsum(beta * columns[index][day] for beta, index in zip(solution, active, strict=True))
-            for day in range(len(y))
-        ]
-        rss = math.fsum((observed - estimate) ** 2 for observed, estimate in zip(y, fitted, strict=True))
+        # One or two terms: their float sum is already exactly rounded, as math.fsum's would be.
+        if len(active) == 1:
+            fitted = [solution[0] * value for value in columns[active[0]]]
+        else:
+            fitted = [solution[0] * a + solution[1] * b for a, b in zip(requests, prompts, strict=True)]
+        rss = math.fsum([(observed - estimate) ** 2 for observed, estimate in zip(y, fitted, strict=True)])
         if best is None or rss < best[0] - 1e-9 * max(rss, 1.0):
             best = (rss, active, solution, inverse_diagonal)
     coef, t_stats = [0.0, 0.0], [0.0, 0.0]

@@ -59,23 +59,30 @@ class _Billed:
     amounts: dict[str, Decimal] = field(default_factory=dict)
     total: Decimal | None = None
     final: bool = True
+    first: _StatedRow | None = None
+    """The first row merged: which statement states which metric is only worked out when a second comes."""
     stated_by: dict[str, str] = field(default_factory=dict)
     rows: int = 0
 
-    def add(self, row: BilledDay, metrics: frozenset[str]) -> None:
-        """Merge a row stating `metrics` (`_metrics_of(row)`)."""
+    def add(self, stated: _StatedRow) -> None:
+        """Merge a billed row with the metrics it states."""
+        row = stated.row
         self.rows += 1
         self.final = self.final and row.final
         if self.rows == 1:  # the first row (mostly the only one): its figures, nothing to conflict with
-            self.stated_by = dict.fromkeys(metrics, row.source)
+            self.first = stated
             self.quantities = row.quantities
             # Added to zero, as further rows' are, so amounts have the same exponents either way.
-            self.amounts = {category: _ZERO + amount for category, amount in row.amounts.items()}
+            if row.amounts:
+                self.amounts = {category: _ZERO + amount for category, amount in row.amounts.items()}
             self.requests = row.requests
             billed_total = row.billed_total
             self.total = None if billed_total is None else _ZERO + billed_total
             return
-        for metric in sorted(metrics):
+        if self.rows == 2:
+            assert self.first is not None
+            self.stated_by = dict.fromkeys(self.first.metrics, self.first.row.source)
+        for metric in sorted(stated.metrics):
             other = self.stated_by.setdefault(metric, row.source)
             if other != row.source:
                 raise ReconcileInputError(
@@ -137,18 +144,16 @@ _GRAIN_GIVEN: dict[tuple[bool, ...], tuple[str, ...]] = {}
 """The grain of each pattern of given dimensions (at most 2^4)."""
 
 
-def _values_at(row: LoggedDay | BilledDay, grain: tuple[str, ...]) -> tuple[str, ...]:
-    """A row's values of the grain's dimensions: with the provider, its scope at that grain."""
+def grain_reader(grain: tuple[str, ...]) -> Callable[[LoggedDay | BilledDay], tuple[str, ...]]:
+    """A getter of a row's values of the grain's dimensions: with the provider, its scope at that grain."""
     read = _READ_GRAIN.get(grain)
     if read is None:
-        read = _READ_GRAIN[grain] = _grain_reader(grain)
-    return read(row)
-
-
-def _grain_reader(grain: tuple[str, ...]) -> Callable[[LoggedDay | BilledDay], tuple[str, ...]]:
-    if len(grain) > 1:
-        return cast(Callable[[LoggedDay | BilledDay], tuple[str, ...]], attrgetter(*grain))
-    return lambda row: tuple([getattr(row, name) for name in grain])
+        if len(grain) > 1:
+            read = cast(Callable[[LoggedDay | BilledDay], tuple[str, ...]], attrgetter(*grain))
+        else:
+            read = lambda row: tuple([getattr(row, name) for name in grain])  # noqa: E731
+        _READ_GRAIN[grain] = read
+    return read
 
 
 _READ_GRAIN: dict[tuple[str, ...], Callable[[LoggedDay | BilledDay], tuple[str, ...]]] = {}
@@ -293,6 +298,7 @@ def _compare_view(
     domains: dict[str | None, list[_StatedRow]] = defaultdict(list)
     for stated_row in view.rows:
         domains[stated_row.row.account if "account" in view.grain else None].append(stated_row)
+    values_of = grain_reader(view.grain)
     out: list[Comparison] = []
     for account in sorted(domains, key=lambda a: a or ""):
         stated_rows = domains[account]
@@ -300,40 +306,57 @@ def _compare_view(
         if not stated:
             continue
         figures = _StatedFigures.of(stated)
-        first, last = min(r.row.day for r in stated_rows), max(r.row.day for r in stated_rows)
-        # Keyed by the values of the view's grain (with the provider: the scope) and the day.
-        billed: dict[tuple[tuple[str, ...], date], _Billed] = defaultdict(_Billed)
+        days = [r.row.day for r in stated_rows]
+        first, last = min(days), max(days)
+        # Per statement scope (the values of the view's grain; with the provider, the scope), per day.
+        billed: dict[tuple[str, ...], dict[date, _Billed]] = defaultdict(dict)
         finality: dict[date, bool] = {}
         for stated_row in stated_rows:
             row = stated_row.row
-            billed[(_values_at(row, view.grain), row.day)].add(row, stated_row.metrics)
-            finality[row.day] = finality.get(row.day, True) and row.final
+            day = row.day
+            per_day = billed[values_of(row)]
+            merged = per_day.get(day)
+            if merged is None:
+                merged = per_day[day] = _Billed()
+            merged.add(stated_row)
+            finality[day] = finality.get(day, True) and row.final
         domain_final = all(finality.values())
         sources = tuple(sorted({r.row.source for r in stated_rows}))
-        usage: dict[tuple[tuple[str, ...], date], list[LoggedDay]] = defaultdict(list)
+        usage: dict[tuple[str, ...], dict[date, list[LoggedDay]]] = defaultdict(dict)
         for logged_row in logged.get((view.provider, account), ()):
-            if first <= logged_row.day <= last:
-                usage[(_values_at(logged_row, view.grain), logged_row.day)].append(logged_row)
-        scopes: dict[tuple[str, ...], Scope] = {}  # one Scope object per statement scope
+            day = logged_row.day
+            if first <= day <= last:
+                per_day_usage = usage[values_of(logged_row)]
+                rows = per_day_usage.get(day)
+                if rows is None:
+                    per_day_usage[day] = [logged_row]
+                else:
+                    rows.append(logged_row)
         # Sorted by scope (`scope_sort_key`: the grain's values, as the other dimensions are None) and day.
-        for values, day in sorted(billed.keys() | usage.keys()):
-            scope = scopes.get(values)
-            if scope is None:
-                scope = scopes[values] = Scope(provider=view.provider, **dict(zip(view.grain, values, strict=True)))
-            merged = billed.get((values, day))
-            rows = usage.get((values, day))
-            out.append(
-                _comparison(
-                    scope,
-                    day,
-                    LoggedTotals.of_rows(rows) if rows else LoggedTotals(),
-                    merged or _Billed(),
-                    figures,
-                    final=merged.final if merged else finality.get(day, domain_final),
-                    sources=sources,
+        for values in sorted(billed.keys() | usage.keys()):
+            scope = Scope(provider=view.provider, **dict(zip(view.grain, values, strict=True)))
+            billed_days = billed.get(values, {})
+            usage_days = usage.get(values, {})
+            for day in sorted(billed_days.keys() | usage_days.keys()):
+                merged = billed_days.get(day)
+                rows = usage_days.get(day)
+                out.append(
+                    _comparison(
+                        scope,
+                        day,
+                        LoggedTotals.of_rows(rows) if rows else _NOTHING_LOGGED,
+                        merged or _NOTHING_BILLED,
+                        figures,
+                        final=merged.final if merged else finality.get(day, domain_final),
+                        sources=sources,
+                    )
                 )
-            )
     return out
+
+
+_NOTHING_LOGGED = LoggedTotals()
+_NOTHING_BILLED = _Billed()
+"""Immutable in use: the sides of a comparison with nothing on them."""
 
 
 def _comparison(
@@ -346,32 +369,60 @@ def _comparison(
     final: bool,
     sources: tuple[str, ...],
 ) -> Comparison:
+    quantities = billed.quantities  # read-only; mostly the row states just what is compared
+    if tuple(quantities) != figures.quantities:
+        quantities = MappingProxyType({c: quantities.get(c, 0) for c in figures.quantities})
+    amounts = billed.amounts
     return trusted(Comparison)(
         scope=scope,
         first_day=day,
         last_day=day,
         logged=logged,
-        billed_quantities=billed.quantities  # read-only; mostly the row states just what is compared
-        if tuple(billed.quantities) == figures.quantities
-        else MappingProxyType({c: billed.quantities.get(c, 0) for c in figures.quantities}),
+        billed_quantities=quantities,
         billed_requests=(billed.requests or 0) if figures.requests else None,
-        billed_amounts=MappingProxyType({c: billed.amounts.get(c, Decimal(0)) for c in figures.amounts}),
-        billed_total=(billed.total or Decimal(0)) if figures.total else None,
+        billed_amounts=MappingProxyType({c: amounts.get(c, _ZERO) for c in figures.amounts})
+        if figures.amounts
+        else _NO_AMOUNTS,
+        billed_total=(billed.total or _ZERO) if figures.total else None,
         final=final,
         sources=sources,
     )
+
+
+_NO_AMOUNTS: Mapping[str, Decimal] = MappingProxyType({})
+
+
+def per_scope(comparisons: Iterable[Comparison]) -> dict[Scope, list[Comparison]]:
+    """Comparisons grouped by scope, in the order given. Those of one scope mostly share one Scope object (as
+    `compare` makes them): grouped by object first, so that a scope is hashed once, not once per day."""
+    by_object: dict[int, list[Comparison]] = {}
+    for comparison in comparisons:
+        group = by_object.get(id(comparison.scope))
+        if group is None:
+            by_object[id(comparison.scope)] = [comparison]
+        else:
+            group.append(comparison)
+    grouped: dict[Scope, list[Comparison]] = {}
+    for group in by_object.values():
+        scope = group[0].scope
+        if scope in grouped:
+            grouped[scope] = [*grouped[scope], *group]
+        else:
+            grouped[scope] = group
+    return grouped
+
+
+_first_day = attrgetter("first_day")
 
 
 def merge_midnight_shifts(comparisons: Sequence[Comparison], settings: ReconcileSettings) -> list[Comparison]:
     """Merge pairs of adjacent days whose mismatches have opposite signs, both beyond tolerance: usage that
     moved across midnight cancels over the pair. Of overlapping candidate pairs, the ones cancelling the
     most mismatch are chosen (dynamic programming over the day series). Totals are preserved."""
-    by_scope: dict[Scope, list[Comparison]] = defaultdict(list)
-    for comparison in comparisons:
-        by_scope[comparison.scope].append(comparison)
     out: list[Comparison] = []
-    for scope in sorted(by_scope, key=scope_sort_key):
-        series = sorted(by_scope[scope], key=lambda c: c.first_day)
+    grouped = per_scope(comparisons)
+    for scope in sorted(grouped, key=scope_sort_key):
+        series = sorted(grouped[scope], key=_first_day)
         mismatches = [_mismatch(comparison, settings) for comparison in series]
         gains = [
             _cancelled(first, second, mismatch_first, mismatch_second)
@@ -418,10 +469,7 @@ def _mismatch(comparison: Comparison, settings: ReconcileSettings) -> tuple[Deci
     categories = comparison.stated(CATEGORIES)
     if categories:
         logged = comparison.logged_quantity(categories)
-        return (
-            Decimal(comparison.billed_quantity(categories) - logged),
-            Decimal(settings.token_tolerance(logged)),
-        )
+        return Decimal(comparison.billed_quantity(categories) - logged), Decimal(settings.token_tolerance(logged))
     expected = comparison.logged.expected_cost
     if comparison.billed_total is not None and expected is not None:
         return comparison.billed_total - expected, settings.money_tolerance(expected)

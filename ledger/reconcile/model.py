@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from itertools import repeat
 from operator import add as _plus
-from operator import attrgetter, itemgetter
+from operator import attrgetter, eq, itemgetter
 from types import MappingProxyType
 from typing import Any, TypeAlias, TypeVar, cast
 
@@ -165,10 +165,15 @@ class TokenCounts:
         return value
 
     def total(self, categories: tuple[str, ...] = CATEGORIES) -> int:
+        return TokenCounts.totaller(categories)(self)
+
+    @staticmethod
+    def totaller(categories: tuple[str, ...]) -> Callable[[TokenCounts], int]:
+        """`total(categories)` as a function of the counts: for loops over many."""
         read = _TOTAL_OF.get(categories)
         if read is None:
             read = _TOTAL_OF[categories] = _total_reader(categories)
-        return read(self)
+        return read
 
     def __add__(self, other: TokenCounts) -> TokenCounts:
         return TokenCounts(**{name: self.get(name) + other.get(name) for name in CATEGORIES})
@@ -557,17 +562,21 @@ class LoggedTotals:
         """`of_rows([row])` without the running sums: the same Decimal additions to zero, so the same
         values and exponents."""
         tokens, row_costs = row.tokens, row.expected_cost_by_category
-        costs: dict[str, Decimal] = {}
-        for category in CATEGORIES:
-            cost = row_costs.get(category)
-            if cost is not None:
-                costs[category] = _ZERO + cost
-            elif not getattr(tokens, category):
-                costs[category] = _ZERO  # nothing used, nothing unpriced
+        costs: dict[str, Decimal]
+        if len(row_costs) == len(CATEGORIES):  # every category priced (a validated row's mapping holds no None)
+            costs = dict(zip(CATEGORIES, map(_ZERO.__add__, _category_costs(row_costs)), strict=True))
+        else:
+            costs = {}
+            for category in CATEGORIES:
+                cost = row_costs.get(category)
+                if cost is not None:
+                    costs[category] = _ZERO + cost
+                elif not getattr(tokens, category):
+                    costs[category] = _ZERO  # nothing used, nothing unpriced
         expected = row.expected_cost
         if expected is None and not tokens.total():
             expected = _ZERO
-        return trusted(cls)(
+        return _trusted_totals(
             requests=row.requests,
             successful_requests=row.successful_requests,
             errors_429=row.errors_429,
@@ -617,6 +626,8 @@ class LoggedTotals:
         return self.unit_prices.get(category)
 
 
+_trusted_totals = trusted(LoggedTotals)
+
 _SUMMED_COUNTS = (
     "requests",
     "successful_requests",
@@ -640,8 +651,13 @@ _category_costs = itemgetter(*CATEGORIES)
 def _summable_by_column(parts: Sequence[LoggedTotals]) -> bool:
     """Every part states a cost for every category and the same unit prices as the first: then summing column by
     column makes the same Decimal additions, in the same order, as adding the parts one by one."""
-    prices = parts[0].unit_prices
-    return all(len(p.expected_cost_by_category) == len(CATEGORIES) and p.unit_prices == prices for p in parts)
+    return all(map(eq, map(len, map(_costs_by_category, parts)), repeat(len(CATEGORIES)))) and all(
+        map(eq, map(_unit_prices, parts), repeat(parts[0].unit_prices))
+    )
+
+
+_costs_by_category = attrgetter("expected_cost_by_category")
+_unit_prices = attrgetter("unit_prices")
 
 
 @dataclass(slots=True)
@@ -771,6 +787,15 @@ class Comparison:
             or any(self.billed_amounts.values())
             or bool(self.billed_total)
         )
+
+    @property
+    def one_sided(self) -> bool:
+        """`unlogged` or `unbilled`, in one look at each side."""
+        used = self.logged.has_usage
+        if used == self.billed_anything:
+            return False
+        compared = bool(self.billed_quantities) or self.billed_requests is not None or self.billed_total is not None
+        return not used or compared
 
     @property
     def unlogged(self) -> bool:
