@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import compress, product
 from operator import add, itemgetter
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -259,6 +260,9 @@ class _LoggedAccumulator:
     measures: Sequence[int] = ()
     """The `_MEASURES` of its rows, summed."""
     costs: dict[str, Decimal | None] = field(default_factory=lambda: dict.fromkeys(_CATEGORIES, _ZERO))
+    """Per category, in category order: None once some of its usage is unpriced."""
+    all_priced: bool = True
+    """No None in `costs`."""
     prices: dict[str, Decimal | None] = field(default_factory=dict)
     requested_cost: Decimal | None = Decimal(0)
     reported_cost: Decimal = Decimal(0)
@@ -369,6 +373,10 @@ _MEASURES = itemgetter(*_MEASURE_AT.values())
 _QUANTITIES = itemgetter(*_CATEGORY_AT.values())
 _SEGMENT_KEY = itemgetter(*range(8))  # a row of _SEGMENT_SQL: its segment's first hour, then its scope
 _NO_MEASURES = (0,) * len(_MEASURE_AT)
+_IN_CATEGORY_ORDER = frozenset(
+    tuple(compress(_CATEGORIES, chosen)) for chosen in product((False, True), repeat=len(_CATEGORIES))
+)
+"""Every subset of the categories, in category order."""
 _NOT_TRUNCATED = TruncationStats()  # immutable: one for every day without truncated requests
 
 
@@ -393,17 +401,23 @@ def _fold_costs(
 ) -> None:
     """Add the cost of `quantities` (per category, in `_CATEGORIES` order), priced at `moment`, at the served
     and at the requested model of `scope` (provider, served, requested, tier, band)."""
-    costs, known = group.costs, group.prices
+    pairs = prices.served_and_requested(scope, moment)
+    known = group.prices
+    if len(known) < len(_CATEGORIES):  # mostly the first fold: the categories priced so far
+        for category, (served, _) in zip(_CATEGORIES, pairs, strict=True):
+            if served is not None and category not in known:
+                known[category] = served
+    costs = group.costs
     requested_cost = group.requested_cost
-    for category, quantity, (served, requested) in zip(
-        _CATEGORIES, quantities, prices.served_and_requested(scope, moment), strict=True
-    ):
-        if served is not None and category not in known:
-            known[category] = served
+    for category, quantity, (served, requested) in zip(_CATEGORIES, quantities, pairs, strict=True):
         if quantity:
             at_served = None if served is None else quantity * served
             cost = costs[category]
-            costs[category] = None if cost is None or at_served is None else cost + at_served
+            if cost is None or at_served is None:
+                costs[category] = None
+                group.all_priced = False
+            else:
+                costs[category] = cost + at_served
             if requested_cost is not None:
                 if requested is None:
                     requested_cost = None
@@ -425,8 +439,11 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         stop, length, tool_calls, content_filter, other, missing,
         uncached_input, cached_input, cache_write_5m, cache_write_1h, output,
     ) = group.measures or _NO_MEASURES  # none: only price-segment rows, read later  # fmt: skip
-    priced = {category: cost for category, cost in costs.items() if cost is not None}  # in category order
+    # In category order, as `costs` is; a later fold may price a category an earlier one could not.
+    priced = costs if group.all_priced else {category: cost for category, cost in costs.items() if cost is not None}
     prices = group.prices
+    if tuple(prices) not in _IN_CATEGORY_ORDER:
+        prices = {c: prices[c] for c in _CATEGORIES if c in prices}
     return trusted(LoggedDay)(
         provider=provider,
         account=account,
@@ -465,10 +482,9 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         )
         if truncated
         else _NOT_TRUNCATED,
-        expected_cost=sum(priced.values(), Decimal(0)) if len(priced) == len(costs) else None,
+        expected_cost=sum(cast(dict[str, Decimal], priced).values(), _ZERO) if group.all_priced else None,
         expected_cost_by_category=MappingProxyType(priced),
-        # In category order (a later fold may price a category an earlier one could not).
-        expected_unit_price=MappingProxyType({c: prices[c] for c in _CATEGORIES if c in prices}),
+        expected_unit_price=MappingProxyType(prices),
         expected_cost_at_requested_model=group.requested_cost,
         reported_cost=group.reported_cost if reported_cost_requests else None,
     )
@@ -523,6 +539,8 @@ def billed_days(rows: Iterable[Sequence[Any]]) -> list[BilledDay]:
 _CATEGORY_COUNT = len(CATEGORY_OF_USAGE_TYPE)
 _QUANTITY_AT = slice(6, 6 + _CATEGORY_COUNT)
 _AMOUNT_AT = slice(6 + _CATEGORY_COUNT, 6 + 2 * _CATEGORY_COUNT)
+_REST_AT = slice(6 + 2 * _CATEGORY_COUNT, None)  # requests, total, currency, final, sources
+_is_finite = Decimal.is_finite
 
 
 def _billed_day(key: tuple[Any, ...], rows: list[Sequence[Any]]) -> BilledDay:
@@ -531,34 +549,44 @@ def _billed_day(key: tuple[Any, ...], rows: list[Sequence[Any]]) -> BilledDay:
     quantity (a correction line larger than the usage, say), a NaN amount or a currency that is no ISO code stops
     the run with the statement scope and field named."""
     provider, account, key_id, model, tier, day = key
-    quantities: dict[str, int] = {}
-    amounts: dict[str, Decimal] = {}
-    requests: int | None = None
-    total: Decimal | None = None
-    currency: str | None = None
-    final = True
-    sources: set[str] = set()
-    for row in rows:
-        for category, quantity in zip(_CATEGORIES, row[_QUANTITY_AT], strict=True):
-            if quantity is not None:
-                quantities[category] = quantities.get(category, 0) + int(quantity)
-        for category, amount in zip(_CATEGORIES, row[_AMOUNT_AT], strict=True):
-            if amount is not None:
-                amounts[category] = amounts.get(category, _ZERO) + amount
-        row_requests, row_total, row_currency, row_final, row_sources = row[6 + 2 * _CATEGORY_COUNT :]
-        requests = sum_present(requests, None if row_requests is None else int(row_requests))
-        total = sum_present(total, row_total)
-        currency = currency or row_currency
-        final = final and row_final
-        sources.update(row_sources.split("+"))
-    if len(rows) > 1:  # in category order again
+    quantities: dict[str, int]
+    amounts: dict[str, Decimal]
+    requests: int | None
+    total: Decimal | None
+    currency: str | None
+    final: bool
+    sources: set[str]
+    if len(rows) == 1:  # mostly: one statement tier per scope and day
+        (row,) = rows
+        quantities = {c: int(q) for c, q in zip(_CATEGORIES, row[_QUANTITY_AT], strict=True) if q is not None}
+        amounts = {c: _ZERO + a for c, a in zip(_CATEGORIES, row[_AMOUNT_AT], strict=True) if a is not None}
+        row_requests, total, currency, final, row_sources = row[_REST_AT]
+        requests = None if row_requests is None else int(row_requests)
+        sources = set(row_sources.split("+"))
+    else:
+        quantities, amounts = {}, {}
+        requests, total, currency, final, sources = None, None, None, True, set()
+        for row in rows:
+            for category, quantity in zip(_CATEGORIES, row[_QUANTITY_AT], strict=True):
+                if quantity is not None:
+                    quantities[category] = quantities.get(category, 0) + int(quantity)
+            for category, amount in zip(_CATEGORIES, row[_AMOUNT_AT], strict=True):
+                if amount is not None:
+                    amounts[category] = amounts.get(category, _ZERO) + amount
+            row_requests, row_total, row_currency, row_final, row_sources = row[_REST_AT]
+            requests = sum_present(requests, None if row_requests is None else int(row_requests))
+            total = sum_present(total, row_total)
+            currency = currency or row_currency
+            final = final and row_final
+            sources.update(row_sources.split("+"))
+        # In category order again: the rows may state different categories.
         quantities = {category: quantities[category] for category in _CATEGORIES if category in quantities}
         amounts = {category: amounts[category] for category in _CATEGORIES if category in amounts}
     currency = (currency or "USD").upper()
     plain = (
         min(quantities.values(), default=0) >= 0
         and (requests is None or requests >= 0)
-        and all(amount.is_finite() for amount in amounts.values())
+        and all(map(_is_finite, amounts.values()))
         and (total is None or total.is_finite())
         and len(currency) == 3
         and currency.isalpha()
