@@ -189,7 +189,11 @@ class UsageWindow:
     def contains(self, moment: datetime) -> bool:
         """Whether the UTC hour that contains `moment` is inside the window."""
         hour = hour_start(moment)
-        return hour.date() not in self.excluded and (hour.weekday(), hour.hour) in self.slots
+        return self.covers(hour.date(), (hour.weekday(), hour.hour))
+
+    def covers(self, day: date, slot: tuple[int, int]) -> bool:
+        """Whether the UTC hour `slot` (weekday, hour) of `day` is inside the window."""
+        return day not in self.excluded and slot in self.slots
 
 
 def _parse_days(text: str) -> list[int]:
@@ -434,7 +438,10 @@ class PriceCatalog:
             return start < row.valid_from < end or (row.valid_to is not None and start < row.valid_to < end)
 
         rows = list(self._rows_of(models))
-        followed = [row for row in rows if changes_inside(row)]
+        # Rows alike in validity and window (a model's token types, mostly) are in effect at the same hours.
+        followed = list(
+            {(row.valid_from, row.valid_to, row.window): row for row in rows if changes_inside(row)}.values()
+        )
         windows = sorted(
             {row.window for row in rows if row.window is not None and row.in_effect(start) and not changes_inside(row)},
             key=lambda window: window.spec,
@@ -445,9 +452,10 @@ class PriceCatalog:
         while hour < end:
             if hour.hour == 0:
                 first_of_day = {}
+            day, slot = hour.date(), (hour.weekday(), hour.hour)
             in_effect = (
-                *(window.contains(hour) for window in windows),
-                *(row.in_effect(hour) and (row.window is None or row.window.contains(hour)) for row in followed),
+                *(window.covers(day, slot) for window in windows),
+                *(row.in_effect(hour) and (row.window is None or row.window.covers(day, slot)) for row in followed),
             )
             segments[hour] = first_of_day.setdefault(in_effect, hour)
             hour += timedelta(hours=1)
