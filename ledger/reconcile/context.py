@@ -9,6 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 from operator import attrgetter
+from types import MappingProxyType
 
 from ledger.periods import Period
 from ledger.reconcile.excess import InputExcessFit, RequestExcess, fit_input_excess, regular, request_excess
@@ -66,6 +67,23 @@ class DetectionContext:
 
     @cached_property
     def _logged_totals(self) -> dict[tuple[int, ...], LoggedTotals]:
+        return {}
+
+    def billed_quantities(self, buckets: Sequence[Comparison]) -> Mapping[str, int]:
+        """The billed quantity of each category some of these buckets state, summed over them. Memoized by the
+        buckets' identity, as `logged_totals`."""
+        key = tuple(map(id, buckets))
+        summed = self._billed_quantities.get(key)
+        if summed is None:
+            totals: dict[str, int] = {}
+            for bucket in buckets:
+                for category, quantity in bucket.billed_quantities.items():
+                    totals[category] = totals.get(category, 0) + quantity
+            summed = self._billed_quantities[key] = MappingProxyType(totals)
+        return summed
+
+    @cached_property
+    def _billed_quantities(self) -> dict[tuple[int, ...], Mapping[str, int]]:
         return {}
 
     @cached_property

@@ -29,8 +29,9 @@ def detect(context: DetectionContext) -> list[Finding]:
             continue
         totals = context.logged_totals(buckets)
         stated = buckets[0].stated(_CACHE_CATEGORIES)
-        logged = {c: sum(b.logged.tokens.get(c) for b in buckets) for c in _CACHE_CATEGORIES}
-        billed = {c: sum(b.billed_quantities[c] for b in buckets) for c in stated}
+        logged = {c: totals.tokens.get(c) for c in _CACHE_CATEGORIES}
+        billed_quantities = context.billed_quantities(buckets)
+        billed = {c: billed_quantities[c] for c in stated}
         cached_logged, cached_billed = logged["cached_input"], billed.get("cached_input")
         expected_cost = totals.expected_cost
         findings.append(
@@ -80,11 +81,13 @@ def _issues(context: DetectionContext, buckets: tuple[Comparison, ...]) -> list[
     totals = context.logged_totals(buckets)
     stated = set(buckets[0].billed_quantities)
 
+    billed_quantities = context.billed_quantities(buckets)
+
     def logged(category: str) -> int:
-        return sum(b.logged.tokens.get(category) for b in buckets)
+        return totals.tokens.get(category)
 
     def excess(category: str) -> int:
-        return sum(b.billed_quantities[category] for b in buckets) - logged(category)
+        return billed_quantities[category] - logged(category)
 
     def price(category: str) -> Decimal | None:
         """The expected USD per token of a category."""
@@ -92,7 +95,7 @@ def _issues(context: DetectionContext, buckets: tuple[Comparison, ...]) -> list[
 
     def charged(category: str) -> Decimal | None:
         """What the statement charged per token of a category, else the expected price."""
-        quantity = sum(b.billed_quantities.get(category, 0) for b in buckets)
+        quantity = billed_quantities.get(category, 0)
         amounts = [b.billed_amounts[category] for b in buckets if category in b.billed_amounts]
         return sum(amounts, Decimal(0)) / quantity if amounts and quantity else price(category)
 

@@ -30,12 +30,13 @@ def detect(context: DetectionContext) -> list[Finding]:
         requests = context.request_excess.get(scope)
         charged_errors = requests is not None and requests.charged_errors
         totals = context.logged_totals(buckets)
+        billed_quantities = context.billed_quantities(buckets)
         for name, categories, priced_as in GROUPS:
             stated = buckets[0].stated(categories)
             if not stated:
                 continue
-            logged = sum(b.logged_quantity(stated) for b in buckets)
-            billed = sum(b.billed_quantity(stated) for b in buckets)
+            logged = totals.tokens.total(stated)
+            billed = sum(billed_quantities.get(category, 0) for category in stated)
             explained = fit.explained if fit is not None and name == "input" else 0
             difference = billed - logged - explained
             tolerance = settings.token_tolerance(logged)
