@@ -17,13 +17,14 @@ from operator import add, itemgetter
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, delete, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Engine, delete, insert, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.catalog import load_catalog
 from ledger.database import take_turns
+from ledger.events import json_text
 from ledger.model_names import normalize_model_name
 from ledger.periods import Period, day_start
 from ledger.pricing import PriceCatalog, pricing_provider_of
@@ -783,45 +784,71 @@ def store_results(
 
 def _store_drift(session: Session, tenant_id: int, period: Period, drift: Sequence[DriftResult], now: datetime) -> None:
     session.execute(delete(DriftRow).where(DriftRow.tenant_id == tenant_id, DriftRow.period_start == period.start))
-    for row in per_account_and_model(drift):
-        session.add(
-            DriftRow(
-                tenant_id=tenant_id,
-                period_start=period.start,
-                provider=row.provider,
-                account=row.account or "",
-                model=row.model or "",
-                period_end=period.end,
-                logged_tokens=row.logged_total_tokens,
-                billed_tokens=row.billed_total_tokens,
-                logged_by_category=dict(row.logged_tokens),
-                billed_by_category=dict(row.billed_tokens),
-                expected_cost=row.expected_cost,
-                billed_cost=row.billed_cost,
-                difference=row.difference,
-                percent=row.percent,
-                currency="USD",
-                computed_at=now,
-            )
-        )
-    session.flush()
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "period_start": period.start,
+            "provider": row.provider,
+            "account": row.account or "",
+            "model": row.model or "",
+            "period_end": period.end,
+            "logged_tokens": row.logged_total_tokens,
+            "billed_tokens": row.billed_total_tokens,
+            "logged_by_category": dict(row.logged_tokens),
+            "billed_by_category": dict(row.billed_tokens),
+            "expected_cost": row.expected_cost,
+            "billed_cost": row.billed_cost,
+            "difference": row.difference,
+            "percent": row.percent,
+            "currency": "USD",
+            "computed_at": now,
+        }
+        for row in per_account_and_model(drift)
+    ]
+    if rows:  # one statement, its parameter sets sent in one pipeline by the driver
+        session.execute(insert(DriftRow), rows)
 
+
+def _json_rows(rows: list[dict[str, Any]]) -> str:
+    """Rows for `_from_json_rows` as one JSON array: Decimals and datetimes as strings, which PostgreSQL reads
+    into the columns' numeric and timestamptz types digit for digit."""
+    return json_text([{name: _json_scalar(value) for name, value in row.items()} for row in rows])
+
+
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _from_json_rows(table: Any, columns: Sequence[str]) -> str:
+    """INSERT … SELECT of `columns` of `table` from the JSON array parameter `:rows` (see `_json_rows`): one
+    statement text whatever the number of rows, so it is parsed once per process, not once per run."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    typed = ", ".join(f"{name} {table.c[name].type.compile(dialect=dialect)}" for name in columns)
+    names = ", ".join(columns)
+    return (
+        f"INSERT INTO {table.name} ({names}) SELECT {names} "
+        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS row({typed})"
+    )
+
+
+_FINDING_COLUMNS = [column.name for column in Finding.__table__.c if column.name not in ("id", "note")]
+_KEPT_ON_UPDATE = ("tenant_id", "fingerprint", "status", "first_seen")
+"""Insert a finding, or update the one with its fingerprint, keeping what a person set (status, and the note,
+which is not written at all) and when it was first seen."""
+_UPSERT_FINDINGS = select(Finding).from_statement(
+    text(
+        _from_json_rows(Finding.__table__, _FINDING_COLUMNS)
+        + " ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET "
+        + ", ".join(f"{name} = excluded.{name}" for name in _FINDING_COLUMNS if name not in _KEPT_ON_UPDATE)
+        + " RETURNING findings.*"
+    )
+)
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-
-
-def _upsert_findings_statement() -> Any:
-    """Insert a finding, or update the one with its fingerprint, keeping what a person set (status, note) and
-    when it was first seen."""
-    statement = pg_insert(Finding)
-    kept = ("tenant_id", "fingerprint", "status", "first_seen", "note", "id")
-    updated = [column.name for column in Finding.__table__.c if column.name not in kept]
-    return statement.on_conflict_do_update(
-        index_elements=["tenant_id", "fingerprint"], set_={name: statement.excluded[name] for name in updated}
-    ).returning(Finding)
-
-
-_UPSERT_FINDINGS = _upsert_findings_statement()
 
 
 def _upsert_findings(
@@ -863,9 +890,9 @@ def _upsert_findings(
         }
         for finding in findings
     ]
-    # One statement, the rows sent as parameter sets: SQLAlchemy batches them into multi-row VALUES itself,
-    # and the statement compiles once per process instead of once per run and row count.
-    stored = {finding.fingerprint: finding for finding in session.scalars(_UPSERT_FINDINGS, values)}
+    stored = {
+        finding.fingerprint: finding for finding in session.scalars(_UPSERT_FINDINGS, {"rows": _json_rows(values)})
+    }
     channels = enabled_channels(session, tenant_id)
     if channels:
         for fingerprint in fingerprints:
