@@ -64,15 +64,30 @@ class _Billed:
     stated_by: dict[str, str] = field(default_factory=dict)
     rows: int = 0
 
+    @classmethod
+    def of_one(cls, row: BilledDay) -> _Billed:
+        """The figures of a day's only row (the common case)."""
+        billed_total = row.billed_total
+        return cls(  # every field given: no default factories to run
+            quantities=row.quantities,
+            requests=row.requests,
+            # Added to zero, as further rows' are, so amounts have the same exponents either way.
+            amounts={category: _ZERO + amount for category, amount in row.amounts.items()} if row.amounts else {},
+            total=None if billed_total is None else _ZERO + billed_total,
+            final=row.final,
+            first=None,
+            stated_by={},
+            rows=1,
+        )
+
     def add(self, stated: _StatedRow) -> None:
         """Merge a billed row with the metrics it states."""
         row = stated.row
         self.rows += 1
         self.final = self.final and row.final
-        if self.rows == 1:  # the first row (mostly the only one): its figures, nothing to conflict with
+        if self.rows == 1:  # the first row: its figures, nothing to conflict with
             self.first = stated
             self.quantities = row.quantities
-            # Added to zero, as further rows' are, so amounts have the same exponents either way.
             if row.amounts:
                 self.amounts = {category: _ZERO + amount for category, amount in row.amounts.items()}
             self.requests = row.requests
@@ -207,10 +222,13 @@ def compare(logged: Sequence[LoggedDay], billed: Sequence[BilledDay]) -> list[Co
                 f"converted to USD before reconciling, got {row.currency}"
             )
     views: dict[tuple[str, tuple[str, ...]], _View] = {}
+    stated_row = trusted(_StatedRow)
     for row in billed:
         grain = grain_of(row)
-        view = views.setdefault((row.provider, grain), _View(row.provider, grain))
-        view.rows.append(trusted(_StatedRow)(row=row, metrics=_metrics_of(row)))
+        view = views.get((row.provider, grain))
+        if view is None:
+            view = views[(row.provider, grain)] = _View(row.provider, grain)
+        view.rows.append(stated_row(row=row, metrics=_metrics_of(row)))
     authority = _authoritative_grains(views.values())
     logged_by_domain: dict[tuple[str, str | None], list[LoggedDay]] = defaultdict(list)
     for logged_row in logged:
@@ -309,7 +327,8 @@ def _compare_view(
         days = [r.row.day for r in stated_rows]
         first, last = min(days), max(days)
         # Per statement scope (the values of the view's grain; with the provider, the scope), per day.
-        billed: dict[tuple[str, ...], dict[date, _Billed]] = defaultdict(dict)
+        # A day's only row as it is (mostly), merged into a _Billed once a second one comes.
+        billed: dict[tuple[str, ...], dict[date, _StatedRow | _Billed]] = defaultdict(dict)
         finality: dict[date, bool] = {}
         for stated_row in stated_rows:
             row = stated_row.row
@@ -317,8 +336,13 @@ def _compare_view(
             per_day = billed[values_of(row)]
             merged = per_day.get(day)
             if merged is None:
-                merged = per_day[day] = _Billed()
-            merged.add(stated_row)
+                per_day[day] = stated_row
+            else:
+                if isinstance(merged, _StatedRow):
+                    only, merged = merged, _Billed()
+                    merged.add(only)
+                    per_day[day] = merged
+                merged.add(stated_row)
             finality[day] = finality.get(day, True) and row.final
         domain_final = all(finality.values())
         sources = tuple(sorted({r.row.source for r in stated_rows}))
@@ -338,7 +362,7 @@ def _compare_view(
             billed_days = billed.get(values, {})
             usage_days = usage.get(values, {})
             for day in sorted(billed_days.keys() | usage_days.keys()):
-                merged = billed_days.get(day)
+                merged = _merged(billed_days.get(day))
                 rows = usage_days.get(day)
                 out.append(
                     _comparison(
@@ -357,6 +381,11 @@ def _compare_view(
 _NOTHING_LOGGED = LoggedTotals()
 _NOTHING_BILLED = _Billed()
 """Immutable in use: the sides of a comparison with nothing on them."""
+
+
+def _merged(billed: _StatedRow | _Billed | None) -> _Billed | None:
+    """A day's billed figures: merged rows as they are, an only row's taken from it."""
+    return _Billed.of_one(billed.row) if isinstance(billed, _StatedRow) else billed
 
 
 def _comparison(
