@@ -12,7 +12,7 @@ from operator import attrgetter
 from types import MappingProxyType
 
 from ledger.periods import Period
-from ledger.reconcile.excess import InputExcessFit, RequestExcess, fit_input_excess, regular, request_excess
+from ledger.reconcile.excess import InputExcessFit, RequestExcess, fit_input_excess, request_excess
 from ledger.reconcile.matching import per_scope
 from ledger.reconcile.model import Comparison, LoggedDay, LoggedTotals, ReconcileSettings, Scope
 from ledger.reconcile.relabeling import Relabel, relabeled_usage
@@ -53,8 +53,16 @@ class DetectionContext:
 
     @cached_property
     def regular(self) -> Mapping[Scope, tuple[Comparison, ...]]:
-        """Per scope, the buckets of its series with usage on both sides (see `excess.regular`)."""
-        return {scope: tuple(regular(series)) for scope, series in self.series.items()}
+        """Per scope, the buckets of its series with usage on both sides (one-sided ones are unlogged or unbilled
+        usage, not a mismatch to explain)."""
+        one_sided = {id(bucket) for bucket in self.one_sided}
+        return {scope: tuple([b for b in series if id(b) not in one_sided]) for scope, series in self.series.items()}
+
+    @cached_property
+    def one_sided(self) -> tuple[Comparison, ...]:
+        """The buckets with usage on one side only (`unlogged` or `unbilled`), in bucket order: the few that
+        unlogged and unbilled usage, and model relabeling, look at."""
+        return tuple([bucket for bucket in self.buckets if bucket.one_sided])
 
     def logged_totals(self, buckets: Sequence[Comparison]) -> LoggedTotals:
         """The logged usage of some of these buckets, summed. Memoized by the buckets' identity: several
@@ -103,7 +111,7 @@ class DetectionContext:
 
     @cached_property
     def relabels(self) -> tuple[Relabel, ...]:
-        return relabeled_usage(self.buckets, self.settings)
+        return relabeled_usage(self.one_sided, self.settings)  # pairs of an unlogged and an unbilled bucket
 
     @cached_property
     def relabeled(self) -> frozenset[tuple[Scope, date]]:

@@ -80,11 +80,6 @@ LoggedSum = Callable[[Sequence[Comparison]], LoggedTotals]
 """Sums the logged usage of buckets (`LoggedTotals.sum` of their `logged`, or a memoized equivalent)."""
 
 
-def regular(buckets: Sequence[Comparison]) -> list[Comparison]:
-    """Buckets with usage on both sides (one-sided ones belong to unlogged / unbilled usage)."""
-    return [b for b in buckets if not b.one_sided]
-
-
 def _sum_logged(buckets: Sequence[Comparison]) -> LoggedTotals:
     return LoggedTotals.sum(b.logged for b in buckets)
 
@@ -92,7 +87,7 @@ def _sum_logged(buckets: Sequence[Comparison]) -> LoggedTotals:
 def fit_input_excess(
     regular_buckets: Sequence[Comparison], settings: ReconcileSettings, logged_totals: LoggedSum = _sum_logged
 ) -> InputExcessFit | None:
-    """Fit one scope's input excess over its regular buckets (see `regular`); None when the statement
+    """Fit one scope's input excess over its regular buckets (`DetectionContext.regular`); None when the statement
     states no prompt input for it."""
     buckets = tuple(b for b in regular_buckets if not _PROMPT.isdisjoint(b.billed_quantities))
     if not buckets:
@@ -257,7 +252,7 @@ class RequestExcess:
 def request_excess(
     regular_buckets: Sequence[Comparison], settings: ReconcileSettings, logged_totals: LoggedSum = _sum_logged
 ) -> RequestExcess | None:
-    """Billed against logged requests over a scope's regular buckets stating requests (see `regular`)."""
+    """Billed against logged requests over a scope's regular buckets stating requests (`DetectionContext.regular`)."""
     buckets = tuple(b for b in regular_buckets if b.billed_requests is not None)
     if not buckets:
         return None

@@ -42,22 +42,25 @@ def detect(context: DetectionContext) -> list[Finding]:
         spend, known = _spend(row), spend_by_day.get(row.day, Decimal(0))
         spend_by_day[row.day] = None if spend is None or known is None else known + spend
     lags = [timedelta(days=n) for n in range(1, settings.spike_baseline_days + 1)]
+    days_before = {day: [day - lag for lag in lags] for day in context.period.days()}
     findings = []
     for (provider, account, model), spend_by_day in daily.items():
         scope = Scope(provider=provider, account=account, model=model)
         first = min(spend_by_day)
         spikes: list[_Spike] = []
-        for day in context.period.days():
+        for day, before in days_before.items():
             observed = spend_by_day.get(day, _ZERO)
-            window = [spend_by_day.get(d, _ZERO) for d in [day - lag for lag in lags] if d >= first]
+            if observed is None:
+                continue
+            window = [spend_by_day.get(d, _ZERO) for d in before if d >= first]
             baseline_values = [v for v in window if v is not None]
-            if observed is None or len(baseline_values) < settings.spike_min_baseline_days:
+            if len(baseline_values) < settings.spike_min_baseline_days:
                 continue
             baseline = median(baseline_values)
-            mad = median([abs(v - baseline) for v in baseline_values])
             excess = observed - baseline
             if excess < settings.spike_min_usd or observed < baseline * settings.spike_min_ratio:
                 continue
+            mad = median([abs(v - baseline) for v in baseline_values])
             if mad and excess / (MAD_TO_SIGMA * mad) < settings.spike_robust_z:
                 continue
             spikes.append(_Spike(day, observed, baseline, mad))
