@@ -6,10 +6,11 @@ every category, `billed_total_tokens` the categories the statement states."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from operator import attrgetter
 from types import MappingProxyType
 
 from ledger.periods import Period
@@ -46,14 +47,11 @@ def _compared(
 ) -> DriftRow:
     provider, grain, account, model = key
     totals = LoggedTotals.sum(c.logged for c in items)
-    summed: dict[str, int] = {}
-    for comparison in items:
-        for category, quantity in comparison.billed_quantities.items():
-            summed[category] = summed.get(category, 0) + quantity
+    summed = _summed_quantities([c.billed_quantities for c in items])
     quantities = {category: summed[category] for category in CATEGORIES if category in summed}
     amounts = [c.billed_total for c in items if c.billed_total is not None]
     cost = sum(amounts, Decimal(0)) if amounts else None
-    days = (min(c.first_day for c in items), max(c.last_day for c in items))
+    days = (min(map(_first_day, items)), max(map(_last_day, items)))
     return _row(
         provider,
         grain,
@@ -63,8 +61,26 @@ def _compared(
         totals,
         billed=(quantities, cost),
         days=days,
-        final=all(c.final for c in items),
+        final=all(map(_final, items)),
     )
+
+
+_first_day, _last_day, _final = attrgetter("first_day"), attrgetter("last_day"), attrgetter("final")
+
+
+def _summed_quantities(quantities: list[Mapping[str, int]]) -> dict[str, int]:
+    """Quantities per category summed over the mappings: column by column when all state the same categories in
+    the same order (a statement's days do), else one by one."""
+    stated = {tuple(mapping) for mapping in quantities}
+    if len(stated) == 1:
+        (categories,) = stated
+        columns = zip(*[mapping.values() for mapping in quantities], strict=True)
+        return dict(zip(categories, map(sum, columns), strict=True))
+    summed: dict[str, int] = {}
+    for mapping in quantities:
+        for category, quantity in mapping.items():
+            summed[category] = summed.get(category, 0) + quantity
+    return summed
 
 
 def _row(

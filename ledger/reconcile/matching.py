@@ -30,6 +30,7 @@ from ledger.reconcile.model import (
     ReconcileInputError,
     ReconcileSettings,
     Scope,
+    TokenCounts,
     trusted,
 )
 
@@ -459,6 +460,9 @@ def merge_midnight_shifts(comparisons: Sequence[Comparison], settings: Reconcile
                 pairwise(series), pairwise(mismatches), strict=True
             )
         ] + [None]
+        if gains.count(None) == len(gains):  # mostly: no adjacent days to merge
+            out.extend(series)
+            continue
         best = [Decimal(0)] * (len(series) + 2)  # best[i]: most mismatch cancellable from day i on
         for i in reversed(range(len(series))):
             gain = gains[i]
@@ -495,10 +499,15 @@ def _cancelled(
 
 def _mismatch(comparison: Comparison, settings: ReconcileSettings) -> tuple[Decimal, Decimal] | None:
     """Billed − logged and its tolerance, in tokens when quantities are stated, else USD, else requests."""
-    categories = comparison.stated(CATEGORIES)
+    quantities = comparison.billed_quantities
+    categories = _STATED.get(tuple(quantities)) if quantities else ()
+    if categories is None:
+        categories = comparison.stated(CATEGORIES)
+        _STATED[tuple(quantities)] = categories
     if categories:
-        logged = comparison.logged_quantity(categories)
-        return Decimal(comparison.billed_quantity(categories) - logged), Decimal(settings.token_tolerance(logged))
+        logged = TokenCounts.totaller(categories)(comparison.logged.tokens)
+        billed = sum(map(quantities.__getitem__, categories))
+        return Decimal(billed - logged), Decimal(settings.token_tolerance(logged))
     expected = comparison.logged.expected_cost
     if comparison.billed_total is not None and expected is not None:
         return comparison.billed_total - expected, settings.money_tolerance(expected)
@@ -509,6 +518,10 @@ def _mismatch(comparison: Comparison, settings: ReconcileSettings) -> tuple[Deci
             Decimal(settings.request_tolerance(successful)),
         )
     return None
+
+
+_STATED: dict[tuple[str, ...], tuple[str, ...]] = {}
+"""The categories (`Comparison.stated(CATEGORIES)`) of each tuple of billed categories seen (a few dozen)."""
 
 
 def _merge(first: Comparison, second: Comparison) -> Comparison:
