@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
+from operator import attrgetter
 
 from ledger.periods import Period
 from ledger.reconcile.context import DetectionContext
@@ -44,8 +46,10 @@ def reconcile(
 def _check_inputs(
     logged: Sequence[LoggedDay], billed: Sequence[BilledDay], history: Sequence[LoggedDay], period: Period
 ) -> None:
-    days = set(period.days())
+    days = frozenset(period.days())
     for name, rows, kind in (("logged", logged, LoggedDay), ("billed", billed, BilledDay)):
+        if all(map(isinstance, rows, repeat(kind))) and days.issuperset(map(_day, rows)):
+            continue  # the common case, in two C-level sweeps; else the first bad row is named
         for index, row in enumerate(rows):
             if not isinstance(row, kind):
                 raise ReconcileInputError(f"{name}[{index}]: expected {kind.__name__}, got {type(row).__name__}")
@@ -56,3 +60,6 @@ def _check_inputs(
             raise ReconcileInputError(f"history[{index}]: expected LoggedDay, got {type(row).__name__}")
         if row.day >= period.start.date():
             raise ReconcileInputError(f"history[{index}].day: {row.day} is not before the period {period.label}")
+
+
+_day = attrgetter("day")
