@@ -394,7 +394,11 @@ _IN_CATEGORY_ORDER = frozenset(
     tuple(compress(_CATEGORIES, chosen)) for chosen in product((False, True), repeat=len(_CATEGORIES))
 )
 """Every subset of the categories, in category order."""
-_NOT_TRUNCATED = TruncationStats()  # immutable: one for every day without truncated requests
+_NOT_TRUNCATED = TruncationStats()
+_new_logged_day = trusted(LoggedDay)
+_new_token_counts = trusted(TokenCounts)
+_new_finish_counts = trusted(FinishCounts)
+_new_billed_day = trusted(BilledDay)  # immutable: one for every day without truncated requests
 
 
 def _fold_measures(group: _LoggedAccumulator, row: Any) -> None:
@@ -461,7 +465,7 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
     prices = group.prices
     if tuple(prices) not in _IN_CATEGORY_ORDER:
         prices = {c: prices[c] for c in _CATEGORIES if c in prices}
-    return trusted(LoggedDay)(
+    return _new_logged_day(
         provider=provider,
         account=account,
         api_key_id=api_key_id,
@@ -474,7 +478,7 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         errors_429=e429,
         errors_5xx=e5xx,
         errors_4xx=e4xx,
-        tokens=trusted(TokenCounts)(
+        tokens=_new_token_counts(
             uncached_input=uncached_input,
             cached_input=cached_input,
             cache_write_5m=cache_write_5m,
@@ -486,7 +490,7 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         requests_with_system_prompt=system_prompt_requests,
         streamed_requests=streamed,
         streamed_missing_finish=streamed_missing_finish,
-        finish=trusted(FinishCounts)(
+        finish=_new_finish_counts(
             stop=stop,
             length=length,
             tool_calls=tool_calls,
@@ -608,7 +612,7 @@ def _billed_day(key: tuple[Any, ...], rows: list[Sequence[Any]]) -> BilledDay:
         and len(currency) == 3
         and currency.isalpha()
     )
-    return (trusted(BilledDay) if plain else BilledDay)(
+    return (_new_billed_day if plain else BilledDay)(
         provider=provider,
         account=account,
         api_key_id=key_id,

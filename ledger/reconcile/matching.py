@@ -403,7 +403,7 @@ def _comparison(
     if tuple(quantities) != figures.quantities:
         quantities = MappingProxyType({c: quantities.get(c, 0) for c in figures.quantities})
     amounts = billed.amounts
-    return trusted(Comparison)(
+    return _new_comparison(
         scope=scope,
         first_day=day,
         last_day=day,
@@ -420,6 +420,7 @@ def _comparison(
 
 
 _NO_AMOUNTS: Mapping[str, Decimal] = MappingProxyType({})
+_new_comparison = trusted(Comparison)
 
 
 def per_scope(comparisons: Iterable[Comparison]) -> dict[Scope, list[Comparison]]:

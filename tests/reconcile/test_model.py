@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
 from ledger.reconcile import BilledDay, LoggedDay, LoggedTotals, ReconcileInputError, ReconcileSettings, TokenCounts
+from ledger.reconcile.model import trusted
 from tests.reconcile.month import month, run, statement
 
 ROW = month(days=[date(2026, 10, 1)])[0]
@@ -139,3 +140,16 @@ def test_summing_priced_parts_column_by_column_is_adding_one_by_one() -> None:
     ]
     assert str(summed.expected_cost) == str(one_by_one.expected_cost)
     assert dict(summed.unit_prices) == dict(one_by_one.unit_prices)
+
+
+def test_a_trusted_row_is_an_ordinary_frozen_row() -> None:
+    """The loader's unchecked constructor builds the same value a checked one does: equal, hashed alike,
+    of the class itself, and as immutable."""
+    values = {spec: getattr(ROW, spec) for spec in ROW.__dataclass_fields__}
+    row = trusted(LoggedDay)(**values)
+    assert type(row) is LoggedDay
+    assert row == ROW
+    assert hash(row.tokens) == hash(ROW.tokens)
+    with pytest.raises(FrozenInstanceError):
+        row.requests = 0  # type: ignore[misc]
+    assert replace(row, requests=row.requests + 1).requests == ROW.requests + 1
