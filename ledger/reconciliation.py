@@ -12,8 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cache, lru_cache
 from itertools import compress, product
-from operator import add, itemgetter
+from operator import add, is_not, itemgetter
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
@@ -542,13 +543,15 @@ def _billed_rows(session: Session, tenant_id: int, period: Period) -> list[Any]:
     return read_rows(session, _BILLED_SQL, {"tenant": tenant_id, "start": period.start, "end": period.end})
 
 
-def billed_days(rows: Iterable[Sequence[Any]]) -> list[BilledDay]:
+def billed_days(rows: Iterable[tuple[Any, ...]]) -> list[BilledDay]:
     """Rows of _BILLED_SQL as BilledDays; statement tiers that mean the same (`default`, `auto`) merge."""
-    groups: dict[tuple[Any, ...], list[Sequence[Any]]] = {}
+    groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
     for row in rows:
-        provider, account, key_id, model, raw_tier, day = row[:6]
-        tier = STATEMENT_TIERS.get(raw_tier, raw_tier) if raw_tier else None
-        key = (provider, account, key_id, model, tier, day)
+        key = row[:6]  # provider, account, key, model, tier, day
+        raw_tier = key[4]
+        if raw_tier is not None:
+            provider, account, key_id, model, _, day = key
+            key = (provider, account, key_id, model, STATEMENT_TIERS.get(raw_tier, raw_tier) if raw_tier else None, day)
         merged = groups.get(key)
         if merged is None:
             groups[key] = [row]
@@ -564,7 +567,7 @@ _REST_AT = slice(6 + 2 * _CATEGORY_COUNT, None)  # requests, total, currency, fi
 _is_finite = Decimal.is_finite
 
 
-def _billed_day(key: tuple[Any, ...], rows: list[Sequence[Any]]) -> BilledDay:
+def _billed_day(key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> BilledDay:
     """The BilledDay of one scope and day from its rows (one, unless tiers merged). Built `trusted` when its
     sums are plainly what BilledDay accepts (mappings in category order); otherwise checked, so that a negative
     quantity (a correction line larger than the usage, say), a NaN amount or a currency that is no ISO code stops
@@ -576,17 +579,16 @@ def _billed_day(key: tuple[Any, ...], rows: list[Sequence[Any]]) -> BilledDay:
     total: Decimal | None
     currency: str | None
     final: bool
-    sources: set[str]
     if len(rows) == 1:  # mostly: one statement tier per scope and day
         (row,) = rows
-        quantities = {c: int(q) for c, q in zip(_CATEGORIES, row[_QUANTITY_AT], strict=True) if q is not None}
-        amounts = {c: _ZERO + a for c, a in zip(_CATEGORIES, row[_AMOUNT_AT], strict=True) if a is not None}
+        quantities = _given_per_category(row[_QUANTITY_AT], int)
+        amounts = _given_per_category(row[_AMOUNT_AT], _ZERO.__add__)  # added to zero, as merged rows' are
         row_requests, total, currency, final, row_sources = row[_REST_AT]
         requests = None if row_requests is None else int(row_requests)
-        sources = set(row_sources.split("+"))
+        source = _source_label(row_sources)
     else:
-        quantities, amounts = {}, {}
-        requests, total, currency, final, sources = None, None, None, True, set()
+        quantities, amounts, sources = {}, {}, []
+        requests, total, currency, final = None, None, None, True
         for row in rows:
             for category, quantity in zip(_CATEGORIES, row[_QUANTITY_AT], strict=True):
                 if quantity is not None:
@@ -599,10 +601,11 @@ def _billed_day(key: tuple[Any, ...], rows: list[Sequence[Any]]) -> BilledDay:
             total = sum_present(total, row_total)
             currency = currency or row_currency
             final = final and row_final
-            sources.update(row_sources.split("+"))
+            sources.append(row_sources)
         # In category order again: the rows may state different categories.
         quantities = {category: quantities[category] for category in _CATEGORIES if category in quantities}
         amounts = {category: amounts[category] for category in _CATEGORIES if category in amounts}
+        source = _source_label("+".join(sources))
     currency = (currency or "USD").upper()
     plain = (
         min(quantities.values(), default=0) >= 0
@@ -625,8 +628,31 @@ def _billed_day(key: tuple[Any, ...], rows: list[Sequence[Any]]) -> BilledDay:
         total_amount=total,
         currency=currency,
         final=final,
-        source="+".join(sorted(sources)),
+        source=source,
     )
+
+
+def _given_per_category(values: Sequence[Any], convert: Callable[[Any], T]) -> dict[str, T]:
+    """A row's per-category columns (in `_CATEGORIES` order, None where not stated) as {category: convert(value)}
+    for the stated ones, in category order."""
+    given = tuple(map(is_not, values, _NONES))
+    return dict(zip(_categories_given(given), map(convert, compress(values, given)), strict=True))
+
+
+_NONES = (None,) * len(_CATEGORIES)
+
+
+@cache
+def _categories_given(given: tuple[bool, ...]) -> tuple[str, ...]:
+    """The categories flagged in `given` (one flag per category: at most 2^5 patterns)."""
+    return tuple(compress(_CATEGORIES, given))
+
+
+@lru_cache(maxsize=1024)
+def _source_label(sources: str) -> str:
+    """The statement sources of a day's lines ("+"-joined, repeats and all) as one label: each once, sorted.
+    Cached: statements have a handful of sources, and days a handful of lines."""
+    return "+".join(sorted(set(sources.split("+"))))
 
 
 # ---------------------------------------------------------------- running and storing
