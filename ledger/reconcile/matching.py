@@ -65,22 +65,6 @@ class _Billed:
     stated_by: dict[str, str] = field(default_factory=dict)
     rows: int = 0
 
-    @classmethod
-    def of_one(cls, row: BilledDay) -> _Billed:
-        """The figures of a day's only row (the common case)."""
-        billed_total = row.billed_total
-        return cls(  # every field given: no default factories to run
-            quantities=row.quantities,
-            requests=row.requests,
-            # Added to zero, as further rows' are, so amounts have the same exponents either way.
-            amounts={category: _ZERO + amount for category, amount in row.amounts.items()} if row.amounts else {},
-            total=None if billed_total is None else _ZERO + billed_total,
-            final=row.final,
-            first=None,
-            stated_by={},
-            rows=1,
-        )
-
     def add(self, stated: _StatedRow) -> None:
         """Merge a billed row with the metrics it states."""
         row = stated.row
@@ -186,6 +170,10 @@ class _StatedRow:
 
     row: BilledDay
     metrics: frozenset[str]
+
+    @property
+    def final(self) -> bool:
+        return self.row.final
 
 
 @dataclass(slots=True)
@@ -363,16 +351,16 @@ def _compare_view(
             billed_days = billed.get(values, {})
             usage_days = usage.get(values, {})
             for day in sorted(billed_days.keys() | usage_days.keys()):
-                merged = _merged(billed_days.get(day))
+                billed_on_day = billed_days.get(day)
                 rows = usage_days.get(day)
                 out.append(
                     _comparison(
                         scope,
                         day,
                         LoggedTotals.of_rows(rows) if rows else _NOTHING_LOGGED,
-                        merged or _NOTHING_BILLED,
+                        billed_on_day,
                         figures,
-                        final=merged.final if merged else finality.get(day, domain_final),
+                        final=finality.get(day, domain_final) if billed_on_day is None else billed_on_day.final,
                         sources=sources,
                     )
                 )
@@ -380,40 +368,44 @@ def _compare_view(
 
 
 _NOTHING_LOGGED = LoggedTotals()
-_NOTHING_BILLED = _Billed()
-"""Immutable in use: the sides of a comparison with nothing on them."""
-
-
-def _merged(billed: _StatedRow | _Billed | None) -> _Billed | None:
-    """A day's billed figures: merged rows as they are, an only row's taken from it."""
-    return _Billed.of_one(billed.row) if isinstance(billed, _StatedRow) else billed
 
 
 def _comparison(
     scope: Scope,
     day: date,
     logged: LoggedTotals,
-    billed: _Billed,
+    billed: _StatedRow | _Billed | None,
     figures: _StatedFigures,
     *,
     final: bool,
     sources: tuple[str, ...],
 ) -> Comparison:
-    quantities = billed.quantities  # read-only; mostly the row states just what is compared
+    """The comparison of a scope's day: its logged totals against its billed figures (a day's only statement row,
+    rows merged, or none)."""
+    quantities: Mapping[str, int]
+    amounts: Mapping[str, Decimal]
+    if isinstance(billed, _Billed):
+        quantities, requests, amounts, total = billed.quantities, billed.requests, billed.amounts, billed.total
+    elif billed is not None:  # mostly: the day's only row, its figures read as they are
+        row = billed.row
+        quantities, requests, amounts, total = row.quantities, row.requests, row.amounts, row.billed_total
+    else:
+        quantities, requests, amounts, total = _NOTHING_STATED, None, _NO_AMOUNTS, None
     if tuple(quantities) != figures.quantities:
         quantities = MappingProxyType({c: quantities.get(c, 0) for c in figures.quantities})
-    amounts = billed.amounts
+    # Amounts added to zero, as merged rows' are (again, for those: the same value and exponent), so they have the
+    # same exponents either way.
     return _new_comparison(
         scope=scope,
         first_day=day,
         last_day=day,
         logged=logged,
         billed_quantities=quantities,
-        billed_requests=(billed.requests or 0) if figures.requests else None,
-        billed_amounts=MappingProxyType({c: amounts.get(c, _ZERO) for c in figures.amounts})
+        billed_requests=(requests or 0) if figures.requests else None,
+        billed_amounts=MappingProxyType({c: _ZERO + amounts[c] if c in amounts else _ZERO for c in figures.amounts})
         if figures.amounts
         else _NO_AMOUNTS,
-        billed_total=(billed.total or _ZERO) if figures.total else None,
+        billed_total=((None if total is None else _ZERO + total) or _ZERO) if figures.total else None,
         final=final,
         sources=sources,
     )
