@@ -327,28 +327,35 @@ def _logged_days(
 ) -> list[LoggedDay]:
     """The daily rollup's rows folded into LoggedDays, then the cost of the hourly-priced models' price
     segments (`segment_rows`, asked for only once the daily rows are folded: they may still be loading)."""
-    priced_by_segment = {f"{provider}|{model}" for provider, model in hourly}
+    priced_by_segment = set(hourly)
     session.execute(_AGGREGATE_IN_MEMORY)  # aggregate in memory, not on disk
     days = {"tenant": tenant_id, "first_day": window.start.date(), "end_day": window.end.date()}
     prices = _Prices(catalog)
     day_starts: dict[date, datetime] = {}
     groups: dict[tuple[Any, ...], _LoggedAccumulator] = {}
-    scopes: dict[tuple[str, ...], tuple[str, ...]] = {}  # a rollup scope → its LoggedDay scope (names normalized)
+    # A rollup scope (provider, account, key, served and requested model as spelled, tier, input band) → its
+    # LoggedDay scope (names normalized), whether it is priced per price segment, and its scope in _Prices.
+    scopes: dict[tuple[Any, ...], tuple[tuple[str, ...], bool, tuple[str, str, str, str, int]]] = {}
 
-    def group_of(
-        day: date, provider: str, account: str, key_id: str, served: str, requested: str, tier: str
-    ) -> _LoggedAccumulator:
-        raw = (provider, account, key_id, served, requested, tier)
-        scope = scopes.get(raw)
-        if scope is None:
-            scope = scopes[raw] = (
-                provider,
-                account,
-                key_id,
-                normalize_model_name(provider, served),
-                normalize_model_name(provider, requested),
-                tier or "standard",
+    def scope_of(raw: tuple[Any, ...]) -> tuple[tuple[str, ...], bool, tuple[str, str, str, str, int]]:
+        known = scopes.get(raw)
+        if known is None:
+            provider, account, key_id, served, requested, tier, band = raw
+            known = scopes[raw] = (
+                (
+                    provider,
+                    account,
+                    key_id,
+                    normalize_model_name(provider, served),
+                    normalize_model_name(provider, requested),
+                    tier or "standard",
+                ),
+                (provider, served) in priced_by_segment or (provider, requested) in priced_by_segment,
+                (provider, served, requested, tier, band),
             )
+        return known
+
+    def group_of(day: date, scope: tuple[str, ...]) -> _LoggedAccumulator:
         key = (day, *scope)
         group = groups.get(key)
         if group is None:
@@ -356,18 +363,19 @@ def _logged_days(
         return group
 
     for row in read_rows(session, _LOGGED_SQL, days):
-        day, provider, account, key_id, served, requested, tier, band = row[:8]
-        group = group_of(day, provider, account, key_id, served, requested, tier)
+        day = row[0]
+        scope, by_segment, priced_as = scope_of(row[1:8])
+        group = group_of(day, scope)
         _fold_measures(group, row)
-        if f"{provider}|{served}" not in priced_by_segment and f"{provider}|{requested}" not in priced_by_segment:
+        if not by_segment:
             moment = day_starts.get(day) or day_starts.setdefault(day, day_start(day))
-            _fold_costs(group, _QUANTITIES(row), prices, (provider, served, requested, tier, band), moment)
+            _fold_costs(group, _QUANTITIES(row), prices.served_and_requested(priced_as, moment))
     # In time order (the query hashes its groups): a day's unit prices are those of its first price segment.
     for row in sorted(segment_rows(), key=_SEGMENT_KEY):
-        first_hour, provider, account, key_id, served, requested, tier, band = row[:8]
-        day = first_hour.astimezone(UTC).date()
-        group = group_of(day, provider, account, key_id, served, requested, tier)
-        _fold_costs(group, row[8:], prices, (provider, served, requested, tier, band), first_hour)
+        first_hour = row[0]
+        scope, _, priced_as = scope_of(row[1:8])
+        group = group_of(first_hour.astimezone(UTC).date(), scope)
+        _fold_costs(group, row[8:], prices.served_and_requested(priced_as, first_hour))
     return [_logged_day(key, group) for key, group in groups.items()]
 
 
@@ -417,13 +425,10 @@ def _fold_measures(group: _LoggedAccumulator, row: Any) -> None:
 def _fold_costs(
     group: _LoggedAccumulator,
     quantities: Sequence[int],
-    prices: _Prices,
-    scope: tuple[str, str, str, str, int],
-    moment: datetime,
+    pairs: tuple[tuple[Decimal | None, Decimal | None], ...],
 ) -> None:
-    """Add the cost of `quantities` (per category, in `_CATEGORIES` order), priced at `moment`, at the served
-    and at the requested model of `scope` (provider, served, requested, tier, band)."""
-    pairs = prices.served_and_requested(scope, moment)
+    """Add the cost of `quantities` (per category, in `_CATEGORIES` order) at the served and at the requested
+    model's per-token prices (`pairs`, per category: `_Prices.served_and_requested`)."""
     known = group.prices
     if len(known) < len(_CATEGORIES):  # mostly the first fold: the categories priced so far
         for category, (served, _) in zip(_CATEGORIES, pairs, strict=True):
@@ -432,21 +437,24 @@ def _fold_costs(
     costs = group.costs
     requested_cost = group.requested_cost
     for category, quantity, (served, requested) in zip(_CATEGORIES, quantities, pairs, strict=True):
-        if quantity:
-            at_served = None if served is None else quantity * served
+        if not quantity:
+            continue
+        if served is None:
+            costs[category] = None
+            group.all_priced = False
+            at_served = None
+        else:
+            at_served = quantity * served
             cost = costs[category]
-            if cost is None or at_served is None:
-                costs[category] = None
-                group.all_priced = False
-            else:
+            if cost is not None:
                 costs[category] = cost + at_served
-            if requested_cost is not None:
-                if requested is None:
-                    requested_cost = None
-                elif requested is served and at_served is not None:  # mostly: the served model was requested
-                    requested_cost += at_served
-                else:
-                    requested_cost += quantity * requested
+        if requested_cost is not None:
+            if requested is None:
+                requested_cost = None
+            elif requested is served and at_served is not None:  # mostly: the served model was requested
+                requested_cost += at_served
+            else:
+                requested_cost += quantity * requested
     group.requested_cost = requested_cost
 
 
