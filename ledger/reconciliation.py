@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import cache, lru_cache
+from functools import lru_cache
 from itertools import compress, product
-from operator import add, is_not, itemgetter
+from operator import add, itemgetter
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
@@ -589,8 +589,13 @@ def _billed_day(key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> BilledDay:
     final: bool
     if len(rows) == 1:  # mostly: one statement tier per scope and day
         (row,) = rows
-        quantities = _given_per_category(row[_QUANTITY_AT], int)
-        amounts = _given_per_category(row[_AMOUNT_AT], _ZERO.__add__)  # added to zero, as merged rows' are
+        quantities = {c: int(q) for c, q in zip(_CATEGORIES, row[_QUANTITY_AT], strict=True) if q is not None}
+        values = row[_AMOUNT_AT]  # amounts added to zero, as merged rows' are
+        amounts = (
+            {}
+            if values == _NOT_GIVEN
+            else {c: _ZERO + a for c, a in zip(_CATEGORIES, values, strict=True) if a is not None}
+        )
         row_requests, total, currency, final, row_sources = row[_REST_AT]
         requests = None if row_requests is None else int(row_requests)
         source = _source_label(row_sources)
@@ -640,20 +645,8 @@ def _billed_day(key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> BilledDay:
     )
 
 
-def _given_per_category(values: Sequence[Any], convert: Callable[[Any], T]) -> dict[str, T]:
-    """A row's per-category columns (in `_CATEGORIES` order, None where not stated) as {category: convert(value)}
-    for the stated ones, in category order."""
-    given = tuple(map(is_not, values, _NONES))
-    return dict(zip(_categories_given(given), map(convert, compress(values, given)), strict=True))
-
-
-_NONES = (None,) * len(_CATEGORIES)
-
-
-@cache
-def _categories_given(given: tuple[bool, ...]) -> tuple[str, ...]:
-    """The categories flagged in `given` (one flag per category: at most 2^5 patterns)."""
-    return tuple(compress(_CATEGORIES, given))
+_NOT_GIVEN = (None,) * len(_CATEGORIES)
+"""A row's per-category columns where the statement states none of them (amounts, mostly)."""
 
 
 @lru_cache(maxsize=1024)
