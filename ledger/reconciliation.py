@@ -886,14 +886,13 @@ _FINDING_COLUMNS = [column.name for column in Finding.__table__.c if column.name
 _KEPT_ON_UPDATE = ("tenant_id", "fingerprint", "status", "first_seen")
 """Insert a finding, or update the one with its fingerprint, keeping what a person set (status, and the note,
 which is not written at all) and when it was first seen."""
-_UPSERT_FINDINGS = select(Finding).from_statement(
-    text(
-        _from_json_rows(Finding.__table__, _FINDING_COLUMNS)
-        + " ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET "
-        + ", ".join(f"{name} = excluded.{name}" for name in _FINDING_COLUMNS if name not in _KEPT_ON_UPDATE)
-        + " RETURNING findings.*"
-    )
+_UPSERT_FINDINGS = text(
+    _from_json_rows(Finding.__table__, _FINDING_COLUMNS)
+    + " ON CONFLICT (tenant_id, fingerprint) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _FINDING_COLUMNS if name not in _KEPT_ON_UPDATE)
 )
+_UPSERT_FINDINGS_RETURNING = select(Finding).from_statement(text(_UPSERT_FINDINGS.text + " RETURNING findings.*"))
+"""The same, returning the stored findings (for their alerts)."""
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
@@ -937,11 +936,12 @@ def _upsert_findings(
         }
         for finding in findings
     ]
-    stored = {
-        finding.fingerprint: finding for finding in session.scalars(_UPSERT_FINDINGS, {"rows": _json_rows(values)})
-    }
+    rows = {"rows": _json_rows(values)}
     channels = enabled_channels(session, tenant_id)
-    if channels:
+    if not channels:
+        session.execute(_UPSERT_FINDINGS, rows)
+    else:
+        stored = {finding.fingerprint: finding for finding in session.scalars(_UPSERT_FINDINGS_RETURNING, rows)}
         for fingerprint in fingerprints:
             _queue_finding_alert(session, tenant_id, stored[fingerprint], previous.get(fingerprint), now, channels)
     return sum(fingerprint not in previous for fingerprint in fingerprints)
