@@ -14,7 +14,7 @@ from types import MappingProxyType
 from ledger.periods import Period
 from ledger.reconcile.excess import InputExcessFit, RequestExcess, fit_input_excess, request_excess
 from ledger.reconcile.matching import per_scope
-from ledger.reconcile.model import Comparison, LoggedDay, LoggedTotals, ReconcileSettings, Scope
+from ledger.reconcile.model import Comparison, LoggedDay, LoggedTotals, ReconcileSettings, Scope, sum_quantities
 from ledger.reconcile.relabeling import Relabel, relabeled_usage
 
 
@@ -83,10 +83,7 @@ class DetectionContext:
         key = tuple(map(id, buckets))
         summed = self._billed_quantities.get(key)
         if summed is None:
-            totals: dict[str, int] = {}
-            for bucket in buckets:
-                for category, quantity in bucket.billed_quantities.items():
-                    totals[category] = totals.get(category, 0) + quantity
+            totals = sum_quantities([bucket.billed_quantities for bucket in buckets])
             summed = self._billed_quantities[key] = MappingProxyType(totals)
         return summed
 

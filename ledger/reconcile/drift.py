@@ -6,7 +6,7 @@ every category, `billed_total_tokens` the categories the statement states."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -14,7 +14,7 @@ from operator import attrgetter
 from types import MappingProxyType
 
 from ledger.periods import Period
-from ledger.reconcile.model import CATEGORIES, Comparison, DriftRow, LoggedDay, LoggedTotals
+from ledger.reconcile.model import CATEGORIES, Comparison, DriftRow, LoggedDay, LoggedTotals, sum_quantities
 
 _PERCENT = Decimal("0.01")
 
@@ -47,7 +47,7 @@ def _compared(
 ) -> DriftRow:
     provider, grain, account, model = key
     totals = LoggedTotals.sum(c.logged for c in items)
-    summed = _summed_quantities([c.billed_quantities for c in items])
+    summed = sum_quantities([c.billed_quantities for c in items])
     quantities = {category: summed[category] for category in CATEGORIES if category in summed}
     amounts = [c.billed_total for c in items if c.billed_total is not None]
     cost = sum(amounts, Decimal(0)) if amounts else None
@@ -66,21 +66,6 @@ def _compared(
 
 
 _first_day, _last_day, _final = attrgetter("first_day"), attrgetter("last_day"), attrgetter("final")
-
-
-def _summed_quantities(quantities: list[Mapping[str, int]]) -> dict[str, int]:
-    """Quantities per category summed over the mappings: column by column when all state the same categories in
-    the same order (a statement's days do), else one by one."""
-    stated = {tuple(mapping) for mapping in quantities}
-    if len(stated) == 1:
-        (categories,) = stated
-        columns = zip(*[mapping.values() for mapping in quantities], strict=True)
-        return dict(zip(categories, map(sum, columns), strict=True))
-    summed: dict[str, int] = {}
-    for mapping in quantities:
-        for category, quantity in mapping.items():
-            summed[category] = summed.get(category, 0) + quantity
-    return summed
 
 
 def _row(

@@ -493,14 +493,16 @@ def _cancelled(
 def _mismatch(comparison: Comparison, settings: ReconcileSettings) -> tuple[Decimal, Decimal] | None:
     """Billed − logged and its tolerance, in tokens when quantities are stated, else USD, else requests."""
     quantities = comparison.billed_quantities
-    categories = _STATED.get(tuple(quantities)) if quantities else ()
-    if categories is None:
-        categories = comparison.stated(CATEGORIES)
-        _STATED[tuple(quantities)] = categories
-    if categories:
-        logged = TokenCounts.totaller(categories)(comparison.logged.tokens)
-        billed = sum(map(quantities.__getitem__, categories))
-        return Decimal(billed - logged), Decimal(settings.token_tolerance(logged))
+    if quantities:
+        stated = _STATED.get(tuple(quantities))
+        if stated is None:
+            categories = comparison.stated(CATEGORIES)
+            stated = _STATED[tuple(quantities)] = (categories, TokenCounts.totaller(categories))
+        categories, logged_total = stated
+        if categories:
+            logged = logged_total(comparison.logged.tokens)
+            billed = sum(map(quantities.__getitem__, categories))
+            return Decimal(billed - logged), Decimal(settings.token_tolerance(logged))
     expected = comparison.logged.expected_cost
     if comparison.billed_total is not None and expected is not None:
         return comparison.billed_total - expected, settings.money_tolerance(expected)
@@ -513,8 +515,9 @@ def _mismatch(comparison: Comparison, settings: ReconcileSettings) -> tuple[Deci
     return None
 
 
-_STATED: dict[tuple[str, ...], tuple[str, ...]] = {}
-"""The categories (`Comparison.stated(CATEGORIES)`) of each tuple of billed categories seen (a few dozen)."""
+_STATED: dict[tuple[str, ...], tuple[tuple[str, ...], Callable[[TokenCounts], int]]] = {}
+"""For each tuple of billed categories seen (a few dozen): the categories compared
+(`Comparison.stated(CATEGORIES)`) and the sum of their logged tokens."""
 
 
 def _merge(first: Comparison, second: Comparison) -> Comparison:

@@ -635,6 +635,21 @@ class LoggedTotals:
         return self.unit_prices.get(category)
 
 
+def sum_quantities(quantities: list[Mapping[str, int]]) -> dict[str, int]:
+    """Quantities per category summed over the mappings: column by column when all state the same categories in
+    the same order (a statement's days do), else one by one."""
+    stated = {tuple(mapping) for mapping in quantities}
+    if len(stated) == 1:
+        (categories,) = stated
+        columns = zip(*[mapping.values() for mapping in quantities], strict=True)
+        return dict(zip(categories, map(sum, columns), strict=True))
+    summed: dict[str, int] = {}
+    for mapping in quantities:
+        for category, quantity in mapping.items():
+            summed[category] = summed.get(category, 0) + quantity
+    return summed
+
+
 _trusted_totals = trusted(LoggedTotals)
 
 _SUMMED_COUNTS = (
