@@ -237,37 +237,54 @@ _MODELS_USED = text(
 )
 
 
-def _hourly_models(session: Session, tenant_id: int, window: Period, catalog: PriceCatalog) -> list[tuple[str, str]]:
-    """(provider, model) of the models whose price changes within some day of the window (time-of-day prices,
-    or a price change that does not start at midnight): their usage is priced per price segment."""
+HourlyModels = dict[tuple[str, str], frozenset[date]]
+"""(provider, model) → the days of the window within which the model's price changes (time-of-day prices, or a
+price change that does not start at midnight): its usage on those days is priced per price segment."""
+
+
+def _hourly_models(session: Session, tenant_id: int, window: Period, catalog: PriceCatalog) -> HourlyModels:
+    """The models used in the window whose price changes within some of its days, with those days."""
     names = session.execute(
         _MODELS_USED, {"tenant": tenant_id, "first_day": window.start.date(), "end_day": window.end.date()}
     ).all()
     models = {(provider, model) for provider, served, requested in names for model in (served, requested)}
-    days = [day_start(day) for day in window.days()]
+    starts = {day: day_start(day) for day in window.days()}
     one_day = timedelta(days=1)
 
-    def varies(provider: str, model: str) -> bool:
+    def varying_days(provider: str, model: str) -> frozenset[date]:
         pricing = pricing_provider_of(provider, model)
         if catalog.constant_during(pricing, model, window.start, window.end):
-            return False  # the same prices all along (most models): constant within every day, too
-        return not all(catalog.constant_during(pricing, model, start, start + one_day) for start in days)
+            return frozenset()  # the same prices all along (most models): constant within every day, too
+        return frozenset(
+            day for day, start in starts.items() if not catalog.constant_during(pricing, model, start, start + one_day)
+        )
 
-    return sorted((provider, model) for provider, model in models if varies(provider, model))
+    varying = {model: varying_days(*model) for model in sorted(models)}
+    return {model: days for model, days in varying.items() if days}
 
 
-def _segments(hourly: list[tuple[str, str]], window: Period, catalog: PriceCatalog) -> dict[str, list[Any]]:
-    """Every hour of the window mapped to its price segment, per provider of the hourly-priced models: the array
-    parameters of _SEGMENT_SQL."""
+def _segment_days(hourly: HourlyModels) -> dict[str, frozenset[date]]:
+    """Per provider, the days its hourly-priced models' usage is summed per price segment: every day on which
+    one of them changes price (the segment query sums all of them for a provider's hour)."""
+    days: dict[str, frozenset[date]] = {}
+    for (provider, _), varying in hourly.items():
+        days[provider] = days.get(provider, frozenset()) | varying
+    return days
+
+
+def _segments(hourly: HourlyModels, window: Period, catalog: PriceCatalog) -> dict[str, list[Any]]:
+    """Every hour of the segment days (`_segment_days`) mapped to its price segment, per provider of the
+    hourly-priced models: the array parameters of _SEGMENT_SQL."""
     providers: list[str] = []
     hours: list[datetime] = []
     first_hours: list[datetime] = []
-    for provider in sorted({provider for provider, _ in hourly}):
+    for provider, days in sorted(_segment_days(hourly).items()):
         models = [(pricing_provider_of(provider, model), model) for named, model in hourly if named == provider]
         for hour, first_hour in catalog.price_segments(models, window.start, window.end).items():
-            providers.append(provider)
-            hours.append(hour)
-            first_hours.append(first_hour)
+            if hour.date() in days:
+                providers.append(provider)
+                hours.append(hour)
+                first_hours.append(first_hour)
     return {"segment_providers": providers, "segment_hours": hours, "segment_first_hours": first_hours}
 
 
@@ -290,14 +307,14 @@ class _LoggedAccumulator:
 
 def load_logged_days(session: Session, tenant_id: int, window: Period, catalog: PriceCatalog) -> list[LoggedDay]:
     """Logged usage per scope × UTC day from the daily rollup, priced with the catalog in effect when it was
-    used: per day, or per price segment of the day for models whose price changes within a day."""
+    used: per day, or per price segment on the days a model's price changes within the day."""
     hourly = _hourly_models(session, tenant_id, window, catalog)
     segment_rows = _segment_sums(session, tenant_id, window, catalog, hourly)
     return _logged_days(session, tenant_id, window, catalog, hourly, lambda: segment_rows)
 
 
 def _segment_sums(
-    session: Session, tenant_id: int, window: Period, catalog: PriceCatalog, hourly: list[tuple[str, str]]
+    session: Session, tenant_id: int, window: Period, catalog: PriceCatalog, hourly: HourlyModels
 ) -> list[Any]:
     """Rows of _SEGMENT_SQL for the hourly-priced models (none when there are none)."""
     if not hourly:
@@ -309,7 +326,7 @@ def _segment_sums(
     session.execute(_HASH_GROUPS)
     segments = {
         "tenant": tenant_id,
-        "hourly": sorted(f"{provider}|{model}" for provider, model in hourly),
+        "hourly": sorted(f"{provider}|{model}" for provider, model in hourly),  # the models, not the days
         **_segments(hourly, window, catalog),
     }
     rows = read_rows(session, _SEGMENT_SQL, segments)
@@ -322,22 +339,23 @@ def _logged_days(
     tenant_id: int,
     window: Period,
     catalog: PriceCatalog,
-    hourly: list[tuple[str, str]],
+    hourly: HourlyModels,
     segment_rows: Callable[[], list[Any]],
 ) -> list[LoggedDay]:
     """The daily rollup's rows folded into LoggedDays, then the cost of the hourly-priced models' price
     segments (`segment_rows`, asked for only once the daily rows are folded: they may still be loading)."""
-    priced_by_segment = set(hourly)
+    segment_days = _segment_days(hourly)
+    no_days: frozenset[date] = frozenset()
     session.execute(_AGGREGATE_IN_MEMORY)  # aggregate in memory, not on disk
     days = {"tenant": tenant_id, "first_day": window.start.date(), "end_day": window.end.date()}
     prices = _Prices(catalog)
     day_starts: dict[date, datetime] = {}
     groups: dict[tuple[Any, ...], _LoggedAccumulator] = {}
     # A rollup scope (provider, account, key, served and requested model as spelled, tier, input band) → its
-    # LoggedDay scope (names normalized), whether it is priced per price segment, and its scope in _Prices.
-    scopes: dict[tuple[Any, ...], tuple[tuple[str, ...], bool, tuple[str, str, str, str, int]]] = {}
+    # LoggedDay scope (names normalized), the days its usage is priced per price segment, its scope in _Prices.
+    scopes: dict[tuple[Any, ...], tuple[tuple[str, ...], frozenset[date], tuple[str, str, str, str, int]]] = {}
 
-    def scope_of(raw: tuple[Any, ...]) -> tuple[tuple[str, ...], bool, tuple[str, str, str, str, int]]:
+    def scope_of(raw: tuple[Any, ...]) -> tuple[tuple[str, ...], frozenset[date], tuple[str, str, str, str, int]]:
         known = scopes.get(raw)
         if known is None:
             provider, account, key_id, served, requested, tier, band = raw
@@ -350,7 +368,9 @@ def _logged_days(
                     normalize_model_name(provider, requested),
                     tier or "standard",
                 ),
-                (provider, served) in priced_by_segment or (provider, requested) in priced_by_segment,
+                segment_days.get(provider, no_days)
+                if (provider, served) in hourly or (provider, requested) in hourly
+                else no_days,
                 (provider, served, requested, tier, band),
             )
         return known
@@ -367,7 +387,7 @@ def _logged_days(
         scope, by_segment, priced_as = scope_of(row[1:8])
         group = group_of(day, scope)
         _fold_measures(group, row)
-        if not by_segment:
+        if day not in by_segment:
             moment = day_starts.get(day) or day_starts.setdefault(day, day_start(day))
             _fold_costs(group, _QUANTITIES(row), prices.served_and_requested(priced_as, moment))
     # In time order (the query hashes its groups): a day's unit prices are those of its first price segment.
