@@ -9,8 +9,9 @@ statement lines are written for every scope (a few percent off, so detectors hav
              and three after the reconciliations
   reconcile  the full run: load the rollups, price them from the catalog, load statements, run every
              detector, store drift rows and findings; in a fresh child process (whose peak RSS is reported)
-             whose engine has connected once, as a running service's has: cold (the process's first run) and
-             warm (the median of five later runs, as the scheduler's are)
+             set up as a running service is (engine connected, start-up objects frozen out of the garbage
+             collector's way): cold (the process's first run) and warm (the median of five later runs, as the
+             scheduler's are)
 
 Targets: reconcile ≤ 0.25 × baseline, peak memory ≤ 500 MB.
 Usage: python -m benchmarks.reconcile [--sizes 1000000 10000000]
@@ -19,6 +20,7 @@ Usage: python -m benchmarks.reconcile [--sizes 1000000 10000000]
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import random
 import statistics
@@ -187,6 +189,10 @@ def reconcile_in_child(url: str, tenant_id: int, results: multiprocessing.Queue)
     engine = create_db_engine(url, pool_size=2)
     with engine.connect() as conn:  # connected first, as a running service's engine is by the time a run comes
         conn.execute(text("SELECT 1"))
+    # As the service's start-up does (the app's lifespan): what lives as long as the process is kept out of the
+    # collector's full passes, which would otherwise run one over every imported module during the first run.
+    gc.collect()
+    gc.freeze()
     times = []
     for _ in range(1 + WARM_RUNS):  # cold: the first run of a fresh process; warm: later runs, as the scheduler's are
         started = time.perf_counter()
