@@ -1,6 +1,7 @@
-"""Running the reconciler for a tenant and period: load logged usage (hourly rollup, priced by the catalog in
-SQL so history is re-priced on every run) and billed usage (statement lines), run the pure detection core,
-and store drift rows and findings. Each run is recorded in `reconciliation_runs`, failed ones included."""
+"""Running the reconciler for a tenant and period: load logged usage (the daily rollup, and the hourly one per
+price segment where a price changes within a day; priced with the catalog on every run, so history is re-priced)
+and billed usage (statement lines), run the pure detection core, and store drift rows and findings. Each run is
+recorded in `reconciliation_runs`, failed ones included."""
 
 from __future__ import annotations
 

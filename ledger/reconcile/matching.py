@@ -144,7 +144,7 @@ _GRAIN_GIVEN: dict[tuple[bool, ...], tuple[str, ...]] = {}
 """The grain of each pattern of given dimensions (at most 2^4)."""
 
 
-def grain_reader(grain: tuple[str, ...]) -> Callable[[LoggedDay | BilledDay], tuple[str, ...]]:
+def _grain_reader(grain: tuple[str, ...]) -> Callable[[LoggedDay | BilledDay], tuple[str, ...]]:
     """A getter of a row's values of the grain's dimensions: with the provider, its scope at that grain."""
     read = _READ_GRAIN.get(grain)
     if read is None:
@@ -305,7 +305,7 @@ def _compare_view(
     domains: dict[str | None, list[_StatedRow]] = defaultdict(list)
     for stated_row in view.rows:
         domains[stated_row.row.account if "account" in view.grain else None].append(stated_row)
-    values_of = grain_reader(view.grain)
+    values_of = _grain_reader(view.grain)
     out: list[Comparison] = []
     for account in sorted(domains, key=lambda a: a or ""):
         stated_rows = domains[account]
