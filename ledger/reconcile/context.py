@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 from operator import attrgetter
 from types import MappingProxyType
+from typing import TypeVar
 
 from ledger.periods import Period
 from ledger.reconcile.excess import InputExcessFit, RequestExcess, fit_input_excess, request_excess
@@ -67,11 +68,7 @@ class DetectionContext:
     def logged_totals(self, buckets: Sequence[Comparison]) -> LoggedTotals:
         """The logged usage of some of these buckets, summed. Memoized by the buckets' identity: several
         analyses of a scope sum the same buckets."""
-        key = tuple(map(id, buckets))
-        totals = self._logged_totals.get(key)
-        if totals is None:
-            totals = self._logged_totals[key] = LoggedTotals.sum(bucket.logged for bucket in buckets)
-        return totals
+        return _memoized(self._logged_totals, buckets, lambda: LoggedTotals.sum(b.logged for b in buckets))
 
     @cached_property
     def _logged_totals(self) -> dict[tuple[int, ...], LoggedTotals]:
@@ -80,12 +77,11 @@ class DetectionContext:
     def billed_quantities(self, buckets: Sequence[Comparison]) -> Mapping[str, int]:
         """The billed quantity of each category some of these buckets state, summed over them. Memoized by the
         buckets' identity, as `logged_totals`."""
-        key = tuple(map(id, buckets))
-        summed = self._billed_quantities.get(key)
-        if summed is None:
-            totals = sum_quantities([bucket.billed_quantities for bucket in buckets])
-            summed = self._billed_quantities[key] = MappingProxyType(totals)
-        return summed
+        return _memoized(
+            self._billed_quantities,
+            buckets,
+            lambda: MappingProxyType(sum_quantities([b.billed_quantities for b in buckets])),
+        )
 
     @cached_property
     def _billed_quantities(self) -> dict[tuple[int, ...], Mapping[str, int]]:
@@ -128,3 +124,15 @@ class DetectionContext:
         """The expected unit price of a model's category from this period's logged usage (any scope)."""
         totals = self._model_totals.get((provider, model or ""))
         return None if totals is None else totals.unit_price(category)
+
+
+T = TypeVar("T")
+
+
+def _memoized(cache: dict[tuple[int, ...], T], buckets: Sequence[Comparison], compute: Callable[[], T]) -> T:
+    """`compute()` for these buckets, once: keyed by the buckets' identity (the context holds them all)."""
+    key = tuple(map(id, buckets))
+    value = cache.get(key)
+    if value is None:
+        value = cache[key] = compute()
+    return value

@@ -52,16 +52,14 @@ def amount_metric(category: str) -> str:
 
 @dataclass(slots=True)
 class _Billed:
-    """Billed rows of one scope × day, merged. The first row's quantities are taken as they are, read-only
-    (mostly it is the only row); a second row merges into a copy."""
+    """Billed rows of one scope × day, merged (a day's only row is compared as it is, without one). The first
+    row's quantities are taken as they are, read-only; the next merges into a copy."""
 
     quantities: Mapping[str, int] = field(default_factory=lambda: _NOTHING_STATED)
     requests: int | None = None
     amounts: dict[str, Decimal] = field(default_factory=dict)
     total: Decimal | None = None
     final: bool = True
-    first: _StatedRow | None = None
-    """The first row merged: which statement states which metric is only worked out when a second comes."""
     stated_by: dict[str, str] = field(default_factory=dict)
     rows: int = 0
 
@@ -71,17 +69,13 @@ class _Billed:
         self.rows += 1
         self.final = self.final and row.final
         if self.rows == 1:  # the first row: its figures, nothing to conflict with
-            self.first = stated
+            self.stated_by = dict.fromkeys(stated.metrics, row.source)
             self.quantities = row.quantities
-            if row.amounts:
-                self.amounts = {category: _ZERO + amount for category, amount in row.amounts.items()}
+            self.amounts = {category: _ZERO + amount for category, amount in row.amounts.items()}
             self.requests = row.requests
             billed_total = row.billed_total
             self.total = None if billed_total is None else _ZERO + billed_total
             return
-        if self.rows == 2:
-            assert self.first is not None
-            self.stated_by = dict.fromkeys(self.first.metrics, self.first.row.source)
         for metric in sorted(stated.metrics):
             other = self.stated_by.setdefault(metric, row.source)
             if other != row.source:
