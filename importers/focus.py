@@ -20,6 +20,7 @@ from typing import Final
 from importers.base import Importer, LineTemplate, RawDocument, StatementLine
 from importers.csv_rows import CsvRow, header, read_rows
 from importers.units import parse_unit, whole
+from ledger.model_names import billing_label_models, first_known
 
 _REQUIRED: Final = frozenset(
     {"BilledCost", "BillingCurrency", "ChargeCategory", "ChargePeriodStart", "ChargePeriodEnd"}
@@ -37,12 +38,6 @@ _AWS_USAGE_TYPES: Final = (
     (re.compile(r"-mantle-output-tokens(?:-.*)?$"), "output"),
     (re.compile(r"-input-tokens$"), "uncached_input"),
     (re.compile(r"-output-tokens$"), "output"),
-)
-_AWS_REGION_PREFIX: Final = re.compile(r"^[A-Z]{2,4}\d{0,2}-")
-# Bedrock ARNs name the model after the resource type: …::foundation-model/<model-id>, or
-# …:inference-profile/<region>.<model-id> for cross-region inference (application profiles are opaque).
-_BEDROCK_ARN: Final = re.compile(
-    r"^arn:aws[\w-]*:bedrock:[^:]*:[^:]*:(?:foundation-model|inference-profile)/(?P<model>.+)$"
 )
 # For exports without AWS usage types: SKU meters / descriptions of token SKUs, read word by word.
 _METER_WORDS: Final = (
@@ -77,12 +72,13 @@ def _line(row: CsvRow, *, by_sub_account: bool) -> StatementLine:
     category = row.need_text("ChargeCategory")
     quantity, unit = _quantity(row)
     usage_type = _usage_type(row, category, unit)
+    provider = _provider(row)
     template = LineTemplate(
         source="focus",
-        provider=_provider(row),
+        provider=provider,
         account=row.text("SubAccountId") or ("" if by_sub_account else None),
         api_key_id=None,
-        model=_model(row) if category == "Usage" else None,
+        model=_model(row, provider) if category == "Usage" else None,
         service_tier=None,
         period_start=row.timestamp("ChargePeriodStart"),  # FOCUS date-times are UTC
         period_end=row.timestamp("ChargePeriodEnd"),
@@ -127,20 +123,20 @@ def _usage_type(row: CsvRow, category: str, unit: str | None) -> str:
     return "other"
 
 
-def _model(row: CsvRow) -> str | None:
-    """The model as the export names it: AWS token usage type, Bedrock ARN, then SKU meter or description.
+def _model(row: CsvRow, provider: str) -> str | None:
+    """The model the line is for: of the names its columns give (Bedrock ARN, AWS usage type, ServiceName,
+    SkuMeter, ChargeDescription: `ledger.model_names.billing_label_models`), the first one the price catalog
+    knows, else the first given. So a Bedrock line whose usage type says `Claude4.5Sonnet` and whose ARN names
+    `us.anthropic.claude-sonnet-4-5-20250929-v1:0` is for claude-sonnet-4-5 either way."""
+    from ledger.catalog import shared_catalog
 
-    The AWS usage type is read first so that every token row of one model carries the same name.
-    """
-    aws_usage_type = row.text("x_UsageType")
-    if aws_usage_type:
-        for pattern, _ in _AWS_USAGE_TYPES:
-            if pattern.search(aws_usage_type):
-                return _AWS_REGION_PREFIX.sub("", pattern.sub("", aws_usage_type)) or None
-    arn = _BEDROCK_ARN.match(row.text("ResourceId") or "")
-    if arn:
-        return arn["model"]
-    return row.text("SkuMeter") or row.text("ChargeDescription")
+    names = billing_label_models(
+        usage_type=row.text("x_UsageType"),
+        resource_id=row.text("ResourceId"),
+        product=row.text("ServiceName"),
+        texts=(row.text("SkuMeter"), row.text("ChargeDescription")),
+    )
+    return first_known(provider, names, shared_catalog().resolve)
 
 
 def _provider(row: CsvRow) -> str:

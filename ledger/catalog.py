@@ -1,5 +1,6 @@
-"""The price catalog of a tenant: the bundled list prices plus the tenant's overrides from the database.
-Prices are read at reconciliation time, so changing a price re-prices history on the next run."""
+"""The price catalog of a tenant: its own prices and model aliases from the database over the bundled overlay
+(`ledger/prices.csv`) over the base layer (genai-prices' data, `ledger.base_prices`). Prices are read at
+reconciliation time, so changing a price or an alias re-prices history on the next run."""
 
 from __future__ import annotations
 
@@ -12,13 +13,63 @@ from sqlalchemy.orm import Session
 
 from ledger.database import take_turns
 from ledger.errors import InvalidRequest
-from ledger.pricing import PriceCatalog, PriceRow, PricingError, UsageWindow, load_bundled_prices
-from ledger.tables import PriceOverride
+from ledger.base_prices import BasePrices, bundled_base_prices
+from ledger.model_names import normalize_model_name
+from ledger.pricing import PriceCatalog, PriceLayer, PriceRow, PricingError, UsageWindow, load_bundled_prices
+from ledger.tables import ModelAlias, PriceOverride
 
 
 @cache
 def bundled_prices() -> tuple[PriceRow, ...]:
+    """The sourced overlay, `ledger/prices.csv`."""
     return tuple(load_bundled_prices())
+
+
+@cache
+def base_layer() -> tuple[BasePrices, PriceLayer]:
+    """genai-prices' data as rows, indexed once per process."""
+    base = bundled_base_prices()
+    return base, PriceLayer(base.rows)
+
+
+def forget_loaded_prices() -> None:
+    """Read the price data again on next use (after `prices update` stored a new snapshot)."""
+    for loader in (bundled_base_prices, base_layer, shared_catalog):
+        loader.cache_clear()
+
+
+@cache
+def shared_catalog() -> PriceCatalog:
+    """The catalog without any tenant's prices or aliases: what the importers resolve model names with."""
+    base, layer = base_layer()
+    return PriceCatalog(bundled_prices(), base=layer, base_matcher=base.match)
+
+
+def tenant_aliases(session: Session, tenant_id: int) -> dict[tuple[str, str], str]:
+    """(provider or '', label as normalized) → the model the tenant says it names."""
+    aliases = session.scalars(select(ModelAlias).where(ModelAlias.tenant_id == tenant_id))
+    return {(alias.provider, alias.label): alias.model for alias in aliases}
+
+
+def set_alias(session: Session, tenant_id: int, *, label: str, model: str, provider: str | None) -> str:
+    """Store (or replace) a tenant's alias; the model must be one the catalog prices. Returns its canonical
+    name."""
+    catalog = load_catalog(session, tenant_id)
+    scope = (provider or "").strip().lower()
+    canonical = catalog.resolve(scope, model) if scope else None
+    if canonical is None and not scope:
+        canonical = next((name for known in catalog.providers() if (name := catalog.resolve(known, model))), None)
+    if canonical is None:
+        where = f" for provider {scope}" if scope else ""
+        raise InvalidRequest(f"model {model!r} has no known price{where}: alias a label to a priced model")
+    key = normalize_model_name(scope, label)
+    existing = session.get(ModelAlias, (tenant_id, scope, key))
+    if existing is None:
+        session.add(ModelAlias(tenant_id=tenant_id, provider=scope, label=key, model=canonical))
+    else:
+        existing.model = canonical
+    session.flush()
+    return canonical
 
 
 def tenant_overrides(session: Session, tenant_id: int) -> list[PriceRow]:
@@ -29,7 +80,14 @@ def tenant_overrides(session: Session, tenant_id: int) -> list[PriceRow]:
 
 
 def load_catalog(session: Session, tenant_id: int) -> PriceCatalog:
-    return PriceCatalog(bundled_prices(), tenant_overrides(session, tenant_id))
+    base, layer = base_layer()
+    return PriceCatalog(
+        bundled_prices(),
+        tenant_overrides(session, tenant_id),
+        base=layer,
+        base_matcher=base.match,
+        aliases=tenant_aliases(session, tenant_id),
+    )
 
 
 def add_overrides(session: Session, tenant_id: int, rows: Sequence[PriceRow], *, now: datetime) -> int:
@@ -58,6 +116,7 @@ def add_overrides(session: Session, tenant_id: int, rows: Sequence[PriceRow], *,
                 time_window=row.window.spec if row.window else None,
                 source=row.source,
                 created_at=now,
+                account=row.account,
             )
         )
     session.flush()
@@ -81,4 +140,6 @@ def _row_of(override: PriceOverride) -> PriceRow:
         window=UsageWindow.parse(override.time_window) if override.time_window else None,
         override=True,
         origin=f"price_overrides#{override.id}",
+        layer="tenant",
+        account=override.account,
     )

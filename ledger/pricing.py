@@ -41,7 +41,9 @@ How a price is chosen for (provider, model, token type, service tier, time, inpu
 3. Time windows: a row whose window does not contain the usage hour does not apply; a row whose window
    contains it beats a row without a window (a provider's base price is the windowless row, peak hours are
    windowed rows). Rows of one key that could apply at the same instant are refused (PriceConflictError).
-4. Tenant overrides are consulted first; the bundled rows only when the overrides yield no price.
+4. Layers: a tenant's own price first (scoped to the account, then to the provider that billed the usage),
+   then the bundled overlay (this file format, `ledger/prices.csv`), then the base layer
+   (`ledger.base_prices`, genai-prices' data); a layer is consulted only when the ones above yield no price.
 Nothing is inferred: a batch price exists only where a batch row exists.
 """
 
@@ -253,6 +255,8 @@ class PriceRow:
     note: str = ""
     override: bool = False  # a tenant's row; it wins over the bundled list
     origin: str = field(default="", compare=False)  # `file:line` the row was read from
+    layer: str = field(default="", compare=False)  # `tenant`, `overlay` or `genai-prices` (set by its loader)
+    account: str | None = field(default=None, compare=False)  # a tenant price for one account only
 
     def __post_init__(self) -> None:
         if self.token_type not in TOKEN_TYPES:
@@ -354,24 +358,82 @@ class Cost:
 _DAWN = datetime.min.replace(tzinfo=UTC)
 
 
-class PriceCatalog:
-    """Bundled list prices plus tenant overrides; answers "what did this cost at that time"."""
+class PriceLayer:
+    """Price rows indexed for lookups: by (provider, canonical model, token type, tier), and by model."""
 
-    def __init__(self, rows: Iterable[PriceRow], overrides: Iterable[PriceRow] = ()) -> None:
-        self._bundled = _index(replace(row, override=False) for row in rows)
-        self._overrides = _index(replace(row, override=True) for row in overrides)
-        self._models = frozenset(key[:2] for key in (*self._bundled, *self._overrides))
+    def __init__(self, rows: Iterable[PriceRow]) -> None:
+        self.index = _index(rows)
+        self.models = frozenset(key[:2] for key in self.index)
+        self.by_model: dict[tuple[str, str], list[PriceRow]] = {}
+        for key, keyed in self.index.items():
+            self.by_model.setdefault(key[:2], []).extend(keyed)
+
+
+ModelMatcher = Callable[[str, str], "str | None"]
+"""(provider, model as spelled) → the canonical name of a priced model, or None."""
+
+
+class PriceCatalog:
+    """Tenant prices over the sourced overlay (`ledger/prices.csv`) over the base layer (genai-prices):
+    answers "what did this cost at that time".
+
+    Precedence, per provider × model × token type × tier: a tenant's price in effect wins (one scoped to the
+    account billed wins over one for the whole provider), then the overlay's, then the base layer's. A tenant
+    price applies to the provider it names only: one for `anthropic` never prices the same model billed by
+    `openrouter` or `bedrock`."""
+
+    def __init__(
+        self,
+        rows: Iterable[PriceRow],
+        overrides: Iterable[PriceRow] = (),
+        *,
+        base: PriceLayer | None = None,
+        base_matcher: ModelMatcher | None = None,
+        aliases: Mapping[tuple[str, str], str] | None = None,
+    ) -> None:
+        self._bundled = _index(replace(row, override=False, layer=row.layer or "overlay") for row in rows)
+        override_rows = [replace(row, override=True, layer="tenant") for row in overrides]
+        self._overrides = _index(row for row in override_rows if row.account is None)
+        self._account_overrides = {
+            account: _index(row for row in override_rows if row.account == account)
+            for account in {row.account for row in override_rows if row.account is not None}
+        }
+        self._base = base or PriceLayer(())
+        self._base_matcher = base_matcher
+        self._aliases = dict(aliases or {})
+        self._models = frozenset(
+            key[:2]
+            for index in (self._bundled, self._overrides, *self._account_overrides.values())
+            for key in index
+        )
+        self._resolved: dict[tuple[str, str], str | None] = {}
         self._boundaries: dict[tuple[str, str], list[datetime] | None] = {}  # `unchanged_since`, per model
         self._by_model: dict[tuple[str, str], list[PriceRow]] = {}  # every row of a model, overrides first
-        for index in (self._overrides, self._bundled):
-            for key, rows in index.items():
-                self._by_model.setdefault(key[:2], []).extend(rows)
+        for index in (*self._account_overrides.values(), self._overrides, self._bundled):
+            for key, keyed in index.items():
+                self._by_model.setdefault(key[:2], []).extend(keyed)
 
     def resolve(self, provider: str, model: str) -> str | None:
-        """The catalog's canonical name for `model`, or None when no price of it is known."""
+        """The catalog's canonical name for `model` billed by `provider`, or None when no price of it is known:
+        the tenant's alias of the label, else the name as `normalize_model_name` spells it, else the model
+        genai-prices' matching rules find (snapshots, gateway slugs, cloud ids, `-latest` names)."""
+        key = (provider, model)
+        if key in self._resolved:
+            return self._resolved[key]
         provider = provider.strip().lower()
         canonical = normalize_model_name(provider, model)
-        return canonical if (provider, canonical) in self._models else None
+        aliased = self._aliases.get((provider, canonical)) or self._aliases.get(("", canonical))
+        if aliased is not None:
+            canonical = normalize_model_name(provider, aliased)
+        found: str | None = None
+        if (provider, canonical) in self._models or (provider, canonical) in self._base.models:
+            found = canonical
+        elif self._base_matcher is not None:
+            found = self._base_matcher(provider, aliased or model)
+            if found is None and canonical != model:
+                found = self._base_matcher(provider, canonical)
+        self._resolved[key] = found
+        return found
 
     def unit_price(
         self,
@@ -382,18 +444,40 @@ class PriceCatalog:
         at: datetime,
         service_tier: str = "standard",
         input_band: int = 0,
+        billed_by: str | None = None,
+        account: str | None = None,
     ) -> PriceRow | None:
-        """The row in effect for one unit of `token_type` at `at`, or None (unpriced)."""
+        """The row in effect for one unit of `token_type` at `at`, or None (unpriced). `provider` is whose list
+        price applies (`pricing_provider_of`); tenant prices apply only when they name the provider that billed
+        the usage, `billed_by` (default: `provider`), and, when scoped to an account, `account`."""
         _check_query(token_type, at, service_tier, input_band)
+        provider = provider.strip().lower()
+        billed_by = provider if billed_by is None else billed_by.strip().lower()
+        if (billed_by, model) != (provider, model) and (own := self.resolve(billed_by, model)) is not None:
+            # The tenant's own price of the model as billed by a gateway (a negotiated OpenRouter rate).
+            own_key = (billed_by, own, token_type, service_tier)
+            for index in self._tenant_indexes(account):
+                row = _select(index.get(own_key, ()), at, input_band)
+                if row is not None:
+                    return row
         canonical = self.resolve(provider, model)
         if canonical is None:
             return None
-        key = (provider.strip().lower(), canonical, token_type, service_tier)
-        for index in (self._overrides, self._bundled):
+        key = (provider, canonical, token_type, service_tier)
+        tenant = self._tenant_indexes(account) if billed_by == provider else ()
+        for index in (*tenant, self._bundled, self._base.index):
             row = _select(index.get(key, ()), at, input_band)
             if row is not None:
                 return row
         return None
+
+    def providers(self) -> list[str]:
+        """Every provider some layer prices a model of."""
+        return sorted({provider for provider, _ in self._models} | {provider for provider, _ in self._base.models})
+
+    def _tenant_indexes(self, account: str | None) -> tuple[dict[_Key, tuple[PriceRow, ...]], ...]:
+        scoped = self._account_overrides.get(account) if account is not None else None
+        return (scoped, self._overrides) if scoped is not None else (self._overrides,)
 
     def unchanged_since(self, provider: str, model: str, at: datetime) -> datetime | None:
         """The latest moment at or before `at` at which some price of the model (any type, tier or band) starts
@@ -470,6 +554,7 @@ class PriceCatalog:
         }
         for provider_and_name in sorted(names):
             yield from self._by_model.get(provider_and_name, ())
+            yield from self._base.by_model.get(provider_and_name, ())
 
     def cost(
         self,
@@ -480,15 +565,27 @@ class PriceCatalog:
         at: datetime,
         service_tier: str = "standard",
         input_band: int = 0,
+        billed_by: str | None = None,
+        account: str | None = None,
     ) -> Cost:
-        """Expected cost of `usage` at the prices in effect at `at`; types without a price are listed."""
+        """Expected cost of `usage` at the prices in effect at `at`; types without a price are listed
+        (`billed_by` and `account` select tenant prices, as for `unit_price`)."""
         by_type: dict[str, Decimal] = {}
         unpriced: list[str] = []
         currencies: set[str] = set()
         for token_type, quantity in usage.quantities():
             if quantity == 0:
                 continue
-            row = self.unit_price(provider, model, token_type, at=at, service_tier=service_tier, input_band=input_band)
+            row = self.unit_price(
+                provider,
+                model,
+                token_type,
+                at=at,
+                service_tier=service_tier,
+                input_band=input_band,
+                billed_by=billed_by,
+                account=account,
+            )
             if row is None:
                 unpriced.append(token_type)
                 continue

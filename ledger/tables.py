@@ -289,6 +289,19 @@ class PriceOverride(TenantRecord, Base):
     time_window: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=text("now()"))
+    account: Mapped[str | None] = mapped_column(Text)  # NULL: every account of the provider
+
+
+class ModelAlias(Base):
+    """A tenant's statement label for a model (`tokenledger models alias`): per provider, '' for any."""
+
+    __tablename__ = "model_aliases"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    provider: Mapped[str] = mapped_column(Text, primary_key=True)
+    label: Mapped[str] = mapped_column(Text, primary_key=True)
+    model: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=text("now()"))
 
 
 class ReconciliationRun(TenantRecord, Base):

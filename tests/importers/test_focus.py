@@ -33,10 +33,10 @@ def bedrock_row(usage_type: str, quantity: str = "1000", unit: str = "Tokens", r
 @pytest.mark.parametrize(
     ("usage_type", "expected"),
     [
-        ("USE1-Claude4.5Sonnet-input-tokens", ("uncached_input", "Claude4.5Sonnet")),
-        ("USE1-Claude4.5Sonnet-output-tokens", ("output", "Claude4.5Sonnet")),
-        ("EUC1-Claude4.5Sonnet-cache-read-input-token-count", ("cached_input", "Claude4.5Sonnet")),
-        ("USW2-Claude4.5Sonnet-cache-write-input-token-count", ("cache_write_5m", "Claude4.5Sonnet")),
+        ("USE1-Claude4.5Sonnet-input-tokens", ("uncached_input", "claude-sonnet-4-5")),
+        ("USE1-Claude4.5Sonnet-output-tokens", ("output", "claude-sonnet-4-5")),
+        ("EUC1-Claude4.5Sonnet-cache-read-input-token-count", ("cached_input", "claude-sonnet-4-5")),
+        ("USW2-Claude4.5Sonnet-cache-write-input-token-count", ("cache_write_5m", "claude-sonnet-4-5")),
         ("USE1-gpt-oss-120b-mantle-input-tokens-flex", ("uncached_input", "gpt-oss-120b")),
         ("USE1-gpt-oss-120b-mantle-output-tokens-priority", ("output", "gpt-oss-120b")),
         ("USE1-Guardrail-TextUnits", ("other", None)),
