@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import cache
 from importlib.metadata import version as package_version
@@ -424,5 +424,5 @@ def fetch_latest(url: str | None, timeout: float) -> bytes:
         if not updater.wait(timeout=timeout * 3):
             raise TimeoutError(f"no answer from {updater.url} within {timeout * 3:.0f} s")
     finally:
-        updater.stop()
+        updater.stop()  # type: ignore[no-untyped-call]
     return fetched[-1]

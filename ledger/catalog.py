@@ -11,9 +11,9 @@ from functools import cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledger.base_prices import BasePrices, bundled_base_prices
 from ledger.database import take_turns
 from ledger.errors import InvalidRequest
-from ledger.base_prices import BasePrices, bundled_base_prices
 from ledger.model_names import normalize_model_name
 from ledger.pricing import PriceCatalog, PriceLayer, PriceRow, PricingError, UsageWindow, load_bundled_prices
 from ledger.tables import ModelAlias, PriceOverride

@@ -9,8 +9,9 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
@@ -43,8 +44,12 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 prices_app = typer.Typer(help="Prices: the bundled catalog and your own.", no_args_is_help=True)
 app.add_typer(prices_app, name="prices")
+models_app = typer.Typer(help="Model names: aliases for statement labels.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 if TYPE_CHECKING:
+    from ledger.model_aliases import UnmatchedLabel
+    from ledger.periods import Period
     from ledger.reconcile.model import ReconcileResult
     from ledger.statements import ImportSummary
 
@@ -239,14 +244,20 @@ def prices_set(
     unit: Annotated[str, typer.Option(help="1M tokens, 1K tokens, token, request, 1K requests or hour.")] = "1M tokens",
     tier: Annotated[str, typer.Option(help="standard, batch, flex or priority.")] = "standard",
     valid_from: Annotated[str, typer.Option("--from", help="First day (UTC) the price applies.")] = "2020-01-01",
-    valid_to: Annotated[str | None, typer.Option("--to", help="Day (UTC) the price stops applying.")] = None,
+    valid_to: Annotated[
+        str | None, typer.Option("--until", "--to", help="Day (UTC) the price stops applying (exclusive).")
+    ] = None,
+    account: Annotated[
+        str | None, typer.Option(help="Only for usage billed to this account (project, workspace) of the provider.")
+    ] = None,
     currency: Annotated[str, typer.Option()] = "USD",
     context_threshold: Annotated[int, typer.Option(help="0, or the input size above which it applies.")] = 0,
     window: Annotated[str | None, typer.Option(help="UTC hours it applies, e.g. mon-fri@01-04.")] = None,
     source: Annotated[str, typer.Option(help="Where the price comes from (contract, invoice…).")] = "tenant price",
     tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
 ) -> None:
-    """Set a tenant's own price (a negotiated discount, a self-hosted rate); it wins over the bundled one."""
+    """Set a tenant's own price (a negotiated discount, a self-hosted rate) for usage billed by --provider
+    (and --account); it wins over the bundled ones and never applies to the model billed by another provider."""
     from ledger.catalog import add_overrides
     from ledger.pricing import PRICE_FILE_COLUMNS, parse_price_csv
 
@@ -269,12 +280,13 @@ def prices_set(
     }
     header = ",".join(PRICE_FILE_COLUMNS)
     line = ",".join('"' + values[column].replace('"', '""') + '"' for column in PRICE_FILE_COLUMNS)
-    rows = parse_price_csv(f"{header}\n{line}\n", origin="command line")
+    rows = [replace(row, account=account) for row in parse_price_csv(f"{header}\n{line}\n", origin="command line")]
     with session_scope(get_settings()) as session:
         owner = auth.tenant_for_cli(session, tenant)
         add_overrides(session, owner.id, rows, now=now)
+    scope = f"{provider}/{model}" + (f" (account {account})" if account else "")
     console.print(
-        f"price set for {owner.name}: {provider}/{model} {token_type} {tier} = {price} {currency} per {unit}",
+        f"price set for {owner.name}: {scope} {token_type} {tier} = {price} {currency} per {unit}",
         highlight=False,
     )
 
@@ -283,9 +295,11 @@ def prices_set(
 @one_line_errors
 def prices_import(
     path: Annotated[Path, typer.Argument(help="A CSV file in the format of ledger/prices.csv.")],
+    provider: Annotated[str, typer.Option(help="The provider that bills the usage these prices are for.")],
+    account: Annotated[str | None, typer.Option(help="Only for usage billed to this account.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
 ) -> None:
-    """Import a tenant's prices from a CSV file (all rows or none)."""
+    """Import a tenant's prices from a CSV file (all rows or none); every row's provider must be --provider."""
     from ledger.catalog import add_overrides
     from ledger.pricing import parse_price_csv
 
@@ -296,6 +310,14 @@ def prices_import(
     except UnicodeDecodeError as error:
         raise InvalidRequest(f"{path.name}: not UTF-8 text (byte {error.start}: {error.reason})") from None
     rows = parse_price_csv(text, origin=path.name)
+    wanted = provider.strip().lower()
+    for row in rows:
+        if row.provider != wanted:
+            raise InvalidRequest(
+                f"{row.origin}: column 'provider' is {row.provider!r}, but these prices are imported for "
+                f"--provider {wanted}: a price holds for the provider that bills the usage only"
+            )
+    rows = [replace(row, account=account) for row in rows]
     with session_scope(get_settings()) as session:
         owner = auth.tenant_for_cli(session, tenant)
         count = add_overrides(session, owner.id, rows, now=SystemClock().now())
@@ -310,9 +332,9 @@ def prices_list(
     at: Annotated[str | None, typer.Option(help="Show prices in effect on this day (default: now).")] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant name, to include its own prices.")] = None,
 ) -> None:
-    """List the prices in effect: the bundled catalog and the tenant's own (marked)."""
-    from ledger.catalog import bundled_prices, tenant_overrides
-    from ledger.model_names import normalize_model_name
+    """List the prices in effect, each with the layer it comes from (tenant, overlay, genai-prices) and its
+    source; the first line says which genai-prices data is in use."""
+    from ledger.catalog import base_layer, bundled_prices, shared_catalog, tenant_overrides
 
     try:
         moment = datetime.fromisoformat(at).replace(tzinfo=UTC) if at else SystemClock().now()
@@ -322,17 +344,31 @@ def prices_list(
     if tenant:
         with session_scope(get_settings()) as session:
             overrides = tenant_overrides(session, auth.tenant_for_cli(session, tenant).id)
-    wanted_model = normalize_model_name(provider or "", model) if model else None
-    table = Table("provider", "model", "type", "tier", "above", "price", "unit", "window", "since", "own")
-    for row in [*overrides, *bundled_prices()]:
+    base, _ = base_layer()
+    wanted_provider = provider.strip().lower() if provider else None
+    wanted_model = shared_catalog().resolve(wanted_provider, model) if model and wanted_provider else None
+    if model and wanted_model is None:
+        from ledger.model_names import normalize_model_name
+
+        wanted_model = normalize_model_name(wanted_provider or "", model)
+    console.print(
+        f"price data: overlay ledger/prices.csv ({len(bundled_prices())} rows) over {base.describe()} "
+        f"({base.model_count:,} models); `tokenledger prices update` fetches newer genai-prices data",
+        highlight=False,
+    )
+    table = Table(
+        "provider", "model", "type", "tier", "above", "price", "unit", "window", "since", "layer", prose("source", 50)
+    )
+    for row in [*overrides, *bundled_prices(), *base.rows]:
         if (
             not row.in_effect(moment)
-            or (provider and row.provider != provider)
+            or (wanted_provider and row.provider != wanted_provider)
             or (wanted_model and row.model != wanted_model)
         ):
             continue
+        layer = "tenant" if row.override else row.layer or "overlay"
         table.add_row(
-            row.provider,
+            row.provider + (f" ({row.account})" if row.account else ""),
             row.model,
             row.token_type,
             row.service_tier,
@@ -341,9 +377,72 @@ def prices_list(
             row.unit,
             row.window.spec if row.window else "",
             row.valid_from.date().isoformat(),
-            "yes" if row.override else "",
+            layer,
+            row.source,
         )
     print_table(table)
+
+
+@prices_app.command("update")
+@one_line_errors
+def prices_update(
+    url: Annotated[str | None, typer.Option(help="Where to fetch from (default: genai-prices' own URL).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 10.0,
+) -> None:
+    """Fetch the latest genai-prices data (genai-prices' own update mechanism) and use it from now on; without
+    network, say so and keep the data in use."""
+    import json
+
+    from genai_prices import types as genai
+
+    from ledger.base_prices import base_prices_from, fetch_latest, stored_snapshot_path
+    from ledger.catalog import base_layer, forget_loaded_prices
+
+    settings = get_settings()
+    current, _ = base_layer()
+    try:
+        document = fetch_latest(url, timeout)
+        fetched = base_prices_from(
+            genai._providers_from_raw(json.loads(document)), data_date=SystemClock().now().date(), updated=True
+        )
+    except Exception as error:  # no network, an HTTP error, a document genai-prices cannot read
+        errors.print(
+            f"could not update the price data: {type(error).__name__}: {error}. Still using {current.describe()}.",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+    target = stored_snapshot_path(settings.data_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    partial.write_bytes(document)
+    partial.replace(target)  # whole or not at all
+    forget_loaded_prices()
+    console.print(
+        f"price data updated: genai-prices data of {fetched.data_date.isoformat()} ({fetched.model_count:,} models) "
+        f"stored in {target}; it replaces {current.describe()} from the next reconciliation run",
+        highlight=False,
+    )
+
+
+@models_app.command("alias")
+@one_line_errors
+def models_alias(
+    label: Annotated[str, typer.Argument(help="The model name as a statement gives it.")],
+    model: Annotated[str, typer.Argument(help="The model it names (one with a known price).")],
+    provider: Annotated[str | None, typer.Option(help="Only for this provider's statements.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
+) -> None:
+    """Say which model a statement label names; the next reconciliation run compares it as that model."""
+    from ledger.catalog import set_alias
+
+    with session_scope(get_settings()) as session:
+        owner = auth.tenant_for_cli(session, tenant)
+        canonical = set_alias(session, owner.id, label=label, model=model, provider=provider)
+    where = f" in {provider} statements" if provider else ""
+    console.print(
+        f"{label!r}{where} now names {canonical} for {owner.name}; run tokenledger reconcile to compare it",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -371,6 +470,8 @@ def reconcile(
     if outcome.result is None:
         raise RuntimeError(f"reconciliation run {outcome.run_id} failed: {outcome.error}")
     print_reconciliation(owner.name, window.label, outcome.result)
+    with session_scope(settings) as session:
+        print_unmatched(_unmatched_in(session, owner.id, window))
 
 
 def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> None:
@@ -391,6 +492,7 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
         "account",
         "model",
         *(Column(header, justify="right") for header in figures),
+        prose("note", 30),
         title=f"Drift {period} ({tenant})",
     )
     for row in per_account_and_model(result.drift):
@@ -406,6 +508,7 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
             money(row.billed_cost),
             signed_money(row.difference),
             percent(row.percent),
+            row.note,
         )
     print_table(drift)
     findings = Table(
@@ -495,7 +598,26 @@ def import_statements(
             lines=lines,
             now=now,
         )
+        unmatched = _unmatched_in(session, owner.id, summary.period)
     print_import_summary(summary)
+    print_unmatched(unmatched)
+
+
+def _unmatched_in(session: Session, tenant_id: int, period: Period) -> list[UnmatchedLabel]:
+    from ledger.catalog import load_catalog
+    from ledger.model_aliases import unmatched_labels
+
+    return unmatched_labels(session, tenant_id, period, load_catalog(session, tenant_id))
+
+
+def print_unmatched(unmatched: Sequence[UnmatchedLabel]) -> None:
+    """Statement labels no known model answers to, each with the command that aliases it."""
+    for label in unmatched:
+        console.print(
+            f"[yellow]unmatched model[/yellow] {label.provider}/{label.label} ({label.lines} lines, "
+            f"{label.tokens:,} tokens): no known model has this name; if it is one, run `{label.fix}`",
+            highlight=False,
+        )
 
 
 def print_import_summary(summary: ImportSummary) -> None:

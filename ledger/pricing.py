@@ -471,6 +471,15 @@ class PriceCatalog:
                 return row
         return None
 
+    @property
+    def aliases(self) -> Mapping[tuple[str, str], str]:
+        """The tenant's aliases: (provider or '', label as normalized) → the model it names."""
+        return MappingProxyType(self._aliases)
+
+    def has_account_prices(self) -> bool:
+        """Whether some tenant price holds for one account only."""
+        return bool(self._account_overrides)
+
     def providers(self) -> list[str]:
         """Every provider some layer prices a model of."""
         return sorted({provider for provider, _ in self._models} | {provider for provider, _ in self._base.models})

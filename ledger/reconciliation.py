@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ledger.catalog import load_catalog
 from ledger.database import take_turns
 from ledger.events import json_text
+from ledger.model_aliases import ProbableAlias, apply_aliases, probable_aliases, with_probable_aliases
 from ledger.model_names import normalize_model_name
 from ledger.periods import Period, day_start
 from ledger.pricing import PriceCatalog, pricing_provider_of
@@ -175,6 +176,11 @@ _COUNTS = (
 _FINISHES = ("stop", "length", "tool_calls", "content_filter", "other", "missing")
 
 
+_PricedAs = tuple[str, str | None, str, str, str, int]
+"""A rollup scope as `_Prices` prices it: provider, account (None unless prices depend on it), served and
+requested model as spelled, tier, input band."""
+
+
 class _Prices:
     """Per-token prices of the catalog, looked up once per (model, type, tier, band, moment)."""
 
@@ -184,8 +190,10 @@ class _Prices:
         self._pairs: dict[tuple[Any, ...], tuple[tuple[Decimal | None, Decimal | None], ...]] = {}
         self._pairs_since: dict[tuple[Any, ...], tuple[tuple[Decimal | None, Decimal | None], ...]] = {}
 
-    def per_token(self, provider: str, model: str, category: str, tier: str, band: int, at: datetime) -> Decimal | None:
-        key = (provider, model, category, tier, band, at)
+    def per_token(
+        self, provider: str, account: str | None, model: str, category: str, tier: str, band: int, at: datetime
+    ) -> Decimal | None:
+        key = (provider, account, model, category, tier, band, at)
         if key not in self._memo:
             row = self._catalog.unit_price(
                 pricing_provider_of(provider, model),
@@ -194,20 +202,22 @@ class _Prices:
                 at=at,
                 service_tier=tier or "standard",
                 input_band=band,
+                billed_by=provider,
+                account=account,
             )
             self._memo[key] = None if row is None else row.price_per_token()
         return self._memo[key]
 
     def served_and_requested(
-        self, scope: tuple[str, str, str, str, int], at: datetime
+        self, scope: _PricedAs, at: datetime
     ) -> tuple[tuple[Decimal | None, Decimal | None], ...]:
         """Per category (in `_CATEGORIES` order): the per-token price at the served and at the requested
-        model of `scope` (provider, served, requested, tier, band), at `at`. Looked up once per span in which
-        neither model's prices change (a month of days, mostly)."""
+        model of `scope` (provider, account or None, served, requested, tier, band), at `at`. Looked up once
+        per span in which neither model's prices change (a month of days, mostly)."""
         key = (*scope, at)
         pairs = self._pairs.get(key)
         if pairs is None:
-            provider, served_model, requested_model, tier, band = scope
+            provider, account, served_model, requested_model, tier, band = scope
             catalog = self._catalog
             served_since = catalog.unchanged_since(pricing_provider_of(provider, served_model), served_model, at)
             requested_since = catalog.unchanged_since(
@@ -220,10 +230,10 @@ class _Prices:
                 return pairs
             pairs = self._pairs[key] = tuple(
                 (
-                    served := self.per_token(provider, served_model, category, tier, band, at),
+                    served := self.per_token(provider, account, served_model, category, tier, band, at),
                     served
                     if requested_model == served_model
-                    else self.per_token(provider, requested_model, category, tier, band, at),
+                    else self.per_token(provider, account, requested_model, category, tier, band, at),
                 )
                 for category in _CATEGORIES
             )
@@ -354,9 +364,10 @@ def _logged_days(
     groups: dict[tuple[Any, ...], _LoggedAccumulator] = {}
     # A rollup scope (provider, account, key, served and requested model as spelled, tier, input band) → its
     # LoggedDay scope (names normalized), the days its usage is priced per price segment, its scope in _Prices.
-    scopes: dict[tuple[Any, ...], tuple[tuple[str, ...], frozenset[date], tuple[str, str, str, str, int]]] = {}
+    scopes: dict[tuple[Any, ...], tuple[tuple[str, ...], frozenset[date], _PricedAs]] = {}
+    by_account = catalog.has_account_prices()  # else prices do not depend on the account: fewer lookups
 
-    def scope_of(raw: tuple[Any, ...]) -> tuple[tuple[str, ...], frozenset[date], tuple[str, str, str, str, int]]:
+    def scope_of(raw: tuple[Any, ...]) -> tuple[tuple[str, ...], frozenset[date], _PricedAs]:
         known = scopes.get(raw)
         if known is None:
             provider, account, key_id, served, requested, tier, band = raw
@@ -372,7 +383,7 @@ def _logged_days(
                 segment_days.get(provider, no_days)
                 if (provider, served) in hourly or (provider, requested) in hourly
                 else no_days,
-                (provider, served, requested, tier, band),
+                (provider, account if by_account else None, served, requested, tier, band),
             )
         return known
 
@@ -776,7 +787,39 @@ def reconcile_period(session: Session, *, tenant_id: int, period: Period, settin
     first_day = period.start.date()
     logged = [row for row in logged_all if row.day >= first_day]
     history = [row for row in logged_all if row.day < first_day]
-    return reconcile(logged, billed, period=period, settings=reconcile_settings(settings), history=history)
+    tolerances = reconcile_settings(settings)
+    billed, probable = _resolve_labels(billed, logged, catalog, tolerances)
+    result = reconcile(logged, billed, period=period, settings=tolerances, history=history)
+    if not probable:
+        return result
+    notes: dict[tuple[str, str | None, str | None], str] = {
+        (alias.provider, alias.account, alias.model): alias.note for alias in probable
+    }
+    drift = tuple(
+        replace(row, note=note) if (note := notes.get((row.provider, row.account, row.model))) else row
+        for row in result.drift
+    )
+    return replace(result, drift=drift)
+
+
+def _resolve_labels(
+    billed: list[BilledDay], logged: list[LoggedDay], catalog: PriceCatalog, tolerances: ReconcileSettings
+) -> tuple[list[BilledDay], list[ProbableAlias]]:
+    """Billed days with the tenant's aliases applied, and unmatched labels that are probably a logged model
+    compared as that model (`ledger.model_aliases`)."""
+    billed = apply_aliases(billed, catalog.aliases)
+    logged_models = {(row.provider, model) for row in logged for model in (row.model, row.request_model)}
+    unmatched = {
+        (day.provider, day.model)
+        for day in billed
+        if day.model is not None
+        and (day.provider, day.model) not in logged_models
+        and catalog.resolve(pricing_provider_of(day.provider, day.model), day.model) is None
+    }
+    if not unmatched:
+        return billed, []
+    probable = probable_aliases(logged, billed, unmatched, tolerances)
+    return with_probable_aliases(billed, probable), probable
 
 
 class _SideReader:
@@ -868,6 +911,7 @@ def _store_drift(session: Session, tenant_id: int, period: Period, drift: Sequen
             "billed_cost": row.billed_cost,
             "difference": row.difference,
             "percent": row.percent,
+            "note": row.note or None,
             "currency": "USD",
             "computed_at": now,
         }

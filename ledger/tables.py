@@ -384,6 +384,7 @@ class DriftRow(Base):
     billed_cost: Mapped[Decimal | None] = mapped_column(Money)
     difference: Mapped[Decimal | None] = mapped_column(Money)
     percent: Mapped[Decimal | None] = mapped_column(Numeric(12, 4))
+    note: Mapped[str | None] = mapped_column(Text)  # e.g. "probably the same model, alias it"
     currency: Mapped[str] = mapped_column(Text, server_default="USD")
     computed_at: Mapped[datetime] = mapped_column(Timestamp)
 

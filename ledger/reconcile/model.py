@@ -887,6 +887,8 @@ class DriftRow:
     difference: Decimal | None
     percent: Decimal | None
     final: bool
+    note: str = ""
+    """What the loader adds, e.g. that a statement label is probably the row's model (`ledger.model_aliases`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

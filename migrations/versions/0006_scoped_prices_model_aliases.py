@@ -1,7 +1,8 @@
 """Tenant prices scoped to an account; a tenant's model aliases
 
 `price_overrides.account`: a negotiated price may hold for one provider account only (NULL: every account of
-the provider). `model_aliases`: a tenant's statement label → the model it names, per provider ('' = any), read
+the provider). `drift_rows.note`: what the reconciler adds to a row ("probably the same model, alias it").
+`model_aliases`: a tenant's statement label → the model it names, per provider ('' = any), read
 by the next reconciliation run.
 
 Revision ID: 0006
@@ -22,6 +23,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("price_overrides", sa.Column("account", sa.Text(), nullable=True))
+    op.add_column("drift_rows", sa.Column("note", sa.Text(), nullable=True))
     op.create_table(
         "model_aliases",
         sa.Column("tenant_id", sa.BigInteger(), nullable=False),
@@ -36,4 +38,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("model_aliases")
+    op.drop_column("drift_rows", "note")
     op.drop_column("price_overrides", "account")
