@@ -492,7 +492,7 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
         "account",
         "model",
         *(Column(header, justify="right") for header in figures),
-        prose("note", 30),
+        "note",
         title=f"Drift {period} ({tenant})",
     )
     for row in per_account_and_model(result.drift):

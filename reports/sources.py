@@ -53,6 +53,7 @@ class DriftLine:
     percent: Decimal | None
     currency: str
     computed_at: datetime
+    note: str | None = None  # e.g. "probably the same model, alias it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +161,7 @@ def drift_lines(session: Session, tenant_id: int, period: Period) -> list[DriftL
             percent=row.percent,
             currency=row.currency,
             computed_at=row.computed_at,
+            note=row.note,
         )
         for row in session.scalars(query)
     ]

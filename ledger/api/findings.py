@@ -140,6 +140,7 @@ def get_reconciliation(
             "difference": plain_decimal(line.difference),
             "percent": plain_decimal(line.percent),
             "currency": line.currency,
+            "note": line.note,
             "computed_at": line.computed_at.isoformat(),
         }
         for line in drift_lines(session, principal.tenant_id, window)

@@ -66,6 +66,9 @@ class DriftLine(Strict):
     difference: Money = Field(description="billed_cost − expected_cost")
     percent: Money = Field(description="difference ÷ expected_cost × 100")
     currency: str
+    note: str | None = Field(
+        description="what the reconciler adds, e.g. that a statement label is probably this model (alias it)"
+    )
     computed_at: str
 
 
