@@ -82,7 +82,8 @@ def test_a_negotiated_price_wins_over_the_list_price(cli: CliRunner, tenant: Ten
         ],
     )
     assert "2.4 USD" in listed.output
-    assert "yes" in listed.output
+    assert "tenant" in listed.output  # the layer it comes from
+    assert "MSA 2026 discount" in listed.output  # its source
 
 
 def test_a_self_hosted_model_priced_per_token_from_a_file(
@@ -93,7 +94,7 @@ def test_a_self_hosted_model_priced_per_token_from_a_file(
         HEADER + "vllm,llama-4-70b,input,standard,0,0.20,1M tokens,USD,2026-09-01,,,GPU cost/throughput,2026-09-01\n"
         "vllm,llama-4-70b,output,standard,0,0.60,1M tokens,USD,2026-09-01,,,GPU cost/throughput,2026-09-01\n"
     )
-    result = cli.invoke(app, ["prices", "import", str(prices), "--tenant", tenant.name])
+    result = cli.invoke(app, ["prices", "import", str(prices), "--provider", "vllm", "--tenant", tenant.name])
     assert result.exit_code == 0, result.output
     assert "2 prices imported" in result.output
     cost = cost_of(engine, tenant, "vllm", "llama-4-70b", TokenUsage(uncached_input=500_000, output=100_000))
@@ -109,7 +110,7 @@ def test_a_bad_price_file_names_the_line_and_column_and_writes_nothing(
         HEADER + "vllm,m,input,standard,0,0.20,1M tokens,USD,2026-09-01,,,x,2026-09-01\n"
         "vllm,m,output,standard,0,cheap,1M tokens,USD,2026-09-01,,,x,2026-09-01\n"
     )
-    result = cli.invoke(app, ["prices", "import", str(prices), "--tenant", tenant.name])
+    result = cli.invoke(app, ["prices", "import", str(prices), "--provider", "vllm", "--tenant", tenant.name])
     assert result.exit_code == 1
     assert result.output.strip() == "error: bad.csv:3: column 'unit_price': not a decimal number (value 'cheap')"
     assert cost_of(engine, tenant, "vllm", "m", TokenUsage(uncached_input=10)).unpriced == ("input",)
@@ -171,7 +172,7 @@ def test_a_file_that_is_not_text_or_a_day_that_is_no_date_is_one_line_naming_it(
     binary = tmp_path / "prices.xlsx"
     binary.write_bytes(b"PK\x03\x04\xff\xfe")
 
-    not_text = cli.invoke(app, ["prices", "import", str(binary), "--tenant", tenant.name])
+    not_text = cli.invoke(app, ["prices", "import", str(binary), "--provider", "vllm", "--tenant", tenant.name])
     no_day = cli.invoke(app, ["prices", "list", "--at", "2026-99-99"])
 
     assert not_text.exit_code == no_day.exit_code == 1
@@ -183,3 +184,156 @@ def test_an_unknown_model_stays_unpriced_never_zero(tenant: TenantKeys, engine: 
     cost = cost_of(engine, tenant, "openai", "gpt-imaginary", TokenUsage(uncached_input=10, output=5))
     assert cost.unpriced == ("input", "output")
     assert cost.currency is None
+
+
+def set_price(cli: CliRunner, tenant: TenantKeys, *options: str) -> None:
+    result = cli.invoke(
+        app,
+        ["prices", "set", "--tenant", tenant.name, "--token-type", "input", "--from", "2026-10-01", *options],
+    )
+    assert result.exit_code == 0, result.output
+
+
+def billed_cost(engine: Engine, tenant: TenantKeys, billed_by: str, model: str, account: str | None = None) -> object:
+    """What 1M input tokens of `model` cost when `billed_by` bills them (to `account`), as the reconciler prices
+    them: a gateway's usage at the upstream provider's list price."""
+    from ledger.pricing import pricing_provider_of
+
+    with session_factory(engine)() as session:
+        catalog = load_catalog(session, tenant_by_name(session, tenant.name).id)
+        return catalog.cost(
+            pricing_provider_of(billed_by, model),
+            model,
+            TokenUsage(uncached_input=1_000_000),
+            at=datetime(2026, 10, 15, 12, tzinfo=UTC),
+            billed_by=billed_by,
+            account=account,
+        ).total
+
+
+def test_a_negotiated_price_holds_for_the_provider_that_bills_it_only(
+    cli: CliRunner, tenant: TenantKeys, engine: Engine
+) -> None:
+    set_price(cli, tenant, "--provider", "anthropic", "--model", "claude-sonnet-4-5", "--price", "2.40")
+
+    assert billed_cost(engine, tenant, "anthropic", "claude-sonnet-4-5-20250929") == Decimal("2.40")
+    # The same model bought through OpenRouter or Bedrock keeps its list price there.
+    assert billed_cost(engine, tenant, "openrouter", "anthropic/claude-sonnet-4.5") == Decimal(3)
+    assert billed_cost(engine, tenant, "bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0") == Decimal(3)
+
+    set_price(cli, tenant, "--provider", "openrouter", "--model", "anthropic/claude-sonnet-4.5", "--price", "2.70")
+    assert billed_cost(engine, tenant, "openrouter", "anthropic/claude-sonnet-4.5") == Decimal("2.70")
+
+
+def test_a_price_for_one_account_wins_there_and_nowhere_else(
+    cli: CliRunner, tenant: TenantKeys, engine: Engine
+) -> None:
+    set_price(cli, tenant, "--provider", "openai", "--model", "gpt-4.1", "--price", "1.80")
+    set_price(
+        cli, tenant, "--provider", "openai", "--account", "proj_big", "--model", "gpt-4.1", "--price", "1.50",
+        "--until", "2026-11-01",
+    )  # fmt: skip
+
+    assert billed_cost(engine, tenant, "openai", "gpt-4.1", "proj_big") == Decimal("1.50")
+    assert billed_cost(engine, tenant, "openai", "gpt-4.1", "proj_small") == Decimal("1.80")
+    listed = cli.invoke(app, ["prices", "list", "--tenant", tenant.name, "--provider", "openai", "--model", "gpt-4.1"])
+    assert "openai (proj_big)" not in listed.output  # no longer in effect today (--until 2026-11-01)
+
+
+def test_a_price_file_for_another_provider_is_refused_naming_the_line(
+    cli: CliRunner, tenant: TenantKeys, tmp_path: Path
+) -> None:
+    prices = tmp_path / "negotiated.csv"
+    prices.write_text(
+        HEADER + "anthropic,claude-sonnet-4-5,input,standard,0,2.4,1M tokens,USD,2026-10-01,,,MSA,2026-10-01\n"
+    )
+
+    result = cli.invoke(app, ["prices", "import", str(prices), "--provider", "openrouter", "--tenant", tenant.name])
+
+    assert result.exit_code == 1
+    assert (
+        "negotiated.csv:2: column 'provider' is 'anthropic', but these prices are imported for --provider openrouter"
+    ) in result.output
+
+
+def test_prices_list_says_which_layer_and_data_each_price_comes_from(cli: CliRunner) -> None:
+    listed = cli.invoke(app, ["prices", "list", "--provider", "openai", "--model", "gpt-4o", "--at", "2026-10-15"])
+
+    assert listed.exit_code == 0, listed.output
+    assert "genai-prices 0.2." in listed.output.splitlines()[0]
+    assert "bundled snapshot" in listed.output.splitlines()[0]
+    assert "genai-prices" in listed.output.split("\n", 1)[1]  # the layer column
+    assert "https://pypi.org/project/genai-prices/" in listed.output
+
+
+def test_prices_update_without_network_says_so_and_keeps_the_data_in_use(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.setenv("TOKENLEDGER_DATA_DIR", str(tmp_path))
+    with socket.socket() as probe:  # a port nobody listens on: the connection is refused, as offline
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+
+    result = cli.invoke(app, ["prices", "update", "--url", f"http://127.0.0.1:{closed}/data.json", "--timeout", "2"])
+
+    assert result.exit_code == 1
+    assert "could not update the price data" in result.output
+    assert "Still using genai-prices 0.2." in result.output
+    assert list(tmp_path.iterdir()) == []
+    listed = cli.invoke(app, ["prices", "list", "--provider", "openai", "--model", "gpt-4o", "--at", "2026-10-15"])
+    assert "bundled snapshot" in listed.output.splitlines()[0]
+
+
+def test_prices_update_stores_what_genai_prices_fetched_and_uses_it(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from genai_prices import data_snapshot
+
+    from ledger.catalog import forget_loaded_prices
+
+    document = json.dumps(
+        [
+            {
+                "id": "openai",
+                "name": "OpenAI",
+                "api_pattern": "https://api\\.openai\\.com",
+                "model_match": {"starts_with": "gpt-"},
+                "models": [
+                    {"id": "gpt-4o", "match": {"equals": "gpt-4o"}, "prices": {"input_mtok": 2, "output_mtok": 8}}
+                ],
+            }
+        ]
+    ).encode()
+
+    class PriceData(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), PriceData)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("TOKENLEDGER_DATA_DIR", str(tmp_path))
+    try:
+        result = cli.invoke(app, ["prices", "update", "--url", f"http://127.0.0.1:{server.server_port}/data.json"])
+        assert result.exit_code == 0, result.output
+        assert "price data updated" in result.output
+        assert (tmp_path / "genai-prices.json").read_bytes() == document
+        listed = cli.invoke(app, ["prices", "list", "--provider", "openai", "--model", "gpt-4o", "--at", "2026-10-15"])
+        assert "updated snapshot" in listed.output.splitlines()[0]
+        assert "(1 models)" in listed.output.splitlines()[0]
+    finally:
+        server.shutdown()
+        monkeypatch.delenv("TOKENLEDGER_DATA_DIR")
+        data_snapshot.set_custom_snapshot(None)
+        forget_loaded_prices()
