@@ -1,7 +1,8 @@
 """A month of the models most teams use — gpt-4o, gpt-4o-mini, gpt-4.1, gpt-4.1-mini, o4-mini, deepseek-chat,
 deepseek-reasoner, qwen-plus, mistral-large-latest beside Claude Sonnet and Haiku 4.5 — logged through the
-ingest API and billed, at list prices, in one FOCUS 1.x cost export (the shape the `focus` importer reads), except for three planted discrepancies: gpt-4o cache reads billed as uncached input on one day,
-deepseek-chat usage billed on a day nothing was logged, o4-mini input billed above its list price."""
+ingest API and billed, at list prices, in one FOCUS 1.x cost export (the shape the `focus` importer reads),
+except for three planted discrepancies: gpt-4o cache reads billed as uncached input on one day, deepseek-chat
+usage billed on a day nothing was logged, o4-mini input billed above its list price."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from ledger.cli import app
 from tests.conftest import TenantKeys
 from tests.events_factory import usage_event
+from tests.reports.conftest import sign_in
 
 DAY = datetime(2026, 10, 6, tzinfo=UTC)
 FOCUS_HEADER = (
@@ -187,6 +188,11 @@ def test_an_alias_makes_the_label_the_model_from_the_next_run(
 
     before = reconcile(cli, tenant)
     assert "unmatched model azure/contoso-chat-deployment" in before
+    sign_in(client, tenant.read["Authorization"].removeprefix("Bearer "))
+    overview = client.get("/report/?period=2026-10").text
+    assert "<strong>1</strong> statement label no known model answers to" in overview
+    assert "tokenledger models alias contoso-chat-deployment MODEL --provider azure" in overview
+    assert "genai-prices 0.2." in overview
     assert {f["model"] for f in findings(client, tenant) if f["kind"] == "unlogged_usage"} == {
         "contoso-chat-deployment"
     }
@@ -198,6 +204,7 @@ def test_an_alias_makes_the_label_the_model_from_the_next_run(
     after = reconcile(cli, tenant)
 
     assert "unmatched model" not in after
+    assert "Every model the statements name is a known model." in client.get("/report/?period=2026-10").text
     assert "contoso-chat-deployment" not in after  # in neither the drift nor this run's findings
     assert not BILLING_FINDINGS & set(after.split())
     assert "quantity_mismatch" in after

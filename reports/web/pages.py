@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from ledger.api.dependencies import ContextDep, SessionDep
 from ledger.auth import authenticate
+from ledger.catalog import base_layer, load_catalog
 from ledger.errors import InvalidRequest, Unauthorized
 from ledger.findings import (
     SEVERITIES,
@@ -23,6 +24,7 @@ from ledger.findings import (
     list_findings,
     status_history,
 )
+from ledger.model_aliases import unmatched_labels
 from ledger.periods import Period, PeriodError
 from reports import daily, evidence, monthly, overview, quality, sources
 from reports.alerts.channels import describe_target
@@ -179,6 +181,8 @@ def overview_page(
         overview=summary,
         import_hint=overview.import_hint,
         reconcile_hint=overview.reconcile_hint(window),
+        unmatched=unmatched_labels(session, viewer.tenant_id, window, load_catalog(session, viewer.tenant_id)),
+        price_data=base_layer()[0].describe(),
     )
 
 
