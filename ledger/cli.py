@@ -620,6 +620,17 @@ def print_unmatched(unmatched: Sequence[UnmatchedLabel]) -> None:
         )
 
 
+def priced_out_of_the_box() -> str:
+    from ledger.catalog import base_layer, bundled_prices, shared_catalog
+
+    base, _ = base_layer()
+    overlay = {(row.provider, row.model) for row in bundled_prices()}
+    return (
+        f"{shared_catalog().model_count():,} models priced out of the box: {len(overlay)} from the sourced overlay "
+        f"(ledger/prices.csv) over {base.model_count:,} from {base.describe()}"
+    )
+
+
 def print_import_summary(summary: ImportSummary) -> None:
     console.print(
         f"{summary.source} {summary.period.label}: {summary.lines} lines from {summary.documents} documents"
@@ -677,6 +688,7 @@ def demo(
         if result.outcome.result is None:
             raise RuntimeError(f"the demo reconciliation failed: {result.outcome.error}")
         print_reconciliation(result.tenant, result.period, result.outcome.result)
+        console.print(priced_out_of_the_box(), highlight=False)
         console.print("\nPlanted in the statements (everything else is a clean control group):", style="bold")
         describe_plants(lambda line: console.print(line, highlight=False))
         base = server.base_url

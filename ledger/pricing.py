@@ -480,6 +480,10 @@ class PriceCatalog:
         """Whether some tenant price holds for one account only."""
         return bool(self._account_overrides)
 
+    def model_count(self) -> int:
+        """How many (provider, model) pairs some layer prices."""
+        return len(self._models | self._base.models)
+
     def providers(self) -> list[str]:
         """Every provider some layer prices a model of."""
         return sorted({provider for provider, _ in self._models} | {provider for provider, _ in self._base.models})
