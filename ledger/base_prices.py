@@ -31,6 +31,7 @@ provider's pricing pages and the genai-prices version; `origin` names the genai-
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -46,6 +47,8 @@ from genai_prices import types as genai
 from ledger.context_bands import CONTEXT_BAND_THRESHOLDS
 from ledger.model_names import normalize_model_name
 from ledger.pricing import PRICE_DECIMALS, PriceRow, PricingError, UsageWindow
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["BASE_LAYER", "BasePrices", "base_prices_from", "bundled_base_prices"]
 
@@ -83,8 +86,8 @@ class BasePrices:
     version: str
     """genai-prices' package version."""
     data_date: date
-    """When the data was published (the package's install day for the bundled snapshot; the fetch day for an
-    updated one)."""
+    """The day the data was read: the package's install day for the bundled snapshot (the package states no
+    date of its own), the fetch day for an updated one."""
     updated: bool
     """Whether the data comes from `prices update` rather than the package's bundled snapshot."""
     skipped: tuple[str, ...]
@@ -100,8 +103,9 @@ class BasePrices:
         return len({(row.provider, row.model) for row in self.rows})
 
     def describe(self) -> str:
-        origin = "updated snapshot" if self.updated else "bundled snapshot"
-        return f"genai-prices {self.version}, {origin} of {self.data_date.isoformat()}"
+        if self.updated:
+            return f"genai-prices data fetched {self.data_date.isoformat()} (package {self.version})"
+        return f"genai-prices {self.version}, bundled snapshot (installed {self.data_date.isoformat()})"
 
     def match(self, provider: str, raw: str) -> str | None:
         """The canonical name of the model genai-prices' matching rules find for `raw` billed by `provider`
@@ -137,8 +141,8 @@ def bundled_base_prices() -> BasePrices:
                 data_date=datetime.fromtimestamp(stored.stat().st_mtime, UTC).date(),
                 updated=True,
             )
-        except (ValueError, TypeError):
-            pass  # an unreadable stored snapshot: the bundled one below
+        except (ValueError, TypeError) as error:
+            logger.warning("%s cannot be read (%s): using genai-prices' bundled snapshot", stored, error)
     from genai_prices import data as bundled
 
     installed = Path(bundled.__file__)

@@ -453,7 +453,8 @@ class PriceCatalog:
         _check_query(token_type, at, service_tier, input_band)
         provider = provider.strip().lower()
         billed_by = provider if billed_by is None else billed_by.strip().lower()
-        if (billed_by, model) != (provider, model) and (own := self.resolve(billed_by, model)) is not None:
+        has_tenant_prices = bool(self._overrides or self._account_overrides)
+        if billed_by != provider and has_tenant_prices and (own := self.resolve(billed_by, model)) is not None:
             # The tenant's own price of the model as billed by a gateway (a negotiated OpenRouter rate).
             own_key = (billed_by, own, token_type, service_tier)
             for index in self._tenant_indexes(account):

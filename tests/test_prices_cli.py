@@ -330,7 +330,7 @@ def test_prices_update_stores_what_genai_prices_fetched_and_uses_it(
         assert "price data updated" in result.output
         assert (tmp_path / "genai-prices.json").read_bytes() == document
         listed = cli.invoke(app, ["prices", "list", "--provider", "openai", "--model", "gpt-4o", "--at", "2026-10-15"])
-        assert "updated snapshot" in listed.output.splitlines()[0]
+        assert "genai-prices data fetched" in listed.output.splitlines()[0]
         assert "(1 models)" in listed.output.splitlines()[0]
     finally:
         server.shutdown()

@@ -25,6 +25,7 @@ from ledger.api.context import AppContext
 from ledger.api.dependencies import ContextDep
 from ledger.api.openapi import complete_document
 from ledger.auth import PrincipalCache
+from ledger.catalog import base_layer
 from ledger.clock import Clock, SystemClock
 from ledger.database import create_db_engine, database_url, migrations_at_head, session_factory
 from ledger.errors import ServiceUnavailable, TokenLedgerError
@@ -59,8 +60,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Everything allocated so far (modules, app, metadata) lives as long as the process: keep it out of
-        # the collector's full passes, which otherwise stall every request for ~100 ms about once a second.
+        # The price data (genai-prices' snapshot, half a second to read) is read now rather than by the first
+        # reconciliation. Everything allocated so far (modules, app, metadata, prices) lives as long as the
+        # process: keep it out of the collector's full passes, which otherwise stall every request for ~100 ms
+        # about once a second.
+        base_layer()
         gc.collect()
         gc.freeze()
         writer.start()
