@@ -57,6 +57,16 @@ def test_a_bedrock_model_arn_names_the_model_when_the_usage_type_does_not() -> N
     assert line.model == "anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 
+def test_of_the_columns_naming_the_model_the_first_with_a_known_price_names_it() -> None:
+    arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0"
+
+    [line] = parse(bedrock_row("USE1-AcmeHaikuTier-input-tokens", resource=arn))
+    [unknown] = parse(bedrock_row("USE1-AcmeHaikuTier-input-tokens"))
+
+    assert line.model == "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+    assert unknown.model == "acme-haiku-tier"  # nothing better: the usage type's label, listed as unmatched
+
+
 def test_pricing_quantity_in_token_blocks_is_counted_in_tokens_when_consumed_quantity_is_empty() -> None:
     row = f"2.7,USD,Usage,,{PERIOD},,,180,1K tokens,AWS,,{AI},Amazon Bedrock,,1,USE1-X-output-tokens"
 
