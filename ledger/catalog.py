@@ -52,8 +52,8 @@ def tenant_aliases(session: Session, tenant_id: int) -> dict[tuple[str, str], st
 
 
 def set_alias(session: Session, tenant_id: int, *, label: str, model: str, provider: str | None) -> str:
-    """Store (or replace) a tenant's alias; the model must be one the catalog prices. Returns its canonical
-    name."""
+    """Store (or replace) a tenant's alias; the model must be one the catalog prices. Returns the model as
+    stored: spelled as logged usage of it is compared (`normalize_model_name`)."""
     catalog = load_catalog(session, tenant_id)
     scope = (provider or "").strip().lower()
     canonical = catalog.resolve(scope, model) if scope else None
@@ -62,14 +62,14 @@ def set_alias(session: Session, tenant_id: int, *, label: str, model: str, provi
     if canonical is None:
         where = f" for provider {scope}" if scope else ""
         raise InvalidRequest(f"model {model!r} has no known price{where}: alias a label to a priced model")
-    key = normalize_model_name(scope, label)
+    key, named = normalize_model_name(scope, label), normalize_model_name(scope, model)
     existing = session.get(ModelAlias, (tenant_id, scope, key))
     if existing is None:
-        session.add(ModelAlias(tenant_id=tenant_id, provider=scope, label=key, model=canonical))
+        session.add(ModelAlias(tenant_id=tenant_id, provider=scope, label=key, model=named))
     else:
-        existing.model = canonical
+        existing.model = named
     session.flush()
-    return canonical
+    return named
 
 
 def tenant_overrides(session: Session, tenant_id: int) -> list[PriceRow]:

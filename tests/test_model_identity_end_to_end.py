@@ -220,3 +220,16 @@ def test_an_alias_must_name_a_model_with_a_known_price(cli: CliRunner, tenant: T
     )
     assert result.exit_code != 0
     assert "model 'gpt-9-ultra' has no known price for provider azure" in result.output
+
+
+def test_an_alias_names_the_model_as_logged_usage_spells_it(cli: CliRunner, tenant: TenantKeys) -> None:
+    """`mistral-large-latest` is priced as genai-prices' `mistral-large`, but logged usage of it is compared
+    under its own name: the alias must name it so, or the label would match no logged usage."""
+    result = cli.invoke(
+        app,
+        ["models", "alias", "Mistral Large 24.11", "mistral-large-latest", "--provider", "mistral",
+         "--tenant", tenant.name],
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "'Mistral Large 24.11' in mistral statements now names mistral-large-latest" in result.output
