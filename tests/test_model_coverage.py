@@ -157,3 +157,12 @@ def test_the_overlay_wins_over_genai_prices_and_says_so() -> None:
     gpt = shared_catalog().unit_price("openai", "gpt-4o", "input", at=AT)
     assert gpt is not None
     assert gpt.layer == "genai-prices"
+
+
+def test_the_demo_says_how_many_models_are_priced_out_of_the_box() -> None:
+    from ledger.cli import priced_out_of_the_box
+
+    count, _, rest = priced_out_of_the_box().partition(" models priced out of the box: ")
+    assert int(count.replace(",", "")) == shared_catalog().model_count() > 2_000
+    assert "from the sourced overlay (ledger/prices.csv) over" in rest
+    assert "genai-prices 0.2." in rest
