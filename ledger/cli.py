@@ -785,7 +785,7 @@ def alerts_test(
 
     with session_scope(get_settings()) as session, httpx.Client() as http:
         owner = auth.tenant_for_cli(session, tenant)
-        outcome = send_test(session, tenant_id=owner.id, channel_name=channel, now=SystemClock().now(), http=http)
+        outcome = send_test(session, tenant_id=owner.id, channel_name=channel, clock=SystemClock(), http=http)
     if not outcome.sent:
         errors.print(f"[red]error:[/red] test alert over {channel!r} failed: {outcome.error}", highlight=False)
         raise typer.Exit(1)
@@ -795,7 +795,7 @@ def alerts_test(
 @alerts_app.command("deliver")
 @one_line_errors
 def alerts_deliver() -> None:
-    """Send the alerts that are due now (the service does this every 30 s when its scheduler runs)."""
+    """Send the alerts that are due now (the service sends them as they fall due when its scheduler runs)."""
     import httpx
 
     from reports.alerts import deliver_due
@@ -803,7 +803,7 @@ def alerts_deliver() -> None:
     engine = create_db_engine(database_url(get_settings()), pool_size=2)
     try:
         with httpx.Client() as http:
-            stats = deliver_due(session_factory(engine), now=SystemClock().now(), http=http)
+            stats = deliver_due(session_factory(engine), clock=SystemClock(), http=http)
     finally:
         engine.dispose()
     console.print(f"sent {stats.sent}, will retry {stats.retrying}, failed {stats.failed}")

@@ -411,3 +411,20 @@ class AlertOutbox(TenantRecord, Base):
         UniqueConstraint("tenant_id", "channel_id", "dedupe_key"),
         Index("ix_alert_outbox_due", "status", "next_attempt_at"),
     )
+
+
+class ScheduledJob(Base):
+    """A job of the scheduler: when it runs next, and how its latest run went. The next run is advanced only
+    once a run has finished, so a run missed while no replica was up, or cut short by the leader's death, is
+    due when a leader next looks."""
+
+    __tablename__ = "scheduled_jobs"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    schedule: Mapped[str] = mapped_column(Text)
+    next_run_at: Mapped[datetime] = mapped_column(Timestamp)
+    last_started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_outcome: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    runs: Mapped[int] = mapped_column(BigInteger, server_default="0")

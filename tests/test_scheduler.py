@@ -5,10 +5,7 @@ admin keys belong to, and close a month with a last reconciliation and its repor
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -21,17 +18,10 @@ from ledger.events import validate_events
 from ledger.ingest import partition_ddl
 from ledger.periods import Period
 from ledger.reconciliation import run_reconciliation
-from ledger.scheduler import (
-    close_previous_month,
-    configured_sources,
-    periods_due,
-    pull_statements,
-    start_scheduler,
-    statement_owner,
-    with_job_lock,
-)
+from ledger.scheduler import ScheduledWork, configured_sources, periods_due, statement_owner, with_job_lock
 from ledger.settings import Settings
 from ledger.tables import AlertOutbox, PriceOverride, ReconciliationRun, StatementLine, Tenant, UsageEvent
+from tests.clocks import FixedClock
 from tests.conftest import TenantKeys
 from tests.events_factory import usage_event
 from tests.openai_admin_api import ADMIN_KEY, OpenAIAdminApi
@@ -145,56 +135,9 @@ def test_a_run_failing_in_the_database_records_the_servers_words_not_the_stateme
     assert outcome.error == "NumericValueOutOfRange: bigint out of range"
 
 
-def test_a_run_missed_while_no_instance_was_up_runs_at_start_up(engine: Engine, settings: Settings) -> None:
-    sessions = session_factory(engine)
-    first = start_scheduler(settings, engine, sessions)
-    job = first.get_job("reconcile_current_month")
-    assert job is not None
-    assert job.next_run_time > datetime.now(UTC)
-    first.shutdown(wait=False)
-
-    store = first._jobstores["default"]  # the persistent store: move the stored next run into the past
-    stored = store.lookup_job("reconcile_current_month")
-    stored.next_run_time = datetime.now(UTC) - timedelta(hours=2)
-    store.update_job(stored)
-
-    started = datetime.now(UTC)
-    second = start_scheduler(settings, engine, sessions)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with sessions() as session:
-                caught_up = session.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(ReconciliationRun)
-                    .where(ReconciliationRun.trigger == "schedule", ReconciliationRun.started_at >= started)
-                )
-            if caught_up:
-                break
-            time.sleep(0.2)
-        assert caught_up, "the missed reconciliation did not run at start-up"
-        assert second.get_job("reconcile_current_month").next_run_time > datetime.now(UTC)
-    finally:
-        second.shutdown(wait=True)
-
-
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self.moment = now
-
-    def now(self) -> datetime:
-        return self.moment
-
-
-@contextmanager
-def job_runtime(settings: Settings, engine: Engine, now: datetime) -> Iterator[None]:
-    """The scheduler's runtime as the service starts it, with its timers paused: the test runs a job itself."""
-    scheduler = start_scheduler(settings, engine, session_factory(engine), FixedClock(now))
-    scheduler.pause()
-    try:
-        yield
-    finally:
-        scheduler.shutdown(wait=True)
+def scheduled_work(settings: Settings, engine: Engine, now: datetime) -> ScheduledWork:
+    """The scheduler's jobs as the service runs them, on a clock the test holds still."""
+    return ScheduledWork(settings, engine, session_factory(engine), FixedClock(now))
 
 
 def tenant_id_of(engine: Engine, tenant: TenantKeys) -> int:
@@ -225,10 +168,10 @@ def test_the_scheduled_pull_stores_the_admin_keys_month_for_their_tenant(
                 )
             ]
 
-    with job_runtime(settings, engine, datetime(2026, 10, 20, 6, 0, tzinfo=UTC)):  # October alone is due
-        pull_statements()
-        first = billed()
-        pull_statements()  # the next day's pull replaces the month's lines, it does not add to them
+    work = scheduled_work(settings, engine, datetime(2026, 10, 20, 6, 0, tzinfo=UTC))  # October alone is due
+    work.pull_statements()
+    first = billed()
+    work.pull_statements()  # the next day's pull replaces the month's lines, it does not add to them
 
     assert {row[0] for row in first} >= {"uncached_input", "cached_input", "output", "requests"}
     assert any("page=" in path for path in OpenAIAdminApi.seen), "the second usage page was not followed"
@@ -243,9 +186,9 @@ def test_closing_a_month_reconciles_it_once_more_and_queues_its_report_once(
         ops = channel(session, tenant_id, name="ops")
         channel_id = ops.id
 
-    with job_runtime(settings, engine, datetime(2026, 11, 5, 6, 30, tzinfo=UTC)):
-        close_previous_month()
-        close_previous_month()  # a second instance's late run, or a retry: no second report
+    work = scheduled_work(settings, engine, datetime(2026, 11, 5, 6, 30, tzinfo=UTC))
+    work.close_previous_month()
+    work.close_previous_month()  # a second instance's late run, or a retry: no second report
 
     with session_factory(engine)() as session:
         runs = session.scalars(

@@ -32,6 +32,7 @@ from ledger.group_commit import GroupCommitWriter, is_unavailable
 from ledger.metrics import ServiceMetrics
 from ledger.scheduler import start_scheduler
 from ledger.settings import Settings
+from reports.alerts.delivery import outbox_by_status
 
 log = logging.getLogger("tokenledger.api")
 RETRY_AFTER_SECONDS = "2"
@@ -65,7 +66,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
         gc.freeze()
         writer.start()
         scheduler = (
-            start_scheduler(settings, engine, context.sessions, context.clock) if settings.scheduler_enabled else None
+            start_scheduler(settings, engine, context.sessions, context.clock, metrics.scheduler)
+            if settings.scheduler_enabled
+            else None
         )
         try:
             yield
@@ -184,5 +187,7 @@ def _install_health(app: FastAPI) -> None:
         )
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
-    async def metrics(context: ContextDep) -> PlainTextResponse:
+    def metrics(context: ContextDep) -> PlainTextResponse:
+        with context.sessions() as session:
+            context.metrics.scheduler.outbox_depth(outbox_by_status(session))
         return PlainTextResponse(generate_latest(context.metrics.registry), media_type=CONTENT_TYPE_LATEST)
