@@ -7,13 +7,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from ledger.database import create_db_engine, session_factory
 from ledger.tables import ReconciliationRun
@@ -22,22 +19,6 @@ from tests.conftest import make_tenant
 from tests.http_receiver import http_receiver
 from tests.reports import rows
 from tests.test_durability import free_port, wait_until_healthy
-
-
-@pytest.fixture
-def fresh_database(database_url: str) -> Iterator[str]:
-    """An empty database (no schema) on the test server, dropped afterwards."""
-    url = make_url(database_url)
-    name = f"{url.database}_fresh_{os.getpid()}_{time.monotonic_ns() % 100_000}"
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_five_replicas_started_at_once_on_a_fresh_database_all_serve_and_deliver_an_alert_once(

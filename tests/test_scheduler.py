@@ -5,24 +5,46 @@ admin keys belong to, and close a month with a last reconciliation and its repor
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from importers.registry import importer_for
 from ledger import rollup
+from ledger.api import create_app
 from ledger.database import session_factory
 from ledger.events import validate_events
 from ledger.ingest import partition_ddl
 from ledger.periods import Period
 from ledger.reconciliation import run_reconciliation
-from ledger.scheduler import ScheduledWork, configured_sources, periods_due, statement_owner, with_job_lock
+from ledger.scheduler import (
+    TICK_SECONDS,
+    ScheduledWork,
+    configured_sources,
+    periods_due,
+    start_scheduler,
+    statement_owner,
+    with_job_lock,
+)
 from ledger.settings import Settings
-from ledger.tables import AlertOutbox, PriceOverride, ReconciliationRun, StatementLine, Tenant, UsageEvent
+from ledger.tables import (
+    AlertOutbox,
+    DriftRow,
+    PriceOverride,
+    ReconciliationRun,
+    ScheduledJob,
+    StatementLine,
+    Tenant,
+    UsageEvent,
+)
 from tests.clocks import FixedClock
-from tests.conftest import TenantKeys
+from tests.conftest import TenantKeys, make_tenant
 from tests.events_factory import usage_event
 from tests.openai_admin_api import ADMIN_KEY, OpenAIAdminApi
 from tests.reports.rows import channel
@@ -201,3 +223,96 @@ def test_closing_a_month_reconciles_it_once_more_and_queues_its_report_once(
         ).all()
     assert [(run.period_start, run.status) for run in runs] == [(Period.month("2026-10").start, "succeeded")] * 2
     assert [report.dedupe_key for report in reports] == ["monthly_report:2026-10"]
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.1)
+
+
+def daily_runs(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(sa.select(ScheduledJob.runs).where(ScheduledJob.name == "daily")) or 0)
+
+
+def scheduled_reconciliations(engine: Engine) -> list[tuple[int, datetime]]:
+    with engine.connect() as conn:
+        return [
+            (row.tenant_id, row.period_start)
+            for row in conn.execute(
+                sa.select(ReconciliationRun.tenant_id, ReconciliationRun.period_start)
+                .where(ReconciliationRun.trigger == "schedule")
+                .order_by(ReconciliationRun.tenant_id, ReconciliationRun.period_start)
+            )
+        ]
+
+
+def test_replicas_started_at_once_elect_one_leader_which_runs_the_daily_job_once_and_a_successor_takes_over(
+    fresh_engine: Engine, settings: Settings
+) -> None:
+    make_tenant(fresh_engine, "acme")
+    clock = FixedClock(datetime(2026, 11, 20, 5, 59, tzinfo=UTC))
+    sessions = session_factory(fresh_engine)
+    with ThreadPoolExecutor(5) as starting:
+        replicas = list(starting.map(lambda _: start_scheduler(settings, fresh_engine, sessions, clock), range(5)))
+    try:
+        wait_until(lambda: sum(replica.leading for replica in replicas) == 1, "one replica leads")
+        clock.advance(timedelta(minutes=1, seconds=1))  # 06:00:01, the pull hour
+        wait_until(lambda: daily_runs(fresh_engine) == 1, "the daily job ran")
+        time.sleep(2 * TICK_SECONDS)  # every replica has had its chance to run it again
+        assert daily_runs(fresh_engine) == 1
+        assert [period for _, period in scheduled_reconciliations(fresh_engine)] == [Period.month("2026-11").start]
+        assert sum(replica.leading for replica in replicas) == 1
+
+        (leader,) = [replica for replica in replicas if replica.leading]
+        leader.shutdown()
+        replicas.remove(leader)
+        wait_until(lambda: sum(replica.leading for replica in replicas) == 1, "another replica took over")
+        clock.advance(timedelta(days=1))
+        wait_until(lambda: daily_runs(fresh_engine) == 2, "the successor ran the next day's job")
+        assert len(scheduled_reconciliations(fresh_engine)) == 2
+    finally:
+        for replica in replicas:
+            replica.shutdown()
+
+
+def test_after_downtime_the_daily_job_runs_once_and_reconciles_only_once_its_slow_pull_has_finished(
+    fresh_engine: Engine, settings: Settings, openai_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service was down for two days at the pull hour. On start the overdue job runs once: it pulls (from
+    a provider taking a second and a half an answer), and only then reconciles, so the month's drift shows
+    what the statement pulled just now bills."""
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    for source in ("anthropic", "openrouter"):
+        monkeypatch.delenv(importer_for(source).credential_env or "", raising=False)
+    OpenAIAdminApi.delay_seconds = 1.5
+    keys = make_tenant(fresh_engine, "acme")
+    settings = settings.model_copy(
+        update={"statement_tenant": keys.name, "openai_base_url": openai_api, "scheduler_enabled": True}
+    )
+    now = datetime(2026, 10, 20, 7, 30, tzinfo=UTC)
+    with session_factory(fresh_engine).begin() as session:
+        session.add(ScheduledJob(name="daily", schedule="daily at 06:00 UTC", next_run_at=now - timedelta(days=2)))
+
+    with TestClient(create_app(settings, engine=fresh_engine, clock=FixedClock(now))):
+        wait_until(lambda: daily_runs(fresh_engine) == 1, "the overdue daily job ran", timeout=120)
+
+    with fresh_engine.connect() as conn:
+        billed = conn.scalar(
+            sa.select(sa.func.sum(DriftRow.billed_tokens)).where(
+                DriftRow.provider == "openai", DriftRow.period_start == Period.month("2026-10").start
+            )
+        )
+        pulled = conn.scalar(
+            sa.select(sa.func.count()).select_from(StatementLine).where(StatementLine.source == "openai")
+        )
+        job = conn.execute(sa.select(ScheduledJob)).one()
+    assert pulled, "the pull stored nothing"
+    assert billed, "the reconcile ran before the pull had committed the statement"
+    assert scheduled_reconciliations(fresh_engine) == [
+        (tenant_id_of(fresh_engine, keys), Period.month("2026-10").start)
+    ]
+    assert (job.runs, job.last_outcome, job.next_run_at) == (1, "succeeded", datetime(2026, 10, 21, 6, tzinfo=UTC))
