@@ -6,13 +6,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 
+from ledger.api import create_app
 from ledger.database import create_db_engine, session_factory
+from ledger.settings import Settings
 from ledger.tables import ReconciliationRun
 from reports.alerts import queue_run_failure_alert
 from tests.conftest import make_tenant
@@ -80,3 +86,28 @@ def test_five_replicas_started_at_once_on_a_fresh_database_all_serve_and_deliver
             except subprocess.TimeoutExpired:
                 replica.kill()
         engine.dispose()
+
+
+def test_five_app_lifespans_started_at_the_same_instant_on_a_new_database_all_start(
+    fresh_engine: Engine, settings: Settings
+) -> None:
+    """The same start-up as five `serve` processes, lined up to the millisecond: each app's lifespan (which
+    starts its scheduler) begins at once."""
+    settings = settings.model_copy(update={"scheduler_enabled": True})
+    apps = [TestClient(create_app(settings, engine=fresh_engine)) for _ in range(5)]
+    lined_up = threading.Barrier(len(apps))
+
+    def start(client: TestClient) -> TestClient:
+        lined_up.wait()
+        return client.__enter__()
+
+    started: list[TestClient] = []
+    try:
+        with ThreadPoolExecutor(len(apps)) as starting:
+            futures = [starting.submit(start, client) for client in apps]
+            for future in futures:
+                started.append(future.result())
+        assert all(client.get("/healthz").status_code == 200 for client in started)
+    finally:
+        for client in started:
+            client.__exit__(None, None, None)
