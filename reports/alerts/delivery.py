@@ -130,6 +130,7 @@ class Deliverer:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tokenledger-alerts")
         self._busy: set[tuple[int, int]] = set()
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     def dispatch(self, tenant_id: int | None = None, limit: int = 100) -> list[Future[DeliveryStats]]:
         """Start a worker for each channel with alerts due and no worker yet; their futures."""
@@ -152,12 +153,16 @@ class Deliverer:
         return started
 
     def close(self, wait: bool = True) -> None:
+        """Stop: workers finish the alert they are sending (`wait`: and are waited for) and take no other."""
+        self._closed.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
     def _drain(self, channel: tuple[int, int], limit: int) -> DeliveryStats:
         outcomes: list[str] = []
         try:
             for _ in range(limit):
+                if self._closed.is_set():
+                    break
                 outcome = self._deliver_next(*channel)
                 if outcome is None:
                     break
