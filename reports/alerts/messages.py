@@ -200,21 +200,32 @@ def webhook_headers(secret: str, body: bytes, sent_at: datetime) -> dict[str, st
 
 
 def slack_body(message: Message) -> dict[str, Any]:
-    text = f"*{message.title}*\n{message.text}"
+    """Every text is escaped for mrkdwn: labels come from statements and events (a project named
+    `<!here>` must not ping the channel, nor `<https://…|click>` become a link)."""
+    title, text = slack_escape(message.title), slack_escape(message.text)
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*{title}*\n{text}")}},
     ]
     if message.facts:
         blocks.append(
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": _clip(f"*{name}*\n{value}", SLACK_FIELD_LIMIT)}
+                    {
+                        "type": "mrkdwn",
+                        "text": _clip(f"*{slack_escape(name)}*\n{slack_escape(value)}", SLACK_FIELD_LIMIT),
+                    }
                     for name, value in message.facts[:SLACK_MAX_FIELDS]
                 ],
             }
         )
-    return {"text": _clip(f"{message.title}\n{message.text}"), "blocks": blocks}
+    return {"text": _clip(f"{title}\n{text}"), "blocks": blocks}
+
+
+def slack_escape(text: str) -> str:
+    """`&`, `<` and `>` as Slack asks them escaped in message text, so that none starts a mention, a link or
+    a special command (https://api.slack.com/reference/surfaces/formatting#escaping)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def email_message(message: Message, *, sender: str, recipients: Sequence[str], now: datetime) -> EmailMessage:

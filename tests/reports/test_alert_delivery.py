@@ -312,3 +312,17 @@ def test_alerts_of_a_disabled_channel_fail_without_being_sent(
     assert receiver.requests == []
     (alert,) = alerts(engine, tenant_id)
     assert alert.last_error == "the channel was deleted or disabled"
+
+
+def test_labels_cannot_ping_a_slack_channel_or_plant_a_link(
+    engine: Engine, receiver: Receiver, http: httpx.Client
+) -> None:
+    """A statement's project id is whatever the provider account's owner named it."""
+    planted = "<!here> <https://evil.example|click> & co"
+    tenant_id = queue_one_finding(engine, "slack", {"url": receiver.url}, account=planted)
+    assert deliver_due(session_factory(engine), tenant_id=tenant_id, clock=FixedClock(NOW), http=http).sent == 1
+    sent = json.loads(receiver.requests[0][1])
+    texts = [sent["text"], sent["blocks"][0]["text"]["text"]] + [f["text"] for f in sent["blocks"][1]["fields"]]
+    assert all("<" not in text and ">" not in text for text in texts), texts
+    assert "&lt;!here&gt; &lt;https://evil.example|click&gt; &amp; co" in sent["text"]
+    assert any("&lt;!here&gt;" in field["text"] for field in sent["blocks"][1]["fields"])
