@@ -23,7 +23,7 @@ from rich.table import Column, Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ledger import auth
+from ledger import auth, log_redaction
 from ledger.clock import SystemClock
 from ledger.database import create_db_engine, database_url, session_factory, upgrade
 from ledger.errors import InvalidRequest, TokenLedgerError
@@ -123,6 +123,7 @@ def describe(error: Exception) -> str:
 
 
 def configure_logging(settings: Settings) -> None:
+    log_redaction.install()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )

@@ -4,16 +4,19 @@ nobody else; each request signed when it is sent; retries 30 s, 60 s, 120 s afte
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from ledger import log_redaction
 from ledger.api import create_app
 from ledger.clock import Clock
 from ledger.database import session_factory
@@ -104,3 +107,31 @@ def test_a_failed_delivery_is_retried_30_then_60_then_120_seconds_after_each_att
     with fresh_engine.connect() as conn:
         (status, attempts) = conn.execute(sa.select(AlertOutbox.status, AlertOutbox.attempts)).one()
     assert (status, attempts) == ("sent", 4)
+
+
+def test_no_log_line_shows_a_slack_webhooks_secret(
+    fresh_engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpx logs each request's URL at info; a Slack webhook's URL is its secret."""
+    tenant_id = tenant_id_of(fresh_engine, make_tenant(fresh_engine).name)
+    caplog.set_level(logging.INFO)
+    with http_receiver() as slack, service(settings, fresh_engine):
+        url = slack.url.replace("/hook", "/services/T0123ABCD/B0456EFGH/Xq9sEcReTwEbHoOk")
+        with session_factory(fresh_engine).begin() as session:
+            rows.channel(session, tenant_id, name="slack", kind="slack", config={"url": url})
+        queue_findings(fresh_engine, tenant_id, 1, datetime.now(UTC))
+        assert len(slack.wait_for(1, timeout=10)) == 1
+    assert "HTTP Request: POST" in caplog.text
+    assert "Xq9sEcReTwEbHoOk" not in caplog.text
+    assert "/services/T0123ABCD/B0456EFGH/…" in caplog.text
+
+
+def test_secret_shapes_are_redacted_from_any_text() -> None:
+    line = (
+        "GET https://user:hunter22@api.example.com/v1/x?page=2&api_key=abc123def&token=t0k3n "
+        "Authorization: Bearer sk-admin-0123456789abcdefghij key tl_3f2a1b.c0ffeeSecretPart"
+    )
+    assert log_redaction.redact(line) == (
+        "GET https://user:…@api.example.com/v1/x?page=2&api_key=…&token=… Authorization: Bearer … key tl_3f2a1b.…"
+    )
+    assert log_redaction.redact("sk-ant-admin01-" + "x" * 40) == "sk-ant-…"

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
+from ledger import log_redaction
 from ledger.api import events, findings, integrations, reconciliation, statements
 from ledger.api.context import AppContext
 from ledger.api.dependencies import ContextDep
@@ -39,6 +40,7 @@ RETRY_AFTER_SECONDS = "2"
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock | None = None) -> FastAPI:
+    log_redaction.install()
     engine = engine or create_db_engine(database_url(settings), pool_size=settings.pool_size)
     metrics = ServiceMetrics()
     writer = GroupCommitWriter(

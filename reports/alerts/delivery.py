@@ -21,6 +21,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ledger import log_redaction
 from ledger.clock import Clock
 from ledger.tables import AlertChannel, AlertOutbox
 from reports import sources
@@ -78,6 +79,8 @@ def send(
 ) -> None:
     """Send one message over one channel; DeliveryError when the channel refuses it or cannot be reached."""
     config = channel.config
+    if channel.kind in ("webhook", "slack"):
+        log_redaction.register_url(str(config["url"]), whole_path=channel.kind == "slack")
     try:
         if channel.kind == "webhook":
             body = messages.webhook_body(message, alert_id=alert_id, sent_at=now)
