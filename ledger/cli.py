@@ -122,11 +122,24 @@ def describe(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
-def configure_logging(settings: Settings) -> None:
+class OneLineFormatter(logging.Formatter):
+    """Log lines of a command: a failure's exception in a few words after the message, no traceback (the
+    command says what failed in its own line; TOKENLEDGER_DEBUG=1 shows tracebacks)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not record.exc_info or os.environ.get("TOKENLEDGER_DEBUG"):
+            return super().format(record)
+        error = record.exc_info[1]
+        plain = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return f"{super().format(plain)} ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+
+
+def configure_logging(settings: Settings, *, tracebacks: bool = True) -> None:
     log_redaction.install()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    line = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(line) if tracebacks else OneLineFormatter(line))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     level = logging.getLogger().level
     if level > logging.DEBUG:
         # The embedded server's INFO lines are its initdb and pg_ctl command lines and their output; the service
@@ -184,13 +197,13 @@ def tenants_list() -> None:
 @keys_app.command("create")
 @one_line_errors
 def keys_create(
-    tenant: Annotated[str, typer.Option(help="Tenant name.")],
     role: Annotated[str, typer.Option(help="ingest, read or admin.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
     label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
 ) -> None:
     """Create an API key; it is printed once and cannot be shown again."""
     with session_scope(get_settings()) as session:
-        issued = auth.create_key(session, tenant, role, label=label)
+        issued = auth.create_key(session, auth.tenant_for_cli(session, tenant).name, role, label=label)
     console.print(f"key id: {issued.key_id} (tenant {issued.tenant}, role {issued.role})", highlight=False)
     console.print("store this key now; it will not be shown again:", style="bold")
     print(issued.token)
@@ -358,6 +371,7 @@ def reconcile(
     from ledger.reconciliation import run_reconciliation
 
     settings = get_settings()
+    configure_logging(settings, tracebacks=False)
     window = Period.month(period)
     engine = create_db_engine(database_url(settings), pool_size=2)
     try:

@@ -316,3 +316,29 @@ def test_after_downtime_the_daily_job_runs_once_and_reconciles_only_once_its_slo
         (tenant_id_of(fresh_engine, keys), Period.month("2026-10").start)
     ]
     assert (job.runs, job.last_outcome, job.next_run_at) == (1, "succeeded", datetime(2026, 10, 21, 6, tzinfo=UTC))
+
+
+def test_a_close_day_past_the_end_of_a_short_month_closes_on_its_last_day(
+    fresh_engine: Engine, settings: Settings
+) -> None:
+    settings = settings.model_copy(update={"close_month_day": 31})
+    assert periods_due(datetime(2027, 2, 27, 6, tzinfo=UTC), 31) == [Period.month("2027-01"), Period.month("2027-02")]
+    assert periods_due(datetime(2027, 3, 1, 6, tzinfo=UTC), 31) == [Period.month("2027-02"), Period.month("2027-03")]
+    tenant_id = tenant_id_of(fresh_engine, make_tenant(fresh_engine, "acme"))
+
+    def closed() -> list[datetime]:
+        with fresh_engine.connect() as conn:
+            return list(
+                conn.scalars(
+                    sa.select(ReconciliationRun.period_start).where(
+                        ReconciliationRun.tenant_id == tenant_id, ReconciliationRun.trigger == "close"
+                    )
+                )
+            )
+
+    scheduled_work(settings, fresh_engine, datetime(2027, 2, 27, 6, tzinfo=UTC)).daily()
+    assert closed() == []
+    scheduled_work(settings, fresh_engine, datetime(2027, 2, 28, 6, tzinfo=UTC)).daily()
+    assert closed() == [Period.month("2027-01").start]
+    scheduled_work(settings, fresh_engine, datetime(2027, 3, 1, 6, tzinfo=UTC)).daily()  # a later day: closed once
+    assert closed() == [Period.month("2027-01").start]
