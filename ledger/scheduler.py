@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 
 import httpx
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -224,7 +225,7 @@ class Leadership:
     def try_take(cls, engine: Engine) -> Leadership | None:
         url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         try:
-            conn = psycopg.connect(url, autocommit=True, **(CONNECT_ARGS | {"options": _OPTIONS}))
+            conn = psycopg.connect(make_conninfo(url, **(CONNECT_ARGS | {"options": _OPTIONS})), autocommit=True)
         except psycopg.Error as error:
             log.warning("cannot reach the database to take the scheduler's lead: %s", error)
             return None
