@@ -694,10 +694,17 @@ def alerts_add_channel(
     smtp_password_env: Annotated[
         str | None, typer.Option(help="email: environment variable holding the SMTP password.")
     ] = None,
-    min_severity: Annotated[str, typer.Option(help="info, warning or critical.")] = "warning",
-    min_impact_usd: Annotated[str, typer.Option(help="Also alert on findings with at least this impact.")] = "0",
+    min_severity: Annotated[
+        str | None, typer.Option(help="info, warning or critical (default: warning, or info with --min-impact-usd).")
+    ] = None,
+    min_impact_usd: Annotated[str, typer.Option(help="Only findings with at least this impact (USD).")] = "0",
+    finding_kind: Annotated[
+        list[str] | None, typer.Option(help="Only findings of this kind (repeat for more; default: any).")
+    ] = None,
+    provider: Annotated[list[str] | None, typer.Option(help="Only findings of this provider (repeat for more).")] = None,
+    account: Annotated[list[str] | None, typer.Option(help="Only findings of this account (repeat for more).")] = None,
 ) -> None:
-    """Add an alert channel for a tenant."""
+    """Add an alert channel for a tenant. A finding reaches it when it meets every condition given."""
     from decimal import Decimal, InvalidOperation
 
     from reports.alerts.channels import ChannelOptions, add_channel, describe_target
@@ -727,6 +734,7 @@ def alerts_add_channel(
             options=options,
             min_severity=min_severity,
             min_impact_usd=impact,
+            route={"kinds": finding_kind or [], "providers": provider or [], "accounts": account or []},
         )
         target, generated = describe_target(channel), channel.config.get("secret") if not secret else None
     console.print(f"{kind} channel {name!r} added for {owner.name}: {target}", highlight=False)

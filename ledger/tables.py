@@ -387,6 +387,9 @@ class AlertChannel(TenantRecord, Base):
     min_impact_usd: Mapped[Decimal] = mapped_column(Money, server_default="0")
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=text("now()"))
+    route: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    """Which findings the channel takes besides its thresholds: `kinds`, `providers`, `accounts` (lists; a
+    missing list takes any)."""
 
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 

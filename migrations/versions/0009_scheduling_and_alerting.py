@@ -1,4 +1,7 @@
-"""Scheduling by one leader: the `scheduled_jobs` table replaces APScheduler's `scheduler_jobs`
+"""Scheduling by one leader, and alert routing
+
+- `scheduled_jobs` replaces APScheduler's `scheduler_jobs`;
+- `alert_channels.route`: the kinds, providers and accounts of findings a channel takes.
 
 Revision ID: 0009
 Revises: 0005
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0009"
 down_revision = "0005"
@@ -33,7 +37,12 @@ def upgrade() -> None:
     # APScheduler's job store, created at run time by earlier versions: its next run times are not carried
     # over (the daily job is due at its next hour).
     op.execute("DROP TABLE IF EXISTS scheduler_jobs")
+    op.add_column(
+        "alert_channels",
+        sa.Column("route", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("alert_channels", "route")
     op.drop_table("scheduled_jobs")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -23,8 +23,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledger.errors import Conflict, InvalidRequest, NotFound
+from ledger.findings import KINDS as FINDING_KINDS
 from ledger.findings import SEVERITIES
 from ledger.tables import AlertChannel
+from reports.alerts.rules import ROUTE_FIELDS
 
 KINDS = ("webhook", "slack", "email")
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
@@ -87,15 +89,26 @@ def add_channel(
     name: str,
     kind: str,
     options: ChannelOptions,
-    min_severity: str = "warning",
+    min_severity: str | None = None,
     min_impact_usd: Decimal = Decimal(0),
+    route: Mapping[str, Sequence[str]] | None = None,
 ) -> AlertChannel:
+    """A new channel. Without a minimum severity it takes warnings and above, or, when it sets a minimum
+    impact, findings of any severity with that impact."""
     if not name.strip():
         raise InvalidRequest("a channel needs a --name")
+    if min_severity is None:
+        min_severity = "info" if min_impact_usd > 0 else "warning"
     if min_severity not in SEVERITIES:
         raise InvalidRequest(f"min severity must be one of {', '.join(SEVERITIES)}, got {min_severity!r}")
     if min_impact_usd < 0:
         raise InvalidRequest(f"min impact must not be negative, got {min_impact_usd}")
+    unknown = set(route or {}) - set(ROUTE_FIELDS)
+    if unknown:
+        raise InvalidRequest(f"a route names {', '.join(ROUTE_FIELDS)}, not {', '.join(sorted(unknown))}")
+    for kind_named in (route or {}).get("kinds", ()):
+        if kind_named not in FINDING_KINDS:
+            raise InvalidRequest(f"--finding-kind must be one of {', '.join(FINDING_KINDS)}, got {kind_named!r}")
     channel = AlertChannel(
         tenant_id=tenant_id,
         name=name.strip(),
@@ -104,6 +117,7 @@ def add_channel(
         min_severity=min_severity,
         min_impact_usd=min_impact_usd,
         enabled=True,
+        route={field: sorted(set(values)) for field, values in (route or {}).items() if values},
     )
     with session.begin_nested():
         session.add(channel)

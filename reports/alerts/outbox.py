@@ -44,6 +44,7 @@ def queue_finding_alert(
             min_severity=channel.min_severity,
             min_impact_usd=channel.min_impact_usd,
         )
+        and rules.routed(channel.route or {}, kind=finding.kind, provider=finding.provider, account=finding.account)
     ]
     if not chosen:
         return 0

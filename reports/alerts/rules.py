@@ -1,7 +1,8 @@
 """When an alert is due, and how alerts are told apart. Pure.
 
-- A finding alerts a channel when its severity is at or above the channel's `min_severity`, or — when the
-  channel sets a `min_impact_usd` above zero — its impact (in absolute value) is at least that.
+- A finding alerts a channel when its severity is at or above the channel's `min_severity` and — when the
+  channel sets a `min_impact_usd` above zero — its impact (in absolute value) is at least that too, and it
+  is of a kind, provider and account the channel's route takes (a route without a list takes any).
 - It alerts once per fingerprint, then again only when it worsens: its severity rises, or its impact moves
   into a higher bracket (the decade of |impact| in USD: below 1, 1–10, 10–100, …). The outbox's dedupe key
   is fingerprint + severity + bracket, so the same level never alerts twice, even after flapping.
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -32,10 +34,23 @@ def impact_bracket(impact: Decimal | None) -> int:
     return len(str(whole)) if whole >= 1 else 0
 
 
+ROUTE_FIELDS = ("kinds", "providers", "accounts")
+"""What a channel's route can name: lists of finding kinds, providers and accounts."""
+
+
 def finding_qualifies(severity: str, impact: Decimal, *, min_severity: str, min_impact_usd: Decimal) -> bool:
-    if severity_rank(severity) >= severity_rank(min_severity):
-        return True
-    return min_impact_usd > 0 and abs(impact) >= min_impact_usd
+    """Both thresholds: the severity, and the impact when one is set."""
+    if severity_rank(severity) < severity_rank(min_severity):
+        return False
+    return min_impact_usd <= 0 or abs(impact) >= min_impact_usd
+
+
+def routed(route: Mapping[str, Sequence[str]], *, kind: str, provider: str | None, account: str | None) -> bool:
+    """Whether a finding of this kind and scope is one the route takes."""
+    return all(
+        not route.get(field) or value in route[field]
+        for field, value in zip(ROUTE_FIELDS, (kind, provider, account), strict=True)
+    )
 
 
 def worsened(severity: str, impact: Decimal, *, previous_severity: str, previous_impact: Decimal | None) -> bool:

@@ -1,0 +1,83 @@
+"""Alert channels as an operator manages them with `tokenledger alerts …`: what each channel takes (routing
+and thresholds, all conditions at once), and the channels' lifecycle."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from ledger.cli import app
+from ledger.database import session_factory
+from ledger.tables import AlertChannel, AlertOutbox
+from reports.alerts import queue_finding_alert
+from tests.conftest import make_tenant
+from tests.reports import rows
+from tests.reports.conftest import tenant_id_of
+from tests.reports.rows import NOW
+
+
+@pytest.fixture
+def operator(fresh_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> tuple[CliRunner, int]:
+    """The CLI on a database with one tenant (so no command needs --tenant)."""
+    monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", fresh_engine.url.render_as_string(hide_password=False))
+    return CliRunner(), tenant_id_of(fresh_engine, make_tenant(fresh_engine, "acme").name)
+
+
+def run(cli: CliRunner, *args: str) -> str:
+    result = cli.invoke(app, ["alerts", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def channels_alerted(engine: Engine, tenant_id: int, **finding: str) -> list[str]:
+    with session_factory(engine).begin() as session:
+        stored = rows.finding(session, tenant_id, **finding)  # type: ignore[arg-type]
+        queue_finding_alert(
+            session, tenant_id=tenant_id, finding=stored, previous_severity=None, previous_impact=None, now=NOW
+        )
+        return list(
+            session.scalars(
+                sa.select(AlertChannel.name)
+                .join(AlertOutbox, AlertOutbox.channel_id == AlertChannel.id)
+                .where(
+                    AlertOutbox.tenant_id == tenant_id,
+                    AlertOutbox.payload["data"]["finding"]["id"].as_integer() == stored.id,
+                )
+                .order_by(AlertChannel.name)
+            )
+        )
+
+
+def test_a_channel_takes_only_findings_meeting_all_its_conditions(
+    operator: tuple[CliRunner, int], fresh_engine: Engine
+) -> None:
+    cli, tenant_id = operator
+    hook = "https://hooks.example.com/tokenledger"
+    run(cli, "add-channel", "--name", "everything", "--kind", "webhook", "--url", hook)
+    run(cli, "add-channel", "--name", "big-critical", "--kind", "webhook", "--url", hook,
+        "--min-severity", "critical", "--min-impact-usd", "100")  # fmt: skip
+    run(cli, "add-channel", "--name", "big-any", "--kind", "webhook", "--url", hook, "--min-impact-usd", "1000")
+    run(cli, "add-channel", "--name", "openai-prices", "--kind", "webhook", "--url", hook, "--finding-kind",
+        "price_drift", "--provider", "openai", "--account", "proj_web", "--account", "proj_main")  # fmt: skip
+
+    alerted = channels_alerted(fresh_engine, tenant_id, severity="critical", impact="150", kind="price_drift")
+    assert alerted == ["big-critical", "everything", "openai-prices"]
+    assert channels_alerted(fresh_engine, tenant_id, severity="critical", impact="50") == ["everything"]
+    assert channels_alerted(fresh_engine, tenant_id, severity="warning", impact="500") == ["everything"]
+    assert channels_alerted(fresh_engine, tenant_id, severity="info", impact="-2500") == ["big-any"]
+    assert channels_alerted(
+        fresh_engine, tenant_id, severity="warning", impact="5", kind="price_drift", account="proj_other"
+    ) == ["everything"]
+
+
+def test_a_route_naming_an_unknown_finding_kind_is_refused(operator: tuple[CliRunner, int]) -> None:
+    cli, _ = operator
+    result = cli.invoke(
+        app, ["alerts", "add-channel", "--name", "x", "--kind", "slack", "--url", "https://hooks.slack.com/services/x",
+              "--finding-kind", "overbilling"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "--finding-kind must be one of" in result.output
+    assert "got 'overbilling'" in result.output
