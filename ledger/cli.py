@@ -649,7 +649,9 @@ def refuse_a_port_in_use(host: str, port: int) -> None:
             ) from None
 
 
-alerts_app = typer.Typer(help="Alert channels (webhook, Slack, email) and their deliveries.", no_args_is_help=True)
+alerts_app = typer.Typer(
+    help="Alert channels (webhook, Slack, email, PagerDuty) and their deliveries.", no_args_is_help=True
+)
 app.add_typer(alerts_app, name="alerts")
 
 
@@ -681,9 +683,11 @@ def report(
 @one_line_errors
 def alerts_add_channel(
     name: Annotated[str, typer.Option(help="A name for the channel, unique per tenant.")],
-    kind: Annotated[str, typer.Option(help="webhook, slack or email.")],
+    kind: Annotated[str, typer.Option(help="webhook, slack, email or pagerduty.")],
     tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
-    url: Annotated[str | None, typer.Option(help="webhook / slack: the URL to POST to.")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="webhook / slack: the URL to POST to; pagerduty: another Events API endpoint.")
+    ] = None,
     secret: Annotated[str | None, typer.Option(help="webhook: the HMAC secret (generated when omitted).")] = None,
     smtp_host: Annotated[str | None, typer.Option(help="email: SMTP server.")] = None,
     smtp_port: Annotated[int | None, typer.Option(help="email: SMTP port (587 with --starttls, else 25).")] = None,
@@ -701,8 +705,13 @@ def alerts_add_channel(
     finding_kind: Annotated[
         list[str] | None, typer.Option(help="Only findings of this kind (repeat for more; default: any).")
     ] = None,
-    provider: Annotated[list[str] | None, typer.Option(help="Only findings of this provider (repeat for more).")] = None,
-    account: Annotated[list[str] | None, typer.Option(help="Only findings of this account (repeat for more).")] = None,
+    provider: Annotated[
+        list[str] | None, typer.Option(help="Only findings of this provider (repeat for more).")
+    ] = None,
+    account: Annotated[list[str] | None, typer.Option(help="Only findings of this account (repeatable).")] = None,
+    routing_key: Annotated[
+        str | None, typer.Option(help="pagerduty: the Events API v2 integration key (kept secret).")
+    ] = None,
 ) -> None:
     """Add an alert channel for a tenant. A finding reaches it when it meets every condition given."""
     from decimal import Decimal, InvalidOperation
@@ -723,6 +732,7 @@ def alerts_add_channel(
         starttls=starttls,
         username=smtp_user,
         password_env=smtp_password_env,
+        routing_key=routing_key,
     )
     with session_scope(get_settings()) as session:
         owner = auth.tenant_for_cli(session, tenant)
@@ -806,9 +816,17 @@ def alerts_test(
 
     from reports.alerts import send_test
 
-    with session_scope(get_settings()) as session, httpx.Client() as http:
+    settings = get_settings()
+    with session_scope(settings) as session, httpx.Client() as http:
         owner = auth.tenant_for_cli(session, tenant)
-        outcome = send_test(session, tenant_id=owner.id, channel_name=channel, clock=SystemClock(), http=http)
+        outcome = send_test(
+            session,
+            tenant_id=owner.id,
+            channel_name=channel,
+            clock=SystemClock(),
+            http=http,
+            public_url=settings.public_url,
+        )
     if not outcome.sent:
         errors.print(f"[red]error:[/red] test alert over {channel!r} failed: {outcome.error}", highlight=False)
         raise typer.Exit(1)
@@ -823,10 +841,11 @@ def alerts_deliver() -> None:
 
     from reports.alerts import deliver_due
 
-    engine = create_db_engine(database_url(get_settings()), pool_size=2)
+    settings = get_settings()
+    engine = create_db_engine(database_url(settings), pool_size=2)
     try:
         with httpx.Client() as http:
-            stats = deliver_due(session_factory(engine), clock=SystemClock(), http=http)
+            stats = deliver_due(session_factory(engine), clock=SystemClock(), http=http, public_url=settings.public_url)
     finally:
         engine.dispose()
     console.print(f"sent {stats.sent}, will retry {stats.retrying}, failed {stats.failed}")

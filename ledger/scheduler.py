@@ -257,7 +257,13 @@ class Scheduler:
         self._leadership: Leadership | None = None
         self._threads: list[threading.Thread] = []
         self._http = httpx.Client()
-        self._deliverer = Deliverer(work.sessions, clock=work.clock, http=self._http, on_outcome=self.metrics.delivered)
+        self._deliverer = Deliverer(
+            work.sessions,
+            clock=work.clock,
+            http=self._http,
+            on_outcome=self.metrics.delivered,
+            public_url=work.settings.public_url,
+        )
 
     @property
     def leading(self) -> bool:

@@ -42,6 +42,17 @@ class Settings(BaseSettings):
             )
         return f"postgresql+psycopg://{rest}"
 
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        """An http(s) URL, without a trailing slash (pages are appended to it)."""
+        if not url:
+            return None
+        scheme, separator, rest = url.partition("://")
+        if scheme not in ("http", "https") or not separator or not rest.strip("/"):
+            raise ValueError(f"must be an http(s) URL such as https://tokenledger.example.com, got {url[:60]!r}")
+        return url.rstrip("/")
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)
     log_level: str = "info"
@@ -82,6 +93,10 @@ class Settings(BaseSettings):
     )
 
     # Web report
+    public_url: str | None = Field(
+        default=None,
+        description="Where users reach this service, e.g. https://tokenledger.example.com: alerts link to its pages.",
+    )
     session_secret: str | None = None
     cookie_secure: bool = False
 

@@ -4,7 +4,12 @@ call the functions re-exported here; the monthly report is queued by `reports.mo
 
 from reports.alerts.channels import enabled_channels
 from reports.alerts.delivery import Deliverer, DeliveryStats, SendOutcome, deliver_due, send_test
-from reports.alerts.outbox import queue_finding_alert, queue_run_failure_alert, queue_stale_source_alerts
+from reports.alerts.outbox import (
+    queue_finding_alert,
+    queue_finding_cleared,
+    queue_run_failure_alert,
+    queue_stale_source_alerts,
+)
 
 __all__ = [
     "Deliverer",
@@ -13,6 +18,7 @@ __all__ = [
     "deliver_due",
     "enabled_channels",
     "queue_finding_alert",
+    "queue_finding_cleared",
     "queue_run_failure_alert",
     "queue_stale_source_alerts",
     "send_test",

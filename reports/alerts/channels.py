@@ -5,7 +5,9 @@ Config (the `alert_channels.config` JSON) per kind:
 - webhook: `url`, `secret` (the shared HMAC key; generated when not given);
 - slack: `url` (the incoming-webhook URL, itself a secret: never shown in full);
 - email: `smtp_host`, `smtp_port`, `from`, `to` (list), `starttls`, and optionally `username` with
-  `password_env`, the environment variable the deliverer reads the SMTP password from (never stored).
+  `password_env`, the environment variable the deliverer reads the SMTP password from (never stored);
+- pagerduty: `routing_key` (the Events API v2 integration key, a secret) and `url` (PagerDuty's endpoint
+  unless given).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from ledger.findings import SEVERITIES
 from ledger.tables import AlertChannel
 from reports.alerts.rules import ROUTE_FIELDS
 
-KINDS = ("webhook", "slack", "email")
+KINDS = ("webhook", "slack", "email", "pagerduty")
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+"""PagerDuty's Events API v2 endpoint (https://developer.pagerduty.com/docs/events-API-v2/trigger-events)."""
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -46,10 +50,20 @@ class ChannelOptions:
     starttls: bool = False
     username: str | None = None
     password_env: str | None = None
+    routing_key: str | None = None
 
     def config(self, kind: str) -> dict[str, Any]:
         if kind not in KINDS:
             raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if kind == "pagerduty":
+            if not self.routing_key or not self.routing_key.strip():
+                raise InvalidRequest(
+                    "a pagerduty channel needs --routing-key (the integration key of an Events API v2 integration)"
+                )
+            return {
+                "url": _checked_url(self.url or PAGERDUTY_EVENTS_URL, kind),
+                "routing_key": self.routing_key.strip(),
+            }
         if kind in ("webhook", "slack"):
             url = _checked_url(self.url, kind)
             if kind == "slack":

@@ -75,15 +75,25 @@ def connect_smtp(config: Mapping[str, Any]) -> smtplib.SMTP:
 
 
 def send(
-    channel: AlertChannel, message: Message, *, alert_id: int, now: datetime, http: httpx.Client, smtp: SmtpConnect
+    channel: AlertChannel,
+    message: Message,
+    *,
+    alert_id: int,
+    now: datetime,
+    http: httpx.Client,
+    smtp: SmtpConnect,
+    public_url: str | None = None,
 ) -> None:
     """Send one message over one channel; DeliveryError when the channel refuses it or cannot be reached."""
     config = channel.config
+    url = messages.link(message, public_url)
     if channel.kind in ("webhook", "slack"):
         log_redaction.register_url(str(config["url"]), whole_path=channel.kind == "slack")
+    if channel.kind == "pagerduty":
+        log_redaction.register(str(config["routing_key"]))
     try:
         if channel.kind == "webhook":
-            body = messages.webhook_body(message, alert_id=alert_id, sent_at=now)
+            body = messages.webhook_body(message, alert_id=alert_id, sent_at=now, url=url)
             _check(
                 http.post(
                     config["url"],
@@ -93,9 +103,14 @@ def send(
                 )
             )
         elif channel.kind == "slack":
-            _check(http.post(config["url"], json=messages.slack_body(message), timeout=HTTP_TIMEOUT))
+            _check(http.post(config["url"], json=messages.slack_body(message, url), timeout=HTTP_TIMEOUT))
+        elif channel.kind == "pagerduty":
+            event = messages.pagerduty_body(
+                message, routing_key=config["routing_key"], alert_id=alert_id, sent_at=now, url=url
+            )
+            _check(http.post(config["url"], json=event, timeout=HTTP_TIMEOUT))
         elif channel.kind == "email":
-            email = messages.email_message(message, sender=config["from"], recipients=config["to"], now=now)
+            email = messages.email_message(message, sender=config["from"], recipients=config["to"], now=now, url=url)
             client = smtp(config)
             try:
                 client.send_message(email)
@@ -126,8 +141,10 @@ class Deliverer:
         max_attempts: int = rules.MAX_ATTEMPTS,
         workers: int = 8,
         on_outcome: Callable[[str], None] | None = None,
+        public_url: str | None = None,
     ) -> None:
         self._sessions, self._clock, self._http, self._smtp = sessions, clock, http, smtp
+        self._public_url = public_url
         self._max_attempts = max_attempts
         self._on_outcome = on_outcome
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tokenledger-alerts")
@@ -202,7 +219,9 @@ class Deliverer:
             claimed = _Claim(row.id, row.attempts, Message.from_payload(row.payload))
             if channel is not None:
                 session.expunge(channel)
-        error, attempted_at = _try(channel, claimed, clock=self._clock, http=self._http, smtp=self._smtp)
+        error, attempted_at = _try(
+            channel, claimed, clock=self._clock, http=self._http, smtp=self._smtp, public_url=self._public_url
+        )
         with self._sessions.begin() as session:
             row = session.get_one(AlertOutbox, (tenant_id, claimed.alert_id))
             return _record(row, error, attempted_at, claimed.attempts, self._max_attempts, channel)
@@ -230,10 +249,13 @@ def deliver_due(
     max_attempts: int = rules.MAX_ATTEMPTS,
     limit: int = 100,
     tenant_id: int | None = None,
+    public_url: str | None = None,
 ) -> DeliveryStats:
     """Send the alerts due now (of one tenant, when given; up to `limit` per channel), every channel at once,
     and wait for them."""
-    deliverer = Deliverer(session_factory, clock=clock, http=http, smtp=smtp, max_attempts=max_attempts)
+    deliverer = Deliverer(
+        session_factory, clock=clock, http=http, smtp=smtp, max_attempts=max_attempts, public_url=public_url
+    )
     try:
         results = [future.result() for future in deliverer.dispatch(tenant_id, limit)]
     finally:
@@ -253,6 +275,7 @@ def send_test(
     clock: Clock,
     http: httpx.Client,
     smtp: SmtpConnect = connect_smtp,
+    public_url: str | None = None,
 ) -> SendOutcome:
     """Send a test message over the channel right away (one attempt, logged in the outbox like any alert)."""
     channel = channel_named(session, tenant_id, channel_name)
@@ -268,20 +291,28 @@ def send_test(
     )
     row = session.get_one(AlertOutbox, (tenant_id, alert_id))
     row.attempts += 1
-    error, attempted_at = _try(channel, _Claim(row.id, row.attempts, message), clock=clock, http=http, smtp=smtp)
+    error, attempted_at = _try(
+        channel, _Claim(row.id, row.attempts, message), clock=clock, http=http, smtp=smtp, public_url=public_url
+    )
     status = _record(row, error, attempted_at, row.attempts, 1, channel)
     return SendOutcome(alert_id=row.id, sent=status == "sent", error=row.last_error)
 
 
 def _try(
-    channel: AlertChannel | None, claim: _Claim, *, clock: Clock, http: httpx.Client, smtp: SmtpConnect
+    channel: AlertChannel | None,
+    claim: _Claim,
+    *,
+    clock: Clock,
+    http: httpx.Client,
+    smtp: SmtpConnect,
+    public_url: str | None,
 ) -> tuple[str | None, datetime]:
     """Send once, signed and dated now; the error (None when sent) and when the attempt was made."""
     now = clock.now()
     try:
         if channel is None or not channel.enabled:
             raise DeliveryError("the channel was deleted or disabled")
-        send(channel, claim.message, alert_id=claim.alert_id, now=now, http=http, smtp=smtp)
+        send(channel, claim.message, alert_id=claim.alert_id, now=now, http=http, smtp=smtp, public_url=public_url)
     except DeliveryError as error:
         return str(error)[:1_000], now
     return None, now

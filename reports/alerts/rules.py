@@ -4,7 +4,9 @@
   channel sets a `min_impact_usd` above zero — its impact (in absolute value) is at least that too, and it
   is of a kind, provider and account the channel's route takes (a route without a list takes any).
 - It alerts once per fingerprint, then again only when it worsens: its severity rises, or its impact moves
-  into a higher bracket (the decade of |impact| in USD: below 1, 1–10, 10–100, …). The outbox's dedupe key
+  into a higher bracket (the decade of |impact| in USD: below 1, 1–10, 10–100, …). A finding someone has
+  acknowledged or disputed has been seen to: it alerts again only when its severity rises or its impact
+  climbs two brackets (a hundredfold). The outbox's dedupe key
   is fingerprint + severity + bracket, so the same level never alerts twice, even after flapping.
 - Failed runs, stale statement sources and monthly reports go to every enabled channel, once each.
 - Delivery retries back off exponentially: 30 s, 1 min, 2 min, … capped at 1 h; after `MAX_ATTEMPTS` the
@@ -13,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -53,14 +55,47 @@ def routed(route: Mapping[str, Sequence[str]], *, kind: str, provider: str | Non
     )
 
 
-def worsened(severity: str, impact: Decimal, *, previous_severity: str, previous_impact: Decimal | None) -> bool:
-    return severity_rank(severity) > severity_rank(previous_severity) or impact_bracket(impact) > impact_bracket(
-        previous_impact
+SEEN_TO = ("acknowledged", "disputed")
+"""Statuses of findings someone is dealing with: they re-alert only past a higher threshold."""
+SEEN_TO_BRACKETS = 2
+
+
+def worsened(
+    severity: str,
+    impact: Decimal,
+    *,
+    previous_severity: str,
+    previous_impact: Decimal | None,
+    seen_to: bool = False,
+) -> bool:
+    brackets = SEEN_TO_BRACKETS if seen_to else 1
+    return (
+        severity_rank(severity) > severity_rank(previous_severity)
+        or impact_bracket(impact) >= impact_bracket(previous_impact) + brackets
     )
 
 
 def finding_key(fingerprint: str, severity: str, impact: Decimal) -> str:
     return f"finding:{fingerprint}:{severity}:{impact_bracket(impact)}"
+
+
+def highest_alerted(keys: Iterable[str]) -> tuple[str, Decimal] | None:
+    """The highest severity and an impact of the highest bracket among a finding's alert keys (None when it
+    was never alerted)."""
+    levels = []
+    for key in keys:
+        _, _, severity, bracket = key.rsplit(":", 3)
+        levels.append((severity_rank(severity), severity, int(bracket)))
+    if not levels:
+        return None
+    top_severity = max(levels)[1]
+    top_bracket = max(bracket for _, _, bracket in levels)
+    return top_severity, Decimal(10) ** (top_bracket - 1) if top_bracket else Decimal(0)
+
+
+def cleared_key(fingerprint: str, now: datetime) -> str:
+    """One "cleared" message per resolution (a finding reopened and resolved again clears again)."""
+    return f"cleared:{fingerprint}:{now.isoformat()}"
 
 
 def run_failure_key(run_id: int) -> str:

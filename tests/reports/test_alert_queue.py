@@ -261,3 +261,32 @@ def test_the_monthly_report_is_queued_once_per_period_with_its_csv_and_html(engi
     assert payload["data"]["totals"][0]["difference"] == "120.5"
     assert payload["attachments"][0]["filename"] == "tokenledger-2026-10.csv"
     assert payload["html"].startswith("<!doctype html>")
+
+
+@pytest.mark.parametrize("status", ["acknowledged", "disputed"])
+def test_a_finding_someone_is_dealing_with_re_alerts_only_past_a_higher_threshold(
+    db_session: Session, tenant_id: int, status: str
+) -> None:
+    rows.channel(db_session, tenant_id)
+    finding = rows.finding(db_session, tenant_id, severity="warning", impact="120", status=status)
+    new = queue_finding_alert(
+        db_session, tenant_id=tenant_id, finding=finding, previous_severity=None, previous_impact=None, now=NOW
+    )
+    assert new == 1
+
+    def worse(impact: str, severity: str = "warning") -> int:
+        previous_severity, previous_impact = finding.severity, finding.impact_usd
+        finding.severity, finding.impact_usd = severity, Decimal(impact)
+        return queue_finding_alert(
+            db_session,
+            tenant_id=tenant_id,
+            finding=finding,
+            previous_severity=previous_severity,
+            previous_impact=previous_impact,
+            now=NOW,
+        )
+
+    assert worse("1500") == 0  # a decade above the alert: an open finding would alert, one seen to does not
+    assert worse("12000") == 1  # two decades above the level last alerted, however it got there
+    assert worse("150000") == 0  # one decade above that
+    assert worse("150000", severity="critical") == 1  # a rise in severity always alerts
