@@ -41,6 +41,7 @@ from ledger.periods import Period
 from ledger.settings import Settings
 from ledger.tables import ReconciliationRun, ScheduledJob, Tenant
 from reports.alerts import Deliverer, queue_stale_source_alerts
+from reports.alerts.outbox import queue_pull_failure_alert
 from reports.monthly import send_monthly_report
 
 log = logging.getLogger("tokenledger.scheduler")
@@ -166,8 +167,13 @@ class ScheduledWork:
                                 lines=lines,
                                 now=now,
                             )
-                    except Exception:
+                    except Exception as error:
                         log.exception("pulling %s statements for %s %s failed", source, name, period.label)
+                        said = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                        with self.sessions.begin() as session:
+                            queue_pull_failure_alert(
+                                session, tenant_id=tenant_id, source=source, period=period, error=said, now=now
+                            )
         for tenant_id, _ in self.tenants():
             with self.sessions.begin() as session:
                 queue_stale_source_alerts(session, tenant_id=tenant_id, now=now)

@@ -4,6 +4,7 @@ admin keys belong to, and close a month with a last reconciliation and its repor
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -342,3 +343,25 @@ def test_a_close_day_past_the_end_of_a_short_month_closes_on_its_last_day(
     assert closed() == [Period.month("2027-01").start]
     scheduled_work(settings, fresh_engine, datetime(2027, 3, 1, 6, tzinfo=UTC)).daily()  # a later day: closed once
     assert closed() == [Period.month("2027-01").start]
+
+
+def test_a_refused_admin_key_alerts_at_once(
+    engine: Engine, tenant: TenantKeys, settings: Settings, openai_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-revoked")
+    for source in ("anthropic", "openrouter"):
+        monkeypatch.delenv(importer_for(source).credential_env or "", raising=False)
+    settings = settings.model_copy(update={"statement_tenant": tenant.name, "openai_base_url": openai_api})
+    tenant_id = tenant_id_of(engine, tenant)
+    with session_factory(engine).begin() as session:
+        channel(session, tenant_id, name="ops")
+
+    scheduled_work(settings, engine, datetime(2026, 10, 20, 6, 0, tzinfo=UTC)).pull_statements()
+
+    with session_factory(engine)() as session:
+        (alert,) = session.scalars(
+            sa.select(AlertOutbox).where(AlertOutbox.tenant_id == tenant_id, AlertOutbox.topic == "pull_failed")
+        ).all()
+    assert alert.payload["title"] == "Pulling the openai statement for 2026-10 failed"
+    assert "admin key" in alert.payload["text"]
+    assert "sk-admin-revoked" not in json.dumps(alert.payload)

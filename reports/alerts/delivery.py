@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from ledger import log_redaction
 from ledger.clock import Clock
@@ -28,7 +28,7 @@ from reports import sources
 from reports.alerts import messages, rules
 from reports.alerts.channels import channel_named
 from reports.alerts.messages import Message
-from reports.alerts.outbox import queue_message
+from reports.alerts.outbox import queue_delivery_failure_alert, queue_message
 
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 SMTP_TIMEOUT_SECONDS = 20.0
@@ -334,6 +334,10 @@ def _record(
     row.last_error = error
     if attempts >= max_attempts or channel is None or not channel.enabled:
         row.status = "failed"
+        if channel is not None and attempts >= max_attempts:
+            session = object_session(row)
+            if session is not None:
+                queue_delivery_failure_alert(session, failed=row, channel_name=channel.name, now=attempted_at)
     else:
         row.next_attempt_at = attempted_at + rules.retry_delay(attempts)
     return row.status

@@ -192,6 +192,31 @@ def stale_source_message(
     )
 
 
+def pull_failed_message(source: str, period_label: str, error: str, *, tenant: str, now: datetime) -> Message:
+    """A scheduled statement pull that failed (a refused admin key, an unreachable API): said at once, not
+    after days of staleness."""
+    return Message(
+        topic="pull_failed",
+        title=f"Pulling the {source} statement for {period_label} failed",
+        text=f"The scheduled pull of {when(now)} failed: {error}",
+        severity="critical",
+        facts=(("Tenant", tenant), ("Source", source), ("Period", period_label), ("Error", error)),
+        data={"tenant": tenant, "source": source, "period": period_label, "error": error},
+    )
+
+
+def delivery_failed_message(channel: str, topic: str, title: str, error: str, *, attempts: int, tenant: str) -> Message:
+    """An alert given up on after its last attempt, told to the tenant's other channels."""
+    return Message(
+        topic="delivery_failed",
+        title=f"Alert channel {channel} failed: an alert was not delivered",
+        text=f"After {attempts} attempts, the {topic} alert {title!r} could not be sent over {channel}: {error}",
+        severity="warning",
+        facts=(("Tenant", tenant), ("Channel", channel), ("Alert", title), ("Last error", error)),
+        data={"tenant": tenant, "channel": channel, "topic": topic, "error": error, "attempts": attempts},
+    )
+
+
 def test_message(channel: str, *, tenant: str, now: datetime) -> Message:
     return Message(
         topic="test",

@@ -136,6 +136,34 @@ def queue_stale_source_alerts(
     return queued
 
 
+def queue_pull_failure_alert(
+    session: Session, *, tenant_id: int, source: str, period: Period, error: str, now: datetime
+) -> int:
+    """Alert every channel about a scheduled pull that failed, once per source, period and day."""
+    message = messages.pull_failed_message(
+        source, period.label, error, tenant=sources.tenant_name(session, tenant_id), now=now
+    )
+    key = f"pull_failed:{source}:{period.label}:{now.date().isoformat()}"
+    return queue_to_channels(session, tenant_id, enabled_channels(session, tenant_id), key, message, now)
+
+
+def queue_delivery_failure_alert(session: Session, *, failed: AlertOutbox, channel_name: str, now: datetime) -> int:
+    """Tell the tenant's other channels that an alert was given up on (not for a test message, nor for such an
+    alert itself, so that a broken channel cannot start a chain)."""
+    if failed.topic in ("delivery_failed", "test"):
+        return 0
+    others = [channel for channel in enabled_channels(session, failed.tenant_id) if channel.id != failed.channel_id]
+    message = messages.delivery_failed_message(
+        channel_name,
+        failed.topic,
+        str(failed.payload.get("title", "")),
+        failed.last_error or "",
+        attempts=failed.attempts,
+        tenant=sources.tenant_name(session, failed.tenant_id),
+    )
+    return queue_to_channels(session, failed.tenant_id, others, f"delivery_failed:{failed.id}", message, now)
+
+
 def queue_message(
     session: Session, *, tenant_id: int, channel: AlertChannel, key: str, message: Message, now: datetime
 ) -> int | None:

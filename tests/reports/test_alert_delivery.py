@@ -28,6 +28,7 @@ from reports.alerts import DeliveryStats, deliver_due, queue_finding_alert, rule
 from reports.monthly import send_monthly_report
 from tests.clocks import FixedClock
 from tests.conftest import make_tenant
+from tests.http_receiver import http_receiver
 from tests.reports import rows
 from tests.reports.conftest import Month, seed_october, tenant_id_of
 from tests.reports.rows import NOW, OCTOBER
@@ -326,3 +327,29 @@ def test_labels_cannot_ping_a_slack_channel_or_plant_a_link(
     assert all("<" not in text and ">" not in text for text in texts), texts
     assert "&lt;!here&gt; &lt;https://evil.example|click&gt; &amp; co" in sent["text"]
     assert any("&lt;!here&gt;" in field["text"] for field in sent["blocks"][1]["fields"])
+
+
+def test_an_alert_given_up_on_is_told_to_the_tenants_other_channels(engine: Engine, http: httpx.Client) -> None:
+    with http_receiver() as broken, http_receiver() as working:
+        broken.statuses = [503, 503]
+        tenant_id = tenant_id_of(engine, make_tenant(engine).name)
+        with session_factory(engine).begin() as session:
+            rows.channel(session, tenant_id, name="broken", config={"url": broken.url, "secret": SECRET})
+            rows.channel(session, tenant_id, name="working", config={"url": working.url, "secret": SECRET})
+            finding = rows.finding(session, tenant_id, severity="critical", impact="1500")
+            queue_finding_alert(
+                session, tenant_id=tenant_id, finding=finding, previous_severity=None, previous_impact=None, now=NOW
+            )
+        for moment in (NOW, NOW + rules.LONGEST_RETRY):
+            deliver_due(
+                session_factory(engine), tenant_id=tenant_id, clock=FixedClock(moment), http=http, max_attempts=2
+            )
+        deliver_due(
+            session_factory(engine), tenant_id=tenant_id, clock=FixedClock(NOW + rules.LONGEST_RETRY), http=http
+        )
+    topics = [json.loads(request.body)["topic"] for request in working.requests]
+    assert topics == ["finding", "delivery_failed"]
+    told = json.loads(working.requests[1].body)
+    assert told["title"] == "Alert channel broken failed: an alert was not delivered"
+    assert "HTTP 503: upstream broke" in told["text"]
+    assert len(broken.requests) == 2  # and nothing about its own failure
