@@ -805,6 +805,84 @@ def alerts_list(
         print_table(log)
 
 
+ChannelName = Annotated[str, typer.Option("--channel", help="The channel's name.")]
+TenantName = Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")]
+
+
+@alerts_app.command("disable")
+@one_line_errors
+def alerts_disable(channel: ChannelName, tenant: TenantName = None) -> None:
+    """Stop alerting a channel (what it had queued fails unsent); `enable` resumes."""
+    from reports.alerts.channels import set_enabled
+
+    with session_scope(get_settings()) as session:
+        set_enabled(session, auth.tenant_for_cli(session, tenant).id, channel, enabled=False)
+    console.print(f"channel {channel!r} disabled", highlight=False)
+
+
+@alerts_app.command("enable")
+@one_line_errors
+def alerts_enable(channel: ChannelName, tenant: TenantName = None) -> None:
+    """Alert a disabled channel again."""
+    from reports.alerts.channels import set_enabled
+
+    with session_scope(get_settings()) as session:
+        set_enabled(session, auth.tenant_for_cli(session, tenant).id, channel, enabled=True)
+    console.print(f"channel {channel!r} enabled", highlight=False)
+
+
+@alerts_app.command("remove")
+@one_line_errors
+def alerts_remove(channel: ChannelName, tenant: TenantName = None) -> None:
+    """Remove a channel (its deliveries stay in the log; those still pending are marked failed)."""
+    from reports.alerts.channels import remove_channel
+
+    with session_scope(get_settings()) as session:
+        abandoned = remove_channel(session, auth.tenant_for_cli(session, tenant).id, channel, now=SystemClock().now())
+    console.print(f"channel {channel!r} removed ({abandoned} pending alerts marked failed)", highlight=False)
+
+
+@alerts_app.command("rotate-secret")
+@one_line_errors
+def alerts_rotate_secret(
+    channel: ChannelName,
+    tenant: TenantName = None,
+    secret: Annotated[str | None, typer.Option(help="The new secret (generated when omitted).")] = None,
+) -> None:
+    """Give a webhook channel a new signing secret; requests are signed with it from the next one on."""
+    from reports.alerts.channels import rotate_secret
+
+    with session_scope(get_settings()) as session:
+        new_secret = rotate_secret(session, auth.tenant_for_cli(session, tenant).id, channel, secret=secret)
+    console.print(f"channel {channel!r} has a new signing secret", highlight=False)
+    if not secret:
+        console.print("webhook secret (verify X-TokenLedger-Signature with it; shown once):", style="bold")
+        print(new_secret)
+
+
+@alerts_app.command("replay")
+@one_line_errors
+def alerts_replay(
+    channel: ChannelName,
+    tenant: TenantName = None,
+    since: Annotated[str | None, typer.Option(help="Only alerts queued from this day (UTC), e.g. 2026-11-01.")] = None,
+) -> None:
+    """Queue a channel's failed alerts again (after fixing its receiver), to be sent now."""
+    from datetime import UTC, datetime
+
+    from reports.alerts.channels import replay_failed
+
+    try:
+        start = None if since is None else datetime.fromisoformat(since).replace(tzinfo=UTC)
+    except ValueError:
+        raise typer.BadParameter(f"--since must be a day such as 2026-11-01, got {since!r}") from None
+    with session_scope(get_settings()) as session:
+        replayed = replay_failed(
+            session, auth.tenant_for_cli(session, tenant).id, channel, now=SystemClock().now(), since=start
+        )
+    console.print(f"{replayed} failed alerts of {channel!r} queued again", highlight=False)
+
+
 @alerts_app.command("test")
 @one_line_errors
 def alerts_test(

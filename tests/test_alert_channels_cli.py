@@ -3,6 +3,7 @@ and thresholds, all conditions at once), and the channels' lifecycle."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -11,8 +12,11 @@ from typer.testing import CliRunner
 from ledger.cli import app
 from ledger.database import session_factory
 from ledger.tables import AlertChannel, AlertOutbox
-from reports.alerts import queue_finding_alert
+from reports.alerts import deliver_due, queue_finding_alert
+from reports.alerts.messages import signature
+from tests.clocks import FixedClock
 from tests.conftest import make_tenant
+from tests.http_receiver import http_receiver
 from tests.reports import rows
 from tests.reports.conftest import tenant_id_of
 from tests.reports.rows import NOW
@@ -81,3 +85,55 @@ def test_a_route_naming_an_unknown_finding_kind_is_refused(operator: tuple[CliRu
     assert result.exit_code == 1
     assert "--finding-kind must be one of" in result.output
     assert "got 'overbilling'" in result.output
+
+
+def outbox_of(engine: Engine, tenant_id: int) -> list[tuple[str, str, int]]:
+    with session_factory(engine)() as session:
+        return [
+            (row.topic, row.status, row.attempts)
+            for row in session.scalars(
+                sa.select(AlertOutbox).where(AlertOutbox.tenant_id == tenant_id).order_by(AlertOutbox.id)
+            )
+        ]
+
+
+def test_an_operator_disables_enables_rotates_replays_and_removes_a_channel(
+    operator: tuple[CliRunner, int], fresh_engine: Engine
+) -> None:
+    cli, tenant_id = operator
+    with http_receiver() as receiver:
+        added = run(cli, "add-channel", "--name", "hooks", "--kind", "webhook", "--url", receiver.url)
+        first_secret = added.strip().splitlines()[-1]
+
+        run(cli, "disable", "--channel", "hooks")
+        assert channels_alerted(fresh_engine, tenant_id, severity="critical") == []
+        run(cli, "enable", "--channel", "hooks")
+        assert channels_alerted(fresh_engine, tenant_id, severity="critical") == ["hooks"]
+
+        receiver.statuses = [500]
+        with httpx.Client() as http:
+            deliver_due(session_factory(fresh_engine), clock=FixedClock(NOW), http=http, max_attempts=1)
+        assert outbox_of(fresh_engine, tenant_id) == [("finding", "failed", 1)]
+
+        rotated = run(cli, "rotate-secret", "--channel", "hooks")
+        second_secret = rotated.strip().splitlines()[-1]
+        assert second_secret != first_secret
+        assert "1 failed alerts of 'hooks' queued again" in run(cli, "replay", "--channel", "hooks")
+        assert "deliveries" in run(cli, "list").lower()
+        assert run(cli, "deliver").strip() == "sent 1, will retry 0, failed 0"
+        request = receiver.requests[-1]
+        assert request.headers["x-tokenledger-signature"] == signature(second_secret, request.body)
+
+        assert "removed (0 pending alerts marked failed)" in run(cli, "remove", "--channel", "hooks")
+        assert "no alert channel yet" in run(cli, "list")
+        assert outbox_of(fresh_engine, tenant_id) == [("finding", "sent", 1)]  # the log stays
+
+
+def test_only_a_webhook_has_a_secret_to_rotate(operator: tuple[CliRunner, int]) -> None:
+    cli, _ = operator
+    run(cli, "add-channel", "--name", "ops", "--kind", "slack", "--url", "https://hooks.slack.com/services/T1/B2/c3")
+    result = cli.invoke(app, ["alerts", "rotate-secret", "--channel", "ops"])
+    assert result.exit_code == 1
+    assert "only a webhook has a signing secret" in result.output
+    missing = cli.invoke(app, ["alerts", "disable", "--channel", "nope"])
+    assert (missing.exit_code, missing.output.strip()) == (1, "error: no alert channel named 'nope'")

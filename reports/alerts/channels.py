@@ -16,18 +16,19 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledger.errors import Conflict, InvalidRequest, NotFound
 from ledger.findings import KINDS as FINDING_KINDS
 from ledger.findings import SEVERITIES
-from ledger.tables import AlertChannel
+from ledger.tables import AlertChannel, AlertOutbox
 from reports.alerts.rules import ROUTE_FIELDS
 
 KINDS = ("webhook", "slack", "email", "pagerduty")
@@ -140,6 +141,64 @@ def add_channel(
         except IntegrityError as error:
             raise Conflict(f"the tenant already has a channel named {name!r}") from error
     return channel
+
+
+def set_enabled(session: Session, tenant_id: int, name: str, *, enabled: bool) -> AlertChannel:
+    """Enable or disable a channel; a disabled channel is queued nothing, and what was queued fails unsent."""
+    channel = channel_named(session, tenant_id, name)
+    channel.enabled = enabled
+    session.flush()
+    return channel
+
+
+def remove_channel(session: Session, tenant_id: int, name: str, *, now: datetime) -> int:
+    """Remove a channel; its deliveries stay in the log, and those still pending are marked failed. How many
+    were pending."""
+    channel = channel_named(session, tenant_id, name)
+    abandoned = session.execute(
+        update(AlertOutbox)
+        .where(
+            AlertOutbox.tenant_id == tenant_id,
+            AlertOutbox.channel_id == channel.id,
+            AlertOutbox.status == "pending",
+        )
+        .values(status="failed", last_error=f"the channel was removed {now.isoformat(timespec='seconds')}")
+    )
+    session.delete(channel)
+    session.flush()
+    return int(abandoned.rowcount)  # type: ignore[attr-defined]
+
+
+def rotate_secret(session: Session, tenant_id: int, name: str, *, secret: str | None = None) -> str:
+    """Give a webhook channel a new signing secret (generated unless given); the secret, to show once."""
+    channel = channel_named(session, tenant_id, name)
+    if channel.kind != "webhook":
+        raise InvalidRequest(
+            f"channel {name!r} is a {channel.kind} channel: only a webhook has a signing secret "
+            f"(give a {channel.kind} channel a new URL or key by removing and adding it)"
+        )
+    new_secret = secret or secrets.token_urlsafe(32)
+    channel.config = {**channel.config, "secret": new_secret}
+    session.flush()
+    return new_secret
+
+
+def replay_failed(session: Session, tenant_id: int, name: str, *, now: datetime, since: datetime | None = None) -> int:
+    """Queue again the channel's alerts that failed (queued since `since`, when given); how many."""
+    channel = channel_named(session, tenant_id, name)
+    if not channel.enabled:
+        raise InvalidRequest(f"channel {name!r} is disabled: enable it first")
+    replayed = session.execute(
+        update(AlertOutbox)
+        .where(
+            AlertOutbox.tenant_id == tenant_id,
+            AlertOutbox.channel_id == channel.id,
+            AlertOutbox.status == "failed",
+            AlertOutbox.created_at >= (since or datetime.min.replace(tzinfo=UTC)),
+        )
+        .values(status="pending", attempts=0, next_attempt_at=now, last_error=None)
+    )
+    return int(replayed.rowcount)  # type: ignore[attr-defined]
 
 
 def channel_named(session: Session, tenant_id: int, name: str) -> AlertChannel:
