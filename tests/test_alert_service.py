@@ -21,7 +21,7 @@ from ledger.api import create_app
 from ledger.clock import Clock
 from ledger.database import session_factory
 from ledger.settings import Settings
-from ledger.tables import AlertOutbox
+from ledger.tables import AlertOutbox, ScheduledJob
 from reports.alerts import queue_finding_alert
 from tests.clocks import FixedClock
 from tests.conftest import make_tenant
@@ -135,3 +135,30 @@ def test_secret_shapes_are_redacted_from_any_text() -> None:
         "GET https://user:…@api.example.com/v1/x?page=2&api_key=…&token=… Authorization: Bearer … key tl_3f2a1b.…"
     )
     assert log_redaction.redact("sk-ant-admin01-" + "x" * 40) == "sk-ant-…"
+
+
+def test_metrics_show_the_outbox_deliveries_by_outcome_and_job_runs(fresh_engine: Engine, settings: Settings) -> None:
+    tenant_id = tenant_id_of(fresh_engine, make_tenant(fresh_engine).name)
+    now = datetime(2026, 11, 20, 6, 30, tzinfo=UTC)
+    with session_factory(fresh_engine).begin() as session:
+        session.add(ScheduledJob(name="daily", schedule="daily at 06:00 UTC", next_run_at=now - timedelta(minutes=30)))
+    with http_receiver() as hook, service(settings, fresh_engine, FixedClock(now)) as client:
+        hook.statuses = [503]
+        with session_factory(fresh_engine).begin() as session:
+            rows.channel(session, tenant_id, name="hook", config={"url": hook.url, "secret": "s1"})
+        queue_findings(fresh_engine, tenant_id, 2, now)
+        expected = [
+            'tokenledger_alert_deliveries_total{outcome="sent"} 2.0',  # a finding, and October's monthly report
+            'tokenledger_alert_deliveries_total{outcome="retrying"} 1.0',
+            'tokenledger_alert_outbox{status="pending"} 1.0',
+            'tokenledger_alert_outbox{status="sent"} 2.0',
+            'tokenledger_job_runs_total{job="daily",outcome="succeeded"} 1.0',
+            'tokenledger_job_seconds_count{job="daily"} 1.0',
+        ]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            metrics = client.get("/metrics").text
+            if all(line in metrics for line in expected):
+                break
+            time.sleep(0.2)
+    assert [line for line in expected if line not in metrics] == [], metrics
