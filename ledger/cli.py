@@ -47,6 +47,7 @@ app.add_typer(prices_app, name="prices")
 if TYPE_CHECKING:
     from ledger.reconcile.model import ReconcileResult
     from ledger.statements import ImportSummary
+    from ledger.tables import AlertSilence
 
 # Messages are never broken into lines (the terminal wraps them, and a command or key copied from them stays
 # whole); tables go through `print_table`.
@@ -761,6 +762,7 @@ def alerts_list(
     """List a tenant's alert channels and its latest deliveries."""
     from reports import sources
     from reports.alerts.channels import describe_target
+    from reports.alerts.silences import silences_in_force
 
     with session_scope(get_settings()) as session:
         owner = auth.tenant_for_cli(session, tenant)
@@ -776,6 +778,15 @@ def alerts_list(
             for c in sources.channels(session, owner.id)
         ]
         deliveries = sources.delivery_log(session, owner.id, limit=20)
+        silenced = [
+            (
+                f"#{silence.id}",
+                "finding " + silence.fingerprint[:12] if silence.fingerprint else _scope_of(silence),
+                silence.until.strftime("%Y-%m-%d %H:%M"),
+                silence.reason or "",
+            )
+            for silence in silences_in_force(session, owner.id, SystemClock().now())
+        ]
     table = Table(
         "name",
         "kind",
@@ -803,6 +814,17 @@ def alerts_list(
         )
     if deliveries:
         print_table(log)
+    if silenced:
+        muted = Table("silence", "covers", "until (UTC)", prose("reason"), title="Silences in force")
+        for cells in silenced:
+            muted.add_row(*cells)
+        print_table(muted)
+
+
+def _scope_of(silence: AlertSilence) -> str:
+    parts = [f"{name} {value}" for name, value in (("kind", silence.kind), ("provider", silence.provider),
+             ("account", silence.account)) if value is not None]  # fmt: skip
+    return ", ".join(parts)
 
 
 ChannelName = Annotated[str, typer.Option("--channel", help="The channel's name.")]
@@ -881,6 +903,54 @@ def alerts_replay(
             session, auth.tenant_for_cli(session, tenant).id, channel, now=SystemClock().now(), since=start
         )
     console.print(f"{replayed} failed alerts of {channel!r} queued again", highlight=False)
+
+
+@alerts_app.command("mute")
+@one_line_errors
+def alerts_mute(
+    until: Annotated[str, typer.Option(help="Day (UTC) the silence ends, e.g. 2026-12-31.")],
+    finding: Annotated[int | None, typer.Option(help="Mute this finding (its id).")] = None,
+    kind: Annotated[str | None, typer.Option(help="Mute findings of this kind.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Mute findings of this provider.")] = None,
+    account: Annotated[str | None, typer.Option(help="Mute findings of this account.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (shown by alerts list).")] = None,
+    tenant: TenantName = None,
+) -> None:
+    """Alert nobody about a finding, or a scope of findings, until a day."""
+    from datetime import UTC, datetime
+
+    from reports.alerts.silences import Scope, mute
+
+    try:
+        ends = datetime.fromisoformat(until).replace(tzinfo=UTC)
+    except ValueError:
+        raise typer.BadParameter(f"--until must be a day such as 2026-12-31, got {until!r}") from None
+    with session_scope(get_settings()) as session:
+        silence = mute(
+            session,
+            auth.tenant_for_cli(session, tenant).id,
+            finding_id=finding,
+            scope=Scope(kind=kind, provider=provider, account=account),
+            until=ends,
+            reason=reason,
+            now=SystemClock().now(),
+        )
+        silence_id = silence.id
+    console.print(f"silence #{silence_id} until {ends:%Y-%m-%d %H:%M} UTC", highlight=False)
+
+
+@alerts_app.command("unmute")
+@one_line_errors
+def alerts_unmute(
+    silence: Annotated[int, typer.Option(help="The silence's number (alerts list shows them).")],
+    tenant: TenantName = None,
+) -> None:
+    """End a silence now."""
+    from reports.alerts.silences import unmute
+
+    with session_scope(get_settings()) as session:
+        unmute(session, auth.tenant_for_cli(session, tenant).id, silence)
+    console.print(f"silence #{silence} ended", highlight=False)
 
 
 @alerts_app.command("test")

@@ -431,3 +431,20 @@ class ScheduledJob(Base):
     last_outcome: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
     runs: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class AlertSilence(TenantRecord, Base):
+    """A finding, or every finding of a scope, that alerts nobody until a date: the fields set must all match
+    (a finding's fingerprint, or its kind, provider and account)."""
+
+    __tablename__ = "alert_silences"
+
+    fingerprint: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(Text)
+    provider: Mapped[str | None] = mapped_column(Text)
+    account: Mapped[str | None] = mapped_column(Text)
+    until: Mapped[datetime] = mapped_column(Timestamp)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (Index("ix_alert_silences_until", "tenant_id", "until"),)

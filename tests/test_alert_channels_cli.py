@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from ledger.cli import app
 from ledger.database import session_factory
-from ledger.tables import AlertChannel, AlertOutbox
+from ledger.tables import AlertChannel, AlertOutbox, Finding
 from reports.alerts import deliver_due, queue_finding_alert
 from reports.alerts.messages import signature
 from tests.clocks import FixedClock
@@ -35,9 +35,15 @@ def run(cli: CliRunner, *args: str) -> str:
     return result.output
 
 
-def channels_alerted(engine: Engine, tenant_id: int, **finding: str) -> list[str]:
+def channels_alerted(engine: Engine, tenant_id: int, finding_id: int | None = None, **finding: str) -> list[str]:
+    """Store a finding (or take the stored one) and queue its alert as new, as a reconcile does: which
+    channels got it."""
     with session_factory(engine).begin() as session:
-        stored = rows.finding(session, tenant_id, **finding)  # type: ignore[arg-type]
+        if finding_id is None:
+            stored = rows.finding(session, tenant_id, **finding)  # type: ignore[arg-type]
+        else:
+            stored = session.get_one(Finding, (tenant_id, finding_id))
+        before = set(session.scalars(sa.select(AlertOutbox.id).where(AlertOutbox.tenant_id == tenant_id)))
         queue_finding_alert(
             session, tenant_id=tenant_id, finding=stored, previous_severity=None, previous_impact=None, now=NOW
         )
@@ -45,10 +51,7 @@ def channels_alerted(engine: Engine, tenant_id: int, **finding: str) -> list[str
             session.scalars(
                 sa.select(AlertChannel.name)
                 .join(AlertOutbox, AlertOutbox.channel_id == AlertChannel.id)
-                .where(
-                    AlertOutbox.tenant_id == tenant_id,
-                    AlertOutbox.payload["data"]["finding"]["id"].as_integer() == stored.id,
-                )
+                .where(AlertOutbox.tenant_id == tenant_id, AlertOutbox.id.not_in(before or {0}))
                 .order_by(AlertChannel.name)
             )
         )
@@ -137,3 +140,30 @@ def test_only_a_webhook_has_a_secret_to_rotate(operator: tuple[CliRunner, int]) 
     assert "only a webhook has a signing secret" in result.output
     missing = cli.invoke(app, ["alerts", "disable", "--channel", "nope"])
     assert (missing.exit_code, missing.output.strip()) == (1, "error: no alert channel named 'nope'")
+
+
+def test_a_muted_finding_or_scope_alerts_nobody_until_the_silence_ends(
+    operator: tuple[CliRunner, int], fresh_engine: Engine
+) -> None:
+    cli, tenant_id = operator
+    run(cli, "add-channel", "--name", "everything", "--kind", "webhook", "--url", "https://hooks.example.com/x")
+    with session_factory(fresh_engine).begin() as session:
+        noisy_id = rows.finding(session, tenant_id, severity="critical", impact="500", account="proj_noisy").id
+
+    run(cli, "mute", "--finding", str(noisy_id), "--until", "2099-01-01", "--reason", "credit promised")
+    run(cli, "mute", "--provider", "anthropic", "--kind", "spend_spike", "--until", "2099-01-01")
+    listed = run(cli, "list")
+    assert "credit promised" in listed
+    assert "kind spend_spike, provider anthropic" in listed
+
+    assert channels_alerted(fresh_engine, tenant_id, noisy_id) == []
+    muted_scope = {"provider": "anthropic", "kind": "spend_spike"}
+    assert channels_alerted(fresh_engine, tenant_id, severity="critical", **muted_scope) == []
+    assert channels_alerted(fresh_engine, tenant_id, severity="critical", provider="anthropic") == ["everything"]
+    assert channels_alerted(fresh_engine, tenant_id, severity="critical", kind="spend_spike") == ["everything"]
+
+    silence = next(line for line in listed.splitlines() if "credit promised" in line).split("│")[1].strip()
+    run(cli, "unmute", "--silence", silence.lstrip("#"))
+    assert channels_alerted(fresh_engine, tenant_id, noisy_id) == ["everything"]
+    past = cli.invoke(app, ["alerts", "mute", "--kind", "spend_spike", "--until", "2020-01-01"])
+    assert (past.exit_code, "must be in the future" in past.output) == (1, True)

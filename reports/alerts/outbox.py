@@ -18,6 +18,7 @@ from reports import sources
 from reports.alerts import messages, rules
 from reports.alerts.channels import enabled_channels
 from reports.alerts.messages import Message
+from reports.alerts.silences import silences_in_force, silencing
 
 
 def queue_finding_alert(
@@ -31,7 +32,8 @@ def queue_finding_alert(
     channels: list[AlertChannel] | None = None,
 ) -> int:
     """Alert on a finding the reconciler just stored: when it is new (`previous_severity` None) or worse than
-    before, to each channel whose thresholds it meets (of `channels`, when the caller has read them)."""
+    before (for one acknowledged or disputed, past a higher threshold) and no silence covers it, to each
+    channel whose thresholds and route it meets (of `channels`, when the caller has read them)."""
     seen_to = finding.status in rules.SEEN_TO
     if seen_to and previous_severity is not None:
         # Measured from the level last alerted, so that a finding creeping up a decade per run still alerts.
@@ -44,6 +46,8 @@ def queue_finding_alert(
         previous_impact=previous_impact,
         seen_to=seen_to,
     ):
+        return 0
+    if silencing(silences_in_force(session, tenant_id, now), finding, now) is not None:
         return 0
     chosen = [
         channel
