@@ -395,4 +395,10 @@ def start_scheduler(
     metrics: SchedulerMetrics | None = None,
 ) -> Scheduler:
     """Start competing for the scheduler's lead (background threads; `shutdown()` stops them)."""
+    if os.environ.get("TOKENLEDGER_RECONCILE_HOUR_UTC"):
+        log.warning(
+            "TOKENLEDGER_RECONCILE_HOUR_UTC is no longer used: the reconcile runs right after the pull, at "
+            "TOKENLEDGER_STATEMENT_PULL_HOUR_UTC (%s:00 UTC)",
+            settings.statement_pull_hour_utc,
+        )
     return Scheduler(ScheduledWork(settings, engine, sessions, clock or SystemClock()), metrics=metrics).start()
