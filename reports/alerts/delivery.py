@@ -139,7 +139,7 @@ class Deliverer:
         http: httpx.Client,
         smtp: SmtpConnect = connect_smtp,
         max_attempts: int = rules.MAX_ATTEMPTS,
-        workers: int = 8,
+        workers: int = 16,
         on_outcome: Callable[[str], None] | None = None,
         public_url: str | None = None,
     ) -> None:
@@ -154,6 +154,8 @@ class Deliverer:
 
     def dispatch(self, tenant_id: int | None = None, limit: int = 100) -> list[Future[DeliveryStats]]:
         """Start a worker for each channel with alerts due and no worker yet; their futures."""
+        if self._closed.is_set():
+            return []
         now = self._clock.now()
         with self._sessions() as session:
             query = (
@@ -167,14 +169,15 @@ class Deliverer:
         started = []
         with self._lock:
             for channel in channels:
-                if channel not in self._busy:
+                if channel not in self._busy and not self._closed.is_set():
                     self._busy.add(channel)
                     started.append(self._pool.submit(self._drain, channel, limit))
         return started
 
     def close(self, wait: bool = True) -> None:
         """Stop: workers finish the alert they are sending (`wait`: and are waited for) and take no other."""
-        self._closed.set()
+        with self._lock:
+            self._closed.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
     def _drain(self, channel: tuple[int, int], limit: int) -> DeliveryStats:
