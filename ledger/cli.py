@@ -762,6 +762,7 @@ def alerts_list(
     """List a tenant's alert channels and its latest deliveries."""
     from reports import sources
     from reports.alerts.channels import describe_target
+    from reports.alerts.rules import ROUTE_FIELDS
     from reports.alerts.silences import silences_in_force
 
     with session_scope(get_settings()) as session:
@@ -773,6 +774,8 @@ def alerts_list(
                 describe_target(c),
                 c.min_severity,
                 f"{c.min_impact_usd:,.2f}",
+                "; ".join(f"{field} {', '.join(c.route[field])}" for field in ROUTE_FIELDS if c.route.get(field))
+                or "any",
                 "yes" if c.enabled else "no",
             )
             for c in sources.channels(session, owner.id)
@@ -793,6 +796,7 @@ def alerts_list(
         "delivers to",
         "min severity",
         "min impact USD",
+        "takes",
         "enabled",
         title=f"Alert channels of {owner.name}",
     )

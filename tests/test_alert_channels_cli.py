@@ -69,6 +69,9 @@ def test_a_channel_takes_only_findings_meeting_all_its_conditions(
     run(cli, "add-channel", "--name", "openai-prices", "--kind", "webhook", "--url", hook, "--finding-kind",
         "price_drift", "--provider", "openai", "--account", "proj_web", "--account", "proj_main")  # fmt: skip
 
+    listed = run(cli, "list")
+    assert "kinds price_drift; providers openai; accounts proj_main, proj_web" in listed
+
     alerted = channels_alerted(fresh_engine, tenant_id, severity="critical", impact="150", kind="price_drift")
     assert alerted == ["big-critical", "everything", "openai-prices"]
     assert channels_alerted(fresh_engine, tenant_id, severity="critical", impact="50") == ["everything"]

@@ -115,6 +115,7 @@ def test_no_log_line_shows_a_slack_webhooks_secret(
     """httpx logs each request's URL at info; a Slack webhook's URL is its secret."""
     tenant_id = tenant_id_of(fresh_engine, make_tenant(fresh_engine).name)
     caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="httpx")
     with http_receiver() as slack, service(settings, fresh_engine):
         url = slack.url.replace("/hook", "/services/T0123ABCD/B0456EFGH/Xq9sEcReTwEbHoOk")
         with session_factory(fresh_engine).begin() as session:
