@@ -24,7 +24,7 @@ from rich.table import Column, Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ledger import auth
+from ledger import auth, log_redaction
 from ledger.clock import SystemClock
 from ledger.database import create_db_engine, database_url, session_factory, upgrade
 from ledger.errors import InvalidRequest, TokenLedgerError
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ledger.periods import Period
     from ledger.reconcile.model import ReconcileResult
     from ledger.statements import ImportSummary
+    from ledger.tables import AlertSilence
 
 # Messages are never broken into lines (the terminal wraps them, and a command or key copied from them stays
 # whole); tables go through `print_table`.
@@ -127,10 +128,24 @@ def describe(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+class OneLineFormatter(logging.Formatter):
+    """Log lines of a command: a failure's exception in a few words after the message, no traceback (the
+    command says what failed in its own line; TOKENLEDGER_DEBUG=1 shows tracebacks)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not record.exc_info or os.environ.get("TOKENLEDGER_DEBUG"):
+            return super().format(record)
+        error = record.exc_info[1]
+        plain = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return f"{super().format(plain)} ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+
+
+def configure_logging(settings: Settings, *, tracebacks: bool = True) -> None:
+    log_redaction.install()
+    handler = logging.StreamHandler(sys.stderr)
+    line = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(line) if tracebacks else OneLineFormatter(line))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     level = logging.getLogger().level
     if level > logging.DEBUG:
         # The embedded server's INFO lines are its initdb and pg_ctl command lines and their output; the service
@@ -188,13 +203,13 @@ def tenants_list() -> None:
 @keys_app.command("create")
 @one_line_errors
 def keys_create(
-    tenant: Annotated[str, typer.Option(help="Tenant name.")],
     role: Annotated[str, typer.Option(help="ingest, read or admin.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
     label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
 ) -> None:
     """Create an API key; it is printed once and cannot be shown again."""
     with session_scope(get_settings()) as session:
-        issued = auth.create_key(session, tenant, role, label=label)
+        issued = auth.create_key(session, auth.tenant_for_cli(session, tenant).name, role, label=label)
     console.print(f"key id: {issued.key_id} (tenant {issued.tenant}, role {issued.role})", highlight=False)
     console.print("store this key now; it will not be shown again:", style="bold")
     print(issued.token)
@@ -456,6 +471,7 @@ def reconcile(
     from ledger.reconciliation import run_reconciliation
 
     settings = get_settings()
+    configure_logging(settings, tracebacks=False)
     window = Period.month(period)
     engine = create_db_engine(database_url(settings), pool_size=2)
     try:
@@ -768,7 +784,9 @@ def refuse_a_port_in_use(host: str, port: int) -> None:
             ) from None
 
 
-alerts_app = typer.Typer(help="Alert channels (webhook, Slack, email) and their deliveries.", no_args_is_help=True)
+alerts_app = typer.Typer(
+    help="Alert channels (webhook, Slack, email, PagerDuty) and their deliveries.", no_args_is_help=True
+)
 app.add_typer(alerts_app, name="alerts")
 
 
@@ -800,9 +818,11 @@ def report(
 @one_line_errors
 def alerts_add_channel(
     name: Annotated[str, typer.Option(help="A name for the channel, unique per tenant.")],
-    kind: Annotated[str, typer.Option(help="webhook, slack or email.")],
+    kind: Annotated[str, typer.Option(help="webhook, slack, email or pagerduty.")],
     tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
-    url: Annotated[str | None, typer.Option(help="webhook / slack: the URL to POST to.")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="webhook / slack: the URL to POST to; pagerduty: another Events API endpoint.")
+    ] = None,
     secret: Annotated[str | None, typer.Option(help="webhook: the HMAC secret (generated when omitted).")] = None,
     smtp_host: Annotated[str | None, typer.Option(help="email: SMTP server.")] = None,
     smtp_port: Annotated[int | None, typer.Option(help="email: SMTP port (587 with --starttls, else 25).")] = None,
@@ -813,10 +833,22 @@ def alerts_add_channel(
     smtp_password_env: Annotated[
         str | None, typer.Option(help="email: environment variable holding the SMTP password.")
     ] = None,
-    min_severity: Annotated[str, typer.Option(help="info, warning or critical.")] = "warning",
-    min_impact_usd: Annotated[str, typer.Option(help="Also alert on findings with at least this impact.")] = "0",
+    min_severity: Annotated[
+        str | None, typer.Option(help="info, warning or critical (default: warning, or info with --min-impact-usd).")
+    ] = None,
+    min_impact_usd: Annotated[str, typer.Option(help="Only findings with at least this impact (USD).")] = "0",
+    finding_kind: Annotated[
+        list[str] | None, typer.Option(help="Only findings of this kind (repeat for more; default: any).")
+    ] = None,
+    provider: Annotated[
+        list[str] | None, typer.Option(help="Only findings of this provider (repeat for more).")
+    ] = None,
+    account: Annotated[list[str] | None, typer.Option(help="Only findings of this account (repeatable).")] = None,
+    routing_key: Annotated[
+        str | None, typer.Option(help="pagerduty: the Events API v2 integration key (kept secret).")
+    ] = None,
 ) -> None:
-    """Add an alert channel for a tenant."""
+    """Add an alert channel for a tenant. A finding reaches it when it meets every condition given."""
     from decimal import Decimal, InvalidOperation
 
     from reports.alerts.channels import ChannelOptions, add_channel, describe_target
@@ -835,6 +867,7 @@ def alerts_add_channel(
         starttls=starttls,
         username=smtp_user,
         password_env=smtp_password_env,
+        routing_key=routing_key,
     )
     with session_scope(get_settings()) as session:
         owner = auth.tenant_for_cli(session, tenant)
@@ -846,6 +879,7 @@ def alerts_add_channel(
             options=options,
             min_severity=min_severity,
             min_impact_usd=impact,
+            route={"kinds": finding_kind or [], "providers": provider or [], "accounts": account or []},
         )
         target, generated = describe_target(channel), channel.config.get("secret") if not secret else None
     console.print(f"{kind} channel {name!r} added for {owner.name}: {target}", highlight=False)
@@ -862,6 +896,8 @@ def alerts_list(
     """List a tenant's alert channels and its latest deliveries."""
     from reports import sources
     from reports.alerts.channels import describe_target
+    from reports.alerts.rules import ROUTE_FIELDS
+    from reports.alerts.silences import silences_in_force
 
     with session_scope(get_settings()) as session:
         owner = auth.tenant_for_cli(session, tenant)
@@ -872,17 +908,29 @@ def alerts_list(
                 describe_target(c),
                 c.min_severity,
                 f"{c.min_impact_usd:,.2f}",
+                "; ".join(f"{field} {', '.join(c.route[field])}" for field in ROUTE_FIELDS if c.route.get(field))
+                or "any",
                 "yes" if c.enabled else "no",
             )
             for c in sources.channels(session, owner.id)
         ]
         deliveries = sources.delivery_log(session, owner.id, limit=20)
+        silenced = [
+            (
+                f"#{silence.id}",
+                "finding " + silence.fingerprint[:12] if silence.fingerprint else _scope_of(silence),
+                silence.until.strftime("%Y-%m-%d %H:%M"),
+                silence.reason or "",
+            )
+            for silence in silences_in_force(session, owner.id, SystemClock().now())
+        ]
     table = Table(
         "name",
         "kind",
         "delivers to",
         "min severity",
         "min impact USD",
+        "takes",
         "enabled",
         title=f"Alert channels of {owner.name}",
     )
@@ -904,6 +952,143 @@ def alerts_list(
         )
     if deliveries:
         print_table(log)
+    if silenced:
+        muted = Table("silence", "covers", "until (UTC)", prose("reason"), title="Silences in force")
+        for cells in silenced:
+            muted.add_row(*cells)
+        print_table(muted)
+
+
+def _scope_of(silence: AlertSilence) -> str:
+    parts = [f"{name} {value}" for name, value in (("kind", silence.kind), ("provider", silence.provider),
+             ("account", silence.account)) if value is not None]  # fmt: skip
+    return ", ".join(parts)
+
+
+ChannelName = Annotated[str, typer.Option("--channel", help="The channel's name.")]
+TenantName = Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")]
+
+
+@alerts_app.command("disable")
+@one_line_errors
+def alerts_disable(channel: ChannelName, tenant: TenantName = None) -> None:
+    """Stop alerting a channel (what it had queued fails unsent); `enable` resumes."""
+    from reports.alerts.channels import set_enabled
+
+    with session_scope(get_settings()) as session:
+        set_enabled(session, auth.tenant_for_cli(session, tenant).id, channel, enabled=False)
+    console.print(f"channel {channel!r} disabled", highlight=False)
+
+
+@alerts_app.command("enable")
+@one_line_errors
+def alerts_enable(channel: ChannelName, tenant: TenantName = None) -> None:
+    """Alert a disabled channel again."""
+    from reports.alerts.channels import set_enabled
+
+    with session_scope(get_settings()) as session:
+        set_enabled(session, auth.tenant_for_cli(session, tenant).id, channel, enabled=True)
+    console.print(f"channel {channel!r} enabled", highlight=False)
+
+
+@alerts_app.command("remove")
+@one_line_errors
+def alerts_remove(channel: ChannelName, tenant: TenantName = None) -> None:
+    """Remove a channel (its deliveries stay in the log; those still pending are marked failed)."""
+    from reports.alerts.channels import remove_channel
+
+    with session_scope(get_settings()) as session:
+        abandoned = remove_channel(session, auth.tenant_for_cli(session, tenant).id, channel, now=SystemClock().now())
+    console.print(f"channel {channel!r} removed ({abandoned} pending alerts marked failed)", highlight=False)
+
+
+@alerts_app.command("rotate-secret")
+@one_line_errors
+def alerts_rotate_secret(
+    channel: ChannelName,
+    tenant: TenantName = None,
+    secret: Annotated[str | None, typer.Option(help="The new secret (generated when omitted).")] = None,
+) -> None:
+    """Give a webhook channel a new signing secret; requests are signed with it from the next one on."""
+    from reports.alerts.channels import rotate_secret
+
+    with session_scope(get_settings()) as session:
+        new_secret = rotate_secret(session, auth.tenant_for_cli(session, tenant).id, channel, secret=secret)
+    console.print(f"channel {channel!r} has a new signing secret", highlight=False)
+    if not secret:
+        console.print("webhook secret (verify X-TokenLedger-Signature with it; shown once):", style="bold")
+        print(new_secret)
+
+
+@alerts_app.command("replay")
+@one_line_errors
+def alerts_replay(
+    channel: ChannelName,
+    tenant: TenantName = None,
+    since: Annotated[str | None, typer.Option(help="Only alerts queued from this day (UTC), e.g. 2026-11-01.")] = None,
+) -> None:
+    """Queue a channel's failed alerts again (after fixing its receiver), to be sent now."""
+    from datetime import UTC, datetime
+
+    from reports.alerts.channels import replay_failed
+
+    try:
+        start = None if since is None else datetime.fromisoformat(since).replace(tzinfo=UTC)
+    except ValueError:
+        raise typer.BadParameter(f"--since must be a day such as 2026-11-01, got {since!r}") from None
+    with session_scope(get_settings()) as session:
+        replayed = replay_failed(
+            session, auth.tenant_for_cli(session, tenant).id, channel, now=SystemClock().now(), since=start
+        )
+    console.print(f"{replayed} failed alerts of {channel!r} queued again", highlight=False)
+
+
+@alerts_app.command("mute")
+@one_line_errors
+def alerts_mute(
+    until: Annotated[str, typer.Option(help="Day (UTC) the silence ends, e.g. 2026-12-31.")],
+    finding: Annotated[int | None, typer.Option(help="Mute this finding (its id).")] = None,
+    kind: Annotated[str | None, typer.Option(help="Mute findings of this kind.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Mute findings of this provider.")] = None,
+    account: Annotated[str | None, typer.Option(help="Mute findings of this account.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (shown by alerts list).")] = None,
+    tenant: TenantName = None,
+) -> None:
+    """Alert nobody about a finding, or a scope of findings, until a day."""
+    from datetime import UTC, datetime
+
+    from reports.alerts.silences import Scope, mute
+
+    try:
+        ends = datetime.fromisoformat(until).replace(tzinfo=UTC)
+    except ValueError:
+        raise typer.BadParameter(f"--until must be a day such as 2026-12-31, got {until!r}") from None
+    with session_scope(get_settings()) as session:
+        silence = mute(
+            session,
+            auth.tenant_for_cli(session, tenant).id,
+            finding_id=finding,
+            scope=Scope(kind=kind, provider=provider, account=account),
+            until=ends,
+            reason=reason,
+            now=SystemClock().now(),
+        )
+        silence_id = silence.id
+    console.print(f"silence #{silence_id} until {ends:%Y-%m-%d %H:%M} UTC", highlight=False)
+
+
+@alerts_app.command("unmute")
+@one_line_errors
+def alerts_unmute(
+    silence: Annotated[int, typer.Option(help="The silence's number (alerts list shows them).")],
+    tenant: TenantName = None,
+) -> None:
+    """End a silence now."""
+    from reports.alerts.silences import unmute
+
+    with session_scope(get_settings()) as session:
+        unmute(session, auth.tenant_for_cli(session, tenant).id, silence)
+    console.print(f"silence #{silence} ended", highlight=False)
 
 
 @alerts_app.command("test")
@@ -917,9 +1102,17 @@ def alerts_test(
 
     from reports.alerts import send_test
 
-    with session_scope(get_settings()) as session, httpx.Client() as http:
+    settings = get_settings()
+    with session_scope(settings) as session, httpx.Client() as http:
         owner = auth.tenant_for_cli(session, tenant)
-        outcome = send_test(session, tenant_id=owner.id, channel_name=channel, now=SystemClock().now(), http=http)
+        outcome = send_test(
+            session,
+            tenant_id=owner.id,
+            channel_name=channel,
+            clock=SystemClock(),
+            http=http,
+            public_url=settings.public_url,
+        )
     if not outcome.sent:
         errors.print(f"[red]error:[/red] test alert over {channel!r} failed: {outcome.error}", highlight=False)
         raise typer.Exit(1)
@@ -929,15 +1122,16 @@ def alerts_test(
 @alerts_app.command("deliver")
 @one_line_errors
 def alerts_deliver() -> None:
-    """Send the alerts that are due now (the service does this every 30 s when its scheduler runs)."""
+    """Send the alerts that are due now (the service sends them as they fall due when its scheduler runs)."""
     import httpx
 
     from reports.alerts import deliver_due
 
-    engine = create_db_engine(database_url(get_settings()), pool_size=2)
+    settings = get_settings()
+    engine = create_db_engine(database_url(settings), pool_size=2)
     try:
         with httpx.Client() as http:
-            stats = deliver_due(session_factory(engine), now=SystemClock().now(), http=http)
+            stats = deliver_due(session_factory(engine), clock=SystemClock(), http=http, public_url=settings.public_url)
     finally:
         engine.dispose()
     console.print(f"sent {stats.sent}, will retry {stats.retrying}, failed {stats.failed}")

@@ -111,17 +111,26 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+MIGRATION_LOCK = 0x746C_6D67  # "tlmg": the advisory lock replicas take turns under to migrate
+"""Advisory-lock key under which migrations run: replicas started at once on a new database take turns, and
+all but the first find the schema at the head already."""
+
+
 def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations up to `revision`."""
-    command.upgrade(alembic_config(url), revision)
+    """Apply migrations up to `revision`, one process at a time."""
+    with sa.create_engine(url, poolclass=sa.pool.NullPool).connect() as lock:
+        lock.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        try:
+            command.upgrade(alembic_config(url), revision)
+        finally:
+            lock.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
 
 
-_RUNTIME_TABLES = re.compile(r"^usage_events_\d{4}_\d{2}$|^scheduler_jobs$")
+_RUNTIME_TABLES = re.compile(r"^usage_events_\d{4}_\d{2}$")
 
 
 def managed_by_migrations(obj: object, name: str | None, kind: str, reflected: bool, compare_to: object) -> bool:
-    """Alembic's filter: monthly partitions (created by ingest) and the scheduler's job table (created by
-    APScheduler) exist at run time and are not the migrations' business."""
+    """Alembic's filter: monthly partitions, created by ingest at run time, are not the migrations' business."""
     return not (kind == "table" and reflected and name is not None and _RUNTIME_TABLES.match(name))
 
 

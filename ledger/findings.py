@@ -117,11 +117,16 @@ def change_status(
         note=note,
         actor=actor,
     )
+    was = finding.status
     finding.status = status
     if note is not None:
         finding.note = note
     session.add(change)
     session.flush()
+    if status == "resolved" and was != "resolved":
+        from reports.alerts import queue_finding_cleared  # here: reports builds on this module
+
+        queue_finding_cleared(session, tenant_id=tenant_id, finding=finding, now=now)
     return change
 
 

@@ -2,14 +2,52 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ledger.group_commit import BatchStats
+
+
+class SchedulerMetrics:
+    """What the scheduler and the alert deliverer did in this process, and the outbox as last seen."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.deliveries = Counter(
+            "tokenledger_alert_deliveries",
+            "Alert delivery attempts by outcome (sent, retrying, failed)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.outbox = Gauge(
+            "tokenledger_alert_outbox", "Alerts in the outbox by status", ["status"], registry=self.registry
+        )
+        self.job_runs = Counter(
+            "tokenledger_job_runs", "Scheduled job runs by job and outcome", ["job", "outcome"], registry=self.registry
+        )
+        self.job_seconds = Histogram(
+            "tokenledger_job_seconds",
+            "Duration of scheduled job runs",
+            ["job"],
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=self.registry,
+        )
+
+    def delivered(self, outcome: str) -> None:
+        self.deliveries.labels(outcome=outcome).inc()
+
+    def outbox_depth(self, by_status: dict[str, int]) -> None:
+        for status in ("pending", "sent", "failed"):
+            self.outbox.labels(status=status).set(by_status.get(status, 0))
+
+    def job_ran(self, job: str, outcome: str, seconds: float) -> None:
+        self.job_runs.labels(job=job, outcome=outcome).inc()
+        self.job_seconds.labels(job=job).observe(seconds)
 
 
 class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.scheduler = SchedulerMetrics(self.registry)
         self.events_accepted = Counter("tokenledger_events_accepted", "Usage events stored", registry=self.registry)
         self.events_duplicate = Counter(
             "tokenledger_events_duplicate", "Usage events whose id had been seen before", registry=self.registry

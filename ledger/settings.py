@@ -42,8 +42,19 @@ class Settings(BaseSettings):
             )
         return f"postgresql+psycopg://{rest}"
 
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        """An http(s) URL, without a trailing slash (pages are appended to it)."""
+        if not url:
+            return None
+        scheme, separator, rest = url.partition("://")
+        if scheme not in ("http", "https") or not separator or not rest.strip("/"):
+            raise ValueError(f"must be an http(s) URL such as https://tokenledger.example.com, got {url[:60]!r}")
+        return url.rstrip("/")
+
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65_535)
     log_level: str = "info"
 
     # Ingest
@@ -62,20 +73,30 @@ class Settings(BaseSettings):
     openrouter_base_url: str = "https://openrouter.ai/api/v1"
 
     # Reconciler
-    tolerance_relative: Decimal = Decimal("0.005")
-    tolerance_tokens: int = 1_000
-    tolerance_usd: Decimal = Decimal("0.50")
+    tolerance_relative: Decimal = Field(default=Decimal("0.005"), ge=0)
+    tolerance_tokens: int = Field(default=1_000, ge=0)
+    tolerance_usd: Decimal = Field(default=Decimal("0.50"), ge=0)
 
     # Scheduler
     scheduler_enabled: bool = True
     statement_tenant: str | None = Field(
         default=None, description="Tenant the environment's provider admin keys belong to (scheduled pulls)."
     )
-    statement_pull_hour_utc: int = 6
-    reconcile_hour_utc: int = 7
-    close_month_day: int = 5
+    statement_pull_hour_utc: int = Field(
+        default=6, ge=0, le=23, description="Hour (UTC) of the daily job: pull statements, then reconcile."
+    )
+    close_month_day: int = Field(
+        default=5,
+        ge=1,
+        le=31,
+        description="Day the previous month closes (its last reconcile and report); in a shorter month, its last day.",
+    )
 
     # Web report
+    public_url: str | None = Field(
+        default=None,
+        description="Where users reach this service, e.g. https://tokenledger.example.com: alerts link to its pages.",
+    )
     session_secret: str | None = None
     cookie_secure: bool = False
 

@@ -401,6 +401,9 @@ class AlertChannel(TenantRecord, Base):
     min_impact_usd: Mapped[Decimal] = mapped_column(Money, server_default="0")
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=text("now()"))
+    route: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    """Which findings the channel takes besides its thresholds: `kinds`, `providers`, `accounts` (lists; a
+    missing list takes any)."""
 
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
@@ -425,3 +428,37 @@ class AlertOutbox(TenantRecord, Base):
         UniqueConstraint("tenant_id", "channel_id", "dedupe_key"),
         Index("ix_alert_outbox_due", "status", "next_attempt_at"),
     )
+
+
+class ScheduledJob(Base):
+    """A job of the scheduler: when it runs next, and how its latest run went. The next run is advanced only
+    once a run has finished, so a run missed while no replica was up, or cut short by the leader's death, is
+    due when a leader next looks."""
+
+    __tablename__ = "scheduled_jobs"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    schedule: Mapped[str] = mapped_column(Text)
+    next_run_at: Mapped[datetime] = mapped_column(Timestamp)
+    last_started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_outcome: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    runs: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class AlertSilence(TenantRecord, Base):
+    """A finding, or every finding of a scope, that alerts nobody until a date: the fields set must all match
+    (a finding's fingerprint, or its kind, provider and account)."""
+
+    __tablename__ = "alert_silences"
+
+    fingerprint: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(Text)
+    provider: Mapped[str | None] = mapped_column(Text)
+    account: Mapped[str | None] = mapped_column(Text)
+    until: Mapped[datetime] = mapped_column(Timestamp)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (Index("ix_alert_silences_until", "tenant_id", "until"),)

@@ -63,6 +63,32 @@ def database_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def fresh_database(database_url: str) -> Iterator[str]:
+    """An empty database (no schema) on the test server, dropped afterwards: for what a new installation does,
+    and for work that spans every tenant of a database."""
+    url = make_url(database_url)
+    name = f"{url.database}_fresh_{secrets.token_hex(3)}"
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def fresh_engine(fresh_database: str) -> Iterator[Engine]:
+    """A migrated database of the test's own."""
+    upgrade(fresh_database)
+    engine = create_db_engine(fresh_database, pool_size=8)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def engine(database_url: str) -> Iterator[Engine]:
     engine = create_db_engine(database_url, pool_size=8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,11 +22,14 @@ class OpenAIAdminApi(BaseHTTPRequestHandler):
 
     seen: ClassVar[list[str]] = []
     rate_limited_once = False
+    delay_seconds = 0.0
+    """How long each answer takes (a slow provider)."""
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
         query = parse_qs(url.query)
         OpenAIAdminApi.seen.append(self.path)
+        time.sleep(OpenAIAdminApi.delay_seconds)
         if self.headers.get("Authorization") != f"Bearer {ADMIN_KEY}":
             return self._send(401, {"error": {"message": "Invalid admin key"}})
         if not OpenAIAdminApi.rate_limited_once:
@@ -55,7 +59,7 @@ class OpenAIAdminApi(BaseHTTPRequestHandler):
 @contextmanager
 def openai_admin_api() -> Iterator[str]:
     """Serve the stand-in; yields its base URL (what TOKENLEDGER_OPENAI_BASE_URL is set to)."""
-    OpenAIAdminApi.seen, OpenAIAdminApi.rate_limited_once = [], False
+    OpenAIAdminApi.seen, OpenAIAdminApi.rate_limited_once, OpenAIAdminApi.delay_seconds = [], False, 0.0
     server = ThreadingHTTPServer(("127.0.0.1", 0), OpenAIAdminApi)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -10,13 +10,19 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from ledger.cli import app
+from ledger.database import session_factory
+from ledger.tables import PriceOverride, Tenant
+from tests.conftest import TenantKeys
 from tests.events_factory import usage_event
 from tests.test_durability import free_port, wait_until_healthy
 
@@ -176,3 +182,70 @@ def running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("TOKENLEDGER_STATEMENT_PULL_HOUR_UTC", "24", "less than or equal to 23"),
+        ("TOKENLEDGER_CLOSE_MONTH_DAY", "0", "greater than or equal to 1"),
+        ("TOKENLEDGER_TOLERANCE_USD", "-0.5", "greater than or equal to 0"),
+        ("TOKENLEDGER_TOLERANCE_RELATIVE", "-0.01", "greater than or equal to 0"),
+    ],
+)
+def test_a_setting_out_of_range_stops_serve_with_one_line_naming_it(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    result = cli.invoke(app, ["serve", "--port", str(free_port()), "--no-migrate"])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: {variable}: Input should be {says}"
+
+
+def test_a_failed_reconcile_says_so_in_one_line_without_a_traceback(
+    database_url: str, engine: Engine, tenant: TenantKeys
+) -> None:
+    with session_factory(engine).begin() as session:
+        tenant_id = session.scalar(sa.select(Tenant.id).where(Tenant.name == tenant.name))
+        session.add(
+            PriceOverride(
+                tenant_id=tenant_id,
+                provider="openai",
+                model="gpt-5.4",
+                token_type="input",
+                service_tier="standard",
+                context_threshold=0,
+                unit_price=1,
+                unit="1M tokens",
+                currency="USD",
+                valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+                valid_to=None,
+                time_window="every full moon",
+                source="corrupted by hand",
+                created_at=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+        )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TOKENLEDGER_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "reconcile", "--period", "2026-10", "--tenant", tenant.name],
+        env=env | {"TOKENLEDGER_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert re.search(r"^error: reconciliation run \d+ failed: .*every full moon", result.stderr, re.M), result.stderr
+
+
+def test_keys_are_created_without_naming_the_only_tenant(fresh_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", fresh_engine.url.render_as_string(hide_password=False))
+    cli = CliRunner()
+    assert cli.invoke(app, ["tenants", "create", "acme"]).exit_code == 0
+    created = cli.invoke(app, ["keys", "create", "--role", "read"])
+    assert created.exit_code == 0, created.output
+    assert "(tenant acme, role read)" in created.output
+    assert cli.invoke(app, ["tenants", "create", "globex"]).exit_code == 0
+    ambiguous = cli.invoke(app, ["keys", "create", "--role", "read"])
+    assert (ambiguous.exit_code, ambiguous.output.strip()) == (1, "error: name a tenant with --tenant")

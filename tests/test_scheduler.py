@@ -4,35 +4,48 @@ admin keys belong to, and close a month with a last reconciliation and its repor
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from importers.registry import importer_for
 from ledger import rollup
+from ledger.api import create_app
 from ledger.database import session_factory
 from ledger.events import validate_events
 from ledger.ingest import partition_ddl
 from ledger.periods import Period
 from ledger.reconciliation import run_reconciliation
 from ledger.scheduler import (
-    close_previous_month,
+    TICK_SECONDS,
+    ScheduledWork,
     configured_sources,
     periods_due,
-    pull_statements,
     start_scheduler,
     statement_owner,
     with_job_lock,
 )
 from ledger.settings import Settings
-from ledger.tables import AlertOutbox, PriceOverride, ReconciliationRun, StatementLine, Tenant, UsageEvent
-from tests.conftest import TenantKeys
+from ledger.tables import (
+    AlertOutbox,
+    DriftRow,
+    PriceOverride,
+    ReconciliationRun,
+    ScheduledJob,
+    StatementLine,
+    Tenant,
+    UsageEvent,
+)
+from tests.clocks import FixedClock
+from tests.conftest import TenantKeys, make_tenant
 from tests.events_factory import usage_event
 from tests.openai_admin_api import ADMIN_KEY, OpenAIAdminApi
 from tests.reports.rows import channel
@@ -145,56 +158,9 @@ def test_a_run_failing_in_the_database_records_the_servers_words_not_the_stateme
     assert outcome.error == "NumericValueOutOfRange: bigint out of range"
 
 
-def test_a_run_missed_while_no_instance_was_up_runs_at_start_up(engine: Engine, settings: Settings) -> None:
-    sessions = session_factory(engine)
-    first = start_scheduler(settings, engine, sessions)
-    job = first.get_job("reconcile_current_month")
-    assert job is not None
-    assert job.next_run_time > datetime.now(UTC)
-    first.shutdown(wait=False)
-
-    store = first._jobstores["default"]  # the persistent store: move the stored next run into the past
-    stored = store.lookup_job("reconcile_current_month")
-    stored.next_run_time = datetime.now(UTC) - timedelta(hours=2)
-    store.update_job(stored)
-
-    started = datetime.now(UTC)
-    second = start_scheduler(settings, engine, sessions)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with sessions() as session:
-                caught_up = session.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(ReconciliationRun)
-                    .where(ReconciliationRun.trigger == "schedule", ReconciliationRun.started_at >= started)
-                )
-            if caught_up:
-                break
-            time.sleep(0.2)
-        assert caught_up, "the missed reconciliation did not run at start-up"
-        assert second.get_job("reconcile_current_month").next_run_time > datetime.now(UTC)
-    finally:
-        second.shutdown(wait=True)
-
-
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self.moment = now
-
-    def now(self) -> datetime:
-        return self.moment
-
-
-@contextmanager
-def job_runtime(settings: Settings, engine: Engine, now: datetime) -> Iterator[None]:
-    """The scheduler's runtime as the service starts it, with its timers paused: the test runs a job itself."""
-    scheduler = start_scheduler(settings, engine, session_factory(engine), FixedClock(now))
-    scheduler.pause()
-    try:
-        yield
-    finally:
-        scheduler.shutdown(wait=True)
+def scheduled_work(settings: Settings, engine: Engine, now: datetime) -> ScheduledWork:
+    """The scheduler's jobs as the service runs them, on a clock the test holds still."""
+    return ScheduledWork(settings, engine, session_factory(engine), FixedClock(now))
 
 
 def tenant_id_of(engine: Engine, tenant: TenantKeys) -> int:
@@ -225,10 +191,10 @@ def test_the_scheduled_pull_stores_the_admin_keys_month_for_their_tenant(
                 )
             ]
 
-    with job_runtime(settings, engine, datetime(2026, 10, 20, 6, 0, tzinfo=UTC)):  # October alone is due
-        pull_statements()
-        first = billed()
-        pull_statements()  # the next day's pull replaces the month's lines, it does not add to them
+    work = scheduled_work(settings, engine, datetime(2026, 10, 20, 6, 0, tzinfo=UTC))  # October alone is due
+    work.pull_statements()
+    first = billed()
+    work.pull_statements()  # the next day's pull replaces the month's lines, it does not add to them
 
     assert {row[0] for row in first} >= {"uncached_input", "cached_input", "output", "requests"}
     assert any("page=" in path for path in OpenAIAdminApi.seen), "the second usage page was not followed"
@@ -243,9 +209,9 @@ def test_closing_a_month_reconciles_it_once_more_and_queues_its_report_once(
         ops = channel(session, tenant_id, name="ops")
         channel_id = ops.id
 
-    with job_runtime(settings, engine, datetime(2026, 11, 5, 6, 30, tzinfo=UTC)):
-        close_previous_month()
-        close_previous_month()  # a second instance's late run, or a retry: no second report
+    work = scheduled_work(settings, engine, datetime(2026, 11, 5, 6, 30, tzinfo=UTC))
+    work.close_previous_month()
+    work.close_previous_month()  # a second instance's late run, or a retry: no second report
 
     with session_factory(engine)() as session:
         runs = session.scalars(
@@ -258,3 +224,144 @@ def test_closing_a_month_reconciles_it_once_more_and_queues_its_report_once(
         ).all()
     assert [(run.period_start, run.status) for run in runs] == [(Period.month("2026-10").start, "succeeded")] * 2
     assert [report.dedupe_key for report in reports] == ["monthly_report:2026-10"]
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.1)
+
+
+def daily_runs(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(sa.select(ScheduledJob.runs).where(ScheduledJob.name == "daily")) or 0)
+
+
+def scheduled_reconciliations(engine: Engine) -> list[tuple[int, datetime]]:
+    with engine.connect() as conn:
+        return [
+            (row.tenant_id, row.period_start)
+            for row in conn.execute(
+                sa.select(ReconciliationRun.tenant_id, ReconciliationRun.period_start)
+                .where(ReconciliationRun.trigger == "schedule")
+                .order_by(ReconciliationRun.tenant_id, ReconciliationRun.period_start)
+            )
+        ]
+
+
+def test_replicas_started_at_once_elect_one_leader_which_runs_the_daily_job_once_and_a_successor_takes_over(
+    fresh_engine: Engine, settings: Settings
+) -> None:
+    make_tenant(fresh_engine, "acme")
+    clock = FixedClock(datetime(2026, 11, 20, 5, 59, tzinfo=UTC))
+    sessions = session_factory(fresh_engine)
+    with ThreadPoolExecutor(5) as starting:
+        replicas = list(starting.map(lambda _: start_scheduler(settings, fresh_engine, sessions, clock), range(5)))
+    try:
+        wait_until(lambda: sum(replica.leading for replica in replicas) == 1, "one replica leads")
+        clock.advance(timedelta(minutes=1, seconds=1))  # 06:00:01, the pull hour
+        wait_until(lambda: daily_runs(fresh_engine) == 1, "the daily job ran")
+        time.sleep(2 * TICK_SECONDS)  # every replica has had its chance to run it again
+        assert daily_runs(fresh_engine) == 1
+        assert [period for _, period in scheduled_reconciliations(fresh_engine)] == [Period.month("2026-11").start]
+        assert sum(replica.leading for replica in replicas) == 1
+
+        (leader,) = [replica for replica in replicas if replica.leading]
+        leader.shutdown()
+        replicas.remove(leader)
+        wait_until(lambda: sum(replica.leading for replica in replicas) == 1, "another replica took over")
+        clock.advance(timedelta(days=1))
+        wait_until(lambda: daily_runs(fresh_engine) == 2, "the successor ran the next day's job")
+        assert len(scheduled_reconciliations(fresh_engine)) == 2
+    finally:
+        for replica in replicas:
+            replica.shutdown()
+
+
+def test_after_downtime_the_daily_job_runs_once_and_reconciles_only_once_its_slow_pull_has_finished(
+    fresh_engine: Engine, settings: Settings, openai_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service was down for two days at the pull hour. On start the overdue job runs once: it pulls (from
+    a provider taking a second and a half an answer), and only then reconciles, so the month's drift shows
+    what the statement pulled just now bills."""
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
+    for source in ("anthropic", "openrouter"):
+        monkeypatch.delenv(importer_for(source).credential_env or "", raising=False)
+    OpenAIAdminApi.delay_seconds = 1.5
+    keys = make_tenant(fresh_engine, "acme")
+    settings = settings.model_copy(
+        update={"statement_tenant": keys.name, "openai_base_url": openai_api, "scheduler_enabled": True}
+    )
+    now = datetime(2026, 10, 20, 7, 30, tzinfo=UTC)
+    with session_factory(fresh_engine).begin() as session:
+        session.add(ScheduledJob(name="daily", schedule="daily at 06:00 UTC", next_run_at=now - timedelta(days=2)))
+
+    with TestClient(create_app(settings, engine=fresh_engine, clock=FixedClock(now))):
+        wait_until(lambda: daily_runs(fresh_engine) == 1, "the overdue daily job ran", timeout=120)
+
+    with fresh_engine.connect() as conn:
+        billed = conn.scalar(
+            sa.select(sa.func.sum(DriftRow.billed_tokens)).where(
+                DriftRow.provider == "openai", DriftRow.period_start == Period.month("2026-10").start
+            )
+        )
+        pulled = conn.scalar(
+            sa.select(sa.func.count()).select_from(StatementLine).where(StatementLine.source == "openai")
+        )
+        job = conn.execute(sa.select(ScheduledJob)).one()
+    assert pulled, "the pull stored nothing"
+    assert billed, "the reconcile ran before the pull had committed the statement"
+    assert scheduled_reconciliations(fresh_engine) == [
+        (tenant_id_of(fresh_engine, keys), Period.month("2026-10").start)
+    ]
+    assert (job.runs, job.last_outcome, job.next_run_at) == (1, "succeeded", datetime(2026, 10, 21, 6, tzinfo=UTC))
+
+
+def test_a_close_day_past_the_end_of_a_short_month_closes_on_its_last_day(
+    fresh_engine: Engine, settings: Settings
+) -> None:
+    settings = settings.model_copy(update={"close_month_day": 31})
+    assert periods_due(datetime(2027, 2, 27, 6, tzinfo=UTC), 31) == [Period.month("2027-01"), Period.month("2027-02")]
+    assert periods_due(datetime(2027, 3, 1, 6, tzinfo=UTC), 31) == [Period.month("2027-02"), Period.month("2027-03")]
+    tenant_id = tenant_id_of(fresh_engine, make_tenant(fresh_engine, "acme"))
+
+    def closed() -> list[datetime]:
+        with fresh_engine.connect() as conn:
+            return list(
+                conn.scalars(
+                    sa.select(ReconciliationRun.period_start).where(
+                        ReconciliationRun.tenant_id == tenant_id, ReconciliationRun.trigger == "close"
+                    )
+                )
+            )
+
+    scheduled_work(settings, fresh_engine, datetime(2027, 2, 27, 6, tzinfo=UTC)).daily()
+    assert closed() == []
+    scheduled_work(settings, fresh_engine, datetime(2027, 2, 28, 6, tzinfo=UTC)).daily()
+    assert closed() == [Period.month("2027-01").start]
+    scheduled_work(settings, fresh_engine, datetime(2027, 3, 1, 6, tzinfo=UTC)).daily()  # a later day: closed once
+    assert closed() == [Period.month("2027-01").start]
+
+
+def test_a_refused_admin_key_alerts_at_once(
+    engine: Engine, tenant: TenantKeys, settings: Settings, openai_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-revoked")
+    for source in ("anthropic", "openrouter"):
+        monkeypatch.delenv(importer_for(source).credential_env or "", raising=False)
+    settings = settings.model_copy(update={"statement_tenant": tenant.name, "openai_base_url": openai_api})
+    tenant_id = tenant_id_of(engine, tenant)
+    with session_factory(engine).begin() as session:
+        channel(session, tenant_id, name="ops")
+
+    scheduled_work(settings, engine, datetime(2026, 10, 20, 6, 0, tzinfo=UTC)).pull_statements()
+
+    with session_factory(engine)() as session:
+        (alert,) = session.scalars(
+            sa.select(AlertOutbox).where(AlertOutbox.tenant_id == tenant_id, AlertOutbox.topic == "pull_failed")
+        ).all()
+    assert alert.payload["title"] == "Pulling the openai statement for 2026-10 failed"
+    assert "admin key" in alert.payload["text"]
+    assert "sk-admin-revoked" not in json.dumps(alert.payload)

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
+from ledger import log_redaction
 from ledger.api import events, findings, integrations, reconciliation, statements
 from ledger.api.context import AppContext
 from ledger.api.dependencies import ContextDep
@@ -33,12 +34,14 @@ from ledger.group_commit import GroupCommitWriter, is_unavailable
 from ledger.metrics import ServiceMetrics
 from ledger.scheduler import start_scheduler
 from ledger.settings import Settings
+from reports.alerts.delivery import outbox_by_status
 
 log = logging.getLogger("tokenledger.api")
 RETRY_AFTER_SECONDS = "2"
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock | None = None) -> FastAPI:
+    log_redaction.install()
     engine = engine or create_db_engine(database_url(settings), pool_size=settings.pool_size)
     metrics = ServiceMetrics()
     writer = GroupCommitWriter(
@@ -69,7 +72,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
         gc.freeze()
         writer.start()
         scheduler = (
-            start_scheduler(settings, engine, context.sessions, context.clock) if settings.scheduler_enabled else None
+            start_scheduler(settings, engine, context.sessions, context.clock, metrics.scheduler)
+            if settings.scheduler_enabled
+            else None
         )
         try:
             yield
@@ -188,5 +193,7 @@ def _install_health(app: FastAPI) -> None:
         )
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
-    async def metrics(context: ContextDep) -> PlainTextResponse:
+    def metrics(context: ContextDep) -> PlainTextResponse:
+        with context.sessions() as session:
+            context.metrics.scheduler.outbox_depth(outbox_by_status(session))
         return PlainTextResponse(generate_latest(context.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -3,15 +3,22 @@ the cause's transaction, and the deliverer that sends it with retries. The recon
 call the functions re-exported here; the monthly report is queued by `reports.monthly.send_monthly_report`."""
 
 from reports.alerts.channels import enabled_channels
-from reports.alerts.delivery import DeliveryStats, SendOutcome, deliver_due, send_test
-from reports.alerts.outbox import queue_finding_alert, queue_run_failure_alert, queue_stale_source_alerts
+from reports.alerts.delivery import Deliverer, DeliveryStats, SendOutcome, deliver_due, send_test
+from reports.alerts.outbox import (
+    queue_finding_alert,
+    queue_finding_cleared,
+    queue_run_failure_alert,
+    queue_stale_source_alerts,
+)
 
 __all__ = [
+    "Deliverer",
     "DeliveryStats",
     "SendOutcome",
     "deliver_due",
     "enabled_channels",
     "queue_finding_alert",
+    "queue_finding_cleared",
     "queue_run_failure_alert",
     "queue_stale_source_alerts",
     "send_test",

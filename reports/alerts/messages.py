@@ -115,10 +115,40 @@ def finding_message(
         data={
             "tenant": tenant,
             "finding": finding_json(finding),
+            "fingerprint": finding.fingerprint,
             "previous_severity": previous_severity,
             "previous_impact_usd": None if previous_impact is None else str(previous_impact),
         },
     )
+
+
+def finding_cleared_message(finding: Finding, *, tenant: str) -> Message:
+    """A finding someone marked resolved: the channels alerted about it hear that it cleared."""
+    scope = " / ".join(part for part in (finding.provider, finding.account, finding.model) if part) or "all usage"
+    return Message(
+        topic="finding_cleared",
+        title=f"[cleared] {finding.kind.replace('_', ' ')}: {scope} ({money(finding.impact_usd)})",
+        text=f"Finding #{finding.id} was marked resolved.\n{finding.summary}",
+        severity="info",
+        facts=(("Tenant", tenant), ("Kind", finding.kind), ("Scope", scope), ("Finding", f"#{finding.id}")),
+        data={"tenant": tenant, "finding": finding_json(finding), "fingerprint": finding.fingerprint},
+    )
+
+
+_REPORT_PAGES = {"run_failed": "", "stale_source": "providers", "pull_failed": "providers", "test": "alerts"}
+
+
+def link(message: Message, public_url: str | None) -> str | None:
+    """Where the alert's subject is seen in the web report: a finding's own page, the monthly report of a
+    period, else the page that shows the topic; None without a public URL."""
+    if not public_url:
+        return None
+    finding = message.data.get("finding")
+    if isinstance(finding, Mapping) and finding.get("id") is not None:
+        return f"{public_url}/report/findings/{finding['id']}"
+    if message.topic == "monthly_report" and message.data.get("period"):
+        return f"{public_url}/report/monthly?period={message.data['period']}"
+    return f"{public_url}/report/{_REPORT_PAGES.get(message.topic, '')}"
 
 
 def run_failure_message(run: RunLine, *, tenant: str, period_label: str) -> Message:
@@ -162,6 +192,31 @@ def stale_source_message(
     )
 
 
+def pull_failed_message(source: str, period_label: str, error: str, *, tenant: str, now: datetime) -> Message:
+    """A scheduled statement pull that failed (a refused admin key, an unreachable API): said at once, not
+    after days of staleness."""
+    return Message(
+        topic="pull_failed",
+        title=f"Pulling the {source} statement for {period_label} failed",
+        text=f"The scheduled pull of {when(now)} failed: {error}",
+        severity="critical",
+        facts=(("Tenant", tenant), ("Source", source), ("Period", period_label), ("Error", error)),
+        data={"tenant": tenant, "source": source, "period": period_label, "error": error},
+    )
+
+
+def delivery_failed_message(channel: str, topic: str, title: str, error: str, *, attempts: int, tenant: str) -> Message:
+    """An alert given up on after its last attempt, told to the tenant's other channels."""
+    return Message(
+        topic="delivery_failed",
+        title=f"Alert channel {channel} failed: an alert was not delivered",
+        text=f"After {attempts} attempts, the {topic} alert {title!r} could not be sent over {channel}: {error}",
+        severity="warning",
+        facts=(("Tenant", tenant), ("Channel", channel), ("Alert", title), ("Last error", error)),
+        data={"tenant": tenant, "channel": channel, "topic": topic, "error": error, "attempts": attempts},
+    )
+
+
 def test_message(channel: str, *, tenant: str, now: datetime) -> Message:
     return Message(
         topic="test",
@@ -172,7 +227,7 @@ def test_message(channel: str, *, tenant: str, now: datetime) -> Message:
     )
 
 
-def webhook_body(message: Message, *, alert_id: int, sent_at: datetime) -> bytes:
+def webhook_body(message: Message, *, alert_id: int, sent_at: datetime, url: str | None = None) -> bytes:
     body = {
         "id": alert_id,
         "topic": message.topic,
@@ -181,6 +236,7 @@ def webhook_body(message: Message, *, alert_id: int, sent_at: datetime) -> bytes
         "severity": message.severity,
         "facts": dict(message.facts),
         "data": message.data,
+        "url": url,
         "sent_at": int(sent_at.timestamp()),
     }
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -199,25 +255,40 @@ def webhook_headers(secret: str, body: bytes, sent_at: datetime) -> dict[str, st
     }
 
 
-def slack_body(message: Message) -> dict[str, Any]:
-    text = f"*{message.title}*\n{message.text}"
+def slack_body(message: Message, url: str | None = None) -> dict[str, Any]:
+    """Every text is escaped for mrkdwn: labels come from statements and events (a project named
+    `<!here>` must not ping the channel, nor `<https://…|click>` become a link). The one link is ours."""
+    title, text = slack_escape(message.title), slack_escape(message.text)
+    if url:
+        text = f"{text}\n<{slack_escape(url)}|Open in TokenLedger>"
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*{title}*\n{text}")}},
     ]
     if message.facts:
         blocks.append(
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": _clip(f"*{name}*\n{value}", SLACK_FIELD_LIMIT)}
+                    {
+                        "type": "mrkdwn",
+                        "text": _clip(f"*{slack_escape(name)}*\n{slack_escape(value)}", SLACK_FIELD_LIMIT),
+                    }
                     for name, value in message.facts[:SLACK_MAX_FIELDS]
                 ],
             }
         )
-    return {"text": _clip(f"{message.title}\n{message.text}"), "blocks": blocks}
+    return {"text": _clip(f"{title}\n{text}"), "blocks": blocks}
 
 
-def email_message(message: Message, *, sender: str, recipients: Sequence[str], now: datetime) -> EmailMessage:
+def slack_escape(text: str) -> str:
+    """`&`, `<` and `>` as Slack asks them escaped in message text, so that none starts a mention, a link or
+    a special command (https://api.slack.com/reference/surfaces/formatting#escaping)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def email_message(
+    message: Message, *, sender: str, recipients: Sequence[str], now: datetime, url: str | None = None
+) -> EmailMessage:
     email = EmailMessage()
     # One line: a title quotes labels (account, model) that whoever sent usage chose, and a line break in a
     # header would fail the delivery.
@@ -227,7 +298,8 @@ def email_message(message: Message, *, sender: str, recipients: Sequence[str], n
     email["Date"] = format_datetime(now)
     email["Message-ID"] = make_msgid(domain="tokenledger")
     facts = "\n".join(f"{name}: {value}" for name, value in message.facts)
-    email.set_content(f"{message.text}\n\n{facts}\n" if facts else f"{message.text}\n")
+    opened = f"\nOpen in TokenLedger: {url}\n" if url else ""
+    email.set_content(f"{message.text}\n\n{facts}\n{opened}" if facts else f"{message.text}\n{opened}")
     if message.html:
         email.add_alternative(message.html, subtype="html")
     for attachment in message.attachments:
@@ -236,6 +308,42 @@ def email_message(message: Message, *, sender: str, recipients: Sequence[str], n
             attachment.content.encode(), maintype=maintype, subtype=subtype, filename=attachment.filename
         )
     return email
+
+
+PAGERDUTY_SEVERITIES = {"critical": "critical", "warning": "warning", "info": "info"}
+PAGERDUTY_SUMMARY_LIMIT = 1_024
+PAGERDUTY_DEDUP_LIMIT = 255
+
+
+def pagerduty_body(
+    message: Message, *, routing_key: str, alert_id: int, sent_at: datetime, url: str | None = None
+) -> dict[str, Any]:
+    """A PagerDuty Events API v2 alert event (https://developer.pagerduty.com/docs/events-API-v2/trigger-events,
+    "Send an Alert Event"): a finding triggers under its fingerprint as `dedup_key`, and resolves under it when
+    it clears; any other alert triggers on its own."""
+    fingerprint = message.data.get("fingerprint")
+    dedup_key = f"tokenledger:{fingerprint}" if fingerprint else f"tokenledger:alert:{alert_id}"
+    if message.topic == "finding_cleared":
+        return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": dedup_key[:PAGERDUTY_DEDUP_LIMIT]}
+    body: dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": dedup_key[:PAGERDUTY_DEDUP_LIMIT],
+        "payload": {
+            "summary": " ".join(message.title.split())[:PAGERDUTY_SUMMARY_LIMIT],
+            "source": "tokenledger",
+            "severity": PAGERDUTY_SEVERITIES.get(message.severity or "info", "info"),
+            "timestamp": sent_at.isoformat(),
+            "component": str(message.data.get("tenant") or "tokenledger"),
+            "class": message.topic,
+            "custom_details": {"text": message.text, **dict(message.facts)},
+        },
+        "client": "TokenLedger",
+    }
+    if url:
+        body["links"] = [{"href": url, "text": "Open in TokenLedger"}]
+        body["client_url"] = url
+    return body
 
 
 def _clip(text: str, limit: int = SLACK_SECTION_LIMIT) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from reports import sources
 from reports.alerts import messages, rules
 from reports.alerts.channels import enabled_channels
 from reports.alerts.messages import Message
+from reports.alerts.silences import silences_in_force, silencing
 
 
 def queue_finding_alert(
@@ -30,10 +32,22 @@ def queue_finding_alert(
     channels: list[AlertChannel] | None = None,
 ) -> int:
     """Alert on a finding the reconciler just stored: when it is new (`previous_severity` None) or worse than
-    before, to each channel whose thresholds it meets (of `channels`, when the caller has read them)."""
+    before (for one acknowledged or disputed, past a higher threshold) and no silence covers it, to each
+    channel whose thresholds and route it meets (of `channels`, when the caller has read them)."""
+    seen_to = finding.status in rules.SEEN_TO
+    if seen_to and previous_severity is not None:
+        # Measured from the level last alerted, so that a finding creeping up a decade per run still alerts.
+        alerted = rules.highest_alerted(_alerted_keys(session, tenant_id, finding.fingerprint))
+        previous_severity, previous_impact = alerted or (previous_severity, previous_impact)
     if previous_severity is not None and not rules.worsened(
-        finding.severity, finding.impact_usd, previous_severity=previous_severity, previous_impact=previous_impact
+        finding.severity,
+        finding.impact_usd,
+        previous_severity=previous_severity,
+        previous_impact=previous_impact,
+        seen_to=seen_to,
     ):
+        return 0
+    if silencing(silences_in_force(session, tenant_id, now), finding, now) is not None:
         return 0
     chosen = [
         channel
@@ -44,6 +58,7 @@ def queue_finding_alert(
             min_severity=channel.min_severity,
             min_impact_usd=channel.min_impact_usd,
         )
+        and rules.routed(channel.route or {}, kind=finding.kind, provider=finding.provider, account=finding.account)
     ]
     if not chosen:
         return 0
@@ -55,6 +70,35 @@ def queue_finding_alert(
     )
     key = rules.finding_key(finding.fingerprint, finding.severity, finding.impact_usd)
     return queue_to_channels(session, tenant_id, chosen, key, message, now)
+
+
+def _alerted_keys(session: Session, tenant_id: int, fingerprint: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(AlertOutbox.dedupe_key).where(
+                AlertOutbox.tenant_id == tenant_id,
+                AlertOutbox.dedupe_key.startswith(f"finding:{fingerprint}:", autoescape=True),
+            )
+        )
+    )
+
+
+def queue_finding_cleared(session: Session, *, tenant_id: int, finding: Finding, now: datetime) -> int:
+    """Tell each channel that was alerted about the finding that it cleared (a PagerDuty channel resolves
+    its incident)."""
+    alerted = set(
+        session.scalars(
+            select(AlertOutbox.channel_id).where(
+                AlertOutbox.tenant_id == tenant_id,
+                AlertOutbox.dedupe_key.startswith(f"finding:{finding.fingerprint}:", autoescape=True),
+            )
+        )
+    )
+    channels = [channel for channel in enabled_channels(session, tenant_id) if channel.id in alerted]
+    if not channels:
+        return 0
+    message = messages.finding_cleared_message(finding, tenant=sources.tenant_name(session, tenant_id))
+    return queue_to_channels(session, tenant_id, channels, rules.cleared_key(finding.fingerprint, now), message, now)
 
 
 def queue_run_failure_alert(session: Session, *, tenant_id: int, run: ReconciliationRun, now: datetime) -> int:
@@ -96,6 +140,34 @@ def queue_stale_source_alerts(
     return queued
 
 
+def queue_pull_failure_alert(
+    session: Session, *, tenant_id: int, source: str, period: Period, error: str, now: datetime
+) -> int:
+    """Alert every channel about a scheduled pull that failed, once per source, period and day."""
+    message = messages.pull_failed_message(
+        source, period.label, error, tenant=sources.tenant_name(session, tenant_id), now=now
+    )
+    key = f"pull_failed:{source}:{period.label}:{now.date().isoformat()}"
+    return queue_to_channels(session, tenant_id, enabled_channels(session, tenant_id), key, message, now)
+
+
+def queue_delivery_failure_alert(session: Session, *, failed: AlertOutbox, channel_name: str, now: datetime) -> int:
+    """Tell the tenant's other channels that an alert was given up on (not for a test message, nor for such an
+    alert itself, so that a broken channel cannot start a chain)."""
+    if failed.topic in ("delivery_failed", "test"):
+        return 0
+    others = [channel for channel in enabled_channels(session, failed.tenant_id) if channel.id != failed.channel_id]
+    message = messages.delivery_failed_message(
+        channel_name,
+        failed.topic,
+        str(failed.payload.get("title", "")),
+        failed.last_error or "",
+        attempts=failed.attempts,
+        tenant=sources.tenant_name(session, failed.tenant_id),
+    )
+    return queue_to_channels(session, failed.tenant_id, others, f"delivery_failed:{failed.id}", message, now)
+
+
 def queue_message(
     session: Session, *, tenant_id: int, channel: AlertChannel, key: str, message: Message, now: datetime
 ) -> int | None:
@@ -119,11 +191,17 @@ def queue_message(
     return session.scalar(statement)
 
 
+PAGED_TOPICS = ("finding", "spend_spike", "finding_cleared", "run_failed", "stale_source", "pull_failed",
+                "delivery_failed", "budget", "test")  # fmt: skip
+"""What a PagerDuty channel hears: everything but the monthly report, which is nobody's incident."""
+
+
 def queue_to_channels(
     session: Session, tenant_id: int, channels: list[AlertChannel], key: str, message: Message, now: datetime
 ) -> int:
-    """Queue one message to each channel; how many rows were new."""
+    """Queue one message to each channel (that takes its topic); how many rows were new."""
     return sum(
         queue_message(session, tenant_id=tenant_id, channel=channel, key=key, message=message, now=now) is not None
         for channel in channels
+        if channel.kind != "pagerduty" or message.topic in PAGED_TOPICS
     )

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from ledger.api.dependencies import ContextDep, SessionDep
 from ledger.auth import authenticate
 from ledger.catalog import base_layer, load_catalog
-from ledger.errors import InvalidRequest, Unauthorized
+from ledger.errors import InvalidRequest, NotFound, Unauthorized
 from ledger.findings import (
     SEVERITIES,
     STATUSES,
@@ -27,7 +27,7 @@ from ledger.findings import (
 from ledger.model_aliases import unmatched_labels
 from ledger.periods import Period, PeriodError
 from reports import daily, evidence, monthly, overview, quality, sources
-from reports.alerts.channels import describe_target
+from reports.alerts.channels import describe_target, remove_channel, replay_failed, rotate_secret, set_enabled
 from reports.rendering import environment
 from reports.web.signin import (
     REPORT_ROLES,
@@ -344,6 +344,46 @@ def monthly_download(
 
 @router.get("/alerts", response_class=HTMLResponse)
 def alerts_page(request: Request, session: SessionDep, viewer: ViewerDep) -> HTMLResponse:
+    return _alerts(request, session, viewer)
+
+
+CHANNEL_ACTIONS = ("disable", "enable", "replay", "rotate-secret", "remove")
+
+
+@router.post("/alerts/channels/{name}/{action}", response_class=HTMLResponse)
+def channel_action(
+    request: Request,
+    context: ContextDep,
+    session: SessionDep,
+    viewer: ViewerDep,
+    name: str,
+    action: str,
+    csrf: Annotated[str | None, Form()] = None,
+) -> Response:
+    """What `tokenledger alerts disable|enable|replay|rotate-secret|remove` do, for an admin key."""
+    viewer.check_csrf(csrf)
+    viewer.require_admin("managing alert channels")
+    if action not in CHANNEL_ACTIONS:
+        raise NotFound(f"a channel can be told to {', '.join(CHANNEL_ACTIONS)}, not {action!r}")
+    now = context.clock.now()
+    secret = None
+    if action in ("disable", "enable"):
+        set_enabled(session, viewer.tenant_id, name, enabled=action == "enable")
+    elif action == "replay":
+        replay_failed(session, viewer.tenant_id, name, now=now)
+    elif action == "rotate-secret":
+        secret = rotate_secret(session, viewer.tenant_id, name)
+    else:
+        remove_channel(session, viewer.tenant_id, name, now=now)
+    session.commit()
+    if secret is None:
+        return RedirectResponse(f"{base_path(request)}/alerts", status_code=303)
+    return _alerts(request, session, viewer, new_secret=(name, secret))
+
+
+def _alerts(
+    request: Request, session: Session, viewer: Viewer, new_secret: tuple[str, str] | None = None
+) -> HTMLResponse:
     channels = sources.channels(session, viewer.tenant_id)
     return page(
         request,
@@ -353,4 +393,5 @@ def alerts_page(request: Request, session: SessionDep, viewer: ViewerDep) -> HTM
         period=None,
         channels=[(channel, describe_target(channel)) for channel in channels],
         deliveries=sources.delivery_log(session, viewer.tenant_id),
+        new_secret=new_secret,
     )

@@ -26,7 +26,9 @@ from ledger.database import session_factory
 from ledger.tables import AlertChannel, AlertOutbox
 from reports.alerts import DeliveryStats, deliver_due, queue_finding_alert, rules, send_test
 from reports.monthly import send_monthly_report
+from tests.clocks import FixedClock
 from tests.conftest import make_tenant
+from tests.http_receiver import http_receiver
 from tests.reports import rows
 from tests.reports.conftest import Month, seed_october, tenant_id_of
 from tests.reports.rows import NOW, OCTOBER
@@ -128,17 +130,21 @@ def test_a_webhook_is_signed_with_the_channels_secret_and_retried_after_a_server
     tenant_id = queue_one_finding(engine, "webhook", {"url": receiver.url, "secret": SECRET})
     receiver.statuses = [500]
 
-    first = deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW, http=http)
+    first = deliver_due(session_factory(engine), tenant_id=tenant_id, clock=FixedClock(NOW), http=http)
     (alert,) = alerts(engine, tenant_id)
     assert (first.sent, first.retrying, first.failed) == (0, 1, 0)
     assert (alert.status, alert.attempts, alert.last_error) == ("pending", 1, "HTTP 500: upstream broke")
     assert alert.next_attempt_at == NOW + timedelta(seconds=30)
     assert (
-        deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW + timedelta(seconds=10), http=http).retrying
+        deliver_due(
+            session_factory(engine), tenant_id=tenant_id, clock=FixedClock(NOW + timedelta(seconds=10)), http=http
+        ).retrying
         == 0
     )
 
-    second = deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW + timedelta(seconds=30), http=http)
+    second = deliver_due(
+        session_factory(engine), tenant_id=tenant_id, clock=FixedClock(NOW + timedelta(seconds=30)), http=http
+    )
     (alert,) = alerts(engine, tenant_id)
     assert second.sent == 1
     assert (alert.status, alert.attempts, alert.last_error, alert.sent_at) == (
@@ -162,7 +168,7 @@ def test_a_webhook_is_signed_with_the_channels_secret_and_retried_after_a_server
     assert (sent["id"], sent["topic"], sent["severity"]) == (alert.id, "finding", "critical")
     assert sent["data"]["finding"]["impact_usd"] == "1500"
     assert (
-        deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW + timedelta(hours=1), http=http)
+        deliver_due(session_factory(engine), tenant_id=tenant_id, clock=FixedClock(NOW + timedelta(hours=1)), http=http)
         == DeliveryStats()
     )
 
@@ -174,7 +180,7 @@ def test_an_alert_is_marked_failed_with_its_last_error_after_the_last_attempt(
     receiver.statuses = [503] * 3
     moment = NOW
     for _ in range(3):
-        deliver_due(session_factory(engine), tenant_id=tenant_id, now=moment, http=http, max_attempts=3)
+        deliver_due(session_factory(engine), tenant_id=tenant_id, clock=FixedClock(moment), http=http, max_attempts=3)
         moment += rules.LONGEST_RETRY
     (alert,) = alerts(engine, tenant_id)
     assert (alert.status, alert.attempts, alert.last_error, alert.sent_at) == (
@@ -184,8 +190,8 @@ def test_an_alert_is_marked_failed_with_its_last_error_after_the_last_attempt(
         None,
     )
     assert (
-        deliver_due(session_factory(engine), tenant_id=tenant_id, now=moment, http=http)
-        == type(deliver_due(session_factory(engine), now=moment, http=http))()
+        deliver_due(session_factory(engine), tenant_id=tenant_id, clock=FixedClock(moment), http=http)
+        == type(deliver_due(session_factory(engine), clock=FixedClock(moment), http=http))()
     )
 
 
@@ -194,7 +200,7 @@ def test_an_unreachable_endpoint_is_a_retryable_error(engine: Engine, http: http
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     tenant_id = queue_one_finding(engine, "webhook", {"url": f"http://127.0.0.1:{closed_port}/", "secret": SECRET})
-    assert deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW, http=http).retrying == 1
+    assert deliver_due(session_factory(engine), tenant_id=tenant_id, clock=FixedClock(NOW), http=http).retrying == 1
     (alert,) = alerts(engine, tenant_id)
     assert alert.last_error
     assert alert.last_error.startswith("ConnectError")
@@ -202,7 +208,7 @@ def test_an_unreachable_endpoint_is_a_retryable_error(engine: Engine, http: http
 
 def test_slack_gets_a_text_fallback_and_blocks(engine: Engine, receiver: Receiver, http: httpx.Client) -> None:
     tenant_id = queue_one_finding(engine, "slack", {"url": receiver.url})
-    assert deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW, http=http).sent == 1
+    assert deliver_due(session_factory(engine), tenant_id=tenant_id, clock=FixedClock(NOW), http=http).sent == 1
     headers, body = receiver.requests[0]
     sent = json.loads(body)
     assert "x-tokenledger-signature" not in headers
@@ -229,7 +235,7 @@ def test_email_goes_through_a_real_smtp_server(
             "starttls": False,
         },
     )
-    assert deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW, http=http).sent == 1
+    assert deliver_due(session_factory(engine), tenant_id=tenant_id, clock=FixedClock(NOW), http=http).sent == 1
     (message,) = mailbox.messages
     assert message["Subject"].startswith("[critical] quantity mismatch")
     assert message["To"] == "ops@example.com, finance@example.com"
@@ -244,7 +250,7 @@ def test_a_line_break_in_a_label_does_not_break_the_emails_subject(
     config = {"smtp_host": "127.0.0.1", "smtp_port": port, "from": "tl@example.com", "to": ["ops@example.com"]}
     tenant_id = queue_one_finding(engine, "email", {**config, "starttls": False}, account="proj\r\nBcc: x@y.z")
 
-    assert deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW, http=http).sent == 1
+    assert deliver_due(session_factory(engine), tenant_id=tenant_id, clock=FixedClock(NOW), http=http).sent == 1
     (message,) = mailbox.messages
     unfolded = " ".join(message["Subject"].split())  # a long header is folded over lines (RFC 5322)
     assert unfolded == "[critical] quantity mismatch: openai / proj Bcc: x@y.z / gpt-5.4-mini (1,500.00 USD)"
@@ -270,7 +276,7 @@ def test_the_monthly_report_arrives_by_email_with_html_and_a_csv_attachment(
             },
         )
         send_monthly_report(session, month.tenant_id, OCTOBER, NOW)
-    assert deliver_due(session_factory(engine), tenant_id=month.tenant_id, now=NOW, http=http).sent == 1
+    assert deliver_due(session_factory(engine), tenant_id=month.tenant_id, clock=FixedClock(NOW), http=http).sent == 1
     (message,) = mailbox.messages
     parts = {part.get_content_type(): part for part in message.walk()}
     assert "Total (USD)" in text_of(parts["text/html"])
@@ -283,13 +289,15 @@ def test_a_test_message_is_sent_at_once_and_logged(engine: Engine, receiver: Rec
     tenant_id = tenant_id_of(engine, make_tenant(engine).name)
     with session_factory(engine).begin() as session:
         rows.channel(session, tenant_id, name="hook", config={"url": receiver.url, "secret": SECRET})
-        outcome = send_test(session, tenant_id=tenant_id, channel_name="hook", now=NOW, http=http)
+        outcome = send_test(session, tenant_id=tenant_id, channel_name="hook", clock=FixedClock(NOW), http=http)
     assert outcome.sent
     assert outcome.error is None
     assert json.loads(receiver.requests[0][1])["topic"] == "test"
     receiver.statuses = [500]
     with session_factory(engine).begin() as session:
-        failed = send_test(session, tenant_id=tenant_id, channel_name="hook", now=NOW + timedelta(seconds=1), http=http)
+        failed = send_test(
+            session, tenant_id=tenant_id, channel_name="hook", clock=FixedClock(NOW + timedelta(seconds=1)), http=http
+        )
     assert (failed.sent, failed.error) == (False, "HTTP 500: upstream broke")
     assert [(a.topic, a.status) for a in alerts(engine, tenant_id)] == [("test", "sent"), ("test", "failed")]
 
@@ -301,7 +309,47 @@ def test_alerts_of_a_disabled_channel_fail_without_being_sent(
     with session_factory(engine).begin() as session:
         for channel in session.scalars(select(AlertChannel).where(AlertChannel.tenant_id == tenant_id)):
             channel.enabled = False
-    assert deliver_due(session_factory(engine), tenant_id=tenant_id, now=NOW, http=http).failed == 1
+    assert deliver_due(session_factory(engine), tenant_id=tenant_id, clock=FixedClock(NOW), http=http).failed == 1
     assert receiver.requests == []
     (alert,) = alerts(engine, tenant_id)
     assert alert.last_error == "the channel was deleted or disabled"
+
+
+def test_labels_cannot_ping_a_slack_channel_or_plant_a_link(
+    engine: Engine, receiver: Receiver, http: httpx.Client
+) -> None:
+    """A statement's project id is whatever the provider account's owner named it."""
+    planted = "<!here> <https://evil.example|click> & co"
+    tenant_id = queue_one_finding(engine, "slack", {"url": receiver.url}, account=planted)
+    assert deliver_due(session_factory(engine), tenant_id=tenant_id, clock=FixedClock(NOW), http=http).sent == 1
+    sent = json.loads(receiver.requests[0][1])
+    texts = [sent["text"], sent["blocks"][0]["text"]["text"]] + [f["text"] for f in sent["blocks"][1]["fields"]]
+    assert all("<" not in text and ">" not in text for text in texts), texts
+    assert "&lt;!here&gt; &lt;https://evil.example|click&gt; &amp; co" in sent["text"]
+    assert any("&lt;!here&gt;" in field["text"] for field in sent["blocks"][1]["fields"])
+
+
+def test_an_alert_given_up_on_is_told_to_the_tenants_other_channels(engine: Engine, http: httpx.Client) -> None:
+    with http_receiver() as broken, http_receiver() as working:
+        broken.statuses = [503, 503]
+        tenant_id = tenant_id_of(engine, make_tenant(engine).name)
+        with session_factory(engine).begin() as session:
+            rows.channel(session, tenant_id, name="broken", config={"url": broken.url, "secret": SECRET})
+            rows.channel(session, tenant_id, name="working", config={"url": working.url, "secret": SECRET})
+            finding = rows.finding(session, tenant_id, severity="critical", impact="1500")
+            queue_finding_alert(
+                session, tenant_id=tenant_id, finding=finding, previous_severity=None, previous_impact=None, now=NOW
+            )
+        for moment in (NOW, NOW + rules.LONGEST_RETRY):
+            deliver_due(
+                session_factory(engine), tenant_id=tenant_id, clock=FixedClock(moment), http=http, max_attempts=2
+            )
+        deliver_due(
+            session_factory(engine), tenant_id=tenant_id, clock=FixedClock(NOW + rules.LONGEST_RETRY), http=http
+        )
+    topics = [json.loads(request.body)["topic"] for request in working.requests]
+    assert topics == ["finding", "delivery_failed"]
+    told = json.loads(working.requests[1].body)
+    assert told["title"] == "Alert channel broken failed: an alert was not delivered"
+    assert "HTTP 503: upstream broke" in told["text"]
+    assert len(broken.requests) == 2  # and nothing about its own failure

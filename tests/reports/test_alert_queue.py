@@ -46,11 +46,21 @@ def test_impact_brackets_are_decades_of_dollars() -> None:
     assert rules.impact_bracket(None) == 0
 
 
-def test_a_finding_qualifies_by_severity_or_by_a_set_impact_threshold() -> None:
+def test_a_finding_qualifies_by_its_severity_and_by_its_impact_when_a_threshold_is_set() -> None:
     assert rules.finding_qualifies("warning", Decimal(1), min_severity="warning", min_impact_usd=Decimal(0))
     assert not rules.finding_qualifies("info", Decimal(10_000), min_severity="warning", min_impact_usd=Decimal(0))
-    assert rules.finding_qualifies("info", Decimal(500), min_severity="critical", min_impact_usd=Decimal(100))
-    assert not rules.finding_qualifies("warning", Decimal(50), min_severity="critical", min_impact_usd=Decimal(100))
+    assert rules.finding_qualifies("critical", Decimal(-500), min_severity="critical", min_impact_usd=Decimal(100))
+    assert not rules.finding_qualifies("info", Decimal(500), min_severity="critical", min_impact_usd=Decimal(100))
+    assert not rules.finding_qualifies("critical", Decimal(50), min_severity="critical", min_impact_usd=Decimal(100))
+
+
+def test_a_route_takes_the_kinds_providers_and_accounts_it_names_and_any_where_it_names_none() -> None:
+    scope = {"kind": "price_change", "provider": "openai", "account": "proj_web"}
+    assert rules.routed({}, **scope)
+    assert rules.routed({"providers": ["openai", "anthropic"], "kinds": ["price_change"]}, **scope)
+    assert not rules.routed({"providers": ["anthropic"]}, **scope)
+    assert not rules.routed({"kinds": ["quantity_mismatch"], "providers": ["openai"]}, **scope)
+    assert not rules.routed({"accounts": ["proj_main"]}, **scope)
 
 
 def test_a_finding_worsens_when_its_severity_rises_or_its_impact_reaches_a_higher_decade() -> None:
@@ -80,9 +90,10 @@ def test_a_new_finding_is_queued_to_each_channel_whose_threshold_it_meets(db_ses
         db_session, tenant_id=tenant_id, finding=finding, previous_severity=None, previous_impact=None, now=NOW
     )
 
-    assert queued == 2
+    assert queued == 1
     alerts = outbox(db_session, tenant_id)
-    assert [a.channel_id for a in alerts] == [warnings.id, big_money.id]
+    assert [a.channel_id for a in alerts] == [warnings.id]
+    assert big_money.id  # critical and at least 100 USD: this warning is neither
     assert {a.dedupe_key for a in alerts} == {f"finding:{finding.fingerprint}:warning:3"}
     assert alerts[0].topic == "finding"
     assert alerts[0].status == "pending"
@@ -250,3 +261,32 @@ def test_the_monthly_report_is_queued_once_per_period_with_its_csv_and_html(engi
     assert payload["data"]["totals"][0]["difference"] == "120.5"
     assert payload["attachments"][0]["filename"] == "tokenledger-2026-10.csv"
     assert payload["html"].startswith("<!doctype html>")
+
+
+@pytest.mark.parametrize("status", ["acknowledged", "disputed"])
+def test_a_finding_someone_is_dealing_with_re_alerts_only_past_a_higher_threshold(
+    db_session: Session, tenant_id: int, status: str
+) -> None:
+    rows.channel(db_session, tenant_id)
+    finding = rows.finding(db_session, tenant_id, severity="warning", impact="120", status=status)
+    new = queue_finding_alert(
+        db_session, tenant_id=tenant_id, finding=finding, previous_severity=None, previous_impact=None, now=NOW
+    )
+    assert new == 1
+
+    def worse(impact: str, severity: str = "warning") -> int:
+        previous_severity, previous_impact = finding.severity, finding.impact_usd
+        finding.severity, finding.impact_usd = severity, Decimal(impact)
+        return queue_finding_alert(
+            db_session,
+            tenant_id=tenant_id,
+            finding=finding,
+            previous_severity=previous_severity,
+            previous_impact=previous_impact,
+            now=NOW,
+        )
+
+    assert worse("1500") == 0  # a decade above the alert: an open finding would alert, one seen to does not
+    assert worse("12000") == 1  # two decades above the level last alerted, however it got there
+    assert worse("150000") == 0  # one decade above that
+    assert worse("150000", severity="critical") == 1  # a rise in severity always alerts

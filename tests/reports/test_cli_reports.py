@@ -153,7 +153,7 @@ def test_an_email_channel_needs_its_server_sender_and_recipients(cli: CliRunner,
     assert added.exit_code == 0, added.output
     assert "ops@example.com, cfo@example.com via mail.example.com:587" in added.output
     bad_kind = cli.invoke(app, [*base[:-2], "--kind", "pager", "--url", "https://x.example"])
-    assert bad_kind.output.strip() == "error: kind must be one of webhook, slack, email, got 'pager'"
+    assert bad_kind.output.strip() == "error: kind must be one of webhook, slack, email, pagerduty, got 'pager'"
 
 
 def test_alerts_test_prints_the_outcome_and_fails_when_the_channel_does(cli: CliRunner, october: Month) -> None:

@@ -7,11 +7,13 @@ import csv
 import io
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from ledger import auth
 from ledger.database import session_factory
+from ledger.tables import AlertChannel
 from tests.conftest import make_tenant
 from tests.reports import rows
 from tests.reports.conftest import Month, csrf_of, sign_in
@@ -321,3 +323,37 @@ def test_the_chart_library_is_served_with_its_licence(client: TestClient) -> Non
     assert "javascript" in library.headers["content-type"]
     assert library.text.startswith("/*!\n * Chart.js v4")
     assert "MIT License" in client.get("/report/static/chart.js.LICENSE.md").text
+
+
+def test_an_admin_manages_channels_on_the_alerts_page_and_a_read_key_cannot(
+    client: TestClient, engine: Engine, october: Month
+) -> None:
+    with session_factory(engine).begin() as session:
+        rows.channel(session, october.tenant_id, name="hooks", config={"url": "http://127.0.0.1:9/h", "secret": "old"})
+    sign_in(client, october.key("read"))
+    page = client.get("/report/alerts").text
+    assert "Manage" not in page
+    refused = client.post("/report/alerts/channels/hooks/disable", data={"csrf": csrf_of(page)})
+    assert refused.status_code == 403
+
+    client.cookies.clear()
+    sign_in(client, october.key("admin"))
+    page = client.get("/report/alerts").text
+    assert ">disable</button>" in page
+    done = client.post("/report/alerts/channels/hooks/disable", data={"csrf": csrf_of(page)}, follow_redirects=False)
+    assert (done.status_code, done.headers["location"]) == (303, "/report/alerts")
+    page = client.get("/report/alerts").text
+    assert ">enable</button>" in page
+    rotated = client.post("/report/alerts/channels/hooks/rotate-secret", data={"csrf": csrf_of(page)})
+    assert rotated.status_code == 200
+    with session_factory(engine)() as session:
+        secret = session.scalars(
+            sa.select(AlertChannel.config).where(AlertChannel.tenant_id == october.tenant_id)
+        ).one()["secret"]
+    assert secret != "old"
+    assert secret in rotated.text  # shown once, on this answer
+    assert secret not in client.get("/report/alerts").text
+    forged = client.post("/report/alerts/channels/hooks/remove", data={"csrf": "forged"})
+    assert forged.status_code in (400, 403)
+    removed = client.post("/report/alerts/channels/hooks/remove", data={"csrf": csrf_of(rotated.text)})
+    assert "No alert channel yet" in removed.text
