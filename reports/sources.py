@@ -11,15 +11,14 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pandas as pd
-from sqlalchemy import BigInteger, ColumnElement, Date, cast, func, select
+from sqlalchemy import BigInteger, ColumnElement, Date, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from importers.base import TOKEN_USAGE_TYPES
 from ledger import latency
-from ledger.model_names import normalize_model_name
 from ledger.periods import Period
-from ledger.reconcile.model import DIMENSIONS
+from ledger.reconcile.matching import counted_figures
+from ledger.reconcile.model import CATEGORIES, DIMENSIONS
 from ledger.tables import (
     AlertChannel,
     AlertOutbox,
@@ -31,9 +30,7 @@ from ledger.tables import (
     Tenant,
     UsageDaily,
 )
-from reports import daily
-
-DAILY_COLUMNS = ("day", "provider", "model", "tokens")
+from reports import money_over_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,52 +257,105 @@ def _daily_scope(tenant_id: int, period: Period) -> tuple[ColumnElement[bool], .
     )
 
 
-def daily_logged(session: Session, tenant_id: int, period: Period) -> pd.DataFrame:
-    """Logged tokens per UTC day × provider × served model (names normalized as on statements)."""
-    tokens = cast(func.sum(UsageDaily.input_tokens + UsageDaily.output_tokens), BigInteger).label("tokens")
-    query = (
-        select(UsageDaily.day, UsageDaily.provider, UsageDaily.response_model, tokens)
-        .where(*_daily_scope(tenant_id, period))
-        .group_by(UsageDaily.day, UsageDaily.provider, UsageDaily.response_model)
-    )
-    rows = [
-        (row.day, row.provider, normalize_model_name(row.provider, row.response_model), int(row.tokens))
-        for row in session.execute(query)
+def logged_money(session: Session, tenant_id: int, period: Period) -> list[money_over_time.LoggedMoney]:
+    """Logged usage per scope × UTC day of `period`, priced as the reconciler prices it (the same loader and
+    catalog: per day, or per price segment on days a model's price changes within the day), so its expected
+    cost adds up to the drift rows'. Reads the daily rollup (and the hourly one for time-of-day prices)."""
+    # Imported here: the reconciler imports the alert outbox, which reads through this module.
+    from ledger.catalog import load_catalog
+    from ledger.reconciliation import load_logged_days
+
+    return [
+        money_over_time.LoggedMoney(
+            day=row.day,
+            provider=row.provider,
+            account=row.account,
+            api_key_id=row.api_key_id,
+            model=row.model,
+            expected=row.expected_cost,
+            tokens={category: row.tokens.get(category) for category in CATEGORIES},
+        )
+        for row in load_logged_days(session, tenant_id, period, load_catalog(session, tenant_id))
     ]
-    return _day_frame(rows)
 
 
-def daily_billed(session: Session, tenant_id: int, period: Period) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Billed tokens and amounts per UTC day × provider × model, from statement lines that cover at most one
-    day; and, apart, the totals of lines covering longer spans (monthly invoices), which have no day. A figure
-    that statements state at several grains is counted once (`daily.billed_once`)."""
+BILLED_USAGE_TYPES = (*sorted(TOKEN_USAGE_TYPES), "requests", "web_search")
+"""The usage types the reconciler compares (statement lines of other types, credits say, are no usage)."""
+
+
+def billed_money(session: Session, tenant_id: int, period: Period) -> list[money_over_time.BilledMoney]:
+    """Statement quantities and amounts per scope × UTC day and usage type, each figure counted once where
+    statements state it at several grains (`counted_figures`, as the reconciler counts them); lines spanning
+    more than a day are `undated`."""
     line = StatementLine
     undated = (line.period_end - line.period_start > timedelta(days=1)).label("undated")
     day = cast(func.date_trunc("day", line.period_start), Date).label("day")
-    model = func.coalesce(line.model, "").label("model")
-    stated = [getattr(line, name).is_not(None).label(f"by_{name}") for name in DIMENSIONS]
-    tokens = func.sum(line.quantity).filter(line.usage_type.in_(sorted(TOKEN_USAGE_TYPES))).label("tokens")
+    dimensions = [getattr(line, name) for name in DIMENSIONS]
+    currency = func.upper(func.coalesce(line.currency, literal_column("'USD'"))).label("currency")
     query = (
         select(
-            undated, day, line.provider, model, line.usage_type, *stated, tokens, func.sum(line.amount), line.currency
+            undated,
+            day,
+            line.provider,
+            *dimensions,
+            line.usage_type,
+            func.sum(line.quantity),
+            func.sum(line.amount),
+            currency,
         )
-        .where(line.tenant_id == tenant_id, line.period_start >= period.start, line.period_start < period.end)
-        .group_by(undated, day, line.provider, model, line.usage_type, *stated, line.currency)
+        .where(
+            line.tenant_id == tenant_id,
+            line.period_start >= period.start,
+            line.period_start < period.end,
+            line.usage_type.in_(BILLED_USAGE_TYPES),
+        )
+        .group_by(undated, day, line.provider, *dimensions, line.usage_type, currency)
     )
-    return daily.billed_once(
-        daily.StatedFigures(
+    count = len(DIMENSIONS)
+    stated = [
+        _StatedScope(
             undated=row[0],
             day=row[1],
             provider=row[2],
-            model=row[3],
-            usage_type=row[4],
-            grain=tuple(name for name, by in zip(DIMENSIONS, row[5 : 5 + len(DIMENSIONS)], strict=True) if by),
-            quantity=_whole(row[-3]),
-            amount=row[-2],
-            currency=row[-1],
+            dimensions=tuple(row[3 : 3 + count]),
+            usage_type=row[3 + count],
+            quantity=_whole(row[4 + count]) if row[3 + count] in TOKEN_USAGE_TYPES else None,
+            amount=row[5 + count],
+            currency=row[6 + count],
         )
         for row in session.execute(query)
+    ]
+    figures = counted_figures(
+        stated, lambda s: tuple(name for name, value in zip(DIMENSIONS, s.dimensions, strict=True) if value is not None)
     )
+    return [
+        money_over_time.BilledMoney(
+            undated=scope.undated,
+            day=scope.day,
+            provider=scope.provider,
+            account=scope.dimensions[0],
+            api_key_id=scope.dimensions[1],
+            model=None if scope.dimensions[2] is None else scope.dimensions[2],
+            usage_type=scope.usage_type,
+            quantity=quantity,
+            amount=amount,
+            currency=scope.currency,
+        )
+        for scope, quantity, amount in figures
+        if quantity is not None or amount is not None
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _StatedScope:
+    undated: bool
+    day: date
+    provider: str
+    dimensions: tuple[str | None, ...]
+    usage_type: str
+    quantity: int | None
+    amount: Decimal | None
+    currency: str
 
 
 def model_usage(session: Session, tenant_id: int, period: Period) -> list[ModelUsage]:
@@ -383,8 +433,3 @@ def delivery_log(session: Session, tenant_id: int, *, limit: int = 200) -> list[
 
 def _whole(quantity: Decimal | None) -> int | None:
     return None if quantity is None else int(quantity.to_integral_value())
-
-
-def _day_frame(rows: list[tuple[date, str, str, int]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(DAILY_COLUMNS)).astype({"tokens": "Int64"})
-    return frame.groupby(["day", "provider", "model"], as_index=False)["tokens"].sum() if rows else frame

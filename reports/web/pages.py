@@ -24,7 +24,7 @@ from ledger.findings import (
     status_history,
 )
 from ledger.periods import Period, PeriodError
-from reports import daily, evidence, monthly, overview, quality, sources
+from reports import evidence, money_over_time, monthly, overview, quality, sources
 from reports.alerts.channels import describe_target
 from reports.rendering import environment
 from reports.web.signin import (
@@ -190,17 +190,15 @@ def drift_page(
     viewer: ViewerDep,
     period: str | None = None,
     provider: str | None = None,
+    account: str | None = None,
+    key: str | None = None,
     model: str | None = None,
 ) -> HTMLResponse:
     window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
-    billed, undated = sources.daily_billed(session, viewer.tenant_id, window)
-    result = daily.drift_over_time(
-        sources.daily_logged(session, viewer.tenant_id, window),
-        billed,
-        undated,
-        window,
-        provider=provider or None,
-        model=model if model else None,
+    logged = sources.logged_money(session, viewer.tenant_id, window)
+    billed = sources.billed_money(session, viewer.tenant_id, window)
+    scope = money_over_time.ScopeFilter(
+        provider=provider or None, account=account or None, api_key_id=key or None, model=model or None
     )
     return page(
         request,
@@ -208,9 +206,9 @@ def drift_page(
         viewer,
         nav="drift",
         period=window,
-        drift=result,
-        provider=provider or "",
-        model=model or "",
+        drift=money_over_time.money_over_time(logged, billed, window, scope),
+        choices=money_over_time.choices(logged, billed),
+        scope=scope,
         import_hint=overview.import_hint,
     )
 

@@ -109,13 +109,14 @@ def test_an_empty_month_says_what_to_do_next(client: TestClient, october: Month)
     assert "No findings for 2026-09" in client.get("/report/findings?period=2026-09").text
 
 
-def test_drift_over_time_charts_and_tabulates_each_day(client: TestClient, october: Month) -> None:
+def test_drift_over_time_charts_and_tabulates_each_day_in_usd(client: TestClient, october: Month) -> None:
     sign_in(client, october.key("read"))
     html = client.get("/report/drift?period=2026-10&provider=openai&model=gpt-5.4-mini").text
-    assert '<script type="application/json" id="daily-1-data">' in html
+    assert '<script type="application/json" id="money-1-data">' in html
     assert '"labels":["2026-10-01","2026-10-02"' in html
-    assert '<th scope="row">2026-10-01</th><td class="num">400,000</td><td class="num">420,000</td>' in html
-    assert "840.00 USD" in html
+    assert '<th scope="row">2026-10-01</th><td class="num" data-label="Expected">' in html
+    assert '<td class="num" data-label="Billed">840.00 USD</td>' in html
+    assert '<option value="gpt-5.4-mini" selected>gpt-5.4-mini</option>' in html
 
 
 def test_the_providers_page_shows_latency_errors_and_substitution(client: TestClient, october: Month) -> None:

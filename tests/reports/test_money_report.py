@@ -1,0 +1,90 @@
+"""The report as a finance lead reads it, on the demo's month (usage through the ingest API, statements through
+the importers, reconciled): drift over time in USD whose figures are the reconciler's, tokens compared like with
+like, a headline that adds up, and tables that foot."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+
+from fastapi.testclient import TestClient
+
+from ledger.demo_setup import DemoResult
+from tests.reports.conftest import sign_in
+
+CENT = Decimal("0.01")
+
+
+def reconciliation_by_provider(client: TestClient, demo: DemoResult) -> dict[str, dict[str, Decimal]]:
+    headers = {"Authorization": f"Bearer {demo.read_key}"}
+    rows = client.get("/v1/reconciliation", params={"period": demo.period}, headers=headers).json()["rows"]
+    totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for row in rows:
+        for figure in ("expected_cost", "billed_cost"):
+            if row[figure] is not None:
+                totals[row["provider"]][figure] += Decimal(row[figure])
+    return totals
+
+
+def written(amount: str) -> Decimal:
+    """A figure as the page writes it ("1,234.56 USD", "+3.20 USD") as a Decimal."""
+    return Decimal(amount.replace(",", "").replace(" USD", "").replace("+", ""))
+
+
+def provider_figures(html: str, provider: str) -> dict[str, Decimal]:
+    section = html.split(f'data-provider="{provider}"', 1)[1].split("</section>", 1)[0]
+    return {name: written(value) for name, value in re.findall(r'data-figure="(\w+)"[^>]*>([^<]+)</strong>', section)}
+
+
+def chart_data(html: str, chart_id: str) -> dict:
+    import json
+
+    match = re.search(rf'<script type="application/json" id="{chart_id}-data">(.*?)</script>', html, re.S)
+    assert match, f"no chart {chart_id}"
+    return json.loads(match[1])
+
+
+def test_drift_over_time_shows_the_reconcilers_money_per_provider(client: TestClient, demo_month: DemoResult) -> None:
+    """Each provider's expected and billed USD on the drift page are GET /v1/reconciliation's, to the cent;
+    the daily chart's figures add up to them."""
+    expected = reconciliation_by_provider(client, demo_month)
+    sign_in(client, demo_month.read_key)
+    html = client.get("/report/drift", params={"period": demo_month.period}).text
+    providers = re.findall(r'<section class="provider-money" data-provider="([^"]+)">', html)
+    assert set(providers) == set(expected)
+    for index, provider in enumerate(providers, start=1):
+        shown = provider_figures(html, provider)
+        api = expected[provider]
+        assert shown["expected"] == api["expected_cost"].quantize(CENT, ROUND_HALF_UP), provider
+        if "billed_cost" in api:
+            assert shown["billed"] == api["billed_cost"].quantize(CENT, ROUND_HALF_UP), provider
+        chart = chart_data(html, f"money-{index}")
+        expected_days = [Decimal(v) for v in chart["datasets"][0]["data"]]
+        assert sum(expected_days) == shown["expected"], provider
+
+
+def test_a_price_overcharge_with_equal_tokens_shows_in_money(client: TestClient, demo_month: DemoResult) -> None:
+    """The demo bills Anthropic's wrk_apps above the catalog price with the logged token counts: invisible in
+    tokens, it is a positive difference in USD on the drift page narrowed to that account."""
+    sign_in(client, demo_month.read_key)
+    html = client.get(
+        "/report/drift", params={"period": demo_month.period, "provider": "anthropic", "account": "wrk_apps"}
+    ).text
+    figures = provider_figures(html, "anthropic")
+    assert figures["difference"] > 0
+    assert figures["billed"] - figures["expected"] == figures["difference"]
+
+
+def test_openrouter_tokens_are_compared_over_output_alone(client: TestClient, demo_month: DemoResult) -> None:
+    """OpenRouter's activity states output tokens only: the token view sets logged output against billed
+    output and says so, never every logged token against billed output."""
+    sign_in(client, demo_month.read_key)
+    html = client.get("/report/drift", params={"period": demo_month.period, "provider": "openrouter"}).text
+    assert "Tokens: output only, as the statement states them" in html
+    logged, billed = (
+        int(value.replace(",", ""))
+        for value in re.search(r"Logged ([\d,]+) tokens \(output only\); billed ([\d,]+)\.", html).groups()
+    )
+    assert abs(logged - billed) <= max(1_000, billed // 100)
+    assert "Not compared, since the statement does not state them" in html
