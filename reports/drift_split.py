@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from reports.footing import footed
+
 BILLING_KINDS = frozenset(
     {
         "padding_tokens",
@@ -53,6 +55,28 @@ class DriftSplit:
     @property
     def at_risk_total(self) -> Decimal:
         return sum((part.impact for part in self.at_risk), Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenSplit:
+    """The split as written, to the cent: the billing kinds' impacts and the remainder add up to the drift."""
+
+    billing: tuple[tuple[KindImpact, Decimal], ...]
+    explained: Decimal
+    unexplained: Decimal
+    drift: Decimal
+
+
+def written(split: DriftSplit) -> WrittenSplit:
+    """Each part rounded so that the parts add up to the drift rounded once (largest remainder)."""
+    rounded, total = footed([*(part.impact for part in split.billing), split.unexplained])
+    parts = [value or Decimal(0) for value in rounded]
+    return WrittenSplit(
+        billing=tuple(zip(split.billing, parts[:-1], strict=True)),
+        explained=sum(parts[:-1], Decimal(0)),
+        unexplained=parts[-1],
+        drift=total or Decimal(0),
+    )
 
 
 def split_drift(drift: Decimal, impacts: Iterable[tuple[str, int, Decimal]]) -> DriftSplit:

@@ -226,6 +226,17 @@ def finding_counts(session: Session, tenant_id: int, period: Period) -> list[tup
     return [(row[0], row[1], row[2], row[3], row[4], int(row[5])) for row in session.execute(query)]
 
 
+def finding_impacts(session: Session, tenant_id: int, period: Period) -> list[tuple[str, int, Decimal]]:
+    """(kind, number of findings, their summed impact in USD) of the findings overlapping the period."""
+    query = (
+        select(Finding.kind, cast(func.count(), BigInteger), func.sum(Finding.impact_usd))
+        .where(Finding.tenant_id == tenant_id, Finding.period_start < period.end, Finding.period_end > period.start)
+        .group_by(Finding.kind)
+        .order_by(Finding.kind)
+    )
+    return [(kind, int(count), total or Decimal(0)) for kind, count, total in session.execute(query)]
+
+
 def last_reconciled_month(session: Session, tenant_id: int) -> Period | None:
     """The month of the tenant's latest successful reconciliation run, if any."""
     start = session.scalar(

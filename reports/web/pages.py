@@ -169,6 +169,8 @@ def overview_page(
         sources.latest_imports(session, viewer.tenant_id, window),
         sources.latest_runs(session, viewer.tenant_id, window, limit=1),
         now=now,
+        previous_drift=sources.drift_lines(session, viewer.tenant_id, window.previous()),
+        impacts=sources.finding_impacts(session, viewer.tenant_id, window),
     )
     return page(
         request,

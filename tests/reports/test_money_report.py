@@ -88,3 +88,37 @@ def test_openrouter_tokens_are_compared_over_output_alone(client: TestClient, de
     )
     assert abs(logged - billed) <= max(1_000, billed // 100)
     assert "Not compared, since the statement does not state them" in html
+
+
+def test_the_overview_headline_adds_up(client: TestClient, demo_month: DemoResult) -> None:
+    """The month in USD first: expected, billed and drift are the reconciliation's totals; the drift's split
+    into billing findings and the unexplained remainder adds up to it on screen; the provider rows foot."""
+    totals = reconciliation_by_provider(client, demo_month)
+    sign_in(client, demo_month.read_key)
+    html = client.get("/report/", params={"period": demo_month.period}).text
+    headline = dict(re.findall(r'<dd data-figure="(\w+)">([^<]+)<small>', html))
+    expected = sum((t["expected_cost"] for t in totals.values()), Decimal(0))
+    billed = sum((t.get("billed_cost", Decimal(0)) for t in totals.values()), Decimal(0))
+    assert written(headline["expected"]) == expected.quantize(CENT, ROUND_HALF_UP)
+    assert written(headline["billed"]) == billed.quantize(CENT, ROUND_HALF_UP)
+    assert "no reconciled 2026-09 to compare" in html
+    split = html.split('id="drift-split"', 1)[1].split("</table>", 1)[0]
+    parts = [written(v) for v in re.findall(r'<tr class="part">.*?<td class="num"[^>]*>([^<]+)</td>', split)]
+    drift = written(re.search(r'data-figure="split-drift">([^<]+)<', split)[1])
+    assert sum(parts) == drift
+    assert drift == written(headline["drift"])
+    assert "Cache mischarge" in split
+    assert "At risk, not part of the drift" in html
+    assert_table_foots(html, "providers-money")
+
+
+def assert_table_foots(html: str, table_id: str) -> None:
+    """Every money column of the table adds up to its total row, as written."""
+    table = html.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
+    body, foot = table.split("<tfoot>", 1)
+    labels = ("Expected", "Billed", "Drift")
+    for label in labels:
+        cells = re.findall(rf'data-label="{label}">([^<]+)</td>', body)
+        (total,) = re.findall(rf'data-label="{label}">([^<]+)</td>', foot)
+        known = [written(cell) for cell in cells if cell != "—"]
+        assert sum(known, Decimal(0)) == written(total), label
