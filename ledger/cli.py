@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -376,6 +377,7 @@ def reconcile(
 def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> None:
     from ledger.reconcile.drift import per_account_and_model
     from reports.filters import money, percent, signed_money
+    from reports.footing import footed
     from reports.monthly import compared_tokens
 
     if not result.drift and not result.findings:
@@ -393,7 +395,14 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
         *(Column(header, justify="right") for header in figures),
         title=f"Drift {period} ({tenant})",
     )
-    for row in per_account_and_model(result.drift):
+    rows = per_account_and_model(result.drift)
+    # Written to the cent so that each money column adds up to its total row (reports.footing).
+    expected, total_expected = footed([row.expected_cost for row in rows])
+    billed_costs, total_billed = footed([row.billed_cost for row in rows])
+    differences, total_difference = footed([row.difference for row in rows])
+    for row, shown_expected, shown_billed, shown_difference in zip(
+        rows, expected, billed_costs, differences, strict=True
+    ):
         logged, stated, unstated = compared_tokens(row.logged_tokens, row.billed_tokens, row.logged_total_tokens)
         billed = "—" if row.billed_total_tokens is None else f"{row.billed_total_tokens:,}"
         drift.add_row(
@@ -402,11 +411,26 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
             _dimension(row.model),
             f"{logged:,}",
             f"{billed} ({', '.join(stated).replace('_', ' ')} only)" if unstated else billed,
-            money(row.expected_cost),
-            money(row.billed_cost),
-            signed_money(row.difference),
+            money(shown_expected),
+            money(shown_billed),
+            signed_money(shown_difference),
             percent(row.percent),
         )
+    compared = [row.expected_cost for row in rows if row.difference is not None and row.expected_cost is not None]
+    compared_expected = sum(compared, Decimal(0))
+    exact_difference = sum((row.difference for row in rows if row.difference is not None), Decimal(0))
+    drift.add_section()
+    drift.add_row(
+        "total",
+        "",
+        "",
+        "",
+        "",
+        money(total_expected),
+        money(total_billed),
+        signed_money(total_difference),
+        percent(exact_difference / compared_expected * 100 if compared_expected else None),
+    )
     print_table(drift)
     findings = Table(
         "severity",

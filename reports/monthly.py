@@ -26,6 +26,7 @@ from reports.alerts.channels import enabled_channels
 from reports.alerts.messages import Attachment, Message
 from reports.alerts.outbox import queue_to_channels
 from reports.filters import money, percent, plain_decimal, signed_money, tokens
+from reports.footing import footed
 from reports.rendering import environment
 from reports.sources import DriftLine
 
@@ -96,6 +97,36 @@ class MonthlyReport:
     @property
     def findings(self) -> int:
         return sum(total.findings for total in self.totals) + self.unattributed_findings
+
+    def written(self) -> tuple[list[tuple[MonthlyRow, WrittenCosts]], list[tuple[MonthlyTotal, WrittenCosts]]]:
+        """Rows and totals with their money as written: to the cent, each currency's column adding up to its
+        total (round once, then distribute the remainder: `reports.footing`)."""
+        return written_costs(self.rows, self.totals)
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenCosts:
+    expected_cost: Decimal | None
+    billed_cost: Decimal | None
+    difference: Decimal | None
+
+
+def written_costs(
+    rows: Sequence[MonthlyRow], totals: Sequence[MonthlyTotal]
+) -> tuple[list[tuple[MonthlyRow, WrittenCosts]], list[tuple[MonthlyTotal, WrittenCosts]]]:
+    """`MonthlyReport.written` of any rows and their totals (one total per currency)."""
+    written_rows: dict[int, WrittenCosts] = {}
+    written_totals = []
+    for total in totals:
+        indexes = [index for index, row in enumerate(rows) if row.currency == total.currency]
+        columns = [
+            footed([getattr(rows[index], name) for index in indexes])
+            for name in ("expected_cost", "billed_cost", "difference")
+        ]
+        for position, index in enumerate(indexes):
+            written_rows[index] = WrittenCosts(*(column[0][position] for column in columns))
+        written_totals.append((total, WrittenCosts(*(column[1] for column in columns))))
+    return [(row, written_rows[index]) for index, row in enumerate(rows)], written_totals
 
 
 def monthly_report(

@@ -4,14 +4,16 @@ evidence."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger import latency
 from ledger.periods import Period
-from reports import evidence, overview, quality
+from reports import evidence, monthly, overview, quality
+from reports.drift_split import split_drift, written
+from reports.footing import footed
 from reports.money_over_time import BilledMoney, LoggedMoney, ScopeFilter, money_over_time
 from reports.sources import USAGE_SUMS, DriftLine, ImportLine, ModelUsage, RunLine
 
@@ -368,3 +370,38 @@ def test_a_finding_without_series_has_no_series_view() -> None:
 
 def test_evidence_record_lists_become_tables_with_every_key() -> None:
     assert evidence.columns([{"a": 1}, {"b": 2, "a": 3}]) == ["a", "b"]
+
+
+# Footing
+
+
+def test_rows_rounded_alone_would_not_foot_so_the_remainder_is_distributed() -> None:
+    """Three rows of 0.334 USD: each written alone is 0.33 and the column adds to 0.99 beside a total of 1.00."""
+    lines = [drift("openai", name, expected="0.334", billed="0.3345") for name in ("a", "b", "c")]
+    report = monthly.monthly_report("t", OCTOBER, lines, [], generated_at=NOW)
+    rows, ((_total, shown_total),) = report.written()
+    assert [shown.expected_cost for _row, shown in rows] == [Decimal("0.34"), Decimal("0.33"), Decimal("0.33")]
+    assert shown_total.expected_cost == Decimal("1.00")
+    assert sum(shown.billed_cost for _row, shown in rows) == shown_total.billed_cost == Decimal("1.00")
+
+
+@given(st.lists(st.decimals(min_value=-(10**6), max_value=10**6, places=4, allow_nan=False), min_size=1, max_size=30))
+def test_a_footed_column_adds_up_to_its_total_rounded_once(values: list[Decimal]) -> None:
+    rows, total = footed(values)
+    assert sum(rows, Decimal(0)) == total == sum(values, Decimal(0)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    assert all(abs(row - value) < Decimal("0.01") for row, value in zip(rows, values, strict=True))
+
+
+def test_the_drift_split_adds_up_to_the_drift_as_written() -> None:
+    split = split_drift(
+        Decimal("10.005"),
+        [
+            ("cache_mischarge", 1, Decimal("3.3333")),
+            ("price_drift", 2, Decimal("3.3333")),
+            ("spend_spike", 1, Decimal(9)),
+        ],
+    )
+    assert split.unexplained == Decimal("3.3384")
+    assert [part.kind for part in split.at_risk] == ["spend_spike"]
+    shown = written(split)
+    assert sum(amount for _part, amount in shown.billing) + shown.unexplained == shown.drift == Decimal("10.01")
