@@ -344,6 +344,15 @@ def prices_list(
             row.valid_from.date().isoformat(),
             "yes" if row.override else "",
         )
+    if not table.row_count:
+        known = sorted({row.provider for row in [*overrides, *bundled_prices()] if row.in_effect(moment)})
+        asked = " ".join(
+            part for part in (f"--provider {provider}" if provider else "", f"--model {model}" if model else "") if part
+        )
+        raise InvalidRequest(
+            f"no price in effect on {moment.date().isoformat()} matches {asked or 'the filters'}; "
+            f"providers with prices: {', '.join(known)}"
+        )
     print_table(table)
 
 

@@ -183,3 +183,10 @@ def test_an_unknown_model_stays_unpriced_never_zero(tenant: TenantKeys, engine: 
     cost = cost_of(engine, tenant, "openai", "gpt-imaginary", TokenUsage(uncached_input=10, output=5))
     assert cost.unpriced == ("input", "output")
     assert cost.currency is None
+
+
+def test_a_provider_without_prices_is_one_line_naming_those_with_prices(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["prices", "list", "--provider", "nosuch", "--at", "2026-10-15"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: no price in effect on 2026-10-15 matches --provider nosuch; ")
+    assert "anthropic, " in result.output
