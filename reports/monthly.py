@@ -93,6 +93,8 @@ class MonthlyReport:
     totals: tuple[MonthlyTotal, ...]
     unattributed_findings: int
     """Findings of the period whose scope matches no row (a provider-wide finding, say)."""
+    has_input: bool = True
+    """Whether the period has logged usage or statement lines: without either there is nothing to reconcile."""
 
     @property
     def findings(self) -> int:
@@ -136,6 +138,7 @@ def monthly_report(
     finding_counts: Iterable[tuple[str, str, str, str, str, int]],
     *,
     generated_at: datetime,
+    has_input: bool = True,
 ) -> MonthlyReport:
     """The report from the period's drift rows and finding counts (as `sources.finding_counts` gives them)."""
     per_scope: Counter[tuple[str, str, str]] = Counter()
@@ -164,6 +167,7 @@ def monthly_report(
         rows=rows,
         totals=tuple(_total(currency, [row for row in rows if row.currency == currency]) for currency in currencies),
         unattributed_findings=sum(per_scope.values()),
+        has_input=has_input,
     )
 
 
@@ -345,6 +349,7 @@ def load_monthly_report(session: Session, tenant_id: int, period: Period, now: d
         sources.drift_lines(session, tenant_id, period),
         sources.finding_counts(session, tenant_id, period),
         generated_at=now,
+        has_input=sources.has_input(session, tenant_id, period),
     )
 
 

@@ -237,6 +237,21 @@ def finding_impacts(session: Session, tenant_id: int, period: Period) -> list[tu
     return [(kind, int(count), total or Decimal(0)) for kind, count, total in session.execute(query)]
 
 
+def has_input(session: Session, tenant_id: int, period: Period) -> bool:
+    """Whether the period has logged usage (daily rollup) or statement lines: something to reconcile."""
+    usage = select(UsageDaily.day).where(*_daily_scope(tenant_id, period)).limit(1)
+    lines = (
+        select(StatementLine.id)
+        .where(
+            StatementLine.tenant_id == tenant_id,
+            StatementLine.period_start >= period.start,
+            StatementLine.period_start < period.end,
+        )
+        .limit(1)
+    )
+    return session.scalar(usage) is not None or session.scalar(lines) is not None
+
+
 def last_reconciled_month(session: Session, tenant_id: int) -> Period | None:
     """The month of the tenant's latest successful reconciliation run, if any."""
     start = session.scalar(

@@ -181,6 +181,7 @@ def overview_page(
         overview=summary,
         import_hint=overview.import_hint,
         reconcile_hint=overview.reconcile_hint(window),
+        has_input=summary.reconciled or sources.has_input(session, viewer.tenant_id, window),
     )
 
 
@@ -305,6 +306,7 @@ def _monthly(session: Session, viewer: Viewer, window: Period, now: datetime) ->
         sources.drift_lines(session, viewer.tenant_id, window),
         sources.finding_counts(session, viewer.tenant_id, window),
         generated_at=now,
+        has_input=sources.has_input(session, viewer.tenant_id, window),
     )
 
 

@@ -100,12 +100,14 @@ def test_the_overview_shows_money_per_provider_findings_imports_and_unpriced_mod
 def test_an_empty_month_says_what_to_do_next(client: TestClient, october: Month) -> None:
     sign_in(client, october.key("read"))
     overview = client.get("/report/?period=2026-09").text
-    assert "No reconciliation for 2026-09 yet:" in overview
-    assert "tokenledger reconcile --period 2026-09" in overview
+    assert "nothing to reconcile" in overview  # no usage, no statement: reconciling would find nothing
+    assert "tokenledger reconcile --period 2026-09" not in overview
     assert "tokenledger import openai --period 2026-09" in overview
     assert "No usage logged and no statement imported for 2026-09" in client.get("/report/drift?period=2026-09").text
     assert "No usage logged for 2026-09" in client.get("/report/providers?period=2026-09").text
-    assert "tokenledger reconcile --period 2026-09" in client.get("/report/monthly?period=2026-09").text
+    monthly = client.get("/report/monthly?period=2026-09").text
+    assert "nothing to reconcile" in monthly
+    assert "tokenledger reconcile --period 2026-09" not in monthly
     assert "No findings for 2026-09" in client.get("/report/findings?period=2026-09").text
 
 
