@@ -81,7 +81,8 @@ def written(split: DriftSplit) -> WrittenSplit:
 
 def split_drift(drift: Decimal, impacts: Iterable[tuple[str, int, Decimal]]) -> DriftSplit:
     """`impacts`: (kind, number of findings, their summed impact in USD) for the period."""
-    billing, at_risk = [], []
+    billing: list[KindImpact] = []
+    at_risk: list[KindImpact] = []
     for kind, count, impact in sorted(impacts):
         (billing if kind in BILLING_KINDS else at_risk).append(KindImpact(kind, count, impact))
     return DriftSplit(drift=drift, billing=tuple(billing), at_risk=tuple(at_risk))

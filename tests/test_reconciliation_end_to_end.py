@@ -157,7 +157,7 @@ def test_a_rerun_from_the_cli_updates_findings_and_keeps_their_status(
 def test_an_admin_runs_the_reconciler_over_the_api(client: TestClient, demo_month: DemoResult) -> None:
     read = {"Authorization": f"Bearer {demo_month.read_key}"}
     admin = {"Authorization": f"Bearer {demo_month.admin_key}"}
-    assert client.post("/v1/reconciliation/run", params={"period": demo_month.period}, headers=read).status_code == 401
+    assert client.post("/v1/reconciliation/run", params={"period": demo_month.period}, headers=read).status_code == 403
     response = client.post("/v1/reconciliation/run", params={"period": demo_month.period}, headers=admin)
     assert response.status_code == 200, response.text
     body = response.json()
