@@ -667,6 +667,31 @@ def refuse_a_port_in_use(host: str, port: int) -> None:
             ) from None
 
 
+findings_app = typer.Typer(help="Findings of the reconciler.", no_args_is_help=True)
+app.add_typer(findings_app, name="findings")
+
+
+@findings_app.command("export")
+@one_line_errors
+def findings_export(
+    finding_id: Annotated[int, typer.Argument(help="The finding's id (as in GET /v1/findings).")],
+    output: Annotated[
+        Path | None, typer.Option(help="ZIP file to write (default: its name in this directory).")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
+) -> None:
+    """Write a finding's dispute pack: a ZIP with a one-page summary, the statement lines with their provenance and
+    the affected events as CSV (what GET /v1/findings/{id}/dispute-pack returns)."""
+    from reports.dispute_pack import load_dispute_pack
+
+    with session_scope(get_settings()) as session:
+        owner = auth.tenant_for_cli(session, tenant)
+        name, body = load_dispute_pack(session, owner.id, finding_id, now=SystemClock().now())
+    target = output or Path(name)
+    target.write_bytes(body)
+    console.print(f"dispute pack of finding {finding_id} ({owner.name}) written to {target}", highlight=False)
+
+
 alerts_app = typer.Typer(help="Alert channels (webhook, Slack, email) and their deliveries.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from importers.base import TOKEN_USAGE_TYPES
 from ledger import latency
 from ledger.periods import Period
+from ledger.pricing import PriceRow
 from ledger.reconcile.matching import counted_figures
 from ledger.reconcile.model import CATEGORIES, DIMENSIONS
 from ledger.tables import (
@@ -25,12 +26,14 @@ from ledger.tables import (
     DriftRow,
     Finding,
     ReconciliationRun,
+    StatementDocument,
     StatementImport,
     StatementLine,
     Tenant,
     UsageDaily,
 )
-from reports import money_over_time
+from ledger.usage import MAX_PAGE, EventFilter, list_events
+from reports import finding_sources, money_over_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +238,105 @@ def finding_impacts(session: Session, tenant_id: int, period: Period) -> list[tu
         .order_by(Finding.kind)
     )
     return [(kind, int(count), total or Decimal(0)) for kind, count, total in session.execute(query)]
+
+
+def finding_statement_lines(
+    session: Session, tenant_id: int, finding: Finding, *, limit: int | None = 200
+) -> tuple[list[finding_sources.StatementSource], int]:
+    """The statement lines in a finding's scope (provider, and its account, key and model where it names them)
+    that overlap its period, with their documents; at most `limit` (None: all), and how many there are."""
+    line, document = StatementLine, StatementDocument
+    scope = [
+        line.tenant_id == tenant_id,
+        line.provider == finding.provider,
+        line.period_start < finding.period_end,
+        line.period_end > finding.period_start,
+    ]
+    for column, wanted in ((line.account, finding.account), (line.api_key_id, finding.api_key_id)):
+        if wanted is not None:
+            scope.append(column == wanted)
+    if finding.model is not None:
+        scope.append(line.model == finding.model)
+    total = session.scalar(select(func.count()).select_from(line).where(*scope)) or 0
+    query = (
+        select(line, document.name, document.sha256)
+        .join(document, (document.tenant_id == line.tenant_id) & (document.id == line.document_id))
+        .where(*scope)
+        .order_by(line.period_start, line.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    lines = [
+        finding_sources.StatementSource(
+            id=row.id,
+            source=row.source,
+            document=name,
+            sha256=sha256,
+            location=row.location,
+            period_start=row.period_start,
+            period_end=row.period_end,
+            usage_type=row.usage_type,
+            model_raw=row.model_raw,
+            quantity=row.quantity,
+            unit=row.unit,
+            amount=row.amount,
+            currency=row.currency,
+            raw=row.raw,
+        )
+        for row, name, sha256 in session.execute(query)
+    ]
+    return lines, int(total)
+
+
+def finding_events(
+    session: Session, tenant_id: int, finding: Finding, *, limit: int = finding_sources.EVENT_SAMPLE
+) -> list[dict[str, Any]]:
+    """The first `limit` usage events in a finding's scope and period: the first page of the `GET /v1/events`
+    query `finding_sources.events_query` writes, read with the same function."""
+    events, _cursor = list_events(session, tenant_id, event_filter(finding), limit=limit, cursor=None)
+    return events
+
+
+def event_filter(finding: Finding) -> EventFilter:
+    return EventFilter(
+        period=Period(finding.period_start, finding.period_end),
+        provider=finding.provider,
+        model=finding.model,
+        account=finding.account,
+        api_key_id=finding.api_key_id,
+    )
+
+
+PRICED_TOKEN_TYPES = ("input", "cached_input", "cache_write_5m", "cache_write_1h", "output")
+
+
+def finding_prices(session: Session, tenant_id: int, finding: Finding) -> list[PriceRow]:
+    """The catalog's standard-tier prices of the finding's model in effect at the start of its period (the
+    tenant's own where it has them)."""
+    from ledger.catalog import load_catalog
+
+    if finding.provider is None or finding.model is None:
+        return []
+    catalog = load_catalog(session, tenant_id)
+    rows = (
+        catalog.unit_price(finding.provider, finding.model, token_type, at=finding.period_start)
+        for token_type in PRICED_TOKEN_TYPES
+    )
+    return [row for row in rows if row is not None]
+
+
+def all_finding_events(session: Session, tenant_id: int, finding: Finding, *, cap: int) -> list[dict[str, Any]]:
+    """Up to `cap` usage events in the finding's scope and period, page by page as `GET /v1/events` lists them."""
+    events: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while len(events) < cap:
+        page, cursor = list_events(
+            session, tenant_id, event_filter(finding), limit=min(MAX_PAGE, cap - len(events)), cursor=cursor
+        )
+        events += page
+        if cursor is None:
+            break
+    return events
 
 
 def has_input(session: Session, tenant_id: int, period: Period) -> bool:

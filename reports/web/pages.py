@@ -19,13 +19,15 @@ from ledger.findings import (
     STATUSES,
     FindingFilter,
     change_status,
+    finding_json,
     get_finding,
     list_findings,
     status_history,
 )
 from ledger.periods import Period, PeriodError
-from reports import evidence, money_over_time, monthly, overview, quality, sources
+from reports import evidence, finding_sources, money_over_time, monthly, overview, quality, sources
 from reports.alerts.channels import describe_target
+from reports.dispute_pack import load_dispute_pack
 from reports.rendering import environment
 from reports.web.signin import (
     REPORT_ROLES,
@@ -252,6 +254,8 @@ def findings_page(
 @router.get("/findings/{finding_id}", response_class=HTMLResponse)
 def finding_page(request: Request, session: SessionDep, viewer: ViewerDep, finding_id: int) -> HTMLResponse:
     finding = get_finding(session, viewer.tenant_id, finding_id)
+    data = finding_json(finding)
+    lines, line_count = sources.finding_statement_lines(session, viewer.tenant_id, finding, limit=LINES_SHOWN)
     return page(
         request,
         "finding.html",
@@ -259,10 +263,27 @@ def finding_page(request: Request, session: SessionDep, viewer: ViewerDep, findi
         nav="findings",
         period=Period.containing(finding.period_start),
         finding=finding,
+        sentences=finding_sources.explanation(data),
         items=evidence.evidence_items(finding.evidence),
         series=evidence.series_view(finding.evidence),
+        lines=lines,
+        line_count=line_count,
+        events=sources.finding_events(session, viewer.tenant_id, finding),
+        events_url=finding_sources.events_url(data),
         history=status_history(session, viewer.tenant_id, finding_id),
         statuses=STATUSES,
+    )
+
+
+LINES_SHOWN = 50
+"""Statement lines listed on a finding's page; the dispute pack has them all."""
+
+
+@router.get("/findings/{finding_id}/dispute-pack")
+def finding_dispute_pack(context: ContextDep, session: SessionDep, viewer: ViewerDep, finding_id: int) -> Response:
+    name, body = load_dispute_pack(session, viewer.tenant_id, finding_id, now=context.clock.now())
+    return Response(
+        body, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )
 
 

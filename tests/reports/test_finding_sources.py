@@ -1,0 +1,116 @@
+"""From a finding to what it rests on, on the demo's month: its evidence in sentences, the statement lines with
+their provenance, the usage events behind it (and the GET /v1/events query that lists them), and the dispute
+pack from the API and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from ledger.cli import app
+from ledger.demo_setup import DemoResult
+from tests.reports.conftest import sign_in
+
+
+def finding_of(client: TestClient, demo: DemoResult, kind: str) -> dict:
+    headers = {"Authorization": f"Bearer {demo.read_key}"}
+    found = client.get("/v1/findings", params={"period": demo.period, "kind": kind}, headers=headers).json()
+    return found["findings"][0]
+
+
+def test_a_finding_page_explains_and_leads_to_its_statement_lines_and_events(
+    client: TestClient, demo_month: DemoResult, engine: Engine
+) -> None:
+    finding = finding_of(client, demo_month, "cache_mischarge")
+    sign_in(client, demo_month.read_key)
+    html = client.get(f"/report/findings/{finding['id']}").text
+    explanation = html.split('id="explanation"', 1)[1].split("</div>", 1)[0]
+    assert "billed at the full input price instead of the cached price" in explanation
+    assert "The money at stake is estimated at" in explanation
+    assert '<details id="evidence-details">' in html  # the raw figures, one click away
+    with engine.connect() as connection:
+        content, sha256 = connection.execute(
+            text(
+                "SELECT d.content, d.sha256 FROM statement_lines l JOIN statement_documents d"
+                " ON d.tenant_id = l.tenant_id AND d.id = l.document_id"
+                " WHERE l.provider = 'openai' AND l.account = 'proj_rag' AND l.tenant_id = ("
+                " SELECT id FROM tenants WHERE name = :tenant) LIMIT 1"
+            ),
+            {"tenant": demo_month.tenant},
+        ).one()
+    assert hashlib.sha256(content).hexdigest() == sha256
+    lines = html.split('id="statement-lines"', 1)[1].split("</section>", 1)[0]
+    assert f"SHA-256 <code>{sha256[:16]}…</code>" in lines
+    assert "raw</summary>" in lines
+    query = re.search(r"<code>GET /v1/events\?([^<]+)</code>", html)[1].replace("&amp;", "&")
+    listed = client.get(f"/v1/events?{query}", headers={"Authorization": f"Bearer {demo_month.read_key}"}).json()[
+        "events"
+    ]
+    assert listed
+    assert all(event["account"] == "proj_rag" for event in listed)
+    shown = re.findall(r'<tr><th scope="row"><code>([^<]+)</code></th><td data-label="When">', html)
+    assert shown == [event["event_id"] for event in listed]
+
+
+def test_the_dispute_pack_holds_the_summary_the_lines_and_the_events(
+    client: TestClient, demo_month: DemoResult
+) -> None:
+    finding = finding_of(client, demo_month, "price_drift")
+    read = {"Authorization": f"Bearer {demo_month.read_key}"}
+    answer = client.get(f"/v1/findings/{finding['id']}/dispute-pack", headers=read)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(answer.content))
+    assert sorted(archive.namelist()) == ["events.csv", "finding.json", "statement_lines.csv", "summary.txt"]
+    summary = archive.read("summary.txt").decode()
+    assert "What was billed" in summary
+    assert "What was used" in summary
+    assert re.search(r"billed [\d,.]+ USD − expected [\d,.]+ USD = \+[\d,.]+ USD", summary)
+    assert re.search(r"source: .+, \d{4}-\d{2}-\d{2}; in effect from", summary)
+    lines = list(csv.DictReader(io.StringIO(archive.read("statement_lines.csv").decode())))
+    assert lines
+    assert all(len(line["document_sha256"]) == 64 and line["location"] and line["raw"] for line in lines)
+    events = list(csv.DictReader(io.StringIO(archive.read("events.csv").decode())))
+    assert events
+    assert {event["account"] for event in events} == {finding["account"]}
+    assert len(summary.splitlines()) <= 60  # one page
+
+
+def test_the_dispute_pack_is_refused_to_other_roles_and_other_tenants(
+    client: TestClient, demo_month: DemoResult
+) -> None:
+    finding = finding_of(client, demo_month, "price_drift")
+    ingest = {"Authorization": f"Bearer {demo_month.ingest_key}"}
+    assert client.get(f"/v1/findings/{finding['id']}/dispute-pack", headers=ingest).status_code == 403
+    read = {"Authorization": f"Bearer {demo_month.read_key}"}
+    assert client.get("/v1/findings/999999999/dispute-pack", headers=read).status_code == 404
+
+
+def test_findings_export_writes_the_same_pack_from_the_cli(
+    client: TestClient,
+    demo_month: DemoResult,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    finding = finding_of(client, demo_month, "cache_mischarge")
+    monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", database_url)
+    target = tmp_path / "pack.zip"
+    result = CliRunner().invoke(
+        app, ["findings", "export", str(finding["id"]), "--tenant", demo_month.tenant, "--output", str(target)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"dispute pack of finding {finding['id']}" in result.output
+    assert "summary.txt" in zipfile.ZipFile(target).namelist()
+    missing = CliRunner().invoke(app, ["findings", "export", "999999999", "--tenant", demo_month.tenant])
+    assert missing.exit_code == 1
