@@ -15,7 +15,6 @@ from ledger.api.dependencies import ContextDep, SessionDep
 from ledger.auth import authenticate
 from ledger.errors import InvalidRequest, Unauthorized
 from ledger.findings import (
-    SEVERITIES,
     STATUSES,
     FindingFilter,
     change_status,
@@ -25,7 +24,7 @@ from ledger.findings import (
     status_history,
 )
 from ledger.periods import Period, PeriodError
-from reports import evidence, finding_sources, money_over_time, monthly, overview, quality, sources
+from reports import evidence, finding_sources, findings_list, money_over_time, monthly, overview, quality, sources
 from reports.alerts.channels import describe_target
 from reports.dispute_pack import load_dispute_pack
 from reports.rendering import environment
@@ -73,6 +72,22 @@ def chosen_period(period: str | None, now: datetime, session: Session, tenant_id
         return Period.month(period)
     except PeriodError as error:
         raise InvalidRequest(str(error)) from error
+
+
+def findings_list_view(
+    kind: str | None = None,
+    provider: str | None = None,
+    account: str | None = None,
+    model: str | None = None,
+    status: str | None = None,
+    severity: str | None = None,
+    sort: str | None = None,
+    order: str | None = None,
+) -> findings_list.ListView:
+    """The findings list's filters and order from the query."""
+    return findings_list.ListView.of(
+        sort, order, kind=kind, provider=provider, account=account, model=model, status=status, severity=severity
+    )
 
 
 def page(
@@ -218,24 +233,21 @@ def drift_page(
     )
 
 
+FindingsView = Annotated[findings_list.ListView, Depends(findings_list_view)]
+
+
 @router.get("/findings", response_class=HTMLResponse)
 def findings_page(
     request: Request,
     context: ContextDep,
     session: SessionDep,
     viewer: ViewerDep,
+    view: FindingsView,
     period: str | None = None,
-    kind: str | None = None,
-    provider: str | None = None,
-    status: str | None = None,
-    severity: str | None = None,
 ) -> HTMLResponse:
     window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
-    filters = FindingFilter(
-        period=window, kind=kind or None, provider=provider or None, status=status or None, severity=severity or None
-    )
-    found = list_findings(session, viewer.tenant_id, filters, with_evidence=False)
-    kinds = sources.finding_kinds(session, viewer.tenant_id, window)
+    every = list_findings(session, viewer.tenant_id, FindingFilter(period=window), with_evidence=False)
+    found = findings_list.shown(every, view)
     return page(
         request,
         "findings.html",
@@ -243,11 +255,26 @@ def findings_page(
         nav="findings",
         period=window,
         findings=found,
-        filters=filters,
-        kinds=kinds,
-        statuses=STATUSES,
-        severities=tuple(reversed(SEVERITIES)),
+        total_impact=findings_list.total_impact(found),
+        any_findings=bool(every),
+        view=view,
+        choices=findings_list.choices(every),
         reconcile_hint=overview.reconcile_hint(window),
+    )
+
+
+@router.get("/findings.csv")
+def findings_csv(
+    context: ContextDep, session: SessionDep, viewer: ViewerDep, view: FindingsView, period: str | None = None
+) -> Response:
+    window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
+    every = list_findings(session, viewer.tenant_id, FindingFilter(period=window), with_evidence=False)
+    body = findings_list.to_csv(findings_list.shown(every, view))
+    filename = f"tokenledger-findings-{window.label}.csv"
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
