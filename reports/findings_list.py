@@ -1,5 +1,5 @@
 """The findings list of the web report: narrowed by choices (provider, account, model, kind, severity, status),
-sorted by any column, with the total impact of what is shown and a CSV of it. Pure: works on the period's
+sorted by any column, and a CSV of what is shown (the page totals the impacts with `reports.footing`). Pure: works on the period's
 findings as `ledger.findings.list_findings` returns them (without their evidence)."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import csv
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -118,10 +117,6 @@ def choices(findings: Sequence[Finding]) -> dict[str, tuple[str, ...]]:
         else:
             result[name] = tuple(sorted(found))
     return result
-
-
-def total_impact(findings: Sequence[Finding]) -> Decimal:
-    return sum((f.impact_usd for f in findings), Decimal(0))
 
 
 def to_csv(findings: Sequence[Finding]) -> str:

@@ -27,6 +27,7 @@ from ledger.periods import Period, PeriodError
 from reports import evidence, finding_sources, findings_list, money_over_time, monthly, overview, quality, sources
 from reports.alerts.channels import describe_target
 from reports.dispute_pack import load_dispute_pack
+from reports.footing import footed
 from reports.rendering import environment
 from reports.web.signin import (
     REPORT_ROLES,
@@ -248,14 +249,15 @@ def findings_page(
     window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
     every = list_findings(session, viewer.tenant_id, FindingFilter(period=window), with_evidence=False)
     found = findings_list.shown(every, view)
+    impacts, total = footed([finding.impact_usd for finding in found])
     return page(
         request,
         "findings.html",
         viewer,
         nav="findings",
         period=window,
-        findings=found,
-        total_impact=findings_list.total_impact(found),
+        findings=list(zip(found, impacts, strict=True)),
+        total_impact=total,
         any_findings=bool(every),
         view=view,
         choices=findings_list.choices(every),

@@ -9,6 +9,7 @@ import hashlib
 import io
 import re
 import zipfile
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,31 @@ def test_findings_export_writes_the_same_pack_from_the_cli(
     assert "summary.txt" in zipfile.ZipFile(target).namelist()
     missing = CliRunner().invoke(app, ["findings", "export", "999999999", "--tenant", demo_month.tenant])
     assert missing.exit_code == 1
+
+
+def test_the_findings_list_narrows_by_choices_sorts_totals_and_exports(
+    client: TestClient, demo_month: DemoResult
+) -> None:
+    sign_in(client, demo_month.read_key)
+    page = client.get("/report/findings", params={"period": demo_month.period}).text
+    assert '<select name="account">' in page
+    assert '<option value="proj_rag">proj_rag</option>' in page  # a choice, not a free-text field
+    openai = client.get(
+        "/report/findings", params={"period": demo_month.period, "provider": "openai", "sort": "impact", "order": "asc"}
+    ).text
+    impacts = [
+        Decimal(value.replace(",", ""))
+        for value in re.findall(r'<td class="num" data-label="Impact">([\d,.-]+) USD</td>', openai.split("<tfoot>")[0])
+    ]
+    assert impacts == sorted(impacts)
+    total = Decimal(re.search(r'data-figure="impact">([\d,.-]+) USD', openai)[1].replace(",", ""))
+    assert sum(impacts) == total
+    assert "· key <span" in openai  # the key is part of the scope
+    exported = client.get(
+        "/report/findings.csv",
+        params={"period": demo_month.period, "provider": "openai", "sort": "impact", "order": "asc"},
+    )
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert {row["provider"] for row in rows} == {"openai"}
+    assert [Decimal(row["impact_usd"]) for row in rows] == sorted(Decimal(row["impact_usd"]) for row in rows)
+    assert len(rows) == len(impacts)
