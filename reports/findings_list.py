@@ -1,6 +1,6 @@
 """The findings list of the web report: narrowed by choices (provider, account, model, kind, severity, status),
-sorted by any column, and a CSV of what is shown (the page totals the impacts with `reports.footing`). Pure: works on the period's
-findings as `ledger.findings.list_findings` returns them (without their evidence)."""
+sorted by any column, and a CSV of what is shown (the page totals the impacts with `reports.footing`). Pure:
+works on the period's findings as `ledger.findings.list_findings` returns them (without their evidence)."""
 
 from __future__ import annotations
 

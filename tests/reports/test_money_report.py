@@ -8,6 +8,7 @@ import re
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 
+import httpx
 from fastapi.testclient import TestClient
 
 from ledger.demo_setup import DemoResult
@@ -16,7 +17,7 @@ from tests.reports.conftest import sign_in
 CENT = Decimal("0.01")
 
 
-def reconciliation_by_provider(client: TestClient, demo: DemoResult) -> dict[str, dict[str, Decimal]]:
+def reconciliation_by_provider(client: TestClient | httpx.Client, demo: DemoResult) -> dict[str, dict[str, Decimal]]:
     headers = {"Authorization": f"Bearer {demo.read_key}"}
     rows = client.get("/v1/reconciliation", params={"period": demo.period}, headers=headers).json()["rows"]
     totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
