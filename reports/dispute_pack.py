@@ -154,9 +154,9 @@ def summary_text(
         out.append("  billed and expected cannot both be stated in USD for this scope")
     out.append(f"  the finding's estimate of the amount in question: {money(Decimal(str(finding['impact_usd'])))}")
     evidence = finding.get("evidence") or {}
-    for key in ("expected", "billed", "difference", "tolerance"):
-        if key in evidence and not isinstance(evidence[key], (dict, list)):
-            out.append(f"  the detector's {key}: {evidence[key]}")
+    for name in ("expected", "billed", "difference", "tolerance"):
+        if name in evidence and not isinstance(evidence[name], (dict, list)):
+            out.append(f"  the detector's {name}: {evidence[name]}")
     out += ["", "Prices applied (per unit, in effect at the start of the period)"]
     for row in prices:
         out.append(
