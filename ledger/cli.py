@@ -637,10 +637,22 @@ def serve(
     url = database_url(settings)
     if migrate:
         upgrade(url)
+    else:
+        check_reachable(url)  # one line when it is not, as a failed migration gives, not the server's traceback
     settings = settings.model_copy(update={"database_url": url})
     application = create_app(settings)
     console.print(f"TokenLedger on http://{bind_host}:{bind_port} (API docs: /docs)", highlight=False)
     uvicorn.run(application, host=bind_host, port=bind_port, log_level=settings.log_level, access_log=False)
+
+
+def check_reachable(url: str) -> None:
+    """Connect to the database once (raises what the driver raises when it cannot)."""
+    engine = create_db_engine(url, pool_size=1)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
 
 
 def _dimension(value: str | None) -> str:
