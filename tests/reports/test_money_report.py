@@ -130,3 +130,10 @@ def test_the_monthly_report_foots_in_html(client: TestClient, demo_month: DemoRe
     sign_in(client, demo_month.read_key)
     html = client.get("/report/monthly", params={"period": demo_month.period}).text
     assert_table_foots(html, "monthly-table")
+
+
+def test_a_reconciliation_run_finishes_after_it_started(client: TestClient, demo_month: DemoResult) -> None:
+    headers = {"Authorization": f"Bearer {demo_month.read_key}"}
+    runs = client.get("/v1/reconciliation", params={"period": demo_month.period}, headers=headers).json()["runs"]
+    assert runs
+    assert all(run["finished_at"] > run["started_at"] for run in runs)
