@@ -4,7 +4,7 @@ runs, imports and the hourly rollup, never raw usage events."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -23,8 +23,18 @@ from ledger.findings import (
     list_findings,
     status_history,
 )
-from ledger.periods import Period, PeriodError
-from reports import evidence, finding_sources, findings_list, money_over_time, monthly, overview, quality, sources
+from ledger.periods import Period, PeriodError, day_start
+from reports import (
+    evidence,
+    finding_sources,
+    findings_list,
+    money_over_time,
+    monthly,
+    overview,
+    quality,
+    sources,
+    spend,
+)
 from reports.alerts.channels import describe_target
 from reports.dispute_pack import load_dispute_pack
 from reports.footing import footed
@@ -388,6 +398,71 @@ def monthly_download(
     filename = f"tokenledger-{window.label}.{extension}"
     media_type = "text/csv; charset=utf-8" if extension == "csv" else "application/json"
     return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def spend_range(
+    context: ContextDep,
+    session: SessionDep,
+    viewer: ViewerDep,
+    period: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> tuple[Period, Period]:
+    """The days to show (`since`..`until`, both inclusive UTC days, or the month `period`) and as many days
+    just before them."""
+    if since or until:
+        try:
+            first, last = date.fromisoformat(since or ""), date.fromisoformat(until or "")
+        except ValueError:
+            raise InvalidRequest("since and until are days such as 2026-10-01, and go together") from None
+        if last < first:
+            raise InvalidRequest(f"until ({last}) is before since ({first})")
+        if (last - first).days > 366:
+            raise InvalidRequest("a range of at most 367 days")
+        window = Period(day_start(first), day_start(last + timedelta(days=1)))
+    else:
+        window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
+    span = window.end - window.start
+    return window, Period(window.start - span, window.start)
+
+
+SpendRange = Annotated[tuple[Period, Period], Depends(spend_range)]
+
+
+def _spend(session: Session, viewer: Viewer, days: tuple[Period, Period], top: int) -> spend.Spend:
+    window, before = days
+    return spend.spend(
+        sources.logged_money(session, viewer.tenant_id, window),
+        sources.logged_money(session, viewer.tenant_id, before),
+        first_day=window.start.date(),
+        last_day=(window.end - timedelta(days=1)).date(),
+        limit=top,
+    )
+
+
+@router.get("/spend", response_class=HTMLResponse)
+def spend_page(
+    request: Request, session: SessionDep, viewer: ViewerDep, days: SpendRange, top: int = 10
+) -> HTMLResponse:
+    result = _spend(session, viewer, days, max(1, min(top, 100)))
+    return page(
+        request, "spend.html", viewer, nav="spend", period=Period.containing(days[0].start), spend=result, top=top
+    )
+
+
+@router.get("/spend.csv")
+def spend_csv(
+    session: SessionDep, viewer: ViewerDep, days: SpendRange, table: str = "model", top: int = 10
+) -> Response:
+    if table not in spend.DIMENSIONS:
+        raise InvalidRequest(f"table must be one of {', '.join(spend.DIMENSIONS)}, got {table!r}")
+    result = _spend(session, viewer, days, max(1, min(top, 100)))
+    filename = f"tokenledger-spend-by-{table}-{result.first_day}-{result.last_day}.csv"
+    return Response(
+        spend.table_csv(result.table(table)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @router.get("/alerts", response_class=HTMLResponse)

@@ -126,7 +126,7 @@ def test_an_admin_signs_in_reads_the_month_changes_a_finding_and_downloads_the_c
     )
 
 
-PAGES = ("/", "/drift", "/findings", "/providers", "/monthly", "/alerts")
+PAGES = ("/", "/drift", "/spend", "/findings", "/providers", "/monthly", "/alerts")
 WIDTHS = (1400, 390)
 
 

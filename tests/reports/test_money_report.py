@@ -137,3 +137,29 @@ def test_a_reconciliation_run_finishes_after_it_started(client: TestClient, demo
     runs = client.get("/v1/reconciliation", params={"period": demo_month.period}, headers=headers).json()["runs"]
     assert runs
     assert all(run["finished_at"] > run["started_at"] for run in runs)
+
+
+def test_spend_analytics_prices_the_usage_as_the_reconciler_and_every_table_foots(
+    client: TestClient, demo_month: DemoResult
+) -> None:
+    totals = reconciliation_by_provider(client, demo_month)
+    expected = sum((t["expected_cost"] for t in totals.values()), Decimal(0)).quantize(CENT, ROUND_HALF_UP)
+    sign_in(client, demo_month.read_key)
+    html = client.get("/report/spend", params={"period": demo_month.period, "top": 3}).text
+    assert written(re.search(r'data-figure="spend">([^<]+)<small>', html)[1]) == expected
+    assert "nothing to compare before" in html  # the demo has no usage the month before
+    for dimension in ("provider", "model", "account", "api_key_id"):
+        table = html.split(f'id="spend-{dimension}"', 1)[1].split("</table>", 1)[0]
+        body, foot = table.split("<tfoot>", 1)
+        cells = [written(cell) for cell in re.findall(r'data-label="Spend">([^<]+)</td>', body)]
+        (total,) = re.findall(r'data-label="Spend">([^<]+)</td>', foot)
+        assert sum(cells) == written(total) == expected, dimension
+    assert re.search(r"<th scope=\"row\">other \d+</th>", html.split('id="spend-model"', 1)[1])  # beyond the top 3
+    exported = client.get(
+        "/report/spend.csv", params={"since": "2026-10-01", "until": "2026-10-31", "table": "provider"}
+    ).text.splitlines()
+    assert exported[0] == "provider,cost_usd,previous_cost_usd,change_usd,unpriced_tokens"
+    assert Decimal(exported[-1].split(",")[1]).quantize(CENT, ROUND_HALF_UP) == expected
+    narrow = client.get("/report/spend", params={"since": "2026-10-10", "until": "2026-10-11"}).text
+    assert "against the 2 days before (2026-10-08 onwards)" in narrow
+    assert client.get("/report/spend", params={"since": "2026-10-11", "until": "2026-10-10"}).status_code == 422
