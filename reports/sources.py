@@ -5,6 +5,8 @@ pure modules beside this one. Pages never read raw usage events."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -25,6 +27,7 @@ from ledger.tables import (
     AlertOutbox,
     DriftRow,
     Finding,
+    PriceOverride,
     ReconciliationRun,
     StatementDocument,
     StatementImport,
@@ -388,7 +391,49 @@ def _daily_scope(tenant_id: int, period: Period) -> tuple[ColumnElement[bool], .
 def logged_money(session: Session, tenant_id: int, period: Period) -> list[money_over_time.LoggedMoney]:
     """Logged usage per scope × UTC day of `period`, priced as the reconciler prices it (the same loader and
     catalog: per day, or per price segment on days a model's price changes within the day), so its expected
-    cost adds up to the drift rows'. Reads the daily rollup (and the hourly one for time-of-day prices)."""
+    cost adds up to the drift rows'. Reads the daily rollup (and the hourly one for time-of-day prices).
+
+    Pricing a month takes the reconciler's loader about as long as a reconciliation's loading step, so the
+    result is kept (per process, `_PRICED`) under a fingerprint of everything it depends on: the period's
+    daily rollup rows (their number and their sums of requests and tokens: every stored event adds a request)
+    and the tenant's own prices (their number and latest creation). Any new usage or price changes it."""
+    key = (tenant_id, period.start, period.end, _priced_fingerprint(session, tenant_id, period))
+    with _PRICED_LOCK:
+        known = _PRICED.get(key)
+        if known is not None:
+            _PRICED.move_to_end(key)
+            return known
+    priced = _price_logged(session, tenant_id, period)
+    with _PRICED_LOCK:
+        _PRICED[key] = priced
+        while len(_PRICED) > _PRICED_KEPT:
+            _PRICED.popitem(last=False)
+    return priced
+
+
+_PRICED: OrderedDict[tuple[Any, ...], list[money_over_time.LoggedMoney]] = OrderedDict()
+_PRICED_LOCK = threading.Lock()
+_PRICED_KEPT = 32
+"""Priced periods kept per process (a month of 200 scopes is some 6,000 small rows)."""
+
+
+def _priced_fingerprint(session: Session, tenant_id: int, period: Period) -> tuple[Any, ...]:
+    usage = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(UsageDaily.requests), 0),
+            func.coalesce(func.sum(UsageDaily.input_tokens), 0),
+            func.coalesce(func.sum(UsageDaily.output_tokens), 0),
+            func.coalesce(func.sum(UsageDaily.cache_read_input_tokens), 0),
+        ).where(*_daily_scope(tenant_id, period))
+    ).one()
+    prices = session.execute(
+        select(func.count(), func.max(PriceOverride.created_at)).where(PriceOverride.tenant_id == tenant_id)
+    ).one()
+    return (*usage, *prices)
+
+
+def _price_logged(session: Session, tenant_id: int, period: Period) -> list[money_over_time.LoggedMoney]:
     # Imported here: the reconciler imports the alert outbox, which reads through this module.
     from ledger.catalog import load_catalog
     from ledger.reconciliation import load_logged_days

@@ -163,3 +163,27 @@ def test_spend_analytics_prices_the_usage_as_the_reconciler_and_every_table_foot
     narrow = client.get("/report/spend", params={"since": "2026-10-10", "until": "2026-10-11"}).text
     assert "against the 2 days before (2026-10-08 onwards)" in narrow
     assert client.get("/report/spend", params={"since": "2026-10-11", "until": "2026-10-10"}).status_code == 422
+
+
+def test_priced_usage_is_kept_only_until_new_usage_arrives(client: TestClient, demo_month: DemoResult) -> None:
+    """The pages keep a period's priced usage between requests; an event stored since is priced on the next."""
+    sign_in(client, demo_month.read_key)
+
+    def spend_shown() -> Decimal:
+        html = client.get("/report/spend", params={"since": "2026-10-30", "until": "2026-10-30"}).text
+        return written(re.search(r'data-figure="spend">([^<]+)<small>', html)[1])
+
+    before = spend_shown()
+    assert spend_shown() == before
+    event = {
+        "event_id": "late-arrival-1",
+        "occurred_at": "2026-10-30T12:00:00Z",
+        "provider": "openai",
+        "account": "proj_web",
+        "request_model": "gpt-5.4",
+        "input_tokens": 1_000_000,
+        "output_tokens": 100_000,
+    }
+    stored = client.post("/v1/events", json=event, headers={"Authorization": f"Bearer {demo_month.ingest_key}"})
+    assert stored.status_code == 202, stored.text
+    assert spend_shown() > before
