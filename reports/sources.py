@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Date, cast, func, literal_column, select
@@ -491,6 +493,7 @@ def billed_money(session: Session, tenant_id: int, period: Period) -> list[money
             day=row[1],
             provider=row[2],
             dimensions=tuple(row[3 : 3 + count]),
+            grain=_grain_of(tuple(value is not None for value in row[3 : 3 + count])),
             usage_type=row[3 + count],
             quantity=_whole(row[4 + count]) if row[3 + count] in TOKEN_USAGE_TYPES else None,
             amount=row[5 + count],
@@ -498,9 +501,7 @@ def billed_money(session: Session, tenant_id: int, period: Period) -> list[money
         )
         for row in session.execute(query)
     ]
-    figures = counted_figures(
-        stated, lambda s: tuple(name for name, value in zip(DIMENSIONS, s.dimensions, strict=True) if value is not None)
-    )
+    figures = counted_figures(stated, attrgetter("grain"))
     return [
         money_over_time.BilledMoney(
             undated=scope.undated,
@@ -519,12 +520,20 @@ def billed_money(session: Session, tenant_id: int, period: Period) -> list[money
     ]
 
 
+@lru_cache(maxsize=64)
+def _grain_of(stated: tuple[bool, ...]) -> tuple[str, ...]:
+    """The dimensions a line states, from which of its dimension values are not None."""
+    return tuple(name for name, present in zip(DIMENSIONS, stated, strict=True) if present)
+
+
 @dataclass(frozen=True, slots=True)
 class _StatedScope:
     undated: bool
     day: date
     provider: str
     dimensions: tuple[str | None, ...]
+    grain: tuple[str, ...]
+    """The dimensions the line states (not None), in DIMENSIONS order."""
     usage_type: str
     quantity: int | None
     amount: Decimal | None
