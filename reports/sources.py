@@ -461,7 +461,32 @@ BILLED_USAGE_TYPES = (*sorted(TOKEN_USAGE_TYPES), "requests", "web_search")
 def billed_money(session: Session, tenant_id: int, period: Period) -> list[money_over_time.BilledMoney]:
     """Statement quantities and amounts per scope × UTC day and usage type, each figure counted once where
     statements state it at several grains (`counted_figures`, as the reconciler counts them); lines spanning
-    more than a day are `undated`."""
+    more than a day are `undated`. Kept per process (`_BILLED`) under the number and the highest id of the
+    period's lines: an import replaces a period's lines with new ones, which changes both or the latter."""
+    line = StatementLine
+    marker = session.execute(
+        select(func.count(), func.max(line.id)).where(
+            line.tenant_id == tenant_id, line.period_start >= period.start, line.period_start < period.end
+        )
+    ).one()
+    key = (tenant_id, period.start, period.end, *marker)
+    with _PRICED_LOCK:
+        known = _BILLED.get(key)
+        if known is not None:
+            _BILLED.move_to_end(key)
+            return known
+    counted = _billed_money(session, tenant_id, period)
+    with _PRICED_LOCK:
+        _BILLED[key] = counted
+        while len(_BILLED) > _PRICED_KEPT:
+            _BILLED.popitem(last=False)
+    return counted
+
+
+_BILLED: OrderedDict[tuple[Any, ...], list[money_over_time.BilledMoney]] = OrderedDict()
+
+
+def _billed_money(session: Session, tenant_id: int, period: Period) -> list[money_over_time.BilledMoney]:
     line = StatementLine
     undated = (line.period_end - line.period_start > timedelta(days=1)).label("undated")
     day = cast(func.date_trunc("day", line.period_start), Date).label("day")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -324,3 +324,15 @@ def test_the_chart_library_is_served_with_its_licence(client: TestClient) -> Non
     assert "javascript" in library.headers["content-type"]
     assert library.text.startswith("/*!\n * Chart.js v4")
     assert "MIT License" in client.get("/report/static/chart.js.LICENSE.md").text
+
+
+def test_the_drift_page_counts_statement_lines_imported_since_it_was_last_shown(
+    client: TestClient, october: Month, engine: Engine
+) -> None:
+    sign_in(client, october.key("read"))
+    before = client.get("/report/drift?period=2026-10&provider=openai").text
+    assert 'data-figure="billed">2,520.00 USD</strong>' in before
+    with session_factory(engine).begin() as session:
+        rows.statement_line(session, october.tenant_id, day=date(2026, 10, 4), quantity=1_000, amount="10.00")
+    after = client.get("/report/drift?period=2026-10&provider=openai").text
+    assert 'data-figure="billed">2,530.00 USD</strong>' in after
