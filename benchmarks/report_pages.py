@@ -267,6 +267,7 @@ def main() -> None:
                 "overview": "/report/?period=2026-10",
                 "drift over time": "/report/drift?period=2026-10",
                 "drift, one model": "/report/drift?period=2026-10&provider=openai&model=gpt-5.4-mini",
+                "spend": "/report/spend?period=2026-10",
                 "findings": "/report/findings?period=2026-10",
                 "finding": f"/report/findings/{finding_id[1] if finding_id else 1}",
                 "providers": "/report/providers?period=2026-10",

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledger.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from ledger.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from ledger.tables import ApiKey, Tenant
 
 ROLES = ("ingest", "read", "admin")
@@ -32,7 +32,8 @@ class Principal:
 
     def require(self, *roles: str) -> Principal:
         if self.role != "admin" and self.role not in roles:
-            raise Unauthorized(f"this key has role {self.role!r}; this needs {' or '.join((*roles, 'admin'))}")
+            # A valid key without the role is refused with 403, whatever the method; 401 means no valid key.
+            raise Forbidden(f"this key has role {self.role!r}; this needs {' or '.join((*roles, 'admin'))}")
         return self
 
 

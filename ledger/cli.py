@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -395,6 +396,15 @@ def prices_list(
             layer,
             row.source,
         )
+    if not table.row_count:
+        known = sorted({row.provider for row in [*overrides, *bundled_prices()] if row.in_effect(moment)})
+        asked = " ".join(
+            part for part in (f"--provider {provider}" if provider else "", f"--model {model}" if model else "") if part
+        )
+        raise InvalidRequest(
+            f"no price in effect on {moment.date().isoformat()} matches {asked or 'the filters'}; "
+            f"providers with prices: {', '.join(known)}"
+        )
     print_table(table)
 
 
@@ -493,6 +503,7 @@ def reconcile(
 def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> None:
     from ledger.reconcile.drift import per_account_and_model
     from reports.filters import money, percent, signed_money
+    from reports.footing import footed
     from reports.monthly import compared_tokens
 
     if not result.drift and not result.findings:
@@ -511,7 +522,14 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
         "note",
         title=f"Drift {period} ({tenant})",
     )
-    for row in per_account_and_model(result.drift):
+    rows = per_account_and_model(result.drift)
+    # Written to the cent so that each money column adds up to its total row (reports.footing).
+    expected, total_expected = footed([row.expected_cost for row in rows])
+    billed_costs, total_billed = footed([row.billed_cost for row in rows])
+    differences, total_difference = footed([row.difference for row in rows])
+    for row, shown_expected, shown_billed, shown_difference in zip(
+        rows, expected, billed_costs, differences, strict=True
+    ):
         logged, stated, unstated = compared_tokens(row.logged_tokens, row.billed_tokens, row.logged_total_tokens)
         billed = "—" if row.billed_total_tokens is None else f"{row.billed_total_tokens:,}"
         drift.add_row(
@@ -520,12 +538,27 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
             _dimension(row.model),
             f"{logged:,}",
             f"{billed} ({', '.join(stated).replace('_', ' ')} only)" if unstated else billed,
-            money(row.expected_cost),
-            money(row.billed_cost),
-            signed_money(row.difference),
+            money(shown_expected),
+            money(shown_billed),
+            signed_money(shown_difference),
             percent(row.percent),
             row.note,
         )
+    compared = [row.expected_cost for row in rows if row.difference is not None and row.expected_cost is not None]
+    compared_expected = sum(compared, Decimal(0))
+    exact_difference = sum((row.difference for row in rows if row.difference is not None), Decimal(0))
+    drift.add_section()
+    drift.add_row(
+        "total",
+        "",
+        "",
+        "",
+        "",
+        money(total_expected),
+        money(total_billed),
+        signed_money(total_difference),
+        percent(exact_difference / compared_expected * 100 if compared_expected else None),
+    )
     print_table(drift)
     findings = Table(
         "severity",
@@ -754,10 +787,22 @@ def serve(
     url = database_url(settings)
     if migrate:
         upgrade(url)
+    else:
+        check_reachable(url)  # one line when it is not, as a failed migration gives, not the server's traceback
     settings = settings.model_copy(update={"database_url": url})
     application = create_app(settings)
     console.print(f"TokenLedger on http://{bind_host}:{bind_port} (API docs: /docs)", highlight=False)
     uvicorn.run(application, host=bind_host, port=bind_port, log_level=settings.log_level, access_log=False)
+
+
+def check_reachable(url: str) -> None:
+    """Connect to the database once (raises what the driver raises when it cannot)."""
+    engine = create_db_engine(url, pool_size=1)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
 
 
 def _dimension(value: str | None) -> str:
@@ -782,6 +827,31 @@ def refuse_a_port_in_use(host: str, port: int) -> None:
             raise InvalidRequest(
                 f"cannot listen on {host}:{port}: {error.strerror} (choose another with --port or TOKENLEDGER_PORT)"
             ) from None
+
+
+findings_app = typer.Typer(help="Findings of the reconciler.", no_args_is_help=True)
+app.add_typer(findings_app, name="findings")
+
+
+@findings_app.command("export")
+@one_line_errors
+def findings_export(
+    finding_id: Annotated[int, typer.Argument(help="The finding's id (as in GET /v1/findings).")],
+    output: Annotated[
+        Path | None, typer.Option(help="ZIP file to write (default: its name in this directory).")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
+) -> None:
+    """Write a finding's dispute pack: a ZIP with a one-page summary, the statement lines with their provenance and
+    the affected events as CSV (what GET /v1/findings/{id}/dispute-pack returns)."""
+    from reports.dispute_pack import load_dispute_pack
+
+    with session_scope(get_settings()) as session:
+        owner = auth.tenant_for_cli(session, tenant)
+        name, body = load_dispute_pack(session, owner.id, finding_id, now=SystemClock().now())
+    target = output or Path(name)
+    target.write_bytes(body)
+    console.print(f"dispute pack of finding {finding_id} ({owner.name}) written to {target}", highlight=False)
 
 
 alerts_app = typer.Typer(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select, update
 
 from importers.registry import importer_for
 from ledger import auth
@@ -24,7 +24,7 @@ from ledger.importing import parse_documents
 from ledger.reconciliation import RunOutcome, run_reconciliation
 from ledger.settings import Settings
 from ledger.statements import store_statements
-from ledger.tables import Tenant
+from ledger.tables import ApiKey, Tenant
 
 DEMO_TENANT = "demo"
 
@@ -66,10 +66,18 @@ class BackgroundServer:
 
 
 def ensure_demo_tenant(engine: Engine, name: str = DEMO_TENANT) -> dict[str, str]:
-    """The demo tenant (created once) and fresh keys of each role (keys are shown only when created)."""
+    """The demo tenant (created once) and fresh keys of each role (keys are shown only when created); the keys
+    an earlier demo run made are revoked, so a tenant keeps one active demo key per role however often it runs."""
     with session_factory(engine).begin() as session:
-        if session.scalar(select(Tenant).where(Tenant.name == name)) is None:
+        tenant = session.scalar(select(Tenant).where(Tenant.name == name))
+        if tenant is None:
             auth.create_tenant(session, name)
+        else:
+            session.execute(
+                update(ApiKey)
+                .where(ApiKey.tenant_id == tenant.id, ApiKey.label == "demo", ApiKey.revoked_at.is_(None))
+                .values(revoked_at=func.now())
+            )
         return {role: auth.create_key(session, name, role, label="demo").token for role in auth.ROLES}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -709,7 +710,13 @@ def run_reconciliation(
     now: datetime,
     trigger: str = "manual",
 ) -> RunOutcome:
-    """Reconcile and store the results in one transaction; the run row is committed either way."""
+    """Reconcile and store the results in one transaction; the run row is committed either way. It finishes at
+    `now` plus the time the run took (measured on the monotonic clock: `now` is when it started)."""
+    began = time.monotonic()
+
+    def finished_at() -> datetime:
+        return now + timedelta(seconds=time.monotonic() - began)
+
     with sessions.begin() as session:
         run = ReconciliationRun(
             tenant_id=tenant_id,
@@ -730,7 +737,7 @@ def run_reconciliation(
             counts = store_results(session, tenant_id=tenant_id, period=period, result=result, run_id=run_id, now=now)
             finished = session.get(ReconciliationRun, (tenant_id, run_id))
             assert finished is not None
-            finished.status, finished.finished_at, finished.counts = "succeeded", now, counts
+            finished.status, finished.finished_at, finished.counts = "succeeded", finished_at(), counts
         return RunOutcome(run_id, "succeeded", counts, None, result)
     except Exception as error:
         log.exception("reconciliation of %s for tenant %s failed", period.label, tenant_id)
@@ -738,7 +745,7 @@ def run_reconciliation(
         with sessions.begin() as session:
             failed = session.get(ReconciliationRun, (tenant_id, run_id))
             assert failed is not None
-            failed.status, failed.finished_at, failed.error = "failed", now, message[:2000]
+            failed.status, failed.finished_at, failed.error = "failed", finished_at(), message[:2000]
             _queue_run_failure_alert(session, tenant_id, failed, now)
         return RunOutcome(run_id, "failed", {}, message, None)
 

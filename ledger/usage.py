@@ -117,6 +117,9 @@ class EventFilter:
     provider: str | None = None
     model: str | None = None
     app: str | None = None
+    account: str | None = None
+    """"" means events without an account (what a statement's default workspace or project is)."""
+    api_key_id: str | None = None
 
 
 def list_events(
@@ -134,6 +137,9 @@ def list_events(
         query = query.where(or_(UsageEvent.response_model == filters.model, UsageEvent.request_model == filters.model))
     if filters.app:
         query = query.where(UsageEvent.app == filters.app)
+    for column, wanted in ((UsageEvent.account, filters.account), (UsageEvent.api_key_id, filters.api_key_id)):
+        if wanted is not None:
+            query = query.where(column.is_(None) | (column == "") if wanted == "" else column == wanted)
     if cursor:
         after_time, after_id = decode_cursor(cursor)
         query = query.where(

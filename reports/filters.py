@@ -95,6 +95,30 @@ def rate(value: Decimal | str | None) -> str:
     return f"{_unsigned_zero((amount * 100).quantize(CENT, rounding=ROUND_HALF_UP))}%"
 
 
+DRIFT_STEPS = ((Decimal(20), "large"), (Decimal(5), "medium"), (Decimal(1), "small"))
+"""Percent of expected cost from which a drift is large, medium, small; below the smallest it reads as none."""
+
+
+def drift_class(difference: Decimal | str | None, expected: Decimal | str | None = None) -> str:
+    """The CSS class of a drift cell, by sign and size: "drift-over-large" (billed 20% or more above expected),
+    "drift-under-small", "drift-none" (under 1%, or under half a cent), "" when there is no drift figure.
+    Without an expected cost to compare with, any drift of a cent or more is "large"."""
+    amount = _decimal(difference)
+    if amount is None:
+        return ""
+    if abs(amount) < CENT / 2:
+        return "drift-none"
+    base = _decimal(expected)
+    share = abs(amount) / abs(base) * 100 if base else None
+    direction = "over" if amount > 0 else "under"
+    if share is None:
+        return f"drift-{direction}-large"
+    for step, size in DRIFT_STEPS:
+        if share >= step:
+            return f"drift-{direction}-{size}"
+    return "drift-none"
+
+
 def milliseconds(value: int | None) -> str:
     """A latency: "840 ms", "1.25 s"."""
     if value is None:
@@ -200,4 +224,5 @@ FILTERS: dict[str, Callable[..., str | None]] = {
     "label": label,
     "evidence_value": evidence_value,
     "plain_decimal": plain_decimal,
+    "drift_class": drift_class,
 }

@@ -26,6 +26,7 @@ from reports.alerts.channels import enabled_channels
 from reports.alerts.messages import Attachment, Message
 from reports.alerts.outbox import queue_to_channels
 from reports.filters import money, percent, plain_decimal, signed_money, tokens
+from reports.footing import footed
 from reports.rendering import environment
 from reports.sources import DriftLine
 
@@ -92,10 +93,42 @@ class MonthlyReport:
     totals: tuple[MonthlyTotal, ...]
     unattributed_findings: int
     """Findings of the period whose scope matches no row (a provider-wide finding, say)."""
+    has_input: bool = True
+    """Whether the period has logged usage or statement lines: without either there is nothing to reconcile."""
 
     @property
     def findings(self) -> int:
         return sum(total.findings for total in self.totals) + self.unattributed_findings
+
+    def written(self) -> tuple[list[tuple[MonthlyRow, WrittenCosts]], list[tuple[MonthlyTotal, WrittenCosts]]]:
+        """Rows and totals with their money as written: to the cent, each currency's column adding up to its
+        total (round once, then distribute the remainder: `reports.footing`)."""
+        return written_costs(self.rows, self.totals)
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenCosts:
+    expected_cost: Decimal | None
+    billed_cost: Decimal | None
+    difference: Decimal | None
+
+
+def written_costs(
+    rows: Sequence[MonthlyRow], totals: Sequence[MonthlyTotal]
+) -> tuple[list[tuple[MonthlyRow, WrittenCosts]], list[tuple[MonthlyTotal, WrittenCosts]]]:
+    """`MonthlyReport.written` of any rows and their totals (one total per currency)."""
+    written_rows: dict[int, WrittenCosts] = {}
+    written_totals = []
+    for total in totals:
+        indexes = [index for index, row in enumerate(rows) if row.currency == total.currency]
+        columns = [
+            footed([getattr(rows[index], name) for index in indexes])
+            for name in ("expected_cost", "billed_cost", "difference")
+        ]
+        for position, index in enumerate(indexes):
+            written_rows[index] = WrittenCosts(*(column[0][position] for column in columns))
+        written_totals.append((total, WrittenCosts(*(column[1] for column in columns))))
+    return [(row, written_rows[index]) for index, row in enumerate(rows)], written_totals
 
 
 def monthly_report(
@@ -105,6 +138,7 @@ def monthly_report(
     finding_counts: Iterable[tuple[str, str, str, str, str, int]],
     *,
     generated_at: datetime,
+    has_input: bool = True,
 ) -> MonthlyReport:
     """The report from the period's drift rows and finding counts (as `sources.finding_counts` gives them)."""
     per_scope: Counter[tuple[str, str, str]] = Counter()
@@ -133,6 +167,7 @@ def monthly_report(
         rows=rows,
         totals=tuple(_total(currency, [row for row in rows if row.currency == currency]) for currency in currencies),
         unattributed_findings=sum(per_scope.values()),
+        has_input=has_input,
     )
 
 
@@ -314,6 +349,7 @@ def load_monthly_report(session: Session, tenant_id: int, period: Period, now: d
         sources.drift_lines(session, tenant_id, period),
         sources.finding_counts(session, tenant_id, period),
         generated_at=now,
+        has_input=sources.has_input(session, tenant_id, period),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from reports.drift_split import written
 from reports.evidence import columns, in_reading_order
 from reports.filters import FILTERS
 
@@ -27,6 +28,7 @@ def environment() -> Environment:
     env.filters["chart_json"] = chart_json
     env.filters["columns"] = columns
     env.filters["in_reading_order"] = in_reading_order
+    env.filters["written_split"] = written
     return env
 
 

@@ -5,35 +5,40 @@ pure modules beside this one. Pages never read raw usage events."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
-import pandas as pd
-from sqlalchemy import BigInteger, ColumnElement, Date, cast, func, select
+from sqlalchemy import BigInteger, ColumnElement, Date, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from importers.base import TOKEN_USAGE_TYPES
 from ledger import latency
-from ledger.model_names import normalize_model_name
 from ledger.periods import Period
-from ledger.reconcile.model import DIMENSIONS
+from ledger.pricing import PriceRow
+from ledger.reconcile.matching import counted_figures
+from ledger.reconcile.model import CATEGORIES, DIMENSIONS
 from ledger.tables import (
     AlertChannel,
     AlertOutbox,
     DriftRow,
     Finding,
+    PriceOverride,
     ReconciliationRun,
+    StatementDocument,
     StatementImport,
     StatementLine,
     Tenant,
     UsageDaily,
 )
-from reports import daily
-
-DAILY_COLUMNS = ("day", "provider", "model", "tokens")
+from ledger.usage import MAX_PAGE, EventFilter, list_events
+from reports import finding_sources, money_over_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +236,131 @@ def finding_counts(session: Session, tenant_id: int, period: Period) -> list[tup
     return [(row[0], row[1], row[2], row[3], row[4], int(row[5])) for row in session.execute(query)]
 
 
+def finding_impacts(session: Session, tenant_id: int, period: Period) -> list[tuple[str, int, Decimal]]:
+    """(kind, number of findings, their summed impact in USD) of the findings overlapping the period."""
+    query = (
+        select(Finding.kind, cast(func.count(), BigInteger), func.sum(Finding.impact_usd))
+        .where(Finding.tenant_id == tenant_id, Finding.period_start < period.end, Finding.period_end > period.start)
+        .group_by(Finding.kind)
+        .order_by(Finding.kind)
+    )
+    return [(kind, int(count), total or Decimal(0)) for kind, count, total in session.execute(query)]
+
+
+def finding_statement_lines(
+    session: Session, tenant_id: int, finding: Finding, *, limit: int | None = 200
+) -> tuple[list[finding_sources.StatementSource], int]:
+    """The statement lines in a finding's scope (provider, and its account, key and model where it names them)
+    that overlap its period, with their documents; at most `limit` (None: all), and how many there are."""
+    line, document = StatementLine, StatementDocument
+    scope = [
+        line.tenant_id == tenant_id,
+        line.provider == finding.provider,
+        line.period_start < finding.period_end,
+        line.period_end > finding.period_start,
+    ]
+    for column, wanted in ((line.account, finding.account), (line.api_key_id, finding.api_key_id)):
+        if wanted is not None:
+            scope.append(column == wanted)
+    if finding.model is not None:
+        scope.append(line.model == finding.model)
+    total = session.scalar(select(func.count()).select_from(line).where(*scope)) or 0
+    query = (
+        select(line, document.name, document.sha256)
+        .join(document, (document.tenant_id == line.tenant_id) & (document.id == line.document_id))
+        .where(*scope)
+        .order_by(line.period_start, line.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    lines = [
+        finding_sources.StatementSource(
+            id=row.id,
+            source=row.source,
+            document=name,
+            sha256=sha256,
+            location=row.location,
+            period_start=row.period_start,
+            period_end=row.period_end,
+            usage_type=row.usage_type,
+            model_raw=row.model_raw,
+            quantity=row.quantity,
+            unit=row.unit,
+            amount=row.amount,
+            currency=row.currency,
+            raw=row.raw,
+        )
+        for row, name, sha256 in session.execute(query)
+    ]
+    return lines, int(total)
+
+
+def finding_events(
+    session: Session, tenant_id: int, finding: Finding, *, limit: int = finding_sources.EVENT_SAMPLE
+) -> list[dict[str, Any]]:
+    """The first `limit` usage events in a finding's scope and period: the first page of the `GET /v1/events`
+    query `finding_sources.events_query` writes, read with the same function."""
+    events, _cursor = list_events(session, tenant_id, event_filter(finding), limit=limit, cursor=None)
+    return events
+
+
+def event_filter(finding: Finding) -> EventFilter:
+    return EventFilter(
+        period=Period(finding.period_start, finding.period_end),
+        provider=finding.provider,
+        model=finding.model,
+        account=finding.account,
+        api_key_id=finding.api_key_id,
+    )
+
+
+PRICED_TOKEN_TYPES = ("input", "cached_input", "cache_write_5m", "cache_write_1h", "output")
+
+
+def finding_prices(session: Session, tenant_id: int, finding: Finding) -> list[PriceRow]:
+    """The catalog's standard-tier prices of the finding's model in effect at the start of its period (the
+    tenant's own where it has them)."""
+    from ledger.catalog import load_catalog
+
+    if finding.provider is None or finding.model is None:
+        return []
+    catalog = load_catalog(session, tenant_id)
+    rows = (
+        catalog.unit_price(finding.provider, finding.model, token_type, at=finding.period_start)
+        for token_type in PRICED_TOKEN_TYPES
+    )
+    return [row for row in rows if row is not None]
+
+
+def all_finding_events(session: Session, tenant_id: int, finding: Finding, *, cap: int) -> list[dict[str, Any]]:
+    """Up to `cap` usage events in the finding's scope and period, page by page as `GET /v1/events` lists them."""
+    events: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while len(events) < cap:
+        page, cursor = list_events(
+            session, tenant_id, event_filter(finding), limit=min(MAX_PAGE, cap - len(events)), cursor=cursor
+        )
+        events += page
+        if cursor is None:
+            break
+    return events
+
+
+def has_input(session: Session, tenant_id: int, period: Period) -> bool:
+    """Whether the period has logged usage (daily rollup) or statement lines: something to reconcile."""
+    usage = select(UsageDaily.day).where(*_daily_scope(tenant_id, period)).limit(1)
+    lines = (
+        select(StatementLine.id)
+        .where(
+            StatementLine.tenant_id == tenant_id,
+            StatementLine.period_start >= period.start,
+            StatementLine.period_start < period.end,
+        )
+        .limit(1)
+    )
+    return session.scalar(usage) is not None or session.scalar(lines) is not None
+
+
 def last_reconciled_month(session: Session, tenant_id: int) -> Period | None:
     """The month of the tenant's latest successful reconciliation run, if any."""
     start = session.scalar(
@@ -262,52 +392,179 @@ def _daily_scope(tenant_id: int, period: Period) -> tuple[ColumnElement[bool], .
     )
 
 
-def daily_logged(session: Session, tenant_id: int, period: Period) -> pd.DataFrame:
-    """Logged tokens per UTC day × provider × served model (names normalized as on statements)."""
-    tokens = cast(func.sum(UsageDaily.input_tokens + UsageDaily.output_tokens), BigInteger).label("tokens")
-    query = (
-        select(UsageDaily.day, UsageDaily.provider, UsageDaily.response_model, tokens)
-        .where(*_daily_scope(tenant_id, period))
-        .group_by(UsageDaily.day, UsageDaily.provider, UsageDaily.response_model)
-    )
-    rows = [
-        (row.day, row.provider, normalize_model_name(row.provider, row.response_model), int(row.tokens))
-        for row in session.execute(query)
+def logged_money(session: Session, tenant_id: int, period: Period) -> list[money_over_time.LoggedMoney]:
+    """Logged usage per scope × UTC day of `period`, priced as the reconciler prices it (the same loader and
+    catalog: per day, or per price segment on days a model's price changes within the day), so its expected
+    cost adds up to the drift rows'. Reads the daily rollup (and the hourly one for time-of-day prices).
+
+    Pricing a month takes the reconciler's loader about as long as a reconciliation's loading step, so the
+    result is kept (per process, `_PRICED`) under a fingerprint of everything it depends on: the period's
+    daily rollup rows (their number and their sums of requests and tokens: every stored event adds a request)
+    and the tenant's own prices (their number and latest creation). Any new usage or price changes it."""
+    key = (tenant_id, period.start, period.end, _priced_fingerprint(session, tenant_id, period))
+    with _PRICED_LOCK:
+        known = _PRICED.get(key)
+        if known is not None:
+            _PRICED.move_to_end(key)
+            return known
+    priced = _price_logged(session, tenant_id, period)
+    with _PRICED_LOCK:
+        _PRICED[key] = priced
+        while len(_PRICED) > _PRICED_KEPT:
+            _PRICED.popitem(last=False)
+    return priced
+
+
+_PRICED: OrderedDict[tuple[Any, ...], list[money_over_time.LoggedMoney]] = OrderedDict()
+_PRICED_LOCK = threading.Lock()
+_PRICED_KEPT = 32
+"""Priced periods kept per process (a month of 200 scopes is some 6,000 small rows)."""
+
+
+def _priced_fingerprint(session: Session, tenant_id: int, period: Period) -> tuple[Any, ...]:
+    usage = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(UsageDaily.requests), 0),
+            func.coalesce(func.sum(UsageDaily.input_tokens), 0),
+            func.coalesce(func.sum(UsageDaily.output_tokens), 0),
+            func.coalesce(func.sum(UsageDaily.cache_read_input_tokens), 0),
+        ).where(*_daily_scope(tenant_id, period))
+    ).one()
+    prices = session.execute(
+        select(func.count(), func.max(PriceOverride.created_at)).where(PriceOverride.tenant_id == tenant_id)
+    ).one()
+    return (*usage, *prices)
+
+
+def _price_logged(session: Session, tenant_id: int, period: Period) -> list[money_over_time.LoggedMoney]:
+    # Imported here: the reconciler imports the alert outbox, which reads through this module.
+    from ledger.catalog import load_catalog
+    from ledger.reconciliation import load_logged_days
+
+    return [
+        money_over_time.LoggedMoney(
+            day=row.day,
+            provider=row.provider,
+            account=row.account,
+            api_key_id=row.api_key_id,
+            model=row.model,
+            expected=row.expected_cost,
+            tokens={category: row.tokens.get(category) for category in CATEGORIES},
+        )
+        for row in load_logged_days(session, tenant_id, period, load_catalog(session, tenant_id))
     ]
-    return _day_frame(rows)
 
 
-def daily_billed(session: Session, tenant_id: int, period: Period) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Billed tokens and amounts per UTC day × provider × model, from statement lines that cover at most one
-    day; and, apart, the totals of lines covering longer spans (monthly invoices), which have no day. A figure
-    that statements state at several grains is counted once (`daily.billed_once`)."""
+BILLED_USAGE_TYPES = (*sorted(TOKEN_USAGE_TYPES), "requests", "web_search")
+"""The usage types the reconciler compares (statement lines of other types, credits say, are no usage)."""
+
+
+def billed_money(session: Session, tenant_id: int, period: Period) -> list[money_over_time.BilledMoney]:
+    """Statement quantities and amounts per scope × UTC day and usage type, each figure counted once where
+    statements state it at several grains (`counted_figures`, as the reconciler counts them); lines spanning
+    more than a day are `undated`. Kept per process (`_BILLED`) under the number and the highest id of the
+    period's lines: an import replaces a period's lines with new ones, which changes both or the latter."""
+    line = StatementLine
+    marker = session.execute(
+        select(func.count(), func.max(line.id)).where(
+            line.tenant_id == tenant_id, line.period_start >= period.start, line.period_start < period.end
+        )
+    ).one()
+    key = (tenant_id, period.start, period.end, *marker)
+    with _PRICED_LOCK:
+        known = _BILLED.get(key)
+        if known is not None:
+            _BILLED.move_to_end(key)
+            return known
+    counted = _billed_money(session, tenant_id, period)
+    with _PRICED_LOCK:
+        _BILLED[key] = counted
+        while len(_BILLED) > _PRICED_KEPT:
+            _BILLED.popitem(last=False)
+    return counted
+
+
+_BILLED: OrderedDict[tuple[Any, ...], list[money_over_time.BilledMoney]] = OrderedDict()
+
+
+def _billed_money(session: Session, tenant_id: int, period: Period) -> list[money_over_time.BilledMoney]:
     line = StatementLine
     undated = (line.period_end - line.period_start > timedelta(days=1)).label("undated")
     day = cast(func.date_trunc("day", line.period_start), Date).label("day")
-    model = func.coalesce(line.model, "").label("model")
-    stated = [getattr(line, name).is_not(None).label(f"by_{name}") for name in DIMENSIONS]
-    tokens = func.sum(line.quantity).filter(line.usage_type.in_(sorted(TOKEN_USAGE_TYPES))).label("tokens")
+    dimensions = [getattr(line, name) for name in DIMENSIONS]
+    currency = func.upper(func.coalesce(line.currency, literal_column("'USD'"))).label("currency")
     query = (
         select(
-            undated, day, line.provider, model, line.usage_type, *stated, tokens, func.sum(line.amount), line.currency
+            undated,
+            day,
+            line.provider,
+            *dimensions,
+            line.usage_type,
+            func.sum(line.quantity),
+            func.sum(line.amount),
+            currency,
         )
-        .where(line.tenant_id == tenant_id, line.period_start >= period.start, line.period_start < period.end)
-        .group_by(undated, day, line.provider, model, line.usage_type, *stated, line.currency)
+        .where(
+            line.tenant_id == tenant_id,
+            line.period_start >= period.start,
+            line.period_start < period.end,
+            line.usage_type.in_(BILLED_USAGE_TYPES),
+        )
+        .group_by(undated, day, line.provider, *dimensions, line.usage_type, currency)
     )
-    return daily.billed_once(
-        daily.StatedFigures(
+    count = len(DIMENSIONS)
+    stated = [
+        _StatedScope(
             undated=row[0],
             day=row[1],
             provider=row[2],
-            model=row[3],
-            usage_type=row[4],
-            grain=tuple(name for name, by in zip(DIMENSIONS, row[5 : 5 + len(DIMENSIONS)], strict=True) if by),
-            quantity=_whole(row[-3]),
-            amount=row[-2],
-            currency=row[-1],
+            dimensions=tuple(row[3 : 3 + count]),
+            grain=_grain_of(tuple(value is not None for value in row[3 : 3 + count])),
+            usage_type=row[3 + count],
+            quantity=_whole(row[4 + count]) if row[3 + count] in TOKEN_USAGE_TYPES else None,
+            amount=row[5 + count],
+            currency=row[6 + count],
         )
         for row in session.execute(query)
-    )
+    ]
+    figures = counted_figures(stated, attrgetter("grain"))
+    return [
+        money_over_time.BilledMoney(
+            undated=scope.undated,
+            day=scope.day,
+            provider=scope.provider,
+            account=scope.dimensions[0],
+            api_key_id=scope.dimensions[1],
+            model=None if scope.dimensions[2] is None else scope.dimensions[2],
+            usage_type=scope.usage_type,
+            quantity=quantity,
+            amount=amount,
+            currency=scope.currency,
+        )
+        for scope, quantity, amount in figures
+        if quantity is not None or amount is not None
+    ]
+
+
+@lru_cache(maxsize=64)
+def _grain_of(stated: tuple[bool, ...]) -> tuple[str, ...]:
+    """The dimensions a line states, from which of its dimension values are not None."""
+    return tuple(name for name, present in zip(DIMENSIONS, stated, strict=True) if present)
+
+
+@dataclass(frozen=True, slots=True)
+class _StatedScope:
+    undated: bool
+    day: date
+    provider: str
+    dimensions: tuple[str | None, ...]
+    grain: tuple[str, ...]
+    """The dimensions the line states (not None), in DIMENSIONS order."""
+    usage_type: str
+    quantity: int | None
+    amount: Decimal | None
+    currency: str
 
 
 def model_usage(session: Session, tenant_id: int, period: Period) -> list[ModelUsage]:
@@ -385,8 +642,3 @@ def delivery_log(session: Session, tenant_id: int, *, limit: int = 200) -> list[
 
 def _whole(quantity: Decimal | None) -> int | None:
     return None if quantity is None else int(quantity.to_integral_value())
-
-
-def _day_frame(rows: list[tuple[date, str, str, int]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(DAILY_COLUMNS)).astype({"tokens": "Int64"})
-    return frame.groupby(["day", "provider", "model"], as_index=False)["tokens"].sum() if rows else frame

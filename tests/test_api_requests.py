@@ -22,7 +22,10 @@ def error_of(response: object) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("path", "message"),
     [
-        ("/v1/events?peroid=2026-10", "unknown query parameter 'peroid'; this route takes app, cursor, limit, model"),
+        (
+            "/v1/events?peroid=2026-10",
+            "unknown query parameter 'peroid'; this route takes account, api_key_id, app, cursor, limit, model",
+        ),
         ("/v1/findings?period=2026-10&kind=paddng_tokens", "kind must be one of padding_tokens"),
         ("/v1/findings?status=", "status must be one of open"),
         ("/v1/events?period=", "period must look like 2026-10, got ''"),

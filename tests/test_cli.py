@@ -249,3 +249,19 @@ def test_keys_are_created_without_naming_the_only_tenant(fresh_engine: Engine, m
     assert cli.invoke(app, ["tenants", "create", "globex"]).exit_code == 0
     ambiguous = cli.invoke(app, ["keys", "create", "--role", "read"])
     assert (ambiguous.exit_code, ambiguous.output.strip()) == (1, "error: name a tenant with --tenant")
+
+
+def test_serve_without_migrating_and_with_the_database_down_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]  # nothing listens there once the probe is closed
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", f"postgresql+psycopg://postgres@127.0.0.1:{closed}/ledger")
+    result = CliRunner().invoke(app, ["serve", "--port", str(free), "--no-migrate"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ")
+    assert len(result.output.strip().splitlines()) == 1, result.output

@@ -264,7 +264,7 @@ def test_keys_are_required_and_must_allow_ingest(client: TestClient, tenant: Ten
     event = usage_event()
     assert client.post("/v1/events", json=event).status_code == 401
     assert client.post("/v1/events", json=event, headers={"Authorization": "Bearer tl_nope.nope"}).status_code == 401
-    assert client.post("/v1/events", json=event, headers=tenant.read).status_code == 401
+    assert client.post("/v1/events", json=event, headers=tenant.read).status_code == 403
     assert client.post("/v1/events", json=event, headers=tenant.admin).status_code == 202
 
 

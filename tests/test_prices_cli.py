@@ -337,3 +337,10 @@ def test_prices_update_stores_what_genai_prices_fetched_and_uses_it(
         monkeypatch.delenv("TOKENLEDGER_DATA_DIR")
         data_snapshot.set_custom_snapshot(None)
         forget_loaded_prices()
+
+
+def test_a_provider_without_prices_is_one_line_naming_those_with_prices(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["prices", "list", "--provider", "nosuch", "--at", "2026-10-15"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: no price in effect on 2026-10-15 matches --provider nosuch; ")
+    assert "anthropic, " in result.output

@@ -94,7 +94,7 @@ def test_a_tenant_sees_only_its_own_usage(client: TestClient, tenant: TenantKeys
 
 
 def test_an_ingest_key_cannot_read(client: TestClient, tenant: TenantKeys) -> None:
-    assert client.get("/v1/events", headers=tenant.ingest).status_code == 401
+    assert client.get("/v1/events", headers=tenant.ingest).status_code == 403
     assert client.get("/v1/events", headers=tenant.admin).status_code == 200
 
 

@@ -219,5 +219,5 @@ def test_a_value_the_statement_tables_cannot_hold_names_its_line_and_writes_noth
 
 def test_statements_need_a_read_key_and_stay_within_the_tenant(client: TestClient, tenant: TenantKeys) -> None:
     assert client.get("/v1/statements", params={"period": "2026-10"}).status_code == 401
-    assert client.get("/v1/statements", params={"period": "2026-10"}, headers=tenant.ingest).status_code == 401
+    assert client.get("/v1/statements", params={"period": "2026-10"}, headers=tenant.ingest).status_code == 403
     assert client.get("/v1/statements", params={"period": "2026-10"}, headers=tenant.read).json()["rows"] == []

@@ -183,11 +183,22 @@ def get_events(
     provider: str | None = None,
     model: str | None = None,
     app: str | None = None,
+    account: Annotated[str | None, Query(description="Only this account (empty: events without one).")] = None,
+    api_key_id: Annotated[
+        str | None, Query(description="Only this provider key id (empty: events without one).")
+    ] = None,
     limit: Annotated[int, Query(json_schema_extra={"minimum": 1, "maximum": MAX_PAGE})] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> dict[str, Any]:
     principal.require("read")
-    filters = EventFilter(resolve_range(period, instant("since", since), instant("until", until)), provider, model, app)
+    filters = EventFilter(
+        resolve_range(period, instant("since", since), instant("until", until)),
+        provider,
+        model,
+        app,
+        account=account,
+        api_key_id=api_key_id,
+    )
     events, next_cursor = list_events(session, principal.tenant_id, filters, limit=limit, cursor=cursor)
     return {"events": events, "next_cursor": next_cursor}
 

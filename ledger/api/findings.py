@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.api.dependencies import ContextDep, PrincipalDep, SessionDep, known_query_only
@@ -33,6 +34,7 @@ from ledger.findings import (
 )
 from ledger.tables import BIGINT_MAX
 from ledger.usage import month, resolve_range
+from reports.dispute_pack import load_dispute_pack
 from reports.filters import plain_decimal
 from reports.sources import drift_lines, latest_runs
 
@@ -87,6 +89,22 @@ def get_one_finding(session: SessionDep, principal: PrincipalDep, finding_id: Fi
     finding = get_finding(session, principal.tenant_id, finding_id)
     changes = status_history(session, principal.tenant_id, finding_id)
     return {**finding_json(finding), "changes": [change_json(change) for change in changes]}
+
+
+@router.get(
+    "/findings/{finding_id}/dispute-pack",
+    summary="A finding's dispute pack (ZIP): summary, statement lines with provenance, affected events",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}, "description": "The ZIP."}, **NOT_FOUND},
+)
+def get_dispute_pack(
+    session: SessionDep, principal: PrincipalDep, context: ContextDep, finding_id: FindingId
+) -> Response:
+    principal.require("read")
+    name, body = load_dispute_pack(session, principal.tenant_id, finding_id, now=context.clock.now())
+    return Response(
+        body, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 @router.patch(

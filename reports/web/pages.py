@@ -4,7 +4,7 @@ runs, imports and the hourly rollup, never raw usage events."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -16,18 +16,30 @@ from ledger.auth import authenticate
 from ledger.catalog import base_layer, load_catalog
 from ledger.errors import InvalidRequest, NotFound, Unauthorized
 from ledger.findings import (
-    SEVERITIES,
     STATUSES,
     FindingFilter,
     change_status,
+    finding_json,
     get_finding,
     list_findings,
     status_history,
 )
 from ledger.model_aliases import unmatched_labels
-from ledger.periods import Period, PeriodError
-from reports import daily, evidence, monthly, overview, quality, sources
+from ledger.periods import Period, PeriodError, day_start
+from reports import (
+    evidence,
+    finding_sources,
+    findings_list,
+    money_over_time,
+    monthly,
+    overview,
+    quality,
+    sources,
+    spend,
+)
 from reports.alerts.channels import describe_target, remove_channel, replay_failed, rotate_secret, set_enabled
+from reports.dispute_pack import load_dispute_pack
+from reports.footing import footed
 from reports.rendering import environment
 from reports.web.signin import (
     REPORT_ROLES,
@@ -73,6 +85,22 @@ def chosen_period(period: str | None, now: datetime, session: Session, tenant_id
         return Period.month(period)
     except PeriodError as error:
         raise InvalidRequest(str(error)) from error
+
+
+def findings_list_view(
+    kind: str | None = None,
+    provider: str | None = None,
+    account: str | None = None,
+    model: str | None = None,
+    status: str | None = None,
+    severity: str | None = None,
+    sort: str | None = None,
+    order: str | None = None,
+) -> findings_list.ListView:
+    """The findings list's filters and order from the query."""
+    return findings_list.ListView.of(
+        sort, order, kind=kind, provider=provider, account=account, model=model, status=status, severity=severity
+    )
 
 
 def page(
@@ -171,6 +199,8 @@ def overview_page(
         sources.latest_imports(session, viewer.tenant_id, window),
         sources.latest_runs(session, viewer.tenant_id, window, limit=1),
         now=now,
+        previous_drift=sources.drift_lines(session, viewer.tenant_id, window.previous()),
+        impacts=sources.finding_impacts(session, viewer.tenant_id, window),
     )
     return page(
         request,
@@ -183,6 +213,7 @@ def overview_page(
         reconcile_hint=overview.reconcile_hint(window),
         unmatched=unmatched_labels(session, viewer.tenant_id, window, load_catalog(session, viewer.tenant_id)),
         price_data=base_layer()[0].describe(),
+        has_input=summary.reconciled or sources.has_input(session, viewer.tenant_id, window),
     )
 
 
@@ -194,17 +225,15 @@ def drift_page(
     viewer: ViewerDep,
     period: str | None = None,
     provider: str | None = None,
+    account: str | None = None,
+    key: str | None = None,
     model: str | None = None,
 ) -> HTMLResponse:
     window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
-    billed, undated = sources.daily_billed(session, viewer.tenant_id, window)
-    result = daily.drift_over_time(
-        sources.daily_logged(session, viewer.tenant_id, window),
-        billed,
-        undated,
-        window,
-        provider=provider or None,
-        model=model if model else None,
+    logged = sources.logged_money(session, viewer.tenant_id, window)
+    billed = sources.billed_money(session, viewer.tenant_id, window)
+    scope = money_over_time.ScopeFilter(
+        provider=provider or None, account=account or None, api_key_id=key or None, model=model or None
     )
     return page(
         request,
@@ -212,11 +241,14 @@ def drift_page(
         viewer,
         nav="drift",
         period=window,
-        drift=result,
-        provider=provider or "",
-        model=model or "",
+        drift=money_over_time.money_over_time(logged, billed, window, scope),
+        choices=money_over_time.choices(logged, billed),
+        scope=scope,
         import_hint=overview.import_hint,
     )
+
+
+FindingsView = Annotated[findings_list.ListView, Depends(findings_list_view)]
 
 
 @router.get("/findings", response_class=HTMLResponse)
@@ -225,36 +257,48 @@ def findings_page(
     context: ContextDep,
     session: SessionDep,
     viewer: ViewerDep,
+    view: FindingsView,
     period: str | None = None,
-    kind: str | None = None,
-    provider: str | None = None,
-    status: str | None = None,
-    severity: str | None = None,
 ) -> HTMLResponse:
     window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
-    filters = FindingFilter(
-        period=window, kind=kind or None, provider=provider or None, status=status or None, severity=severity or None
-    )
-    found = list_findings(session, viewer.tenant_id, filters, with_evidence=False)
-    kinds = sources.finding_kinds(session, viewer.tenant_id, window)
+    every = list_findings(session, viewer.tenant_id, FindingFilter(period=window), with_evidence=False)
+    found = findings_list.shown(every, view)
+    impacts, total = footed([finding.impact_usd for finding in found])
     return page(
         request,
         "findings.html",
         viewer,
         nav="findings",
         period=window,
-        findings=found,
-        filters=filters,
-        kinds=kinds,
-        statuses=STATUSES,
-        severities=tuple(reversed(SEVERITIES)),
+        findings=list(zip(found, impacts, strict=True)),
+        total_impact=total,
+        any_findings=bool(every),
+        view=view,
+        choices=findings_list.choices(every),
         reconcile_hint=overview.reconcile_hint(window),
+    )
+
+
+@router.get("/findings.csv")
+def findings_csv(
+    context: ContextDep, session: SessionDep, viewer: ViewerDep, view: FindingsView, period: str | None = None
+) -> Response:
+    window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
+    every = list_findings(session, viewer.tenant_id, FindingFilter(period=window), with_evidence=False)
+    body = findings_list.to_csv(findings_list.shown(every, view))
+    filename = f"tokenledger-findings-{window.label}.csv"
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
 @router.get("/findings/{finding_id}", response_class=HTMLResponse)
 def finding_page(request: Request, session: SessionDep, viewer: ViewerDep, finding_id: int) -> HTMLResponse:
     finding = get_finding(session, viewer.tenant_id, finding_id)
+    data = finding_json(finding)
+    lines, line_count = sources.finding_statement_lines(session, viewer.tenant_id, finding, limit=LINES_SHOWN)
     return page(
         request,
         "finding.html",
@@ -262,10 +306,27 @@ def finding_page(request: Request, session: SessionDep, viewer: ViewerDep, findi
         nav="findings",
         period=Period.containing(finding.period_start),
         finding=finding,
+        sentences=finding_sources.explanation(data),
         items=evidence.evidence_items(finding.evidence),
         series=evidence.series_view(finding.evidence),
+        lines=lines,
+        line_count=line_count,
+        events=sources.finding_events(session, viewer.tenant_id, finding),
+        events_url=finding_sources.events_url(data),
         history=status_history(session, viewer.tenant_id, finding_id),
         statuses=STATUSES,
+    )
+
+
+LINES_SHOWN = 50
+"""Statement lines listed on a finding's page; the dispute pack has them all."""
+
+
+@router.get("/findings/{finding_id}/dispute-pack")
+def finding_dispute_pack(context: ContextDep, session: SessionDep, viewer: ViewerDep, finding_id: int) -> Response:
+    name, body = load_dispute_pack(session, viewer.tenant_id, finding_id, now=context.clock.now())
+    return Response(
+        body, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )
 
 
@@ -309,6 +370,7 @@ def _monthly(session: Session, viewer: Viewer, window: Period, now: datetime) ->
         sources.drift_lines(session, viewer.tenant_id, window),
         sources.finding_counts(session, viewer.tenant_id, window),
         generated_at=now,
+        has_input=sources.has_input(session, viewer.tenant_id, window),
     )
 
 
@@ -340,6 +402,71 @@ def monthly_download(
     filename = f"tokenledger-{window.label}.{extension}"
     media_type = "text/csv; charset=utf-8" if extension == "csv" else "application/json"
     return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def spend_range(
+    context: ContextDep,
+    session: SessionDep,
+    viewer: ViewerDep,
+    period: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> tuple[Period, Period]:
+    """The days to show (`since`..`until`, both inclusive UTC days, or the month `period`) and as many days
+    just before them."""
+    if since or until:
+        try:
+            first, last = date.fromisoformat(since or ""), date.fromisoformat(until or "")
+        except ValueError:
+            raise InvalidRequest("since and until are days such as 2026-10-01, and go together") from None
+        if last < first:
+            raise InvalidRequest(f"until ({last}) is before since ({first})")
+        if (last - first).days > 366:
+            raise InvalidRequest("a range of at most 367 days")
+        window = Period(day_start(first), day_start(last + timedelta(days=1)))
+    else:
+        window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
+    span = window.end - window.start
+    return window, Period(window.start - span, window.start)
+
+
+SpendRange = Annotated[tuple[Period, Period], Depends(spend_range)]
+
+
+def _spend(session: Session, viewer: Viewer, days: tuple[Period, Period], top: int) -> spend.Spend:
+    window, before = days
+    return spend.spend(
+        sources.logged_money(session, viewer.tenant_id, window),
+        sources.logged_money(session, viewer.tenant_id, before),
+        first_day=window.start.date(),
+        last_day=(window.end - timedelta(days=1)).date(),
+        limit=top,
+    )
+
+
+@router.get("/spend", response_class=HTMLResponse)
+def spend_page(
+    request: Request, session: SessionDep, viewer: ViewerDep, days: SpendRange, top: int = 10
+) -> HTMLResponse:
+    result = _spend(session, viewer, days, max(1, min(top, 100)))
+    return page(
+        request, "spend.html", viewer, nav="spend", period=Period.containing(days[0].start), spend=result, top=top
+    )
+
+
+@router.get("/spend.csv")
+def spend_csv(
+    session: SessionDep, viewer: ViewerDep, days: SpendRange, table: str = "model", top: int = 10
+) -> Response:
+    if table not in spend.DIMENSIONS:
+        raise InvalidRequest(f"table must be one of {', '.join(spend.DIMENSIONS)}, got {table!r}")
+    result = _spend(session, viewer, days, max(1, min(top, 100)))
+    filename = f"tokenledger-spend-by-{table}-{result.first_day}-{result.last_day}.csv"
+    return Response(
+        spend.table_csv(result.table(table)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @router.get("/alerts", response_class=HTMLResponse)

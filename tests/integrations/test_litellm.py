@@ -331,7 +331,7 @@ def test_calls_no_provider_billed_are_skipped(
 
 def test_the_endpoint_needs_an_ingest_key(client: TestClient, tenant: TenantKeys) -> None:
     assert client.post("/v1/integrations/litellm", json={}).status_code == 401
-    assert client.post("/v1/integrations/litellm", json={}, headers=tenant.read).status_code == 401
+    assert client.post("/v1/integrations/litellm", json={}, headers=tenant.read).status_code == 403
 
 
 @pytest.mark.parametrize(

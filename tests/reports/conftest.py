@@ -4,8 +4,11 @@ browser-like sign-in to the web report."""
 from __future__ import annotations
 
 import re
+import secrets
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,11 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from ledger.database import session_factory
+from ledger.demo_setup import DemoResult
+from ledger.settings import Settings
 from ledger.tables import Tenant
 from tests.conftest import TenantKeys, make_tenant
 from tests.reports import rows
 from tests.reports.rows import OCTOBER
 
+DEMO_NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 SERIES_EVIDENCE = {
     "expected": 1_200_000,
     "billed": 1_260_000,
@@ -166,3 +172,41 @@ def csrf_of(html: str) -> str:
     match = re.search(r'name="csrf" value="([^"]+)"', html)
     assert match, "the page has no CSRF token"
     return match[1]
+
+
+@pytest.fixture(scope="module")
+def demo_month(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoResult]:
+    """The demo's month (at a third of its size): usage through the ingest API, the providers' statements
+    through the importers, reconciled; for the report tests that compare pages with the API."""
+    from ledger.database import create_db_engine
+    from ledger.demo_setup import BackgroundServer, ensure_demo_tenant, populate
+
+    settings = Settings(database_url=database_url, auth_cache_seconds=0, scheduler_enabled=False)
+    engine = create_db_engine(database_url, pool_size=4)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = BackgroundServer(settings, engine, "127.0.0.1", port)
+    server.start()
+    try:
+        tenant = f"demo-{secrets.token_hex(3)}"
+        keys = ensure_demo_tenant(engine, tenant)
+        yield populate(
+            settings,
+            engine,
+            server.base_url,
+            keys,
+            tmp_path_factory.mktemp("demo"),
+            lambda _: None,
+            tenant=tenant,
+            scale=0.3,
+            clock=DemoClock(),
+        )
+    finally:
+        server.stop()
+        engine.dispose()
+
+
+class DemoClock:
+    def now(self) -> datetime:
+        return DEMO_NOW

@@ -10,16 +10,20 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy.engine import Engine
 
 from ledger.api import create_app
+from ledger.demo_setup import DemoResult
 from ledger.settings import Settings
 from tests.reports.conftest import Month
+from tests.reports.test_money_report import CENT, assert_table_foots, reconciliation_by_provider
 
 CHROMIUM = next(
     (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
@@ -120,3 +124,68 @@ def test_an_admin_signs_in_reads_the_month_changes_a_finding_and_downloads_the_c
         csv_file.read_text(encoding="utf-8").splitlines()[-1]
         == "TOTAL,,,1740000,1300000,,2710.25,2532.5,120.5,5.02,USD,2"
     )
+
+
+PAGES = ("/", "/drift", "/spend", "/findings", "/providers", "/monthly", "/alerts")
+WIDTHS = (1400, 390)
+
+
+def test_every_page_at_desktop_and_phone_width_shows_all_its_columns_and_footed_totals(
+    server: str, browser: tuple[Any, Path], demo_month: DemoResult
+) -> None:
+    """On the demo's month, each page and a finding's page at 1,400 px and at 390 px: no table cut off or
+    hidden behind a scroll bar, no sideways scrolling of the page, charts drawn, tables that add up; and the
+    drift chart's USD figures are GET /v1/reconciliation's."""
+    driver, _downloads = browser
+    wait = WebDriverWait(driver, 10)
+    driver.get(f"{server}/report/signin")
+    driver.find_element(By.NAME, "key").send_keys(demo_month.read_key)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait.until(expected_conditions.title_contains("Overview"))
+    finding_path = driver.find_element(By.CSS_SELECTOR, "#drift-split a").get_attribute("href")
+    driver.get(finding_path)
+    finding_link = driver.find_element(By.CSS_SELECTOR, "#findings-table tbody a").get_attribute("href")
+    checked = []
+    for width in WIDTHS:
+        driver.set_window_size(width, 1000)
+        for path in (*(f"{server}/report{page}?period={demo_month.period}" for page in PAGES), finding_link):
+            driver.get(path)
+            wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+            overflow = driver.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"{path} at {width} px scrolls sideways by {overflow} px"
+            cut = driver.execute_script(
+                """const page = document.documentElement.clientWidth;
+                   return [...document.querySelectorAll('main table')].filter(
+                     t => t.offsetParent !== null && t.getBoundingClientRect().right > page + 1
+                   ).map(t => t.id || t.className)"""
+            )
+            assert cut == [], f"{path} at {width} px: tables wider than the page: {cut}"
+            charts = driver.find_elements(By.CSS_SELECTOR, "canvas[data-chart]")
+            if charts:
+                wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "canvas[data-chart][data-drawn=true]"))
+            checked.append((path.removeprefix(server), width))
+    assert len(checked) == len(WIDTHS) * (len(PAGES) + 1)
+
+    driver.set_window_size(1400, 1000)
+    driver.get(f"{server}/report/drift?period={demo_month.period}")
+    charted = driver.execute_script(
+        """const out = {};
+           document.querySelectorAll('section.provider-money').forEach(section => {
+             const data = JSON.parse(section.querySelector('script[type="application/json"]').textContent);
+             const sum = set => set.data.reduce((a, v) => a + (v === null ? 0 : Math.round(Number(v) * 100)), 0);
+             out[section.dataset.provider] = [sum(data.datasets[0]), sum(data.datasets[1])];
+           });
+           return out;"""
+    )
+    with httpx.Client(base_url=server) as http:
+        api = reconciliation_by_provider(http, demo_month)
+    assert set(charted) == set(api)
+    for provider, (expected_cents, billed_cents) in charted.items():
+        assert Decimal(expected_cents) / 100 == api[provider]["expected_cost"].quantize(CENT, ROUND_HALF_UP), provider
+        if "billed_cost" in api[provider]:
+            assert Decimal(billed_cents) / 100 == api[provider]["billed_cost"].quantize(CENT, ROUND_HALF_UP), provider
+    for page, table in (("/", "providers-money"), ("/monthly", "monthly-table")):
+        driver.get(f"{server}/report{page}?period={demo_month.period}")
+        assert_table_foots(driver.page_source, table)

@@ -3,17 +3,18 @@ evidence."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger import latency
 from ledger.periods import Period
-from reports import daily, evidence, overview, quality
+from reports import evidence, monthly, overview, quality
+from reports.drift_split import split_drift, written
+from reports.footing import footed
+from reports.money_over_time import BilledMoney, LoggedMoney, ScopeFilter, money_over_time
 from reports.sources import USAGE_SUMS, DriftLine, ImportLine, ModelUsage, RunLine
 
 OCTOBER = Period.month("2026-10")
@@ -79,127 +80,147 @@ def test_the_import_hint_names_the_fetching_importer_or_a_file_import() -> None:
 # Drift over time
 
 
-def frames(
-    logged: list[tuple[date, str, str, int]],
-    billed: list[tuple[date, str, str, int | None, str | None]],
-    undated: Sequence[tuple[str, str, int | None, str | None]] = (),
-) -> tuple[pd.DataFrame, ...]:
-    return (
-        pd.DataFrame(logged, columns=["day", "provider", "model", "tokens"]).astype({"tokens": "Int64"}),
-        pd.DataFrame(
-            [(d, p, m, t, None if a is None else Decimal(a), "USD") for d, p, m, t, a in billed],
-            columns=["day", "provider", "model", "tokens", "amount", "currency"],
-        ).astype({"tokens": "Int64"}),
-        pd.DataFrame(
-            [(p, m, t, None if a is None else Decimal(a), "USD") for p, m, t, a in undated],
-            columns=["provider", "model", "tokens", "amount", "currency"],
-        ).astype({"tokens": "Int64"}),
+def logged(day: int, provider: str, model: str, expected: str | None, **tokens: int) -> LoggedMoney:
+    return LoggedMoney(
+        day=date(2026, 10, day),
+        provider=provider,
+        account="proj",
+        api_key_id="key",
+        model=model,
+        expected=None if expected is None else Decimal(expected),
+        tokens=tokens or {"uncached_input": 10},
     )
 
 
-def test_each_provider_has_a_point_for_every_day_of_the_period() -> None:
-    logged, billed, undated = frames(
-        [
-            (date(2026, 10, 1), "openai", "gpt-5.4", 100),
-            (date(2026, 10, 1), "openai", "mini", 50),
-            (date(2026, 10, 2), "openai", "gpt-5.4", 70),
-        ],
-        [(date(2026, 10, 1), "openai", "gpt-5.4", 160, "1.60")],
+def billed(
+    day: int,
+    provider: str,
+    usage_type: str,
+    quantity: int | None,
+    amount: str | None,
+    *,
+    account: str | None = "proj",
+    undated: bool = False,
+    currency: str = "USD",
+) -> BilledMoney:
+    return BilledMoney(
+        undated=undated,
+        day=date(2026, 10, day),
+        provider=provider,
+        account=account,
+        api_key_id=None,
+        model="m",
+        usage_type=usage_type,
+        quantity=quantity,
+        amount=None if amount is None else Decimal(amount),
+        currency=currency,
     )
-    result = daily.drift_over_time(logged, billed, undated, OCTOBER)
-    (series,) = result.series
-    assert len(series.points) == 31
-    assert (series.points[0].logged, series.points[0].billed, series.points[0].amounts) == (
-        150,
-        160,
-        {"USD": Decimal("1.60")},
-    )
-    assert (series.points[1].logged, series.points[1].billed, series.points[1].difference) == (70, 0, -70)
-    assert series.chart()["labels"][:2] == ["2026-10-01", "2026-10-02"]
-    assert [(m.model, m.logged, m.billed) for m in result.models] == [("gpt-5.4", 170, 160), ("mini", 50, None)]
 
 
-def test_a_provider_without_token_statements_has_unknown_billed_days() -> None:
-    logged, billed, undated = frames(
-        [(date(2026, 10, 3), "anthropic", "claude", 10)], [(date(2026, 10, 3), "anthropic", "claude", None, "2.00")]
+def test_each_provider_has_expected_and_billed_usd_for_every_day() -> None:
+    result = money_over_time(
+        [logged(1, "openai", "m", "1.50"), logged(1, "openai", "m", "0.50"), logged(2, "openai", "m", "3.00")],
+        [billed(1, "openai", "uncached_input", 20, "2.40")],
+        OCTOBER,
+        ScopeFilter(),
     )
-    (series,) = daily.drift_over_time(logged, billed, undated, OCTOBER).series
+    (series,) = result.providers
+    assert len(series.days) == 31
+    assert (series.days[0].expected, series.days[0].billed, series.days[0].difference) == (
+        Decimal("2.00"),
+        Decimal("2.40"),
+        Decimal("0.40"),
+    )
+    assert series.days[1].difference == Decimal("-3.00")
+    assert (series.expected_total, series.billed_total, series.difference) == (
+        Decimal("5.00"),
+        Decimal("2.40"),
+        Decimal("-2.60"),
+    )
+    assert series.percent == Decimal("-52.00")
+
+
+def test_a_provider_without_statement_amounts_has_unknown_billed_days() -> None:
+    (series,) = money_over_time([logged(3, "anthropic", "c", "2.00")], [], OCTOBER, ScopeFilter()).providers
     assert not series.billed_known
     assert series.billed_total is None
-    assert all(point.billed is None for point in series.points)
-    assert series.points[2].amounts == {"USD": Decimal("2.00")}
+    assert series.difference is None
+    assert all(point.billed is None for point in series.days)
 
 
-def test_statement_lines_longer_than_a_day_are_kept_apart_from_the_days() -> None:
-    logged, billed, undated = frames(
-        [(date(2026, 10, 3), "google", "gemini", 10)], [], [("google", "gemini", 12, "3.00")]
+def test_lines_longer_than_a_day_count_in_the_total_but_on_no_day() -> None:
+    (series,) = money_over_time(
+        [logged(3, "google", "g", "1.00")],
+        [billed(1, "google", "output", 12, "3.00", undated=True)],
+        OCTOBER,
+        ScopeFilter(),
+    ).providers
+    assert series.undated_billed == Decimal("3.00")
+    assert series.billed_total == Decimal("3.00")
+    rows, total = series.table()
+    assert rows[-1].label == "lines longer than a day"
+    assert total.billed == Decimal("3.00")
+
+
+def test_tokens_are_compared_over_the_categories_the_statement_states() -> None:
+    """OpenRouter's activity states output tokens only: logged output against billed output."""
+    (series,) = money_over_time(
+        [logged(1, "openrouter", "m", "1.00", uncached_input=900, output=100)],
+        [billed(1, "openrouter", "output", 100, "1.00")],
+        OCTOBER,
+        ScopeFilter(),
+    ).providers
+    assert series.token_categories == ("output",)
+    assert series.token_label == "output only"
+    assert (series.token_days[0].logged, series.token_days[0].billed) == (100, 100)
+    assert series.unstated_tokens == {"uncached_input": 900}
+
+
+def test_a_filter_on_account_leaves_out_lines_that_do_not_state_the_account() -> None:
+    result = money_over_time(
+        [logged(1, "openai", "m", "1.00")],
+        [billed(1, "openai", "output", None, "1.00"), billed(1, "openai", "output", None, "5.00", account=None)],
+        OCTOBER,
+        ScopeFilter(account="proj"),
     )
-    (series,) = daily.drift_over_time(logged, billed, undated, OCTOBER).series
-    assert series.billed_known
-    assert sum(point.billed or 0 for point in series.points) == 0
-    assert series.undated_tokens == 12
-    assert series.billed_total == 12
-    assert series.undated_amounts == {"USD": Decimal("3.00")}
-
-
-def test_a_model_filter_keeps_that_model_and_lists_every_provider() -> None:
-    logged, billed, undated = frames(
-        [
-            (date(2026, 10, 1), "openai", "gpt-5.4", 100),
-            (date(2026, 10, 1), "openai", "mini", 5),
-            (date(2026, 10, 1), "anthropic", "claude", 9),
-        ],
-        [],
-    )
-    result = daily.drift_over_time(logged, billed, undated, OCTOBER, provider="openai", model="mini")
-    assert [(s.provider, s.model, s.logged_total) for s in result.series] == [("openai", "mini", 5)]
-    assert result.providers == ("anthropic", "openai")
-
-
-def stated(
-    day: int, grain: tuple[str, ...], usage_type: str, tokens: int | None, amount: str | None, *, undated: bool = False
-) -> daily.StatedFigures:
-    currency = None if amount is None else "USD"
-    money = None if amount is None else Decimal(amount)
-    return daily.StatedFigures(
-        undated, date(2026, 10, day), "openai", "gpt-5.4", usage_type, grain, tokens, money, currency
+    (series,) = result.providers
+    assert series.billed_total == Decimal("1.00")
+    assert series.unattributed_billed == Decimal("5.00")
+    assert (
+        money_over_time([logged(1, "openai", "m", "1.00")], [], OCTOBER, ScopeFilter(account="other")).providers == ()
     )
 
 
-def test_tokens_stated_by_two_statements_at_two_grains_are_billed_once() -> None:
-    """OpenAI's usage pages state tokens per project and key; its costs state them again per project, with the
-    money: the tokens count once (the finer grain's), the money once (the only grain stating it)."""
-    per_key, per_project = ("account", "api_key_id", "model"), ("account", "model")
-    lines = [
-        stated(1, per_key, "uncached_input", 600, None),
-        stated(1, per_key, "uncached_input", 400, None),  # a second key
-        stated(1, per_key, "output", 100, None),
-        stated(1, per_project, "uncached_input", 1_000, "2.50"),
-        stated(1, per_project, "output", 100, "1.00"),
-    ]
-    billed, undated = daily.billed_once(lines)
-    usage_pages, costs = sorted(billed.itertuples(index=False), key=lambda row: pd.isna(row.tokens))
-    assert (usage_pages.tokens, usage_pages.amount) == (1_100, None)  # the tokens per key
-    assert pd.isna(costs.tokens)  # the costs' own token counts are not added a second time
-    assert (costs.amount, costs.currency) == (Decimal("3.50"), "USD")
-    assert undated.empty
+def test_unpriced_usage_is_counted_apart_and_amounts_in_other_currencies_are_not_compared() -> None:
+    (series,) = money_over_time(
+        [logged(1, "qwen", "q", None, output=70), logged(1, "qwen", "p", "1.00")],
+        [billed(1, "qwen", "output", 70, "9.00", currency="CNY")],
+        OCTOBER,
+        ScopeFilter(),
+    ).providers
+    assert series.unpriced_tokens == 70
+    assert series.other_currencies == {"CNY": Decimal("9.00")}
+    assert series.expected_total == Decimal("1.00")
+    assert series.billed_total is None
 
 
-def test_a_figure_stated_at_one_grain_only_is_kept_whatever_its_grain() -> None:
-    per_project = ("account", "model")
-    billed, undated = daily.billed_once(
-        [stated(2, per_project, "output", 70, "0.70"), stated(1, (), "output", 5, None, undated=True)]
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 31), st.decimals(min_value=0, max_value=10**6, places=6, allow_nan=False)),
+        max_size=40,
     )
-    assert billed["tokens"].sum() == 70
-    assert undated.empty  # coarser than the per-project lines that state the same tokens
-
-
-@given(st.lists(st.tuples(st.integers(1, 31), st.sampled_from(["a", "b"]), st.integers(0, 10**9)), max_size=40))
-def test_daily_series_never_lose_a_token(entries: list[tuple[int, str, int]]) -> None:
-    logged, billed, undated = frames([(date(2026, 10, d), "openai", m, t) for d, m, t in entries], [])
-    result = daily.drift_over_time(logged, billed, undated, OCTOBER)
-    assert sum(series.logged_total for series in result.series) == sum(t for _d, _m, t in entries)
-    assert sum(model.logged for model in result.models) == sum(t for _d, _m, t in entries)
+)
+def test_the_daily_table_foots_and_never_loses_money(entries: list[tuple[int, Decimal]]) -> None:
+    rows = [logged(day, "openai", "m", str(amount)) for day, amount in entries]
+    result = money_over_time(rows, [billed(1, "openai", "output", 1, "0.005")], OCTOBER, ScopeFilter())
+    if not entries:
+        return
+    (series,) = result.providers
+    assert series.expected_total == sum((amount for _day, amount in entries), Decimal(0))
+    table, total = series.table()
+    for column in ("expected", "billed", "difference"):
+        shown = [getattr(row, column) for row in table if getattr(row, column) is not None]
+        assert sum(shown, Decimal(0)) == getattr(total, column)
 
 
 # Provider quality
@@ -349,3 +370,38 @@ def test_a_finding_without_series_has_no_series_view() -> None:
 
 def test_evidence_record_lists_become_tables_with_every_key() -> None:
     assert evidence.columns([{"a": 1}, {"b": 2, "a": 3}]) == ["a", "b"]
+
+
+# Footing
+
+
+def test_rows_rounded_alone_would_not_foot_so_the_remainder_is_distributed() -> None:
+    """Three rows of 0.334 USD: each written alone is 0.33 and the column adds to 0.99 beside a total of 1.00."""
+    lines = [drift("openai", name, expected="0.334", billed="0.3345") for name in ("a", "b", "c")]
+    report = monthly.monthly_report("t", OCTOBER, lines, [], generated_at=NOW)
+    rows, ((_total, shown_total),) = report.written()
+    assert [shown.expected_cost for _row, shown in rows] == [Decimal("0.34"), Decimal("0.33"), Decimal("0.33")]
+    assert shown_total.expected_cost == Decimal("1.00")
+    assert sum(shown.billed_cost for _row, shown in rows) == shown_total.billed_cost == Decimal("1.00")
+
+
+@given(st.lists(st.decimals(min_value=-(10**6), max_value=10**6, places=4, allow_nan=False), min_size=1, max_size=30))
+def test_a_footed_column_adds_up_to_its_total_rounded_once(values: list[Decimal]) -> None:
+    rows, total = footed(values)
+    assert sum(rows, Decimal(0)) == total == sum(values, Decimal(0)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    assert all(abs(row - value) < Decimal("0.01") for row, value in zip(rows, values, strict=True))
+
+
+def test_the_drift_split_adds_up_to_the_drift_as_written() -> None:
+    split = split_drift(
+        Decimal("10.005"),
+        [
+            ("cache_mischarge", 1, Decimal("3.3333")),
+            ("price_drift", 2, Decimal("3.3333")),
+            ("spend_spike", 1, Decimal(9)),
+        ],
+    )
+    assert split.unexplained == Decimal("3.3384")
+    assert [part.kind for part in split.at_risk] == ["spend_spike"]
+    shown = written(split)
+    assert sum(amount for _part, amount in shown.billing) + shown.unexplained == shown.drift == Decimal("10.01")

@@ -129,7 +129,7 @@ def test_another_tenants_finding_is_not_found(client: TestClient, engine: Engine
 
 def test_findings_need_a_key_with_read_rights(client: TestClient, october: Month) -> None:
     assert client.get("/v1/findings").status_code == 401
-    assert client.get("/v1/findings", headers=october.keys.ingest).status_code == 401
+    assert client.get("/v1/findings", headers=october.keys.ingest).status_code == 403
 
 
 def test_reconciliation_shows_the_drift_rows_and_the_latest_runs(client: TestClient, october: Month) -> None:

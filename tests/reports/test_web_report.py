@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -102,22 +102,25 @@ def test_the_overview_shows_money_per_provider_findings_imports_and_unpriced_mod
 def test_an_empty_month_says_what_to_do_next(client: TestClient, october: Month) -> None:
     sign_in(client, october.key("read"))
     overview = client.get("/report/?period=2026-09").text
-    assert "No reconciliation for 2026-09 yet:" in overview
-    assert "tokenledger reconcile --period 2026-09" in overview
+    assert "nothing to reconcile" in overview  # no usage, no statement: reconciling would find nothing
+    assert "tokenledger reconcile --period 2026-09" not in overview
     assert "tokenledger import openai --period 2026-09" in overview
     assert "No usage logged and no statement imported for 2026-09" in client.get("/report/drift?period=2026-09").text
     assert "No usage logged for 2026-09" in client.get("/report/providers?period=2026-09").text
-    assert "tokenledger reconcile --period 2026-09" in client.get("/report/monthly?period=2026-09").text
+    monthly = client.get("/report/monthly?period=2026-09").text
+    assert "nothing to reconcile" in monthly
+    assert "tokenledger reconcile --period 2026-09" not in monthly
     assert "No findings for 2026-09" in client.get("/report/findings?period=2026-09").text
 
 
-def test_drift_over_time_charts_and_tabulates_each_day(client: TestClient, october: Month) -> None:
+def test_drift_over_time_charts_and_tabulates_each_day_in_usd(client: TestClient, october: Month) -> None:
     sign_in(client, october.key("read"))
     html = client.get("/report/drift?period=2026-10&provider=openai&model=gpt-5.4-mini").text
-    assert '<script type="application/json" id="daily-1-data">' in html
+    assert '<script type="application/json" id="money-1-data">' in html
     assert '"labels":["2026-10-01","2026-10-02"' in html
-    assert '<th scope="row">2026-10-01</th><td class="num">400,000</td><td class="num">420,000</td>' in html
-    assert "840.00 USD" in html
+    assert '<th scope="row">2026-10-01</th><td class="num" data-label="Expected">' in html
+    assert '<td class="num" data-label="Billed">840.00 USD</td>' in html
+    assert '<option value="gpt-5.4-mini" selected>gpt-5.4-mini</option>' in html
 
 
 def test_the_providers_page_shows_latency_errors_and_substitution(client: TestClient, october: Month) -> None:
@@ -357,3 +360,15 @@ def test_an_admin_manages_channels_on_the_alerts_page_and_a_read_key_cannot(
     assert forged.status_code in (400, 403)
     removed = client.post("/report/alerts/channels/hooks/remove", data={"csrf": csrf_of(rotated.text)})
     assert "No alert channel yet" in removed.text
+
+
+def test_the_drift_page_counts_statement_lines_imported_since_it_was_last_shown(
+    client: TestClient, october: Month, engine: Engine
+) -> None:
+    sign_in(client, october.key("read"))
+    before = client.get("/report/drift?period=2026-10&provider=openai").text
+    assert 'data-figure="billed">2,520.00 USD</strong>' in before
+    with session_factory(engine).begin() as session:
+        rows.statement_line(session, october.tenant_id, day=date(2026, 10, 4), quantity=1_000, amount="10.00")
+    after = client.get("/report/drift?period=2026-10&provider=openai").text
+    assert 'data-figure="billed">2,530.00 USD</strong>' in after

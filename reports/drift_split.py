@@ -1,0 +1,88 @@
+"""The period's drift split into what the findings explain and what they do not. Pure.
+
+A drift (billed − expected, over the rows with both) is explained in part by billing findings: kinds whose
+impact is money billed that the logged usage does not account for (padded tokens, cache reads billed at the
+full rate, a price above the catalog's, billed failures, usage no application logged…). What they leave is
+the unexplained remainder, so that billing findings + remainder = drift, to the cent. Other findings are
+"at risk": anomalies whose impact is not part of the drift (a spend spike is billed as logged; a substituted
+model or truncated answers cost what they are billed), shown beside it and never added to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from reports.footing import footed
+
+BILLING_KINDS = frozenset(
+    {
+        "padding_tokens",
+        "system_prompt_double_count",
+        "cache_mischarge",
+        "price_drift",
+        "charged_errors",
+        "unlogged_usage",
+        "unbilled_usage",
+        "quantity_mismatch",
+    }
+)
+"""Finding kinds whose impact is part of billed − expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class KindImpact:
+    kind: str
+    findings: int
+    impact: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSplit:
+    drift: Decimal
+    billing: tuple[KindImpact, ...]
+    at_risk: tuple[KindImpact, ...]
+
+    @property
+    def explained(self) -> Decimal:
+        return sum((part.impact for part in self.billing), Decimal(0))
+
+    @property
+    def unexplained(self) -> Decimal:
+        """The drift no billing finding accounts for (negative when findings claim more than the drift)."""
+        return self.drift - self.explained
+
+    @property
+    def at_risk_total(self) -> Decimal:
+        return sum((part.impact for part in self.at_risk), Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenSplit:
+    """The split as written, to the cent: the billing kinds' impacts and the remainder add up to the drift."""
+
+    billing: tuple[tuple[KindImpact, Decimal], ...]
+    explained: Decimal
+    unexplained: Decimal
+    drift: Decimal
+
+
+def written(split: DriftSplit) -> WrittenSplit:
+    """Each part rounded so that the parts add up to the drift rounded once (largest remainder)."""
+    rounded, total = footed([*(part.impact for part in split.billing), split.unexplained])
+    parts = [value or Decimal(0) for value in rounded]
+    return WrittenSplit(
+        billing=tuple(zip(split.billing, parts[:-1], strict=True)),
+        explained=sum(parts[:-1], Decimal(0)),
+        unexplained=parts[-1],
+        drift=total or Decimal(0),
+    )
+
+
+def split_drift(drift: Decimal, impacts: Iterable[tuple[str, int, Decimal]]) -> DriftSplit:
+    """`impacts`: (kind, number of findings, their summed impact in USD) for the period."""
+    billing: list[KindImpact] = []
+    at_risk: list[KindImpact] = []
+    for kind, count, impact in sorted(impacts):
+        (billing if kind in BILLING_KINDS else at_risk).append(KindImpact(kind, count, impact))
+    return DriftSplit(drift=drift, billing=tuple(billing), at_risk=tuple(at_risk))
