@@ -188,11 +188,20 @@ def encode_cursor(occurred_at: datetime, event_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (occurred_at, event_id) a cursor of `encode_cursor` holds; 422 naming `cursor` for anything else,
+    a NUL or a lone surrogate included (text PostgreSQL cannot take)."""
     try:
-        moment, event_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(moment), str(event_id)
-    except (ValueError, TypeError) as error:
-        raise InvalidRequest("cursor is not one this server issued") from error
+        moment, event_id = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+        after = datetime.fromisoformat(moment)
+        if not isinstance(event_id, str) or after.tzinfo is None or "\x00" in event_id:
+            raise ValueError("not a cursor")
+        event_id.encode("utf-8")  # a lone surrogate has no UTF-8 form
+        return after, event_id
+    except (ValueError, TypeError, UnicodeError) as error:
+        raise InvalidRequest(
+            "cursor is not one this server issued",
+            details=[{"field": "cursor", "message": "give the next_cursor of the previous page as it came"}],
+        ) from error
 
 
 def _jsonable(value: Any) -> Any:
