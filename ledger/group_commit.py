@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,11 +45,27 @@ class BatchStats:
     commit_seconds: float
 
 
+def is_conflict(error: BaseException) -> bool:
+    """True for a transaction PostgreSQL rolled back to resolve a conflict with another (a deadlock, a
+    serialization failure): nothing of it was written, and the same transaction again will do."""
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    # SQLSTATE 40001 serialization failure, 40P01 deadlock detected. (psycopg files DeadlockDetected under
+    # OperationalError, beside the errors of a lost connection.)
+    return isinstance(cause, psycopg.Error) and cause.sqlstate in ("40001", "40P01")
+
+
 def is_unavailable(error: BaseException) -> bool:
-    """True when the error means the database cannot be reached (as opposed to bad data)."""
+    """True when the error means the database cannot be reached (as opposed to bad data, or a conflict with
+    another transaction, which psycopg also files under OperationalError)."""
+    if is_conflict(error):
+        return False
     if isinstance(error, OperationalError | PoolTimeout | psycopg.OperationalError):
         return True
     return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+CONFLICT_RETRIES = 8
+"""How often a batch PostgreSQL rolled back for a conflict is written again before the requests get 503."""
 
 
 class _Lane:
@@ -188,14 +205,23 @@ class GroupCommitWriter:
 
     async def _write_together(self, lane: _Lane, batch: list[_Pending]) -> list[WriteResult]:
         rows = [row for pending in batch for row in pending.rows]
-        try:
-            conn = await lane.connection()
-            await self._partitions.ensure(conn, (row.occurred_at for row in rows))
-            result = await write_events(conn, rows)
-        except Exception as error:
-            if is_unavailable(error):  # a fresh connection next time
-                await lane.close()
-            raise
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                conn = await lane.connection()
+                await self._partitions.ensure(conn, (row.occurred_at for row in rows))
+                result = await write_events(conn, rows)
+                break
+            except Exception as error:
+                if is_unavailable(error):  # a fresh connection next time
+                    await lane.close()
+                if not is_conflict(error):
+                    raise
+                if attempt == CONFLICT_RETRIES:
+                    raise ServiceUnavailable(
+                        "the database is too busy with conflicting writes; retry shortly"
+                    ) from error
+                log.warning("batch of %d events rolled back for a conflict (%s); writing it again", len(rows), error)
+                await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
         results, offset = [], 0
         for pending in batch:
             results.append(WriteResult(result.stored[offset : offset + len(pending.rows)]))
