@@ -6,6 +6,7 @@ reads and cache writes included; `output_tokens` includes reasoning tokens. Pure
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -50,6 +51,21 @@ MAX_FUTURE = timedelta(minutes=5)  # how far ahead of the clock an event's occur
 
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+EVENT_ID_MAX = 128
+PROVIDER_ID_MAX = 1024
+"""Provider response ids can be long: LiteLLM's Responses ids are `resp_` + base64 of the provider, the model id
+and the provider's own id, 137 to 201 characters (litellm responses/utils.py `_build_responses_api_response_id`)."""
+
+
+def stable_event_id(provider_id: str) -> str:
+    """An event id for a provider's response id: the id itself when it fits `event_id`, else `sha256:` and the
+    hex SHA-256 of it (the same for every retry of the same call; the id itself is kept in
+    `provider_request_id`)."""
+    if len(provider_id) <= EVENT_ID_MAX:
+        return provider_id
+    return "sha256:" + hashlib.sha256(provider_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 COST_PLACES = 10
 """Decimal places of the cost columns (numeric(20, 10)): a cost with more would be stored rounded."""
@@ -72,7 +88,7 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    event_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    event_id: Annotated[str, Field(min_length=1, max_length=EVENT_ID_MAX)] | None = None
     occurred_at: AwareDatetime
     provider: Annotated[str, Field(min_length=1, max_length=64, pattern=_SLUG.pattern)]
     account: Label | None = None
@@ -83,7 +99,9 @@ class EventIn(BaseModel):
     output_tokens: TokenCount | None = None
     cache_read_input_tokens: TokenCount = 0
     cache_creation_input_tokens: TokenCount = 0
+    cache_creation_1h_input_tokens: TokenCount = 0
     reasoning_tokens: TokenCount = 0
+    web_search_requests: Annotated[StrictInt, Field(ge=0, le=INTEGER_MAX)] = 0
     system_prompt_tokens: TokenCount | None = None
     max_tokens: Annotated[StrictInt, Field(gt=0, le=INTEGER_MAX)] | None = None
     finish_reason: Annotated[str, Field(max_length=64)] | None = None
@@ -97,7 +115,7 @@ class EventIn(BaseModel):
     app: Label | None = None
     user: Label | None = None
     tags: dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=1024)]] | None = None
-    provider_request_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    provider_request_id: Annotated[str, Field(min_length=1, max_length=PROVIDER_ID_MAX)] | None = None
     reported_cost: Decimal | None = None
     usage: dict[str, Any] | None = None
 
@@ -594,7 +612,7 @@ def _problem(field: str, message: str) -> EventValidationError:
 
 
 def _to_row(event: EventIn, *, tenant_id: int, received_at: datetime, max_future: timedelta) -> EventRow:
-    event_id = event.event_id or event.provider_request_id
+    event_id = event.event_id or (event.provider_request_id and stable_event_id(event.provider_request_id))
     if event_id is None:
         raise _problem("event_id", "required unless provider_request_id is given")
     if event.occurred_at < EARLIEST:
@@ -609,7 +627,8 @@ def _to_row(event: EventIn, *, tenant_id: int, received_at: datetime, max_future
             raise _problem(missing, f"required unless a usage object is given (provider {event.provider!r})")
         input_tokens, output_tokens = event.input_tokens, event.output_tokens
         cache_read, cache_creation = event.cache_read_input_tokens, event.cache_creation_input_tokens
-        reasoning, cache_1h, web_search = event.reasoning_tokens, 0, 0
+        reasoning, cache_1h = event.reasoning_tokens, event.cache_creation_1h_input_tokens
+        web_search = event.web_search_requests
         reported_cost, service_tier = event.reported_cost, event.service_tier
     else:
         normalized = _normalized(event.provider, event.usage)
@@ -624,8 +643,11 @@ def _to_row(event: EventIn, *, tenant_id: int, received_at: datetime, max_future
         cache_read = pick("cache_read_input_tokens", normalized.cache_read_input_tokens)
         cache_creation = pick("cache_creation_input_tokens", normalized.cache_creation_input_tokens)
         reasoning = pick("reasoning_tokens", normalized.reasoning_tokens)
-        cache_1h = min(normalized.cache_creation_1h_input_tokens, cache_creation)
-        web_search = normalized.web_search_requests
+        if "cache_creation_1h_input_tokens" in given:
+            cache_1h = event.cache_creation_1h_input_tokens
+        else:
+            cache_1h = min(normalized.cache_creation_1h_input_tokens, cache_creation)
+        web_search = pick("web_search_requests", normalized.web_search_requests)
         reported_cost = event.reported_cost if event.reported_cost is not None else normalized.reported_cost
         service_tier = event.service_tier or normalized.service_tier
         if max(input_tokens, output_tokens, cache_read, cache_creation, reasoning) > TOKENS_MAX:
@@ -645,6 +667,12 @@ def _to_row(event: EventIn, *, tenant_id: int, received_at: datetime, max_future
             "cache_read_input_tokens",
             f"cache_read_input_tokens + cache_creation_input_tokens ({cache_read + cache_creation}) "
             f"exceed input_tokens ({input_tokens})",
+        )
+    if cache_1h > cache_creation:
+        raise _problem(
+            "cache_creation_1h_input_tokens",
+            f"cache_creation_1h_input_tokens ({cache_1h}) exceed cache_creation_input_tokens ({cache_creation}), "
+            "of which they are the part written for an hour",
         )
     if reasoning > output_tokens:
         raise _problem("reasoning_tokens", f"reasoning_tokens ({reasoning}) exceed output_tokens ({output_tokens})")

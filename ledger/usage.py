@@ -44,7 +44,9 @@ TOTALS: dict[str, ColumnElement[Any]] = {
     "output_tokens": _count(UsageHourly.output_tokens),
     "cache_read_input_tokens": _count(UsageHourly.cache_read_input_tokens),
     "cache_creation_input_tokens": _count(UsageHourly.cache_creation_input_tokens),
+    "cache_creation_1h_input_tokens": _count(UsageHourly.cache_creation_1h_input_tokens),
     "reasoning_tokens": _count(UsageHourly.reasoning_tokens),
+    "web_search_requests": _count(UsageHourly.web_search_requests),
     "errors": _count(UsageHourly.status_4xx + UsageHourly.status_429 + UsageHourly.status_5xx),
     # None where no request of the group reported a cost: unknown, not zero.
     "reported_cost": case(
@@ -163,7 +165,9 @@ def event_json(event: UsageEvent) -> dict[str, Any]:
         "output_tokens": event.output_tokens,
         "cache_read_input_tokens": event.cache_read_input_tokens,
         "cache_creation_input_tokens": event.cache_creation_input_tokens,
+        "cache_creation_1h_input_tokens": event.cache_creation_1h_input_tokens,
         "reasoning_tokens": event.reasoning_tokens,
+        "web_search_requests": event.web_search_requests,
         "system_prompt_tokens": event.system_prompt_tokens,
         "max_tokens": event.max_tokens,
         "finish_reason": event.finish_reason,

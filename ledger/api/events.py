@@ -95,12 +95,17 @@ def _gunzip(body: bytes, limit: int, undecodable: type[TokenLedgerError]) -> byt
             return b"".join(parts)
 
 
-async def store(context: AppContext, rows: list[EventRow]) -> JSONResponse:
-    """Write through the group-commit writer; answer only after the commit."""
+async def write(context: AppContext, rows: list[EventRow]) -> dict[str, int]:
+    """Write through the group-commit writer; return the counts once committed."""
     result = await context.writer.submit(rows)
     context.metrics.events_accepted.inc(result.accepted)
     context.metrics.events_duplicate.inc(result.duplicates)
-    return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status_code=202)
+    return {"accepted": result.accepted, "duplicates": result.duplicates}
+
+
+async def store(context: AppContext, rows: list[EventRow]) -> JSONResponse:
+    """Write through the group-commit writer; answer only after the commit."""
+    return JSONResponse(await write(context, rows), status_code=202)
 
 
 def decoded(context: AppContext, principal: Principal, body: bytes, content_type: str) -> list[EventRow]:
