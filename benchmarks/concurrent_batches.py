@@ -4,7 +4,8 @@ Eight senders (threads) post batches of 1,000 events for 60 seconds. Each sender
 of each batch falls in hours its earlier batches created and half in an hour it has not sent yet, of the other
 of two days: the later one for half the senders, the earlier one for the others (backfills), so that
 concurrent batches create and update rollup rows of the same days in opposite orders. Printed: batches
-answered 202 and refused (503 or other), events per second, and the deadlocks PostgreSQL counted in the database (`pg_stat_database.deadlocks`).
+answered 202 and refused (503 or other), events per second, and the deadlocks PostgreSQL counted in the
+database (`pg_stat_database.deadlocks`).
 
     python -m benchmarks.concurrent_batches [--seconds 60] [--senders 8] [--writers 2]
 
