@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from ledger.database import connect_async
+from ledger.database import Timeouts, connect_async
 from ledger.errors import ServiceUnavailable
 from ledger.events import EventRow
 from ledger.ingest import AsyncConnection, PartitionKeeper, WriteResult, prepare_connection, write_events
@@ -71,13 +71,14 @@ CONFLICT_RETRIES = 8
 class _Lane:
     """One writer task's connection, opened on first use and again after it was lost."""
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, timeouts: Timeouts | None) -> None:
         self._url = url
+        self._timeouts = timeouts
         self._conn: AsyncConnection | None = None
 
     async def connection(self) -> AsyncConnection:
         if self._conn is None or self._conn.closed:
-            conn = await connect_async(self._url)
+            conn = await connect_async(self._url, self._timeouts)
             try:
                 await prepare_connection(conn)
             except BaseException:
@@ -101,8 +102,9 @@ class GroupCommitWriter:
         max_events: int = 1_000,
         connections: int = 2,
         on_batch: Callable[[BatchStats], None] | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
-        self._lanes = [_Lane(url) for _ in range(connections)]
+        self._lanes = [_Lane(url, timeouts) for _ in range(connections)]
         self._max_wait = max_wait_seconds
         self._max_events = max_events
         self._on_batch = on_batch
@@ -172,7 +174,9 @@ class GroupCommitWriter:
         return False
 
     def _next_batch(self) -> list[_Pending]:
-        """The oldest pending requests, up to `max_events` events (at least one request)."""
+        """The oldest pending requests, up to `max_events` events (at least one request). Requests whose caller
+        stopped waiting (its deadline passed: it was answered 503) are dropped: the client sends them again."""
+        self._pending = [pending for pending in self._pending if not pending.future.done()]
         events = 0
         for taken, pending in enumerate(self._pending):
             events += len(pending.rows)
