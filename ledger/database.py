@@ -125,7 +125,9 @@ def take_turns(session: Session, *parts: object) -> None:
     """Wait until no other transaction holds the turn named by `parts`, then hold it until this transaction ends
     (a transaction-scoped advisory lock on a hash of the name: an unrelated name sharing the hash only waits)."""
     name = ":".join(["tokenledger", *map(str, parts)])
-    session.execute(sa.text("SET LOCAL lock_timeout = 0"))  # waiting for the turn is the point
+    # Waiting for the turn is the point: the connections' lock and statement timeouts do not apply to it (nor to
+    # the rest of this transaction, a job that takes the time it needs).
+    session.execute(sa.text("SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)"))
     session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name})
 
 
