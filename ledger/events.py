@@ -308,9 +308,9 @@ million tiny items (`[{},{},…]`) goes the exact path, which stops reading at t
 
 
 def _values_at_most(body: bytes) -> int:
-    """An upper bound of the number of JSON values in `body`: every value but the first follows a `,`, `:` or
-    `[` (counted in C, a few milliseconds for 10 MB)."""
-    return body.count(b",") + body.count(b":") + body.count(b"[") + 1
+    """An upper bound of the number of JSON values in `body` (or its NDJSON lines): every value but the first
+    follows a `,`, `:`, `[` or a line break (counted in C, a few milliseconds for 10 MB)."""
+    return body.count(b",") + body.count(b":") + body.count(b"[") + body.count(b"\n") + 1
 
 
 def _keys_counted(events: Sequence[EventIn]) -> int:
@@ -325,8 +325,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
         seen: set[str] = set()
-        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
-        raise ValueError(f"the key {repeated!r} is given more than once in one object")
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the key {key!r} is given more than once in one object")
+            seen.add(key)
     return result
 
 

@@ -31,7 +31,6 @@ from ledger.events import (
     TooManyEvents,
     decode_events,
     is_json_media_type,
-    validate_events,
 )
 from ledger.usage import MAX_PAGE, EventFilter, instant, list_events, resolve_range, usage_totals
 
@@ -138,17 +137,6 @@ def json_content_type(request: Request) -> str:
             f"Content-Type must be application/json or application/x-ndjson, got {content_type[:100]!r}"
         )
     return content_type
-
-
-def validated(context: AppContext, principal: Principal, items: list[Any]) -> list[EventRow]:
-    """Decoded events (from another format's mapping) validated into rows, or the HTTP error."""
-    within_limits(context, items)
-    try:
-        return validate_events(
-            items, tenant_id=principal.tenant_id, now=context.clock.now(), max_future=max_future(context)
-        )
-    except EventValidationError as error:
-        raise refusal(context, error) from error
 
 
 def max_future(context: AppContext) -> timedelta:
