@@ -72,6 +72,13 @@ COST_PLACES = 10
 _COST_QUANTUM = Decimal(1).scaleb(-COST_PLACES)
 
 
+def stored_cost(cost: Decimal) -> Decimal:
+    """A cost computed by a provider or gateway (a float such as LiteLLM's 0.00030000000000000003, or
+    OpenRouter's 20-digit cost), to the places the cost columns keep, as PostgreSQL would round it. Costs a
+    client states itself are never rounded: `cost_problem` refuses them."""
+    return cost.quantize(_COST_QUANTUM, rounding=ROUND_HALF_UP) if cost.is_finite() else cost
+
+
 def cost_problem(cost: Decimal) -> None:
     """Raise ValueError unless `cost` is a USD amount the database stores exactly, from 0 to under
     REPORTED_COST_LIMIT with at most COST_PLACES decimal places (rounding would change it, silently)."""
@@ -659,7 +666,7 @@ def _to_row(event: EventIn, *, tenant_id: int, received_at: datetime, max_future
     if reported_cost is not None and event.reported_cost is None:
         # A provider's own cost in its usage object (OpenRouter's has some 20 digits) is stored to the column's
         # places, as PostgreSQL would round it; the raw object keeps every digit.
-        reported_cost = reported_cost.quantize(_COST_QUANTUM, rounding=ROUND_HALF_UP)
+        reported_cost = stored_cost(reported_cost)
         try:
             cost_problem(reported_cost)
         except ValueError as error:

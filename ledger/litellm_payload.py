@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ledger.events import PROVIDER_ID_MAX, EventProblem, stable_event_id
+from ledger.events import PROVIDER_ID_MAX, EventProblem, stable_event_id, stored_cost
 from ledger.instrument.calls import error_type_for_status, responses_finish_reason
 from ledger.normalizers import UsageShapeError, normalize_usage
 
@@ -293,7 +293,7 @@ def _reported_cost(payload: Mapping[str, Any]) -> Decimal | None:
         return None
     if not cost.is_finite() or cost < 0:
         raise PayloadError("response_cost", f"must be a finite non-negative number, got {cost}")
-    return cost
+    return stored_cost(cost)  # a float LiteLLM computed: to the places the cost columns keep
 
 
 def _required_text(payload: Mapping[str, Any], field: str) -> str:

@@ -58,6 +58,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from ledger.events import stored_cost
 from ledger.instrument.calls import error_type_for_status, provider_for_host
 
 MODEL_CALL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
@@ -422,7 +423,7 @@ def _cost(attributes: Mapping[str, Any]) -> Decimal | None:
         return None
     if not cost.is_finite() or cost < 0:
         raise SpanProblem("llm.cost.total", f"must be a finite non-negative number, got {value!r}")
-    return cost
+    return stored_cost(cost)  # an instrumentation's float: to the places the cost columns keep
 
 
 def _count(attributes: Mapping[str, Any], names: tuple[str, ...]) -> int | None:

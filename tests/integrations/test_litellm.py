@@ -476,3 +476,14 @@ def test_one_hour_cache_writes_of_an_anthropic_call_through_litellm_are_kept_apa
         3000,
         2000,
     )
+
+
+def test_a_cost_litellm_computed_as_a_float_is_kept_to_the_stored_places_not_refused(
+    client: TestClient, tenant: TenantKeys, engine: Engine, real_payloads: dict[str, dict[str, Any]]
+) -> None:
+    """Refusing costs with more places than are stored applies to what a client states; LiteLLM's cost is a
+    float it computed (1200 × 2.5e-07 + …), whose binary noise past the tenth place no one meant."""
+    payload = {**real_payloads["success"], "response_cost": 0.00030000000000000003}
+
+    assert post(client, tenant, [payload]).json() == {"accepted": 1, "duplicates": 0}
+    assert only_event(engine, tenant)["reported_cost"] == Decimal("0.0003")
