@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -57,26 +58,59 @@ def database_url(settings: Settings) -> str:
     return start_embedded_postgres(settings.data_dir)
 
 
-CONNECT_ARGS: dict[str, str | int] = {"connect_timeout": 5, "options": "-c timezone=UTC"}
+# libpq's TCP settings (postgresql.org/docs/current/libpq-connect.html): keepalives find a server that vanished
+# without closing the connection (a host down, a network cut) within about 30 s, and tcp_user_timeout a request
+# the server never acknowledged, where the connection would otherwise wait for the kernel's 15 minutes.
+CONNECT_ARGS: dict[str, str | int] = {
+    "connect_timeout": 5,
+    "options": "-c timezone=UTC",
+    "keepalives": 1,
+    "keepalives_idle": 15,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 
 
-def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Server-side limits of a connection's statements, in ms (0: none): `statement_timeout` ends a statement
+    that runs too long, `lock_timeout` one that waits too long for a lock, so a request fails instead of
+    hanging behind a stuck transaction."""
+
+    statement_ms: int = 0
+    lock_ms: int = 0
+
+    def connect_args(self) -> dict[str, str | int]:
+        options = f"{CONNECT_ARGS['options']} -c statement_timeout={self.statement_ms} -c lock_timeout={self.lock_ms}"
+        return {**CONNECT_ARGS, "options": options}
+
+
+def service_timeouts(settings: Settings) -> Timeouts:
+    return Timeouts(settings.database_statement_timeout_ms, settings.database_lock_timeout_ms)
+
+
+def create_db_engine(url: str, *, pool_size: int = 8, timeouts: Timeouts | None = None) -> Engine:
     engine = sa.create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args=CONNECT_ARGS,
+        pool_timeout=10,
+        connect_args=(timeouts or Timeouts()).connect_args(),
     )
     sa.event.listen(engine, "connect", _write_exact_json)
     return engine
 
 
-async def connect_async(url: URL) -> psycopg.AsyncConnection[tuple[object, ...]]:
+async def connect_async(url: URL, timeouts: Timeouts | None = None) -> psycopg.AsyncConnection[tuple[object, ...]]:
     """A psycopg connection of its own (autocommit) to the engine's database, outside the engine's pool: for
     code that runs on the event loop, such as the group-commit writer."""
-    conninfo = make_conninfo(url.set(drivername="postgresql").render_as_string(hide_password=False), **CONNECT_ARGS)
+    conninfo = make_conninfo(
+        url.set(drivername="postgresql").render_as_string(hide_password=False),
+        **(timeouts or Timeouts()).connect_args(),
+    )
     conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
     set_json_dumps(json_text, context=conn)  # as `_write_exact_json` does for the engine's connections
     return conn
@@ -91,6 +125,9 @@ def take_turns(session: Session, *parts: object) -> None:
     """Wait until no other transaction holds the turn named by `parts`, then hold it until this transaction ends
     (a transaction-scoped advisory lock on a hash of the name: an unrelated name sharing the hash only waits)."""
     name = ":".join(["tokenledger", *map(str, parts)])
+    # Waiting for the turn is the point: the connections' lock and statement timeouts do not apply to it (nor to
+    # the rest of this transaction, a job that takes the time it needs).
+    session.execute(sa.text("SELECT set_config('lock_timeout', '0', true), set_config('statement_timeout', '0', true)"))
     session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name})
 
 

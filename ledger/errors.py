@@ -4,6 +4,7 @@ what is wrong. One handler in `ledger.api` renders them; the CLI prints them as 
     TokenLedgerError
     ├── NotFound (404)            ├── Unauthorized (401)      ├── Forbidden (403)
     ├── InvalidRequest (422)      ├── PayloadTooLarge (413)   ├── ServiceUnavailable (503)
+    ├── UndecodableBody (400)     ├── UnsupportedMediaType (415)
     └── Conflict (409)
 """
 
@@ -45,6 +46,13 @@ class Forbidden(TokenLedgerError):
 
 class InvalidRequest(TokenLedgerError):
     status = 422
+    code = "invalid_request"
+
+
+class UndecodableBody(TokenLedgerError):
+    """A body whose Content-Encoding cannot be undone (not gzip, cut short, or followed by other bytes)."""
+
+    status = 400
     code = "invalid_request"
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from ledger.database import connect_async
+from ledger.database import Timeouts, connect_async
 from ledger.errors import ServiceUnavailable
 from ledger.events import EventRow
 from ledger.ingest import AsyncConnection, PartitionKeeper, WriteResult, prepare_connection, write_events
@@ -44,23 +45,40 @@ class BatchStats:
     commit_seconds: float
 
 
+def is_conflict(error: BaseException) -> bool:
+    """True for a transaction PostgreSQL rolled back to resolve a conflict with another (a deadlock, a
+    serialization failure): nothing of it was written, and the same transaction again will do."""
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    # SQLSTATE 40001 serialization failure, 40P01 deadlock detected. (psycopg files DeadlockDetected under
+    # OperationalError, beside the errors of a lost connection.)
+    return isinstance(cause, psycopg.Error) and cause.sqlstate in ("40001", "40P01")
+
+
 def is_unavailable(error: BaseException) -> bool:
-    """True when the error means the database cannot be reached (as opposed to bad data)."""
+    """True when the error means the database cannot be reached (as opposed to bad data, or a conflict with
+    another transaction, which psycopg also files under OperationalError)."""
+    if is_conflict(error):
+        return False
     if isinstance(error, OperationalError | PoolTimeout | psycopg.OperationalError):
         return True
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
+CONFLICT_RETRIES = 8
+"""How often a batch PostgreSQL rolled back for a conflict is written again before the requests get 503."""
+
+
 class _Lane:
     """One writer task's connection, opened on first use and again after it was lost."""
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, timeouts: Timeouts | None) -> None:
         self._url = url
+        self._timeouts = timeouts
         self._conn: AsyncConnection | None = None
 
     async def connection(self) -> AsyncConnection:
         if self._conn is None or self._conn.closed:
-            conn = await connect_async(self._url)
+            conn = await connect_async(self._url, self._timeouts)
             try:
                 await prepare_connection(conn)
             except BaseException:
@@ -84,8 +102,9 @@ class GroupCommitWriter:
         max_events: int = 1_000,
         connections: int = 2,
         on_batch: Callable[[BatchStats], None] | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
-        self._lanes = [_Lane(url) for _ in range(connections)]
+        self._lanes = [_Lane(url, timeouts) for _ in range(connections)]
         self._max_wait = max_wait_seconds
         self._max_events = max_events
         self._on_batch = on_batch
@@ -155,7 +174,9 @@ class GroupCommitWriter:
         return False
 
     def _next_batch(self) -> list[_Pending]:
-        """The oldest pending requests, up to `max_events` events (at least one request)."""
+        """The oldest pending requests, up to `max_events` events (at least one request). Requests whose caller
+        stopped waiting (its deadline passed: it was answered 503) are dropped: the client sends them again."""
+        self._pending = [pending for pending in self._pending if not pending.future.done()]
         events = 0
         for taken, pending in enumerate(self._pending):
             events += len(pending.rows)
@@ -188,14 +209,23 @@ class GroupCommitWriter:
 
     async def _write_together(self, lane: _Lane, batch: list[_Pending]) -> list[WriteResult]:
         rows = [row for pending in batch for row in pending.rows]
-        try:
-            conn = await lane.connection()
-            await self._partitions.ensure(conn, (row.occurred_at for row in rows))
-            result = await write_events(conn, rows)
-        except Exception as error:
-            if is_unavailable(error):  # a fresh connection next time
-                await lane.close()
-            raise
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                conn = await lane.connection()
+                await self._partitions.ensure(conn, (row.occurred_at for row in rows))
+                result = await write_events(conn, rows)
+                break
+            except Exception as error:
+                if is_unavailable(error):  # a fresh connection next time
+                    await lane.close()
+                if not is_conflict(error):
+                    raise
+                if attempt == CONFLICT_RETRIES:
+                    raise ServiceUnavailable(
+                        "the database is too busy with conflicting writes; retry shortly"
+                    ) from error
+                log.warning("batch of %d events rolled back for a conflict (%s); writing it again", len(rows), error)
+                await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
         results, offset = [], 0
         for pending in batch:
             results.append(WriteResult(result.stored[offset : offset + len(pending.rows)]))

@@ -88,8 +88,9 @@ PARAMETER_BATCH_ROWS = 64
 
 def _store(batch: str) -> str:
     """The statement that stores the rows of relation `batch` (aliased `staged`): it marks the ids, keeps the
-    rows whose id was new, and adds exactly those to the hourly rollup. All of it commits together or not at
-    all. It returns the (tenant_id, event_id) of the rows stored."""
+    rows whose id was new, and adds exactly those to the hourly rollup and then to the daily one (the writer's
+    connection sets `rollup.DAILY_ROLLUP_SETTING`, so the hourly rollup's triggers leave that to it). All of it
+    commits together or not at all. It returns the (tenant_id, event_id) of the rows stored."""
     return f"""
 WITH new_ids AS (
     INSERT INTO event_ids (tenant_id, event_id, occurred_at)
@@ -101,8 +102,12 @@ WITH new_ids AS (
     SELECT {", ".join(f"staged.{name}" for name in COLUMNS)}
     FROM {batch} JOIN new_ids USING (tenant_id, event_id)
     RETURNING {", ".join(rollup.EVENT_COLUMNS)}
+), batch_hourly AS MATERIALIZED (
+    {rollup.select_rollup("stored")}
 ), rolled_up AS (
-    {rollup.upsert_rollup("stored")}
+    {rollup.upsert_hourly("batch_hourly")}
+), rolled_up_daily AS (
+    {rollup.upsert_daily("batch_hourly", after="rolled_up")}
 )
 SELECT tenant_id, event_id FROM new_ids
 """
@@ -120,8 +125,9 @@ COPY_STAGING = f"COPY {STAGING_TABLE} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT 
 
 async def prepare_connection(conn: AsyncConnection) -> None:
     """Create the connection's staging table (temporary: it lasts as long as the connection, emptied at every
-    commit). `conn` is in autocommit mode."""
+    commit), and say that its statements fold into the daily rollup themselves. `conn` is in autocommit mode."""
     await conn.execute(CREATE_STAGING)
+    await conn.execute(f"SET {rollup.DAILY_ROLLUP_SETTING} = 'by_statement'")
 
 
 async def write_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> WriteResult:

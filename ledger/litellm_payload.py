@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ledger.events import EventProblem, EventValidationError
+from ledger.events import PROVIDER_ID_MAX, EventProblem, stable_event_id, stored_cost
 from ledger.instrument.calls import error_type_for_status, responses_finish_reason
 from ledger.normalizers import UsageShapeError, normalize_usage
 
@@ -109,16 +110,26 @@ class PayloadError(ValueError):
         self.message = message
 
 
+@dataclass(frozen=True, slots=True)
+class MappedPayloads:
+    """A batch of payloads mapped: the events (each with the index of its payload), the payloads that cannot be
+    mapped (index and field), and how many were skipped (not provider-billed calls)."""
+
+    events: list[tuple[int, dict[str, Any]]]
+    problems: list[EventProblem]
+    skipped: int
+
+
 def events_from_payloads(
     payloads: Sequence[Any],
     *,
     app: str | None = None,
     account: str | None = None,
     tags: Mapping[str, str] | None = None,
-) -> tuple[list[dict[str, Any]], int]:
-    """The events of a batch of payloads and how many payloads were skipped. Raises EventValidationError
-    listing every payload that cannot be mapped (index and field)."""
-    events: list[dict[str, Any]] = []
+) -> MappedPayloads:
+    """Map every payload of a batch on its own: one that cannot be mapped is a problem of its own index and
+    does not keep the others from being recorded."""
+    events: list[tuple[int, dict[str, Any]]] = []
     problems: list[EventProblem] = []
     skipped = 0
     for index, payload in enumerate(payloads):
@@ -130,10 +141,8 @@ def events_from_payloads(
         if event is None:
             skipped += 1
         else:
-            events.append(event)
-    if problems:
-        raise EventValidationError(problems)
-    return events, skipped
+            events.append((index, event))
+    return MappedPayloads(events, problems, skipped)
 
 
 def event_from_payload(
@@ -149,9 +158,10 @@ def event_from_payload(
     call_type = _required_text(payload, "call_type")
     if call_type not in LLM_CALL_TYPES or payload.get("cache_hit") is True:
         return None
-    event_id = _required_text(payload, "id")
-    if len(event_id) > 128:
-        raise PayloadError("id", f"must be at most 128 characters, got {len(event_id)}")
+    call_id = _required_text(payload, "id")
+    if len(call_id) > PROVIDER_ID_MAX:
+        raise PayloadError("id", f"must be at most {PROVIDER_ID_MAX} characters, got {len(call_id)}")
+    event_id = stable_event_id(call_id)  # a Responses id (resp_ + base64, up to 201 characters) by its hash
     status = payload.get("status")
     if status not in ("success", "failure"):
         raise PayloadError("status", f"must be 'success' or 'failure', got {status!r}")
@@ -187,7 +197,9 @@ def event_from_payload(
             else None
         ),
         "max_tokens": _max_tokens(_mapping(payload.get("model_parameters"))),
-        "provider_request_id": _text(response.get("id")) or _text(error_information.get("error_provider_request_id")),
+        "provider_request_id": _text(response.get("id"))
+        or _text(error_information.get("error_provider_request_id"))
+        or (call_id if call_id != event_id else None),
         "reported_cost": _reported_cost(payload) if succeeded else None,
         "user": _text(payload.get("end_user")),
         "app": app,
@@ -238,7 +250,9 @@ def _tokens(payload: Mapping[str, Any], metadata: Mapping[str, Any], *, required
                 "output_tokens": counts.output_tokens,
                 "cache_read_input_tokens": counts.cache_read_input_tokens,
                 "cache_creation_input_tokens": counts.cache_creation_input_tokens,
+                "cache_creation_1h_input_tokens": counts.cache_creation_1h_input_tokens,
                 "reasoning_tokens": counts.reasoning_tokens,
+                "web_search_requests": counts.web_search_requests,
             }
     return {
         "input_tokens": _count(payload, "prompt_tokens", required=required),
@@ -279,7 +293,7 @@ def _reported_cost(payload: Mapping[str, Any]) -> Decimal | None:
         return None
     if not cost.is_finite() or cost < 0:
         raise PayloadError("response_cost", f"must be a finite non-negative number, got {cost}")
-    return cost
+    return stored_cost(cost)  # a float LiteLLM computed: to the places the cost columns keep
 
 
 def _required_text(payload: Mapping[str, Any], field: str) -> str:

@@ -185,6 +185,74 @@ def histogram_sum(left: str, right: str) -> str:
     return "ARRAY[" + ", ".join(f"{left}[{i}] + {right}[{i}]" for i in range(1, latency.BUCKET_COUNT + 1)) + "]"
 
 
+DAILY_KEY_COLUMNS = (
+    "tenant_id",
+    "day",
+    "provider",
+    "account",
+    "api_key_id",
+    "request_model",
+    "response_model",
+    "service_tier",
+    "input_band",
+)
+MEASURE_COLUMNS = SUM_COLUMNS + MIN_COLUMNS + MAX_COLUMNS + HISTOGRAM_COLUMNS
+DAILY_ROLLUP_SETTING = "tokenledger.daily_rollup"
+"""A session that sets this to `by_statement` folds what its statements add to `usage_hourly` into
+`usage_daily` itself (`upsert_daily`), and the insert and update triggers of `usage_hourly` (migration 0007)
+leave it to them."""
+
+
+def upsert_hourly(rows: str) -> str:
+    """INSERT the rollup rows of relation `rows` (columns ALL_COLUMNS) into usage_hourly, adding to rows that
+    exist, in key order; RETURNING one row per row written."""
+    return (
+        f"INSERT INTO usage_hourly ({', '.join(ALL_COLUMNS)}) SELECT {', '.join(ALL_COLUMNS)} FROM {rows} "
+        f"ORDER BY {', '.join(KEY_COLUMNS)} "
+        f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET "
+        + ", ".join(_merge(name) for name in MEASURE_COLUMNS)
+        + " RETURNING 1"
+    )
+
+
+def _daily_measure(name: str) -> str:
+    if name in SUM_COLUMNS:
+        return f"sum({name})"
+    if name in MIN_COLUMNS:
+        return f"min({name})"
+    if name in MAX_COLUMNS:
+        return f"max({name})"
+    return "ARRAY[" + ", ".join(f"sum({name}[{i}])" for i in range(1, latency.BUCKET_COUNT + 1)) + "]"
+
+
+def _daily_merge(name: str) -> str:
+    if name in SUM_COLUMNS:
+        return f"{name} = d.{name} + excluded.{name}"
+    if name in MIN_COLUMNS:
+        return f"{name} = LEAST(d.{name}, excluded.{name})"
+    if name in MAX_COLUMNS:
+        return f"{name} = GREATEST(d.{name}, excluded.{name})"
+    return f"{name} = {histogram_sum(f'd.{name}', f'excluded.{name}')}"
+
+
+def upsert_daily(rows: str, *, after: str) -> str:
+    """INSERT the hourly rollup rows of relation `rows`, summed per UTC day and scope, into usage_daily, adding
+    to rows that exist, in key order: what the triggers of usage_hourly do, but once for the whole statement.
+    Its rows are read only once relation `after` (the hourly upsert) has been written to the end, so a writer
+    locks every hourly row it needs before any daily one, and daily ones in key order: two writers can then
+    never wait for each other in a circle. (The triggers, one for the rows an upsert inserts and another for
+    those it updates, each in key order but one after the other, could: a deadlock.)"""
+    keys = ", ".join("(hour AT TIME ZONE 'UTC')::date" if name == "day" else name for name in DAILY_KEY_COLUMNS)
+    positions = ", ".join(str(position) for position in range(1, len(DAILY_KEY_COLUMNS) + 1))
+    return (
+        f"INSERT INTO usage_daily AS d ({', '.join(DAILY_KEY_COLUMNS + MEASURE_COLUMNS)}) "
+        f"SELECT {keys}, {', '.join(_daily_measure(name) for name in MEASURE_COLUMNS)} FROM {rows} "
+        f"WHERE (SELECT count(*) FROM {after}) >= 0 GROUP BY {positions} ORDER BY {positions} "
+        f"ON CONFLICT ({', '.join(DAILY_KEY_COLUMNS)}) DO UPDATE SET "
+        + ", ".join(_daily_merge(name) for name in MEASURE_COLUMNS)
+    )
+
+
 def upsert_rollup(events: str) -> str:
     """INSERT the rollup of relation `events` into usage_hourly, adding to rows that exist. Rows go in key
     order, so concurrent writers lock them in the same order."""

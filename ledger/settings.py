@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     group_commit_max_events: int = 1_000
     writer_connections: int = 2
     pool_size: int = 8
+    request_timeout_seconds: float = Field(
+        default=15.0,
+        description="A request not answered by then gets 503 with Retry-After (the database frozen or overloaded).",
+    )
+    database_statement_timeout_ms: int = 30_000
+    database_lock_timeout_ms: int = 10_000
     auth_cache_seconds: float = 5.0
 
     # Statement sources (base URLs; the admin keys come from OPENAI_ADMIN_KEY etc., never from here)

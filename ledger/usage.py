@@ -44,7 +44,9 @@ TOTALS: dict[str, ColumnElement[Any]] = {
     "output_tokens": _count(UsageHourly.output_tokens),
     "cache_read_input_tokens": _count(UsageHourly.cache_read_input_tokens),
     "cache_creation_input_tokens": _count(UsageHourly.cache_creation_input_tokens),
+    "cache_creation_1h_input_tokens": _count(UsageHourly.cache_creation_1h_input_tokens),
     "reasoning_tokens": _count(UsageHourly.reasoning_tokens),
+    "web_search_requests": _count(UsageHourly.web_search_requests),
     "errors": _count(UsageHourly.status_4xx + UsageHourly.status_429 + UsageHourly.status_5xx),
     # None where no request of the group reported a cost: unknown, not zero.
     "reported_cost": case(
@@ -169,7 +171,9 @@ def event_json(event: UsageEvent) -> dict[str, Any]:
         "output_tokens": event.output_tokens,
         "cache_read_input_tokens": event.cache_read_input_tokens,
         "cache_creation_input_tokens": event.cache_creation_input_tokens,
+        "cache_creation_1h_input_tokens": event.cache_creation_1h_input_tokens,
         "reasoning_tokens": event.reasoning_tokens,
+        "web_search_requests": event.web_search_requests,
         "system_prompt_tokens": event.system_prompt_tokens,
         "max_tokens": event.max_tokens,
         "finish_reason": event.finish_reason,
@@ -194,11 +198,20 @@ def encode_cursor(occurred_at: datetime, event_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (occurred_at, event_id) a cursor of `encode_cursor` holds; 422 naming `cursor` for anything else,
+    a NUL or a lone surrogate included (text PostgreSQL cannot take)."""
     try:
-        moment, event_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(moment), str(event_id)
-    except (ValueError, TypeError) as error:
-        raise InvalidRequest("cursor is not one this server issued") from error
+        moment, event_id = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+        after = datetime.fromisoformat(moment)
+        if not isinstance(event_id, str) or after.tzinfo is None or "\x00" in event_id:
+            raise ValueError("not a cursor")
+        event_id.encode("utf-8")  # a lone surrogate has no UTF-8 form
+        return after, event_id
+    except (ValueError, TypeError, UnicodeError) as error:
+        raise InvalidRequest(
+            "cursor is not one this server issued",
+            details=[{"field": "cursor", "message": "give the next_cursor of the previous page as it came"}],
+        ) from error
 
 
 def _jsonable(value: Any) -> Any:

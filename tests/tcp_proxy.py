@@ -1,4 +1,5 @@
-"""A TCP proxy on 127.0.0.1 that a test can cut and restore, to play a database outage."""
+"""A TCP proxy on 127.0.0.1 that a test can cut and restore, to play a database outage, or freeze and thaw, to
+play a database that stops answering without closing anything (a server paused with SIGSTOP, a hung host)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ class TcpProxy:
         self.port = self._listener.getsockname()[1]
         self._open = threading.Event()
         self._open.set()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -33,6 +36,14 @@ class TcpProxy:
 
     def restore(self) -> None:
         self._open.set()
+
+    def freeze(self) -> None:
+        """Stop forwarding in both directions, keeping every connection open (and accepting new ones)."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Forward again what was held back, and what follows."""
+        self._flowing.set()
 
     def close(self) -> None:
         self.cut()
@@ -57,10 +68,10 @@ class TcpProxy:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

@@ -142,3 +142,36 @@ def test_a_database_outage_answers_503_and_the_service_recovers_by_itself(
             time.sleep(0.2)
     outage_engine.dispose()
     assert ids_in_database(engine, tenant) == {"before", "after"}
+
+
+def test_a_frozen_database_answers_503_within_the_deadline_and_the_service_recovers_by_itself(
+    proxied: tuple[TcpProxy, str], tenant: TenantKeys, engine: Engine
+) -> None:
+    """A database that stops answering without closing anything (paused with SIGSTOP, a hung host): requests
+    get 503 with Retry-After at their deadline instead of hanging, and everything works again once it thaws."""
+    proxy, url = proxied
+    settings = Settings(database_url=url, auth_cache_seconds=0, scheduler_enabled=False, request_timeout_seconds=1)
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/events", json=usage_event(event_id="before"), headers=tenant.ingest).status_code == 202
+        proxy.freeze()
+        try:
+            for request in (
+                lambda: client.post("/v1/events", json=usage_event(event_id="during"), headers=tenant.ingest),
+                lambda: client.get("/v1/usage", params={"period": "2026-10"}, headers=tenant.read),
+                lambda: client.get("/readyz"),
+            ):
+                started = time.monotonic()
+                response = request()
+                assert response.status_code == 503
+                assert response.headers["Retry-After"]
+                assert time.monotonic() - started < 5
+        finally:
+            proxy.thaw()
+        deadline = time.monotonic() + 30
+        while (
+            status := client.post("/v1/events", json=usage_event(event_id="after"), headers=tenant.ingest).status_code
+        ) != 202:
+            assert status == 503
+            assert time.monotonic() < deadline, "the service did not recover"
+            time.sleep(0.2)
+    assert {"before", "after"} <= ids_in_database(engine, tenant)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -68,11 +69,24 @@ def test_a_bad_event_is_named_as_the_exact_path_names_it() -> None:
     assert raised.value.events == 2
 
 
-def test_fractional_numbers_keep_every_digit() -> None:
+def test_fractional_numbers_keep_every_digit_and_a_cost_the_column_would_round_is_refused() -> None:
     event = ('{"event_id": "a", "occurred_at": "2026-10-07T11:00:00Z", "provider": "openai", "request_model": "m", '
-             '"input_tokens": 10, "output_tokens": 1, "reported_cost": 0.1000000000000000000000000001}')  # fmt: skip
-    (row,) = decode_events(event.encode(), "application/json", tenant_id=7, now=NOW)
-    assert str(row.reported_cost) == "0.1000000000000000000000000001"
+             '"input_tokens": 10, "output_tokens": 1, "reported_cost": %s}')  # fmt: skip
+    (row,) = decode_events((event % "987654.3210987653").encode(), "application/json", tenant_id=7, now=NOW)
+    assert str(row.reported_cost) == "987654.3210987653"  # a float would read 987654.3210987652
+    for cost, problem in [
+        ("0.1000000000000000000000000001", "has more than 10 decimal places; it would be rounded"),
+        ("1e-11", "has more than 10 decimal places; it would be rounded"),  # stored as 0
+        ("999999.99999999999", "has more than 10 decimal places"),  # stored as 1000000, past the limit
+        ('"1_000"', "must be a JSON number or a decimal string such as \"0.0123\", got '1_000'"),
+        ('" 12 "', "must be a JSON number or a decimal string"),
+        ("true", "must be a number, not true or false"),
+    ]:
+        with pytest.raises(EventValidationError) as raised:
+            decode_events((event % cost).encode(), "application/json", tenant_id=7, now=NOW)
+        assert [(p.field, problem in p.message) for p in raised.value.problems] == [("reported_cost", True)], cost
+    (row,) = decode_events((event % '"0.0123000000000"').encode(), "application/json", tenant_id=7, now=NOW)
+    assert row.reported_cost == Decimal("0.0123")  # trailing zeros change nothing
 
 
 def test_every_field_lands_in_its_own_column() -> None:

@@ -55,7 +55,7 @@ def test_a_gzip_compressed_body_is_read_and_a_bad_or_unknown_encoding_is_refused
 
     not_gzip = client.post("/v1/events", content=batch, headers=zipped)
     assert (not_gzip.status_code, not_gzip.json()["error"]["message"]) == (
-        422,
+        400,
         "the body is not valid gzip: Error -3 while decompressing data: incorrect header check",
     )
     brotli = client.post("/v1/events", content=batch, headers={**zipped, "Content-Encoding": "br"})
@@ -237,3 +237,29 @@ def test_a_raw_usage_object_is_kept_with_every_digit_of_its_cost(
         "FROM usage_events WHERE tenant_id = :tenant",
     )
     assert row == (Decimal("0.0001234568"), "0.000123456789012345678901", "0.0000001")
+
+
+def test_one_hour_cache_writes_and_web_searches_are_taken_listed_and_rolled_up(
+    client: TestClient, tenant: TenantKeys
+) -> None:
+    event = usage_event(
+        occurred_at="2026-10-09T10:00:00Z",
+        provider="anthropic",
+        request_model="claude-sonnet-4-6",
+        input_tokens=5_000,
+        cache_read_input_tokens=0,
+        cache_creation_input_tokens=3_000,
+        cache_creation_1h_input_tokens=2_000,
+        web_search_requests=2,
+    )
+    assert client.post("/v1/events", json=event, headers=tenant.ingest).status_code == 202
+
+    (listed,) = client.get("/v1/events", params={"period": "2026-10"}, headers=tenant.read).json()["events"]
+    assert (listed["cache_creation_1h_input_tokens"], listed["web_search_requests"]) == (2_000, 2)
+    (row,) = client.get("/v1/usage", params={"period": "2026-10"}, headers=tenant.read).json()["rows"]
+    assert (row["cache_creation_1h_input_tokens"], row["web_search_requests"]) == (2_000, 2)
+
+    more_than_written = {**event, "event_id": "too-many-1h", "cache_creation_1h_input_tokens": 3_001}
+    response = client.post("/v1/events", json=more_than_written, headers=tenant.ingest)
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "cache_creation_1h_input_tokens"

@@ -110,7 +110,7 @@ def test_values_no_request_has_are_refused_before_they_reach_the_rollups(
     the year 0001."""
     cases = {
         "input_tokens": (usage_event(input_tokens=10**12 + 1), "less than or equal to 1000000000000"),
-        "reported_cost": (usage_event(reported_cost="1e15"), "reported cost 1E+15 USD is not between 0 and 1,000,000"),
+        "reported_cost": (usage_event(reported_cost=10**15), "reported cost 1000000000000000 USD is not between 0"),
         "occurred_at": (usage_event(occurred_at="1970-01-01T00:00:00Z"), "is before 2000-01-01"),
     }
     for field, (event, message) in cases.items():

@@ -23,12 +23,13 @@ from starlette.exceptions import HTTPException
 from ledger import log_redaction
 from ledger.api import events, findings, integrations, reconciliation, statements
 from ledger.api.context import AppContext
+from ledger.api.deadline import RequestDeadline
 from ledger.api.dependencies import ContextDep
 from ledger.api.openapi import complete_document
 from ledger.auth import PrincipalCache
 from ledger.catalog import base_layer
 from ledger.clock import Clock, SystemClock
-from ledger.database import create_db_engine, database_url, migrations_at_head, session_factory
+from ledger.database import create_db_engine, database_url, migrations_at_head, service_timeouts, session_factory
 from ledger.errors import ServiceUnavailable, TokenLedgerError
 from ledger.group_commit import GroupCommitWriter, is_unavailable
 from ledger.metrics import ServiceMetrics
@@ -38,11 +39,13 @@ from reports.alerts.delivery import outbox_by_status
 
 log = logging.getLogger("tokenledger.api")
 RETRY_AFTER_SECONDS = "2"
+DEADLINE_EXEMPT = ("/v1/reconciliation/run",)  # waits its turn behind another run of the period, by design
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock | None = None) -> FastAPI:
     log_redaction.install()
-    engine = engine or create_db_engine(database_url(settings), pool_size=settings.pool_size)
+    timeouts = service_timeouts(settings)
+    engine = engine or create_db_engine(database_url(settings), pool_size=settings.pool_size, timeouts=timeouts)
     metrics = ServiceMetrics()
     writer = GroupCommitWriter(
         engine.url,
@@ -50,6 +53,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
         max_events=settings.group_commit_max_events,
         connections=settings.writer_connections,
         on_batch=metrics.observe_batch,
+        timeouts=timeouts,
     )
     context = AppContext(
         settings=settings,
@@ -104,6 +108,12 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
 
     app.mount("/report", create_report_app(context))
     _install_health(app)
+    app.add_middleware(
+        RequestDeadline,
+        seconds=settings.request_timeout_seconds,
+        retry_after=RETRY_AFTER_SECONDS,
+        exempt=DEADLINE_EXEMPT,
+    )
     return app
 
 

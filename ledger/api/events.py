@@ -24,8 +24,14 @@ from ledger.api.dependencies import (
 from ledger.api.openapi import GROUP_BY, KEYED, AnyMonth, Since, Until, error_responses, events_body
 from ledger.api.responses import Events, Usage, ok
 from ledger.auth import Principal
-from ledger.errors import InvalidRequest, PayloadTooLarge, TokenLedgerError, UnsupportedMediaType
-from ledger.events import EventRow, EventValidationError, decode_events, validate_events
+from ledger.errors import InvalidRequest, PayloadTooLarge, TokenLedgerError, UndecodableBody, UnsupportedMediaType
+from ledger.events import (
+    EventRow,
+    EventValidationError,
+    TooManyEvents,
+    decode_events,
+    is_json_media_type,
+)
 from ledger.usage import MAX_PAGE, EventFilter, instant, list_events, resolve_range, usage_totals
 
 
@@ -40,7 +46,7 @@ router = APIRouter(prefix="/v1", tags=["usage"], responses=KEYED)
 T = TypeVar("T")
 
 
-async def read_body(request: Request, limit: int, *, undecodable: type[TokenLedgerError] = InvalidRequest) -> bytes:
+async def read_body(request: Request, limit: int, *, undecodable: type[TokenLedgerError] = UndecodableBody) -> bytes:
     """The request body, decompressed when its Content-Encoding is gzip (as OpenTelemetry collectors and most
     HTTP clients can send it); 413 as soon as it, or what it decompresses to, passes `limit` bytes; 415 for
     another encoding; `undecodable` for a body that is not gzip after all."""
@@ -66,33 +72,54 @@ async def read_body(request: Request, limit: int, *, undecodable: type[TokenLedg
 
 
 def _gunzip(body: bytes, limit: int, undecodable: type[TokenLedgerError]) -> bytes:
-    """A gzip body, decompressed; 413 as soon as it would pass `limit` bytes."""
-    decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
-    try:
-        data = decompressor.decompress(body, limit + 1)
-    except zlib.error as error:
-        raise undecodable(f"the body is not valid gzip: {error}") from error
-    if len(data) > limit or decompressor.unconsumed_tail:
-        raise PayloadTooLarge(f"the decompressed body is over {limit} bytes")
-    if not decompressor.eof:
-        raise undecodable("the gzip body is truncated")
-    return data
+    """A gzip body, every member of it decompressed (RFC 1952 allows several, one after another); 413 as soon as
+    it would pass `limit` bytes; `undecodable` for bytes after the last member that are not gzip."""
+    parts: list[bytes] = []
+    size, rest = 0, body
+    while True:
+        decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        try:
+            data = decompressor.decompress(rest, limit + 1 - size)
+        except zlib.error as error:
+            where = "" if rest is body else f" after {len(body) - len(rest)} bytes of valid gzip"
+            raise undecodable(f"the body is not valid gzip{where}: {error}") from error
+        size += len(data)
+        if size > limit or decompressor.unconsumed_tail:
+            raise PayloadTooLarge(f"the decompressed body is over {limit} bytes")
+        if not decompressor.eof:
+            raise undecodable("the gzip body is truncated")
+        parts.append(data)
+        rest = decompressor.unused_data
+        if not rest:
+            return b"".join(parts)
+
+
+async def write(context: AppContext, rows: list[EventRow]) -> dict[str, int]:
+    """Write through the group-commit writer; return the counts once committed."""
+    result = await context.writer.submit(rows)
+    context.metrics.events_accepted.inc(result.accepted)
+    context.metrics.events_duplicate.inc(result.duplicates)
+    return {"accepted": result.accepted, "duplicates": result.duplicates}
 
 
 async def store(context: AppContext, rows: list[EventRow]) -> JSONResponse:
     """Write through the group-commit writer; answer only after the commit."""
-    result = await context.writer.submit(rows)
-    context.metrics.events_accepted.inc(result.accepted)
-    context.metrics.events_duplicate.inc(result.duplicates)
-    return JSONResponse({"accepted": result.accepted, "duplicates": result.duplicates}, status_code=202)
+    return JSONResponse(await write(context, rows), status_code=202)
 
 
 def decoded(context: AppContext, principal: Principal, body: bytes, content_type: str) -> list[EventRow]:
     """The body's events validated into rows, or the HTTP error that says what is wrong with them."""
     try:
         rows = decode_events(
-            body, content_type, tenant_id=principal.tenant_id, now=context.clock.now(), max_future=max_future(context)
+            body,
+            content_type,
+            tenant_id=principal.tenant_id,
+            now=context.clock.now(),
+            max_future=max_future(context),
+            max_events=context.settings.max_events_per_request,
         )
+    except TooManyEvents as error:
+        raise PayloadTooLarge(str(error)) from error
     except EventValidationError as error:
         if error.problems[0].field == "body":
             raise InvalidRequest(
@@ -102,15 +129,14 @@ def decoded(context: AppContext, principal: Principal, body: bytes, content_type
     return within_limits(context, rows)
 
 
-def validated(context: AppContext, principal: Principal, items: list[Any]) -> list[EventRow]:
-    """Decoded events (from another format's mapping) validated into rows, or the HTTP error."""
-    within_limits(context, items)
-    try:
-        return validate_events(
-            items, tenant_id=principal.tenant_id, now=context.clock.now(), max_future=max_future(context)
+def json_content_type(request: Request) -> str:
+    """The request's Content-Type, which must name JSON or NDJSON (415 otherwise); none means JSON."""
+    content_type = request.headers.get("content-type", "application/json")
+    if not is_json_media_type(content_type):
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json or application/x-ndjson, got {content_type[:100]!r}"
         )
-    except EventValidationError as error:
-        raise refusal(context, error) from error
+    return content_type
 
 
 def max_future(context: AppContext) -> timedelta:
@@ -128,8 +154,9 @@ def within_limits(context: AppContext, events: list[T]) -> list[T]:
 
 def refusal(context: AppContext, error: EventValidationError) -> InvalidRequest:
     context.metrics.events_rejected.inc(error.events)
+    listed = "" if error.total == len(error.problems) else f"; the first {len(error.problems)} are listed"
     return InvalidRequest(
-        f"{len(error.problems)} problem(s) in the events; nothing was stored",
+        f"{error.total} problem(s) in the events; nothing was stored{listed}",
         details=[problem.as_dict() for problem in error.problems],
     )
 
@@ -145,7 +172,7 @@ INLINE_DECODE_BYTES = 16_384
     status_code=202,
     summary="Record usage events (object, array or NDJSON)",
     response_model=Accepted,
-    responses=error_responses(413, 415),
+    responses=error_responses(400, 413, 415),
     openapi_extra={
         **events_body("Usage events, schema version 1: one object, an array, or NDJSON; at most 10,000 events."),
         "security": [{BEARER_KEY.scheme_name: []}],
@@ -158,8 +185,8 @@ async def post_events(request: Request) -> JSONResponse:
     principal = await get_principal(request, context)
     principal.require("ingest")
     refuse_unknown_query(request, NO_QUERY)
+    content_type = json_content_type(request)
     body = await read_body(request, context.settings.max_body_bytes)
-    content_type = request.headers.get("content-type", "application/json")
     if len(body) < INLINE_DECODE_BYTES:
         rows = decoded(context, principal, body, content_type)
     else:

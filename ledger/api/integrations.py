@@ -11,20 +11,35 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from ledger import litellm_payload, otlp
 from ledger.api.context import AppContext
 from ledger.api.dependencies import ContextDep, PrincipalDep, known_query_only
-from ledger.api.events import Accepted, max_future, read_body, store, validated
+from ledger.api.events import Accepted, json_content_type, max_future, read_body, store, write
 from ledger.api.openapi import KEYED, error_responses, json_or_ndjson_body, otlp_body
 from ledger.auth import Principal
 from ledger.errors import InvalidRequest, PayloadTooLarge, TokenLedgerError, UnsupportedMediaType
-from ledger.events import EventRow, EventValidationError, parse_body, validate_events
+from ledger.events import (
+    MAX_PROBLEMS,
+    EventProblem,
+    EventRow,
+    EventValidationError,
+    TooManyEvents,
+    parse_body,
+    validate_events,
+)
 
 router = APIRouter(prefix="/v1", tags=["integrations"], responses=KEYED, dependencies=[Depends(known_query_only)])
 
 PROTOBUF = "application/x-protobuf"
 MANY = 50  # validate bigger requests off the event loop
+
+
+class Rejection(BaseModel):
+    index: int = Field(description="The payload's position in the request, from 0.")
+    field: str = Field(description="Where in the payload (or its event) the problem is.")
+    message: str
 
 
 class UndecodableTraces(TokenLedgerError):
@@ -34,12 +49,24 @@ class UndecodableTraces(TokenLedgerError):
     code = "invalid_request"
 
 
+class LiteLLMAccepted(Accepted):
+    """Answered once the events of the payloads that could be recorded are committed."""
+
+    rejected: list[Rejection] = Field(
+        default=[],
+        description="Present when some payloads could not be recorded: their problems (the first 100), by index "
+        "in the request; the others were stored. LiteLLM does not retry a 4xx answer, so one bad payload does not "
+        "refuse its neighbours.",
+    )
+    rejected_count: int = Field(default=0, description="Present with `rejected`: how many problems in all.")
+
+
 @router.post(
     "/integrations/litellm",
     status_code=202,
     summary="Record LiteLLM calls: the generic API logger's standard logging payloads (object, array or NDJSON)",
-    response_model=Accepted,
-    responses=error_responses(413, 415),
+    response_model=LiteLLMAccepted,
+    responses=error_responses(400, 413, 415),
     openapi_extra=json_or_ndjson_body(
         "LiteLLM standard logging payloads (one object, an array, or NDJSON), as its generic API logger sends them."
     ),
@@ -52,27 +79,36 @@ async def post_litellm(
     account: str | None = None,
 ) -> JSONResponse:
     principal.require("ingest")
+    content_type = json_content_type(request)
     body = await read_body(request, context.settings.max_body_bytes)
-    payloads = _litellm_payloads(body, request.headers.get("content-type", "application/json"))
-    limit = context.settings.max_events_per_request
-    if len(payloads) > limit:
-        raise PayloadTooLarge(f"at most {limit} payloads per request, got {len(payloads)}")
+    payloads = _litellm_payloads(body, content_type, context.settings.max_events_per_request)
 
-    def rows() -> list[EventRow]:
-        try:
-            events, _ = litellm_payload.events_from_payloads(payloads, app=app, account=account)
-        except EventValidationError as error:
-            context.metrics.events_rejected.inc(len(payloads))
-            raise InvalidRequest(
-                f"{len(error.problems)} LiteLLM payload(s) cannot be mapped to usage events; nothing was stored",
-                details=[problem.as_dict() for problem in error.problems],
-            ) from error
-        return validated(context, principal, events) if events else []
+    def rows() -> tuple[list[EventRow], list[EventProblem]]:
+        mapped = litellm_payload.events_from_payloads(payloads, app=app, account=account)
+        now, skew = context.clock.now(), max_future(context)
+        problems, valid = list(mapped.problems), []
+        for index, event in mapped.events:
+            try:
+                valid.extend(validate_events([event], tenant_id=principal.tenant_id, now=now, max_future=skew))
+            except EventValidationError as error:
+                problems.extend(EventProblem(index, problem.field, problem.message) for problem in error.problems)
+        problems.sort(key=lambda problem: problem.index)
+        return valid, problems
 
-    mapped = rows() if len(payloads) < MANY else await run_in_threadpool(rows)
-    if not mapped:
-        return JSONResponse({"accepted": 0, "duplicates": 0}, status_code=202)
-    return await store(context, mapped)
+    valid, problems = rows() if len(payloads) < MANY else await run_in_threadpool(rows)
+    refused = len({problem.index for problem in problems})
+    if refused:
+        context.metrics.events_rejected.inc(refused)
+    if problems and not valid:
+        raise InvalidRequest(
+            f"{refused} LiteLLM payload(s) cannot be recorded; nothing was stored",
+            details=[problem.as_dict() for problem in problems[:MAX_PROBLEMS]],
+        )
+    answer: dict[str, Any] = await write(context, valid) if valid else {"accepted": 0, "duplicates": 0}
+    if problems:
+        answer["rejected"] = [problem.as_dict() for problem in problems[:MAX_PROBLEMS]]
+        answer["rejected_count"] = len(problems)
+    return JSONResponse(answer, status_code=202)
 
 
 @router.post(
@@ -137,17 +173,20 @@ def _trace_rows(
     return rows, rejections
 
 
-def _litellm_payloads(body: bytes, content_type: str) -> list[Any]:
-    """A payload, a JSON array of them, or NDJSON (which LiteLLM sends as application/json)."""
+def _litellm_payloads(body: bytes, content_type: str, limit: int) -> list[Any]:
+    """A payload, a JSON array of them, or NDJSON (which LiteLLM sends as application/json); 413 past `limit`
+    payloads, counted before they are mapped."""
     try:
-        return parse_body(body, content_type)
-    except EventValidationError as error:
-        lines = [line for line in body.splitlines() if line.strip()]
-        if len(lines) > 1 and "ndjson" not in content_type:
-            try:
-                return parse_body(body, "application/x-ndjson")
-            except EventValidationError:
-                pass
-        raise InvalidRequest(
-            "the body is not valid JSON", details=[problem.as_dict() for problem in error.problems]
-        ) from error
+        try:
+            return parse_body(body, content_type, max_items=limit)
+        except EventValidationError as error:
+            if "ndjson" not in content_type and body.strip().count(b"\n"):
+                try:
+                    return parse_body(body, "application/x-ndjson", max_items=limit)
+                except EventValidationError:
+                    pass
+            raise InvalidRequest(
+                "the body is not valid JSON", details=[problem.as_dict() for problem in error.problems]
+            ) from error
+    except TooManyEvents as error:
+        raise PayloadTooLarge(f"at most {limit} payloads per request; the body holds more") from error

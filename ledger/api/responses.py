@@ -125,7 +125,9 @@ class EventOut(Strict):
     output_tokens: int
     cache_read_input_tokens: int
     cache_creation_input_tokens: int
+    cache_creation_1h_input_tokens: int = Field(description="The part of the cache writes kept for an hour.")
     reasoning_tokens: int
+    web_search_requests: int
     system_prompt_tokens: int | None
     max_tokens: int | None
     finish_reason: str | None
@@ -159,7 +161,8 @@ class Usage(Strict):
     group_by: list[str]
     rows: list[dict[str, Any]] = Field(
         description="One row per group: the `group_by` dimensions, then requests, input_tokens, output_tokens, "
-        "cache_read_input_tokens, cache_creation_input_tokens, reasoning_tokens, errors and reported_cost."
+        "cache_read_input_tokens, cache_creation_input_tokens, cache_creation_1h_input_tokens, reasoning_tokens, "
+        "web_search_requests, errors and reported_cost."
     )
 
 

@@ -282,22 +282,35 @@ def test_the_endpoint_reads_ndjson_sent_as_application_json(
     assert (failure["status_code"], failure["error_type"], failure["input_tokens"]) == (500, "server_error", 0)
 
 
-def test_a_payload_that_cannot_be_mapped_is_refused_naming_its_field(
+def test_a_payload_that_cannot_be_recorded_is_reported_by_index_and_its_neighbours_are_stored(
     client: TestClient, tenant: TenantKeys, engine: Engine, real_payloads: dict[str, dict[str, Any]]
 ) -> None:
+    """LiteLLM does not retry a 4xx answer: refusing the whole batch for one bad payload would lose the rest."""
     broken = copy.deepcopy(real_payloads["success"])
     del broken["model"]
     negative = copy.deepcopy(real_payloads["success"])
     negative["metadata"]["usage_object"]["completion_tokens"] = -3
+    too_early = copy.deepcopy(real_payloads["success"])
+    too_early.update(id="chatcmpl-1970", startTime=1.0, endTime=1.5)  # maps, but the event is refused
 
-    answer = post(client, tenant, [real_payloads["success"], broken, negative])
+    answer = post(client, tenant, [real_payloads["success"], broken, negative, too_early, real_payloads["failure"]])
 
-    assert answer.status_code == 422
-    assert [(d["index"], d["field"]) for d in answer.json()["error"]["details"]] == [
+    assert answer.status_code == 202
+    body = answer.json()
+    assert (body["accepted"], body["duplicates"], body["rejected_count"]) == (2, 0, 3)
+    assert [(d["index"], d["field"]) for d in body["rejected"]] == [
         (1, "model"),
         (2, "metadata.usage_object.completion_tokens"),
+        (3, "occurred_at"),
     ]
-    assert stored_events(engine, tenant) == []
+    assert len(stored_events(engine, tenant)) == 2
+
+    nothing_valid = post(client, tenant, [broken, negative])
+    assert nothing_valid.status_code == 422
+    assert [(d["index"], d["field"]) for d in nothing_valid.json()["error"]["details"]] == [
+        (0, "model"),
+        (1, "metadata.usage_object.completion_tokens"),
+    ]
 
 
 def test_a_start_time_past_any_date_or_an_odd_error_code_is_refused_or_read_not_a_server_error(
@@ -354,3 +367,123 @@ def test_failures_are_classified_from_the_error_information(
 
     assert event is not None
     assert (event["status_code"], event["error_type"]) == (status, error_type)
+
+
+def captured_payload(provider: ProviderMock, call: Callable[[], Any]) -> dict[str, Any]:
+    """The standard logging payload LiteLLM builds for one call against the provider mock."""
+    litellm.logging_callback_manager._reset_all_callbacks()
+    capture = Capture()
+    litellm.callbacks = [capture]
+    try:
+        call()
+        eventually(lambda: len(capture.payloads) == 1)
+    finally:
+        litellm.logging_callback_manager._reset_all_callbacks()
+    return capture.payloads[0]
+
+
+def test_a_responses_call_whose_id_litellm_made_long_is_recorded_under_a_stable_id(
+    provider: ProviderMock, client: TestClient, tenant: TenantKeys, engine: Engine
+) -> None:
+    provider.script(
+        Reply(
+            200,
+            {
+                "id": "resp_0123456789abcdef0123456789abcdef",
+                "object": "response",
+                "created_at": 1780000000,
+                "status": "completed",
+                "model": "gpt-5.4-mini",
+                "output": [
+                    {
+                        "type": "message",
+                        "id": "msg_1",
+                        "status": "completed",
+                        "role": "assistant",
+                        "content": [{"type": "output_text", "text": "Hi.", "annotations": []}],
+                    }
+                ],
+                "usage": {
+                    "input_tokens": 100,
+                    "input_tokens_details": {"cached_tokens": 40},
+                    "output_tokens": 20,
+                    "output_tokens_details": {"reasoning_tokens": 5},
+                    "total_tokens": 120,
+                },
+            },
+        )
+    )
+    payload = captured_payload(
+        provider,
+        lambda: litellm.responses(
+            model="openai/gpt-5.4-mini", input="hi", api_base=f"{provider.base_url}/v1", api_key="sk"
+        ),
+    )
+    assert len(payload["id"]) > 128  # resp_ + base64 of the provider, the model id and the response id
+
+    first = post(client, tenant, [payload])
+    again = post(client, tenant, [payload])  # a retry of the same call: the same id, a duplicate
+
+    assert (first.json(), again.json()) == ({"accepted": 1, "duplicates": 0}, {"accepted": 0, "duplicates": 1})
+    row = only_event(engine, tenant)
+    assert row["event_id"].startswith("sha256:")
+    assert len(row["event_id"]) <= 128
+    assert row["provider_request_id"] == payload["id"]
+    assert tokens_of(row) == {
+        "input_tokens": 100,
+        "output_tokens": 20,
+        "cache_read_input_tokens": 40,
+        "cache_creation_input_tokens": 0,
+        "reasoning_tokens": 5,
+    }
+
+
+def test_one_hour_cache_writes_of_an_anthropic_call_through_litellm_are_kept_apart(
+    provider: ProviderMock, client: TestClient, tenant: TenantKeys, engine: Engine
+) -> None:
+    provider.script(
+        Reply(
+            200,
+            {
+                "id": "msg_01hour",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-sonnet-4-6",
+                "content": [{"type": "text", "text": "Hi."}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": 10,
+                    "cache_creation_input_tokens": 3000,
+                    "cache_read_input_tokens": 0,
+                    "output_tokens": 20,
+                    "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 2000},
+                },
+            },
+        )
+    )
+    payload = captured_payload(
+        provider,
+        lambda: litellm.completion(
+            model="anthropic/claude-sonnet-4-6", messages=MESSAGES, api_base=provider.base_url, api_key="sk"
+        ),
+    )
+
+    assert post(client, tenant, [payload]).json() == {"accepted": 1, "duplicates": 0}
+    row = only_event(engine, tenant)
+    assert (row["input_tokens"], row["cache_creation_input_tokens"], row["cache_creation_1h_input_tokens"]) == (
+        3010,
+        3000,
+        2000,
+    )
+
+
+def test_a_cost_litellm_computed_as_a_float_is_kept_to_the_stored_places_not_refused(
+    client: TestClient, tenant: TenantKeys, engine: Engine, real_payloads: dict[str, dict[str, Any]]
+) -> None:
+    """Refusing costs with more places than are stored applies to what a client states; LiteLLM's cost is a
+    float it computed (1200 × 2.5e-07 + …), whose binary noise past the tenth place no one meant."""
+    payload = {**real_payloads["success"], "response_cost": 0.00030000000000000003}
+
+    assert post(client, tenant, [payload]).json() == {"accepted": 1, "duplicates": 0}
+    assert only_event(engine, tenant)["reported_cost"] == Decimal("0.0003")

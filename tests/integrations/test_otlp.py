@@ -401,3 +401,26 @@ def test_a_span_that_reports_input_below_its_cache_reads_is_taken_as_excluding_t
     assert event is not None
     assert (event["input_tokens"], event["cache_read_input_tokens"]) == (2105 + 24576, 24576)
     assert event["occurred_at"] == START
+
+
+def test_one_hour_cache_writes_of_a_span_are_kept_apart(
+    ledger_server: LedgerServer, engine: Engine, tenant: TenantKeys
+) -> None:
+    exporter = OTLPSpanExporter(endpoint=f"{ledger_server.url}/v1/traces", headers=tenant.ingest)
+    provider = tracer_provider(SimpleSpanProcessor(exporter))
+    anthropic = {
+        **CHAT_ATTRIBUTES,
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-6",
+        "gen_ai.response.model": "claude-sonnet-4-6",
+        "gen_ai.usage.input_tokens": 4_000,
+        "gen_ai.usage.cache_read.input_tokens": 0,
+        "gen_ai.usage.cache_creation.input_tokens": 3_000,
+        "gen_ai.usage.cache_creation.ephemeral_1h_input_tokens": 2_000,
+    }
+
+    emit(provider, "chat claude-sonnet-4-6", anthropic)
+    provider.shutdown()
+
+    row = only_event(engine, tenant)
+    assert (row["cache_creation_input_tokens"], row["cache_creation_1h_input_tokens"]) == (3_000, 2_000)
