@@ -206,7 +206,7 @@ class PrincipalCache:
 
 def _split(token: str) -> tuple[str, str]:
     prefix = f"{KEY_PREFIX}_"
-    if not token.startswith(prefix) or "." not in token:
+    if not token.isascii() or not token.startswith(prefix) or "." not in token:
         raise Unauthorized("malformed API key")
     key_id, _, secret = token[len(prefix) :].partition(".")
     if not key_id or not secret:

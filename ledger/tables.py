@@ -79,6 +79,20 @@ class ApiKey(Base):
     __table_args__ = (Index("ix_api_keys_id", "id"),)
 
 
+class ReportSession(Base):
+    """A signed-in session of the web report. Its random id travels in the signed cookie; signing out deletes
+    the row, so a copy of the cookie opens nothing afterwards."""
+
+    __tablename__ = "report_sessions"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    key_id: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (Index("ix_report_sessions_created_at", "created_at"),)
+
+
 class EventId(Base):
     """The mark that an event id was seen for a tenant, written in the same transaction as the event."""
 

@@ -36,9 +36,10 @@ from reports.web.signin import (
     Signer,
     Viewer,
     check_signin_token,
+    end_session,
     safe_next,
-    session_token,
     signin_token,
+    start_session,
     viewer_of,
 )
 
@@ -138,15 +139,20 @@ def signin(
             request, context, next, f"A key of role {principal.role} cannot read reports: use a read or admin key.", 403
         )
     response = RedirectResponse(safe_next(next, base_path(request)), status_code=303)
-    value = session_token(signer_of(request), tenant_id=principal.tenant_id, key_id=principal.key_id, now=now)
+    value = start_session(session, signer_of(request), tenant_id=principal.tenant_id, key_id=principal.key_id, now=now)
+    session.commit()
     _cookie(response, request, SESSION_COOKIE, value, int(SESSION_LIFETIME.total_seconds()))
     response.delete_cookie(SIGNIN_COOKIE, path=f"{base_path(request)}/")
     return response
 
 
 @router.post("/signout")
-def signout(request: Request, viewer: ViewerDep, csrf: Annotated[str | None, Form()] = None) -> Response:
+def signout(
+    request: Request, session: SessionDep, viewer: ViewerDep, csrf: Annotated[str | None, Form()] = None
+) -> Response:
     viewer.check_csrf(csrf)
+    end_session(session, viewer)
+    session.commit()
     response = RedirectResponse(f"{base_path(request)}/signin", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path=f"{base_path(request)}/")
     return response
