@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
@@ -40,6 +40,20 @@ TOKEN_USAGE_TYPES: Final = frozenset({"uncached_input", "cached_input", "cache_w
 
 # Keys under which importers keep the source's own name for a line item, most specific first.
 _LABEL_KEYS: Final = ("line_item", "x_UsageType", "SkuMeter", "ChargeDescription", "description", "cost_type", "object")
+
+
+EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(2100, 1, 1, tzinfo=UTC)
+"""Statement dates are refused outside [EARLIEST, LATEST): usage of LLM APIs began after 2000, and a date such
+as 9999-12-31 or 0001-01-01 is a placeholder or a typo, not a billing period (nor one day's arithmetic away
+from what a datetime can hold)."""
+
+
+def implausible(moment: datetime) -> str | None:
+    """Why `moment` (aware) cannot be a statement date, or None."""
+    if EARLIEST <= moment < LATEST:
+        return None
+    return f"{moment.isoformat()} is outside the dates a statement covers ({EARLIEST.year} to {LATEST.year - 1})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +105,10 @@ class StatementLine:
             moment: datetime = getattr(self, name)
             if moment.utcoffset() != timedelta(0):
                 raise refuse(name, f"must be an aware UTC datetime, got {moment!r}")
+            if name == "period_start" and (problem := implausible(moment)):
+                raise refuse(name, problem)
+            if name == "period_end" and (problem := implausible(moment - timedelta(microseconds=1))):
+                raise refuse(name, problem)
         if self.period_end < self.period_start:
             raise refuse(
                 "period_end",

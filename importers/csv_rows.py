@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 
-from importers.base import RawDocument, StatementError
+from importers.base import RawDocument, StatementError, implausible
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,13 @@ class CsvRow:
             raise self.error(column, f"expected {expected}, got {value!r}") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=zone)
-        return moment.astimezone(UTC)
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:  # 0001-01-01 or 9999-12-31 shifted past what a datetime holds
+            raise self.error(column, f"{value!r} is outside the dates a statement covers") from None
+        if problem := implausible(moment):
+            raise self.error(column, problem)
+        return moment
 
 
 def _strptime(date_format: str) -> Callable[[str], datetime]:
@@ -101,7 +108,7 @@ def read_rows(document: RawDocument) -> Iterator[CsvRow]:
         columns = next(reader, None)
         if not columns:
             raise StatementError(document.name, "line 1", None, "the header line is missing")
-        duplicates = sorted({column for column in columns if columns.count(column) > 1})
+        duplicates = sorted(column for column, count in Counter(columns).items() if count > 1)
         if duplicates:
             raise StatementError(document.name, "line 1", None, f"repeated columns: {', '.join(duplicates)}")
         start = reader.line_num + 1

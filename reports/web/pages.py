@@ -4,6 +4,7 @@ runs, imports and the hourly rollup, never raw usage events."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from ledger.api.dependencies import ContextDep, SessionDep
+from ledger.api.dependencies import ContextDep, SessionDep, client_address, refuse_a_throttled_address
 from ledger.auth import authenticate
 from ledger.errors import InvalidRequest, Unauthorized
 from ledger.findings import (
@@ -130,9 +131,12 @@ def signin(
 ) -> Response:
     now = context.clock.now()
     check_signin_token(signer_of(request), request.cookies.get(SIGNIN_COOKIE), token, now=now)
+    address = client_address(request)
+    refuse_a_throttled_address(context, address)
     try:
         principal = authenticate(session, key.strip())
     except Unauthorized:
+        context.failed_auth.failed(address, time.monotonic())
         return _signin_page(request, context, next, "That key is not valid, or it was revoked.", 401)
     if principal.role not in REPORT_ROLES:
         return _signin_page(

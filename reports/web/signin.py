@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from ledger.auth import same_text
 from ledger.errors import Forbidden, TokenLedgerError
 from ledger.tables import ApiKey, ReportSession, Tenant
 
@@ -88,12 +89,6 @@ class Signer:
 
     def _mac(self, body: str) -> str:
         return hmac.new(self._secret, body.encode(), hashlib.sha256).hexdigest()
-
-
-def same_text(given: str, expected: str) -> bool:
-    """A constant-time comparison of a text someone sent with the one expected. `hmac.compare_digest` raises on
-    non-ASCII text, so both are compared as UTF-8 (a lone surrogate included)."""
-    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 def start_session(session: Session, signer: Signer, *, tenant_id: int, key_id: str, now: datetime) -> str:
