@@ -12,6 +12,7 @@ Exception tree::
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -19,7 +20,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Final
 
 if TYPE_CHECKING:
     from importers.fetching import FetchClient
@@ -56,18 +58,43 @@ def implausible(moment: datetime) -> str | None:
     return f"{moment.isoformat()} is outside the dates a statement covers ({EARLIEST.year} to {LATEST.year - 1})"
 
 
+READ_CHUNK: Final = 1 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class RawDocument:
-    """One statement document exactly as received: a file, or one fetched page."""
+    """One statement document exactly as received: a file, or one fetched page. A file too large to hold in
+    memory (a CSV export) is read from `path` as it is needed, and its `content` is empty."""
 
     name: str  # file name, or endpoint + query for a fetched page (never a credential)
     content: bytes
     media_type: str
     source: str
+    path: Path | None = None
+
+    @classmethod
+    def from_file(cls, path: Path, *, name: str, media_type: str, source: str) -> RawDocument:
+        """A document read from its file when needed, never held whole."""
+        return cls(name=name, content=b"", media_type=media_type, source=source, path=path)
+
+    def open(self) -> BinaryIO:
+        """The document's bytes as a binary stream (the caller closes it)."""
+        return self.path.open("rb") if self.path is not None else io.BytesIO(self.content)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The document's bytes, a megabyte at a time."""
+        with self.open() as stream:
+            while chunk := stream.read(READ_CHUNK):
+                yield chunk
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()
+        if self.path is None:
+            return hashlib.sha256(self.content).hexdigest()
+        digest = hashlib.sha256()
+        for chunk in self.chunks():
+            digest.update(chunk)
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +256,11 @@ class Importer(ABC):
     @abstractmethod
     def parse(self, document: RawDocument) -> list[StatementLine]:
         """All lines in `document`, in document order; raises StatementError on bad input."""
+
+    def iter_lines(self, document: RawDocument) -> Iterator[StatementLine]:
+        """The lines of `document` one at a time: importers of large exports read them as they go, so a file of
+        any size takes bounded memory. A StatementError may come after some lines."""
+        return iter(self.parse(document))
 
     def fetch(
         self, period: Period, *, credential: str, client: FetchClient, context: FetchContext

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from importers.base import RawDocument, StatementError, implausible
 
@@ -89,21 +90,32 @@ def _strptime(date_format: str) -> Callable[[str], datetime]:
 
 def header(document: RawDocument) -> list[str] | None:
     """The column names on the first line, or None when the document is not CSV text; never raises."""
-    first_line = document.content.split(b"\n", 1)[0]
     try:
+        with document.open() as stream:
+            first_line = stream.readline(HEADER_LIMIT).rstrip(b"\r\n")
         text = first_line.decode("utf-8-sig")
         return next(csv.reader([text]), None)
-    except (UnicodeDecodeError, csv.Error):
+    except (UnicodeDecodeError, csv.Error, OSError):
         return None
 
 
+HEADER_LIMIT = 16 * 1024 * 1024
+"""The longest header line read to identify a document."""
+
+
 def read_rows(document: RawDocument) -> Iterator[CsvRow]:
-    """The data rows of a CSV document with a header line; blank lines are skipped."""
-    try:
-        text = document.content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise StatementError(document.name, "", None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    """The data rows of a CSV document with a header line, read as they are needed (a file of any size takes
+    bounded memory); blank lines are skipped."""
+    with document.open() as stream:
+        reader = csv.reader(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""))
+        try:
+            yield from _rows(document, reader)
+        except UnicodeDecodeError as exc:
+            problem = f"not UTF-8 text ({exc.reason})"
+            raise StatementError(document.name, f"line {reader.line_num + 1}", None, problem) from None
+
+
+def _rows(document: RawDocument, reader: Any) -> Iterator[CsvRow]:
     try:
         columns = next(reader, None)
         if not columns:
