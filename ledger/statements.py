@@ -82,14 +82,14 @@ def store_statements(
     _create_staging(session)
     with _copy_staging(session) as copy:
         for line in lines:
-            check_storable(line)
+            raw = check_storable(line)
             if period is not None and line.period_start not in period:
                 raise ValueError(
                     f"{line.document}: {line.location}: line for {line.period_start.date()} is outside the period "
                     f"{period.label}"
                 )
             staged.add(line)
-            copy.write_row(_staged_row(line, staged.model_of(line)))
+            copy.write_row(_staged_row(line, staged.model_of(line), raw))
     period = period or staged.covering_period()
     # Imports of one source's period take turns: two at once (the daily pull and a hand import) would each
     # delete the lines the other has not committed yet, then both insert theirs, billing the month twice.
@@ -260,7 +260,7 @@ def _copy_staging(session: Session) -> Iterator[Copy]:
             yield copy
 
 
-def _staged_row(line: StatementLine, model: str | None) -> tuple[Any, ...]:
+def _staged_row(line: StatementLine, model: str | None, raw: str) -> tuple[Any, ...]:
     return (
         line.document,
         line.source,
@@ -280,12 +280,13 @@ def _staged_row(line: StatementLine, model: str | None) -> tuple[Any, ...]:
         line.request_id,
         line.final,
         line.location,
-        Jsonb(line.raw, dumps=_raw_json),
+        Jsonb(raw, dumps=_as_written),
     )
 
 
-def _raw_json(value: Any) -> str:
-    return json.dumps(value, default=str)
+def _as_written(text: str) -> str:
+    """`Jsonb`'s dumps for a value that is JSON text already."""
+    return text
 
 
 def _limit(column: Numeric[Decimal]) -> Decimal:
@@ -298,9 +299,10 @@ AMOUNT_LIMIT = _limit(Money)
 _TEXT_FIELDS = ("provider", "account", "api_key_id", "model", "service_tier", "unit", "currency", "request_id")
 
 
-def check_storable(line: StatementLine) -> None:
+def check_storable(line: StatementLine) -> str:
     """Refuse, naming the document, location and field, what the statement tables cannot hold as given: a number
-    beyond its column (PostgreSQL would only say "numeric field overflow") or a NUL character in any text."""
+    beyond its column (PostgreSQL would only say "numeric field overflow") or a NUL character in any text. The
+    line's raw values as the JSON text to store."""
     for name, limit in (("quantity", QUANTITY_LIMIT), ("amount", AMOUNT_LIMIT)):
         value: Decimal | None = getattr(line, name)
         if value is not None and (not value.is_finite() or abs(value) >= limit):
@@ -311,9 +313,11 @@ def check_storable(line: StatementLine) -> None:
         text = getattr(line, name)
         if text is not None and "\x00" in text:
             raise StatementError(line.document, line.location, name, "holds a NUL character, which cannot be stored")
-    field = nul_path(line.raw, "")
+    raw = json.dumps(line.raw, default=str)
+    field = nul_path(line.raw, "") if "\\u0000" in raw else None  # JSON writes a NUL so: one search, in C
     if field is not None:
         raise StatementError(line.document, line.location, field, "holds a NUL character, which cannot be stored")
+    return raw
 
 
 def summarize(lines: Iterable[StatementLine]) -> list[SummaryRow]:
