@@ -122,14 +122,10 @@ async def get_principal(request: Request, context: ContextDep) -> Principal:
     """The calling key. A remembered key costs no thread hop; a stale one is served while a single
     background task checks it again; an unknown one is checked in the threadpool, unless its address sent
     too many wrong keys lately (then 429 at once, `ledger.throttle`)."""
-    address = client_address(request)
-    try:
-        token = bearer_token(request)
-    except Unauthorized:
-        context.failed_auth.failed(address, time.monotonic())
-        raise
+    token = bearer_token(request)  # no key at all costs no lookup: neither counted nor throttled
     cached = context.principals.get(token)
     if cached is None:
+        address = client_address(request)
         refuse_a_throttled_address(context, address)
         try:
             return await run_in_threadpool(principal_for, context, token)
