@@ -12,14 +12,16 @@ Exception tree::
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Final
 
 if TYPE_CHECKING:
     from importers.fetching import FetchClient
@@ -42,18 +44,57 @@ TOKEN_USAGE_TYPES: Final = frozenset({"uncached_input", "cached_input", "cache_w
 _LABEL_KEYS: Final = ("line_item", "x_UsageType", "SkuMeter", "ChargeDescription", "description", "cost_type", "object")
 
 
+EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(2100, 1, 1, tzinfo=UTC)
+"""Statement dates are refused outside [EARLIEST, LATEST): usage of LLM APIs began after 2000, and a date such
+as 9999-12-31 or 0001-01-01 is a placeholder or a typo, not a billing period (nor one day's arithmetic away
+from what a datetime can hold)."""
+
+
+def implausible(moment: datetime) -> str | None:
+    """Why `moment` (aware) cannot be a statement date, or None."""
+    if EARLIEST <= moment < LATEST:
+        return None
+    return f"{moment.isoformat()} is outside the dates a statement covers ({EARLIEST.year} to {LATEST.year - 1})"
+
+
+READ_CHUNK: Final = 1 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class RawDocument:
-    """One statement document exactly as received: a file, or one fetched page."""
+    """One statement document exactly as received: a file, or one fetched page. A file too large to hold in
+    memory (a CSV export) is read from `path` as it is needed, and its `content` is empty."""
 
     name: str  # file name, or endpoint + query for a fetched page (never a credential)
     content: bytes
     media_type: str
     source: str
+    path: Path | None = None
+
+    @classmethod
+    def from_file(cls, path: Path, *, name: str, media_type: str, source: str) -> RawDocument:
+        """A document read from its file when needed, never held whole."""
+        return cls(name=name, content=b"", media_type=media_type, source=source, path=path)
+
+    def open(self) -> BinaryIO:
+        """The document's bytes as a binary stream (the caller closes it)."""
+        return self.path.open("rb") if self.path is not None else io.BytesIO(self.content)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The document's bytes, a megabyte at a time."""
+        with self.open() as stream:
+            while chunk := stream.read(READ_CHUNK):
+                yield chunk
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()
+        if self.path is None:
+            return hashlib.sha256(self.content).hexdigest()
+        digest = hashlib.sha256()
+        for chunk in self.chunks():
+            digest.update(chunk)
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +132,10 @@ class StatementLine:
             moment: datetime = getattr(self, name)
             if moment.utcoffset() != timedelta(0):
                 raise refuse(name, f"must be an aware UTC datetime, got {moment!r}")
+            if name == "period_start" and (problem := implausible(moment)):
+                raise refuse(name, problem)
+            if name == "period_end" and (problem := implausible(moment - timedelta(microseconds=1))):
+                raise refuse(name, problem)
         if self.period_end < self.period_start:
             raise refuse(
                 "period_end",
@@ -211,6 +256,11 @@ class Importer(ABC):
     @abstractmethod
     def parse(self, document: RawDocument) -> list[StatementLine]:
         """All lines in `document`, in document order; raises StatementError on bad input."""
+
+    def iter_lines(self, document: RawDocument) -> Iterator[StatementLine]:
+        """The lines of `document` one at a time: importers of large exports read them as they go, so a file of
+        any size takes bounded memory. A StatementError may come after some lines."""
+        return iter(self.parse(document))
 
     def fetch(
         self, period: Period, *, credential: str, client: FetchClient, context: FetchContext

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -115,18 +115,19 @@ class CsvImporter(Importer):
         return columns is not None and set(columns) >= self.mapping.referenced_columns()
 
     def parse(self, document: RawDocument) -> list[StatementLine]:
+        return list(self.iter_lines(document))
+
+    def iter_lines(self, document: RawDocument) -> Iterator[StatementLine]:
         if self.mapping is None:
             raise ValueError(f"{document.name}: name a CSV mapping to read it (see importers/mappings/)")
         mapping = self.mapping
         zone = ZoneInfo(mapping.timezone)
-        lines: list[StatementLine] = []
         for row in read_rows(document):
             template = _template(mapping, row, zone)
             if mapping.usage_type_columns:
-                lines.extend(_wide_lines(mapping, row, template))
+                yield from _wide_lines(mapping, row, template)
             else:
-                lines.append(_long_line(mapping, row, template))
-        return lines
+                yield _long_line(mapping, row, template)
 
 
 def load_mapping(name_or_path: str | Path) -> CsvMapping:

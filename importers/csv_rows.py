@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from importers.base import RawDocument, StatementError
+from importers.base import RawDocument, StatementError, implausible
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,13 @@ class CsvRow:
             raise self.error(column, f"expected {expected}, got {value!r}") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=zone)
-        return moment.astimezone(UTC)
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:  # 0001-01-01 or 9999-12-31 shifted past what a datetime holds
+            raise self.error(column, f"{value!r} is outside the dates a statement covers") from None
+        if problem := implausible(moment):
+            raise self.error(column, problem)
+        return moment
 
 
 def _strptime(date_format: str) -> Callable[[str], datetime]:
@@ -82,26 +90,37 @@ def _strptime(date_format: str) -> Callable[[str], datetime]:
 
 def header(document: RawDocument) -> list[str] | None:
     """The column names on the first line, or None when the document is not CSV text; never raises."""
-    first_line = document.content.split(b"\n", 1)[0]
     try:
+        with document.open() as stream:
+            first_line = stream.readline(HEADER_LIMIT).rstrip(b"\r\n")
         text = first_line.decode("utf-8-sig")
         return next(csv.reader([text]), None)
-    except (UnicodeDecodeError, csv.Error):
+    except (UnicodeDecodeError, csv.Error, OSError):
         return None
 
 
+HEADER_LIMIT = 16 * 1024 * 1024
+"""The longest header line read to identify a document."""
+
+
 def read_rows(document: RawDocument) -> Iterator[CsvRow]:
-    """The data rows of a CSV document with a header line; blank lines are skipped."""
-    try:
-        text = document.content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise StatementError(document.name, "", None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    """The data rows of a CSV document with a header line, read as they are needed (a file of any size takes
+    bounded memory); blank lines are skipped."""
+    with document.open() as stream:
+        reader = csv.reader(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""))
+        try:
+            yield from _rows(document, reader)
+        except UnicodeDecodeError as exc:
+            problem = f"not UTF-8 text ({exc.reason})"
+            raise StatementError(document.name, f"line {reader.line_num + 1}", None, problem) from None
+
+
+def _rows(document: RawDocument, reader: Any) -> Iterator[CsvRow]:
     try:
         columns = next(reader, None)
         if not columns:
             raise StatementError(document.name, "line 1", None, "the header line is missing")
-        duplicates = sorted({column for column in columns if columns.count(column) > 1})
+        duplicates = sorted(column for column, count in Counter(columns).items() if count > 1)
         if duplicates:
             raise StatementError(document.name, "line 1", None, f"repeated columns: {', '.join(duplicates)}")
         start = reader.line_num + 1

@@ -13,6 +13,7 @@ covers a whole cloud bill, and compute or storage rows are not LLM usage.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
@@ -62,10 +63,17 @@ class FocusImporter(Importer):
         return any(column in columns for column in _PROVIDER_COLUMNS)
 
     def parse(self, document: RawDocument) -> list[StatementLine]:
-        rows = [row for row in read_rows(document) if row.text("ServiceCategory") in self.service_categories]
+        return list(self.iter_lines(document))
+
+    def iter_lines(self, document: RawDocument) -> Iterator[StatementLine]:
+        """Two reads of the export, so that a file of any size takes bounded memory: the first finds whether
+        any row names a sub-account, the second makes the lines."""
         # Where some rows name a sub-account, one without is usage outside any (""), not a coarser figure.
-        by_sub_account = any(row.text("SubAccountId") for row in rows)
-        return [_line(row, by_sub_account=by_sub_account) for row in rows]
+        by_sub_account = any(row.text("SubAccountId") for row in self._ai_rows(document))
+        return (_line(row, by_sub_account=by_sub_account) for row in self._ai_rows(document))
+
+    def _ai_rows(self, document: RawDocument) -> Iterator[CsvRow]:
+        return (row for row in read_rows(document) if row.text("ServiceCategory") in self.service_categories)
 
 
 def _line(row: CsvRow, *, by_sub_account: bool) -> StatementLine:

@@ -7,13 +7,19 @@ passes through a float.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from importers.base import RawDocument, StatementError
+from importers.base import RawDocument, StatementError, implausible
+
+MAX_DEPTH = 64
+"""A document too deep for Python's parser (about 1,000 levels; the providers' documents nest a few) is
+refused, located where it first nests deeper than this."""
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def load_json(document: RawDocument) -> Any:
@@ -23,9 +29,78 @@ def load_json(document: RawDocument) -> Any:
     except UnicodeDecodeError as exc:
         raise StatementError(document.name, "", None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
-        return json.loads(text, parse_float=Decimal)
+        value = json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as exc:
         raise StatementError(document.name, f"line {exc.lineno} column {exc.colno}", None, exc.msg) from None
+    except RecursionError:
+        line, column = nesting_beyond(text, MAX_DEPTH) or (1, 1)
+        raise StatementError(
+            document.name, f"line {line} column {column}", None, f"nests too deeply (beyond {MAX_DEPTH} levels here)"
+        ) from None
+    surrogate = surrogate_path(value, "") if _SURROGATE_ESCAPE.search(text) else None
+    if surrogate is not None:
+        raise StatementError(
+            document.name, surrogate, None, "holds a lone surrogate (\\ud800-\\udfff), which is no text"
+        )
+    return value
+
+
+_BRACKETS = re.compile(r'[\[\]{}"\\]')
+
+
+def nesting_beyond(text: str, limit: int) -> tuple[int, int] | None:
+    """(line, column) where `text`, read as JSON, opens its `limit + 1`-th nested array or object; None when it
+    nests no deeper. One pass over the brackets, quotes and backslashes (strings are skipped)."""
+    depth = 0
+    in_string = False
+    escaped_until = -1
+    for match in _BRACKETS.finditer(text):
+        char, at = match.group(), match.start()
+        if in_string:
+            if at <= escaped_until:
+                continue
+            if char == "\\":
+                escaped_until = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                line = text.count("\n", 0, at) + 1
+                return line, at - (text.rfind("\n", 0, at) + 1) + 1
+        elif char in "]}":
+            depth -= 1
+    return None
+
+
+def surrogate_path(value: Any, path: str) -> str | None:
+    """The JSON path of the first string (or key) in `value` holding a lone surrogate, or None."""
+    if isinstance(value, str):
+        return path or "(the document)" if _has_surrogate(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if _has_surrogate(key):
+                return where
+            found = surrogate_path(item, where)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = surrogate_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def peek_json(document: RawDocument) -> Any:
@@ -34,7 +109,7 @@ def peek_json(document: RawDocument) -> Any:
         return None
     try:
         return json.loads(document.content.decode("utf-8-sig"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -179,9 +254,12 @@ class JsonObject:
         """A Unix timestamp in seconds, as an aware UTC datetime."""
         seconds = self.need_count(key)
         try:
-            return datetime.fromtimestamp(seconds, UTC)
+            moment = datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError):
             raise self.error(key, f"expected a Unix time in seconds, got {seconds}, beyond any date") from None
+        if problem := implausible(moment):
+            raise self.error(key, problem)
+        return moment
 
     def need_timestamp(self, key: str) -> datetime:
         """An RFC 3339 / ISO 8601 timestamp with an offset, as an aware UTC datetime."""
@@ -192,7 +270,13 @@ class JsonObject:
             raise self.error(key, f"expected an RFC 3339 timestamp, got {text!r}") from None
         if moment.tzinfo is None:
             raise self.error(key, f"expected a timestamp with a UTC offset, got {text!r}")
-        return moment.astimezone(UTC)
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:
+            raise self.error(key, f"{text!r} is outside the dates a statement covers") from None
+        if problem := implausible(moment):
+            raise self.error(key, problem)
+        return moment
 
     def _child(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Final
 
-from importers.base import FetchContext, Importer, LineTemplate, RawDocument, StatementLine
+from importers.base import FetchContext, Importer, LineTemplate, RawDocument, StatementLine, implausible
 from importers.fetching import FetchClient
 from importers.json_fields import JsonObject, load_json, peek_json
 from ledger.periods import Period
@@ -151,6 +151,9 @@ def activity_lines(row: JsonObject) -> list[StatementLine]:
 def _day(row: JsonObject, key: str) -> date:
     text = row.need_str(key)
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise row.error(key, f"expected a date like 2026-10-01, got {text!r}") from None
+    if problem := implausible(datetime.combine(day, time(0), UTC)):
+        raise row.error(key, problem)
+    return day

@@ -205,9 +205,15 @@ class PrincipalCache:
             self._refreshing.discard(digest)
 
 
+def same_text(given: str, expected: str) -> bool:
+    """A constant-time comparison of a text someone sent with the one expected. `hmac.compare_digest` raises on
+    non-ASCII text, so both are compared as UTF-8 (a lone surrogate included)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
 def _split(token: str) -> tuple[str, str]:
     prefix = f"{KEY_PREFIX}_"
-    if not token.startswith(prefix) or "." not in token:
+    if not token.isascii() or not token.startswith(prefix) or "." not in token:
         raise Unauthorized("malformed API key")
     key_id, _, secret = token[len(prefix) :].partition(".")
     if not key_id or not secret:

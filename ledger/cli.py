@@ -604,12 +604,12 @@ def import_statements(
     from ledger.importing import (
         fetch_documents,
         importer_named,
+        iter_document_lines,
         openrouter_request_ids,
-        parse_documents,
         read_documents,
     )
     from ledger.periods import Period
-    from ledger.statements import covering_period, store_statements
+    from ledger.statements import store_statements
 
     settings = get_settings()
     importer = importer_named(source, mapping)
@@ -636,15 +636,13 @@ def import_statements(
                         task, completed=count, description=document.name[:60]
                     ),
                 )
-        lines = parse_documents(importer, documents)
-        window = Period.month(period) if period else covering_period(lines)
         summary = store_statements(
             session,
             tenant_id=owner.id,
             source=importer.source,
-            period=window,
+            period=Period.month(period) if period else None,
             documents=documents,
-            lines=lines,
+            lines=iter_document_lines(importer, documents),
             now=now,
         )
         unmatched = _unmatched_in(session, owner.id, summary.period)

@@ -7,7 +7,10 @@ as JSON arrays of up to `batch_size` events, every `flush_interval` seconds or a
 Network errors, 429 and 5xx are retried with capped exponential backoff (a `Retry-After` header wins) for up
 to `retry_window` seconds; any other 4xx drops that batch with a warning carrying the server's answer. When
 the buffer is full the OLDEST waiting events are dropped, counted in `dropped` and logged. `flush()` waits for
-delivery; the buffer is flushed at interpreter exit.
+delivery. At interpreter exit (or `close()`) the buffer is flushed for at most `exit_timeout` seconds (default
+1): whatever is still unsent then, the batch in flight included, is written to a spill file under `spill_dir`,
+and the next process that uses the same URL and key sends it first (event ids make a resend harmless). With
+`spill_dir=None` those events are dropped and counted in the log instead.
 
     ledger = TokenLedger("http://127.0.0.1:8000", key)
     ledger.record({"occurred_at": ..., "provider": "openai", "request_model": "gpt-5.4-mini", "usage": {...}})
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import hashlib
 import logging
 import os
 import random
@@ -28,9 +32,11 @@ from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import httpx
+import platformdirs
 
 from ledger.events import EventValidationError, json_text, validate_events
 
@@ -39,6 +45,17 @@ log = logging.getLogger("tokenledger.client")
 USER_AGENT = "tokenledger-python/0.1.0"
 FIRST_RETRY_DELAY = 0.5
 DROP_WARNING_INTERVAL = 30.0
+SPILL_DIR_ENV = "TOKENLEDGER_SPILL_DIR"
+SPILL_SUFFIX = ".ndjson"
+
+
+def default_spill_dir() -> Path:
+    """Where unsent events wait for the next process: `$TOKENLEDGER_SPILL_DIR`, else the user's cache folder."""
+    configured = os.environ.get(SPILL_DIR_ENV)
+    return Path(configured) if configured else Path(platformdirs.user_cache_dir("tokenledger")) / "unsent"
+
+
+Delivery = Literal["sent", "refused", "unsent"]
 
 
 class UsageRecorder(Protocol):
@@ -61,6 +78,7 @@ class TokenLedger:
     _inflight: list[bytes]
     _thread: threading.Thread | None
     _closing: bool
+    _abandoned: bool
     _close_deadline: float
     _flush_requested: bool
     _flush_calls: int
@@ -77,12 +95,21 @@ class TokenLedger:
         timeout: float = 10.0,
         max_retry_delay: float = 30.0,
         retry_window: float = 3600.0,
+        exit_timeout: float = 1.0,
+        spill_dir: str | os.PathLike[str] | Literal["default"] | None = "default",
     ) -> None:
         if batch_size < 1 or max_buffer < batch_size:
             raise ValueError(f"need 1 <= batch_size ({batch_size}) <= max_buffer ({max_buffer})")
         if flush_interval <= 0 or timeout <= 0 or max_retry_delay <= 0 or retry_window <= 0:
             raise ValueError("flush_interval, timeout, max_retry_delay and retry_window must be positive")
+        if exit_timeout < 0:
+            raise ValueError("exit_timeout must not be negative")
         self.endpoint = f"{url.rstrip('/')}/v1/events"
+        self.exit_timeout = exit_timeout
+        # One folder per service and key: another process of the same application sends what this one left.
+        destination = hashlib.sha256(f"{self.endpoint}\n{key}".encode()).hexdigest()[:16]
+        root = default_spill_dir() if spill_dir == "default" else spill_dir
+        self.spill_dir: Path | None = None if root is None else Path(root) / destination
         self._headers = {
             "Authorization": f"Bearer {key}",
             "Content-Type": "application/json",
@@ -102,6 +129,7 @@ class TokenLedger:
         reference = weakref.ref(self)
         atexit.register(_close_at_exit, reference)
         os.register_at_fork(after_in_child=lambda: _reset_after_fork(reference))
+        self._take_spilled()  # what an earlier process left goes out first, even if this one records nothing
 
     # --- the application's side: never blocks, never raises -------------------------------------------------
 
@@ -146,9 +174,12 @@ class TokenLedger:
     async def aflush(self, timeout: float = 10.0) -> bool:
         return await asyncio.to_thread(self.flush, timeout)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Deliver what is buffered (for up to `timeout` seconds), then stop the sender. Events still unsent
-        after that are counted in `dropped`."""
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver what is buffered for at most `timeout` seconds (default `exit_timeout`), then stop the sender.
+        Events still unsent then, the batch in flight included, go to a spill file for the next process (or,
+        with `spill_dir=None`, are counted in `dropped`). Never waits longer than `timeout`, however slow the
+        service is: a request still in flight is left to the sender thread, which exits with the process."""
+        timeout = self.exit_timeout if timeout is None else timeout
         with self._wake:
             if self._closing:
                 return
@@ -156,13 +187,18 @@ class TokenLedger:
             self._close_deadline = time.monotonic() + timeout
             thread = self._thread
             self._wake.notify_all()
-            if thread is None or not thread.is_alive():
-                self._count_dropped(len(self._queue), "the client was closed before sending them")
-                self._queue.clear()
-                return
-        thread.join(timeout + self.timeout)
+        if thread is not None and thread.is_alive():
+            thread.join(timeout)
+        with self._wake:
+            unsent = list(self._queue)
+            self._queue.clear()
+            if thread is not None and thread.is_alive():
+                unsent = self._inflight + unsent  # its request may yet succeed: a resend is a duplicate, no more
+                self._abandoned = True
+        if unsent:
+            self._spill(unsent)
 
-    async def aclose(self, timeout: float = 5.0) -> None:
+    async def aclose(self, timeout: float | None = None) -> None:
         await asyncio.to_thread(self.close, timeout)
 
     def __enter__(self) -> TokenLedger:
@@ -185,6 +221,7 @@ class TokenLedger:
         self._inflight = []
         self._thread = None
         self._closing = False
+        self._abandoned = False
         self._close_deadline = float("inf")
         self._flush_requested = False
         self._flush_calls = 0
@@ -233,25 +270,29 @@ class TokenLedger:
         with httpx.Client(timeout=self.timeout, headers=self._headers) as http:
             while (batch := self._next_batch()) is not None:
                 try:
-                    delivered = self._deliver(http, batch)
+                    delivery = self._deliver(http, batch)
                 except Exception:  # a bug here must not strand the batch or stop the sender
                     log.exception("TokenLedger: unexpected error sending %d event(s)", len(batch))
-                    delivered = False
+                    delivery = "unsent"
                 with self._wake:
-                    if not delivered:
+                    if self._abandoned:
+                        return  # close() spilled this batch already
+                    if delivery == "unsent" and self._closing:
+                        self._queue.extendleft(reversed(batch))  # close() spills them
+                    elif delivery != "sent":
                         self._count_dropped(len(batch), "delivery failed")
                     self._inflight = []
                     self._next_send = time.monotonic() + self.flush_interval
                     self._wake.notify_all()
 
     def _next_batch(self) -> list[bytes] | None:
-        """The next batch to send (now in flight), waiting until one is due; None once closed."""
+        """The next batch to send (now in flight), waiting until one is due; None once closed (and, past a
+        close's deadline, with events left: close() spills them)."""
         with self._wake:
             while True:
                 now = time.monotonic()
-                if self._closing and now >= self._close_deadline and self._queue:
-                    self._count_dropped(len(self._queue), "the client was closed before they could be sent")
-                    self._queue.clear()
+                if self._closing and now >= self._close_deadline:
+                    return None
                 due = self._closing or self._flush_requested or now >= self._next_send
                 if self._queue and (len(self._queue) >= self.batch_size or due):
                     count = min(self.batch_size, len(self._queue))
@@ -262,8 +303,8 @@ class TokenLedger:
                     return None
                 self._wake.wait(max(self._next_send - now, 0.01) if self._queue else None)
 
-    def _deliver(self, http: httpx.Client, batch: list[bytes]) -> bool:
-        """Post one batch until it is acknowledged (True), refused, or out of retries (False)."""
+    def _deliver(self, http: httpx.Client, batch: list[bytes]) -> Delivery:
+        """Post one batch until it is acknowledged ("sent"), refused, out of retries or closed ("unsent")."""
         body = b"[" + b",".join(batch) + b"]"
         first_failure: float | None = None
         attempt = 0
@@ -277,7 +318,7 @@ class TokenLedger:
                 if response.status_code < 300:
                     with self._lock:
                         self.sent += len(batch)
-                    return True
+                    return "sent"
                 if response.status_code != 429 and response.status_code < 500:
                     log.warning(
                         "TokenLedger refused a batch of %d event(s) with HTTP %d; dropping it: %s",
@@ -285,7 +326,7 @@ class TokenLedger:
                         response.status_code,
                         response.text[:4000],
                     )
-                    return False
+                    return "refused"
                 problem = f"HTTP {response.status_code}: {response.text[:500]}"
                 retry_after = _retry_after_seconds(response.headers.get("retry-after"))
             now = time.monotonic()
@@ -297,15 +338,15 @@ class TokenLedger:
                     now - first_failure,
                     problem,
                 )
-                return False
+                return "unsent"
             delay = min(self.max_retry_delay, FIRST_RETRY_DELAY * 2**attempt) * random.uniform(0.8, 1.0)
             if retry_after is not None:
                 delay = retry_after
             attempt += 1
             log.debug("TokenLedger: retrying %d event(s) in %.1f s: %s", len(batch), delay, problem)
             if not self._wait_before_retry(delay):
-                log.warning("TokenLedger: closing with %d event(s) undelivered: %s", len(batch), problem)
-                return False
+                log.debug("TokenLedger: closing with %d event(s) undelivered: %s", len(batch), problem)
+                return "unsent"
 
     def _wait_before_retry(self, delay: float) -> bool:
         """Sleep `delay` seconds, cut short by a new flush call; False once a close's deadline has passed."""
@@ -315,6 +356,63 @@ class TokenLedger:
             while time.monotonic() < wake_at and self._flush_calls == flush_calls:
                 self._wake.wait(wake_at - time.monotonic())
             return time.monotonic() < self._close_deadline
+
+    # --- spill files: what one process could not deliver, the next sends ---------------------------------
+
+    def _spill_files(self) -> list[Path]:
+        if self.spill_dir is None:
+            return []
+        try:
+            return sorted(self.spill_dir.glob(f"*{SPILL_SUFFIX}"))
+        except OSError:
+            return []
+
+    def _spill(self, unsent: list[bytes]) -> None:
+        """Write unsent events to a new spill file (or count them dropped when there is none or it fails)."""
+        if self.spill_dir is not None:
+            name = f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            partial = self.spill_dir / f"{name}.partial"
+            try:
+                self.spill_dir.mkdir(parents=True, exist_ok=True)
+                partial.write_bytes(b"".join(event + b"\n" for event in unsent))
+                partial.replace(self.spill_dir / f"{name}{SPILL_SUFFIX}")  # complete, or not there at all
+            except OSError as error:
+                log.warning("TokenLedger: could not keep unsent events in %s: %s", self.spill_dir, error)
+            else:
+                log.warning(
+                    "TokenLedger: %d event(s) not delivered in time; kept in %s for the next process to send",
+                    len(unsent),
+                    self.spill_dir,
+                )
+                return
+        with self._lock:
+            self._count_dropped(len(unsent), "the client was closed before they could be sent")
+
+    def _take_spilled(self) -> None:
+        """Queue the events earlier processes left (oldest first, before this process's own). A file is
+        claimed by renaming it, so two processes starting at once never both send it."""
+        taken: list[bytes] = []
+        for path in self._spill_files():
+            claimed = path.with_name(f"{path.name}.{os.getpid()}.sending")
+            try:
+                path.rename(claimed)
+                taken += [line for line in claimed.read_bytes().splitlines() if line.strip()]
+                claimed.unlink()
+            except OSError:
+                continue  # another process claimed it first
+        if not taken:
+            return
+        log.info("TokenLedger: sending %d event(s) an earlier process could not deliver", len(taken))
+        with self._wake:
+            self._queue.extendleft(reversed(taken))
+            overflow = len(self._queue) + len(self._inflight) - self.max_buffer
+            for _ in range(max(overflow, 0)):
+                self._queue.popleft()
+            if overflow > 0:
+                self._count_dropped(overflow, f"the buffer is full (max_buffer={self.max_buffer}); dropped the oldest")
+            self._next_send = time.monotonic()
+            self._ensure_sender()
+            self._wake.notify_all()
 
 
 def _close_at_exit(reference: weakref.ref[TokenLedger]) -> None:

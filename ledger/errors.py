@@ -5,7 +5,7 @@ what is wrong. One handler in `ledger.api` renders them; the CLI prints them as 
     ├── NotFound (404)            ├── Unauthorized (401)      ├── Forbidden (403)
     ├── InvalidRequest (422)      ├── PayloadTooLarge (413)   ├── ServiceUnavailable (503)
     ├── UndecodableBody (400)     ├── UnsupportedMediaType (415)
-    └── Conflict (409)
+    ├── Conflict (409)            └── TooManyFailedAuthentications (429)
 """
 
 from __future__ import annotations
@@ -74,3 +74,14 @@ class ServiceUnavailable(TokenLedgerError):
 class Conflict(TokenLedgerError):
     status = 409
     code = "already_exists"
+
+
+class TooManyFailedAuthentications(TokenLedgerError):
+    """Too many wrong keys came from the client's address: it may try again after `retry_after` seconds."""
+
+    status = 429
+    code = "too_many_failed_authentications"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many invalid API keys from this address; retry in {retry_after} s")
+        self.retry_after = retry_after

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -24,23 +24,35 @@ BASE_URL_SETTING = {"openai": "openai_base_url", "anthropic": "anthropic_base_ur
 
 
 def read_documents(paths: Sequence[Path], source: str) -> list[RawDocument]:
+    """The files as documents. CSV exports, which may be of any size, are read from their files as they are
+    parsed and archived, never held whole; JSON documents (API pages) are read now."""
     documents = []
     for path in paths:
         if not path.is_file():
             raise InvalidRequest(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
         media_type = mimetypes.guess_type(path.name)[0] or ("text/csv" if path.suffix == ".csv" else "application/json")
-        documents.append(RawDocument(name=path.name, content=path.read_bytes(), media_type=media_type, source=source))
+        if media_type == "text/csv":
+            documents.append(RawDocument.from_file(path, name=path.name, media_type=media_type, source=source))
+        else:
+            documents.append(
+                RawDocument(name=path.name, content=path.read_bytes(), media_type=media_type, source=source)
+            )
     return documents
 
 
 def parse_documents(importer: Importer, documents: Sequence[RawDocument]) -> list[StatementLine]:
     """Every line of every document; a document the importer does not recognise is an error naming it."""
-    lines: list[StatementLine] = []
+    return list(iter_document_lines(importer, documents))
+
+
+def iter_document_lines(importer: Importer, documents: Sequence[RawDocument]) -> Iterator[StatementLine]:
+    """The lines of every document as they are read (every document is identified first, so an unrecognised
+    one is an error naming it before any line)."""
     for document in documents:
         if not importer.identify(document):
             raise InvalidRequest(f"{document.name}: not a statement document the {importer.source} importer reads")
-        lines.extend(importer.parse(document))
-    return lines
+    for document in documents:
+        yield from importer.iter_lines(document)
 
 
 def credential_for(importer: Importer) -> str:

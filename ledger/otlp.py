@@ -262,6 +262,8 @@ def event_from_span(span: Span, resource: Mapping[str, Any]) -> dict[str, Any] |
         raise SpanProblem("startTimeUnixNano", "is missing")
     if span.end_time_unix_nano and span.end_time_unix_nano < span.start_time_unix_nano:
         raise SpanProblem("endTimeUnixNano", "is before startTimeUnixNano")
+    if _never_reached_the_provider(attributes):
+        return None
     status_code, error_type = _outcome(span, attributes)
     failed = error_type is not None
     operation = attributes.get("gen_ai.operation.name")
@@ -382,6 +384,19 @@ def _outcome(span: Span, attributes: Mapping[str, Any]) -> tuple[int, str | None
             break
     error_type = error_type or "other"
     return status or _STATUS_OF_ERROR.get(error_type, 500), error_type
+
+
+def _never_reached_the_provider(attributes: Mapping[str, Any]) -> bool:
+    """A call that failed to connect (refused, unreachable, DNS), with no HTTP status and no token counted: the
+    provider never saw it, so it is no call (as the SDK hooks do not record one), and never a provider's 5xx. The
+    instrumentations name the client's exception in `error.type`: openai's `APIConnectionError` (whose subclass
+    `APITimeoutError` is a timeout, kept), httpx's `ConnectError`, Python's `ConnectionRefusedError`."""
+    error = (_text(attributes, "error.type") or "").lower()
+    if "connect" not in error or "timeout" in error:
+        return False
+    if attributes.get("http.response.status_code") is not None:
+        return False
+    return all(_count(attributes, names) in (None, 0) for names in (_INPUT, _OUTPUT))
 
 
 def _finish_reason(attributes: Mapping[str, Any]) -> str | None:

@@ -6,7 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _POSTGRESQL_SCHEMES = ("postgresql+psycopg", "postgresql", "postgres")
@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     database_statement_timeout_ms: int = 30_000
     database_lock_timeout_ms: int = 10_000
     auth_cache_seconds: float = 5.0
+    auth_failures_per_minute: float = Field(
+        default=60.0, description="Failed authentications a client address may make per minute (0: unlimited)."
+    )
+    auth_failure_burst: int = 20
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, GET /metrics needs 'Authorization: Bearer <this token>'."
+    )
 
     # Statement sources (base URLs; the admin keys come from OPENAI_ADMIN_KEY etc., never from here)
     openai_base_url: str = "https://api.openai.com/v1"

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -77,6 +78,20 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
     __table_args__ = (Index("ix_api_keys_id", "id"),)
+
+
+class ReportSession(Base):
+    """A signed-in session of the web report. Its random id travels in the signed cookie; signing out deletes
+    the row, so a copy of the cookie opens nothing afterwards."""
+
+    __tablename__ = "report_sessions"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    key_id: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (Index("ix_report_sessions_created_at", "created_at"),)
 
 
 class EventId(Base):
@@ -217,12 +232,28 @@ class StatementDocument(TenantRecord, Base):
     name: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(Text)
     media_type: Mapped[str] = mapped_column(Text)
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)  # None: in statement_document_parts
     period_start: Mapped[datetime] = mapped_column(Timestamp)
     period_end: Mapped[datetime] = mapped_column(Timestamp)
     imported_at: Mapped[datetime] = mapped_column(Timestamp)
 
     __table_args__ = (UniqueConstraint("tenant_id", "source", "period_start", "sha256"),)
+
+
+class StatementDocumentPart(Base):
+    """A document imported from a file too large to hold in memory, archived in parts of a few megabytes (its
+    `statement_documents.content` is null): the parts in order are the file."""
+
+    __tablename__ = "statement_document_parts"
+
+    tenant_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    document_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "document_id"], ["statement_documents.tenant_id", "statement_documents.id"]),
+    )
 
 
 class StatementLine(TenantRecord, Base):

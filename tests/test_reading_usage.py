@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from ledger.api import create_app
+from ledger.settings import Settings
 from tests.conftest import TenantKeys, make_tenant
 from tests.events_factory import usage_event
 
@@ -110,3 +112,17 @@ def test_health_readiness_and_metrics(client: TestClient, tenant: TenantKeys) ->
     assert "tokenledger_events_rejected_total 1.0" in metrics
     assert "tokenledger_commit_batch_events_bucket" in metrics
     assert "tokenledger_commit_seconds_count" in metrics
+
+
+def test_the_metrics_can_be_kept_to_the_operator_with_a_token(database_url: str, engine: Engine) -> None:
+    settings = Settings(database_url=database_url, scheduler_enabled=False, metrics_token="scrape-me")
+    with TestClient(create_app(settings, engine=engine)) as client:
+        anonymous = client.get("/metrics")
+        tenant_key = client.get("/metrics", headers=make_tenant(engine).admin)
+        non_ascii = client.get("/metrics", headers={"Authorization": "Bearer scrapé".encode()})
+        operator = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+
+    assert (anonymous.status_code, tenant_key.status_code, non_ascii.status_code) == (401, 401, 401)
+    assert "TOKENLEDGER_METRICS_TOKEN" in anonymous.json()["error"]["message"]
+    assert operator.status_code == 200
+    assert "tokenledger_events_accepted_total" in operator.text

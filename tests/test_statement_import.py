@@ -3,6 +3,7 @@ re-imports that replace instead of adding up, and bad documents that write nothi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -221,3 +222,73 @@ def test_statements_need_a_read_key_and_stay_within_the_tenant(client: TestClien
     assert client.get("/v1/statements", params={"period": "2026-10"}).status_code == 401
     assert client.get("/v1/statements", params={"period": "2026-10"}, headers=tenant.ingest).status_code == 403
     assert client.get("/v1/statements", params={"period": "2026-10"}, headers=tenant.read).json()["rows"] == []
+
+
+def long_export(rows: int) -> str:
+    """A CSV export in the shipped generic_long_example format: `rows` rows over October 2026."""
+    header = "Date,Project,API key,Model,Usage type,Quantity,Cost,Currency\n"
+    kinds = ("Input", "Cached input", "Output", "Requests")
+    return header + "".join(
+        f"2026-10-{1 + n % 31:02d},proj_{n % 7},key_{n % 11},gpt-5.4-mini,{kinds[n % 4]},{1000 + n},{n % 97}.25,USD\n"
+        for n in range(rows)
+    )
+
+
+def test_a_large_csv_export_is_stored_line_by_line_and_archived_byte_for_byte(
+    cli: CliRunner, tenant: TenantKeys, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ledger.statements.ARCHIVE_PART_BYTES", 64 * 1024)  # several parts for a small file
+    export = tmp_path / "export.csv"
+    export.write_text(long_export(5_000))
+
+    result = cli.invoke(
+        app, ["import", "csv", "--mapping", "generic_long_example", "--tenant", tenant.name, "--file", str(export)]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "csv 2026-10: 5000 lines from 1 documents" in result.output
+    with engine.connect() as conn:
+        stored_lines = conn.execute(
+            sa.text(
+                "SELECT count(*), sum(quantity) FROM statement_lines l JOIN tenants t ON t.id = l.tenant_id "
+                "WHERE t.name = :name"
+            ),
+            {"name": tenant.name},
+        ).one()
+        document = conn.execute(
+            sa.text(
+                "SELECT d.id, d.content, d.sha256 FROM statement_documents d JOIN tenants t ON t.id = d.tenant_id "
+                "WHERE t.name = :name"
+            ),
+            {"name": tenant.name},
+        ).one()
+        parts = (
+            conn.execute(
+                sa.text("SELECT content FROM statement_document_parts WHERE document_id = :id ORDER BY part"),
+                {"id": document.id},
+            )
+            .scalars()
+            .all()
+        )
+    assert stored_lines == (5_000, sum(1000 + n for n in range(5_000)))
+    assert document.content is None
+    assert len(parts) > 1
+    assert b"".join(parts) == export.read_bytes()
+    assert hashlib.sha256(b"".join(parts)).hexdigest() == document.sha256
+
+
+def test_a_bad_row_at_the_end_of_a_csv_export_writes_nothing(
+    cli: CliRunner, tenant: TenantKeys, engine: Engine, tmp_path: Path
+) -> None:
+    export = tmp_path / "export.csv"
+    export.write_text(long_export(3_000) + "9999-12-31,proj_1,key_1,gpt-5.4-mini,Input,1,1,USD\n")
+
+    result = cli.invoke(
+        app, ["import", "csv", "--mapping", "generic_long_example", "--tenant", tenant.name, "--file", str(export)]
+    )
+
+    assert result.exit_code == 1
+    assert " ".join(result.output.split()).startswith(
+        "error: export.csv: line 3002: Date: 9999-12-31T00:00:00+00:00 is outside the dates a statement covers"
+    )
+    assert totals(engine, tenant) == []

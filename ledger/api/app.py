@@ -25,16 +25,17 @@ from ledger.api import events, findings, integrations, reconciliation, statement
 from ledger.api.context import AppContext
 from ledger.api.deadline import RequestDeadline
 from ledger.api.dependencies import ContextDep
-from ledger.api.openapi import complete_document
-from ledger.auth import PrincipalCache
+from ledger.api.openapi import complete_document, error_responses
+from ledger.auth import PrincipalCache, same_text
 from ledger.catalog import base_layer
 from ledger.clock import Clock, SystemClock
 from ledger.database import create_db_engine, database_url, migrations_at_head, service_timeouts, session_factory
-from ledger.errors import ServiceUnavailable, TokenLedgerError
+from ledger.errors import ServiceUnavailable, TokenLedgerError, TooManyFailedAuthentications, Unauthorized
 from ledger.group_commit import GroupCommitWriter, is_unavailable
 from ledger.metrics import ServiceMetrics
 from ledger.scheduler import start_scheduler
 from ledger.settings import Settings
+from ledger.throttle import FailedAuthThrottle
 from reports.alerts.delivery import outbox_by_status
 
 log = logging.getLogger("tokenledger.api")
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
         metrics=metrics,
         clock=clock or SystemClock(),
         principals=PrincipalCache(settings.auth_cache_seconds),
+        failed_auth=FailedAuthThrottle(per_minute=settings.auth_failures_per_minute, burst=settings.auth_failure_burst),
     )
 
     @asynccontextmanager
@@ -121,6 +123,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TokenLedgerError)
     async def known_error(request: Request, error: TokenLedgerError) -> JSONResponse:
         headers = {"Retry-After": RETRY_AFTER_SECONDS} if isinstance(error, ServiceUnavailable) else None
+        if isinstance(error, TooManyFailedAuthentications):
+            headers = {"Retry-After": str(error.retry_after)}
         return JSONResponse(error.as_json(), status_code=error.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -202,8 +206,21 @@ def _install_health(app: FastAPI) -> None:
             {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
-    def metrics(context: ContextDep) -> PlainTextResponse:
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics (for the operator: the counters of every tenant)",
+        description="Open to anyone who can reach the service unless `TOKENLEDGER_METRICS_TOKEN` is set; then "
+        "it needs `Authorization: Bearer <that token>` (no tenant's key opens it).",
+        response_class=PlainTextResponse,
+        responses=error_responses(401),
+    )
+    def metrics(request: Request, context: ContextDep) -> PlainTextResponse:
+        token = context.settings.metrics_token
+        if token is not None:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not same_text(given.strip(), token.get_secret_value()):
+                raise Unauthorized("the metrics need 'Authorization: Bearer <TOKENLEDGER_METRICS_TOKEN>'")
         with context.sessions() as session:
             context.metrics.scheduler.outbox_depth(outbox_by_status(session))
         return PlainTextResponse(generate_latest(context.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -12,6 +12,7 @@ from ledger.clock import Clock
 from ledger.group_commit import GroupCommitWriter
 from ledger.metrics import ServiceMetrics
 from ledger.settings import Settings
+from ledger.throttle import FailedAuthThrottle
 
 
 @dataclass
@@ -23,3 +24,4 @@ class AppContext:
     metrics: ServiceMetrics
     clock: Clock
     principals: PrincipalCache
+    failed_auth: FailedAuthThrottle

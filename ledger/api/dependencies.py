@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Annotated, Any, get_args, get_origin
 
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ledger.api.context import AppContext
 from ledger.auth import Principal, authenticate
-from ledger.errors import InvalidRequest, Unauthorized
+from ledger.errors import InvalidRequest, TooManyFailedAuthentications, Unauthorized
 
 
 def refuse_unknown_query(request: Request, known: frozenset[str], repeatable: frozenset[str] = frozenset()) -> None:
@@ -86,6 +87,17 @@ def get_session(context: ContextDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+def client_address(request: Request) -> str:
+    """The peer's address (behind a proxy, what uvicorn's --proxy-headers made of X-Forwarded-For)."""
+    return request.client.host if request.client else ""
+
+
+def refuse_a_throttled_address(context: AppContext, address: str) -> None:
+    retry_after = context.failed_auth.retry_after(address, time.monotonic())
+    if retry_after is not None:
+        raise TooManyFailedAuthentications(retry_after)
+
+
 def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -108,11 +120,18 @@ def principal_for(context: AppContext, token: str) -> Principal:
 
 async def get_principal(request: Request, context: ContextDep) -> Principal:
     """The calling key. A remembered key costs no thread hop; a stale one is served while a single
-    background task checks it again; an unknown one is checked in the threadpool."""
-    token = bearer_token(request)
+    background task checks it again; an unknown one is checked in the threadpool, unless its address sent
+    too many wrong keys lately (then 429 at once, `ledger.throttle`)."""
+    token = bearer_token(request)  # no key at all costs no lookup: neither counted nor throttled
     cached = context.principals.get(token)
     if cached is None:
-        return await run_in_threadpool(principal_for, context, token)
+        address = client_address(request)
+        refuse_a_throttled_address(context, address)
+        try:
+            return await run_in_threadpool(principal_for, context, token)
+        except Unauthorized:
+            context.failed_auth.failed(address, time.monotonic())
+            raise
     if not cached.fresh and context.principals.claim_refresh(token):
         task = asyncio.get_running_loop().create_task(_refresh(context, token))
         _REFRESHES.add(task)

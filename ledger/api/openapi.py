@@ -44,6 +44,7 @@ _ERRORS: dict[int, str] = {
     413: "The body is over the size limit, or holds more events than one request may.",
     415: "A content type this route does not read.",
     422: "Invalid parameters or body; `details` lists every problem. Nothing was stored.",
+    429: "Too many wrong keys came from this address lately; retry after `Retry-After` seconds.",
     503: "The database is unreachable; nothing was stored. Retry after `Retry-After` seconds.",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
@@ -55,13 +56,13 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {
             "model": ErrorBody,
             "description": _ERRORS[status],
-            **({"headers": _RETRY_AFTER} if status == 503 else {}),
+            **({"headers": _RETRY_AFTER} if status in (429, 503) else {}),
         }
         for status in statuses
     }
 
 
-KEYED = error_responses(401, 403, 422, 503)
+KEYED = error_responses(401, 403, 422, 429, 503)
 """What any route that takes a key may answer besides its success."""
 
 PERIOD_PATTERN = r"^\s*[0-9]{4}-(0[1-9]|1[0-2])\s*$"

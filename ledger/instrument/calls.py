@@ -308,7 +308,11 @@ class Call:
         event.update({key: value for key, value in optional.items() if value is not None})
         tags = dict(self.labels.tags or {})
         succeeded = error_type is None
-        if facts.usage is not None and (succeeded or facts.complete):
+        # A 2xx response that began but never ended (the provider or a proxy cut the stream, it timed out, the
+        # caller abandoned it): the provider bills what it processed, so the counts already received are kept
+        # (Anthropic sends the input and cache counts in message_start) and the rest is tagged missing.
+        cut_short = status_code < 300 and not facts.complete and facts.stream_error is None
+        if facts.usage is not None and (succeeded or facts.complete or cut_short):
             try:
                 normalize_usage(self.provider, facts.usage)
                 event["usage"] = facts.usage
@@ -322,9 +326,9 @@ class Call:
                 tags[USAGE_TAG] = "unreadable"
         if "usage" not in event:
             event["input_tokens"] = event["output_tokens"] = 0
-            if succeeded:
-                # A 2xx without usage: an interrupted stream or a server that does not report it.
-                tags[USAGE_TAG] = tags.get(USAGE_TAG, "missing")
+        if cut_short or ("usage" not in event and succeeded):
+            # A 2xx cut short, or one without usage (a server that does not report it).
+            tags[USAGE_TAG] = tags.get(USAGE_TAG, "missing")
         if tags:
             event["tags"] = tags
         return event

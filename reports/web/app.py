@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from ledger.api.context import AppContext
-from ledger.errors import TokenLedgerError
+from ledger.errors import TokenLedgerError, TooManyFailedAuthentications
 from ledger.group_commit import is_unavailable
 from reports.web.pages import base_path, page, router
 from reports.web.signin import Signer, SignInRequired
@@ -59,7 +59,10 @@ def create_report_app(context: AppContext) -> FastAPI:
 
     @report.exception_handler(TokenLedgerError)
     async def known_error(request: Request, error: TokenLedgerError) -> HTMLResponse:
-        return _error_page(request, error.status, error.message)
+        response = _error_page(request, error.status, error.message)
+        if isinstance(error, TooManyFailedAuthentications):
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
     @report.exception_handler(RequestValidationError)
     async def invalid_parameters(request: Request, error: RequestValidationError) -> HTMLResponse:

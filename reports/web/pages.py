@@ -4,6 +4,7 @@ runs, imports and the hourly rollup, never raw usage events."""
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from ledger.api.dependencies import ContextDep, SessionDep
+from ledger.api.dependencies import ContextDep, SessionDep, client_address, refuse_a_throttled_address
 from ledger.auth import authenticate
 from ledger.catalog import base_layer, load_catalog
 from ledger.errors import InvalidRequest, NotFound, Unauthorized
@@ -50,9 +51,10 @@ from reports.web.signin import (
     Signer,
     Viewer,
     check_signin_token,
+    end_session,
     safe_next,
-    session_token,
     signin_token,
+    start_session,
     viewer_of,
 )
 
@@ -159,24 +161,32 @@ def signin(
 ) -> Response:
     now = context.clock.now()
     check_signin_token(signer_of(request), request.cookies.get(SIGNIN_COOKIE), token, now=now)
+    address = client_address(request)
+    refuse_a_throttled_address(context, address)
     try:
         principal = authenticate(session, key.strip())
     except Unauthorized:
+        context.failed_auth.failed(address, time.monotonic())
         return _signin_page(request, context, next, "That key is not valid, or it was revoked.", 401)
     if principal.role not in REPORT_ROLES:
         return _signin_page(
             request, context, next, f"A key of role {principal.role} cannot read reports: use a read or admin key.", 403
         )
     response = RedirectResponse(safe_next(next, base_path(request)), status_code=303)
-    value = session_token(signer_of(request), tenant_id=principal.tenant_id, key_id=principal.key_id, now=now)
+    value = start_session(session, signer_of(request), tenant_id=principal.tenant_id, key_id=principal.key_id, now=now)
+    session.commit()
     _cookie(response, request, SESSION_COOKIE, value, int(SESSION_LIFETIME.total_seconds()))
     response.delete_cookie(SIGNIN_COOKIE, path=f"{base_path(request)}/")
     return response
 
 
 @router.post("/signout")
-def signout(request: Request, viewer: ViewerDep, csrf: Annotated[str | None, Form()] = None) -> Response:
+def signout(
+    request: Request, session: SessionDep, viewer: ViewerDep, csrf: Annotated[str | None, Form()] = None
+) -> Response:
     viewer.check_csrf(csrf)
+    end_session(session, viewer)
+    session.commit()
     response = RedirectResponse(f"{base_path(request)}/signin", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path=f"{base_path(request)}/")
     return response

@@ -1,10 +1,12 @@
 """Signing in to the web report with a TokenLedger key of role read or admin.
 
-The session is a cookie (HttpOnly, SameSite=Lax, path = the report's root) holding the key id, its tenant,
-a per-session CSRF token and when it was issued, signed with HMAC-SHA256. The key itself is never stored.
-Every request looks the key up again, so a revoked key's session stops at once and a role change applies
-on the next page. Every form POST carries the session's CSRF token; the sign-in form carries a token tied
-to a short-lived cookie of its own (so no other site can sign a browser in)."""
+The session is a row of `report_sessions` (its random id, the key id, its tenant, when it began) and a cookie
+(HttpOnly, SameSite=Lax, path = the report's root) holding that id, the tenant, a per-session CSRF token and
+when it was issued, signed with HMAC-SHA256. The key itself is never stored. Every request looks the session
+and its key up again, so signing out (which deletes the row) ends the session for every copy of the cookie,
+a revoked key's session stops at once and a role change applies on the next page. Every form POST carries
+the session's CSRF token; the sign-in form carries a token tied to a short-lived cookie of its own (so no
+other site can sign a browser in)."""
 
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from ledger.auth import same_text
 from ledger.errors import Forbidden, TokenLedgerError
-from ledger.tables import ApiKey, Tenant
+from ledger.tables import ApiKey, ReportSession, Tenant
 
 SESSION_COOKIE = "tokenledger_report"
 SIGNIN_COOKIE = "tokenledger_signin"
@@ -46,6 +49,7 @@ class Viewer:
     key_id: str
     role: str
     csrf: str
+    session_id: str
 
     @property
     def is_admin(self) -> bool:
@@ -56,8 +60,8 @@ class Viewer:
             raise Forbidden(f"{action} needs an admin key; you signed in with a {self.role} key")
 
     def check_csrf(self, token: str | None) -> None:
-        if not token or not hmac.compare_digest(token, self.csrf):
-            raise Forbidden("the form is out of date or did not come from this site: reload the page and retry")
+        if not token or not same_text(token, self.csrf):
+            raise Forbidden("csrf: the form is out of date or did not come from this site: reload the page and retry")
 
 
 class Signer:
@@ -75,7 +79,7 @@ class Signer:
         if not token or "." not in token:
             return None
         body, _, mac = token.rpartition(".")
-        if not hmac.compare_digest(mac, self._mac(body)):
+        if not same_text(mac, self._mac(body)):
             return None
         try:
             value = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
@@ -87,27 +91,55 @@ class Signer:
         return hmac.new(self._secret, body.encode(), hashlib.sha256).hexdigest()
 
 
-def session_token(signer: Signer, *, tenant_id: int, key_id: str, now: datetime) -> str:
-    """A new session for the key: a fresh CSRF token, issued now."""
-    return signer.dumps({"t": tenant_id, "k": key_id, "c": secrets.token_urlsafe(24), "i": int(now.timestamp())})
+def start_session(session: Session, signer: Signer, *, tenant_id: int, key_id: str, now: datetime) -> str:
+    """A new session for the key (a fresh id and CSRF token, issued now), as its cookie value. Sessions past
+    their lifetime are deleted on the way. The caller commits."""
+    session.execute(delete(ReportSession).where(ReportSession.created_at < now - SESSION_LIFETIME))
+    session_id = secrets.token_urlsafe(24)
+    session.add(ReportSession(tenant_id=tenant_id, id=session_id, key_id=key_id, created_at=now))
+    session.flush()
+    return signer.dumps({"t": tenant_id, "s": session_id, "c": secrets.token_urlsafe(24), "i": int(now.timestamp())})
+
+
+def end_session(session: Session, viewer: Viewer) -> None:
+    """Sign the viewer's session out: no copy of its cookie opens anything any more. The caller commits."""
+    session.execute(
+        delete(ReportSession).where(ReportSession.tenant_id == viewer.tenant_id, ReportSession.id == viewer.session_id)
+    )
 
 
 def viewer_of(session: Session, signer: Signer, token: str | None, *, now: datetime) -> Viewer:
-    """The viewer of a session cookie; SignInRequired when it is missing, forged, expired, or its key was
-    revoked or no longer has a report role."""
+    """The viewer of a session cookie; SignInRequired when it is missing, forged, expired, signed out, or its
+    key was revoked or no longer has a report role."""
     value = signer.loads(token)
-    if value is None or not {"t", "k", "c", "i"} <= value.keys():
+    if (
+        value is None
+        or not {"t", "s", "c", "i"} <= value.keys()
+        or not isinstance(value["t"], int)
+        or not isinstance(value["s"], str)
+        or not isinstance(value["c"], str)
+        or not isinstance(value["i"], int)
+    ):
         raise SignInRequired("sign in to see the report")
     if now.timestamp() - value["i"] > SESSION_LIFETIME.total_seconds():
         raise SignInRequired("your session expired: sign in again")
     row = session.execute(
-        select(ApiKey.role, Tenant.name)
+        select(ApiKey.id, ApiKey.role, Tenant.name)
+        .select_from(ReportSession)
+        .join(ApiKey, (ApiKey.tenant_id == ReportSession.tenant_id) & (ApiKey.id == ReportSession.key_id))
         .join(Tenant, Tenant.id == ApiKey.tenant_id)
-        .where(ApiKey.tenant_id == value["t"], ApiKey.id == value["k"], ApiKey.revoked_at.is_(None))
+        .where(
+            ReportSession.tenant_id == value["t"],
+            ReportSession.id == value["s"],
+            ReportSession.created_at > now - SESSION_LIFETIME,
+            ApiKey.revoked_at.is_(None),
+        )
     ).one_or_none()
     if row is None or row.role not in REPORT_ROLES:
-        raise SignInRequired("this key was revoked or may no longer read reports: sign in again")
-    return Viewer(tenant_id=value["t"], tenant=row.name, key_id=value["k"], role=row.role, csrf=value["c"])
+        raise SignInRequired("this session ended, or its key was revoked or may no longer read reports: sign in again")
+    return Viewer(
+        tenant_id=value["t"], tenant=row.name, key_id=row.id, role=row.role, csrf=value["c"], session_id=value["s"]
+    )
 
 
 def signin_token(signer: Signer, *, now: datetime) -> tuple[str, str]:
@@ -121,10 +153,11 @@ def check_signin_token(signer: Signer, cookie: str | None, form_token: str | Non
     if (
         value is None
         or not form_token
-        or not hmac.compare_digest(str(value.get("s", "")), form_token)
-        or now.timestamp() - int(value.get("i", 0)) > SIGNIN_LIFETIME.total_seconds()
+        or not same_text(str(value.get("s", "")), form_token)
+        or not isinstance(value.get("i"), int)
+        or now.timestamp() - value["i"] > SIGNIN_LIFETIME.total_seconds()
     ):
-        raise Forbidden("the sign-in form expired or did not come from this site: reload it and sign in again")
+        raise Forbidden("token: the sign-in form expired or did not come from this site: reload it and sign in again")
 
 
 def safe_next(next_path: str | None, base: str) -> str:

@@ -156,3 +156,16 @@ def test_a_bad_value_is_reported_with_its_file_path_and_field(body: dict[str, An
         parse(body)
 
     assert str(raised.value) == message
+
+
+def test_a_bucket_starting_on_9999_12_31_is_reported_with_its_path() -> None:
+    page = {
+        "data": [{"starting_at": "9999-12-31T00:00:00Z", "ending_at": "9999-12-31T23:59:59Z", "results": []}],
+        "has_more": False,
+        "next_page": None,
+    }
+
+    with pytest.raises(
+        StatementError, match=r"^usage\.json: data\[0\]\.starting_at: 9999-12-31T00:00:00\+00:00 is outside"
+    ):
+        AnthropicImporter().parse(json_document("usage.json", page))

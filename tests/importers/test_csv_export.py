@@ -157,3 +157,32 @@ def test_an_unknown_mapping_name_lists_the_shipped_ones() -> None:
 def test_the_header_of_a_csv_file_must_not_repeat_a_column() -> None:
     with pytest.raises(StatementError, match=r"^x\.csv: line 1: repeated columns: Date$"):
         CsvImporter(mapping()).parse(csv_document("x.csv", "Date,Date,Type\n"))
+
+
+@pytest.mark.parametrize(
+    ("date", "message"),
+    [
+        ("9999-12-31", "x.csv: line 2: Date: 9999-12-31T00:00:00+00:00 is outside the dates a statement covers"),
+        ("0001-01-01", "x.csv: line 2: Date: 0001-01-01T00:00:00+00:00 is outside the dates a statement covers"),
+        ("1999-12-31", "x.csv: line 2: Date: 1999-12-31T00:00:00+00:00 is outside the dates a statement covers"),
+    ],
+)
+def test_a_date_no_statement_covers_is_reported_with_its_file_line_and_column(date: str, message: str) -> None:
+    with pytest.raises(StatementError) as raised:
+        CsvImporter(mapping()).parse(csv_document("x.csv", f"Date,Model,Type,Tokens,Cost\n{date},m,in,1,1\n"))
+
+    assert str(raised.value).startswith(message)
+
+
+def test_a_far_date_in_a_local_zone_is_reported_not_an_overflow() -> None:
+    importer = CsvImporter(mapping(timezone="America/New_York"))
+    with pytest.raises(StatementError, match=r"^x\.csv: line 2: Date: .*outside the dates a statement covers"):
+        importer.parse(csv_document("x.csv", "Date,Model,Type,Tokens,Cost\n9999-12-31,m,in,1,1\n"))
+
+
+def test_a_header_of_a_hundred_thousand_columns_is_read_and_its_repeated_column_named() -> None:
+    columns = [f"c{number}" for number in range(100_000)] + ["Date", "Model", "Type", "Tokens", "Cost", "c99999"]
+    document = csv_document("wide.csv", ",".join(columns) + "\n")
+
+    with pytest.raises(StatementError, match=r"^wide\.csv: line 1: repeated columns: c99999$"):
+        CsvImporter(mapping()).parse(document)

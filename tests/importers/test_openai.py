@@ -168,7 +168,7 @@ def test_results_of_other_usage_endpoints_are_kept_as_other_lines() -> None:
     ("bounds", "message"),
     [
         ({"end_time": 10**20}, "data[0].end_time: expected a Unix time in seconds, got 100000000000000000000"),
-        ({"end_time": 0}, "period_end: 1970-01-01T00:00:00+00:00 is before period_start"),
+        ({"end_time": 1790726400}, "period_end: 2026-09-30T00:00:00+00:00 is before period_start"),
     ],
 )
 def test_bucket_bounds_that_are_no_day_name_the_page_and_field(bounds: dict[str, int], message: str) -> None:
@@ -235,3 +235,35 @@ def test_text_that_is_not_json_is_reported_with_its_line_and_column() -> None:
 
     with pytest.raises(StatementError, match=r"^costs\.json: line 2 column 11: "):
         OpenAIImporter().parse(broken)
+
+
+def test_a_document_nested_too_deeply_is_reported_with_its_line_and_column() -> None:
+    deep = b'{"object": "page",\n "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+    with pytest.raises(StatementError, match=r"^deep\.json: line 2 column 73: nests too deeply"):
+        OpenAIImporter().parse(RawDocument("deep.json", deep, "application/json", "openai"))
+    assert not OpenAIImporter().identify(RawDocument("deep.json", deep, "application/json", "openai"))
+
+
+def test_a_lone_surrogate_is_reported_with_its_file_and_path() -> None:
+    body = b'{"object": "page", "data": [{"start_time": 1790812800, "end_time": 1790899200, "results": [' + (
+        b'{"object": "organization.costs.result", "line_item": "gpt\\ud800", "amount": {"value": 1, "currency": "usd"}}'
+        b"]}]}"
+    )
+
+    with pytest.raises(StatementError) as raised:
+        OpenAIImporter().parse(RawDocument("costs.json", body, "application/json", "openai"))
+
+    assert (
+        str(raised.value)
+        == "costs.json: data[0].results[0].line_item: holds a lone surrogate (\\ud800-\\udfff), which is no text"
+    )
+
+
+@pytest.mark.parametrize(("start", "end"), [(253402214400, 253402300800), (-62135596800, -62135510400)])
+def test_a_bucket_dated_9999_or_year_1_is_reported_with_its_path(start: int, end: int) -> None:
+    body = usage_page(input_tokens=1, output_tokens=1)
+    body["data"][0] |= {"start_time": start, "end_time": end}
+
+    with pytest.raises(StatementError, match=r"^openai_usage_p1\.json: data\[0\]\.start_time: "):
+        parse(body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,8 @@ from tests.integrations.provider_mock import ProviderMock
 
 # LiteLLM fetches its model price map from GitHub at import unless told to use its bundled copy.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# Clients closed with events unsent keep them for the next process: in a folder of this run, not the user's.
+os.environ.setdefault("TOKENLEDGER_SPILL_DIR", tempfile.mkdtemp(prefix="tokenledger-spill-"))
 
 
 @pytest.fixture(scope="module")

@@ -26,10 +26,10 @@ def free_port() -> int:
 class LedgerServer:
     """The TokenLedger app served by uvicorn in a thread, on 127.0.0.1:`port`."""
 
-    def __init__(self, database_url: str, engine: Engine, port: int | None = None) -> None:
+    def __init__(self, database_url: str, engine: Engine, port: int | None = None, **settings_given: Any) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        settings = Settings(database_url=database_url, auth_cache_seconds=0, scheduler_enabled=False)
+        settings = Settings(database_url=database_url, auth_cache_seconds=0, scheduler_enabled=False, **settings_given)
         config = uvicorn.Config(
             create_app(settings, engine=engine), host="127.0.0.1", port=self.port, log_level="warning"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -16,7 +17,9 @@ from urllib.parse import urlsplit
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer: a JSON body, or SSE events `(event name or None, data)`."""
+    """One scripted answer: a JSON body, or SSE events `(event name or None, data)`. With `cut_after`, a
+    stream is sent in chunked encoding and the connection is cut after that many events, in the middle of a
+    chunk, as when a provider's server or a proxy in between drops it."""
 
     status: int = 200
     body: Any = None
@@ -24,6 +27,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     event_delay: float = 0.0
     gzip: bool = False
+    cut_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,19 +99,31 @@ class ProviderMock:
                 self.send_response(reply.status)
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("connection", "close")
+                chunked = reply.cut_after is not None
+                if chunked:
+                    self.send_header("transfer-encoding", "chunked")
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.end_headers()
                 self.close_connection = True
-                for name, data in reply.events:
+                for number, (name, data) in enumerate(reply.events):
                     if reply.event_delay:
                         time.sleep(reply.event_delay)
-                    frame = (f"event: {name}\n" if name else "") + f"data: {data}\n\n"
+                    frame = ((f"event: {name}\n" if name else "") + f"data: {data}\n\n").encode()
+                    if number == reply.cut_after:
+                        frame = b"%x\r\n" % len(frame) + frame[: len(frame) // 2]  # half a chunk, then nothing
+                    elif chunked:
+                        frame = b"%x\r\n" % len(frame) + frame + b"\r\n"
                     try:
-                        self.wfile.write(frame.encode())
+                        self.wfile.write(frame)
                         self.wfile.flush()
                     except OSError:  # the client went away (a timeout test)
                         return
+                    if number == reply.cut_after:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

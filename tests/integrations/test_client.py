@@ -207,7 +207,7 @@ def test_buffered_events_are_delivered_when_the_interpreter_exits(
     script = (
         "import sys, json\n"
         "from ledger.client import TokenLedger\n"
-        "ledger = TokenLedger(sys.argv[1], sys.argv[2], flush_interval=3600)\n"
+        "ledger = TokenLedger(sys.argv[1], sys.argv[2], flush_interval=3600, exit_timeout=30)\n"
         "ledger.record(json.loads(sys.argv[3]))\n"
     )
     event = json.dumps(usage_event(event_id="at-exit-1"))
@@ -238,3 +238,97 @@ def test_decimal_money_is_written_as_an_exact_json_number(amount: Decimal) -> No
     text = json_text({"reported_cost": amount})
 
     assert json.loads(text, parse_float=Decimal)["reported_cost"] == amount
+
+
+SILENT_SERVER = """
+import socket, sys, time
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(16)
+print(listener.getsockname()[1], flush=True)
+held = []
+while True:
+    held.append(listener.accept()[0])  # accepts, reads nothing, answers nothing
+"""
+
+RECORD_AND_EXIT = (
+    "import atexit, json, sys, time\n"
+    "from ledger.client import TokenLedger\n"
+    "returned = []\n"
+    "atexit.register(lambda: print(time.monotonic() - returned[0]))  # runs last: after the client's own\n"
+    "ledger = TokenLedger(sys.argv[1], sys.argv[2], flush_interval=3600, exit_timeout=0.5, spill_dir=sys.argv[3])\n"
+    "for event in json.loads(sys.argv[4]):\n"
+    "    ledger.record(event)\n"
+    "returned.append(time.monotonic())\n"
+)
+
+
+def run_and_exit(url: str, key: str, spill_dir: str, events: list[dict[str, Any]]) -> float:
+    """An application process that records `events` and returns: the seconds its exit took (from the end of
+    its script to the last exit handler)."""
+    done = subprocess.run(
+        [sys.executable, "-c", RECORD_AND_EXIT, url, key, spill_dir, json.dumps(events)],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    return float(done.stdout.split()[-1])
+
+
+def test_a_service_that_never_answers_does_not_hold_up_exit_and_the_next_process_sends_what_was_left(
+    database_url: str, engine: Engine, tenant: TenantKeys, tmp_path: Any
+) -> None:
+    silent = subprocess.Popen([sys.executable, "-c", SILENT_SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert silent.stdout is not None
+        url = f"http://127.0.0.1:{silent.stdout.readline().strip()}"
+        exit_took = run_and_exit(
+            url, key_of(tenant), str(tmp_path), [usage_event(event_id=f"hung-{n}") for n in range(3)]
+        )
+    finally:
+        silent.kill()
+        silent.wait()
+    spilled = [json.loads(line) for path in tmp_path.rglob("*.ndjson") for line in path.read_text().splitlines()]
+    assert sorted(event["event_id"] for event in spilled) == ["hung-0", "hung-1", "hung-2"]
+    assert stored_events(engine, tenant) == []
+    assert exit_took < 5  # bounded by exit_timeout (0.5 s), not by the 10-second request timeout
+
+
+def test_events_left_by_a_process_while_tokenledger_was_down_are_sent_by_the_next_one(
+    database_url: str, engine: Engine, tenant: TenantKeys, tmp_path: Any
+) -> None:
+    port = free_port()  # nothing listens there yet
+    url = f"http://127.0.0.1:{port}"
+    run_and_exit(url, key_of(tenant), str(tmp_path), [usage_event(event_id=f"left-{n}") for n in range(3)])
+    assert list(tmp_path.rglob("*.ndjson"))
+
+    server = LedgerServer(database_url, engine, port=port).start()
+    try:
+        client = TokenLedger(url, key_of(tenant), flush_interval=0.01, spill_dir=tmp_path)
+        client.record(usage_event(event_id="own-1"))
+        assert client.flush(10)
+        client.close()
+    finally:
+        server.stop()
+
+    assert sorted(row["event_id"] for row in stored_events(engine, tenant)) == ["left-0", "left-1", "left-2", "own-1"]
+    assert not list(tmp_path.rglob("*.ndjson"))
+    assert client.sent == 4
+
+
+def test_without_a_spill_folder_unsent_events_are_dropped_and_counted_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = TokenLedger(
+        f"http://127.0.0.1:{free_port()}", "tl_key.secret", flush_interval=3600, max_retry_delay=0.05, spill_dir=None
+    )
+    for number in range(3):
+        client.record(usage_event(event_id=f"lost-{number}"))
+
+    with caplog.at_level(logging.WARNING, logger="tokenledger.client"):
+        client.close(timeout=0.2)
+
+    assert client.dropped == 3
+    assert "dropped 3 event(s)" in caplog.text

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import openai
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
@@ -31,7 +33,8 @@ from ledger.api import create_app
 from ledger.otlp import event_from_span
 from ledger.settings import Settings
 from tests.conftest import TenantKeys
-from tests.integrations.harness import LedgerServer, only_event, stored_events, tokens_of
+from tests.integrations.harness import LedgerServer, free_port, only_event, stored_events, tokens_of
+from tests.integrations.provider_mock import ProviderMock, Reply
 
 START = datetime(2026, 11, 20, 9, 30, 0, 123456, tzinfo=UTC)
 START_NS = int(START.timestamp()) * 1_000_000_000 + START.microsecond * 1000
@@ -158,6 +161,42 @@ def test_a_failed_genai_span_is_recorded_as_a_failure_without_tokens(
         (408, "timeout", 0),
         (429, "rate_limit", 0),
     ]
+
+
+@pytest.fixture
+def instrumented_openai(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> Iterator[tuple[InMemorySpanExporter, OpenAIInstrumentor]]:
+    """The openai SDK instrumented by opentelemetry-instrumentation-openai-v2, its spans kept in memory."""
+    provider, memory = spans
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    yield memory, instrumentor
+    instrumentor.uninstrument()
+
+
+def test_a_call_that_never_reached_the_provider_is_no_event_while_a_provider_5xx_is_a_server_error(
+    client: TestClient,
+    tenant: TenantKeys,
+    engine: Engine,
+    provider: ProviderMock,
+    instrumented_openai: tuple[InMemorySpanExporter, OpenAIInstrumentor],
+) -> None:
+    memory, _ = instrumented_openai
+    refused = openai.OpenAI(api_key="sk-test", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0)
+    with pytest.raises(openai.APIConnectionError):
+        refused.chat.completions.create(model="gpt-5.4-mini", messages=[{"role": "user", "content": "hi"}])
+    provider.script(Reply(500, {"error": {"message": "The server had an error", "type": "server_error"}}))
+    failing = openai.OpenAI(api_key="sk-test", base_url=f"{provider.base_url}/v1", max_retries=0)
+    with pytest.raises(openai.InternalServerError):
+        failing.chat.completions.create(model="gpt-5.4-mini", messages=[{"role": "user", "content": "hi"}])
+    assert len(memory.get_finished_spans()) == 2
+
+    answer = post_protobuf(client, tenant, memory)
+
+    assert ExportTraceServiceResponse.FromString(answer.content).partial_success.rejected_spans == 0
+    row = only_event(engine, tenant)
+    assert (row["status_code"], row["error_type"]) == (500, "server_error")
 
 
 def json_span(span_id: str, attributes: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:

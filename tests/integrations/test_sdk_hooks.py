@@ -401,6 +401,53 @@ def test_a_stream_the_caller_abandons_is_recorded_without_finish_reason_or_token
     assert row["tags"] == {"tokenledger.usage": "missing"}
 
 
+def read_until_cut(chunks: Any) -> list[Any]:
+    """Read a stream the provider cuts: the SDK raises the transport's error ("incomplete chunked read")."""
+    received: list[Any] = []
+    with pytest.raises(Exception, match=r"incomplete|peer closed|Connection") as raised:
+        received.extend(chunks)
+    assert "ProtocolError" in type(raised.value).__name__ or "Connection" in type(raised.value).__name__
+    return received
+
+
+def test_a_chat_stream_the_provider_cuts_is_tagged_usage_missing(
+    provider: ProviderMock, ledger: TokenLedger, engine: Engine, tenant: TenantKeys
+) -> None:
+    provider.script(Reply(200, events=sse(*chat_chunks()), cut_after=2))
+    client = openai_client(provider, ledger)
+
+    chunks = read_until_cut(
+        client.chat.completions.create(model="gpt-5.4-mini", messages=[{"role": "user", "content": "hi"}], stream=True)
+    )
+
+    assert len(chunks) == 2
+    assert ledger.flush(10)
+    row = only_event(engine, tenant)
+    assert (row["stream"], row["status_code"], row["finish_reason"]) == (True, 200, None)
+    assert (row["input_tokens"], row["output_tokens"]) == (0, 0)
+    assert row["tags"] == {"tokenledger.usage": "missing"}
+
+
+def test_an_anthropic_stream_the_provider_cuts_keeps_the_input_and_cache_counts_it_received(
+    provider: ProviderMock, ledger: TokenLedger, engine: Engine, tenant: TenantKeys
+) -> None:
+    provider.script(Reply(200, events=anthropic_stream(), cut_after=4))  # after the first text delta
+    client = anthropic_client(provider, ledger)
+
+    with client.messages.stream(
+        model="claude-sonnet-4-6", max_tokens=318, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        text = read_until_cut(stream.text_stream)
+
+    assert text == ["Hi"]
+    assert ledger.flush(10)
+    row = only_event(engine, tenant)
+    assert (row["input_tokens"], row["cache_read_input_tokens"]) == (2105 + 24576, 24576)
+    assert row["output_tokens"] == 1  # message_start's count: the rest never arrived
+    assert (row["status_code"], row["finish_reason"]) == (200, None)
+    assert row["tags"] == {"tokenledger.usage": "missing"}
+
+
 def test_a_rate_limited_request_is_recorded_as_a_rate_limit_failure(
     provider: ProviderMock, ledger: TokenLedger, engine: Engine, tenant: TenantKeys
 ) -> None:

@@ -372,3 +372,60 @@ def test_the_drift_page_counts_statement_lines_imported_since_it_was_last_shown(
         rows.statement_line(session, october.tenant_id, day=date(2026, 10, 4), quantity=1_000, amount="10.00")
     after = client.get("/report/drift?period=2026-10&provider=openai").text
     assert 'data-figure="billed">2,530.00 USD</strong>' in after
+
+
+def test_a_copy_of_the_cookie_opens_nothing_after_signing_out(client: TestClient, october: Month) -> None:
+    sign_in(client, october.key("read"))
+    copied = client.cookies.get("tokenledger_report")
+    assert copied
+    page = client.get("/report/?period=2026-10").text
+    client.post("/report/signout", data={"csrf": csrf_of(page)}, follow_redirects=False)
+
+    client.cookies.clear()
+    client.cookies.set("tokenledger_report", copied, path="/report/")
+    answer = client.get("/report/?period=2026-10", follow_redirects=False)
+
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/report/signin")
+
+
+def test_signing_out_ends_only_that_session(client: TestClient, october: Month) -> None:
+    sign_in(client, october.key("read"))
+    first = client.cookies.get("tokenledger_report")
+    client.cookies.clear()
+    sign_in(client, october.key("read"))
+    page = client.get("/report/?period=2026-10").text
+    client.post("/report/signout", data={"csrf": csrf_of(page)}, follow_redirects=False)
+
+    client.cookies.clear()
+    client.cookies.set("tokenledger_report", first or "", path="/report/")
+
+    assert client.get("/report/?period=2026-10", follow_redirects=False).status_code == 200
+
+
+def test_non_ascii_in_the_cookie_csrf_or_sign_in_token_is_refused_not_a_server_error(
+    client: TestClient, october: Month
+) -> None:
+    form = client.get("/report/signin")
+    bad_token = client.post(
+        "/report/signin", data={"key": october.key("read"), "token": "jeton-é"}, follow_redirects=False
+    )
+    non_ascii_key = client.post(
+        "/report/signin",
+        data={"key": "tl_é.ü", "token": form.text.split('name="token" value="')[1].split('"')[0]},
+        follow_redirects=False,
+    )
+    sign_in(client, october.key("admin"))
+    session = client.cookies.get("tokenledger_report") or ""
+    bad_csrf = client.post(f"/report/findings/{october.finding_id}/status", data={"csrf": "é", "status": "resolved"})
+    client.cookies.clear()
+    cookie = f"tokenledger_report={session[:-1]}é".encode()  # as a browser may send it: UTF-8 bytes
+    bad_cookie = client.get("/report/?period=2026-10", headers={"Cookie": cookie}, follow_redirects=False)
+
+    assert bad_token.status_code == 403
+    assert "token: the sign-in form expired" in bad_token.text
+    assert non_ascii_key.status_code == 401
+    assert bad_csrf.status_code == 403
+    assert "csrf: the form is out of date" in bad_csrf.text
+    assert bad_cookie.status_code == 303
+    assert bad_cookie.headers["location"].startswith("/report/signin")
