@@ -4,10 +4,10 @@ Input excess: over a scope's day buckets, the billed − logged prompt input (un
 fitted, through the origin and with non-negative coefficients, against the logged successful requests (a
 constant padding per request) and the logged system-prompt tokens (a system prompt counted twice has a
 coefficient near 1). A component *fires* only when the fit has enough days and requests, the coefficient is
-significant (t ≥ `fit_min_t`), the fit explains the excess (uncentred R² ≥ `fit_min_r_squared`) and the
-cost of the tokens it explains reaches `money_abs_tolerance` (unpriced: the tokens exceed
-`token_abs_tolerance`). Materiality is absolute on purpose: the fit sees a steady excess far below the
-relative token tolerance, while zero-mean noise is never significant. When the two regressors
+significant (t ≥ `fit_min_t`) and the fit explains the excess (uncentred R² ≥ `fit_min_r_squared`).
+Materiality sets a finding's severity, not its existence: a steady excess of a few tokens per request is
+statistically certain long before it costs much, and users want to know before it scales with their
+traffic, while zero-mean noise is never significant. When the two regressors
 are (almost) proportional they cannot be told apart: the excess is then attributed to the system prompt
 when its ratio is near 1, else to padding.
 
@@ -114,14 +114,12 @@ def fit_input_excess(
 
     def component(index: int, regressor: Sequence[float], *, ratio_ok: bool) -> ExcessComponent:
         tokens = round(coef[index] * math.fsum(regressor))
-        cost = None if unit_price is None else tokens * unit_price
         fires = (
             enough
             and ratio_ok
-            and coef[index] > 0
+            and tokens > 0
             and t_stats[index] >= float(settings.fit_min_t)
             and r_squared >= float(settings.fit_min_r_squared)
-            and (cost >= settings.money_abs_tolerance if cost is not None else tokens > settings.token_abs_tolerance)
         )
         return ExcessComponent(coefficient=coef[index], t_stat=t_stats[index], tokens=tokens, fires=fires)
 
@@ -290,8 +288,6 @@ def fit_evidence(fit: InputExcessFit, settings: ReconcileSettings) -> dict[str, 
         },
         "expected_unit_price_per_1m": None if fit.unit_price is None else per_million(fit.unit_price),
         "tolerance": settings.as_evidence(
-            "money_abs_tolerance",
-            "token_abs_tolerance",
             "min_days",
             "min_requests",
             "fit_min_t",

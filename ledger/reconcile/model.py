@@ -26,6 +26,7 @@ down by it."""
 
 JSONValue: TypeAlias = str | int | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
 _EMPTY: Mapping[str, Decimal] = MappingProxyType({})
+_NO_QUANTITIES: Mapping[str, int] = MappingProxyType({})
 _ZERO = Decimal(0)
 
 
@@ -787,6 +788,10 @@ class Comparison:
     billed_total: Decimal | None
     final: bool
     sources: tuple[str, ...]
+    rate_quantities: Mapping[str, int] = field(default_factory=lambda: _NO_QUANTITIES)
+    """Billed quantities of the categories this comparison states an amount for but no quantity, rolled up from
+    a finer statement of the same provider and day (Anthropic's usage report per workspace × key under its cost
+    report per workspace): what billed unit prices divide by. Not compared here (the finer grain compares them)."""
 
     @property
     def days(self) -> int:

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from ledger.reconcile.context import DetectionContext
 from ledger.reconcile.findings import fmt_int, new_finding, series_entry
-from ledger.reconcile.model import Finding
+from ledger.reconcile.model import CATEGORIES, Comparison, Finding
 
 KIND = "charged_errors"
 
@@ -22,13 +22,13 @@ def detect(context: DetectionContext) -> list[Finding]:
         per_request = (
             excess.expected_cost / excess.successful if excess.expected_cost is not None and excess.successful else None
         )
-        impact = excess.extra * per_request if per_request is not None else None
+        impact = _billed_token_excess(context, excess.buckets)
         findings.append(
             new_finding(
                 kind=KIND,
                 scope=scope,
                 period=context.window,
-                impact_usd=impact or Decimal(0),
+                impact_usd=impact if impact is not None else Decimal(0),
                 rate=Decimal(excess.extra) / excess.successful if excess.successful else None,
                 evidence={
                     "error_requests": excess.failed,
@@ -38,9 +38,10 @@ def detect(context: DetectionContext) -> list[Finding]:
                     "expected": excess.successful,
                     "billed": excess.billed,
                     "difference": excess.extra,
-                    "impact_basis": "extra requests × mean expected cost of a successful request"
+                    "impact_basis": "billed − logged tokens of the scope at the expected prices"
                     if impact is not None
                     else "unpriced",
+                    "impact_if_billed_per_request": None if per_request is None else excess.extra * per_request,
                     "tolerance": {
                         "requests": excess.tolerance,
                         "match": excess.match_tolerance,
@@ -64,3 +65,22 @@ def detect(context: DetectionContext) -> list[Finding]:
             )
         )
     return findings
+
+
+def _billed_token_excess(context: DetectionContext, buckets: tuple[Comparison, ...]) -> Decimal | None:
+    """The money the failures added to the bill: billed − logged tokens of each stated category, at the expected
+    unit price (0 where the statement bills them as requests and no token moved); None when unpriced."""
+    totals = context.logged_totals(buckets)
+    billed = context.billed_quantities(buckets)
+    money = Decimal(0)
+    for category in CATEGORIES:
+        if category not in billed:
+            continue
+        difference = billed[category] - totals.tokens.get(category)
+        if not difference:
+            continue
+        price = totals.unit_price(category)
+        if price is None:
+            return None
+        money += difference * price
+    return max(money, Decimal(0))
