@@ -21,7 +21,7 @@ import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import repeat
+from itertools import compress, repeat
 
 from ledger.reconcile.findings import EvidenceValue, estimate, per_million, series_entry
 from ledger.reconcile.model import PROMPT_CATEGORIES, Comparison, LoggedTotals, ReconcileSettings, TokenCounts
@@ -62,6 +62,8 @@ class InputExcessFit:
     collinear: bool
     unit_price: Decimal | None
     """Expected USD per uncached input token (what an excess input token is billed at)."""
+    outliers: tuple[Comparison, ...] = ()
+    """Buckets left out of the fit (`_outlier_days`); the components' tokens still count them."""
 
     @property
     def excess(self) -> int:
@@ -108,9 +110,23 @@ def fit_input_excess(
     totals = logged_totals(buckets)
     unit_price = totals.unit_price("uncached_input")
     coef, t_stats, rss, collinear = _fit(y, requests, prompts, settings)
-    total_y2 = _dot(y, y)
+    fitted, total_y2 = len(y), _dot(y, y)
+    outliers: frozenset[int] = frozenset()
+    start = _robust_start(y, requests, prompts, coef)
+    for _ in range(ROBUST_ROUNDS):  # fitted again without them, until they stay the same
+        found = _outlier_days(y, requests, prompts, start, settings)
+        if found == outliers:
+            break
+        outliers = found
+        kept = [index not in outliers for index in range(len(y))]
+        y_kept = list(compress(y, kept))
+        coef, t_stats, rss, collinear = _fit(
+            y_kept, list(compress(requests, kept)), list(compress(prompts, kept)), settings
+        )
+        fitted, total_y2 = len(y_kept), _dot(y_kept, y_kept)
+        start = coef
     r_squared = 1.0 - rss / total_y2 if total_y2 > 0 else 0.0
-    enough = len(buckets) >= settings.min_days and totals.successful_requests >= settings.min_requests
+    enough = fitted >= settings.min_days and totals.successful_requests >= settings.min_requests
 
     def component(index: int, regressor: Sequence[float], *, ratio_ok: bool) -> ExcessComponent:
         tokens = round(coef[index] * math.fsum(regressor))
@@ -134,10 +150,66 @@ def fit_input_excess(
         padding=component(0, requests, ratio_ok=True),
         system_prompt=component(1, prompts, ratio_ok=ratio_ok),
         r_squared=r_squared,
-        residual_rms=math.sqrt(rss / len(buckets)),
+        residual_rms=math.sqrt(rss / fitted),
         collinear=collinear,
         unit_price=unit_price,
+        outliers=tuple(buckets[index] for index in sorted(outliers)),
     )
+
+
+OUTLIER_Z = 5.0
+"""A day whose residual exceeds this many robust standard deviations (1.4826 × the median absolute residual)
+is left out of the fit."""
+MAX_OUTLIER_SHARE = 0.25
+ROBUST_ROUNDS = 5
+"""Rounds of leaving outliers out and fitting again (a cleaner fit shows more of them, sharper)."""
+
+
+def _median_absolute_residual(
+    y: Sequence[float], requests: Sequence[float], prompts: Sequence[float], coef: Sequence[float]
+) -> float:
+    residuals = sorted(abs(obs - coef[0] * a - coef[1] * b) for obs, a, b in zip(y, requests, prompts, strict=True))
+    middle = len(residuals) // 2
+    return residuals[middle] if len(residuals) % 2 else (residuals[middle - 1] + residuals[middle]) / 2
+
+
+def _robust_start(
+    y: Sequence[float], requests: Sequence[float], prompts: Sequence[float], coef: Sequence[float]
+) -> list[float]:
+    """Where to look for outliers from: of the least-squares fit and the fits on each regressor alone, the one
+    whose median absolute residual is least (a few exceptional days can pull least squares to a mixture of
+    both explanations that fits no day exactly)."""
+    starts = [list(coef)]
+    for index, regressor in enumerate((requests, prompts)):
+        norm = _dot(regressor, regressor)
+        if norm:
+            alone = [0.0, 0.0]
+            alone[index] = max(_dot(regressor, y) / norm, 0.0)
+            starts.append(alone)
+    return min(starts, key=lambda start: _median_absolute_residual(y, requests, prompts, start))
+
+
+def _outlier_days(
+    y: Sequence[float],
+    requests: Sequence[float],
+    prompts: Sequence[float],
+    coef: Sequence[float],
+    settings: ReconcileSettings,
+) -> frozenset[int]:
+    """The days (indexes) a few events make exceptional: logged late or never, or billed across midnight. Their
+    excess is a handful of whole requests, against the same few tokens per request every other day, so they
+    are far out of the fit by robust statistics (the median absolute residual, which a few such days do not
+    move); a fit without them recovers the steady excess exactly. At most a quarter of the days, and never
+    below `min_days` left; none when the residuals are all alike."""
+    residuals = [abs(obs - coef[0] * a - coef[1] * b) for obs, a, b in zip(y, requests, prompts, strict=True)]
+    ordered = sorted(residuals)
+    middle = len(ordered) // 2
+    mad = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    threshold = max(OUTLIER_Z * 1.4826 * mad, 1.0)
+    outliers = frozenset(index for index, residual in enumerate(residuals) if residual > threshold)
+    if len(outliers) > MAX_OUTLIER_SHARE * len(y) or len(y) - len(outliers) < settings.min_days:
+        return frozenset()
+    return outliers
 
 
 def _dot(left: Sequence[float], right: Sequence[float]) -> float:
@@ -277,6 +349,7 @@ def fit_evidence(fit: InputExcessFit, settings: ReconcileSettings) -> dict[str, 
         "requests": fit.requests,
         "system_prompt_tokens": fit.system_prompt_tokens,
         "days_observed": fit.days,
+        "days_left_out_of_fit": [b.first_day for b in fit.outliers],
         "fit": {
             "tokens_per_request": estimate(fit.padding.coefficient, 3),
             "system_prompt_ratio": estimate(fit.system_prompt.coefficient, 4),
