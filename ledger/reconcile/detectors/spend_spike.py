@@ -59,7 +59,8 @@ def _billed_spend(context: DetectionContext) -> dict[tuple[str, str, str], Spend
         if scope.account is None or scope.model is None or total is None:
             continue
         by_day = spend[(scope.provider, scope.account, scope.model)]
-        by_day[comparison.first_day] = by_day.get(comparison.first_day, _ZERO) + total
+        known = by_day.get(comparison.first_day, _ZERO)
+        by_day[comparison.first_day] = None if known is None else known + total
     return spend
 
 
