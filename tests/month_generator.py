@@ -55,14 +55,17 @@ SCOPES = (
     KeyScope("wrk_batch", "key_batch", MODELS[0], 60),
 )
 PADDED, MISCHARGED, DOUBLE_COUNTED, DRIFTED = SCOPES
+CHARGED = PADDED
+FAILURE_RATE = 0.01
 DRIFT_FROM = date(2026, 10, 16)
 
 
 @dataclass(frozen=True)
 class Plant:
     """One discrepancy and its size: `padding` (tokens per request on PADDED), `system_prompt` (scale of the
-    system prompts of DOUBLE_COUNTED, billed twice), `price_drift` (factor on DRIFTED's output price from
-    DRIFT_FROM), `cache_mischarge` (share of MISCHARGED's cache reads billed as uncached input)."""
+        system prompts of DOUBLE_COUNTED, billed twice), `price_drift` (factor on DRIFTED's output price from
+        DRIFT_FROM), `cache_mischarge` (share of MISCHARGED's cache reads billed as uncached input), `charged_errors`
+    (the share of CHARGED's requests that fail, 529 overloaded, and whose prompt tokens are billed as input)."""
 
     kind: str
     size: float
@@ -98,6 +101,13 @@ class Month:
     documents: list[RawDocument] = field(default_factory=list)
     first_import: list[RawDocument] = field(default_factory=list)
     """The statement as first imported: one day's output wrong, corrected by `documents`."""
+
+    def failed(self, scope: KeyScope) -> int:
+        """Failed requests of a key that were logged."""
+        return sum(1 for e in self.events if e.scope == scope and e.logged and not e.ok)
+
+    def failed_prompt_tokens(self, scope: KeyScope) -> int:
+        return sum(e.body["input_tokens"] for e in self.events if e.scope == scope and e.logged and not e.ok)
 
     def sent(self, *, late: bool) -> list[dict[str, Any]]:
         """The bodies the application sends before (or, `late`, after) the statements are imported; retries go
@@ -195,9 +205,11 @@ def _event(
     }
     if system_prompt is not None:
         body["system_prompt_tokens"] = system_prompt
-    if rng.random() < 0.01:  # overloaded: nothing used, nothing billed
-        body.update(status_code=529, error_type="server_error", input_tokens=0, output_tokens=0)
-        body.update(cache_read_input_tokens=0, finish_reason=None)
+    charged = plant is not None and plant.kind == "charged_errors" and scope == CHARGED
+    if rng.random() < (plant.size if plant is not None and charged else FAILURE_RATE):
+        # Overloaded: the application logs the prompt tokens it counted, nothing else; nothing should be billed.
+        body.update(status_code=529, error_type="server_error", output_tokens=0, cache_read_input_tokens=0)
+        body.update(finish_reason=None, input_tokens=input_tokens - (system_prompt or 0))
         body.pop("system_prompt_tokens", None)
     retry = moment + timedelta(seconds=rng.randrange(3, 40)) if retried else None
     return [
@@ -226,10 +238,12 @@ def billed_usage(month: Month, plant: Plant | None) -> dict[tuple[KeyScope, date
     """What the provider bills per key and day, the planted discrepancy applied."""
     billed: dict[tuple[KeyScope, date], _Billed] = defaultdict(_Billed)
     for event in month.events:
-        if not event.ok:
-            continue
         body = event.body
         row = billed[(event.scope, event.billed_day)]
+        if not event.ok:
+            if plant is not None and plant.kind == "charged_errors" and event.scope == CHARGED:
+                row.uncached += body["input_tokens"]  # a failure billed
+            continue
         row.uncached += body["input_tokens"] - body["cache_read_input_tokens"]
         row.cached += body["cache_read_input_tokens"]
         row.output += body["output_tokens"]
@@ -336,6 +350,9 @@ def truth(month: Month, plant: Plant | None) -> dict[str, Decimal]:
     if plant.kind == "system_prompt":
         extra = sum(planted[k].uncached - honest[k].uncached for k in honest if k[0] == DOUBLE_COUNTED)
         return {"impact_usd": extra * prices(DOUBLE_COUNTED.model)["input"]}
+    if plant.kind == "charged_errors":
+        extra = sum(planted[k].uncached - honest[k].uncached for k in honest if k[0] == CHARGED)
+        return {"impact_usd": extra * prices(CHARGED.model)["input"]}
     if plant.kind == "cache_mischarge":
         unit = prices(MISCHARGED.model)
         moved = sum(honest[k].cached - planted[k].cached for k in honest if k[0] == MISCHARGED)

@@ -27,6 +27,7 @@ from ledger.settings import Settings
 from ledger.statements import store_statements
 from tests.conftest import make_tenant
 from tests.month_generator import (
+    CHARGED,
     DOUBLE_COUNTED,
     DRIFT_FROM,
     DRIFTED,
@@ -99,6 +100,7 @@ PLANTS = {
     "system_prompt_double_count": (DOUBLE_COUNTED, [0.1, 1, 4], "system_prompt"),
     "cache_mischarge": (MISCHARGED, [0.1, 0.4, 1.0], "cache_mischarge"),
     "price_drift": (DRIFTED, [1.2, 1.5, 2.0], "price_drift"),
+    "charged_errors": (CHARGED, [0.01, 0.05, 0.3], "charged_errors"),
 }
 CASES = [(kind, size) for kind, (_, sizes, _) in PLANTS.items() for size in sizes]
 
@@ -132,6 +134,9 @@ def test_each_kind_is_found_at_every_size_on_a_noisy_month(
     if kind == "padding_tokens":
         estimated = Decimal(str(finding.evidence["tokens_per_request"]))
         assert abs(estimated - month.truth["tokens_per_request"]) <= 1
+    if kind == "charged_errors":  # no request counts in Anthropic's usage report: the prompts tell
+        assert finding.evidence["error_requests"] == month.failed(CHARGED)
+        assert finding.evidence["error_prompt_tokens"] == month.failed_prompt_tokens(CHARGED)
     if kind == "price_drift":
         assert finding.subject == "output"
         assert finding.evidence["since"] == DRIFT_FROM.isoformat()
