@@ -26,9 +26,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import combinations, compress, repeat
-from typing import Any
-
-import numpy as np
 
 from ledger.reconcile.findings import EvidenceValue, estimate, per_million, series_entry
 from ledger.reconcile.model import PROMPT_CATEGORIES, Comparison, LoggedTotals, ReconcileSettings, TokenCounts
@@ -191,44 +188,69 @@ def _fit_with_failures(
     y: Sequence[float], columns: tuple[Sequence[float], ...], settings: ReconcileSettings
 ) -> tuple[list[float], list[float], float, bool]:
     """Non-negative least squares through the origin on (requests, system-prompt tokens, failed requests' prompt
-    tokens): every subset of the regressors is solved (numpy; unit-scaled columns), the best non-negative one
-    kept. Requests and system prompts too close to proportional are not solved together (see `_fit`)."""
-    matrix = np.array(columns, dtype=float).T
-    observed = np.array(y, dtype=float)
-    norms = np.sqrt((matrix * matrix).sum(axis=0))
-    collinear = bool(norms[0] and norms[1] and matrix[:, 0] @ matrix[:, 1] / (norms[0] * norms[1]) >= COLLINEAR_COSINE)
-    subsets = [s for k in (1, 2, 3) for s in combinations(range(3), k) if all(norms[i] for i in s)]
+    tokens): every subset of the regressors is solved from the unit-scaled Gram matrix (at most 3 × 3, in plain
+    floats: numpy's set-up would cost more than the arithmetic), the best non-negative one kept. Requests and
+    system prompts too close to proportional are not solved together (see `_fit`)."""
+    count = len(columns)
+    norms = [math.sqrt(_dot(column, column)) for column in columns]
+    gram = [[_dot(columns[i], columns[j]) / (norms[i] * norms[j]) if norms[i] and norms[j] else 0.0
+             for j in range(count)] for i in range(count)]  # fmt: skip
+    moments = [_dot(column, y) / norm if norm else 0.0 for column, norm in zip(columns, norms, strict=True)]
+    collinear = bool(norms[0] and norms[1] and gram[0][1] >= COLLINEAR_COSINE)
+    subsets = [s for k in range(1, count + 1) for s in combinations(range(count), k) if all(norms[i] for i in s)]
     if collinear:
-        ratio = float(matrix[:, 1] @ observed / (norms[1] ** 2))
+        ratio = moments[1] / norms[1]
         dropped = 0 if abs(Decimal(repr(ratio)) - 1) <= settings.system_prompt_ratio_tolerance else 1
         subsets = [s for s in subsets if dropped not in s]
-    best: tuple[float, tuple[int, ...], np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None
+    best: tuple[float, tuple[int, ...], list[float], list[float]] | None = None
     for subset in subsets:
-        scaled = matrix[:, subset] / norms[list(subset)]
-        gram = scaled.T @ scaled
-        if abs(np.linalg.det(gram)) < 1e-12:
+        inverse = _inverse([[gram[i][j] for j in subset] for i in subset])
+        if inverse is None:
             continue
-        inverse = np.linalg.inv(gram)
-        solution = inverse @ (scaled.T @ observed) / norms[list(subset)]
-        if (solution < 0).any():
+        scaled = [math.fsum(row[k] * moments[j] for k, j in enumerate(subset)) for row in inverse]
+        if any(value < 0 for value in scaled):
             continue
-        rss = float(((observed - matrix[:, subset] @ solution) ** 2).sum())
+        solution = [value / norms[i] for value, i in zip(scaled, subset, strict=True)]
+        fitted = [0.0] * len(y)
+        for weight, i in zip(solution, subset, strict=True):
+            fitted = [total + weight * value for total, value in zip(fitted, columns[i], strict=True)]
+        rss = math.fsum([(observed - estimate) ** 2 for observed, estimate in zip(y, fitted, strict=True)])
         if best is None or rss < best[0] - 1e-9 * max(rss, 1.0):
-            best = (rss, subset, solution, np.diag(inverse) / norms[list(subset)] ** 2)
-    coef, t_stats = [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]
+            diagonal = [inverse[k][k] / norms[i] ** 2 for k, i in enumerate(subset)]
+            best = (rss, subset, solution, diagonal)
+    coef, t_stats = [0.0] * count, [0.0] * count
     if best is None:
         return coef, t_stats, _dot(y, y), collinear
     rss, subset, solution, inverse_diagonal = best
     dof = len(y) - len(subset)
     variance = rss / dof if dof > 0 else math.inf
     for position, index in enumerate(subset):
-        coef[index] = float(solution[position])
-        spread = math.sqrt(max(variance * float(inverse_diagonal[position]), 0.0))
+        coef[index] = solution[position]
+        spread = math.sqrt(max(variance * inverse_diagonal[position], 0.0))
         if spread > abs(coef[index]) * EXACT_FIT:
             t_stats[index] = coef[index] / spread
         else:
             t_stats[index] = math.inf if coef[index] > 0 else 0.0
     return coef, t_stats, rss, collinear
+
+
+def _inverse(matrix: list[list[float]]) -> list[list[float]] | None:
+    """The inverse of a small symmetric positive (semi)definite matrix by Gauss-Jordan elimination; None when
+    it is (nearly) singular."""
+    size = len(matrix)
+    work = [[*row, *(1.0 if i == j else 0.0 for j in range(size))] for i, row in enumerate(matrix)]
+    for column in range(size):
+        pivot = max(range(column, size), key=lambda row: abs(work[row][column]))
+        if abs(work[pivot][column]) < 1e-9:
+            return None
+        work[column], work[pivot] = work[pivot], work[column]
+        lead = work[column][column]
+        work[column] = [value / lead for value in work[column]]
+        for row in range(size):
+            if row != column and work[row][column]:
+                factor = work[row][column]
+                work[row] = [value - factor * other for value, other in zip(work[row], work[column], strict=True)]
+    return [row[size:] for row in work]
 
 
 OUTLIER_Z = 5.0
