@@ -56,6 +56,12 @@ SCOPES = (
 )
 PADDED, MISCHARGED, DOUBLE_COUNTED, DRIFTED = SCOPES
 CHARGED = PADDED
+OVERBILLED = MISCHARGED
+UNBILLED = MISCHARGED
+UNBILLED_FROM = date(2026, 10, 12)
+LEAKED = KeyScope("wrk_apps", "key_apps_leaked", MODELS[0], 0)
+"""A key nobody logs: its usage is billed from LEAKED_FROM, `unlogged_usage` requests a day."""
+LEAKED_FROM = date(2026, 10, 20)
 FAILURE_RATE = 0.01
 DRIFT_FROM = date(2026, 10, 16)
 
@@ -63,9 +69,12 @@ DRIFT_FROM = date(2026, 10, 16)
 @dataclass(frozen=True)
 class Plant:
     """One discrepancy and its size: `padding` (tokens per request on PADDED), `system_prompt` (scale of the
-        system prompts of DOUBLE_COUNTED, billed twice), `price_drift` (factor on DRIFTED's output price from
-        DRIFT_FROM), `cache_mischarge` (share of MISCHARGED's cache reads billed as uncached input), `charged_errors`
-    (the share of CHARGED's requests that fail, 529 overloaded, and whose prompt tokens are billed as input)."""
+    system prompts of DOUBLE_COUNTED, billed twice), `price_drift` (factor on DRIFTED's output price from
+    DRIFT_FROM), `cache_mischarge` (share of MISCHARGED's cache reads billed as uncached input),
+    `charged_errors` (the share of CHARGED's requests that fail, 529 overloaded, and whose prompt tokens are
+    billed as input), `quantity_mismatch` (share of OVERBILLED's output billed on top), `unlogged_usage`
+    (requests a day on the LEAKED key from LEAKED_FROM, never logged), `unbilled_usage` (days of UNBILLED's
+    usage, from UNBILLED_FROM, that the statements leave out)."""
 
     kind: str
     size: float
@@ -163,6 +172,10 @@ def generate(plant: Plant | None = None, *, noise: Noise = Noise(), seed: int = 
     for index, (scope, day, n) in enumerate(requests):
         flags = (index in midnight, index in unlogged, index in late, index in retried)
         events.extend(_event(scope, day, n, rng, flags, plant, copies))
+    if plant is not None and plant.kind == "unlogged_usage":
+        for day in (d for d in DAYS if d >= LEAKED_FROM):
+            for n in range(round(plant.size)):
+                events.extend(_event(LEAKED, day, n, rng, (False, True, False, False), plant, copies))
     month = Month(events)
     month.documents = statements(month, plant)
     month.first_import = statements(month, plant, wrong_day=DAYS[9])
@@ -239,6 +252,10 @@ def billed_usage(month: Month, plant: Plant | None) -> dict[tuple[KeyScope, date
     billed: dict[tuple[KeyScope, date], _Billed] = defaultdict(_Billed)
     for event in month.events:
         body = event.body
+        if plant is None or plant.kind != "unbilled_usage":
+            pass
+        elif event.scope == UNBILLED and 0 <= (event.billed_day - UNBILLED_FROM).days < plant.size:
+            continue
         row = billed[(event.scope, event.billed_day)]
         if not event.ok:
             if plant is not None and plant.kind == "charged_errors" and event.scope == CHARGED:
@@ -260,6 +277,8 @@ def billed_usage(month: Month, plant: Plant | None) -> dict[tuple[KeyScope, date
             moved = round(row.cached * plant.size)
             row.cached -= moved
             row.uncached += moved
+        elif plant.kind == "quantity_mismatch" and scope == OVERBILLED:
+            row.output += round(row.output * plant.size)
     return billed
 
 
@@ -270,7 +289,7 @@ def statements(month: Month, plant: Plant | None, *, wrong_day: date | None = No
     usage_buckets, cost_buckets = [], []
     for day in DAYS:
         usage_rows, costs = [], defaultdict(Decimal)
-        for scope in SCOPES:
+        for scope in (*SCOPES, LEAKED):
             row = billed.get((scope, day))
             if row is None:
                 continue
@@ -350,6 +369,20 @@ def truth(month: Month, plant: Plant | None) -> dict[str, Decimal]:
     if plant.kind == "system_prompt":
         extra = sum(planted[k].uncached - honest[k].uncached for k in honest if k[0] == DOUBLE_COUNTED)
         return {"impact_usd": extra * prices(DOUBLE_COUNTED.model)["input"]}
+    if plant.kind in ("quantity_mismatch", "unlogged_usage", "unbilled_usage"):
+        scope = {"quantity_mismatch": OVERBILLED, "unlogged_usage": LEAKED, "unbilled_usage": UNBILLED}[plant.kind]
+        unit = prices(scope.model)
+        money = Decimal(0)
+        for key in honest.keys() | planted.keys():
+            if key[0] != scope:
+                continue
+            before, after = honest.get(key, _Billed()), planted.get(key, _Billed())
+            if plant.kind == "unlogged_usage":
+                before = _Billed()  # nothing logged: all of it billed beyond the log
+            money += (after.uncached - before.uncached) * unit["input"]
+            money += (after.cached - before.cached) * unit["cached_input"]
+            money += (after.output - before.output) * unit["output"]
+        return {"impact_usd": money}
     if plant.kind == "charged_errors":
         extra = sum(planted[k].uncached - honest[k].uncached for k in honest if k[0] == CHARGED)
         return {"impact_usd": extra * prices(CHARGED.model)["input"]}
@@ -365,8 +398,8 @@ def truth(month: Month, plant: Plant | None) -> dict[str, Decimal]:
 
 def renamed(month: Month, rng: random.Random) -> Month:
     """The same month with every workspace and key renamed and the events and statement rows shuffled."""
-    names = {s.workspace: f"ws_{i}_{rng.randrange(10**6)}" for i, s in enumerate(SCOPES)}
-    names |= {s.key: f"k_{i}_{rng.randrange(10**6)}" for i, s in enumerate(SCOPES)}
+    names = {s.workspace: f"ws_{i}_{rng.randrange(10**6)}" for i, s in enumerate((*SCOPES, LEAKED))}
+    names |= {s.key: f"k_{i}_{rng.randrange(10**6)}" for i, s in enumerate((*SCOPES, LEAKED))}
     events = [
         replace(e, body={**e.body, "account": names[e.body["account"]], "api_key_id": names[e.body["api_key_id"]]})
         for e in month.events
