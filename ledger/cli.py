@@ -502,7 +502,8 @@ def reconcile(
 
 def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> None:
     from ledger.reconcile.drift import per_account_and_model
-    from reports.filters import money, percent, signed_money
+    from ledger.reconcile.drift_explanation import explain_drift
+    from reports.filters import CENT, money, percent, signed_money
     from reports.footing import footed
     from reports.monthly import compared_tokens
 
@@ -560,6 +561,26 @@ def print_reconciliation(tenant: str, period: str, result: ReconcileResult) -> N
         percent(exact_difference / compared_expected * 100 if compared_expected else None),
     )
     print_table(drift)
+    explanation = explain_drift(result.drift, result.findings)
+    # To the cent, the remainder taken from the rounded figures: the line adds up as printed.
+    drift_cents, explained_cents = (explanation.drift.quantize(CENT), explanation.explained.quantize(CENT))
+    console.print(
+        f"drift {signed_money(drift_cents)} = {signed_money(explained_cents)} explained by findings"
+        + (
+            " (" + ", ".join(f"{t.kind} {signed_money(t.impact_usd)}" for t in explanation.billing) + ")"
+            if explanation.billing
+            else ""
+        )
+        + f" + {signed_money(drift_cents - explained_cents)} unexplained",
+        highlight=False,
+    )
+    if explanation.at_risk_by_kind:
+        console.print(
+            f"at risk, not in the drift: {money(explanation.at_risk)} ("
+            + ", ".join(f"{t.kind} {money(t.impact_usd)}" for t in explanation.at_risk_by_kind)
+            + ")",
+            highlight=False,
+        )
     findings = Table(
         "severity",
         "kind",

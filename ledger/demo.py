@@ -159,7 +159,17 @@ SCOPES: tuple[DemoScope, ...] = (
     DemoScope("google-docs", "google", "gcp-prod", "", "gemini-2.5-pro", "doc-ai", 300, 6_000, 700, spike_day=23),
 )
 LEAKED_KEY = DemoScope(
-    "openai-leaked", "openai", "proj_web", "key_leaked", "gpt-5.4", "-", 90, 6_000, 900, plant="unlogged_usage"
+    # A project of its own, which nothing logs under: the control project's bill is its own usage alone.
+    "openai-leaked",
+    "openai",
+    "proj_legacy",
+    "key_leaked",
+    "gpt-5.4",
+    "-",
+    90,
+    6_000,
+    900,
+    plant="unlogged_usage",
 )
 PADDING_TOKENS = 80
 PRICE_DRIFT_FROM_DAY = 15

@@ -110,13 +110,17 @@ def reconcile_settings(settings: Settings) -> ReconcileSettings:
 # ---------------------------------------------------------------- logged side
 
 _SCOPE = "provider, account, api_key_id, response_model, request_model, service_tier, input_band"
-# The reconciler's token categories from the rollups' columns, in the order of PRICE_TYPES.
+# The reconciler's token categories from the rollups' columns, in the order of PRICE_TYPES: the tokens of the
+# requests that may be billed, those of failed ones (429, 5xx; their cache writes counted as 5-minute ones) left
+# out. The failed requests' prompt tokens are read apart (`failed_prompt`).
 _CATEGORY_OF_COLUMNS = {
-    "uncached_input": "input_tokens - cache_read_input_tokens - cache_creation_input_tokens",
-    "cached_input": "cache_read_input_tokens",
-    "cache_write_5m": "cache_creation_input_tokens - cache_creation_1h_input_tokens",
+    "uncached_input": "GREATEST(input_tokens - cache_read_input_tokens - cache_creation_input_tokens"
+    " - (failed_input_tokens - failed_cache_read_input_tokens - failed_cache_creation_input_tokens), 0)",
+    "cached_input": "cache_read_input_tokens - failed_cache_read_input_tokens",
+    "cache_write_5m": "GREATEST(cache_creation_input_tokens - cache_creation_1h_input_tokens"
+    " - failed_cache_creation_input_tokens, 0)",
     "cache_write_1h": "cache_creation_1h_input_tokens",
-    "output": "output_tokens",
+    "output": "output_tokens - failed_output_tokens",
 }
 # Logged usage per scope and day: the daily rollup's rows (its key is tenant, day and scope).
 _LOGGED_SQL = f"""
@@ -128,7 +132,8 @@ SELECT day, {_SCOPE},
        finish_stop AS stop, finish_length AS length, finish_tool_calls AS tool_calls,
        finish_content_filter AS content_filter, finish_other AS other, finish_missing AS missing,
        truncated_below_max AS truncated, truncated_min_output AS truncated_min,
-       truncated_max_output AS truncated_max, reported_cost, reported_cost_requests
+       truncated_max_output AS truncated_max, reported_cost, reported_cost_requests,
+       failed_input_tokens AS failed_prompt
 FROM usage_daily
 WHERE tenant_id = %(tenant)s AND day >= %(first_day)s AND day < %(end_day)s
 """
@@ -138,6 +143,10 @@ _TOKEN_COLUMNS = (
     "cache_creation_input_tokens",
     "cache_creation_1h_input_tokens",
     "output_tokens",
+    "failed_input_tokens",
+    "failed_cache_read_input_tokens",
+    "failed_cache_creation_input_tokens",
+    "failed_output_tokens",
 )
 # The token quantities of models whose price changes within a day, per scope, day and price segment
 # (`first_hour`: the segment's first hour, at which its usage is priced), from the hourly rollup. One index
@@ -173,6 +182,7 @@ _COUNTS = (
     "streamed_missing_finish",
     "truncated",
     "reported_cost_requests",
+    "failed_prompt",
 )
 _FINISHES = ("stop", "length", "tool_calls", "content_filter", "other", "missing")
 
@@ -424,7 +434,7 @@ _COUNT_AT |= {
 }
 _FINISH_AT = {name: 23 + offset for offset, name in enumerate(_FINISHES)}
 _TRUNCATED, _TRUNCATED_MIN, _TRUNCATED_MAX, _REPORTED_COST, _REPORTED_REQUESTS = 29, 30, 31, 32, 33
-_COUNT_AT |= {"truncated": _TRUNCATED, "reported_cost_requests": _REPORTED_REQUESTS}
+_COUNT_AT |= {"truncated": _TRUNCATED, "reported_cost_requests": _REPORTED_REQUESTS, "failed_prompt": 34}
 _MEASURE_AT = {**{name: _COUNT_AT[name] for name in _COUNTS}, **_FINISH_AT, **_CATEGORY_AT}
 # `_logged_day` unpacks the measures by position, in this order.
 assert tuple(_MEASURE_AT) == (*_COUNTS, *_FINISHES, *_CATEGORIES)
@@ -498,7 +508,7 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
     costs = group.costs
     (
         requests, ok, e429, e5xx, e4xx, reasoning, system_prompt_tokens, system_prompt_requests, streamed,
-        streamed_missing_finish, truncated, reported_cost_requests,
+        streamed_missing_finish, truncated, reported_cost_requests, failed_prompt,
         stop, length, tool_calls, content_filter, other, missing,
         uncached_input, cached_input, cache_write_5m, cache_write_1h, output,
     ) = group.measures or _NO_MEASURES  # none: only price-segment rows, read later  # fmt: skip
@@ -530,6 +540,7 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         reasoning_tokens=reasoning,
         system_prompt_tokens=system_prompt_tokens,
         requests_with_system_prompt=system_prompt_requests,
+        failed_prompt_tokens=failed_prompt,
         streamed_requests=streamed,
         streamed_missing_finish=streamed_missing_finish,
         finish=_new_finish_counts(

@@ -69,7 +69,18 @@ SUM_COLUMNS = (
     "truncated_below_max",
     "reported_cost",
     "reported_cost_requests",
+    "failed_input_tokens",
+    "failed_cache_read_input_tokens",
+    "failed_cache_creation_input_tokens",
+    "failed_output_tokens",
 )
+FAILED_SUMS = {
+    "failed_input_tokens": "input_tokens",
+    "failed_cache_read_input_tokens": "cache_read_input_tokens",
+    "failed_cache_creation_input_tokens": "cache_creation_input_tokens",
+    "failed_output_tokens": "output_tokens",
+}
+"""Tokens of failed requests (429 and 5xx), which should not be billed: the reconciler compares the others."""
 MIN_COLUMNS = ("truncated_min_output",)
 MAX_COLUMNS = ("truncated_max_output",)
 HISTOGRAM_COLUMNS = ("latency_histogram", "ttft_histogram")
@@ -83,6 +94,7 @@ def _finish_in(column: str) -> str:
 
 _KNOWN_FINISHES = ", ".join(f"'{reason}'" for reason in FINISH_COLUMNS)
 _OK = "status_code BETWEEN 200 AND 299"
+_FAILED = "status_code = 429 OR status_code BETWEEN 500 AND 599"
 _TRUNCATED = (
     f"finish_reason IN ({', '.join(repr(r) for r in sorted(TRUNCATING_FINISHES))}) AND max_tokens IS NOT NULL "
     f"AND output_tokens < max_tokens AND {_OK}"
@@ -115,6 +127,8 @@ def _measure(name: str) -> str:
         return "count(*)"
     if name in _SUMMED:
         return f"coalesce(sum({name}), 0)"  # numeric; stored in the column's type
+    if name in FAILED_SUMS:
+        return f"coalesce(sum({FAILED_SUMS[name]}) FILTER (WHERE {_FAILED}), 0)"
     if name == "system_prompt_requests":
         return "count(system_prompt_tokens)"
     if name == "reported_cost_requests":

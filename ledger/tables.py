@@ -185,6 +185,10 @@ class RollupMeasures:
     truncated_max_output: Mapped[int | None] = mapped_column(BigInteger)
     reported_cost: Mapped[Decimal] = mapped_column(Money)
     reported_cost_requests: Mapped[int] = mapped_column(BigInteger)
+    failed_input_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    failed_cache_read_input_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    failed_cache_creation_input_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    failed_output_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
     latency_histogram: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
     ttft_histogram: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
 

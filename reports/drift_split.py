@@ -1,8 +1,9 @@
 """The period's drift split into what the findings explain and what they do not. Pure.
 
-A drift (billed − expected, over the rows with both) is explained in part by billing findings: kinds whose
+A drift (billed − expected, over the rows with both) is explained in part by billing findings: those whose
 impact is money billed that the logged usage does not account for (padded tokens, cache reads billed at the
-full rate, a price above the catalog's, billed failures, usage no application logged…). What they leave is
+full rate, a price above the catalog's, billed failures, usage no application logged…), as the reconciler
+classifies them (`ledger.reconcile.drift_explanation`). What they leave is
 the unexplained remainder, so that billing findings + remainder = drift, to the cent. Other findings are
 "at risk": anomalies whose impact is not part of the drift (a spend spike is billed as logged; a substituted
 model or truncated answers cost what they are billed), shown beside it and never added to it."""
@@ -13,21 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from ledger.reconcile.drift_explanation import ImpactOf, is_billing_finding
 from reports.footing import footed
-
-BILLING_KINDS = frozenset(
-    {
-        "padding_tokens",
-        "system_prompt_double_count",
-        "cache_mischarge",
-        "price_drift",
-        "charged_errors",
-        "unlogged_usage",
-        "unbilled_usage",
-        "quantity_mismatch",
-    }
-)
-"""Finding kinds whose impact is part of billed − expected."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +67,17 @@ def written(split: DriftSplit) -> WrittenSplit:
     )
 
 
-def split_drift(drift: Decimal, impacts: Iterable[tuple[str, int, Decimal]]) -> DriftSplit:
-    """`impacts`: (kind, number of findings, their summed impact in USD) for the period."""
-    billing: list[KindImpact] = []
-    at_risk: list[KindImpact] = []
-    for kind, count, impact in sorted(impacts):
-        (billing if kind in BILLING_KINDS else at_risk).append(KindImpact(kind, count, impact))
-    return DriftSplit(drift=drift, billing=tuple(billing), at_risk=tuple(at_risk))
+def split_drift(drift: Decimal, findings: Iterable[ImpactOf]) -> DriftSplit:
+    """The period's findings summed per kind, on the side the reconciler puts them
+    (`ledger.reconcile.drift_explanation.is_billing_finding`): billing impacts or at risk."""
+    sums: dict[tuple[bool, str], tuple[int, Decimal]] = {}
+    for finding in findings:
+        key = (is_billing_finding(finding), finding.kind)
+        count, impact = sums.get(key, (0, Decimal(0)))
+        sums[key] = (count + 1, impact + finding.impact_usd)
+    parts = sorted(sums.items(), key=lambda item: item[0][1])
+    return DriftSplit(
+        drift=drift,
+        billing=tuple(KindImpact(kind, count, impact) for (billing, kind), (count, impact) in parts if billing),
+        at_risk=tuple(KindImpact(kind, count, impact) for (billing, kind), (count, impact) in parts if not billing),
+    )

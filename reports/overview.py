@@ -17,7 +17,7 @@ from reports.alerts import rules
 from reports.drift_split import DriftSplit, split_drift
 from reports.footing import footed
 from reports.monthly import CostTotals, cost_totals
-from reports.sources import DriftLine, ImportLine, RunLine
+from reports.sources import DriftLine, FindingImpact, ImportLine, RunLine
 
 STALE_AFTER = timedelta(days=rules.STALE_AFTER_DAYS)
 FETCHING_SOURCES = frozenset(importer.source for importer in IMPORTERS if importer.default_base_url)
@@ -172,7 +172,7 @@ def overview(
     now: datetime,
     stale_after: timedelta = STALE_AFTER,
     previous_drift: Sequence[DriftLine] | None = None,
-    impacts: Iterable[tuple[str, int, Decimal]] = (),
+    impacts: Iterable[FindingImpact] = (),
 ) -> Overview:
     """The overview from the period's drift rows, finding counts (as `sources.finding_counts` returns them),
     latest imports per source and runs (newest first); with the previous month's drift rows and the period's
@@ -219,7 +219,7 @@ def overview(
 def headline(
     drift: Sequence[DriftLine],
     previous_drift: Sequence[DriftLine] | None,
-    impacts: Iterable[tuple[str, int, Decimal]],
+    impacts: Iterable[FindingImpact],
 ) -> Headline:
     """The USD totals of the period and of the one before (None when it has no drift rows), and the drift split
     by finding kind."""

@@ -22,6 +22,7 @@ from importers.base import TOKEN_USAGE_TYPES
 from ledger import latency
 from ledger.periods import Period
 from ledger.pricing import PriceRow
+from ledger.reconcile.drift_explanation import SERVED_BY_ANOTHER
 from ledger.reconcile.matching import counted_figures
 from ledger.reconcile.model import CATEGORIES, DIMENSIONS
 from ledger.tables import (
@@ -236,15 +237,29 @@ def finding_counts(session: Session, tenant_id: int, period: Period) -> list[tup
     return [(row[0], row[1], row[2], row[3], row[4], int(row[5])) for row in session.execute(query)]
 
 
-def finding_impacts(session: Session, tenant_id: int, period: Period) -> list[tuple[str, int, Decimal]]:
-    """(kind, number of findings, their summed impact in USD) of the findings overlapping the period."""
+@dataclass(frozen=True, slots=True)
+class FindingImpact:
+    """What the drift split reads of a finding (`ledger.reconcile.drift_explanation.ImpactOf`)."""
+
+    kind: str
+    subject: str
+    impact_usd: Decimal
+
+
+def finding_impacts(session: Session, tenant_id: int, period: Period) -> list[FindingImpact]:
+    """The kind and impact in USD of each finding overlapping the period. A stored finding keeps its subject only
+    inside its fingerprint; the one subject the split tells apart, a substitution at no extra bill, is the one
+    whose evidence says `how: served_by_another_model`."""
+    how = Finding.evidence["how"].astext
     query = (
-        select(Finding.kind, cast(func.count(), BigInteger), func.sum(Finding.impact_usd))
+        select(Finding.kind, how, Finding.impact_usd)
         .where(Finding.tenant_id == tenant_id, Finding.period_start < period.end, Finding.period_end > period.start)
-        .group_by(Finding.kind)
-        .order_by(Finding.kind)
+        .order_by(Finding.kind, Finding.id)
     )
-    return [(kind, int(count), total or Decimal(0)) for kind, count, total in session.execute(query)]
+    return [
+        FindingImpact(kind, SERVED_BY_ANOTHER if served_by == "served_by_another_model" else "", impact)
+        for kind, served_by, impact in session.execute(query)
+    ]
 
 
 def finding_statement_lines(

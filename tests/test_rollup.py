@@ -95,6 +95,9 @@ def expected_rollup(events: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[
         if e["reported_cost"] is not None:
             row["reported_cost"] += e["reported_cost"]
             row["reported_cost_requests"] += 1
+        if status == 429 or 500 <= status < 600:  # failed: kept apart, they should not be billed
+            for name in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens"):
+                row[f"failed_{name}"] += e[name]
         for name, value in (("latency_histogram", e["latency_ms"]), ("ttft_histogram", e["ttft_ms"])):
             histogram = row.setdefault(name, latency.empty_histogram())
             if value is not None:

@@ -4,12 +4,16 @@ Input excess: over a scope's day buckets, the billed − logged prompt input (un
 fitted, through the origin and with non-negative coefficients, against the logged successful requests (a
 constant padding per request) and the logged system-prompt tokens (a system prompt counted twice has a
 coefficient near 1). A component *fires* only when the fit has enough days and requests, the coefficient is
-significant (t ≥ `fit_min_t`), the fit explains the excess (uncentred R² ≥ `fit_min_r_squared`) and the
-cost of the tokens it explains reaches `money_abs_tolerance` (unpriced: the tokens exceed
-`token_abs_tolerance`). Materiality is absolute on purpose: the fit sees a steady excess far below the
-relative token tolerance, while zero-mean noise is never significant. When the two regressors
+significant (t ≥ `fit_min_t`) and the fit explains the excess (uncentred R² ≥ `fit_min_r_squared`).
+Materiality sets a finding's severity, not its existence: a steady excess of a few tokens per request is
+statistically certain long before it costs much, and users want to know before it scales with their
+traffic, while zero-mean noise is never significant. When the two regressors
 are (almost) proportional they cannot be told apart: the excess is then attributed to the system prompt
 when its ratio is near 1, else to padding.
+
+A third regressor, the logged prompt tokens of failed requests (429, 5xx), enters the fit where some were
+logged: a statement without request counts (Anthropic's usage report) that bills failures shows an input
+excess equal to them (coefficient near 1, within `charged_errors_rel_tolerance`): `charged_errors`.
 
 Request excess: billed requests above logged successful ones, and whether they match the logged
 429/5xx failures (charged errors)."""
@@ -21,7 +25,7 @@ import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import repeat
+from itertools import combinations, compress, repeat
 
 from ledger.reconcile.findings import EvidenceValue, estimate, per_million, series_entry
 from ledger.reconcile.model import PROMPT_CATEGORIES, Comparison, LoggedTotals, ReconcileSettings, TokenCounts
@@ -62,6 +66,12 @@ class InputExcessFit:
     collinear: bool
     unit_price: Decimal | None
     """Expected USD per uncached input token (what an excess input token is billed at)."""
+    outliers: tuple[Comparison, ...] = ()
+    """Buckets left out of the fit (`_outlier_days`); the components' tokens still count them."""
+    failed_prompt: ExcessComponent = ExcessComponent(coefficient=0.0, t_stat=0.0, tokens=0, fires=False)
+    """Billed tokens per logged prompt token of failed requests (429, 5xx): near 1 when failures are billed."""
+    failed_requests: int = 0
+    failed_prompt_tokens: int = 0
 
     @property
     def excess(self) -> int:
@@ -69,7 +79,7 @@ class InputExcessFit:
 
     @property
     def explained(self) -> int:
-        return sum(c.tokens for c in (self.padding, self.system_prompt) if c.fires)
+        return sum(c.tokens for c in (self.padding, self.system_prompt, self.failed_prompt) if c.fires)
 
     @property
     def days(self) -> int:
@@ -98,34 +108,52 @@ def fit_input_excess(
     billed_input: list[int] = []
     requests: list[float] = []
     prompts: list[float] = []
+    failed: list[float] = []
     for bucket in buckets:
         logged = bucket.logged
         logged_input.append(logged_total(logged.tokens))
         billed_input.append(sum(map(bucket.billed_quantities.get, categories, repeat(0))))
         requests.append(float(logged.successful_requests))
         prompts.append(float(logged.system_prompt_tokens))
+        failed.append(float(logged.failed_prompt_tokens))
     y = [float(billed - logged) for billed, logged in zip(billed_input, logged_input, strict=True)]
+    columns = (requests, prompts, failed) if any(failed) else (requests, prompts)
     totals = logged_totals(buckets)
     unit_price = totals.unit_price("uncached_input")
-    coef, t_stats, rss, collinear = _fit(y, requests, prompts, settings)
-    total_y2 = _dot(y, y)
+    coef, t_stats, rss, collinear = _fit_columns(y, columns, settings)
+    fitted, total_y2 = len(y), _dot(y, y)
+    outliers: frozenset[int] = frozenset()
+    start = _robust_start(y, columns, coef)
+    for _ in range(ROBUST_ROUNDS):  # fitted again without them, until they stay the same
+        found = _outlier_days(y, columns, start, settings)
+        if found == outliers:
+            break
+        outliers = found
+        kept = [index not in outliers for index in range(len(y))]
+        y_kept = list(compress(y, kept))
+        coef, t_stats, rss, collinear = _fit_columns(
+            y_kept, tuple(list(compress(column, kept)) for column in columns), settings
+        )
+        fitted, total_y2 = len(y_kept), _dot(y_kept, y_kept)
+        start = coef
+    coef, t_stats = [*coef, 0.0, 0.0, 0.0][:3], [*t_stats, 0.0, 0.0, 0.0][:3]
     r_squared = 1.0 - rss / total_y2 if total_y2 > 0 else 0.0
-    enough = len(buckets) >= settings.min_days and totals.successful_requests >= settings.min_requests
+    enough = fitted >= settings.min_days and totals.successful_requests >= settings.min_requests
 
     def component(index: int, regressor: Sequence[float], *, ratio_ok: bool) -> ExcessComponent:
         tokens = round(coef[index] * math.fsum(regressor))
-        cost = None if unit_price is None else tokens * unit_price
         fires = (
             enough
             and ratio_ok
-            and coef[index] > 0
+            and tokens > 0
             and t_stats[index] >= float(settings.fit_min_t)
             and r_squared >= float(settings.fit_min_r_squared)
-            and (cost >= settings.money_abs_tolerance if cost is not None else tokens > settings.token_abs_tolerance)
         )
         return ExcessComponent(coefficient=coef[index], t_stat=t_stats[index], tokens=tokens, fires=fires)
 
-    ratio_ok = abs(Decimal(repr(coef[1])) - 1) <= settings.system_prompt_ratio_tolerance
+    def near_one(value: float, tolerance: Decimal) -> bool:
+        return abs(Decimal(repr(value)) - 1) <= tolerance
+
     return InputExcessFit(
         buckets=buckets,
         categories=categories,
@@ -134,12 +162,148 @@ def fit_input_excess(
         requests=totals.successful_requests,
         system_prompt_tokens=totals.system_prompt_tokens,
         padding=component(0, requests, ratio_ok=True),
-        system_prompt=component(1, prompts, ratio_ok=ratio_ok),
+        system_prompt=component(1, prompts, ratio_ok=near_one(coef[1], settings.system_prompt_ratio_tolerance)),
         r_squared=r_squared,
-        residual_rms=math.sqrt(rss / len(buckets)),
+        residual_rms=math.sqrt(rss / fitted),
         collinear=collinear,
         unit_price=unit_price,
+        outliers=tuple(buckets[index] for index in sorted(outliers)),
+        failed_prompt=component(2, failed, ratio_ok=near_one(coef[2], settings.charged_errors_rel_tolerance)),
+        failed_requests=totals.errors_429 + totals.errors_5xx,
+        failed_prompt_tokens=totals.failed_prompt_tokens,
     )
+
+
+def _fit_columns(
+    y: Sequence[float], columns: tuple[Sequence[float], ...], settings: ReconcileSettings
+) -> tuple[list[float], list[float], float, bool]:
+    """`_fit` on (requests, system-prompt tokens), or `_fit_with_failures` when failed requests' prompt tokens
+    are a third regressor."""
+    if len(columns) == 2:
+        return _fit(y, columns[0], columns[1], settings)
+    return _fit_with_failures(y, columns, settings)
+
+
+def _fit_with_failures(
+    y: Sequence[float], columns: tuple[Sequence[float], ...], settings: ReconcileSettings
+) -> tuple[list[float], list[float], float, bool]:
+    """Non-negative least squares through the origin on (requests, system-prompt tokens, failed requests' prompt
+    tokens): every subset of the regressors is solved from the unit-scaled Gram matrix (at most 3 × 3, in plain
+    floats: numpy's set-up would cost more than the arithmetic), the best non-negative one kept. Requests and
+    system prompts too close to proportional are not solved together (see `_fit`)."""
+    count = len(columns)
+    norms = [math.sqrt(_dot(column, column)) for column in columns]
+    gram = [[_dot(columns[i], columns[j]) / (norms[i] * norms[j]) if norms[i] and norms[j] else 0.0
+             for j in range(count)] for i in range(count)]  # fmt: skip
+    moments = [_dot(column, y) / norm if norm else 0.0 for column, norm in zip(columns, norms, strict=True)]
+    collinear = bool(norms[0] and norms[1] and gram[0][1] >= COLLINEAR_COSINE)
+    subsets = [s for k in range(1, count + 1) for s in combinations(range(count), k) if all(norms[i] for i in s)]
+    if collinear:
+        ratio = moments[1] / norms[1]
+        dropped = 0 if abs(Decimal(repr(ratio)) - 1) <= settings.system_prompt_ratio_tolerance else 1
+        subsets = [s for s in subsets if dropped not in s]
+    best: tuple[float, tuple[int, ...], list[float], list[float]] | None = None
+    for subset in subsets:
+        inverse = _inverse([[gram[i][j] for j in subset] for i in subset])
+        if inverse is None:
+            continue
+        scaled = [math.fsum(row[k] * moments[j] for k, j in enumerate(subset)) for row in inverse]
+        if any(value < 0 for value in scaled):
+            continue
+        solution = [value / norms[i] for value, i in zip(scaled, subset, strict=True)]
+        fitted = [0.0] * len(y)
+        for weight, i in zip(solution, subset, strict=True):
+            fitted = [total + weight * value for total, value in zip(fitted, columns[i], strict=True)]
+        rss = math.fsum([(observed - estimate) ** 2 for observed, estimate in zip(y, fitted, strict=True)])
+        if best is None or rss < best[0] - 1e-9 * max(rss, 1.0):
+            diagonal = [inverse[k][k] / norms[i] ** 2 for k, i in enumerate(subset)]
+            best = (rss, subset, solution, diagonal)
+    coef, t_stats = [0.0] * count, [0.0] * count
+    if best is None:
+        return coef, t_stats, _dot(y, y), collinear
+    rss, subset, solution, inverse_diagonal = best
+    dof = len(y) - len(subset)
+    variance = rss / dof if dof > 0 else math.inf
+    for position, index in enumerate(subset):
+        coef[index] = solution[position]
+        spread = math.sqrt(max(variance * inverse_diagonal[position], 0.0))
+        if spread > abs(coef[index]) * EXACT_FIT:
+            t_stats[index] = coef[index] / spread
+        else:
+            t_stats[index] = math.inf if coef[index] > 0 else 0.0
+    return coef, t_stats, rss, collinear
+
+
+def _inverse(matrix: list[list[float]]) -> list[list[float]] | None:
+    """The inverse of a small symmetric positive (semi)definite matrix by Gauss-Jordan elimination; None when
+    it is (nearly) singular."""
+    size = len(matrix)
+    work = [[*row, *(1.0 if i == j else 0.0 for j in range(size))] for i, row in enumerate(matrix)]
+    for column in range(size):
+        pivot = max(range(column, size), key=lambda row: abs(work[row][column]))
+        if abs(work[pivot][column]) < 1e-9:
+            return None
+        work[column], work[pivot] = work[pivot], work[column]
+        lead = work[column][column]
+        work[column] = [value / lead for value in work[column]]
+        for row in range(size):
+            if row != column and work[row][column]:
+                factor = work[row][column]
+                work[row] = [value - factor * other for value, other in zip(work[row], work[column], strict=True)]
+    return [row[size:] for row in work]
+
+
+OUTLIER_Z = 5.0
+"""A day whose residual exceeds this many robust standard deviations (1.4826 × the median absolute residual)
+is left out of the fit."""
+MAX_OUTLIER_SHARE = 0.25
+ROBUST_ROUNDS = 5
+"""Rounds of leaving outliers out and fitting again (a cleaner fit shows more of them, sharper)."""
+
+
+def _residuals(y: Sequence[float], columns: tuple[Sequence[float], ...], coef: Sequence[float]) -> list[float]:
+    """|observed − fitted| per day."""
+    fitted = [0.0] * len(y)
+    for weight, column in zip(coef, columns, strict=True):
+        if weight:
+            fitted = [total + weight * value for total, value in zip(fitted, column, strict=True)]
+    return [abs(observed - estimate) for observed, estimate in zip(y, fitted, strict=True)]
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _robust_start(y: Sequence[float], columns: tuple[Sequence[float], ...], coef: Sequence[float]) -> list[float]:
+    """Where to look for outliers from: of the least-squares fit and the fits on each regressor alone, the one
+    whose median absolute residual is least (a few exceptional days can pull least squares to a mixture of
+    explanations that fits no day exactly)."""
+    starts = [list(coef)]
+    for index, regressor in enumerate(columns):
+        norm = _dot(regressor, regressor)
+        if norm:
+            alone = [0.0] * len(columns)
+            alone[index] = max(_dot(regressor, y) / norm, 0.0)
+            starts.append(alone)
+    return min(starts, key=lambda start: _median(_residuals(y, columns, start)))
+
+
+def _outlier_days(
+    y: Sequence[float], columns: tuple[Sequence[float], ...], coef: Sequence[float], settings: ReconcileSettings
+) -> frozenset[int]:
+    """The days (indexes) a few events make exceptional: logged late or never, or billed across midnight. Their
+    excess is a handful of whole requests, against the same few tokens per request every other day, so they
+    are far out of the fit by robust statistics (the median absolute residual, which a few such days do not
+    move); a fit without them recovers the steady excess exactly. At most a quarter of the days, and never
+    below `min_days` left; none when the residuals are all alike."""
+    residuals = _residuals(y, columns, coef)
+    threshold = max(OUTLIER_Z * 1.4826 * _median(residuals), 1.0)
+    outliers = frozenset(index for index, residual in enumerate(residuals) if residual > threshold)
+    if len(outliers) > MAX_OUTLIER_SHARE * len(y) or len(y) - len(outliers) < settings.min_days:
+        return frozenset()
+    return outliers
 
 
 def _dot(left: Sequence[float], right: Sequence[float]) -> float:
@@ -278,25 +442,29 @@ def fit_evidence(fit: InputExcessFit, settings: ReconcileSettings) -> dict[str, 
         "difference": fit.excess,
         "requests": fit.requests,
         "system_prompt_tokens": fit.system_prompt_tokens,
+        "failed_requests": fit.failed_requests,
+        "failed_prompt_tokens": fit.failed_prompt_tokens,
         "days_observed": fit.days,
+        "days_left_out_of_fit": [b.first_day for b in fit.outliers],
         "fit": {
             "tokens_per_request": estimate(fit.padding.coefficient, 3),
             "system_prompt_ratio": estimate(fit.system_prompt.coefficient, 4),
             "t_stat_requests": estimate(fit.padding.t_stat, 2),
             "t_stat_system_prompt": estimate(fit.system_prompt.t_stat, 2),
+            "failed_prompt_ratio": estimate(fit.failed_prompt.coefficient, 4),
+            "t_stat_failed_prompt": estimate(fit.failed_prompt.t_stat, 2),
             "r_squared": estimate(fit.r_squared, 4),
             "residual_rms_tokens": estimate(fit.residual_rms, 1),
             "separable": not fit.collinear,
         },
         "expected_unit_price_per_1m": None if fit.unit_price is None else per_million(fit.unit_price),
         "tolerance": settings.as_evidence(
-            "money_abs_tolerance",
-            "token_abs_tolerance",
             "min_days",
             "min_requests",
             "fit_min_t",
             "fit_min_r_squared",
             "system_prompt_ratio_tolerance",
+            "charged_errors_rel_tolerance",
         ),
         "series": [
             {

@@ -1,11 +1,12 @@
 """Building findings: the severity rule, JSON-ready evidence, and number formatting for summaries.
 
 Severity rule (documented contract):
-- `critical` when the money at risk (the positive part of `impact_usd`) is at least
-  `severity_critical_usd`, or the finding's rate (its relative size, in absolute value) is at least
-  `severity_critical_rate`;
-- `warning` when either reaches the warning thresholds;
-- `info` otherwise. Underbilling (negative impact) counts only through its rate.
+- Money kinds (every kind but the quality kinds): severity comes from money. Below
+  `severity_warning_usd` of `impact_usd` in absolute value a finding is `info`, whatever its rate. From
+  there it is `critical` at `severity_critical_usd`, or when its rate (its relative size, in absolute
+  value) reaches `severity_critical_rate`; else `warning`.
+- Quality kinds (`silent_truncation`, `missing_finish_reason`, whose impact is not money): severity comes
+  from their rate, `critical` at `severity_critical_rate`, `warning` at `severity_warning_rate`, else `info`.
 """
 
 from __future__ import annotations
@@ -22,14 +23,22 @@ MILLION = Decimal(1_000_000)
 EvidenceValue = JSONValue | Decimal | date | Sequence["EvidenceValue"] | Mapping[str, "EvidenceValue"]
 
 
-def severity(impact_usd: Decimal, rate: Decimal | None, settings: ReconcileSettings) -> str:
-    at_risk = max(impact_usd, Decimal(0))
+QUALITY_KINDS = frozenset({"silent_truncation", "missing_finish_reason"})
+"""Kinds whose size is a rate of affected requests, not money."""
+
+
+def severity(kind: str, impact_usd: Decimal, rate: Decimal | None, settings: ReconcileSettings) -> str:
     size = abs(rate) if rate is not None else Decimal(0)
-    if at_risk >= settings.severity_critical_usd or size >= settings.severity_critical_rate:
+    if kind in QUALITY_KINDS:
+        if size >= settings.severity_critical_rate:
+            return "critical"
+        return "warning" if size >= settings.severity_warning_rate else "info"
+    money = abs(impact_usd)
+    if money < settings.severity_warning_usd:
+        return "info"
+    if money >= settings.severity_critical_usd or size >= settings.severity_critical_rate:
         return "critical"
-    if at_risk >= settings.severity_warning_usd or size >= settings.severity_warning_rate:
-        return "warning"
-    return "info"
+    return "warning"
 
 
 def to_json(value: EvidenceValue) -> JSONValue:
@@ -69,7 +78,7 @@ def new_finding(
     start, end = period
     return Finding(
         kind=kind,
-        severity=severity(impact_usd, rate, settings),
+        severity=severity(kind, impact_usd, rate, settings),
         provider=scope.provider,
         account=scope.account,
         api_key_id=scope.api_key_id,

@@ -227,7 +227,45 @@ def compare(logged: Sequence[LoggedDay], billed: Sequence[BilledDay]) -> list[Co
         }
         if owned:
             comparisons.extend(_compare_view(view, owned, logged_by_domain))
-    return comparisons
+    return _with_rolled_up_quantities(comparisons)
+
+
+def _with_rolled_up_quantities(comparisons: list[Comparison]) -> list[Comparison]:
+    """The comparisons, those stating an amount but no quantity for a category given the billed quantity a finer
+    statement of the same provider and day states inside their scope (`Comparison.rate_quantities`), summed."""
+    wanting: dict[tuple[str, tuple[str, ...]], list[int]] = defaultdict(list)
+    for index, comparison in enumerate(comparisons):
+        amounts = comparison.billed_amounts
+        if amounts and not amounts.keys() <= comparison.billed_quantities.keys():
+            wanting[(comparison.scope.provider, comparison.scope.grain)].append(index)
+    if not wanting:
+        return comparisons
+    stating: dict[str, list[Comparison]] = defaultdict(list)
+    for comparison in comparisons:
+        if comparison.billed_quantities:
+            stating[comparison.scope.provider].append(comparison)
+    out = list(comparisons)
+    for (provider, grain), indexes in wanting.items():
+        finer = [c for c in stating.get(provider, ()) if set(grain) < set(c.scope.grain)]
+        if not finer:
+            continue
+        values_of = _grain_reader(grain)
+        rolled: dict[tuple[object, ...], dict[str, int]] = defaultdict(dict)
+        for comparison in finer:
+            summed = rolled[(comparison.first_day, *values_of(cast(Any, comparison.scope)))]
+            for category, quantity in comparison.billed_quantities.items():
+                summed[category] = summed.get(category, 0) + quantity
+        for index in indexes:
+            comparison = comparisons[index]
+            found = rolled.get((comparison.first_day, *values_of(cast(Any, comparison.scope))), {})
+            wanted = {
+                category: found[category]
+                for category in comparison.billed_amounts
+                if category not in comparison.billed_quantities and category in found
+            }
+            if wanted:
+                out[index] = replace(comparison, rate_quantities=MappingProxyType(wanted))
+    return out
 
 
 def grain_rank(grain: tuple[str, ...]) -> tuple[int, tuple[str, ...]]:
@@ -402,6 +440,7 @@ def _comparison(
         billed_total=((None if total is None else _ZERO + total) or _ZERO) if figures.total else None,
         final=final,
         sources=sources,
+        rate_quantities=_NOTHING_STATED,
     )
 
 
@@ -527,6 +566,7 @@ def _merge(first: Comparison, second: Comparison) -> Comparison:
         billed_total=sum_present(first.billed_total, second.billed_total),
         final=first.final and second.final,
         sources=tuple(sorted(set(first.sources) | set(second.sources))),
+        rate_quantities=_add_maps(first.rate_quantities, second.rate_quantities),
     )
 
 

@@ -26,6 +26,7 @@ down by it."""
 
 JSONValue: TypeAlias = str | int | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
 _EMPTY: Mapping[str, Decimal] = MappingProxyType({})
+_NO_QUANTITIES: Mapping[str, int] = MappingProxyType({})
 _ZERO = Decimal(0)
 
 
@@ -246,6 +247,7 @@ _LOGGED_COUNTS = (
     "requests_with_system_prompt",
     "streamed_requests",
     "streamed_missing_finish",
+    "failed_prompt_tokens",
 )
 
 
@@ -256,6 +258,8 @@ class LoggedDay:
     `model` is the served (response) model and `request_model` the requested one, both normalized.
     Unit prices are USD per token; costs are USD. A category missing from `expected_cost_by_category` or
     `expected_unit_price` is unpriced; `expected_cost` is None when any used category is unpriced.
+    `tokens` are those of the requests that may be billed: the prompt tokens of failed ones (429, 5xx) are
+    `failed_prompt_tokens`, apart.
     """
 
     provider: str
@@ -276,6 +280,7 @@ class LoggedDay:
     requests_with_system_prompt: int = 0
     streamed_requests: int = 0
     streamed_missing_finish: int = 0
+    failed_prompt_tokens: int = 0
     finish: FinishCounts = field(default_factory=FinishCounts)
     truncation: TruncationStats = field(default_factory=TruncationStats)
     expected_cost: Decimal | None = None
@@ -509,6 +514,7 @@ class LoggedTotals:
     errors_4xx: int = 0
     tokens: TokenCounts = field(default_factory=TokenCounts)
     system_prompt_tokens: int = 0
+    failed_prompt_tokens: int = 0
     expected_cost: Decimal | None = Decimal(0)
     expected_cost_by_category: Mapping[str, Decimal] = field(default_factory=lambda: _EMPTY)
     unit_prices: Mapping[str, Decimal] = field(default_factory=lambda: _EMPTY)
@@ -592,6 +598,7 @@ class LoggedTotals:
             errors_5xx=row.errors_5xx,
             errors_4xx=row.errors_4xx,
             system_prompt_tokens=row.system_prompt_tokens,
+            failed_prompt_tokens=row.failed_prompt_tokens,
             tokens=tokens,
             expected_cost=None if expected is None else _ZERO + expected,
             expected_cost_by_category=MappingProxyType(costs),
@@ -617,6 +624,7 @@ class LoggedTotals:
             errors_4xx=self.errors_4xx + other.errors_4xx,
             tokens=tokens,
             system_prompt_tokens=self.system_prompt_tokens + other.system_prompt_tokens,
+            failed_prompt_tokens=self.failed_prompt_tokens + other.failed_prompt_tokens,
             expected_cost=_add_optional(self.expected_cost, other.expected_cost),
             expected_cost_by_category=MappingProxyType(costs),
             unit_prices=MappingProxyType(prices),
@@ -659,6 +667,7 @@ _SUMMED_COUNTS = (
     "errors_5xx",
     "errors_4xx",
     "system_prompt_tokens",
+    "failed_prompt_tokens",
 )
 _summed_counts = attrgetter(*_SUMMED_COUNTS)
 
@@ -787,6 +796,10 @@ class Comparison:
     billed_total: Decimal | None
     final: bool
     sources: tuple[str, ...]
+    rate_quantities: Mapping[str, int] = field(default_factory=lambda: _NO_QUANTITIES)
+    """Billed quantities of the categories this comparison states an amount for but no quantity, rolled up from
+    a finer statement of the same provider and day (Anthropic's usage report per workspace × key under its cost
+    report per workspace): what billed unit prices divide by. Not compared here (the finer grain compares them)."""
 
     @property
     def days(self) -> int:

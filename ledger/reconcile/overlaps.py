@@ -8,16 +8,21 @@ buckets with equal tokens become `model_substitution`. What is left here:
 1. Grain: when a finding of one kind and subject has a scope containing another's of the same kind and
    subject (a coarser statement saw the same thing), only the finer one is kept.
 2. Implied rates: a `price_drift` whose quantity came from the log (no billed quantity) is dropped when a
-   quantity finding covers the same provider and model, since the amount moved with the quantity.
+   quantity finding explains it: one of the same period, on the same scope or one containing it or contained
+   in it (`Scope.contains`, either way), that moves the drift's token category, since the amount moved with
+   the quantity. A finding on another account, key, model or tier never explains one here.
+
+Every rule that lets one finding explain or suppress another requires the same scope (or a containing one),
+period and category: findings on independent scopes never hide each other.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
-from ledger.reconcile.model import Finding, Scope
+from ledger.reconcile.model import CACHE_WRITE_CATEGORIES, CATEGORIES, PROMPT_CATEGORIES, Finding, Scope
 
 QUANTITY_KINDS = frozenset(
     {
@@ -31,6 +36,23 @@ QUANTITY_KINDS = frozenset(
         "model_substitution",
     }
 )
+_QUANTITY_SUBJECTS = {"input": PROMPT_CATEGORIES, "cache_write": CACHE_WRITE_CATEGORIES, "output": ("output",)}
+
+
+def moved_categories(finding: Finding) -> frozenset[str]:
+    """The token categories whose billed quantity a quantity finding says moved (an implied rate on them moves
+    with it); none for the other kinds."""
+    if finding.kind in ("padding_tokens", "system_prompt_double_count"):
+        return frozenset(PROMPT_CATEGORIES)
+    if finding.kind == "cache_mischarge":
+        return frozenset(("uncached_input", "cached_input", *CACHE_WRITE_CATEGORIES))
+    if finding.kind == "quantity_mismatch":
+        return frozenset(_QUANTITY_SUBJECTS.get(finding.subject, ()))
+    if finding.kind in QUANTITY_KINDS:
+        return frozenset(CATEGORIES)
+    return frozenset()
+
+
 KIND_ORDER = (
     "unlogged_usage",
     "unbilled_usage",
@@ -50,12 +72,12 @@ KIND_ORDER = (
 def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
     """The findings without duplicates, in a stable order (kind, scope, subject, period)."""
     finer = _scopes_with_a_finer_one(findings)
-    quantity_models = _quantity_models(findings)
+    quantity_findings = [finding for finding in findings if finding.kind in QUANTITY_KINDS]
     kept = [
         finding
         for finding in findings
         if (finding.kind, finding.subject, finding.period_start, finding.scope) not in finer
-        and not _implied_rate_explained(finding, quantity_models)
+        and not _implied_rate_explained(finding, quantity_findings)
     ]
     return sorted(kept, key=_order)
 
@@ -86,23 +108,24 @@ def _project(scope: Scope, grain: tuple[str, ...]) -> Scope:
     return Scope(provider=scope.provider, **{name: getattr(scope, name) for name in grain})
 
 
-def _quantity_models(findings: Sequence[Finding]) -> dict[str, set[str | None]]:
-    """Provider → the models (None: all) of its quantity findings."""
-    models: dict[str, set[str | None]] = defaultdict(set)
-    for finding in findings:
-        if finding.kind in QUANTITY_KINDS:
-            models[finding.provider].add(finding.model)
-    return models
+def overlapping(one: Scope, other: Scope) -> bool:
+    """The scopes are the same or one contains the other."""
+    return one.contains(other) or other.contains(one)
 
 
-def _implied_rate_explained(finding: Finding, quantity_models: Mapping[str, set[str | None]]) -> bool:
-    """A `price_drift` on a logged quantity is explained by a quantity finding on its provider and model."""
-    if finding.kind != "price_drift" or finding.evidence.get("quantity_source") == "billed":
+def _implied_rate_explained(finding: Finding, quantity_findings: Sequence[Finding]) -> bool:
+    """A `price_drift` on a logged quantity is explained by a quantity finding of the same period, on an
+    overlapping scope, that moves its category."""
+    if finding.kind != "price_drift" or finding.evidence.get("quantity_source") != "logged":
         return False
-    models = quantity_models.get(finding.provider, set())
-    if finding.model is None:
-        return bool(models)
-    return None in models or finding.model in models
+    scope = finding.scope
+    return any(
+        other.period_start == finding.period_start
+        and other.period_end == finding.period_end
+        and finding.subject in moved_categories(other)
+        and overlapping(scope, other.scope)
+        for other in quantity_findings
+    )
 
 
 def _order(finding: Finding) -> tuple[object, ...]:

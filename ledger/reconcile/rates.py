@@ -16,7 +16,8 @@ class RateCheck:
     category: str
     quantity: int
     quantity_source: str
-    """"billed" when the statement states the quantity, else "logged" (an implied rate)."""
+    """"billed" when the statement states the quantity, "billed_rolled_up" when a finer statement of the same day
+    states it (summed up to this grain), else "logged" (an implied rate)."""
     amount: Decimal
     expected_unit_price: Decimal
 
@@ -46,6 +47,8 @@ def rate_checks(regular_buckets: Sequence[Comparison], category: str) -> list[Ra
             continue
         if category in bucket.billed_quantities:
             quantity, source = bucket.billed_quantities[category], "billed"
+        elif category in bucket.rate_quantities:
+            quantity, source = bucket.rate_quantities[category], "billed_rolled_up"
         else:
             quantity, source = bucket.logged.tokens.get(category), "logged"
         if quantity > 0:

@@ -27,6 +27,7 @@ branch_labels = None
 depends_on = None
 
 GUARDED = ("insert", "update")  # the delete trigger has no ingest counterpart
+GUARD = "IF current_setting('tokenledger.daily_rollup', true) = 'by_statement' THEN RETURN NULL; END IF;"
 
 
 def _migration(file_name: str) -> ModuleType:
@@ -55,11 +56,7 @@ def _body(event: str) -> str:
 
 
 def _replace(event: str, *, guarded: bool) -> None:
-    guard = (
-        "IF current_setting('tokenledger.daily_rollup', true) = 'by_statement' THEN RETURN NULL; END IF;"
-        if guarded
-        else ""
-    )
+    guard = GUARD if guarded else ""
     op.execute(f"""
 CREATE OR REPLACE FUNCTION usage_daily_on_{event}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

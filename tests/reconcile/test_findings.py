@@ -132,18 +132,24 @@ def test_fingerprint_depends_on_kind_scope_subject_and_period_only() -> None:
 
 
 @pytest.mark.parametrize(
-    ("impact", "rate", "expected"),
+    ("kind", "impact", "rate", "expected"),
     [
-        (Decimal("0.50"), Decimal("0.001"), "info"),
-        (Decimal("10"), None, "warning"),
-        (Decimal("0.50"), Decimal("0.02"), "warning"),
-        (Decimal("100"), Decimal("0"), "critical"),
-        (Decimal("0"), Decimal("-0.10"), "critical"),
-        (Decimal("-500"), Decimal("0.001"), "info"),  # underbilling counts through its rate only
+        ("price_drift", Decimal("0.50"), Decimal("0.001"), "info"),
+        ("price_drift", Decimal("10"), None, "warning"),
+        # Money kinds: a rate alone never raises severity below the warning amount.
+        ("price_drift", Decimal("0.50"), Decimal("0.02"), "info"),
+        ("model_substitution", Decimal("-0.000001"), Decimal("1"), "info"),
+        ("price_drift", Decimal("100"), Decimal("0"), "critical"),
+        ("quantity_mismatch", Decimal("12"), Decimal("-0.10"), "critical"),
+        ("unbilled_usage", Decimal("-500"), Decimal("0.001"), "critical"),  # money either way
+        # Quality kinds: their rate is their size.
+        ("silent_truncation", Decimal("0"), Decimal("0.03"), "warning"),
+        ("missing_finish_reason", Decimal("0"), Decimal("0.12"), "critical"),
+        ("missing_finish_reason", Decimal("0"), Decimal("0.011"), "info"),
     ],
 )
-def test_severity_rule(impact: Decimal, rate: Decimal | None, expected: str) -> None:
-    assert severity(impact, rate, ReconcileSettings()) == expected
+def test_severity_rule(kind: str, impact: Decimal, rate: Decimal | None, expected: str) -> None:
+    assert severity(kind, impact, rate, ReconcileSettings()) == expected
 
 
 def test_every_finding_carries_json_evidence_with_its_tolerance_and_series() -> None:

@@ -149,12 +149,16 @@ def test_padding_needs_enough_days_to_be_reported() -> None:
     assert [(f.kind, f.subject) for f in result.findings] == [("quantity_mismatch", "input")]
 
 
-def test_padding_below_the_money_tolerance_is_not_reported() -> None:
+def test_padding_below_the_money_tolerance_is_reported_as_info() -> None:
+    """Materiality sets severity, not existence: a steady padding is certain long before it costs much."""
     logged = scope_month([1_000] * 12, [0.5] * 12)
 
     result = run(logged, inflate(logged, per_request=1))  # 12,000 tokens ≈ $0.03 < $1.00
 
-    assert result.findings == ()
+    (padding,) = result.findings
+    assert (padding.kind, padding.severity) == ("padding_tokens", "info")
+    assert padding.evidence["tokens_per_request"] == "1.00"
+    assert Decimal(0) < padding.impact_usd < Decimal("0.10")
 
 
 def test_a_collinear_system_prompt_excess_is_attributed_by_its_ratio() -> None:

@@ -15,7 +15,7 @@ from reports import evidence, monthly, overview, quality
 from reports.drift_split import split_drift, written
 from reports.footing import footed
 from reports.money_over_time import BilledMoney, LoggedMoney, ScopeFilter, money_over_time
-from reports.sources import USAGE_SUMS, DriftLine, ImportLine, ModelUsage, RunLine
+from reports.sources import USAGE_SUMS, DriftLine, FindingImpact, ImportLine, ModelUsage, RunLine
 
 OCTOBER = Period.month("2026-10")
 NOW = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
@@ -396,12 +396,16 @@ def test_the_drift_split_adds_up_to_the_drift_as_written() -> None:
     split = split_drift(
         Decimal("10.005"),
         [
-            ("cache_mischarge", 1, Decimal("3.3333")),
-            ("price_drift", 2, Decimal("3.3333")),
-            ("spend_spike", 1, Decimal(9)),
+            FindingImpact("cache_mischarge", "cached_input", Decimal("3.3333")),
+            FindingImpact("price_drift", "output", Decimal("1.6667")),
+            FindingImpact("price_drift", "input", Decimal("1.6666")),
+            FindingImpact("spend_spike", "cost", Decimal(9)),
+            FindingImpact("model_substitution", "requested:gpt-5.4", Decimal("0.50")),
         ],
     )
     assert split.unexplained == Decimal("3.3384")
-    assert [part.kind for part in split.at_risk] == ["spend_spike"]
+    assert [(part.kind, part.findings) for part in split.billing] == [("cache_mischarge", 1), ("price_drift", 2)]
+    # the reconciler's classification: a substitution at no extra bill is at risk, not on the bill
+    assert [part.kind for part in split.at_risk] == ["model_substitution", "spend_spike"]
     shown = written(split)
     assert sum(amount for _part, amount in shown.billing) + shown.unexplained == shown.drift == Decimal("10.01")

@@ -25,8 +25,6 @@ def detect(context: DetectionContext) -> list[Finding]:
             continue
         overcharge = sum((i["overcharge"] for i in issues if isinstance(i["overcharge"], Decimal)), Decimal(0))
         priced = all(isinstance(i["overcharge"], Decimal) for i in issues)
-        if priced and overcharge < context.settings.money_abs_tolerance:
-            continue
         totals = context.logged_totals(buckets)
         stated = buckets[0].stated(_CACHE_CATEGORIES)
         logged = {c: totals.tokens.get(c) for c in _CACHE_CATEGORIES}

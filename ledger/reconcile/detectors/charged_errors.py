@@ -1,19 +1,62 @@
-"""Billed requests exceed the logged successful ones by about the number of logged failures (429 / 5xx),
-which should not be charged (Microsoft's answer for Azure OpenAI: 429 errors "do not incur any charges",
-https://learn.microsoft.com/en-us/answers/questions/1632971)."""
+"""Failed requests (429 / 5xx) billed, which should not be charged: billed requests exceed the logged
+successful ones by about the number of logged failures, or, where the statement states no request counts, the
+billed input exceeds the logged input by the logged prompt tokens of the failed requests (the input-excess
+fit's third regressor, `ledger.reconcile.excess`). Failures should not be charged (Microsoft's answer for
+Azure OpenAI: 429 errors "do not incur any charges", https://learn.microsoft.com/en-us/answers/questions/1632971)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from ledger.reconcile.context import DetectionContext
-from ledger.reconcile.findings import fmt_int, new_finding, series_entry
-from ledger.reconcile.model import Finding
+from ledger.reconcile.excess import InputExcessFit, fit_evidence
+from ledger.reconcile.findings import cost_of, estimate, fmt_int, new_finding, series_entry
+from ledger.reconcile.model import CATEGORIES, Comparison, Finding, Scope
 
 KIND = "charged_errors"
 
 
 def detect(context: DetectionContext) -> list[Finding]:
+    findings = _billed_requests(context)
+    by_requests = {finding.scope for finding in findings}
+    findings += [
+        _billed_prompts(context, scope, fit)
+        for scope, fit in context.input_excess.items()
+        if fit.failed_prompt.fires and scope not in by_requests
+    ]
+    return findings
+
+
+def _billed_prompts(context: DetectionContext, scope: Scope, fit: InputExcessFit) -> Finding:
+    settings = context.settings
+    billed = fit.failed_prompt
+    impact = cost_of(billed.tokens, fit.unit_price)
+    return new_finding(
+        kind=KIND,
+        scope=scope,
+        period=context.window,
+        impact_usd=impact if impact is not None else Decimal(0),
+        rate=Decimal(billed.tokens) / fit.logged_tokens if fit.logged_tokens else None,
+        evidence={
+            **fit_evidence(fit, settings),
+            "error_requests": fit.failed_requests,
+            "error_prompt_tokens": fit.failed_prompt_tokens,
+            "billed_extra_tokens": billed.tokens,
+            "ratio": estimate(billed.coefficient, 3),
+            "impact_basis": "billed input of the failed requests at the expected input price"
+            if impact is not None
+            else "unpriced",
+        },
+        summary=(
+            f"billed input exceeds logged by {fmt_int(billed.tokens)} tokens, "
+            f"{estimate(billed.coefficient, 2)}× the {fmt_int(fit.failed_prompt_tokens)} prompt tokens of "
+            f"{fmt_int(fit.failed_requests)} logged 429/5xx failures: failed requests were billed"
+        ),
+        settings=settings,
+    )
+
+
+def _billed_requests(context: DetectionContext) -> list[Finding]:
     settings = context.settings
     findings = []
     for scope, excess in context.request_excess.items():
@@ -22,13 +65,13 @@ def detect(context: DetectionContext) -> list[Finding]:
         per_request = (
             excess.expected_cost / excess.successful if excess.expected_cost is not None and excess.successful else None
         )
-        impact = excess.extra * per_request if per_request is not None else None
+        impact = _billed_token_excess(context, excess.buckets)
         findings.append(
             new_finding(
                 kind=KIND,
                 scope=scope,
                 period=context.window,
-                impact_usd=impact or Decimal(0),
+                impact_usd=impact if impact is not None else Decimal(0),
                 rate=Decimal(excess.extra) / excess.successful if excess.successful else None,
                 evidence={
                     "error_requests": excess.failed,
@@ -38,9 +81,10 @@ def detect(context: DetectionContext) -> list[Finding]:
                     "expected": excess.successful,
                     "billed": excess.billed,
                     "difference": excess.extra,
-                    "impact_basis": "extra requests × mean expected cost of a successful request"
+                    "impact_basis": "billed − logged tokens of the scope at the expected prices"
                     if impact is not None
                     else "unpriced",
+                    "impact_if_billed_per_request": None if per_request is None else excess.extra * per_request,
                     "tolerance": {
                         "requests": excess.tolerance,
                         "match": excess.match_tolerance,
@@ -64,3 +108,22 @@ def detect(context: DetectionContext) -> list[Finding]:
             )
         )
     return findings
+
+
+def _billed_token_excess(context: DetectionContext, buckets: tuple[Comparison, ...]) -> Decimal | None:
+    """The money the failures added to the bill: billed − logged tokens of each stated category, at the expected
+    unit price (0 where the statement bills them as requests and no token moved); None when unpriced."""
+    totals = context.logged_totals(buckets)
+    billed = context.billed_quantities(buckets)
+    money = Decimal(0)
+    for category in CATEGORIES:
+        if category not in billed:
+            continue
+        difference = billed[category] - totals.tokens.get(category)
+        if not difference:
+            continue
+        price = totals.unit_price(category)
+        if price is None:
+            return None
+        money += difference * price
+    return max(money, Decimal(0))

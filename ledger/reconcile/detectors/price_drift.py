@@ -1,15 +1,25 @@
 """The billed amount ÷ billed quantity differs from the catalog price in effect. Cache reads billed above
-the cached rate are a `cache_mischarge` instead. Without a billed quantity the logged one is used and the
-evidence says so (`quantity_source: "logged"`)."""
+the cached rate are a `cache_mischarge` instead.
+
+The quantity is the statement's own, else a finer statement's of the same day summed up to the amount's grain
+(`quantity_source: "billed_rolled_up"`). A billed rate is exact but for the statement's rounding, so every
+day beyond the price tolerance and rounding has drifted, and a drift is reported whatever its size (its
+severity says how much it matters). Only where no statement states a quantity is the logged one used
+(`quantity_source: "logged"`): a few events logged late, never, or across midnight then move the implied rate
+of their day, so the day the price changed is found as the change point of the daily implied rates (least
+absolute deviations from one median before and one after), the days from it on have drifted when their
+median deviates beyond the price tolerance, and the drift must reach `money_abs_tolerance`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
+from statistics import median
 
 from ledger.reconcile.context import DetectionContext
 from ledger.reconcile.findings import fmt_int, fmt_usd, new_finding, per_million, series_entry
-from ledger.reconcile.model import CATEGORIES, Finding
-from ledger.reconcile.rates import deviates, rate_checks
+from ledger.reconcile.model import CATEGORIES, Finding, ReconcileSettings
+from ledger.reconcile.rates import RateCheck, deviates, rate_checks
 
 KIND = "price_drift"
 
@@ -20,13 +30,15 @@ def detect(context: DetectionContext) -> list[Finding]:
     for scope, buckets in context.regular.items():
         for category in CATEGORIES:
             checks = rate_checks(buckets, category)
-            drifted = [
-                c for c in checks if deviates(c, settings) and not (category == "cached_input" and c.overcharge > 0)
-            ]
+            if any(c.quantity_source == "logged" for c in checks):
+                drifted = _drifted_since_change(checks, settings)
+            else:
+                drifted = [c for c in checks if deviates(c, settings)]
+            drifted = [c for c in drifted if not (category == "cached_input" and c.overcharge > 0)]
             if not drifted:
                 continue
             overcharge = sum((c.overcharge for c in drifted), Decimal(0))
-            if abs(overcharge) < settings.money_abs_tolerance:
+            if drifted[0].quantity_source == "logged" and abs(overcharge) < settings.money_abs_tolerance:
                 continue
             quantity = sum(c.quantity for c in drifted)
             amount = sum((c.amount for c in drifted), Decimal(0))
@@ -79,3 +91,26 @@ def detect(context: DetectionContext) -> list[Finding]:
                 )
             )
     return findings
+
+
+def _drifted_since_change(checks: Sequence[RateCheck], settings: ReconcileSettings) -> list[RateCheck]:
+    """The checks (one scope's days in order, implied rates) from the change point of their relative deviation
+    from the expected rate on, when its median there exceeds the price tolerance; else none. The change point
+    splits the days where one median before and one after fit them best (least absolute deviations), so a few
+    noisy days neither move it nor make a drift of their own."""
+    if not checks:
+        return []
+    deviations = [c.overcharge / c.expected_amount if c.expected_amount else Decimal(0) for c in checks]
+
+    def spread(values: Sequence[Decimal]) -> Decimal:
+        if not values:
+            return Decimal(0)
+        centre = median(values)
+        return sum((abs(value - centre) for value in values), Decimal(0))
+
+    splits = range(max(len(checks) - 1, 1))  # at least two days after a change: one is noise
+    best = min(splits, key=lambda split: (spread(deviations[:split]) + spread(deviations[split:]), split))
+    after = deviations[best:]
+    if abs(median(after)) <= settings.price_rel_tolerance:
+        return []
+    return list(checks[best:])
