@@ -14,26 +14,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ledger.reconcile.drift_explanation import ImpactOf, is_billing_finding
+from ledger.reconcile.drift_explanation import ImpactOf, KindTotal, totals_by_side
 from reports.footing import footed
-
-
-@dataclass(frozen=True, slots=True)
-class KindImpact:
-    kind: str
-    findings: int
-    impact: Decimal
 
 
 @dataclass(frozen=True, slots=True)
 class DriftSplit:
     drift: Decimal
-    billing: tuple[KindImpact, ...]
-    at_risk: tuple[KindImpact, ...]
+    billing: tuple[KindTotal, ...]
+    at_risk: tuple[KindTotal, ...]
 
     @property
     def explained(self) -> Decimal:
-        return sum((part.impact for part in self.billing), Decimal(0))
+        return sum((part.impact_usd for part in self.billing), Decimal(0))
 
     @property
     def unexplained(self) -> Decimal:
@@ -42,14 +35,14 @@ class DriftSplit:
 
     @property
     def at_risk_total(self) -> Decimal:
-        return sum((part.impact for part in self.at_risk), Decimal(0))
+        return sum((part.impact_usd for part in self.at_risk), Decimal(0))
 
 
 @dataclass(frozen=True, slots=True)
 class WrittenSplit:
     """The split as written, to the cent: the billing kinds' impacts and the remainder add up to the drift."""
 
-    billing: tuple[tuple[KindImpact, Decimal], ...]
+    billing: tuple[tuple[KindTotal, Decimal], ...]
     explained: Decimal
     unexplained: Decimal
     drift: Decimal
@@ -57,7 +50,7 @@ class WrittenSplit:
 
 def written(split: DriftSplit) -> WrittenSplit:
     """Each part rounded so that the parts add up to the drift rounded once (largest remainder)."""
-    rounded, total = footed([*(part.impact for part in split.billing), split.unexplained])
+    rounded, total = footed([*(part.impact_usd for part in split.billing), split.unexplained])
     parts = [value or Decimal(0) for value in rounded]
     return WrittenSplit(
         billing=tuple(zip(split.billing, parts[:-1], strict=True)),
@@ -69,15 +62,6 @@ def written(split: DriftSplit) -> WrittenSplit:
 
 def split_drift(drift: Decimal, findings: Iterable[ImpactOf]) -> DriftSplit:
     """The period's findings summed per kind, on the side the reconciler puts them
-    (`ledger.reconcile.drift_explanation.is_billing_finding`): billing impacts or at risk."""
-    sums: dict[tuple[bool, str], tuple[int, Decimal]] = {}
-    for finding in findings:
-        key = (is_billing_finding(finding), finding.kind)
-        count, impact = sums.get(key, (0, Decimal(0)))
-        sums[key] = (count + 1, impact + finding.impact_usd)
-    parts = sorted(sums.items(), key=lambda item: item[0][1])
-    return DriftSplit(
-        drift=drift,
-        billing=tuple(KindImpact(kind, count, impact) for (billing, kind), (count, impact) in parts if billing),
-        at_risk=tuple(KindImpact(kind, count, impact) for (billing, kind), (count, impact) in parts if not billing),
-    )
+    (`ledger.reconcile.drift_explanation.totals_by_side`): billing impacts or at risk."""
+    billing, at_risk = totals_by_side(findings)
+    return DriftSplit(drift=drift, billing=billing, at_risk=at_risk)

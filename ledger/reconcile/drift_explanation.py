@@ -70,21 +70,26 @@ def explain_drift(drift_rows: Sequence[DriftRow], findings: Iterable[ImpactOf]) 
     rows = per_account_and_model(drift_rows)
     differences = [row.difference for row in rows if row.difference is not None]
     drift = sum(differences, Decimal(0))
-    billing: dict[str, list[Decimal]] = defaultdict(list)
-    risky: dict[str, list[Decimal]] = defaultdict(list)
-    for finding in findings:
-        (billing if is_billing_finding(finding) else risky)[finding.kind].append(finding.impact_usd)
-    explained = sum((sum(impacts, Decimal(0)) for impacts in billing.values()), Decimal(0))
-    at_risk = sum((sum(impacts, Decimal(0)) for impacts in risky.values()), Decimal(0))
+    billing, risky = totals_by_side(findings)
+    explained = sum((total.impact_usd for total in billing), Decimal(0))
     return DriftExplanation(
         drift=drift,
         explained=explained,
         unexplained=drift - explained,
-        billing=_totals(billing),
-        at_risk=at_risk,
-        at_risk_by_kind=_totals(risky),
+        billing=billing,
+        at_risk=sum((total.impact_usd for total in risky), Decimal(0)),
+        at_risk_by_kind=risky,
         not_compared=len(rows) - len(differences),
     )
+
+
+def totals_by_side(findings: Iterable[ImpactOf]) -> tuple[tuple[KindTotal, ...], tuple[KindTotal, ...]]:
+    """The findings' count and impact per kind: the billing kinds', then the at-risk kinds', each largest first."""
+    billing: dict[str, list[Decimal]] = defaultdict(list)
+    risky: dict[str, list[Decimal]] = defaultdict(list)
+    for finding in findings:
+        (billing if is_billing_finding(finding) else risky)[finding.kind].append(finding.impact_usd)
+    return _totals(billing), _totals(risky)
 
 
 def _totals(grouped: dict[str, list[Decimal]]) -> tuple[KindTotal, ...]:
