@@ -8,8 +8,9 @@ the lock and another replica takes over. Nothing is created at start-up but rows
 start at the same instant. The leader
 
 - runs the daily job at `TOKENLEDGER_STATEMENT_PULL_HOUR_UTC`: pull the statements, then reconcile the months
-  due, then close the previous month once its close day has come. One job, in that order, so a reconcile
-  always sees the statements pulled before it, however long the pull takes, after downtime too;
+  due, then close the previous month once its close day has come, then alert the budgets reached. One job, in
+  that order, so a reconcile always sees the statements pulled before it, however long the pull takes, after
+  downtime too;
 - delivers alerts as they fall due (`reports.alerts.Deliverer`: each channel on a worker of its own).
 
 `scheduled_jobs` holds the daily job's next run, advanced only once a run has finished: a run missed while no
@@ -42,7 +43,7 @@ from ledger.metrics import SchedulerMetrics
 from ledger.periods import Period
 from ledger.settings import Settings
 from ledger.tables import ReconciliationRun, ScheduledJob, Tenant
-from reports.alerts import Deliverer, queue_stale_source_alerts
+from reports.alerts import Deliverer, queue_budget_alerts, queue_stale_source_alerts
 from reports.alerts.outbox import queue_pull_failure_alert
 from reports.monthly import send_monthly_report
 
@@ -124,7 +125,8 @@ class ScheduledWork:
             return [(tenant.id, tenant.name) for tenant in session.scalars(select(Tenant).order_by(Tenant.id))]
 
     def daily(self) -> None:
-        """Pull, then reconcile, then close: each step sees what the one before it committed."""
+        """Pull, then reconcile, then close, then alert the budgets reached: each step sees what the one before
+        it committed."""
         now = self.clock.now()
         self.pull_statements()
         closing = self.tenants_to_close(now)
@@ -134,6 +136,9 @@ class ScheduledWork:
             self.reconcile(period, [tenant for tenant, _ in self.tenants() if tenant not in skipped], "schedule")
         if closing:
             self.close_previous_month(closing)
+        for tenant_id, _ in self.tenants():
+            with self.sessions.begin() as session:
+                queue_budget_alerts(session, tenant_id=tenant_id, now=self.clock.now())
 
     def pull_statements(self) -> None:
         from ledger.importing import fetch_documents, importer_named, openrouter_request_ids, parse_documents
