@@ -476,9 +476,11 @@ def reconcile(
     period: Annotated[str, typer.Option(help="Month to reconcile, e.g. 2026-10.")],
     tenant: Annotated[str | None, typer.Option(help="Tenant name (optional when there is one).")] = None,
 ) -> None:
-    """Compare logged usage with the statements for a month; print the drift and the findings."""
+    """Compare logged usage with the statements for a month; print the drift and the findings. Budgets that this
+    month's spend (or its forecast) has reached alert."""
     from ledger.periods import Period
     from ledger.reconciliation import run_reconciliation
+    from reports.alerts import queue_budget_alerts
 
     settings = get_settings()
     configure_logging(settings, tracebacks=False)
@@ -491,6 +493,9 @@ def reconcile(
         outcome = run_reconciliation(
             sessions, tenant_id=owner.id, period=window, settings=settings, now=SystemClock().now(), trigger="cli"
         )
+        if outcome.result is not None:
+            with sessions.begin() as session:
+                queue_budget_alerts(session, tenant_id=owner.id, now=SystemClock().now())
     finally:
         engine.dispose()
     if outcome.result is None:
@@ -1224,6 +1229,97 @@ def alerts_deliver() -> None:
     finally:
         engine.dispose()
     console.print(f"sent {stats.sent}, will retry {stats.retrying}, failed {stats.failed}")
+
+
+budgets_app = typer.Typer(
+    help="Monthly budgets in USD for the tenant, a provider or an account (alerts at 50/80/100%).",
+    no_args_is_help=True,
+)
+app.add_typer(budgets_app, name="budgets")
+BudgetProvider = Annotated[
+    str | None, typer.Option(help="A provider's budget (neither this nor --account: the tenant's).")
+]
+BudgetAccount = Annotated[str | None, typer.Option(help="An account's budget (a project or workspace id).")]
+
+
+def budget_scope(provider: str | None, account: str | None) -> tuple[str, str | None]:
+    if provider and account:
+        raise typer.BadParameter("give --provider or --account, not both")
+    if provider:
+        return "provider", provider
+    return ("account", account) if account else ("tenant", None)
+
+
+@budgets_app.command("set")
+@one_line_errors
+def budgets_set(
+    usd: Annotated[str, typer.Option(help="The monthly budget in USD, e.g. 500.")],
+    provider: BudgetProvider = None,
+    account: BudgetAccount = None,
+    tenant: TenantName = None,
+) -> None:
+    """Set (or change) a monthly budget."""
+    from reports.budgets import BudgetError, set_budget
+
+    scope, value = budget_scope(provider, account)
+    try:
+        with session_scope(get_settings()) as session:
+            owner = auth.tenant_for_cli(session, tenant)
+            budget = set_budget(session, owner.id, scope=scope, value=value, amount=usd, now=SystemClock().now())
+            label = "tenant" if budget.scope == "tenant" else f"{budget.scope} {budget.value}"
+            amount = budget.amount_usd
+    except BudgetError as error:
+        raise typer.BadParameter(str(error)) from None
+    from reports.filters import money
+
+    console.print(f"monthly budget of {label} ({owner.name}): {money(amount)}", highlight=False)
+
+
+@budgets_app.command("list")
+@one_line_errors
+def budgets_list(tenant: TenantName = None) -> None:
+    """Each budget with the month's spend so far and its month-end forecast."""
+    from reports.budgets import budget_statuses
+    from reports.filters import money
+
+    now = SystemClock().now()
+    with session_scope(get_settings()) as session:
+        owner = auth.tenant_for_cli(session, tenant)
+        statuses = budget_statuses(session, owner.id, now)
+    if not statuses:
+        console.print(f"no budgets for {owner.name}: set one with tokenledger budgets set --usd 500", highlight=False)
+        return
+    table = Table("budget", "monthly", "spent", "%", "forecast", "%", "forecast from", title=now.strftime("%Y-%m"))
+    for status in statuses:
+        table.add_row(
+            status.label,
+            money(status.amount),
+            money(status.spent),
+            f"{status.spent_percent}%",
+            money(status.forecast),
+            f"{status.forecast_percent}%",
+            status.forecast_method,
+        )
+    print_table(table)
+
+
+@budgets_app.command("remove")
+@one_line_errors
+def budgets_remove(provider: BudgetProvider = None, account: BudgetAccount = None, tenant: TenantName = None) -> None:
+    """Remove a monthly budget."""
+    from reports.budgets import BudgetError, remove_budget
+
+    scope, value = budget_scope(provider, account)
+    label = "tenant" if scope == "tenant" else f"{scope} {value}"
+    try:
+        with session_scope(get_settings()) as session:
+            owner = auth.tenant_for_cli(session, tenant)
+            removed = remove_budget(session, owner.id, scope=scope, value=value)
+    except BudgetError as error:
+        raise typer.BadParameter(str(error)) from None
+    if not removed:
+        raise typer.BadParameter(f"{owner.name} has no budget of {label}")
+    console.print(f"budget of {label} removed", highlight=False)
 
 
 def main() -> None:

@@ -1,13 +1,16 @@
 """Scheduled work, led by one replica per database.
 
+Every replica runs an APScheduler `BackgroundScheduler` whose jobs live in memory (no shared job store, so
+replicas starting together never collide over one); its jobs only trigger, and what they do is decided here.
 The replica holding the PostgreSQL advisory lock `LEADER_LOCK` (on a connection of its own) leads; the others
 try to take it every few seconds, so when the leader stops or dies, its connection closes, PostgreSQL releases
 the lock and another replica takes over. Nothing is created at start-up but rows: any number of replicas may
 start at the same instant. The leader
 
 - runs the daily job at `TOKENLEDGER_STATEMENT_PULL_HOUR_UTC`: pull the statements, then reconcile the months
-  due, then close the previous month once its close day has come. One job, in that order, so a reconcile
-  always sees the statements pulled before it, however long the pull takes, after downtime too;
+  due, then close the previous month once its close day has come, then alert the budgets reached. One job, in
+  that order, so a reconcile always sees the statements pulled before it, however long the pull takes, after
+  downtime too;
 - delivers alerts as they fall due (`reports.alerts.Deliverer`: each channel on a worker of its own).
 
 `scheduled_jobs` holds the daily job's next run, advanced only once a run has finished: a run missed while no
@@ -20,15 +23,15 @@ from __future__ import annotations
 import calendar
 import logging
 import os
-import threading
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
+from apscheduler.schedulers.background import BackgroundScheduler
 from psycopg.conninfo import make_conninfo
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -40,7 +43,7 @@ from ledger.metrics import SchedulerMetrics
 from ledger.periods import Period
 from ledger.settings import Settings
 from ledger.tables import ReconciliationRun, ScheduledJob, Tenant
-from reports.alerts import Deliverer, queue_stale_source_alerts
+from reports.alerts import Deliverer, queue_budget_alerts, queue_stale_source_alerts
 from reports.alerts.outbox import queue_pull_failure_alert
 from reports.monthly import send_monthly_report
 
@@ -122,7 +125,8 @@ class ScheduledWork:
             return [(tenant.id, tenant.name) for tenant in session.scalars(select(Tenant).order_by(Tenant.id))]
 
     def daily(self) -> None:
-        """Pull, then reconcile, then close: each step sees what the one before it committed."""
+        """Pull, then reconcile, then close, then alert the budgets reached: each step sees what the one before
+        it committed."""
         now = self.clock.now()
         self.pull_statements()
         closing = self.tenants_to_close(now)
@@ -132,6 +136,9 @@ class ScheduledWork:
             self.reconcile(period, [tenant for tenant, _ in self.tenants() if tenant not in skipped], "schedule")
         if closing:
             self.close_previous_month(closing)
+        for tenant_id, _ in self.tenants():
+            with self.sessions.begin() as session:
+                queue_budget_alerts(session, tenant_id=tenant_id, now=self.clock.now())
 
     def pull_statements(self) -> None:
         from ledger.importing import fetch_documents, importer_named, openrouter_request_ids, parse_documents
@@ -253,15 +260,28 @@ class Leadership:
         self._conn.close()
 
 
+class _SkippedRunFilter(logging.Filter):
+    """APScheduler warns on every trigger that finds the job's one instance still running; a daily chain whose
+    pull takes minutes is expected to, so those lines are dropped (other warnings pass)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_TRIGGER_LOG = logging.getLogger("tokenledger.scheduler.triggers")
+_TRIGGER_LOG.addFilter(_SkippedRunFilter())
+
+
 class Scheduler:
-    """Takes the lead when it can; while leading, runs the daily job when due and delivers alerts."""
+    """APScheduler (a `BackgroundScheduler` with its jobs in memory, so replicas share no job table) triggers
+    three jobs: every LEADERSHIP_RETRY_SECONDS this replica takes or checks the lead; every TICK_SECONDS,
+    while it leads, it runs the daily chain when `scheduled_jobs` says it is due, and delivers the alerts due.
+    One instance of each job at a time (`max_instances=1`), triggers missed meanwhile run once (`coalesce`)."""
 
     def __init__(self, work: ScheduledWork, *, metrics: SchedulerMetrics | None = None) -> None:
         self.work = work
         self.metrics = metrics or SchedulerMetrics()
-        self._stop = threading.Event()
         self._leadership: Leadership | None = None
-        self._threads: list[threading.Thread] = []
         self._http = httpx.Client()
         self._deliverer = Deliverer(
             work.sessions,
@@ -270,25 +290,31 @@ class Scheduler:
             on_outcome=self.metrics.delivered,
             public_url=work.settings.public_url,
         )
+        self._triggers = BackgroundScheduler(
+            logger=_TRIGGER_LOG,
+            timezone=UTC,
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+        )
+        self._triggers.add_job(
+            self.keep_leadership,
+            "interval",
+            seconds=LEADERSHIP_RETRY_SECONDS,
+            id="leadership",
+            next_run_time=datetime.now(UTC),  # compete at once, then every few seconds
+        )
+        self._triggers.add_job(self.run_due_jobs, "interval", seconds=TICK_SECONDS, id="daily-chain")
+        self._triggers.add_job(self.deliver, "interval", seconds=TICK_SECONDS, id="deliver-alerts")
 
     @property
     def leading(self) -> bool:
         return self._leadership is not None
 
     def start(self) -> Scheduler:
-        self._threads = [
-            threading.Thread(target=self._lead, name="tokenledger-scheduler", daemon=True),
-            threading.Thread(target=self._deliver, name="tokenledger-deliverer", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._triggers.start()
         return self
 
     def shutdown(self, wait: bool = True) -> None:
-        self._stop.set()
-        if wait:
-            for thread in self._threads:
-                thread.join()
+        self._triggers.shutdown(wait=wait)
         self._deliverer.close(wait=wait)
         if self._leadership is not None:
             self._leadership.release()
@@ -296,32 +322,28 @@ class Scheduler:
         if wait:
             self._http.close()
 
-    def _lead(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self._leadership is None:
-                    self._leadership = Leadership.try_take(self.work.engine)
-                    if self._leadership is not None:
-                        log.info("this replica leads the scheduling")
-                        self._register_jobs()
-                elif not self._leadership.held():
-                    log.warning("lost the scheduler's lead (database connection closed)")
-                    self._leadership.release()
-                    self._leadership = None
-                if self._leadership is not None:
-                    self.run_due_jobs()
-            except Exception:
-                log.exception("the scheduler failed; trying again")
-            self._stop.wait(TICK_SECONDS if self._leadership is not None else LEADERSHIP_RETRY_SECONDS)
-
-    def _deliver(self) -> None:
-        while not self._stop.wait(TICK_SECONDS):
+    def keep_leadership(self) -> None:
+        """Take the lead when it is free; notice when this replica lost it (its connection closed)."""
+        try:
             if self._leadership is None:
-                continue
-            try:
-                self._deliverer.dispatch()
-            except Exception:
-                log.exception("delivering alerts failed; trying again")
+                self._leadership = Leadership.try_take(self.work.engine)
+                if self._leadership is not None:
+                    log.info("this replica leads the scheduling")
+                    self._register_jobs()
+            elif not self._leadership.held():
+                log.warning("lost the scheduler's lead (database connection closed)")
+                self._leadership.release()
+                self._leadership = None
+        except Exception:
+            log.exception("taking the scheduler's lead failed; trying again")
+
+    def deliver(self) -> None:
+        if self._leadership is None:
+            return
+        try:
+            self._deliverer.dispatch()
+        except Exception:
+            log.exception("delivering alerts failed; trying again")
 
     def _register_jobs(self) -> None:
         """Insert the daily job, or move its next run when its hour was changed (a run already overdue stays
@@ -346,13 +368,19 @@ class Scheduler:
             )
 
     def run_due_jobs(self) -> None:
-        now = self.work.clock.now()
-        with self.work.sessions() as session:
-            due = session.scalar(
-                select(ScheduledJob.name).where(ScheduledJob.name == DAILY_JOB, ScheduledJob.next_run_at <= now)
-            )
-        if due is not None:
-            self._run(DAILY_JOB, self.work.daily)
+        """Run the daily chain if this replica leads and its row in `scheduled_jobs` is due."""
+        if self._leadership is None:
+            return
+        try:
+            now = self.work.clock.now()
+            with self.work.sessions() as session:
+                due = session.scalar(
+                    select(ScheduledJob.name).where(ScheduledJob.name == DAILY_JOB, ScheduledJob.next_run_at <= now)
+                )
+            if due is not None:
+                self._run(DAILY_JOB, self.work.daily)
+        except Exception:
+            log.exception("the scheduler failed; trying again")
 
     def _run(self, name: str, job: Callable[[], None]) -> None:
         started, began = self.work.clock.now(), time.monotonic()
@@ -394,7 +422,7 @@ def start_scheduler(
     clock: Clock | None = None,
     metrics: SchedulerMetrics | None = None,
 ) -> Scheduler:
-    """Start competing for the scheduler's lead (background threads; `shutdown()` stops them)."""
+    """Start competing for the scheduler's lead (APScheduler's background thread; `shutdown()` stops it)."""
     if os.environ.get("TOKENLEDGER_RECONCILE_HOUR_UTC"):
         log.warning(
             "TOKENLEDGER_RECONCILE_HOUR_UTC is no longer used: the reconcile runs right after the pull, at "

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -497,3 +498,21 @@ class AlertSilence(TenantRecord, Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp)
 
     __table_args__ = (Index("ix_alert_silences_until", "tenant_id", "until"),)
+
+
+class Budget(TenantRecord, Base):
+    """A monthly spend limit in USD: for the whole tenant (`scope` "tenant", `value` ""), one provider or one
+    account (`value` names it)."""
+
+    __tablename__ = "budgets"
+
+    scope: Mapped[str] = mapped_column(Text)
+    value: Mapped[str] = mapped_column(Text)
+    amount_usd: Mapped[Decimal] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "scope", "value"),
+        CheckConstraint("scope IN ('tenant', 'provider', 'account')", name="known"),
+        CheckConstraint("amount_usd > 0", name="amount_positive"),
+    )

@@ -5,6 +5,7 @@ admin keys belong to, and close a month with a last reconciliation and its repor
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -281,11 +282,16 @@ def test_replicas_started_at_once_elect_one_leader_which_runs_the_daily_job_once
 
 
 def test_after_downtime_the_daily_job_runs_once_and_reconciles_only_once_its_slow_pull_has_finished(
-    fresh_engine: Engine, settings: Settings, openai_api: str, monkeypatch: pytest.MonkeyPatch
+    fresh_engine: Engine,
+    settings: Settings,
+    openai_api: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The service was down for two days at the pull hour. On start the overdue job runs once: it pulls (from
     a provider taking a second and a half an answer), and only then reconciles, so the month's drift shows
-    what the statement pulled just now bills."""
+    what the statement pulled just now bills. The triggers that fire meanwhile start no second run, and say
+    nothing of it in the log."""
     monkeypatch.setenv("OPENAI_ADMIN_KEY", ADMIN_KEY)
     for source in ("anthropic", "openrouter"):
         monkeypatch.delenv(importer_for(source).credential_env or "", raising=False)
@@ -298,8 +304,10 @@ def test_after_downtime_the_daily_job_runs_once_and_reconciles_only_once_its_slo
     with session_factory(fresh_engine).begin() as session:
         session.add(ScheduledJob(name="daily", schedule="daily at 06:00 UTC", next_run_at=now - timedelta(days=2)))
 
+    caplog.set_level(logging.INFO)
     with TestClient(create_app(settings, engine=fresh_engine, clock=FixedClock(now))):
         wait_until(lambda: daily_runs(fresh_engine) == 1, "the overdue daily job ran", timeout=120)
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING], caplog.text
 
     with fresh_engine.connect() as conn:
         billed = conn.scalar(

@@ -5,6 +5,7 @@ call the functions re-exported here; the monthly report is queued by `reports.mo
 from reports.alerts.channels import enabled_channels
 from reports.alerts.delivery import Deliverer, DeliveryStats, SendOutcome, deliver_due, send_test
 from reports.alerts.outbox import (
+    queue_budget_alerts,
     queue_finding_alert,
     queue_finding_cleared,
     queue_run_failure_alert,
@@ -17,6 +18,7 @@ __all__ = [
     "SendOutcome",
     "deliver_due",
     "enabled_channels",
+    "queue_budget_alerts",
     "queue_finding_alert",
     "queue_finding_cleared",
     "queue_run_failure_alert",

@@ -217,6 +217,39 @@ def delivery_failed_message(channel: str, topic: str, title: str, error: str, *,
     )
 
 
+def budget_message(
+    label: str, measure: str, threshold: int, figure: Decimal, amount: Decimal, period_label: str, *, tenant: str
+) -> Message:
+    """A budget whose actual spend (`measure` "spent") or month-end forecast ("forecast") reached `threshold`
+    percent of it."""
+    said = "spend" if measure == "spent" else "forecast month-end spend"
+    return Message(
+        topic="budget",
+        title=f"Budget of {label}: {said} at {threshold}% ({money(figure)} of {money(amount)}, {period_label})",
+        text=(
+            f"The {period_label} {said} of {label} is {money(figure)}, {threshold}% or more of its monthly budget "
+            f"of {money(amount)} (logged usage at catalog prices)."
+        ),
+        severity="critical" if threshold >= 100 else "warning",
+        facts=(
+            ("Tenant", tenant),
+            ("Budget", label),
+            ("Month", period_label),
+            ("Spend" if measure == "spent" else "Forecast", money(figure)),
+            ("Budget amount", money(amount)),
+        ),
+        data={
+            "tenant": tenant,
+            "budget": label,
+            "period": period_label,
+            "measure": measure,
+            "threshold": threshold,
+            "figure": str(figure),
+            "amount": str(amount),
+        },
+    )
+
+
 def test_message(channel: str, *, tenant: str, now: datetime) -> Message:
     return Message(
         topic="test",

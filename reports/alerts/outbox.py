@@ -19,6 +19,7 @@ from reports.alerts import messages, rules
 from reports.alerts.channels import enabled_channels
 from reports.alerts.messages import Message
 from reports.alerts.silences import silences_in_force, silencing
+from reports.budgets import budget_statuses
 
 
 def queue_finding_alert(
@@ -205,3 +206,31 @@ def queue_to_channels(
         for channel in channels
         if channel.kind != "pagerduty" or message.topic in PAGED_TOPICS
     )
+
+
+def queue_budget_alerts(session: Session, *, tenant_id: int, now: datetime) -> int:
+    """Alert every channel when a budget's spend, or its month-end forecast, reaches 50, 80 or 100% in the month
+    of `now`: the highest threshold reached, each threshold once per month and budget."""
+    statuses = budget_statuses(session, tenant_id, now)
+    channels = enabled_channels(session, tenant_id) if statuses else []
+    period = Period.containing(now)
+    queued = 0
+    for status in statuses:
+        for measure, threshold, figure in (
+            ("spent", status.spent_threshold, status.spent),
+            ("forecast", status.forecast_threshold, status.forecast),
+        ):
+            if threshold is None:
+                continue
+            message = messages.budget_message(
+                status.label,
+                measure,
+                threshold,
+                figure,
+                status.amount,
+                period.label,
+                tenant=sources.tenant_name(session, tenant_id),
+            )
+            key = f"budget:{status.budget_id}:{period.label}:{measure}:{threshold}"
+            queued += queue_to_channels(session, tenant_id, channels, key, message, now)
+    return queued

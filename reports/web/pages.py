@@ -39,6 +39,7 @@ from reports import (
     spend,
 )
 from reports.alerts.channels import describe_target, remove_channel, replay_failed, rotate_secret, set_enabled
+from reports.budgets import budget_statuses
 from reports.dispute_pack import load_dispute_pack
 from reports.footing import footed
 from reports.rendering import environment
@@ -224,6 +225,8 @@ def overview_page(
         unmatched=unmatched_labels(session, viewer.tenant_id, window, load_catalog(session, viewer.tenant_id)),
         price_data=base_layer()[0].describe(),
         has_input=summary.reconciled or sources.has_input(session, viewer.tenant_id, window),
+        budgets=budget_statuses(session, viewer.tenant_id, now),
+        budget_month=Period.containing(now),
     )
 
 
