@@ -367,11 +367,6 @@ def prices_list(
         from ledger.model_names import normalize_model_name
 
         wanted_model = normalize_model_name(wanted_provider or "", model)
-    console.print(
-        f"price data: overlay ledger/prices.csv ({len(bundled_prices())} rows) over {base.describe()} "
-        f"({base.model_count:,} models); `tokenledger prices update` fetches newer genai-prices data",
-        highlight=False,
-    )
     table = Table(
         "provider", "model", "type", "tier", "above", "price", "unit", "window", "since", "layer", prose("source", 50)
     )
@@ -405,6 +400,11 @@ def prices_list(
             f"no price in effect on {moment.date().isoformat()} matches {asked or 'the filters'}; "
             f"providers with prices: {', '.join(known)}"
         )
+    console.print(
+        f"price data: overlay ledger/prices.csv ({len(bundled_prices())} rows) over {base.describe()} "
+        f"({base.model_count:,} models); `tokenledger prices update` fetches newer genai-prices data",
+        highlight=False,
+    )
     print_table(table)
 
 
