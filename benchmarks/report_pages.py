@@ -244,15 +244,15 @@ def measure(client: httpx.Client, path: str, renders: int, before: Callable[[int
     return timings
 
 
-def new_usage(url: str, tenant_id: int) -> Callable[[int], None]:
+def new_usage(url: str, tenant_id: int, name: str) -> Callable[[int], None]:
     """Store a new hourly rollup row in the period's last hour (as ingest does; its trigger folds it into the
-    daily rollup): usage arriving while pages are read."""
+    daily rollup): usage arriving while pages are read, of a new key (`name` and the render's number)."""
 
     def store(n: int) -> None:
         with psycopg.connect(conninfo(url)) as conn:
             conn.execute(
                 f"INSERT INTO usage_hourly ({', '.join(ALL_COLUMNS)}) SELECT tenant_id, hour, provider, account, "
-                f"'late_{n}', {', '.join(ALL_COLUMNS[5:])} FROM usage_hourly WHERE tenant_id = %s AND hour = %s "
+                f"'{name}_{n}', {', '.join(ALL_COLUMNS[5:])} FROM usage_hourly WHERE tenant_id = %s AND hour = %s "
                 "AND api_key_id = 'key_0'",
                 (tenant_id, PERIOD.end - timedelta(hours=1)),
             )
@@ -329,9 +329,12 @@ def main() -> None:
             # is a render after a change of the tenant's prices, when every day of the month is priced again.
             drift = pages["drift over time"]
             streaming = report(
-                "drift, after new usage", measure(client, drift, args.renders, new_usage(url, tenant_id))
+                "drift, after new usage", measure(client, drift, args.renders, new_usage(url, tenant_id, "late_drift"))
             )
-            report("spend, after new usage", measure(client, pages["spend"], args.renders, new_usage(url, tenant_id)))
+            report(
+                "spend, after new usage",
+                measure(client, pages["spend"], args.renders, new_usage(url, tenant_id, "late_spend")),
+            )
             repriced = report(
                 "drift, after new prices", measure(client, drift, args.renders, new_alias(url, tenant_id))
             )

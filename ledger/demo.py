@@ -321,9 +321,9 @@ def _latency(
 ) -> tuple[int, int]:
     """(time to first token, whole latency) in ms of one request of `output_tokens`: the model's time to first
     token and writing rate, both varied by lognormal `spread` (and the first token by `ttft_spread`); a
-    `tail_share` of requests take 2 to 12 times as long (a Pareto draw)."""
+    `tail_share` of requests take 2 to 8 times as long (a Pareto draw)."""
     profile = LATENCY_PROFILES.get((scope.provider, scope.model), DEFAULT_LATENCY)
-    slowdown = min(12.0, 1 + tail.paretovariate(1.5)) if tail.random() < profile.tail_share else 1.0
+    slowdown = min(8.0, 1 + tail.paretovariate(2.0)) if tail.random() < profile.tail_share else 1.0
     ttft = profile.ttft_ms * spread * ttft_spread * slowdown
     writing = output_tokens / profile.output_tokens_per_s * 1000 * spread * slowdown
     return int(ttft), int(ttft + writing)

@@ -22,7 +22,7 @@ from importers.base import TOKEN_USAGE_TYPES
 from ledger import latency
 from ledger.model_names import normalize_model_name
 from ledger.periods import Period, day_start
-from ledger.pricing import PriceRow
+from ledger.pricing import PriceCatalog, PriceRow
 from ledger.reconcile.matching import counted_figures
 from ledger.reconcile.model import CATEGORIES, DIMENSIONS, LoggedDay
 from ledger.tables import (
@@ -404,8 +404,14 @@ def logged_money(session: Session, tenant_id: int, period: Period) -> list[money
     rows' number and sums of requests and tokens (every stored event adds a request), with the version of the
     tenant's prices and aliases. New usage changes its day's version only, so while usage streams in, a page
     prices today again and takes the other days as they were; a new price or alias changes every day's."""
+    # Imported here: the reconciler imports the alert outbox, which reads through this module.
+    from ledger.catalog import base_layer
+
     versions = _day_versions(session, tenant_id, period)
-    prices = _prices_version(session, tenant_id)
+    # The service-wide price data is read once per process (and again after `prices update`, as a new object,
+    # which the key holds, so that no other can take its identity); with the tenant's own prices and aliases it
+    # makes the prices the rows depend on.
+    prices = (_prices_version(session, tenant_id), base_layer()[1])
     found: dict[date, list[money_over_time.LoggedMoney]] = {}
     with _PRICED_LOCK:
         for day, version in versions.items():
@@ -417,7 +423,7 @@ def logged_money(session: Session, tenant_id: int, period: Period) -> list[money
     if missing:
         window = Period(day_start(min(missing)), day_start(max(missing) + timedelta(days=1)))
         priced: dict[date, list[money_over_time.LoggedMoney]] = {day: [] for day in window.days()}
-        for row in _price_logged(session, tenant_id, window):
+        for row in _price_logged(session, tenant_id, window, _catalog(session, tenant_id, prices)):
             priced[row.day].append(row)
         with _PRICED_LOCK:
             for day in missing:
@@ -455,8 +461,7 @@ def _day_versions(session: Session, tenant_id: int, period: Period) -> dict[date
 
 def _prices_version(session: Session, tenant_id: int) -> str:
     """A digest of the tenant's own prices and model aliases, whole (an alias is replaced in place, a price
-    may be closed by a later one): what, besides usage, the priced rows depend on. The service-wide price data
-    is read once per process, so it is the same for every request of a process."""
+    may be closed by a later one)."""
     digest = text(
         "SELECT md5(coalesce((SELECT string_agg(p::text, '|' ORDER BY p.id) FROM price_overrides AS p"
         " WHERE p.tenant_id = :tenant), '') || '#' || coalesce((SELECT string_agg(a::text, '|' ORDER BY"
@@ -465,12 +470,32 @@ def _prices_version(session: Session, tenant_id: int) -> str:
     return str(session.scalar(digest, {"tenant": tenant_id}))
 
 
-def _price_logged(session: Session, tenant_id: int, period: Period) -> list[money_over_time.LoggedMoney]:
-    # Imported here: the reconciler imports the alert outbox, which reads through this module.
+def _catalog(session: Session, tenant_id: int, prices: tuple[Any, ...]) -> PriceCatalog:
+    """The tenant's catalog, kept under the version of its prices (building it takes longer than pricing a
+    day)."""
     from ledger.catalog import load_catalog
+
+    with _PRICED_LOCK:
+        known = _CATALOGS.get((tenant_id, prices))
+    if known is None:
+        known = load_catalog(session, tenant_id)
+        with _PRICED_LOCK:
+            _CATALOGS[(tenant_id, prices)] = known
+            while len(_CATALOGS) > _CATALOGS_KEPT:
+                _CATALOGS.popitem(last=False)
+    return known
+
+
+_CATALOGS: OrderedDict[tuple[Any, ...], PriceCatalog] = OrderedDict()
+_CATALOGS_KEPT = 16
+
+
+def _price_logged(
+    session: Session, tenant_id: int, period: Period, catalog: PriceCatalog
+) -> list[money_over_time.LoggedMoney]:
     from ledger.reconciliation import load_logged_days
 
-    logged = load_logged_days(session, tenant_id, period, load_catalog(session, tenant_id))
+    logged = load_logged_days(session, tenant_id, period, catalog)
     return _by_app(logged, _app_tokens(session, tenant_id, period))
 
 

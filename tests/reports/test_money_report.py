@@ -193,7 +193,9 @@ def ingest(client: TestClient, demo: DemoResult, *events: dict[str, object]) -> 
 
 
 def spend_csv(client: TestClient, day: str, table: str) -> dict[str, Decimal]:
-    lines = client.get("/report/spend.csv", params={"since": day, "until": day, "table": table, "top": 100}).text.splitlines()
+    lines = client.get(
+        "/report/spend.csv", params={"since": day, "until": day, "table": table, "top": 100}
+    ).text.splitlines()
     return {line.split(",")[0]: Decimal(line.split(",")[1]) for line in lines[1:]}
 
 
@@ -268,3 +270,24 @@ def test_an_alias_set_after_a_page_was_shown_reprices_its_usage(
     assert mini > 0
     alias("house-tuned-7", "gpt-5.4")  # the same alias, replaced in place
     assert house_cost() > mini  # gpt-5.4 costs more than its mini
+
+
+def test_the_demos_latencies_differ_by_model_with_a_long_tail(client: TestClient, demo_month: DemoResult) -> None:
+    """The providers page on the demo's month: each model answers at a pace of its own (no two p50s alike
+    among the models with a latency profile), and the long tail sets p99 apart from p95."""
+    sign_in(client, demo_month.read_key)
+    html = client.get("/report/providers", params={"period": demo_month.period}).text
+    table = html.split('id="providers-quality"', 1)[1].split("</table>", 1)[0]
+    latencies = {
+        (provider, model): figures.split(" / ")
+        for provider, model, figures in re.findall(
+            r'<th scope="row">([^<]+)</th>\s*<td data-label="Model">([^<]+)</td>\s*'
+            r'<td class="num" data-label="Latency p50 / p95 / p99">([^<]+)</td>',
+            table,
+        )
+    }
+    assert len(latencies) >= 6
+    p50s = [figures[0] for figures in latencies.values()]
+    assert len(set(p50s)) >= 5, latencies
+    assert all(len(figures) == 3 for figures in latencies.values())
+    assert sum(figures[1] != figures[2] for figures in latencies.values()) >= len(latencies) - 1, latencies
