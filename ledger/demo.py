@@ -234,18 +234,43 @@ def demo_period(now: datetime) -> Period:
     return Period.containing(now).previous()
 
 
+@dataclass(frozen=True, slots=True)
+class LatencyProfile:
+    """How fast a model answers: the median time to its first token, the median rate at which it writes output
+    tokens, and how often a request lands in the long tail (queued, retried upstream, a slow replica), where it
+    takes several times as long. Real latencies look like this: lognormal around a model-dependent centre, plus
+    a heavy tail that sets p99 well apart from p95."""
+
+    ttft_ms: float
+    output_tokens_per_s: float
+    tail_share: float
+
+
+LATENCY_PROFILES: dict[tuple[str, str], LatencyProfile] = {
+    ("openai", "gpt-5.4"): LatencyProfile(700, 75, 0.02),
+    ("openai", "gpt-5.4-mini"): LatencyProfile(350, 140, 0.01),
+    ("anthropic", "claude-sonnet-4-6"): LatencyProfile(1_100, 60, 0.03),
+    ("anthropic", "claude-haiku-4-5"): LatencyProfile(450, 150, 0.015),
+    ("openrouter", "anthropic/claude-sonnet-4.6"): LatencyProfile(1_500, 55, 0.05),
+    ("deepseek", "deepseek-v4-flash"): LatencyProfile(900, 40, 0.06),
+}
+DEFAULT_LATENCY = LatencyProfile(800, 70, 0.03)
+
+
 def generate_events(scope: DemoScope, period: Period, seed: int = 7, scale: float = 1.0) -> Iterator[dict[str, Any]]:
     rng = random.Random(f"{seed}:{scope.name}:{period.label}")
+    # The long tail draws from a stream of its own, so the usage figures stay those of the same seed.
+    tail = random.Random(f"{seed}:{scope.name}:{period.label}:latency-tail")
     for day in period.days():
         weekday_factor = 0.65 if day.weekday() >= 5 else 1.0
         count = int(scope.requests_per_day * scale * weekday_factor * rng.uniform(0.85, 1.15))
         if scope.spike_day is not None and day.day == scope.spike_day:
             count *= 6
         for n in range(count):
-            yield _event(scope, day, n, rng)
+            yield _event(scope, day, n, rng, tail)
 
 
-def _event(scope: DemoScope, day: date, n: int, rng: random.Random) -> dict[str, Any]:
+def _event(scope: DemoScope, day: date, n: int, rng: random.Random, tail: random.Random) -> dict[str, Any]:
     moment = day_start(day) + timedelta(seconds=rng.randrange(86_400))
     failed = rng.random() < scope.error_rate
     input_tokens = max(50, int(rng.gauss(scope.input_tokens, scope.input_tokens * 0.3)))
@@ -257,6 +282,7 @@ def _event(scope: DemoScope, day: date, n: int, rng: random.Random) -> dict[str,
     stream = rng.random() < scope.stream_share
     if stream and rng.random() < scope.missing_finish_share:
         finish = None
+    spread = rng.lognormvariate(0, 0.35)  # drawn where the usage figures' stream has always drawn it
     event: dict[str, Any] = {
         "event_id": f"demo-{scope.name}-{day.isoformat()}-{n}",
         "occurred_at": moment.isoformat(),
@@ -266,7 +292,7 @@ def _event(scope: DemoScope, day: date, n: int, rng: random.Random) -> dict[str,
         "app": scope.app,
         "stream": stream,
         "max_tokens": max_tokens,
-        "latency_ms": int(rng.lognormvariate(6.6, 0.5)),
+        "latency_ms": 0,
         "status_code": 200,
         "finish_reason": finish,
         "input_tokens": input_tokens,
@@ -275,8 +301,11 @@ def _event(scope: DemoScope, day: date, n: int, rng: random.Random) -> dict[str,
     }
     if scope.api_key_id:
         event["api_key_id"] = scope.api_key_id
+    ttft_spread = rng.uniform(0.75, 1.3) if stream else 1.0
+    ttft_ms, latency_ms = _latency(scope, output_tokens, spread, ttft_spread, tail)
+    event["latency_ms"] = latency_ms
     if stream:
-        event["ttft_ms"] = int(event["latency_ms"] * rng.uniform(0.1, 0.3))
+        event["ttft_ms"] = ttft_ms
     if scope.system_prompt_tokens:
         event["system_prompt_tokens"] = int(scope.system_prompt_tokens * rng.uniform(0.7, 1.3))
     if scope.substitute_model and rng.random() < scope.substitution_share:
@@ -290,9 +319,24 @@ def _event(scope: DemoScope, day: date, n: int, rng: random.Random) -> dict[str,
             output_tokens=0,
             cache_read_input_tokens=0,
             finish_reason=None,
+            latency_ms=max(20, ttft_ms // 4),  # refused before any token is written
         )
         event.pop("system_prompt_tokens", None)
+        event.pop("ttft_ms", None)
     return event
+
+
+def _latency(
+    scope: DemoScope, output_tokens: int, spread: float, ttft_spread: float, tail: random.Random
+) -> tuple[int, int]:
+    """(time to first token, whole latency) in ms of one request of `output_tokens`: the model's time to first
+    token and writing rate, both varied by lognormal `spread` (and the first token by `ttft_spread`); a
+    `tail_share` of requests take 2 to 8 times as long (a Pareto draw)."""
+    profile = LATENCY_PROFILES.get((scope.provider, scope.model), DEFAULT_LATENCY)
+    slowdown = min(8.0, 1 + tail.paretovariate(2.0)) if tail.random() < profile.tail_share else 1.0
+    ttft = profile.ttft_ms * spread * ttft_spread * slowdown
+    writing = output_tokens / profile.output_tokens_per_s * 1000 * spread * slowdown
+    return int(ttft), int(ttft + writing)
 
 
 def day_totals(events: Iterator[dict[str, Any]]) -> dict[date, DayTotals]:

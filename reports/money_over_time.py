@@ -34,8 +34,8 @@ CATEGORY_LABELS = {
 
 @dataclass(frozen=True, slots=True)
 class LoggedMoney:
-    """Logged usage of one scope × UTC day: its expected cost in USD (None: a category it used has no price)
-    and its tokens per category."""
+    """Logged usage of one scope × app × UTC day: its expected cost in USD (None: a category it used has no
+    price) and its tokens per category."""
 
     day: date
     provider: str
@@ -44,6 +44,7 @@ class LoggedMoney:
     model: str
     expected: Decimal | None
     tokens: Mapping[str, int]
+    app: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +72,12 @@ class ScopeFilter:
     account: str | None = None
     api_key_id: str | None = None
     model: str | None = None
+    app: str | None = None
+    """Statements never state an app: narrowed to one, every statement line is unattributed."""
 
     @property
     def narrowed(self) -> bool:
-        return any(value is not None for value in (self.account, self.api_key_id, self.model))
+        return any(value is not None for value in (self.account, self.api_key_id, self.model, self.app))
 
     def keeps_logged(self, row: LoggedMoney) -> bool:
         return (
@@ -82,6 +85,7 @@ class ScopeFilter:
             and (self.account is None or row.account == self.account)
             and (self.api_key_id is None or row.api_key_id == self.api_key_id)
             and (self.model is None or row.model == self.model)
+            and (self.app is None or row.app == self.app)
         )
 
     def attributes_billed(self, row: BilledMoney) -> bool | None:
@@ -96,7 +100,7 @@ class ScopeFilter:
                 return None
             if stated != wanted:
                 return False
-        return True
+        return None if self.app is not None else True
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +363,7 @@ class Choices:
     accounts: tuple[str, ...]
     api_key_ids: tuple[str, ...]
     models: tuple[str, ...]
+    apps: tuple[str, ...] = ()
 
 
 def choices(logged: Sequence[LoggedMoney], billed: Sequence[BilledMoney]) -> Choices:
@@ -366,7 +371,8 @@ def choices(logged: Sequence[LoggedMoney], billed: Sequence[BilledMoney]) -> Cho
         found = {getattr(row, name) for row in logged} | {getattr(row, name) for row in billed}
         return tuple(sorted(value for value in found if value))
 
-    return Choices(values("provider"), values("account"), values("api_key_id"), values("model"))
+    apps = tuple(sorted({row.app for row in logged if row.app}))
+    return Choices(values("provider"), values("account"), values("api_key_id"), values("model"), apps)
 
 
 def _text(value: Decimal | None) -> str | None:

@@ -6,8 +6,8 @@ pure modules beside this one. Pages never read raw usage events."""
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -15,28 +15,29 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Date, cast, func, literal_column, select
+from sqlalchemy import BigInteger, ColumnElement, Date, cast, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from importers.base import TOKEN_USAGE_TYPES
 from ledger import latency
-from ledger.periods import Period
-from ledger.pricing import PriceRow
+from ledger.model_names import normalize_model_name
+from ledger.periods import Period, day_start
+from ledger.pricing import PriceCatalog, PriceRow
 from ledger.reconcile.drift_explanation import SERVED_BY_ANOTHER
 from ledger.reconcile.matching import counted_figures
-from ledger.reconcile.model import CATEGORIES, DIMENSIONS
+from ledger.reconcile.model import CATEGORIES, DIMENSIONS, LoggedDay
 from ledger.tables import (
     AlertChannel,
     AlertOutbox,
     DriftRow,
     Finding,
-    PriceOverride,
     ReconciliationRun,
     StatementDocument,
     StatementImport,
     StatementLine,
     Tenant,
     UsageDaily,
+    UsageHourly,
 )
 from ledger.usage import MAX_PAGE, EventFilter, list_events
 from reports import finding_sources, money_over_time
@@ -408,67 +409,202 @@ def _daily_scope(tenant_id: int, period: Period) -> tuple[ColumnElement[bool], .
 
 
 def logged_money(session: Session, tenant_id: int, period: Period) -> list[money_over_time.LoggedMoney]:
-    """Logged usage per scope × UTC day of `period`, priced as the reconciler prices it (the same loader and
-    catalog: per day, or per price segment on days a model's price changes within the day), so its expected
-    cost adds up to the drift rows'. Reads the daily rollup (and the hourly one for time-of-day prices).
+    """Logged usage per scope × app × UTC day of `period`, priced as the reconciler prices it (the same loader
+    and catalog: per day, or per price segment on days a model's price changes within the day), so its expected
+    cost adds up to the drift rows'. Reads the daily rollup, and the hourly one for apps (`_by_app`) and
+    time-of-day prices.
 
-    Pricing a month takes the reconciler's loader about as long as a reconciliation's loading step, so the
-    result is kept (per process, `_PRICED`) under a fingerprint of everything it depends on: the period's
-    daily rollup rows (their number and their sums of requests and tokens: every stored event adds a request)
-    and the tenant's own prices (their number and latest creation). Any new usage or price changes it."""
-    key = (tenant_id, period.start, period.end, _priced_fingerprint(session, tenant_id, period))
-    with _PRICED_LOCK:
-        known = _PRICED.get(key)
-        if known is not None:
-            _PRICED.move_to_end(key)
-            return known
-    priced = _price_logged(session, tenant_id, period)
-    with _PRICED_LOCK:
-        _PRICED[key] = priced
-        while len(_PRICED) > _PRICED_KEPT:
-            _PRICED.popitem(last=False)
-    return priced
-
-
-_PRICED: OrderedDict[tuple[Any, ...], list[money_over_time.LoggedMoney]] = OrderedDict()
-_PRICED_LOCK = threading.Lock()
-_PRICED_KEPT = 32
-"""Priced periods kept per process (a month of 200 scopes is some 6,000 small rows)."""
-
-
-def _priced_fingerprint(session: Session, tenant_id: int, period: Period) -> tuple[Any, ...]:
-    usage = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(UsageDaily.requests), 0),
-            func.coalesce(func.sum(UsageDaily.input_tokens), 0),
-            func.coalesce(func.sum(UsageDaily.output_tokens), 0),
-            func.coalesce(func.sum(UsageDaily.cache_read_input_tokens), 0),
-        ).where(*_daily_scope(tenant_id, period))
-    ).one()
-    prices = session.execute(
-        select(func.count(), func.max(PriceOverride.created_at)).where(PriceOverride.tenant_id == tenant_id)
-    ).one()
-    return (*usage, *prices)
-
-
-def _price_logged(session: Session, tenant_id: int, period: Period) -> list[money_over_time.LoggedMoney]:
+    Pricing a month takes the reconciler's loader about as long as a reconciliation's loading step, so each
+    day's priced rows are kept (per process, `_PRICED_DAYS`) under that day's data version: its daily rollup
+    rows' number and sums of requests and tokens (every stored event adds a request), with the version of the
+    tenant's prices and aliases. New usage changes its day's version only, so while usage streams in, a page
+    prices today again and takes the other days as they were; a new price or alias changes every day's."""
     # Imported here: the reconciler imports the alert outbox, which reads through this module.
+    from ledger.catalog import base_layer
+
+    versions = _day_versions(session, tenant_id, period)
+    # The service-wide price data is read once per process (and again after `prices update`, as a new object,
+    # which the key holds, so that no other can take its identity); with the tenant's own prices and aliases it
+    # makes the prices the rows depend on.
+    prices = (_prices_version(session, tenant_id), base_layer()[1])
+    found: dict[date, list[money_over_time.LoggedMoney]] = {}
+    with _PRICED_LOCK:
+        for day, version in versions.items():
+            known = _PRICED_DAYS.get((tenant_id, day, version, prices))
+            if known is not None:
+                _PRICED_DAYS.move_to_end((tenant_id, day, version, prices))
+                found[day] = known
+    missing = [day for day in versions if day not in found]
+    if missing:
+        window = Period(day_start(min(missing)), day_start(max(missing) + timedelta(days=1)))
+        priced: dict[date, list[money_over_time.LoggedMoney]] = {day: [] for day in window.days()}
+        for row in _price_logged(session, tenant_id, window, _catalog(session, tenant_id, prices)):
+            priced[row.day].append(row)
+        with _PRICED_LOCK:
+            for day in missing:
+                found[day] = priced[day]
+                _PRICED_DAYS[(tenant_id, day, versions[day], prices)] = priced[day]
+            while len(_PRICED_DAYS) > _PRICED_DAYS_KEPT:
+                _PRICED_DAYS.popitem(last=False)
+    return [row for day in sorted(found) for row in found[day]]
+
+
+_PRICED_DAYS: OrderedDict[tuple[Any, ...], list[money_over_time.LoggedMoney]] = OrderedDict()
+_PRICED_LOCK = threading.Lock()
+_PRICED_DAYS_KEPT = 1_000
+"""Priced days kept per process (a day of 200 busy scopes is some 200 to 1,000 small rows)."""
+
+
+def _day_versions(session: Session, tenant_id: int, period: Period) -> dict[date, tuple[int, ...]]:
+    """Per day of `period` with logged usage, the number of its daily rollup rows and their sums of requests
+    and tokens: any event stored on that day changes them."""
+    query = (
+        select(
+            UsageDaily.day,
+            func.count(),
+            func.sum(UsageDaily.requests),
+            func.sum(UsageDaily.input_tokens),
+            func.sum(UsageDaily.output_tokens),
+            func.sum(UsageDaily.cache_read_input_tokens),
+            func.sum(UsageDaily.cache_creation_input_tokens),
+        )
+        .where(*_daily_scope(tenant_id, period))
+        .group_by(UsageDaily.day)
+    )
+    return {row[0]: tuple(int(value) for value in row[1:]) for row in session.execute(query)}
+
+
+def _prices_version(session: Session, tenant_id: int) -> str:
+    """A digest of the tenant's own prices and model aliases, whole (an alias is replaced in place, a price
+    may be closed by a later one)."""
+    digest = text(
+        "SELECT md5(coalesce((SELECT string_agg(p::text, '|' ORDER BY p.id) FROM price_overrides AS p"
+        " WHERE p.tenant_id = :tenant), '') || '#' || coalesce((SELECT string_agg(a::text, '|' ORDER BY"
+        " a.provider, a.label) FROM model_aliases AS a WHERE a.tenant_id = :tenant), ''))"
+    )
+    return str(session.scalar(digest, {"tenant": tenant_id}))
+
+
+def _catalog(session: Session, tenant_id: int, prices: tuple[Any, ...]) -> PriceCatalog:
+    """The tenant's catalog, kept under the version of its prices (building it takes longer than pricing a
+    day)."""
     from ledger.catalog import load_catalog
+
+    with _PRICED_LOCK:
+        known = _CATALOGS.get((tenant_id, prices))
+    if known is None:
+        known = load_catalog(session, tenant_id)
+        with _PRICED_LOCK:
+            _CATALOGS[(tenant_id, prices)] = known
+            while len(_CATALOGS) > _CATALOGS_KEPT:
+                _CATALOGS.popitem(last=False)
+    return known
+
+
+_CATALOGS: OrderedDict[tuple[Any, ...], PriceCatalog] = OrderedDict()
+_CATALOGS_KEPT = 16
+
+
+def _price_logged(
+    session: Session, tenant_id: int, period: Period, catalog: PriceCatalog
+) -> list[money_over_time.LoggedMoney]:
     from ledger.reconciliation import load_logged_days
 
-    return [
-        money_over_time.LoggedMoney(
-            day=row.day,
-            provider=row.provider,
-            account=row.account,
-            api_key_id=row.api_key_id,
-            model=row.model,
-            expected=row.expected_cost,
-            tokens={category: row.tokens.get(category) for category in CATEGORIES},
+    logged = load_logged_days(session, tenant_id, period, catalog)
+    return _by_app(logged, _app_tokens(session, tenant_id, period))
+
+
+_AppTokens = dict[tuple[Any, ...], list[tuple[str, dict[str, int]]]]
+
+# The reconciler's token categories from the rollups' columns (as `ledger.reconciliation` splits them).
+_CATEGORY_COLUMNS: dict[str, Any] = {
+    "uncached_input": UsageHourly.input_tokens
+    - UsageHourly.cache_read_input_tokens
+    - UsageHourly.cache_creation_input_tokens,
+    "cached_input": UsageHourly.cache_read_input_tokens,
+    "cache_write_5m": UsageHourly.cache_creation_input_tokens - UsageHourly.cache_creation_1h_input_tokens,
+    "cache_write_1h": UsageHourly.cache_creation_1h_input_tokens,
+    "output": UsageHourly.output_tokens,
+}
+
+
+def _app_tokens(session: Session, tenant_id: int, period: Period) -> _AppTokens:
+    """Tokens per category of each app, per scope × day as the reconciler keys its days (model names
+    normalized, tier 'standard' when unsaid), from the hourly rollup: the daily one does not keep apps."""
+    day = cast(func.timezone("UTC", UsageHourly.hour), Date)
+    scope = (
+        UsageHourly.provider,
+        UsageHourly.account,
+        UsageHourly.api_key_id,
+        UsageHourly.response_model,
+        UsageHourly.request_model,
+        UsageHourly.service_tier,
+        UsageHourly.app,
+    )
+    query = (
+        select(day, *scope, *(cast(func.sum(column), BigInteger) for column in _CATEGORY_COLUMNS.values()))
+        .where(UsageHourly.tenant_id == tenant_id, UsageHourly.hour >= period.start, UsageHourly.hour < period.end)
+        .group_by(day, *scope)
+    )
+    apps: dict[tuple[Any, ...], dict[str, dict[str, int]]] = defaultdict(dict)
+    for row in session.execute(query):
+        when, provider, account, key_id, served, requested, tier, app = row[:8]
+        key = (
+            when,
+            provider,
+            account,
+            key_id,
+            normalize_model_name(provider, served),
+            normalize_model_name(provider, requested),
+            tier or "standard",
         )
-        for row in load_logged_days(session, tenant_id, period, load_catalog(session, tenant_id))
-    ]
+        tokens = apps[key].setdefault(app, dict.fromkeys(CATEGORIES, 0))
+        for category, count in zip(_CATEGORY_COLUMNS, row[8:], strict=True):
+            tokens[category] += int(count or 0)
+    return {key: sorted(found.items()) for key, found in apps.items()}
+
+
+def _by_app(logged: Iterable[LoggedDay], apps: _AppTokens) -> list[money_over_time.LoggedMoney]:
+    """Each priced scope-day as one row per app that used it. An app's cost is its share of each category's
+    tokens times that category's cost on the scope-day (the last app takes the remainder, so the apps' costs add
+    up to the day's exactly); an app's tokens priced at a rate of their own (another input band, another price
+    segment of the day) are thereby priced at the day's average rate of their category."""
+    result = []
+    for row in logged:
+        key = (row.day, row.provider, row.account, row.api_key_id, row.model, row.request_model, row.service_tier)
+        parts = apps.get(key) or [("", {category: row.tokens.get(category) for category in CATEGORIES})]
+        left = row.expected_cost
+        for index, (app, tokens) in enumerate(parts):
+            if row.expected_cost is None:
+                cost = None
+            elif index == len(parts) - 1:
+                cost = left
+            else:
+                cost = sum(
+                    (
+                        (row.expected_cost_by_category.get(category) or _ZERO) * tokens[category] / total
+                        for category in CATEGORIES
+                        if (total := row.tokens.get(category))
+                    ),
+                    _ZERO,
+                )
+                left = (left or _ZERO) - cost
+            result.append(
+                money_over_time.LoggedMoney(
+                    day=row.day,
+                    provider=row.provider,
+                    account=row.account,
+                    api_key_id=row.api_key_id,
+                    model=row.model,
+                    expected=cost,
+                    tokens=tokens,
+                    app=app,
+                )
+            )
+    return result
+
+
+_ZERO = Decimal(0)
 
 
 BILLED_USAGE_TYPES = (*sorted(TOKEN_USAGE_TYPES), "requests", "web_search")
@@ -495,11 +631,12 @@ def billed_money(session: Session, tenant_id: int, period: Period) -> list[money
     counted = _billed_money(session, tenant_id, period)
     with _PRICED_LOCK:
         _BILLED[key] = counted
-        while len(_BILLED) > _PRICED_KEPT:
+        while len(_BILLED) > _BILLED_KEPT:
             _BILLED.popitem(last=False)
     return counted
 
 
+_BILLED_KEPT = 32
 _BILLED: OrderedDict[tuple[Any, ...], list[money_over_time.BilledMoney]] = OrderedDict()
 
 

@@ -1,5 +1,5 @@
 """Spend analytics: what logged usage costs at catalog prices (the reconciler's pricing of the daily rollup), over
-time and by provider, model, account and key, for a range of UTC days, against the same number of days just
+time and by provider, model, account, key and app, for a range of UTC days, against the same number of days just
 before. Pure: `sources.logged_money` reads the rollups; this module sums.
 
 Usage whose price is unknown is no spend of zero: its tokens are counted apart (`unpriced_tokens`)."""
@@ -19,8 +19,8 @@ from reports.filters import plain_decimal
 from reports.footing import footed
 from reports.money_over_time import LoggedMoney
 
-DIMENSIONS = {"provider": "Provider", "model": "Model", "account": "Account", "api_key_id": "Key"}
-"""The top-N tables, by the dimension of logged usage they group by."""
+DIMENSIONS = {"provider": "Provider", "model": "Model", "account": "Account", "api_key_id": "Key", "app": "App"}
+"""The top-N tables, by the dimension of logged usage they group by (the rollups keep no user or tag)."""
 HUNDRED = Decimal(100)
 
 

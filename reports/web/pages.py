@@ -241,12 +241,17 @@ def drift_page(
     account: str | None = None,
     key: str | None = None,
     model: str | None = None,
+    app: str | None = None,
 ) -> HTMLResponse:
     window = chosen_period(period, context.clock.now(), session, viewer.tenant_id)
     logged = sources.logged_money(session, viewer.tenant_id, window)
     billed = sources.billed_money(session, viewer.tenant_id, window)
     scope = money_over_time.ScopeFilter(
-        provider=provider or None, account=account or None, api_key_id=key or None, model=model or None
+        provider=provider or None,
+        account=account or None,
+        api_key_id=key or None,
+        model=model or None,
+        app=app or None,
     )
     return page(
         request,

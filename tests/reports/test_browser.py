@@ -133,9 +133,9 @@ WIDTHS = (1400, 390)
 def test_every_page_at_desktop_and_phone_width_shows_all_its_columns_and_footed_totals(
     server: str, browser: tuple[Any, Path], demo_month: DemoResult
 ) -> None:
-    """On the demo's month, each page and a finding's page at 1,400 px and at 390 px: no table cut off or
-    hidden behind a scroll bar, no sideways scrolling of the page, charts drawn, tables that add up; and the
-    drift chart's USD figures are GET /v1/reconciliation's."""
+    """On the demo's month, each page, a finding's page and the drift page narrowed to an app at 1,400 px and at
+    390 px: no table cut off or hidden behind a scroll bar, no sideways scrolling of the page, charts drawn,
+    tables that add up; and the drift chart's USD figures are GET /v1/reconciliation's."""
     driver, _downloads = browser
     wait = WebDriverWait(driver, 10)
     driver.get(f"{server}/report/signin")
@@ -145,10 +145,11 @@ def test_every_page_at_desktop_and_phone_width_shows_all_its_columns_and_footed_
     finding_path = driver.find_element(By.CSS_SELECTOR, "#drift-split a").get_attribute("href")
     driver.get(finding_path)
     finding_link = driver.find_element(By.CSS_SELECTOR, "#findings-table tbody a").get_attribute("href")
+    narrowed = f"{server}/report/drift?period={demo_month.period}&provider=anthropic&app=summarizer"
     checked = []
     for width in WIDTHS:
         driver.set_window_size(width, 1000)
-        for path in (*(f"{server}/report{page}?period={demo_month.period}" for page in PAGES), finding_link):
+        for path in (*(f"{server}/report{page}?period={demo_month.period}" for page in PAGES), finding_link, narrowed):
             driver.get(path)
             wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
             overflow = driver.execute_script(
@@ -166,7 +167,7 @@ def test_every_page_at_desktop_and_phone_width_shows_all_its_columns_and_footed_
             if charts:
                 wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "canvas[data-chart][data-drawn=true]"))
             checked.append((path.removeprefix(server), width))
-    assert len(checked) == len(WIDTHS) * (len(PAGES) + 1)
+    assert len(checked) == len(WIDTHS) * (len(PAGES) + 2)
 
     driver.set_window_size(1400, 1000)
     driver.get(f"{server}/report/drift?period={demo_month.period}")

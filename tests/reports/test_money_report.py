@@ -9,8 +9,11 @@ from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from ledger.cli import app as cli_app
 from ledger.demo_setup import DemoResult
 from tests.reports.conftest import sign_in
 
@@ -148,7 +151,7 @@ def test_spend_analytics_prices_the_usage_as_the_reconciler_and_every_table_foot
     html = client.get("/report/spend", params={"period": demo_month.period, "top": 3}).text
     assert written(re.search(r'data-figure="spend">([^<]+)<small>', html)[1]) == expected
     assert "nothing to compare before" in html  # the demo has no usage the month before
-    for dimension in ("provider", "model", "account", "api_key_id"):
+    for dimension in ("provider", "model", "account", "api_key_id", "app"):
         table = html.split(f'id="spend-{dimension}"', 1)[1].split("</table>", 1)[0]
         body, foot = table.split("<tfoot>", 1)
         cells = [written(cell) for cell in re.findall(r'data-label="Spend">([^<]+)</td>', body)]
@@ -163,27 +166,128 @@ def test_spend_analytics_prices_the_usage_as_the_reconciler_and_every_table_foot
     narrow = client.get("/report/spend", params={"since": "2026-10-10", "until": "2026-10-11"}).text
     assert "against the 2 days before (2026-10-08 onwards)" in narrow
     assert client.get("/report/spend", params={"since": "2026-10-11", "until": "2026-10-10"}).status_code == 422
+    assert "No table by user or tag" in html
 
 
-def test_priced_usage_is_kept_only_until_new_usage_arrives(client: TestClient, demo_month: DemoResult) -> None:
-    """The pages keep a period's priced usage between requests; an event stored since is priced on the next."""
+def test_the_drift_page_narrows_to_an_app(client: TestClient, demo_month: DemoResult) -> None:
+    """Narrowed to an app, the drift page shows that app's expected cost (the demo's summarizer is the one app
+    of Anthropic's wrk_apps) and says why billed is left out: statements do not break down by app."""
     sign_in(client, demo_month.read_key)
+    by_app = client.get(
+        "/report/drift", params={"period": demo_month.period, "provider": "anthropic", "app": "summarizer"}
+    ).text
+    by_account = client.get(
+        "/report/drift", params={"period": demo_month.period, "provider": "anthropic", "account": "wrk_apps"}
+    ).text
+    assert '<option value="summarizer" selected>summarizer</option>' in by_app
+    expected = re.compile(r'data-figure="expected">([^<]+)</strong>')
+    assert written(expected.findall(by_app)[0]) == written(expected.findall(by_account)[0]) > 0
+    assert re.search(r'data-figure="billed">—</strong>', by_app)  # no statement line states an app
+    assert "Statements do not break down by app" in by_app
+    assert "No statement amount for anthropic" not in by_app
 
-    def spend_shown() -> Decimal:
-        html = client.get("/report/spend", params={"since": "2026-10-30", "until": "2026-10-30"}).text
-        return written(re.search(r'data-figure="spend">([^<]+)<small>', html)[1])
 
-    before = spend_shown()
-    assert spend_shown() == before
-    event = {
-        "event_id": "late-arrival-1",
-        "occurred_at": "2026-10-30T12:00:00Z",
-        "provider": "openai",
-        "account": "proj_web",
-        "request_model": "gpt-5.4",
-        "input_tokens": 1_000_000,
-        "output_tokens": 100_000,
+def ingest(client: TestClient, demo: DemoResult, *events: dict[str, object]) -> None:
+    answer = client.post("/v1/events", json=list(events), headers={"Authorization": f"Bearer {demo.ingest_key}"})
+    assert answer.status_code == 202, answer.text
+
+
+def spend_csv(client: TestClient, day: str, table: str) -> dict[str, Decimal]:
+    lines = client.get(
+        "/report/spend.csv", params={"since": day, "until": day, "table": table, "top": 100}
+    ).text.splitlines()
+    return {line.split(",")[0]: Decimal(line.split(",")[1]) for line in lines[1:]}
+
+
+def test_two_apps_of_one_key_share_its_cost_by_their_tokens(client: TestClient, demo_month: DemoResult) -> None:
+    """Two apps calling one model through one key on one day: the spend page's table by app gives each the cost
+    of its own tokens (twice the tokens in every category, twice the cost), adding up to the key's."""
+    sign_in(client, demo_month.read_key)
+    base = {"provider": "openai", "account": "proj_split", "api_key_id": "key_split", "request_model": "gpt-5.4"}
+    ingest(
+        client,
+        demo_month,
+        {
+            **base,
+            "event_id": "split-a",
+            "occurred_at": "2026-10-27T09:00:00Z",
+            "app": "alpha",
+            "input_tokens": 20_000,
+            "cache_read_input_tokens": 8_000,
+            "output_tokens": 4_000,
+        },
+        {
+            **base,
+            "event_id": "split-b",
+            "occurred_at": "2026-10-27T15:00:00Z",
+            "app": "beta",
+            "input_tokens": 10_000,
+            "cache_read_input_tokens": 4_000,
+            "output_tokens": 2_000,
+        },
+    )
+    apps = spend_csv(client, "2026-10-27", "app")
+    keys = spend_csv(client, "2026-10-27", "api_key_id")
+    assert apps["alpha"] > 0
+    assert (apps["alpha"] - 2 * apps["beta"]).copy_abs() < Decimal("1e-20")
+    assert apps["alpha"] + apps["beta"] == keys["key_split"]
+
+
+def test_an_alias_set_after_a_page_was_shown_reprices_its_usage(
+    client: TestClient, demo_month: DemoResult, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Usage of a model the catalog does not know is unpriced; once an alias names it (or names it anew), the
+    pages price it at once, though no usage arrived since."""
+    sign_in(client, demo_month.read_key)
+    ingest(
+        client,
+        demo_month,
+        {
+            "event_id": "house-1",
+            "occurred_at": "2026-10-26T10:00:00Z",
+            "provider": "openai",
+            "account": "proj_house",
+            "request_model": "house-tuned-7",
+            "input_tokens": 1_000_000,
+            "output_tokens": 200_000,
+        },
+    )
+
+    monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", database_url)
+
+    def alias(label: str, model: str) -> None:
+        result = CliRunner().invoke(
+            cli_app, ["models", "alias", label, model, "--provider", "openai", "--tenant", demo_month.tenant]
+        )
+        assert result.exit_code == 0, result.output
+
+    def house_cost() -> Decimal:
+        return spend_csv(client, "2026-10-26", "account")["proj_house"]
+
+    assert house_cost() == 0  # unpriced: counted apart, no spend
+    alias("house-tuned-7", "gpt-5.4-mini")
+    mini = house_cost()
+    assert mini > 0
+    alias("house-tuned-7", "gpt-5.4")  # the same alias, replaced in place
+    assert house_cost() > mini  # gpt-5.4 costs more than its mini
+
+
+def test_the_demos_latencies_differ_by_model_with_a_long_tail(client: TestClient, demo_month: DemoResult) -> None:
+    """The providers page on the demo's month: each model answers at a pace of its own (no two p50s alike
+    among the models with a latency profile), and the long tail sets p99 apart from p95."""
+    sign_in(client, demo_month.read_key)
+    html = client.get("/report/providers", params={"period": demo_month.period}).text
+    table = html.split('id="providers-quality"', 1)[1].split("</table>", 1)[0]
+    latencies = {
+        (provider, model): figures.split(" / ")
+        for provider, model, figures in re.findall(
+            r'<th scope="row">([^<]+)</th>\s*<td data-label="Model">([^<]+)</td>\s*'
+            r'<td class="num" data-label="Latency p50 / p95 / p99">([^<]+)</td>',
+            table,
+        )
     }
-    stored = client.post("/v1/events", json=event, headers={"Authorization": f"Bearer {demo_month.ingest_key}"})
-    assert stored.status_code == 202, stored.text
-    assert spend_shown() > before
+    assert len(latencies) >= 6
+    p50s = [figures[0] for figures in latencies.values()]
+    assert len(set(p50s)) >= 5, latencies
+    assert all(len(figures) == 3 for figures in latencies.values())
+    assert sum(figures[1] != figures[2] for figures in latencies.values()) >= len(latencies) - 1, latencies
