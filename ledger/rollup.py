@@ -213,7 +213,7 @@ DAILY_KEY_COLUMNS = (
 MEASURE_COLUMNS = SUM_COLUMNS + MIN_COLUMNS + MAX_COLUMNS + HISTOGRAM_COLUMNS
 DAILY_ROLLUP_SETTING = "tokenledger.daily_rollup"
 """A session that sets this to `by_statement` folds what its statements add to `usage_hourly` into
-`usage_daily` itself (`upsert_daily`), and the insert and update triggers of `usage_hourly` (migration 0007)
+`usage_daily` itself (`upsert_daily`), and the insert and update triggers of `usage_hourly` (migration 0008)
 leave it to them."""
 
 

@@ -4,8 +4,8 @@ Sessions of the web report live in `report_sessions`, so that signing out ends a
 its cookie. A statement file too large to hold in memory is archived in `statement_document_parts` (its
 `statement_documents.content` is then null).
 
-Revision ID: 0008
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

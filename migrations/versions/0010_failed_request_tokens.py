@@ -6,8 +6,8 @@ request counts). Both rollups gain four sums (input, cache-read, cache-creation 
 requests), the daily rollup's triggers add them, and the hourly rollup is filled in from the stored events
 (the triggers carry it to the daily one).
 
-Revision ID: 0011
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07
 """
 
@@ -19,8 +19,8 @@ from types import ModuleType
 
 from alembic import op
 
-revision = "0011"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
@@ -58,10 +58,10 @@ def _revision(name: str) -> ModuleType:
 
 
 def _replace_functions(*, with_failed: bool) -> None:
-    """The daily triggers as 0007 left them (histograms added inline; the insert and update triggers leave the
+    """The daily triggers as 0008 left them (histograms added inline; the insert and update triggers leave the
     ingest statement's own rows to it), summing the failed requests' tokens too when `with_failed`."""
     scoped = _revision("0004_usage_daily_per_scope.py")
-    by_statement = _revision("0007_daily_rollup_by_statement.py")
+    by_statement = _revision("0008_daily_rollup_by_statement.py")
     if with_failed:
         scoped.SUMS = (*scoped.SUMS, *FAILED)
     for event, (_, changes) in scoped.EVENTS.items():

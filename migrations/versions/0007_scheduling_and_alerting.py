@@ -4,8 +4,8 @@
 - `alert_channels.route`: the kinds, providers and accounts of findings a channel takes;
 - `alert_silences`: findings, or scopes, muted until a date.
 
-Revision ID: 0009
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-07
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0009"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None

@@ -8,8 +8,8 @@ now merges the whole batch into `usage_daily` itself, once, in key order, after 
 (`ledger.rollup.upsert_daily`). A session that does so sets `tokenledger.daily_rollup` to `by_statement`;
 the insert and update triggers then do nothing, and stay for every other writer of `usage_hourly`.
 
-Revision ID: 0007
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07
 """
 
@@ -21,8 +21,8 @@ from types import ModuleType
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0009"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
