@@ -291,9 +291,7 @@ def generate(
         share, (noise.before_midnight, noise.never_logged, noise.late, noise.retried)
     )
     roles = {"served_by_another": shape.substituted, "silent_truncation": shape.truncated}
-    planted = (
-        share(plant.size, roles[plant.kind]) if plant is not None and plant.kind in roles else frozenset[int]()
-    )
+    planted = share(plant.size, roles[plant.kind]) if plant is not None and plant.kind in roles else frozenset[int]()
     events: list[Event] = []
     for index, (scope, day, n) in enumerate(requests):
         flags = (index in midnight, index in unlogged, index in late, index in retried)
@@ -606,12 +604,19 @@ def truth(month: Month, plant: Plant | None) -> dict[str, Decimal]:
     kind = plant.kind
     if kind == "padding":
         extra = sum(planted[k].uncached - honest[k].uncached for k in honest if k[0] == shape.padded)
-        return {"impact_usd": extra * prices(shape, shape.padded.model)["input"], "tokens_per_request": Decimal(plant.size)}
+        return {
+            "impact_usd": extra * prices(shape, shape.padded.model)["input"],
+            "tokens_per_request": Decimal(plant.size),
+        }
     if kind == "system_prompt":
         extra = sum(planted[k].uncached - honest[k].uncached for k in honest if k[0] == shape.double_counted)
         return {"impact_usd": extra * prices(shape, shape.double_counted.model)["input"]}
     if kind in ("quantity_mismatch", "unlogged_usage", "unbilled_usage"):
-        scope = {"quantity_mismatch": shape.overbilled, "unlogged_usage": shape.leaked, "unbilled_usage": shape.unbilled}[kind]
+        scope = {
+            "quantity_mismatch": shape.overbilled,
+            "unlogged_usage": shape.leaked,
+            "unbilled_usage": shape.unbilled,
+        }[kind]
         unit = prices(shape, scope.model)
         money = Decimal(0)
         for key in honest.keys() | planted.keys():
@@ -638,7 +643,11 @@ def truth(month: Month, plant: Plant | None) -> dict[str, Decimal]:
         relabeled = shape.relabeled
         billed_as = replace(relabeled, model=shape.models[1])
         delta = sum(
-            (_cost(month, billed_as, row) - _cost(month, relabeled, row) for (s, _), row in planted.items() if s == billed_as),
+            (
+                _cost(month, billed_as, row) - _cost(month, relabeled, row)
+                for (s, _), row in planted.items()
+                if s == billed_as
+            ),
             Decimal(0),
         )
         return {"impact_usd": delta}
@@ -681,7 +690,9 @@ def _spike_excess(month: Month) -> Decimal:
                 output=body["output_tokens"],
             )
             spend[datetime.fromisoformat(body["occurred_at"]).date()] += _cost(month, scope, row)
-    before = sorted(spend[SPIKE_DAY - timedelta(days=n)] for n in range(1, 15) if SPIKE_DAY - timedelta(days=n) in spend)
+    before = sorted(
+        spend[SPIKE_DAY - timedelta(days=n)] for n in range(1, 15) if SPIKE_DAY - timedelta(days=n) in spend
+    )
     middle = len(before) // 2
     median = before[middle] if len(before) % 2 else (before[middle - 1] + before[middle]) / 2
     return spend[SPIKE_DAY] - median

@@ -166,7 +166,9 @@ OTHERS = {
 }
 
 
-@pytest.mark.parametrize(("plant", "size"), [(plant, size) for plant, (_, _, sizes) in OTHERS.items() for size in sizes])
+@pytest.mark.parametrize(
+    ("plant", "size"), [(plant, size) for plant, (_, _, sizes) in OTHERS.items() for size in sizes]
+)
 def test_the_other_kinds_are_found_at_every_size_on_a_noisy_month(
     client: TestClient, engine: Engine, settings: Settings, plant: str, size: float
 ) -> None:
@@ -193,4 +195,3 @@ def test_the_other_kinds_are_found_at_every_size_on_a_noisy_month(
     if plant == "spend_spike":
         assert finding.api_key_id is None  # a spike is judged per account and model
         assert [entry["day"] for entry in finding.evidence["series"]] == [SPIKE_DAY.isoformat()]
-

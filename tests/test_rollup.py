@@ -202,7 +202,9 @@ def test_truncation_extremes_merge_across_requests(client: TestClient, tenant: T
     assert tuple(row) == (4, 3, 380, 410)
 
 
-def test_a_failed_streamed_request_is_no_stream_cut_short(client: TestClient, tenant: TenantKeys, engine: Engine) -> None:
+def test_a_failed_streamed_request_is_no_stream_cut_short(
+    client: TestClient, tenant: TenantKeys, engine: Engine
+) -> None:
     def event(status: int, finish: str | None) -> dict[str, Any]:
         return usage_event(occurred_at="2026-10-07T11:05:00Z", stream=True, status_code=status, finish_reason=finish)
 
