@@ -28,8 +28,8 @@ from functools import cache
 from typing import Any
 
 from importers.base import RawDocument
-from ledger.periods import Period
 from ledger.catalog import shared_catalog
+from ledger.periods import Period
 
 PERIOD = Period.month("2026-10")
 DAYS: list[date] = list(PERIOD.days())
@@ -396,15 +396,17 @@ def billed_usage(month: Month, plant: Plant | None) -> dict[tuple[KeyScope, date
     shape = month.shape
     kind = plant.kind if plant is not None else None
     billed: dict[tuple[KeyScope, date], _Billed] = defaultdict(_Billed)
+
+    def in_days(event: Event, first: date) -> bool:  # billed on one of the plant's `size` days from `first`
+        return plant is not None and 0 <= (event.billed_day - first).days < plant.size
+
     for event in month.events:
         body = event.body
-        if kind == "unbilled_usage" and event.scope == shape.unbilled:
-            if 0 <= (event.billed_day - UNBILLED_FROM).days < (plant.size if plant else 0):
-                continue
+        if kind == "unbilled_usage" and event.scope == shape.unbilled and in_days(event, UNBILLED_FROM):
+            continue
         scope = event.served
-        if kind == "billed_as_another" and event.scope == shape.relabeled:
-            if 0 <= (event.billed_day - RELABELED_FROM).days < (plant.size if plant else 0):
-                scope = replace(scope, model=shape.models[1])
+        if kind == "billed_as_another" and event.scope == shape.relabeled and in_days(event, RELABELED_FROM):
+            scope = replace(scope, model=shape.models[1])
         row = billed[(scope, event.billed_day)]
         if not event.ok:
             if kind == "charged_errors" and event.scope == shape.charged:
