@@ -109,8 +109,9 @@ _COUNT_WHERE = {
     **{column: _finish_in(column) for column in dict.fromkeys(FINISH_COLUMNS.values())},
     "finish_other": f"finish_reason NOT IN ({_KNOWN_FINISHES})",
     "finish_missing": "finish_reason IS NULL",
-    "streamed": "stream",
-    "streamed_missing_finish": "stream AND finish_reason IS NULL",
+    # Streamed answers: a request that failed (429, 5xx) was answered by no stream and has no finish reason to miss.
+    "streamed": f"stream AND {_OK}",
+    "streamed_missing_finish": f"stream AND finish_reason IS NULL AND {_OK}",
     "truncated_below_max": _TRUNCATED,
 }
 _SUMMED = tuple(name for name in SUM_COLUMNS if name in COLUMNS)  # sums of the event column of that name

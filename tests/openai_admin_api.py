@@ -1,5 +1,6 @@
 """A stand-in for OpenAI's Admin API on 127.0.0.1, answering with the documented shapes saved in
-tests/importers/openai: two usage pages, one costs page, and a 429 before the first answer."""
+tests/importers/openai (two usage pages, one costs page), or with the pages a test sets in `OpenAIAdminApi.pages`,
+and a 429 before the first answer."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ class OpenAIAdminApi(BaseHTTPRequestHandler):
     """Answers like OpenAI's Admin API: two usage pages, one costs page, a 429 first."""
 
     seen: ClassVar[list[str]] = []
+    pages: ClassVar[dict[str, object] | None] = None
+    """Path under /v1 → the one page it answers (instead of the saved files)."""
     rate_limited_once = False
     delay_seconds = 0.0
     """How long each answer takes (a slow provider)."""
@@ -35,6 +38,9 @@ class OpenAIAdminApi(BaseHTTPRequestHandler):
         if not OpenAIAdminApi.rate_limited_once:
             OpenAIAdminApi.rate_limited_once = True
             return self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
+        if OpenAIAdminApi.pages is not None:
+            page = OpenAIAdminApi.pages.get(url.path.removeprefix("/v1"))
+            return self._send(200, page) if page is not None else self._send(404, {"error": {"message": "not found"}})
         if url.path == "/v1/organization/usage/completions":
             page = "usage_completions_p2.json" if query.get("page") else "usage_completions_p1.json"
             return self._send(200, json.loads((OPENAI / page).read_text()))
@@ -60,6 +66,7 @@ class OpenAIAdminApi(BaseHTTPRequestHandler):
 def openai_admin_api() -> Iterator[str]:
     """Serve the stand-in; yields its base URL (what TOKENLEDGER_OPENAI_BASE_URL is set to)."""
     OpenAIAdminApi.seen, OpenAIAdminApi.rate_limited_once, OpenAIAdminApi.delay_seconds = [], False, 0.0
+    OpenAIAdminApi.pages = None
     server = ThreadingHTTPServer(("127.0.0.1", 0), OpenAIAdminApi)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -178,7 +178,8 @@ def test_rollup_totals_equal_the_events_after_concurrent_ingests(
         engine,
         tenant,
         "SELECT count(*), sum(input_tokens), sum(output_tokens), sum(cache_read_input_tokens), "
-        "count(*) FILTER (WHERE status_code = 429), count(*) FILTER (WHERE stream), "
+        "count(*) FILTER (WHERE status_code = 429), "
+        "count(*) FILTER (WHERE stream AND status_code BETWEEN 200 AND 299), "
         "count(*) FILTER (WHERE finish_reason IS NULL) FROM usage_events WHERE tenant_id = :tenant",
     )
     rollup = stored(

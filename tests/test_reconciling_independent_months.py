@@ -33,8 +33,6 @@ from tests.month_generator import (
     DRIFTED,
     LEAKED,
     MISCHARGED,
-    MODELS,
-    NEGOTIATED_INPUT,
     OVERBILLED,
     PADDED,
     PERIOD,
@@ -42,6 +40,7 @@ from tests.month_generator import (
     KeyScope,
     Month,
     Plant,
+    Shape,
     generate,
     renamed,
 )
@@ -57,7 +56,7 @@ def reconciled(client: TestClient, engine: Engine, settings: Settings, month: Mo
     sessions = session_factory(engine)
     with sessions.begin() as session:
         tenant_id = session.scalar(sa.text("SELECT id FROM tenants WHERE name = :n"), {"n": tenant.name})
-        add_overrides(session, tenant_id, [negotiated_price()], now=NOW)
+        add_overrides(session, tenant_id, [negotiated_price(month.shape)], now=NOW)
     send(client, tenant.ingest, month.sent(late=False))
     importer = AnthropicImporter()
     for documents in (month.first_import, month.documents):
@@ -73,10 +72,10 @@ def reconciled(client: TestClient, engine: Engine, settings: Settings, month: Mo
     return outcome.result.findings
 
 
-def negotiated_price() -> Any:
+def negotiated_price(shape: Shape) -> Any:
     values = {
-        "provider": "anthropic", "model": MODELS[1], "token_type": "input", "service_tier": "standard",
-        "context_threshold": "0", "unit_price": str(NEGOTIATED_INPUT), "unit": "1M tokens", "currency": "USD",
+        "provider": shape.provider, "model": shape.models[1], "token_type": "input", "service_tier": "standard",
+        "context_threshold": "0", "unit_price": str(shape.negotiated_input), "unit": "1M tokens", "currency": "USD",
         "valid_from": "2026-01-01", "valid_to": "", "window": "", "source": "MSA", "source_date": "2026-01-01",
         "note": "negotiated",
     }  # fmt: skip

@@ -83,7 +83,7 @@ def expected_rollup(events: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[
             row[f"error_{e['error_type']}"] += 1
         finish = e["finish_reason"]
         row["finish_missing" if finish is None else finish_column.get(finish, "finish_other")] += 1
-        if e["stream"]:
+        if e["stream"] and 200 <= status < 300:  # a failed request had no stream to cut
             row["streamed"] += 1
             row["streamed_missing_finish"] += finish is None
         below_max = e["max_tokens"] is not None and e["output_tokens"] < e["max_tokens"]
@@ -200,3 +200,20 @@ def test_truncation_extremes_merge_across_requests(client: TestClient, tenant: T
             {"t": tenant_id},
         ).one()
     assert tuple(row) == (4, 3, 380, 410)
+
+
+def test_a_failed_streamed_request_is_no_stream_cut_short(
+    client: TestClient, tenant: TenantKeys, engine: Engine
+) -> None:
+    def event(status: int, finish: str | None) -> dict[str, Any]:
+        return usage_event(occurred_at="2026-10-07T11:05:00Z", stream=True, status_code=status, finish_reason=finish)
+
+    events = [event(200, "stop"), event(200, None), event(500, None), event(429, None)]
+    assert client.post("/v1/events", json=events, headers=tenant.ingest).status_code == 202
+    with engine.connect() as conn:
+        tenant_id = conn.scalar(sa.text("SELECT id FROM tenants WHERE name = :n"), {"n": tenant.name})
+        row = conn.execute(
+            sa.text("SELECT requests, streamed, streamed_missing_finish FROM usage_hourly WHERE tenant_id = :t"),
+            {"t": tenant_id},
+        ).one()
+    assert tuple(row) == (4, 2, 1)

@@ -113,6 +113,11 @@ class DetectionContext:
             (bucket.scope, bucket.first_day) for pair in self.relabels for bucket in (pair.logged, pair.billed)
         )
 
+    def is_relabeled(self, scope: Scope, day: date) -> bool:
+        """Whether the bucket of `scope` starting on `day` is, or contains, a bucket of a relabel pair: the pair
+        explains it at a coarser grain too (money per account beside tokens per key)."""
+        return any(first_day == day and scope.contains(part) for part, first_day in self.relabeled)
+
     @cached_property
     def _model_totals(self) -> Mapping[tuple[str, str], LoggedTotals]:
         rows: dict[tuple[str, str], list[LoggedDay]] = defaultdict(list)

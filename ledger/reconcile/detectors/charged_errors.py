@@ -11,7 +11,7 @@ from decimal import Decimal
 from ledger.reconcile.context import DetectionContext
 from ledger.reconcile.excess import InputExcessFit, fit_evidence
 from ledger.reconcile.findings import cost_of, estimate, fmt_int, new_finding, series_entry
-from ledger.reconcile.model import CATEGORIES, Comparison, Finding, Scope
+from ledger.reconcile.model import PROMPT_CATEGORIES, Comparison, Finding, Scope
 
 KIND = "charged_errors"
 
@@ -111,19 +111,25 @@ def _billed_requests(context: DetectionContext) -> list[Finding]:
 
 
 def _billed_token_excess(context: DetectionContext, buckets: tuple[Comparison, ...]) -> Decimal | None:
-    """The money the failures added to the bill: billed − logged tokens of each stated category, at the expected
-    unit price (0 where the statement bills them as requests and no token moved); None when unpriced."""
+    """The money the failures added to the bill: billed − logged input tokens, at most the failed requests' logged
+    prompt tokens where they were logged (a request billed but never logged is not a failure's), at the expected
+    unit price; failures add no output. 0 where the statement bills them as requests and no token moved; None
+    when unpriced."""
     totals = context.logged_totals(buckets)
     billed = context.billed_quantities(buckets)
+    budget = totals.failed_prompt_tokens or None
     money = Decimal(0)
-    for category in CATEGORIES:
+    for category in PROMPT_CATEGORIES:
         if category not in billed:
             continue
         difference = billed[category] - totals.tokens.get(category)
-        if not difference:
+        if difference <= 0:
             continue
+        if budget is not None:
+            difference = min(difference, budget)
+            budget -= difference
         price = totals.unit_price(category)
         if price is None:
             return None
         money += difference * price
-    return max(money, Decimal(0))
+    return money

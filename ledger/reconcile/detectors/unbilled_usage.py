@@ -16,7 +16,7 @@ def detect(context: DetectionContext) -> list[Finding]:
     settings = context.settings
     findings = []
     for scope, series in context.series.items():
-        buckets = [b for b in series if b.unbilled and b.final and (b.scope, b.first_day) not in context.relabeled]
+        buckets = [b for b in series if b.unbilled and b.final and not context.is_relabeled(b.scope, b.first_day)]
         if not buckets:
             continue
         totals = LoggedTotals.sum(b.logged for b in buckets)

@@ -15,7 +15,7 @@ def detect(context: DetectionContext) -> list[Finding]:
     settings = context.settings
     findings = []
     for scope, series in context.series.items():
-        buckets = [b for b in series if b.unlogged and (b.scope, b.first_day) not in context.relabeled]
+        buckets = [b for b in series if b.unlogged and not context.is_relabeled(b.scope, b.first_day)]
         if not buckets:
             continue
         categories = buckets[0].stated(CATEGORIES)
