@@ -288,13 +288,39 @@ def _rows_over_time(
                     windows.setdefault(value, []).append(hour)
             # An hour with no price at all cannot be carved out of the windowless row: leave the slot out.
             if None not in windows and _fits(common):
-                yield _row(provider, name, token_type, tier, threshold, common, unit, valid_from, valid_to, None,
-                           source, data_date, note)
+                yield _row(
+                    provider,
+                    name,
+                    token_type,
+                    tier,
+                    threshold,
+                    common,
+                    unit,
+                    valid_from,
+                    valid_to,
+                    None,
+                    source,
+                    data_date,
+                    note,
+                )
                 for value, in_hours in windows.items():
                     if value is not None and _fits(value):
                         window = UsageWindow.parse(",".join(f"{h:02d}-{h + 1:02d}" for h in in_hours))
-                        yield _row(provider, name, token_type, tier, threshold, value, unit, valid_from, valid_to,
-                                   window, source, data_date, note)
+                        yield _row(
+                            provider,
+                            name,
+                            token_type,
+                            tier,
+                            threshold,
+                            value,
+                            unit,
+                            valid_from,
+                            valid_to,
+                            window,
+                            source,
+                            data_date,
+                            note,
+                        )
         index = end_index + 1
 
 
@@ -391,8 +417,7 @@ def _check_whole_hours(model: genai.ModelInfo) -> None:
 
 def _has_variant(model: genai.ModelInfo, context: Mapping[str, str]) -> bool:
     return any(
-        all(context.get(key) == value for key, value in variant.when.items())
-        for variant in model.price_variants or ()
+        all(context.get(key) == value for key, value in variant.when.items()) for variant in model.price_variants or ()
     )
 
 

@@ -163,9 +163,7 @@ def probable_aliases(
     return found
 
 
-def with_probable_aliases(
-    billed: Sequence[BilledDay], probable: Iterable[ProbableAlias]
-) -> list[BilledDay]:
+def with_probable_aliases(billed: Sequence[BilledDay], probable: Iterable[ProbableAlias]) -> list[BilledDay]:
     """Billed days of each probable alias's label compared as its model."""
     targets = {(alias.provider, alias.account, alias.label): alias.model for alias in probable}
     if not targets:

@@ -402,9 +402,7 @@ class PriceCatalog:
         self._base_matcher = base_matcher
         self._aliases = dict(aliases or {})
         self._models = frozenset(
-            key[:2]
-            for index in (self._bundled, self._overrides, *self._account_overrides.values())
-            for key in index
+            key[:2] for index in (self._bundled, self._overrides, *self._account_overrides.values()) for key in index
         )
         self._resolved: dict[tuple[str, str], str | None] = {}
         self._boundaries: dict[tuple[str, str], list[datetime] | None] = {}  # `unchanged_since`, per model

@@ -219,9 +219,7 @@ class _Prices:
             self._memo[key] = None if row is None else row.price_per_token()
         return self._memo[key]
 
-    def served_and_requested(
-        self, scope: _PricedAs, at: datetime
-    ) -> tuple[tuple[Decimal | None, Decimal | None], ...]:
+    def served_and_requested(self, scope: _PricedAs, at: datetime) -> tuple[tuple[Decimal | None, Decimal | None], ...]:
         """Per category (in `_CATEGORIES` order): the per-token price at the served and at the requested
         model of `scope` (provider, account or None, served, requested, tier, band), at `at`. Looked up once
         per span in which neither model's prices change (a month of days, mostly)."""

@@ -24,9 +24,7 @@ FOCUS_HEADER = (
     "ConsumedQuantity,ConsumedUnit,ProviderName,ResourceId,ServiceCategory,ServiceName,SkuMeter,SubAccountId,"
     "x_UsageType"
 )
-PROFILE_ARN = (
-    "arn:aws:bedrock:us-east-1:444455556666:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-)
+PROFILE_ARN = "arn:aws:bedrock:us-east-1:444455556666:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 BILLING_FINDINGS = {"model_substitution", "unlogged_usage", "unbilled_usage"}
 
 
