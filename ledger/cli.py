@@ -1232,22 +1232,22 @@ def alerts_deliver() -> None:
 
 
 budgets_app = typer.Typer(
-    help="Monthly budgets in USD for the tenant, a provider or an account (alerts at 50/80/100%).",
+    help="Monthly budgets in USD for the tenant, a provider, an account or an app (alerts at 50/80/100%).",
     no_args_is_help=True,
 )
 app.add_typer(budgets_app, name="budgets")
 BudgetProvider = Annotated[
-    str | None, typer.Option(help="A provider's budget (neither this nor --account: the tenant's).")
+    str | None, typer.Option(help="A provider's budget (none of --provider, --account, --app: the tenant's).")
 ]
 BudgetAccount = Annotated[str | None, typer.Option(help="An account's budget (a project or workspace id).")]
+BudgetApp = Annotated[str | None, typer.Option(help="An app's budget (the `app` label of its events).")]
 
 
-def budget_scope(provider: str | None, account: str | None) -> tuple[str, str | None]:
-    if provider and account:
-        raise typer.BadParameter("give --provider or --account, not both")
-    if provider:
-        return "provider", provider
-    return ("account", account) if account else ("tenant", None)
+def budget_scope(provider: str | None, account: str | None, app: str | None) -> tuple[str, str | None]:
+    given = [(scope, value) for scope, value in (("provider", provider), ("account", account), ("app", app)) if value]
+    if len(given) > 1:
+        raise typer.BadParameter("give one of --provider, --account and --app, not several")
+    return given[0] if given else ("tenant", None)
 
 
 @budgets_app.command("set")
@@ -1256,12 +1256,13 @@ def budgets_set(
     usd: Annotated[str, typer.Option(help="The monthly budget in USD, e.g. 500.")],
     provider: BudgetProvider = None,
     account: BudgetAccount = None,
+    app: BudgetApp = None,
     tenant: TenantName = None,
 ) -> None:
     """Set (or change) a monthly budget."""
     from reports.budgets import BudgetError, set_budget
 
-    scope, value = budget_scope(provider, account)
+    scope, value = budget_scope(provider, account, app)
     try:
         with session_scope(get_settings()) as session:
             owner = auth.tenant_for_cli(session, tenant)
@@ -1305,11 +1306,13 @@ def budgets_list(tenant: TenantName = None) -> None:
 
 @budgets_app.command("remove")
 @one_line_errors
-def budgets_remove(provider: BudgetProvider = None, account: BudgetAccount = None, tenant: TenantName = None) -> None:
+def budgets_remove(
+    provider: BudgetProvider = None, account: BudgetAccount = None, app: BudgetApp = None, tenant: TenantName = None
+) -> None:
     """Remove a monthly budget."""
     from reports.budgets import BudgetError, remove_budget
 
-    scope, value = budget_scope(provider, account)
+    scope, value = budget_scope(provider, account, app)
     label = "tenant" if scope == "tenant" else f"{scope} {value}"
     try:
         with session_scope(get_settings()) as session:

@@ -501,8 +501,8 @@ class AlertSilence(TenantRecord, Base):
 
 
 class Budget(TenantRecord, Base):
-    """A monthly spend limit in USD: for the whole tenant (`scope` "tenant", `value` ""), one provider or one
-    account (`value` names it)."""
+    """A monthly spend limit in USD: for the whole tenant (`scope` "tenant", `value` ""), one provider, one
+    account or one app (`value` names it)."""
 
     __tablename__ = "budgets"
 
@@ -513,6 +513,6 @@ class Budget(TenantRecord, Base):
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "scope", "value"),
-        CheckConstraint("scope IN ('tenant', 'provider', 'account')", name="known"),
+        CheckConstraint("scope IN ('tenant', 'provider', 'account', 'app')", name="known"),
         CheckConstraint("amount_usd > 0", name="amount_positive"),
     )

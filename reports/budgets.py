@@ -1,7 +1,8 @@
-"""Monthly budgets: a tenant's spend limit in USD for itself, one provider or one account, measured against the
-month's actual spend (logged usage at catalog prices, as the reconciler prices it: `sources.logged_money`) and
-its month-end forecast. Budgets per app are not offered: app is kept in the hourly rollup only, which the
-reconciler's pricing does not read per app.
+"""Monthly budgets: a tenant's spend limit in USD for itself, one provider, one account or one app, measured
+against the month's actual spend (logged usage at catalog prices, as the reconciler prices it:
+`sources.logged_money`) and its month-end forecast. An app's spend is the one the Spend page shows: its share,
+by tokens, of each token category's cost of its scope and day (the daily rollup the reconciler prices keeps no
+app; the hourly one does).
 
 The forecast is the month so far plus what the same scope spent on the remaining days of the previous month
 (the days after today's day of the month); with no priced spend in the previous month, a linear run-rate (the
@@ -25,7 +26,7 @@ from ledger.tables import Budget
 from reports import sources
 from reports.money_over_time import LoggedMoney
 
-SCOPES = ("tenant", "provider", "account")
+SCOPES = ("tenant", "provider", "account", "app")
 THRESHOLDS = (50, 80, 100)
 """Percentages of a budget that alert, once each per month and budget, for actual spend and for the forecast."""
 HUNDRED = Decimal(100)
@@ -80,7 +81,7 @@ def check_scope(scope: str, value: str | None) -> str:
         raise BudgetError(f"scope: {scope!r} is not one of {', '.join(SCOPES)}")
     if scope == "tenant":
         if value:
-            raise BudgetError("value: a tenant budget names no provider or account")
+            raise BudgetError("value: a tenant budget names no provider, account or app")
         return ""
     if not value or not value.strip():
         raise BudgetError(f"value: a {scope} budget names its {scope}")
@@ -98,7 +99,7 @@ def check_amount(amount: str) -> Decimal:
 
 
 def in_scope(row: LoggedMoney, scope: str, value: str) -> bool:
-    return scope == "tenant" or (row.provider if scope == "provider" else row.account) == value
+    return scope == "tenant" or {"provider": row.provider, "account": row.account, "app": row.app}[scope] == value
 
 
 def priced(rows: Iterable[LoggedMoney]) -> Decimal:

@@ -140,7 +140,7 @@ def test_a_budget_that_cannot_be_is_refused_naming_the_field(operator: tuple[Cli
     cli, _, _ = operator
     assert "amount: 'lots' is not a number of USD" in refused(cli, "set", "--usd", "lots")
     assert "amount: '-5' must be more than 0 USD" in refused(cli, "set", "--usd", "-5")
-    assert "give --provider or --account, not both" in refused(
+    assert "give one of --provider, --account and --app, not several" in refused(
         cli, "set", "--usd", "5", "--provider", "openai", "--account", "proj_main"
     )
     assert "no budgets for acme" in budgets(cli, "list")
@@ -183,6 +183,28 @@ def test_a_reconcile_alerts_each_spend_threshold_a_budget_reaches_once_in_the_mo
             sa.select(AlertOutbox.payload["title"].astext).where(AlertOutbox.dedupe_key == spend_alerts[0])
         )
     assert title == f"Budget of provider openai: spend at 100% ({unit * 11:,.2f} USD of {unit * 10:,.2f} USD, {month})"
+
+
+def test_an_apps_budget_counts_its_share_of_the_spend_it_shares_a_key_with(
+    operator: tuple[CliRunner, int, TenantKeys], service: TestClient
+) -> None:
+    cli, _, keys = operator
+    unit = price_each_request(cli)
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    log_usage(service, keys, 6, at=now, app="support-bot")
+    log_usage(service, keys, 2, at=now, app="batch-jobs")  # the same key, model and day
+    budgets(cli, "set", "--usd", str(unit * 10), "--app", "support-bot")
+    budgets(cli, "set", "--usd", str(unit * 10), "--app", "batch-jobs")
+
+    listed = budgets(cli, "list")
+
+    assert "app support-bot" in listed
+    assert "app batch-jobs" in listed
+    assert f"{unit * 6:,.2f} USD" in listed
+    assert "60.0%" in listed
+    assert f"{unit * 2:,.2f} USD" in listed
+    assert "20.0%" in listed
+    assert "budget of app batch-jobs removed" in budgets(cli, "remove", "--app", "batch-jobs")
 
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)

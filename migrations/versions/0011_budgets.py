@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("value", sa.Text(), nullable=False),
         sa.Column("amount_usd", sa.Numeric(20, 10), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("scope IN ('tenant', 'provider', 'account')", name=op.f("ck_budgets_known")),
+        sa.CheckConstraint("scope IN ('tenant', 'provider', 'account', 'app')", name=op.f("ck_budgets_known")),
         sa.CheckConstraint("amount_usd > 0", name=op.f("ck_budgets_amount_positive")),
         sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_budgets_tenant_id_tenants")),
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_budgets")),
