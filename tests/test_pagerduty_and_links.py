@@ -19,7 +19,7 @@ from tests.clocks import FixedClock
 from tests.conftest import TenantKeys
 from tests.http_receiver import Receiver, http_receiver
 from tests.reports import rows
-from tests.reports.conftest import tenant_id_of
+from tests.reports.conftest import sign_in, tenant_id_of
 
 PUBLIC_URL = "https://tokenledger.example.com"
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdef012345"
@@ -65,8 +65,14 @@ def test_a_finding_triggers_a_pagerduty_alert_by_its_fingerprint_and_resolving_i
     assert trigger["payload"]["source"] == "tokenledger"
     assert trigger["payload"]["summary"].startswith("[critical] quantity mismatch: openai / proj_main")
     assert trigger["payload"]["timestamp"] == NOW.isoformat()
-    assert trigger["links"] == [{"href": page, "text": "Open in TokenLedger"}]
+    pack = f"{page}/dispute-pack"
+    assert trigger["links"] == [{"href": page, "text": "Open in TokenLedger"}, {"href": pack, "text": "Dispute pack"}]
     assert json.loads(webhook.requests[0].body)["url"] == page
+    assert json.loads(webhook.requests[0].body)["dispute_pack_url"] == pack
+    sign_in(client, tenant.read["Authorization"].removeprefix("Bearer "))
+    download = client.get(pack.removeprefix(PUBLIC_URL))  # the link a person follows from the alert
+    assert (download.status_code, download.headers["content-type"]) == (200, "application/zip")
+    client.cookies.clear()
 
     changed = client.patch(
         f"/v1/findings/{finding_id}", json={"status": "resolved", "note": "credited"}, headers=tenant.admin
@@ -77,7 +83,7 @@ def test_a_finding_triggers_a_pagerduty_alert_by_its_fingerprint_and_resolving_i
     resolve = json.loads(pagerduty.requests[1].body)
     assert resolve == {"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": f"tokenledger:{fingerprint}"}
     cleared = json.loads(webhook.requests[1].body)
-    assert (cleared["topic"], cleared["url"]) == ("finding_cleared", page)
+    assert (cleared["topic"], cleared["url"], cleared["dispute_pack_url"]) == ("finding_cleared", page, None)
     assert cleared["title"].startswith("[cleared] quantity mismatch")
 
 

@@ -87,13 +87,14 @@ def send(
     """Send one message over one channel; DeliveryError when the channel refuses it or cannot be reached."""
     config = channel.config
     url = messages.link(message, public_url)
+    pack = messages.dispute_pack_link(message, public_url)
     if channel.kind in ("webhook", "slack"):
         log_redaction.register_url(str(config["url"]), whole_path=channel.kind == "slack")
     if channel.kind == "pagerduty":
         log_redaction.register(str(config["routing_key"]))
     try:
         if channel.kind == "webhook":
-            body = messages.webhook_body(message, alert_id=alert_id, sent_at=now, url=url)
+            body = messages.webhook_body(message, alert_id=alert_id, sent_at=now, url=url, pack=pack)
             _check(
                 http.post(
                     config["url"],
@@ -103,14 +104,16 @@ def send(
                 )
             )
         elif channel.kind == "slack":
-            _check(http.post(config["url"], json=messages.slack_body(message, url), timeout=HTTP_TIMEOUT))
+            _check(http.post(config["url"], json=messages.slack_body(message, url, pack), timeout=HTTP_TIMEOUT))
         elif channel.kind == "pagerduty":
             event = messages.pagerduty_body(
-                message, routing_key=config["routing_key"], alert_id=alert_id, sent_at=now, url=url
+                message, routing_key=config["routing_key"], alert_id=alert_id, sent_at=now, url=url, pack=pack
             )
             _check(http.post(config["url"], json=event, timeout=HTTP_TIMEOUT))
         elif channel.kind == "email":
-            email = messages.email_message(message, sender=config["from"], recipients=config["to"], now=now, url=url)
+            email = messages.email_message(
+                message, sender=config["from"], recipients=config["to"], now=now, url=url, pack=pack
+            )
             client = smtp(config)
             try:
                 client.send_message(email)

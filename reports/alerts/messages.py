@@ -151,6 +151,15 @@ def link(message: Message, public_url: str | None) -> str | None:
     return f"{public_url}/report/{_REPORT_PAGES.get(message.topic, '')}"
 
 
+def dispute_pack_link(message: Message, public_url: str | None) -> str | None:
+    """The download of an open finding's dispute pack (the report's finding page offers the same); None for any
+    other alert, a cleared finding, or without a public URL."""
+    finding = message.data.get("finding")
+    if not public_url or message.topic == "finding_cleared" or not isinstance(finding, Mapping):
+        return None
+    return f"{public_url}/report/findings/{finding['id']}/dispute-pack" if finding.get("id") is not None else None
+
+
 def run_failure_message(run: RunLine, *, tenant: str, period_label: str) -> Message:
     return Message(
         topic="run_failed",
@@ -260,7 +269,9 @@ def test_message(channel: str, *, tenant: str, now: datetime) -> Message:
     )
 
 
-def webhook_body(message: Message, *, alert_id: int, sent_at: datetime, url: str | None = None) -> bytes:
+def webhook_body(
+    message: Message, *, alert_id: int, sent_at: datetime, url: str | None = None, pack: str | None = None
+) -> bytes:
     body = {
         "id": alert_id,
         "topic": message.topic,
@@ -270,6 +281,7 @@ def webhook_body(message: Message, *, alert_id: int, sent_at: datetime, url: str
         "facts": dict(message.facts),
         "data": message.data,
         "url": url,
+        "dispute_pack_url": pack,
         "sent_at": int(sent_at.timestamp()),
     }
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -288,12 +300,14 @@ def webhook_headers(secret: str, body: bytes, sent_at: datetime) -> dict[str, st
     }
 
 
-def slack_body(message: Message, url: str | None = None) -> dict[str, Any]:
+def slack_body(message: Message, url: str | None = None, pack: str | None = None) -> dict[str, Any]:
     """Every text is escaped for mrkdwn: labels come from statements and events (a project named
-    `<!here>` must not ping the channel, nor `<https://…|click>` become a link). The one link is ours."""
+    `<!here>` must not ping the channel, nor `<https://…|click>` become a link). The links are ours."""
     title, text = slack_escape(message.title), slack_escape(message.text)
     if url:
         text = f"{text}\n<{slack_escape(url)}|Open in TokenLedger>"
+    if pack:
+        text = f"{text} · <{slack_escape(pack)}|Dispute pack>"
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*{title}*\n{text}")}},
     ]
@@ -320,7 +334,13 @@ def slack_escape(text: str) -> str:
 
 
 def email_message(
-    message: Message, *, sender: str, recipients: Sequence[str], now: datetime, url: str | None = None
+    message: Message,
+    *,
+    sender: str,
+    recipients: Sequence[str],
+    now: datetime,
+    url: str | None = None,
+    pack: str | None = None,
 ) -> EmailMessage:
     email = EmailMessage()
     # One line: a title quotes labels (account, model) that whoever sent usage chose, and a line break in a
@@ -331,7 +351,7 @@ def email_message(
     email["Date"] = format_datetime(now)
     email["Message-ID"] = make_msgid(domain="tokenledger")
     facts = "\n".join(f"{name}: {value}" for name, value in message.facts)
-    opened = f"\nOpen in TokenLedger: {url}\n" if url else ""
+    opened = (f"\nOpen in TokenLedger: {url}\n" if url else "") + (f"Dispute pack: {pack}\n" if pack else "")
     email.set_content(f"{message.text}\n\n{facts}\n{opened}" if facts else f"{message.text}\n{opened}")
     if message.html:
         email.add_alternative(message.html, subtype="html")
@@ -349,7 +369,13 @@ PAGERDUTY_DEDUP_LIMIT = 255
 
 
 def pagerduty_body(
-    message: Message, *, routing_key: str, alert_id: int, sent_at: datetime, url: str | None = None
+    message: Message,
+    *,
+    routing_key: str,
+    alert_id: int,
+    sent_at: datetime,
+    url: str | None = None,
+    pack: str | None = None,
 ) -> dict[str, Any]:
     """A PagerDuty Events API v2 alert event (https://developer.pagerduty.com/docs/events-API-v2/trigger-events,
     "Send an Alert Event"): a finding triggers under its fingerprint as `dedup_key`, and resolves under it when
@@ -376,6 +402,8 @@ def pagerduty_body(
     if url:
         body["links"] = [{"href": url, "text": "Open in TokenLedger"}]
         body["client_url"] = url
+    if pack:
+        body.setdefault("links", []).append({"href": pack, "text": "Dispute pack"})
     return body
 
 
