@@ -102,11 +102,17 @@ def start_server(url: str, app_factory: str, extra_env: dict[str, str] | None = 
         cwd=ROOT,
     )
     base_url = f"http://127.0.0.1:{port}"
+    wait_until_healthy(base_url, process)
+    return Server(process, base_url)
+
+
+def wait_until_healthy(base_url: str, process: subprocess.Popen[bytes]) -> None:
+    """Return once the server at `base_url` answers /healthz; kill it and raise if it has not within a minute."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return Server(process, base_url)
+                return
         except httpx.HTTPError:
             time.sleep(0.2)
     process.kill()

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 
-from benchmarks.common import ROOT, conninfo, free_port, fresh_database, tenant_with_key
+from benchmarks.common import ROOT, conninfo, free_port, fresh_database, tenant_with_key, wait_until_healthy
 from benchmarks.hostile_bodies import SERVE
 
 DAY_ONE = datetime(2026, 9, 1, tzinfo=UTC)
@@ -91,15 +91,7 @@ def main() -> None:
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_until_healthy(base_url, server)
         deadlocks_before = deadlocks(url)
         stop_at = time.monotonic() + args.seconds
 

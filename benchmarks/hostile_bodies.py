@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import psutil
 
-from benchmarks.common import ROOT, free_port, fresh_database, tenant_with_key
+from benchmarks.common import ROOT, free_port, fresh_database, tenant_with_key, wait_until_healthy
 
 SERVE = (
     "import sys, uvicorn; from ledger.api import create_app; from ledger.settings import get_settings; "
@@ -128,15 +128,7 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], env=env, cwd=code_root)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_until_healthy(base_url, server)
         print(f"server code: {code_root}")
         valid = json.dumps([event(n) for n in range(1_000)]).encode()
         cases = [
