@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,10 @@ from typer.testing import CliRunner
 
 from ledger.cli import app
 from ledger.database import session_factory
-from ledger.tables import PriceOverride, Tenant
+from ledger.tables import Tenant
 from tests.conftest import TenantKeys
 from tests.events_factory import usage_event
+from tests.reports import rows
 from tests.test_durability import free_port, wait_until_healthy
 
 
@@ -207,24 +207,7 @@ def test_a_failed_reconcile_says_so_in_one_line_without_a_traceback(
 ) -> None:
     with session_factory(engine).begin() as session:
         tenant_id = session.scalar(sa.select(Tenant.id).where(Tenant.name == tenant.name))
-        session.add(
-            PriceOverride(
-                tenant_id=tenant_id,
-                provider="openai",
-                model="gpt-5.4",
-                token_type="input",
-                service_tier="standard",
-                context_threshold=0,
-                unit_price=1,
-                unit="1M tokens",
-                currency="USD",
-                valid_from=datetime(2026, 1, 1, tzinfo=UTC),
-                valid_to=None,
-                time_window="every full moon",
-                source="corrupted by hand",
-                created_at=datetime(2026, 1, 1, tzinfo=UTC),
-            )
-        )
+        rows.unreadable_price(session, tenant_id)
     env = {key: value for key, value in os.environ.items() if not key.startswith("TOKENLEDGER_")}
     result = subprocess.run(
         [sys.executable, "-m", "ledger.cli", "reconcile", "--period", "2026-10", "--tenant", tenant.name],

@@ -38,7 +38,6 @@ from ledger.settings import Settings
 from ledger.tables import (
     AlertOutbox,
     DriftRow,
-    PriceOverride,
     ReconciliationRun,
     ScheduledJob,
     StatementLine,
@@ -49,6 +48,7 @@ from tests.clocks import FixedClock
 from tests.conftest import TenantKeys, make_tenant
 from tests.events_factory import usage_event
 from tests.openai_admin_api import ADMIN_KEY, OpenAIAdminApi
+from tests.reports import rows
 from tests.reports.rows import channel
 
 NOW = datetime(2026, 11, 2, tzinfo=UTC)
@@ -101,24 +101,7 @@ def test_a_failing_run_is_recorded_with_its_error(engine: Engine, tenant: Tenant
     sessions = session_factory(engine)
     with sessions.begin() as session:
         tenant_id = session.scalar(sa.select(Tenant.id).where(Tenant.name == tenant.name))
-        session.add(
-            PriceOverride(
-                tenant_id=tenant_id,
-                provider="openai",
-                model="gpt-5.4",
-                token_type="input",
-                service_tier="standard",
-                context_threshold=0,
-                unit_price=1,
-                unit="1M tokens",
-                currency="USD",
-                valid_from=datetime(2026, 1, 1, tzinfo=UTC),
-                valid_to=None,
-                time_window="every full moon",
-                source="corrupted by hand",
-                created_at=datetime(2026, 1, 1, tzinfo=UTC),
-            )
-        )
+        rows.unreadable_price(session, tenant_id)
     outcome = run_reconciliation(
         sessions,
         tenant_id=tenant_id,

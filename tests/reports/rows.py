@@ -269,3 +269,25 @@ def channel(
     session.add(row)
     session.flush()
     return row
+
+
+def unreadable_price(session: Session, tenant_id: int) -> None:
+    """A tenant price whose time window no catalog can read (as if edited by hand): a reconciliation fails."""
+    session.add(
+        tables.PriceOverride(
+            tenant_id=tenant_id,
+            provider="openai",
+            model="gpt-5.4",
+            token_type="input",
+            service_tier="standard",
+            context_threshold=0,
+            unit_price=1,
+            unit="1M tokens",
+            currency="USD",
+            valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+            valid_to=None,
+            time_window="every full moon",
+            source="corrupted by hand",
+            created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+    )
