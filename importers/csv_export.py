@@ -161,7 +161,7 @@ def mapping_from_toml(name: str, label: str, data: Mapping[str, Any]) -> CsvMapp
         raise MappingError(label, unknown[0], f"unknown key; expected one of {', '.join(sorted(_TOP_KEYS))}")
     provider = _need_text(label, data, "provider")
     if not _PROVIDER_SLUG.fullmatch(provider):
-        # Logged usage names providers so (`ledger.events`): a statement under another spelling matches nothing.
+        # Logged usage names providers so (`ledger.sink.events`): a statement under another spelling matches nothing.
         raise MappingError(
             label, "provider", f"expected a lower-case slug such as openai or deepseek, got {provider!r}"
         )

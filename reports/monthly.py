@@ -18,17 +18,17 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from ledger.alerts import rules
+from ledger.alerts.channels import enabled_channels
+from ledger.alerts.messages import Attachment, Message
+from ledger.alerts.outbox import queue_to_channels
+from ledger.display import money, percent, plain_decimal, signed_money, tokens
 from ledger.periods import Period
+from ledger.queries import sources
+from ledger.queries.footing import footed
+from ledger.queries.sources import DriftLine
 from ledger.reconcile.model import CATEGORIES
-from reports import sources
-from reports.alerts import rules
-from reports.alerts.channels import enabled_channels
-from reports.alerts.messages import Attachment, Message
-from reports.alerts.outbox import queue_to_channels
-from reports.filters import money, percent, plain_decimal, signed_money, tokens
-from reports.footing import footed
 from reports.rendering import environment
-from reports.sources import DriftLine
 
 FORMATS = ("html", "csv", "json")
 CSV_COLUMNS = (
@@ -102,7 +102,7 @@ class MonthlyReport:
 
     def written(self) -> tuple[list[tuple[MonthlyRow, WrittenCosts]], list[tuple[MonthlyTotal, WrittenCosts]]]:
         """Rows and totals with their money as written: to the cent, each currency's column adding up to its
-        total (round once, then distribute the remainder: `reports.footing`)."""
+        total (round once, then distribute the remainder: `ledger.queries.footing`)."""
         return written_costs(self.rows, self.totals)
 
 

@@ -18,10 +18,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
-from ledger import auth
-from ledger.api import create_app
-from ledger.database import create_db_engine, session_factory, start_embedded_postgres, upgrade
+from ledger.access import auth
+from ledger.server import create_app
 from ledger.settings import Settings
+from ledger.storage.database import create_db_engine, session_factory, start_embedded_postgres, upgrade
 from tests.openai_admin_api import openai_admin_api
 
 

@@ -9,11 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from ledger.cli import app
-from ledger.database import session_factory
-from ledger.tables import AlertChannel, AlertOutbox, Finding
-from reports.alerts import deliver_due, queue_finding_alert
-from reports.alerts.messages import signature
+from ledger.alerts import deliver_due, queue_finding_alert
+from ledger.alerts.messages import signature
+from ledger.cli.main import app
+from ledger.storage.database import session_factory
+from ledger.storage.tables import AlertChannel, AlertOutbox, Finding
 from tests.clocks import FixedClock
 from tests.conftest import make_tenant
 from tests.http_receiver import http_receiver

@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from ledger import log_redaction
-from ledger.api import create_app
+from ledger.alerts import queue_finding_alert
 from ledger.clock import Clock
-from ledger.database import session_factory
+from ledger.server import create_app
+from ledger.service import log_redaction
 from ledger.settings import Settings
-from ledger.tables import AlertOutbox, ScheduledJob
-from reports.alerts import queue_finding_alert
+from ledger.storage.database import session_factory
+from ledger.storage.tables import AlertOutbox, ScheduledJob
 from tests.clocks import FixedClock
 from tests.conftest import make_tenant
 from tests.http_receiver import Receiver, http_receiver

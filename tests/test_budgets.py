@@ -14,15 +14,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from ledger.api import create_app
-from ledger.cli import app
-from ledger.database import session_factory
+from ledger.alerts.budgets import RUN_RATE, SAME_DAYS_LAST_MONTH, month_forecast
+from ledger.cli.main import app
 from ledger.periods import Period
-from ledger.scheduler import ScheduledWork
+from ledger.queries.money_over_time import LoggedMoney
+from ledger.server import create_app
+from ledger.service.scheduler import ScheduledWork
 from ledger.settings import Settings
-from ledger.tables import AlertOutbox
-from reports.budgets import RUN_RATE, SAME_DAYS_LAST_MONTH, month_forecast
-from reports.money_over_time import LoggedMoney
+from ledger.storage.database import session_factory
+from ledger.storage.tables import AlertOutbox
+from reports.monthly import send_monthly_report
 from tests.clocks import FixedClock
 from tests.conftest import TenantKeys, make_tenant
 from tests.events_factory import usage_event
@@ -232,8 +233,9 @@ def test_the_daily_job_alerts_a_forecast_past_the_budget_and_the_overview_shows_
         result = runner.invoke(app, ["budgets", "set", "--usd", str(unit * 25)], env=env)
         assert result.exit_code == 0, result.output
 
-        ScheduledWork(settings, fresh_engine, session_factory(fresh_engine), clock).daily()
-        ScheduledWork(settings, fresh_engine, session_factory(fresh_engine), clock).daily()  # once a month
+        work = ScheduledWork(settings, fresh_engine, session_factory(fresh_engine), clock, send_monthly_report)
+        work.daily()
+        work.daily()  # once a month
 
         assert budget_alerts(fresh_engine, tenant_id) == ["budget:1:2026-11:forecast:100"]
         sign_in(client, keys.read["Authorization"].split(" ", 1)[1])

@@ -7,9 +7,9 @@ import secrets
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from ledger.database import session_factory
-from ledger.demo_setup import ensure_demo_tenant
-from ledger.tables import ApiKey, Tenant
+from ledger.demo.setup import ensure_demo_tenant
+from ledger.storage.database import session_factory
+from ledger.storage.tables import ApiKey, Tenant
 
 
 def active_keys(engine: Engine, tenant: str) -> int:

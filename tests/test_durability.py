@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine, make_url
 
-from ledger.api import create_app
-from ledger.database import create_db_engine
+from ledger.server import create_app
 from ledger.settings import Settings
+from ledger.storage.database import create_db_engine
 from tests.conftest import TenantKeys
 from tests.events_factory import usage_event
 from tests.tcp_proxy import TcpProxy
@@ -65,7 +65,7 @@ def test_every_acknowledged_event_survives_a_kill_9_of_the_server(
         "TOKENLEDGER_SCHEDULER_ENABLED": "false",
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port), "--no-migrate"],
+        [sys.executable, "-m", "ledger.cli.main", "serve", "--port", str(port), "--no-migrate"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

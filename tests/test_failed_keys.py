@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from ledger.api import create_app
+from ledger.server import create_app
 from ledger.settings import Settings
 from tests.conftest import TenantKeys
 

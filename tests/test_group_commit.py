@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from ledger.errors import ServiceUnavailable
-from ledger.events import EventRow, validate_events
-from ledger.group_commit import BatchStats, GroupCommitWriter
-from ledger.ingest import PARAMETER_BATCH_ROWS
+from ledger.sink.events import EventRow, validate_events
+from ledger.sink.group_commit import BatchStats, GroupCommitWriter
+from ledger.sink.ingest import PARAMETER_BATCH_ROWS
 from tests.conftest import TenantKeys
 from tests.events_factory import usage_event
 

@@ -66,7 +66,7 @@ def test_a_gzip_compressed_body_is_read_and_a_bad_or_unknown_encoding_is_refused
 
 
 def test_a_body_that_decompresses_past_the_limit_is_413(settings: Settings, engine: Engine, tenant: TenantKeys) -> None:
-    from ledger.api import create_app
+    from ledger.server import create_app
 
     small = settings.model_copy(update={"max_body_bytes": 10_000})
     bomb = gzip.compress(b"[" + b" " * 1_000_000 + b"]")  # 1 MB of spaces, a few KB compressed

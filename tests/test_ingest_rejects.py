@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from ledger.api import create_app
+from ledger.server import create_app
 from ledger.settings import Settings
 from tests.conftest import TenantKeys
 from tests.events_factory import usage_event

@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger import latency
+from ledger.sink import latency
 
 durations = st.lists(st.integers(min_value=0, max_value=900_000), min_size=1, max_size=300)
 

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from ledger.catalog import shared_catalog
-from ledger.cli import app
+from ledger.cli.main import app
+from ledger.pricing.catalog import shared_catalog
 from tests import mainstream_month
 from tests.conftest import TenantKeys
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.catalog import base_layer, shared_catalog
-from ledger.pricing import pricing_provider_of
+from ledger.pricing.catalog import base_layer, shared_catalog
+from ledger.pricing.prices import pricing_provider_of
 
 AT = datetime(2026, 10, 15, 12, tzinfo=UTC)
 
@@ -160,9 +160,9 @@ def test_the_overlay_wins_over_genai_prices_and_says_so() -> None:
 
 
 def test_the_demo_says_how_many_models_are_priced_out_of_the_box() -> None:
-    from ledger.cli import priced_out_of_the_box
+    from ledger.cli.main import priced_out_of_the_box
 
     count, _, rest = priced_out_of_the_box().partition(" models priced out of the box: ")
     assert int(count.replace(",", "")) == shared_catalog().model_count() > 2_000
-    assert "from the sourced overlay (ledger/prices.csv) over" in rest
+    assert "from the sourced overlay (ledger/pricing/prices.csv) over" in rest
     assert "genai-prices 0.2." in rest

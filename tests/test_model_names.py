@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.model_names import (
+from ledger.pricing.model_names import (
     billing_label_models,
     first_known,
     model_of_aws_usage_type,

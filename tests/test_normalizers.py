@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.normalizers import (
+from ledger.sink.normalizers import (
     SUPPORTED_PROVIDERS,
     NormalizedUsage,
     UnsupportedProviderError,

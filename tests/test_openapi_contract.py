@@ -21,7 +21,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 from sqlalchemy.engine import Engine
 
-from ledger.api import create_app
+from ledger.server import create_app
 from ledger.settings import Settings
 from tests.conftest import TenantKeys, make_tenant
 from tests.integrations.harness import LedgerServer

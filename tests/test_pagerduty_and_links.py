@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from ledger.database import session_factory
-from reports.alerts import deliver_due, queue_finding_alert
+from ledger.alerts import deliver_due, queue_finding_alert
+from ledger.storage.database import session_factory
 from tests.clocks import FixedClock
 from tests.conftest import TenantKeys
 from tests.http_receiver import Receiver, http_receiver
@@ -112,7 +112,7 @@ def test_a_pagerduty_channel_needs_its_routing_key_and_never_shows_it(
 ) -> None:
     from typer.testing import CliRunner
 
-    from ledger.cli import app
+    from ledger.cli.main import app
 
     monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", database_url)
     cli = CliRunner()

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from ledger.auth import tenant_by_name
-from ledger.catalog import add_overrides, load_catalog
-from ledger.cli import app
-from ledger.database import session_factory
+from ledger.access.auth import tenant_by_name
+from ledger.cli.main import app
 from ledger.errors import InvalidRequest
-from ledger.pricing import PriceRow, TokenUsage
+from ledger.pricing.catalog import add_overrides, load_catalog
+from ledger.pricing.prices import PriceRow, TokenUsage
+from ledger.storage.database import session_factory
 from tests.conftest import TenantKeys
 
 HEADER = (
@@ -34,7 +34,7 @@ def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 
 def cost_of(engine: Engine, tenant: TenantKeys, provider: str, model: str, usage: TokenUsage) -> object:
     with session_factory(engine)() as session:
-        from ledger.auth import tenant_by_name
+        from ledger.access.auth import tenant_by_name
 
         catalog = load_catalog(session, tenant_by_name(session, tenant.name).id)
         return catalog.cost(provider, model, usage, at=datetime(2026, 10, 15, 12, tzinfo=UTC))
@@ -197,7 +197,7 @@ def set_price(cli: CliRunner, tenant: TenantKeys, *options: str) -> None:
 def billed_cost(engine: Engine, tenant: TenantKeys, billed_by: str, model: str, account: str | None = None) -> object:
     """What 1M input tokens of `model` cost when `billed_by` bills them (to `account`), as the reconciler prices
     them: a gateway's usage at the upstream provider's list price."""
-    from ledger.pricing import pricing_provider_of
+    from ledger.pricing.prices import pricing_provider_of
 
     with session_factory(engine)() as session:
         catalog = load_catalog(session, tenant_by_name(session, tenant.name).id)
@@ -295,7 +295,7 @@ def test_prices_update_stores_what_genai_prices_fetched_and_uses_it(
 
     from genai_prices import data_snapshot
 
-    from ledger.catalog import forget_loaded_prices
+    from ledger.pricing.catalog import forget_loaded_prices
 
     document = json.dumps(
         [

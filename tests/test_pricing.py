@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.model_names import normalize_model_name
-from ledger.pricing import (
+from ledger.pricing.model_names import normalize_model_name
+from ledger.pricing.prices import (
     CONTEXT_BAND_THRESHOLDS,
     SERVICE_TIERS,
     TOKEN_TYPES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from ledger.api import create_app
+from ledger.server import create_app
 from ledger.settings import Settings
 from tests.conftest import TenantKeys, make_tenant
 from tests.events_factory import usage_event

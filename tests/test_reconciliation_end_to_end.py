@@ -20,11 +20,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from ledger.cli import app
-from ledger.demo_setup import BackgroundServer, DemoResult, ensure_demo_tenant, populate
+from ledger.cli.main import app
+from ledger.demo.setup import BackgroundServer, DemoResult, ensure_demo_tenant, populate
+from ledger.display import money, signed_money
+from ledger.queries.footing import footed
 from ledger.settings import Settings
-from reports.filters import money, signed_money
-from reports.footing import footed
 from reports.monthly import compared_tokens
 from tests.reports.conftest import sign_in
 
@@ -44,7 +44,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def demo_month(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoResult]:
-    from ledger.database import create_db_engine
+    from ledger.storage.database import create_db_engine
 
     settings = Settings(database_url=database_url, auth_cache_seconds=0, scheduler_enabled=False)
     engine = create_db_engine(database_url, pool_size=4)
@@ -217,9 +217,9 @@ def test_the_drift_over_time_page_bills_each_token_once(client: TestClient, demo
 def test_runs_started_together_take_turns_and_all_succeed(engine: Engine, demo_month: DemoResult) -> None:
     """The scheduler, the CLI and two clicks on the API at once: each run waits for the one before it instead
     of colliding on the period's drift rows, and together they leave what one run alone leaves."""
-    from ledger.database import session_factory
     from ledger.periods import Period
-    from ledger.reconciliation import run_reconciliation
+    from ledger.reconciliation.run import run_reconciliation
+    from ledger.storage.database import session_factory
 
     with engine.connect() as conn:
         tenant_id = conn.scalar(sa.text("SELECT id FROM tenants WHERE name = :n"), {"n": demo_month.tenant})

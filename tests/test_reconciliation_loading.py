@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from ledger.database import session_factory
 from ledger.periods import Period
-from ledger.pricing import PriceCatalog, load_bundled_prices
-from ledger.reconciliation import load_logged_days, reconcile_period
+from ledger.pricing.prices import PriceCatalog, load_bundled_prices
+from ledger.reconciliation.run import load_logged_days, reconcile_period
 from ledger.settings import Settings
+from ledger.storage.database import session_factory
 from tests.conftest import TenantKeys
 from tests.events_factory import usage_event
 
@@ -111,7 +111,7 @@ def test_a_statement_day_summing_to_a_negative_quantity_stops_the_run_naming_it(
     import pytest
 
     from ledger.reconcile import ReconcileInputError
-    from ledger.reconciliation import billed_days
+    from ledger.reconciliation.run import billed_days
 
     def row(uncached: int, currency: str | None = None) -> tuple[object, ...]:
         quantities = (Decimal(uncached), None, None, None, Decimal(500))
@@ -137,8 +137,8 @@ def test_a_price_negotiated_from_mid_month_prices_the_days_before_and_after_it_a
     the 16th, and the list price still prices the 14th."""
     from typer.testing import CliRunner
 
-    from ledger.catalog import load_catalog
-    from ledger.cli import app
+    from ledger.cli.main import app
+    from ledger.pricing.catalog import load_catalog
 
     monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", database_url)
     price = ["prices", "set", "--tenant", tenant.name, "--provider", "openai", "--model", "gpt-5.4"]

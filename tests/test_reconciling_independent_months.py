@@ -18,13 +18,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from importers.anthropic import AnthropicImporter
-from ledger.catalog import add_overrides
-from ledger.database import session_factory
-from ledger.pricing import PRICE_FILE_COLUMNS, parse_price_csv
+from ledger.pricing.catalog import add_overrides
+from ledger.pricing.prices import PRICE_FILE_COLUMNS, parse_price_csv
 from ledger.reconcile import Finding
-from ledger.reconciliation import run_reconciliation
+from ledger.reconciliation.run import run_reconciliation
 from ledger.settings import Settings
-from ledger.statements import store_statements
+from ledger.statements.store import store_statements
+from ledger.storage.database import session_factory
 from tests.conftest import make_tenant
 from tests.month_generator import (
     CHARGED,

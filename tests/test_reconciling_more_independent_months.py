@@ -16,12 +16,12 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from importers.openai import COSTS_PATH, USAGE_PATH
-from ledger.catalog import add_overrides
-from ledger.cli import app
-from ledger.database import session_factory
+from ledger.cli.main import app
+from ledger.pricing.catalog import add_overrides
 from ledger.reconcile import Finding
-from ledger.reconciliation import run_reconciliation
+from ledger.reconciliation.run import run_reconciliation
 from ledger.settings import Settings
+from ledger.storage.database import session_factory
 from tests.conftest import TenantKeys, make_tenant
 from tests.month_generator import (
     ANTHROPIC,

@@ -16,11 +16,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from ledger.api import create_app
-from ledger.database import create_db_engine, session_factory
+from ledger.alerts import queue_run_failure_alert
+from ledger.server import create_app
 from ledger.settings import Settings
-from ledger.tables import ReconciliationRun
-from reports.alerts import queue_run_failure_alert
+from ledger.storage.database import create_db_engine, session_factory
+from ledger.storage.tables import ReconciliationRun
 from tests.conftest import make_tenant
 from tests.http_receiver import http_receiver
 from tests.reports import rows
@@ -36,7 +36,7 @@ def test_five_replicas_started_at_once_on_a_fresh_database_all_serve_and_deliver
     logs = [tmp_path / f"replica-{port}.log" for port in ports]
     replicas = [
         subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "ledger.cli.main", "serve", "--port", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log.open("wb"),

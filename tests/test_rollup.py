@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from ledger import latency
-from ledger.rollup import ALL_COLUMNS, KEY_COLUMNS
+from ledger.sink import latency
+from ledger.sink.rollup import ALL_COLUMNS, KEY_COLUMNS
 from tests.conftest import TenantKeys
 from tests.events_factory import usage_event
 

@@ -18,14 +18,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from importers.registry import importer_for
-from ledger import rollup
-from ledger.api import create_app
-from ledger.database import session_factory
-from ledger.events import validate_events
-from ledger.ingest import partition_ddl
 from ledger.periods import Period
-from ledger.reconciliation import run_reconciliation
-from ledger.scheduler import (
+from ledger.reconciliation.run import run_reconciliation
+from ledger.server import create_app
+from ledger.service.scheduler import (
     TICK_SECONDS,
     ScheduledWork,
     configured_sources,
@@ -35,7 +31,11 @@ from ledger.scheduler import (
     with_job_lock,
 )
 from ledger.settings import Settings
-from ledger.tables import (
+from ledger.sink import rollup
+from ledger.sink.events import validate_events
+from ledger.sink.ingest import partition_ddl
+from ledger.storage.database import session_factory
+from ledger.storage.tables import (
     AlertOutbox,
     DriftRow,
     ReconciliationRun,
@@ -44,6 +44,7 @@ from ledger.tables import (
     Tenant,
     UsageEvent,
 )
+from reports.monthly import send_monthly_report
 from tests.clocks import FixedClock
 from tests.conftest import TenantKeys, make_tenant
 from tests.events_factory import usage_event
@@ -144,7 +145,7 @@ def test_a_run_failing_in_the_database_records_the_servers_words_not_the_stateme
 
 def scheduled_work(settings: Settings, engine: Engine, now: datetime) -> ScheduledWork:
     """The scheduler's jobs as the service runs them, on a clock the test holds still."""
-    return ScheduledWork(settings, engine, session_factory(engine), FixedClock(now))
+    return ScheduledWork(settings, engine, session_factory(engine), FixedClock(now), send_monthly_report)
 
 
 def tenant_id_of(engine: Engine, tenant: TenantKeys) -> int:
@@ -242,7 +243,11 @@ def test_replicas_started_at_once_elect_one_leader_which_runs_the_daily_job_once
     clock = FixedClock(datetime(2026, 11, 20, 5, 59, tzinfo=UTC))
     sessions = session_factory(fresh_engine)
     with ThreadPoolExecutor(5) as starting:
-        replicas = list(starting.map(lambda _: start_scheduler(settings, fresh_engine, sessions, clock), range(5)))
+        replicas = list(
+            starting.map(
+                lambda _: start_scheduler(settings, fresh_engine, sessions, send_monthly_report, clock), range(5)
+            )
+        )
     try:
         wait_until(lambda: sum(replica.leading for replica in replicas) == 1, "one replica leads")
         clock.advance(timedelta(minutes=1, seconds=1))  # 06:00:01, the pull hour

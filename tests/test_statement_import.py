@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from ledger.cli import app
-from ledger.database import session_factory
-from ledger.importing import importer_named, parse_documents, read_documents
+from ledger.cli.main import app
 from ledger.periods import Period
-from ledger.statements import store_statements
+from ledger.statements.importing import importer_named, parse_documents, read_documents
+from ledger.statements.store import store_statements
+from ledger.storage.database import session_factory
 from tests.conftest import TenantKeys
 from tests.openai_admin_api import OpenAIAdminApi
 
@@ -237,7 +237,7 @@ def long_export(rows: int) -> str:
 def test_a_large_csv_export_is_stored_line_by_line_and_archived_byte_for_byte(
     cli: CliRunner, tenant: TenantKeys, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("ledger.statements.ARCHIVE_PART_BYTES", 64 * 1024)  # several parts for a small file
+    monkeypatch.setattr("ledger.statements.store.ARCHIVE_PART_BYTES", 64 * 1024)  # several parts for a small file
     export = tmp_path / "export.csv"
     export.write_text(long_export(5_000))
 

@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ledger.auth import same_text
+from ledger.access.auth import same_text
 from ledger.errors import Forbidden, TokenLedgerError
-from ledger.tables import ApiKey, ReportSession, Tenant
+from ledger.storage.tables import ApiKey, ReportSession, Tenant
 
 SESSION_COOKIE = "tokenledger_report"
 SIGNIN_COOKIE = "tokenledger_signin"

@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from ledger.database import session_factory
-from ledger.demo_setup import DemoResult
+from ledger.demo.setup import DemoResult
 from ledger.settings import Settings
-from ledger.tables import Tenant
+from ledger.storage.database import session_factory
+from ledger.storage.tables import Tenant
 from tests.conftest import TenantKeys, make_tenant
 from tests.reports import rows
 from tests.reports.rows import OCTOBER
@@ -178,8 +178,8 @@ def csrf_of(html: str) -> str:
 def demo_month(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoResult]:
     """The demo's month (at a third of its size): usage through the ingest API, the providers' statements
     through the importers, reconciled; for the report tests that compare pages with the API."""
-    from ledger.database import create_db_engine
-    from ledger.demo_setup import BackgroundServer, ensure_demo_tenant, populate
+    from ledger.demo.setup import BackgroundServer, ensure_demo_tenant, populate
+    from ledger.storage.database import create_db_engine
 
     settings = Settings(database_url=database_url, auth_cache_seconds=0, scheduler_enabled=False)
     engine = create_db_engine(database_url, pool_size=4)

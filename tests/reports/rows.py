@@ -1,4 +1,4 @@
-"""Real rows for the report tests, written with the `ledger.tables` classes: what the reconciler, the
+"""Real rows for the report tests, written with the `ledger.storage.tables` classes: what the reconciler, the
 importers and the ingest would have stored."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ledger import latency, tables
 from ledger.periods import Period, day_start
-from ledger.rollup import SUM_COLUMNS
+from ledger.sink import latency
+from ledger.sink.rollup import SUM_COLUMNS
+from ledger.storage import tables
 
 OCTOBER = Period.month("2026-10")
 NOW = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)

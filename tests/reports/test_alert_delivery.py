@@ -22,9 +22,9 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from ledger.database import session_factory
-from ledger.tables import AlertChannel, AlertOutbox
-from reports.alerts import DeliveryStats, deliver_due, queue_finding_alert, rules, send_test
+from ledger.alerts import DeliveryStats, deliver_due, queue_finding_alert, rules, send_test
+from ledger.storage.database import session_factory
+from ledger.storage.tables import AlertChannel, AlertOutbox
 from reports.monthly import send_monthly_report
 from tests.clocks import FixedClock
 from tests.conftest import make_tenant

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from ledger.database import session_factory
-from ledger.tables import AlertOutbox
-from reports.alerts import queue_finding_alert, queue_run_failure_alert, queue_stale_source_alerts, rules
+from ledger.alerts import queue_finding_alert, queue_run_failure_alert, queue_stale_source_alerts, rules
+from ledger.storage.database import session_factory
+from ledger.storage.tables import AlertOutbox
 from reports.monthly import send_monthly_report
 from tests.conftest import make_tenant
 from tests.reports import rows

@@ -18,8 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from ledger.cli import app
-from ledger.demo_setup import DemoResult
+from ledger.cli.main import app
+from ledger.demo.setup import DemoResult
 from tests.reports.conftest import sign_in
 
 

@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from ledger.database import session_factory
-from ledger.tables import FindingChange
+from ledger.storage.database import session_factory
+from ledger.storage.tables import FindingChange
 from tests.conftest import make_tenant
 from tests.reports.conftest import Month
 

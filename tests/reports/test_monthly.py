@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from ledger.database import session_factory
+from ledger.queries.sources import DriftLine
+from ledger.storage.database import session_factory
 from reports import monthly
-from reports.sources import DriftLine
 from tests.reports.conftest import Month
 from tests.reports.rows import NOW, OCTOBER
 from tests.reports.snapshots import assert_snapshot

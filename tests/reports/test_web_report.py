@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from ledger import auth
-from ledger.database import session_factory
-from ledger.tables import AlertChannel
+from ledger.access import auth
+from ledger.storage.database import session_factory
+from ledger.storage.tables import AlertChannel
 from tests.conftest import make_tenant
 from tests.reports import rows
 from tests.reports.conftest import Month, csrf_of, sign_in
