@@ -24,7 +24,7 @@ from ledger.sink.events import json_text
 
 log = logging.getLogger("tokenledger.database")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 EMBEDDED_DATABASE = "tokenledger"
 
