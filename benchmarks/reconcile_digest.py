@@ -44,21 +44,21 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-
-# The one place this script reaches into ledger's modules (update these imports when they move). The demo month
-# needs a fixed "now", which `tokenledger demo` does not take (it reconciles the month before the wall clock's),
-# so it is set up with the functions behind that command; the benchmark month's events need their partition of
-# usage_events, created with ingest's own DDL as benchmarks/reconcile.py does.
-from ledger.database import create_db_engine
-from ledger.demo_setup import BackgroundServer, ensure_demo_tenant, populate
-from ledger.ingest import partition_ddl
 from psycopg.types.json import set_json_loads
 from sqlalchemy.engine import make_url
 
 from benchmarks.common import conninfo
 from benchmarks.reconcile import PERIOD as BENCH_PERIOD
 from benchmarks.reconcile import load as load_bench_month
+from ledger.demo.setup import BackgroundServer, ensure_demo_tenant, populate
 from ledger.settings import Settings
+from ledger.sink.ingest import partition_ddl
+
+# The one place this script reaches into ledger's modules (update these imports when they move). The demo month
+# needs a fixed "now", which `tokenledger demo` does not take (it reconciles the month before the wall clock's),
+# so it is set up with the functions behind that command; the benchmark month's events need their partition of
+# usage_events, created with ingest's own DDL as benchmarks/reconcile.py does.
+from ledger.storage.database import create_db_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
