@@ -24,6 +24,8 @@ from ledger.settings import Settings
 from ledger.storage.database import create_db_engine, session_factory, start_embedded_postgres, upgrade
 from tests.openai_admin_api import openai_admin_api
 
+pytest_plugins = ["tests.months"]  # the reconciled months shared by the report, API and alert tests
+
 
 def _fresh_database(server_url: str) -> tuple[str, str]:
     """Create an empty database on the server; return its URL and the admin URL to drop it later."""

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from ledger.demo.setup import DemoResult
 from ledger.server import create_app
 from ledger.settings import Settings
-from tests.reports.conftest import Month
+from tests.months import Month
 from tests.reports.test_money_report import CENT, assert_table_foots, reconciliation_by_provider
 
 CHROMIUM = next(

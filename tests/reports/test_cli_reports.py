@@ -15,8 +15,8 @@ from ledger.cli.main import app
 from ledger.storage.database import session_factory
 from ledger.storage.tables import AlertChannel
 from reports import monthly
-from tests.reports.conftest import Month
-from tests.reports.rows import OCTOBER
+from tests.months import Month
+from tests.rows import OCTOBER
 
 
 @pytest.fixture

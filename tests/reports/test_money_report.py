@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from ledger.cli.main import app as cli_app
 from ledger.demo.setup import DemoResult
-from tests.reports.conftest import sign_in
+from tests.months import sign_in
 
 CENT = Decimal("0.01")
 

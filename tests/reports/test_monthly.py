@@ -19,9 +19,9 @@ from sqlalchemy.engine import Engine
 from ledger.queries.sources import DriftLine
 from ledger.storage.database import session_factory
 from reports import monthly
-from tests.reports.conftest import Month
-from tests.reports.rows import NOW, OCTOBER
+from tests.months import Month
 from tests.reports.snapshots import assert_snapshot
+from tests.rows import NOW, OCTOBER
 
 GENERATED = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
 

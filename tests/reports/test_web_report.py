@@ -14,9 +14,9 @@ from sqlalchemy.engine import Engine
 from ledger.access import auth
 from ledger.storage.database import session_factory
 from ledger.storage.tables import AlertChannel
+from tests import rows
 from tests.conftest import make_tenant
-from tests.reports import rows
-from tests.reports.conftest import Month, csrf_of, sign_in
+from tests.months import Month, csrf_of, sign_in
 
 
 def test_an_unauthenticated_visit_is_sent_to_sign_in_and_back(client: TestClient, october: Month) -> None:

@@ -25,9 +25,9 @@ from ledger.storage.database import session_factory
 from tests.conftest import TenantKeys
 from tests.openai_admin_api import OpenAIAdminApi
 
-OPENAI = Path(__file__).parent / "importers" / "openai"
-ANTHROPIC = Path(__file__).parent / "importers" / "anthropic"
-FOCUS_BEDROCK = Path(__file__).parent / "importers" / "focus" / "bedrock_aws_focus_1_2.csv"
+OPENAI = Path(__file__).parent.parent / "importers" / "openai"
+ANTHROPIC = Path(__file__).parent.parent / "importers" / "anthropic"
+FOCUS_BEDROCK = Path(__file__).parent.parent / "importers" / "focus" / "bedrock_aws_focus_1_2.csv"
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from ledger.display import money, signed_money
 from ledger.queries.footing import footed
 from ledger.settings import Settings
 from reports.monthly import compared_tokens
-from tests.reports.conftest import sign_in
+from tests.months import sign_in
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from ledger.storage.database import session_factory
 from ledger.storage.tables import FindingChange
 from tests.conftest import make_tenant
-from tests.reports.conftest import Month
+from tests.months import Month
 
 
 def test_findings_are_listed_most_severe_first_with_money_as_decimal_strings(

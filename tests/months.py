@@ -1,5 +1,5 @@
-"""Fixtures of the report tests: a tenant with a reconciled October 2026 stored in the real database, and a
-browser-like sign-in to the web report."""
+"""Months shared by the report, API and alert tests (fixtures, loaded by tests/conftest.py): a tenant with a
+reconciled October 2026 stored in the real database, and a browser-like sign-in to the web report."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from ledger.demo.setup import DemoResult
 from ledger.settings import Settings
 from ledger.storage.database import session_factory
 from ledger.storage.tables import Tenant
+from tests import rows
 from tests.conftest import TenantKeys, make_tenant
-from tests.reports import rows
-from tests.reports.rows import OCTOBER
+from tests.rows import OCTOBER
 
 DEMO_NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 SERIES_EVIDENCE = {

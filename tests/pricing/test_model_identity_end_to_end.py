@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from ledger.cli.main import app
 from tests.conftest import TenantKeys
 from tests.events_factory import usage_event
-from tests.reports.conftest import sign_in
+from tests.months import sign_in
 
 DAY = datetime(2026, 10, 6, tzinfo=UTC)
 FOCUS_HEADER = (

@@ -17,10 +17,10 @@ from ledger.alerts import queue_finding_alert, queue_run_failure_alert, queue_st
 from ledger.storage.database import session_factory
 from ledger.storage.tables import AlertOutbox
 from reports.monthly import send_monthly_report
+from tests import rows
 from tests.conftest import make_tenant
-from tests.reports import rows
-from tests.reports.conftest import seed_october, tenant_id_of
-from tests.reports.rows import NOW, OCTOBER
+from tests.months import seed_october, tenant_id_of
+from tests.rows import NOW, OCTOBER
 
 
 @pytest.fixture

@@ -26,12 +26,12 @@ from ledger.alerts import DeliveryStats, deliver_due, queue_finding_alert, rules
 from ledger.storage.database import session_factory
 from ledger.storage.tables import AlertChannel, AlertOutbox
 from reports.monthly import send_monthly_report
+from tests import rows
 from tests.clocks import FixedClock
 from tests.conftest import make_tenant
 from tests.http_receiver import http_receiver
-from tests.reports import rows
-from tests.reports.conftest import Month, seed_october, tenant_id_of
-from tests.reports.rows import NOW, OCTOBER
+from tests.months import Month, seed_october, tenant_id_of
+from tests.rows import NOW, OCTOBER
 
 SECRET = "whsec-test-0123456789"
 

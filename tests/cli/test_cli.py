@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 from ledger.cli.main import app
 from ledger.storage.database import session_factory
 from ledger.storage.tables import Tenant
+from tests import rows
 from tests.conftest import TenantKeys
 from tests.events_factory import usage_event
-from tests.reports import rows
-from tests.test_durability import free_port, wait_until_healthy
+from tests.sink.test_durability import free_port, wait_until_healthy
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ from ledger.server import create_app
 from ledger.settings import Settings
 from ledger.storage.database import create_db_engine, session_factory
 from ledger.storage.tables import ReconciliationRun
+from tests import rows
 from tests.conftest import make_tenant
 from tests.http_receiver import http_receiver
-from tests.reports import rows
-from tests.test_durability import free_port, wait_until_healthy
+from tests.sink.test_durability import free_port, wait_until_healthy
 
 
 def test_five_replicas_started_at_once_on_a_fresh_database_all_serve_and_deliver_an_alert_once(

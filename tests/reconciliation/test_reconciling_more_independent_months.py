@@ -37,7 +37,7 @@ from tests.month_generator import (
     generate,
 )
 from tests.openai_admin_api import ADMIN_KEY, OpenAIAdminApi
-from tests.test_reconciling_independent_months import NOW, negotiated_price, reconciled, send
+from tests.reconciliation.test_reconciling_independent_months import NOW, negotiated_price, reconciled, send
 
 MONEY_FLOOR = Decimal("1.00")  # the default money_abs_tolerance
 RATE_TOLERANCE = Decimal("0.002")

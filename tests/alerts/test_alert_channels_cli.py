@@ -14,12 +14,12 @@ from ledger.alerts.messages import signature
 from ledger.cli.main import app
 from ledger.storage.database import session_factory
 from ledger.storage.tables import AlertChannel, AlertOutbox, Finding
+from tests import rows
 from tests.clocks import FixedClock
 from tests.conftest import make_tenant
 from tests.http_receiver import http_receiver
-from tests.reports import rows
-from tests.reports.conftest import tenant_id_of
-from tests.reports.rows import NOW
+from tests.months import tenant_id_of
+from tests.rows import NOW
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from ledger.cli.main import app
 from ledger.demo.setup import DemoResult
-from tests.reports.conftest import sign_in
+from tests.months import sign_in
 
 
 def finding_of(client: TestClient, demo: DemoResult, kind: str) -> dict:

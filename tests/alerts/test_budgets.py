@@ -24,11 +24,11 @@ from ledger.settings import Settings
 from ledger.storage.database import session_factory
 from ledger.storage.tables import AlertOutbox
 from reports.monthly import send_monthly_report
+from tests import rows
 from tests.clocks import FixedClock
 from tests.conftest import TenantKeys, make_tenant
 from tests.events_factory import usage_event
-from tests.reports import rows
-from tests.reports.conftest import sign_in, tenant_id_of
+from tests.months import sign_in, tenant_id_of
 
 MILLION_INPUT_TOKENS = {"input_tokens": 1_000_000, "output_tokens": 0, "cache_read_input_tokens": None}
 

@@ -45,12 +45,12 @@ from ledger.storage.tables import (
     UsageEvent,
 )
 from reports.monthly import send_monthly_report
+from tests import rows
 from tests.clocks import FixedClock
 from tests.conftest import TenantKeys, make_tenant
 from tests.events_factory import usage_event
 from tests.openai_admin_api import ADMIN_KEY, OpenAIAdminApi
-from tests.reports import rows
-from tests.reports.rows import channel
+from tests.rows import channel
 
 NOW = datetime(2026, 11, 2, tzinfo=UTC)
 

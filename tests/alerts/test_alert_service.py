@@ -23,11 +23,11 @@ from ledger.service import log_redaction
 from ledger.settings import Settings
 from ledger.storage.database import session_factory
 from ledger.storage.tables import AlertOutbox, ScheduledJob
+from tests import rows
 from tests.clocks import FixedClock
 from tests.conftest import make_tenant
 from tests.http_receiver import Receiver, http_receiver
-from tests.reports import rows
-from tests.reports.conftest import tenant_id_of
+from tests.months import tenant_id_of
 
 FINDINGS = 5
 

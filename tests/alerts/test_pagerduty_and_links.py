@@ -15,11 +15,11 @@ from sqlalchemy.engine import Engine
 
 from ledger.alerts import deliver_due, queue_finding_alert
 from ledger.storage.database import session_factory
+from tests import rows
 from tests.clocks import FixedClock
 from tests.conftest import TenantKeys
 from tests.http_receiver import Receiver, http_receiver
-from tests.reports import rows
-from tests.reports.conftest import sign_in, tenant_id_of
+from tests.months import sign_in, tenant_id_of
 
 PUBLIC_URL = "https://tokenledger.example.com"
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdef012345"
