@@ -5,12 +5,8 @@ evidence, the clean control group is not, and a re-run updates findings instead 
 from __future__ import annotations
 
 import re
-import secrets
-import socket
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,52 +17,14 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from ledger.cli.main import app
-from ledger.demo.setup import BackgroundServer, DemoResult, ensure_demo_tenant, populate
+from ledger.demo.setup import DemoResult
 from ledger.display import money, signed_money
 from ledger.queries.footing import footed
 from ledger.settings import Settings
 from reports.monthly import compared_tokens
-from tests.months import sign_in
+from tests.months import DEMO_NOW, sign_in
 
-NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-
-
-class FixedClock:
-    def now(self) -> datetime:
-        return NOW
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def demo_month(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoResult]:
-    from ledger.storage.database import create_db_engine
-
-    settings = Settings(database_url=database_url, auth_cache_seconds=0, scheduler_enabled=False)
-    engine = create_db_engine(database_url, pool_size=4)
-    server = BackgroundServer(settings, engine, "127.0.0.1", free_port())
-    server.start()
-    try:
-        tenant = f"demo-{secrets.token_hex(3)}"
-        keys = ensure_demo_tenant(engine, tenant)
-        yield populate(
-            settings,
-            engine,
-            server.base_url,
-            keys,
-            tmp_path_factory.mktemp("demo"),
-            lambda _: None,
-            tenant=tenant,
-            scale=0.3,
-            clock=FixedClock(),
-        )
-    finally:
-        server.stop()
-        engine.dispose()
+NOW = DEMO_NOW  # the demo month (tests/months.py) is reconciled as of this instant
 
 
 def findings_of(client: TestClient, demo: DemoResult, **filters: str) -> list[dict]:
