@@ -45,7 +45,6 @@ from ledger.vocabulary import (
     TOKEN_CATEGORIES,
     TOKEN_USAGE_TYPES,
     ServiceTier,
-    TokenCategory,
     UsageType,
 )
 
@@ -520,21 +519,15 @@ def _price_logged(
 
 _AppTokens = dict[tuple[Any, ...], list[tuple[str, dict[str, int]]]]
 
-# The reconciler's token categories from the rollups' columns (as `ledger.reconciliation.run` splits them).
-_CATEGORY_COLUMNS: dict[TokenCategory, Any] = {
-    TokenCategory.UNCACHED_INPUT: UsageHourly.input_tokens
-    - UsageHourly.cache_read_input_tokens
-    - UsageHourly.cache_creation_input_tokens,
-    TokenCategory.CACHED_INPUT: UsageHourly.cache_read_input_tokens,
-    TokenCategory.CACHE_WRITE_5M: UsageHourly.cache_creation_input_tokens - UsageHourly.cache_creation_1h_input_tokens,
-    TokenCategory.CACHE_WRITE_1H: UsageHourly.cache_creation_1h_input_tokens,
-    TokenCategory.OUTPUT: UsageHourly.output_tokens,
-}
-
 
 def _app_tokens(session: Session, tenant_id: int, period: Period) -> _AppTokens:
     """Tokens per category of each app, per scope × day as the reconciler keys its days (model names
-    normalized, tier 'standard' when unsaid), from the hourly rollup: the daily one does not keep apps."""
+    normalized, tier 'standard' when unsaid), from the hourly rollup: the daily one does not keep apps. The
+    tokens are the reconciler's own split of the rollup's columns (failed requests' tokens left out, as they are
+    of the expected cost), so an app's share of a scope-day's cost is a share of what that cost prices."""
+    # Imported here, as `load_logged_days` is (the reconciler reads through this module).
+    from ledger.reconciliation.run import _CATEGORY_OF_COLUMNS as category_of_columns
+
     day = cast(func.timezone("UTC", UsageHourly.hour), Date)
     scope = (
         UsageHourly.provider,
@@ -546,7 +539,11 @@ def _app_tokens(session: Session, tenant_id: int, period: Period) -> _AppTokens:
         UsageHourly.app,
     )
     query = (
-        select(day, *scope, *(cast(func.sum(column), BigInteger) for column in _CATEGORY_COLUMNS.values()))
+        select(
+            day,
+            *scope,
+            *(cast(func.sum(literal_column(sql)), BigInteger) for sql in category_of_columns.values()),
+        )
         .where(UsageHourly.tenant_id == tenant_id, UsageHourly.hour >= period.start, UsageHourly.hour < period.end)
         .group_by(day, *scope)
     )
@@ -563,7 +560,7 @@ def _app_tokens(session: Session, tenant_id: int, period: Period) -> _AppTokens:
             tier or ServiceTier.STANDARD,
         )
         tokens = apps[key].setdefault(app, dict.fromkeys(TOKEN_CATEGORIES, 0))
-        for category, count in zip(_CATEGORY_COLUMNS, row[8:], strict=True):
+        for category, count in zip(category_of_columns, row[8:], strict=True):
             tokens[category] += int(count or 0)
     return {key: sorted(found.items()) for key, found in apps.items()}
 
