@@ -26,7 +26,7 @@ from importers.fetching import FetchClient, paginate_grouped
 from importers.json_fields import Grouping, JsonObject, load_json, peek_json
 from importers.units import whole
 from ledger.periods import Period
-from ledger.vocabulary import TIER_OF_STATEMENT_SPELLING, ServiceTier, UsageType
+from ledger.vocabulary import ServiceTier, UsageType
 
 USAGE_PATH: Final = "/organization/usage/completions"
 COSTS_PATH: Final = "/organization/costs"
@@ -56,7 +56,6 @@ _DIRECTIONS: Final = {
 }
 _TIERS: Final = frozenset({"default", "flex", "scale", "priority", "batch"})
 """OpenAI's names of its service tiers, kept on the line as spelt (`TIER_OF_STATEMENT_SPELLING` maps them to ours)."""
-assert _TIERS.issubset(TIER_OF_STATEMENT_SPELLING)
 # `quantity_unit` values (cost_quantity_unit.py) that count tokens, and the factor to tokens.
 _TOKEN_UNITS: Final = {"tokens": Decimal(1), "1000_tokens": Decimal(1000)}
 
