@@ -25,6 +25,7 @@ from importers.base import TOKEN_USAGE_TYPES, USAGE_TYPES, Importer, LineTemplat
 from importers.csv_rows import CsvRow, header, read_rows
 from importers.units import whole
 from ledger.periods import next_month_start
+from ledger.vocabulary import ServiceTier, UsageType
 
 COLUMN_ROLES: Final = (
     "date",
@@ -239,7 +240,7 @@ def _template(mapping: CsvMapping, row: CsvRow, zone: ZoneInfo) -> LineTemplate:
         account=_dimension(row, columns.get("account"), ""),
         api_key_id=_dimension(row, columns.get("api_key_id"), ""),
         model=row.text(columns.get("model")),
-        service_tier=_dimension(row, columns.get("service_tier"), "standard"),
+        service_tier=_dimension(row, columns.get("service_tier"), ServiceTier.STANDARD),
         period_start=start,
         period_end=end,
         document=row.document,
@@ -264,7 +265,7 @@ def _period_end(mapping: CsvMapping, row: CsvRow, local_start: datetime) -> date
 
 def _long_line(mapping: CsvMapping, row: CsvRow, template: LineTemplate) -> StatementLine:
     label = row.text(mapping.columns["usage_type"])
-    usage_type = mapping.usage_types.get(label or "", "other")
+    usage_type = mapping.usage_types.get(label or "", UsageType.OTHER)
     quantity = row.decimal(mapping.columns.get("quantity"))
     amount = row.decimal(mapping.columns.get("amount"))
     return template.line(
@@ -305,7 +306,7 @@ def _currency(mapping: CsvMapping, row: CsvRow) -> str:
 def _default_unit(usage_type: str) -> str | None:
     if usage_type in TOKEN_USAGE_TYPES:
         return "tokens"
-    if usage_type in ("requests", "web_search"):
+    if usage_type in (UsageType.REQUESTS, UsageType.WEB_SEARCH):
         return "requests"
     return None
 

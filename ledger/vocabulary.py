@@ -40,6 +40,7 @@ class UsageType(StrEnum):
     OTHER = "other"
 
 
+USAGE_TYPES: Final = tuple(UsageType)
 TOKEN_USAGE_TYPES: Final = frozenset(UsageType(category) for category in TokenCategory)
 """The usage types that count tokens: one per token category, spelt the same."""
 
@@ -56,6 +57,8 @@ class PriceType(StrEnum):
     WEB_SEARCH = "web_search"
     GPU_HOUR = "gpu_hour"
 
+
+PRICE_TYPES: Final = tuple(PriceType)
 
 PRICE_TYPE_OF_CATEGORY: Final = MappingProxyType(
     {

@@ -27,7 +27,7 @@ from ledger.periods import Period
 from ledger.queries import sources
 from ledger.queries.footing import footed
 from ledger.queries.sources import DriftLine
-from ledger.reconcile.model import CATEGORIES
+from ledger.vocabulary import TOKEN_CATEGORIES
 from reports.rendering import environment
 
 FORMATS = ("html", "csv", "json")
@@ -58,7 +58,7 @@ class MonthlyRow:
     that they compare with `billed_tokens`."""
     billed_tokens: int | None
     token_categories: tuple[str, ...]
-    """The token categories the statement states for this row, in CATEGORIES order (none: it states money
+    """The token categories the statement states for this row, in TOKEN_CATEGORIES order (none: it states money
     only, or nothing)."""
     unstated_usage: tuple[str, ...]
     """Categories with logged tokens that the statement does not state (left out of `logged_tokens`)."""
@@ -188,10 +188,10 @@ def compared_tokens(
     activity, say, states output tokens alone: its input, cached or not, cannot be told apart there); those
     categories; and the categories with logged tokens it leaves out. A statement stating no tokens compares
     every logged token."""
-    stated = tuple(category for category in CATEGORIES if category in billed_by_category)
+    stated = tuple(category for category in TOKEN_CATEGORIES if category in billed_by_category)
     if not stated:
         return logged_total, (), ()
-    used = [category for category in CATEGORIES if int(logged_by_category.get(category) or 0)]
+    used = [category for category in TOKEN_CATEGORIES if int(logged_by_category.get(category) or 0)]
     logged = sum(int(logged_by_category.get(category) or 0) for category in stated)
     return logged, stated, tuple(category for category in used if category not in stated)
 

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from ledger.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from ledger.storage.tables import ApiKey, Tenant
+from ledger.vocabulary import ROLES as ROLES  # what a key may be issued as; re-exported for the key commands
+from ledger.vocabulary import Role
 
-ROLES = ("ingest", "read", "admin")
 KEY_PREFIX = "tl"
 
 
@@ -31,9 +32,9 @@ class Principal:
     role: str
 
     def require(self, *roles: str) -> Principal:
-        if self.role != "admin" and self.role not in roles:
+        if self.role != Role.ADMIN and self.role not in roles:
             # A valid key without the role is refused with 403, whatever the method; 401 means no valid key.
-            raise Forbidden(f"this key has role {self.role!r}; this needs {' or '.join((*roles, 'admin'))}")
+            raise Forbidden(f"this key has role {self.role!r}; this needs {' or '.join((*roles, Role.ADMIN))}")
         return self
 
 

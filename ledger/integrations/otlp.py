@@ -60,6 +60,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from ledger.integrations.instrument.calls import error_type_for_status, provider_for_host
 from ledger.sink.events import stored_cost
+from ledger.vocabulary import ServiceTier
 
 MODEL_CALL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 OPENINFERENCE_MODEL_KINDS = frozenset({"LLM", "EMBEDDING"})
@@ -133,7 +134,13 @@ _GENAI_MARKERS = (
     *_INPUT,
     *_OUTPUT,
 )
-_SERVICE_TIERS = {"default": "standard", "standard": "standard", "flex": "flex", "priority": "priority"}
+# `openai.response.service_tier` values (OpenAI's spelling: `default` is the standard tier) as our tiers.
+_SERVICE_TIERS = {
+    "default": ServiceTier.STANDARD,
+    "standard": ServiceTier.STANDARD,
+    "flex": ServiceTier.FLEX,
+    "priority": ServiceTier.PRIORITY,
+}
 # error.type values that are exception names rather than HTTP statuses, matched case-insensitively.
 _ERROR_WORDS = (
     ("timeout", "timeout"),

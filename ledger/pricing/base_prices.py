@@ -47,6 +47,7 @@ from genai_prices import types as genai
 from ledger.pricing.context_bands import CONTEXT_BAND_THRESHOLDS
 from ledger.pricing.model_names import normalize_model_name
 from ledger.pricing.prices import PRICE_DECIMALS, PriceRow, PricingError, UsageWindow
+from ledger.vocabulary import PriceType, ServiceTier
 
 logger = logging.getLogger(__name__)
 
@@ -61,20 +62,23 @@ _OUR_PROVIDER = {"aws": "bedrock"}
 # Our providers genai-prices knows only through OpenRouter's pass-through prices: the slug prefix to take.
 _THROUGH_OPENROUTER = {"qwen": "qwen/"}
 
-_TOKEN_KEYS: Mapping[str, str] = {
-    "input_mtok": "input",
-    "cache_read_mtok": "cached_input",
-    "cache_write_mtok": "cache_write_5m",
-    "cache_write_5m_mtok": "cache_write_5m",  # wins over the generic cache_write_mtok (read after it)
-    "cache_write_1h_mtok": "cache_write_1h",
-    "output_mtok": "output",
+_TOKEN_KEYS: Mapping[str, PriceType] = {
+    "input_mtok": PriceType.INPUT,
+    "cache_read_mtok": PriceType.CACHED_INPUT,
+    "cache_write_mtok": PriceType.CACHE_WRITE_5M,
+    "cache_write_5m_mtok": PriceType.CACHE_WRITE_5M,  # wins over the generic cache_write_mtok (read after it)
+    "cache_write_1h_mtok": PriceType.CACHE_WRITE_1H,
+    "output_mtok": PriceType.OUTPUT,
 }
-_REQUEST_KEYS: Mapping[str, str] = {"web_searches_kcount": "web_search", "requests_kcount": "request"}
+_REQUEST_KEYS: Mapping[str, PriceType] = {
+    "web_searches_kcount": PriceType.WEB_SEARCH,
+    "requests_kcount": PriceType.REQUEST,
+}
 # Our service tier → the request context genai-prices selects its variants by (`PriceVariant.when`).
-_TIER_CONTEXTS: Mapping[str, Mapping[str, str]] = {
-    "batch": {"processing": "batch"},
-    "flex": {"service_tier": "flex"},
-    "priority": {"service_tier": "priority"},
+_TIER_CONTEXTS: Mapping[ServiceTier, Mapping[str, str]] = {
+    ServiceTier.BATCH: {"processing": "batch"},
+    ServiceTier.FLEX: {"service_tier": "flex"},
+    ServiceTier.PRIORITY: {"service_tier": "priority"},
 }
 
 
@@ -233,7 +237,10 @@ def _model_rows(
     hourly = _has_time_of_day(model)
     if hourly:
         _check_whole_hours(model)
-    tiers = ["standard", *(tier for tier, context in _TIER_CONTEXTS.items() if _has_variant(model, context))]
+    tiers = [
+        ServiceTier.STANDARD,
+        *(tier for tier, context in _TIER_CONTEXTS.items() if _has_variant(model, context)),
+    ]
     urls = " ".join(provider.pricing_urls or ())
     source = f"{urls} {_PACKAGE_PAGE.format(version=version)}".strip()
     note = f"genai-prices {provider.id}/{model.id}"

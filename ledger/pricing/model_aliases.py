@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from ledger.periods import Period
 from ledger.pricing.model_names import normalize_model_name
 from ledger.pricing.prices import PriceCatalog, pricing_provider_of
-from ledger.reconcile.model import CATEGORIES, BilledDay, LoggedDay, ReconcileSettings
+from ledger.reconcile.model import BilledDay, LoggedDay, ReconcileSettings
 
 __all__ = [
     "ProbableAlias",
@@ -141,7 +141,7 @@ def probable_aliases(
     expected_costs: dict[tuple[str, str | None, str], Decimal | None] = {}
     for row in logged:
         for key in ((row.provider, row.account, row.model), (row.provider, None, row.model)):
-            logged_tokens[key] = logged_tokens.get(key, 0) + sum(row.tokens.get(category) for category in CATEGORIES)
+            logged_tokens[key] = logged_tokens.get(key, 0) + row.tokens.total()
             so_far = expected_costs.get(key, Decimal(0))
             expected_costs[key] = None if so_far is None or row.expected_cost is None else so_far + row.expected_cost
     found = []

@@ -62,6 +62,7 @@ from types import MappingProxyType
 from ledger.periods import day_start, hour_start
 from ledger.pricing.context_bands import CONTEXT_BAND_THRESHOLDS, context_band
 from ledger.pricing.model_names import normalize_model_name, provider_of_model
+from ledger.vocabulary import PRICE_TYPE_OF_CATEGORY, PRICE_TYPES, SERVICE_TIERS, PriceType, ServiceTier
 
 # The band thresholds live in `ledger.pricing.context_bands` (the hourly rollup assigns `input_band` with them);
 # re-exported here because a price row's `context_threshold` must be one of them. The bundled file uses
@@ -88,27 +89,18 @@ __all__ = [
     "pricing_provider_of",
 ]
 
-TOKEN_TYPES: tuple[str, ...] = (
-    "input",
-    "cached_input",
-    "cache_write_5m",
-    "cache_write_1h",
-    "output",
-    "request",
-    "web_search",
-    "gpu_hour",
-)
-SERVICE_TIERS: tuple[str, ...] = ("standard", "batch", "flex", "priority")
+TOKEN_TYPES: tuple[str, ...] = PRICE_TYPES
+"""What a price row may be per (`ledger.vocabulary.PriceType`); named so in price files."""
 
 _TOKEN_UNITS: Mapping[str, int] = MappingProxyType({"1M tokens": 1_000_000, "1K tokens": 1_000, "token": 1})
 _REQUEST_UNITS: Mapping[str, int] = MappingProxyType({"1K requests": 1_000, "request": 1})
 _HOUR_UNITS: Mapping[str, int] = MappingProxyType({"hour": 1})
 _UNITS_BY_TYPE: Mapping[str, Mapping[str, int]] = MappingProxyType(
     {
-        **{t: _TOKEN_UNITS for t in ("input", "cached_input", "cache_write_5m", "cache_write_1h", "output")},
-        "request": _REQUEST_UNITS,
-        "web_search": _REQUEST_UNITS,
-        "gpu_hour": _HOUR_UNITS,
+        **{price_type: _TOKEN_UNITS for price_type in PRICE_TYPE_OF_CATEGORY.values()},
+        PriceType.REQUEST: _REQUEST_UNITS,
+        PriceType.WEB_SEARCH: _REQUEST_UNITS,
+        PriceType.GPU_HOUR: _HOUR_UNITS,
     }
 )
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -332,13 +324,10 @@ class TokenUsage:
 
     def quantities(self) -> Iterator[tuple[str, int]]:
         """(token_type, quantity) for every priced usage kind, in TOKEN_TYPES order."""
-        yield "input", self.uncached_input
-        yield "cached_input", self.cached_input
-        yield "cache_write_5m", self.cache_write_5m
-        yield "cache_write_1h", self.cache_write_1h
-        yield "output", self.output
-        yield "request", self.requests
-        yield "web_search", self.web_search_requests
+        for category, price_type in PRICE_TYPE_OF_CATEGORY.items():
+            yield price_type, getattr(self, category)
+        yield PriceType.REQUEST, self.requests
+        yield PriceType.WEB_SEARCH, self.web_search_requests
 
 
 @dataclass(frozen=True)
@@ -440,7 +429,7 @@ class PriceCatalog:
         token_type: str,
         *,
         at: datetime,
-        service_tier: str = "standard",
+        service_tier: str = ServiceTier.STANDARD,
         input_band: int = 0,
         billed_by: str | None = None,
         account: str | None = None,
@@ -575,7 +564,7 @@ class PriceCatalog:
         usage: TokenUsage,
         *,
         at: datetime,
-        service_tier: str = "standard",
+        service_tier: str = ServiceTier.STANDARD,
         input_band: int = 0,
         billed_by: str | None = None,
         account: str | None = None,
@@ -627,7 +616,7 @@ def pricing_provider_of(provider: str, model: str) -> str:
 
 def gpu_hour_cost(row: PriceRow, hours: Decimal) -> Decimal:
     """Cost of `hours` GPU-hours at a `gpu_hour` row; allocating it to tenants or models is the caller's job."""
-    if row.token_type != "gpu_hour":
+    if row.token_type != PriceType.GPU_HOUR:
         raise PricingError(f"gpu_hour_cost needs a gpu_hour row, got token_type {row.token_type!r}")
     if not hours.is_finite() or hours < 0:
         raise ValueError(f"hours must be a finite Decimal >= 0, got {hours}")

@@ -19,16 +19,16 @@ from typing import Any
 
 from ledger.periods import Period
 from ledger.queries.footing import footed
-from ledger.reconcile.model import CATEGORIES
+from ledger.vocabulary import TOKEN_CATEGORIES, TOKEN_USAGE_TYPES, TokenCategory
 
 USD = "USD"
 HUNDRED = Decimal(100)
-CATEGORY_LABELS = {
-    "uncached_input": "uncached input",
-    "cached_input": "cached input",
-    "cache_write_5m": "cache writes (5 min)",
-    "cache_write_1h": "cache writes (1 h)",
-    "output": "output",
+CATEGORY_LABELS: dict[str, str] = {
+    TokenCategory.UNCACHED_INPUT: "uncached input",
+    TokenCategory.CACHED_INPUT: "cached input",
+    TokenCategory.CACHE_WRITE_5M: "cache writes (5 min)",
+    TokenCategory.CACHE_WRITE_1H: "cache writes (1 h)",
+    TokenCategory.OUTPUT: "output",
 }
 
 
@@ -146,7 +146,7 @@ class ProviderMoney:
     """Logged tokens of scope-days with no expected cost (a model without a price)."""
     other_currencies: Mapping[str, Decimal]
     token_categories: tuple[str, ...]
-    """The categories the statement states, in CATEGORIES order (none: it states money only)."""
+    """The categories the statement states, in TOKEN_CATEGORIES order (none: it states money only)."""
     token_days: tuple[TokenDay, ...]
     unstated_tokens: Mapping[str, int] = field(default_factory=dict)
     """Logged tokens of categories the statement does not state (left out of the token comparison)."""
@@ -283,7 +283,7 @@ def money_over_time(
                 undated[line.provider] = undated.get(line.provider, Decimal(0)) + line.amount
             else:
                 billed_usd[line.provider][line.day] += line.amount
-        if line.quantity is not None and line.usage_type in CATEGORY_LABELS and not line.undated:
+        if line.quantity is not None and line.usage_type in TOKEN_USAGE_TYPES and not line.undated:
             stated[line.provider].add(line.usage_type)
             billed_tokens[line.provider][line.day][line.usage_type] += line.quantity
     shown = sorted(set(expected) | seen)
@@ -298,7 +298,7 @@ def money_over_time(
                 unattributed.get(name),
                 unpriced.get(name, 0),
                 others.get(name, {}),
-                tuple(category for category in CATEGORIES if category in stated.get(name, ())),
+                tuple(category for category in TOKEN_CATEGORIES if category in stated.get(name, ())),
                 logged_tokens.get(name, {}),
                 billed_tokens.get(name, {}),
             )
@@ -351,7 +351,7 @@ def _provider(
         )
         if categories
         else (),
-        unstated_tokens={category: unstated[category] for category in CATEGORIES if category in unstated},
+        unstated_tokens={category: unstated[category] for category in TOKEN_CATEGORIES if category in unstated},
     )
 
 

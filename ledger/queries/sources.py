@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Date, cast, func, literal_column, select, text
 from sqlalchemy.orm import Session
 
-from importers.base import TOKEN_USAGE_TYPES
 from ledger.periods import Period, day_start
 from ledger.pricing.model_names import normalize_model_name
 from ledger.pricing.prices import PriceCatalog, PriceRow
@@ -26,7 +25,7 @@ from ledger.queries import finding_sources, money_over_time
 from ledger.queries.usage import MAX_PAGE, EventFilter, list_events
 from ledger.reconcile.drift_explanation import SERVED_BY_ANOTHER
 from ledger.reconcile.matching import counted_figures
-from ledger.reconcile.model import CATEGORIES, DIMENSIONS, LoggedDay
+from ledger.reconcile.model import DIMENSIONS, LoggedDay
 from ledger.sink import latency
 from ledger.storage.tables import (
     AlertChannel,
@@ -40,6 +39,13 @@ from ledger.storage.tables import (
     Tenant,
     UsageDaily,
     UsageHourly,
+)
+from ledger.vocabulary import (
+    PRICE_TYPE_OF_CATEGORY,
+    TOKEN_CATEGORIES,
+    TOKEN_USAGE_TYPES,
+    ServiceTier,
+    UsageType,
 )
 
 
@@ -330,9 +336,6 @@ def event_filter(finding: Finding) -> EventFilter:
     )
 
 
-PRICED_TOKEN_TYPES = ("input", "cached_input", "cache_write_5m", "cache_write_1h", "output")
-
-
 def finding_prices(session: Session, tenant_id: int, finding: Finding) -> list[PriceRow]:
     """The catalog's standard-tier prices of the finding's model in effect at the start of its period (the
     tenant's own where it has them)."""
@@ -343,7 +346,7 @@ def finding_prices(session: Session, tenant_id: int, finding: Finding) -> list[P
     catalog = load_catalog(session, tenant_id)
     rows = (
         catalog.unit_price(finding.provider, finding.model, token_type, at=finding.period_start)
-        for token_type in PRICED_TOKEN_TYPES
+        for token_type in PRICE_TYPE_OF_CATEGORY.values()
     )
     return [row for row in rows if row is not None]
 
@@ -516,21 +519,15 @@ def _price_logged(
 
 _AppTokens = dict[tuple[Any, ...], list[tuple[str, dict[str, int]]]]
 
-# The reconciler's token categories from the rollups' columns (as `ledger.reconciliation.run` splits them).
-_CATEGORY_COLUMNS: dict[str, Any] = {
-    "uncached_input": UsageHourly.input_tokens
-    - UsageHourly.cache_read_input_tokens
-    - UsageHourly.cache_creation_input_tokens,
-    "cached_input": UsageHourly.cache_read_input_tokens,
-    "cache_write_5m": UsageHourly.cache_creation_input_tokens - UsageHourly.cache_creation_1h_input_tokens,
-    "cache_write_1h": UsageHourly.cache_creation_1h_input_tokens,
-    "output": UsageHourly.output_tokens,
-}
-
 
 def _app_tokens(session: Session, tenant_id: int, period: Period) -> _AppTokens:
     """Tokens per category of each app, per scope × day as the reconciler keys its days (model names
-    normalized, tier 'standard' when unsaid), from the hourly rollup: the daily one does not keep apps."""
+    normalized, tier 'standard' when unsaid), from the hourly rollup: the daily one does not keep apps. The
+    tokens are the reconciler's own split of the rollup's columns (failed requests' tokens left out, as they are
+    of the expected cost), so an app's share of a scope-day's cost is a share of what that cost prices."""
+    # Imported here, as `load_logged_days` is (the reconciler reads through this module).
+    from ledger.reconciliation.run import _CATEGORY_OF_COLUMNS as category_of_columns
+
     day = cast(func.timezone("UTC", UsageHourly.hour), Date)
     scope = (
         UsageHourly.provider,
@@ -542,7 +539,11 @@ def _app_tokens(session: Session, tenant_id: int, period: Period) -> _AppTokens:
         UsageHourly.app,
     )
     query = (
-        select(day, *scope, *(cast(func.sum(column), BigInteger) for column in _CATEGORY_COLUMNS.values()))
+        select(
+            day,
+            *scope,
+            *(cast(func.sum(literal_column(sql)), BigInteger) for sql in category_of_columns.values()),
+        )
         .where(UsageHourly.tenant_id == tenant_id, UsageHourly.hour >= period.start, UsageHourly.hour < period.end)
         .group_by(day, *scope)
     )
@@ -556,10 +557,10 @@ def _app_tokens(session: Session, tenant_id: int, period: Period) -> _AppTokens:
             key_id,
             normalize_model_name(provider, served),
             normalize_model_name(provider, requested),
-            tier or "standard",
+            tier or ServiceTier.STANDARD,
         )
-        tokens = apps[key].setdefault(app, dict.fromkeys(CATEGORIES, 0))
-        for category, count in zip(_CATEGORY_COLUMNS, row[8:], strict=True):
+        tokens = apps[key].setdefault(app, dict.fromkeys(TOKEN_CATEGORIES, 0))
+        for category, count in zip(category_of_columns, row[8:], strict=True):
             tokens[category] += int(count or 0)
     return {key: sorted(found.items()) for key, found in apps.items()}
 
@@ -572,7 +573,7 @@ def _by_app(logged: Iterable[LoggedDay], apps: _AppTokens) -> list[money_over_ti
     result = []
     for row in logged:
         key = (row.day, row.provider, row.account, row.api_key_id, row.model, row.request_model, row.service_tier)
-        parts = apps.get(key) or [("", {category: row.tokens.get(category) for category in CATEGORIES})]
+        parts = apps.get(key) or [("", {category: row.tokens.get(category) for category in TOKEN_CATEGORIES})]
         left = row.expected_cost
         for index, (app, tokens) in enumerate(parts):
             if row.expected_cost is None:
@@ -583,7 +584,7 @@ def _by_app(logged: Iterable[LoggedDay], apps: _AppTokens) -> list[money_over_ti
                 cost = sum(
                     (
                         (row.expected_cost_by_category.get(category) or _ZERO) * tokens[category] / total
-                        for category in CATEGORIES
+                        for category in TOKEN_CATEGORIES
                         if (total := row.tokens.get(category))
                     ),
                     _ZERO,
@@ -607,7 +608,7 @@ def _by_app(logged: Iterable[LoggedDay], apps: _AppTokens) -> list[money_over_ti
 _ZERO = Decimal(0)
 
 
-BILLED_USAGE_TYPES = (*sorted(TOKEN_USAGE_TYPES), "requests", "web_search")
+BILLED_USAGE_TYPES = (*sorted(TOKEN_USAGE_TYPES), UsageType.REQUESTS, UsageType.WEB_SEARCH)
 """The usage types the reconciler compares (statement lines of other types, credits say, are no usage)."""
 
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
+
+from ledger.vocabulary import ServiceTier
 
 _ROOT = "usage"
 
@@ -445,7 +447,11 @@ _GEMINI_FIELDS = {
 }
 # Vertex trafficType values billed per token, as service tiers (TrafficType enum of the @google/genai SDK;
 # reference A5). PROVISIONED_THROUGHPUT is not billed per token and has no tier here.
-_GEMINI_TIERS = {"ON_DEMAND": "standard", "ON_DEMAND_PRIORITY": "priority", "ON_DEMAND_FLEX": "flex"}
+_GEMINI_TIERS: Final = {
+    "ON_DEMAND": ServiceTier.STANDARD,
+    "ON_DEMAND_PRIORITY": ServiceTier.PRIORITY,
+    "ON_DEMAND_FLEX": ServiceTier.FLEX,
+}
 
 
 def _gemini_key(meta: _Object, camel: str) -> str:

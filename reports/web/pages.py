@@ -32,10 +32,10 @@ from ledger.queries.findings import (
     status_history,
 )
 from ledger.queries.footing import footed
+from ledger.vocabulary import REPORT_ROLES
 from reports import evidence, findings_list, monthly, overview, quality, spend
 from reports.rendering import environment
 from reports.web.signin import (
-    REPORT_ROLES,
     SESSION_COOKIE,
     SESSION_LIFETIME,
     SIGNIN_COOKIE,

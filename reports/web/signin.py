@@ -25,12 +25,12 @@ from sqlalchemy.orm import Session
 from ledger.access.auth import same_text
 from ledger.errors import Forbidden, TokenLedgerError
 from ledger.storage.tables import ApiKey, ReportSession, Tenant
+from ledger.vocabulary import REPORT_ROLES, Role
 
 SESSION_COOKIE = "tokenledger_report"
 SIGNIN_COOKIE = "tokenledger_signin"
 SESSION_LIFETIME = timedelta(hours=12)
 SIGNIN_LIFETIME = timedelta(minutes=30)
-REPORT_ROLES = ("read", "admin")
 
 
 class SignInRequired(TokenLedgerError):
@@ -53,7 +53,7 @@ class Viewer:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == Role.ADMIN
 
     def require_admin(self, action: str) -> None:
         if not self.is_admin:

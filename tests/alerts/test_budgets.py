@@ -208,6 +208,27 @@ def test_an_apps_budget_counts_its_share_of_the_spend_it_shares_a_key_with(
     assert "budget of app batch-jobs removed" in budgets(cli, "remove", "--app", "batch-jobs")
 
 
+def test_an_apps_failed_requests_are_no_share_of_the_spend(
+    operator: tuple[CliRunner, int, TenantKeys], service: TestClient
+) -> None:
+    """Tokens of requests that failed (429, 5xx) are not billed, so the reconciler leaves them out of the expected
+    cost; an app's share of it leaves them out too."""
+    cli, _, keys = operator
+    unit = price_each_request(cli)
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    log_usage(service, keys, 6, at=now, app="support-bot")
+    log_usage(service, keys, 2, at=now, app="batch-jobs", status_code=429, finish_reason=None)  # same scope-day
+    budgets(cli, "set", "--usd", str(unit * 10), "--app", "support-bot")
+    budgets(cli, "set", "--usd", str(unit * 10), "--app", "batch-jobs")
+
+    listed = budgets(cli, "list")
+
+    assert f"{unit * 6:,.2f} USD" in listed
+    assert "60.0%" in listed
+    assert f"{0:,.2f} USD" in listed
+    assert "0.0%" in listed
+
+
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 

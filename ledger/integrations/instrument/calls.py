@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from ledger.integrations.instrument.sse import SSEEvent
 from ledger.sink.normalizers import normalize_usage
+from ledger.vocabulary import ServiceTier
 
 log = logging.getLogger("tokenledger.instrument")
 
@@ -46,11 +47,11 @@ _HOSTS: tuple[tuple[re.Pattern[str], str], ...] = (
 # The tier a response says it ran on, in the event schema's vocabulary. OpenAI reports `default` for the
 # standard tier and `fast` requests as `priority` (openai/openai-python types/chat/chat_completion.py).
 _SERVICE_TIERS = {
-    "default": "standard",
-    "standard": "standard",
-    "flex": "flex",
-    "priority": "priority",
-    "batch": "batch",
+    "default": ServiceTier.STANDARD,
+    "standard": ServiceTier.STANDARD,
+    "flex": ServiceTier.FLEX,
+    "priority": ServiceTier.PRIORITY,
+    "batch": ServiceTier.BATCH,
 }
 
 # Error `type`s inside a stream (Anthropic `event: error`, OpenAI `{"error": …}` chunks).
