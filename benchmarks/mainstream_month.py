@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from benchmarks.common import fresh_database
-from ledger.cli.main import app
+from ledger.cli import app
 from ledger.server import create_app
 from ledger.settings import Settings
 from ledger.storage.database import create_db_engine

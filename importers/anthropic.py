@@ -40,6 +40,7 @@ class AnthropicImporter(Importer):
     source = "anthropic"
     credential_env = "ANTHROPIC_ADMIN_KEY"
     default_base_url = "https://api.anthropic.com"
+    base_url_setting = "anthropic_base_url"
 
     def identify(self, document: RawDocument) -> bool:
         body = peek_json(document)

@@ -234,11 +234,27 @@ class FetchContext:
 
 
 class Importer(ABC):
-    """Turns one source's documents into statement lines; only `fetch` does I/O."""
+    """Turns one source's documents into statement lines; only `fetch` does I/O.
+
+    An importer declares what pulling its statements needs, and the pull service reads these declarations
+    (it never asks which source it is): a source whose statements are fetched from its API declares the
+    environment variable holding the admin key and the default base URL; one read from files declares
+    neither."""
 
     source: ClassVar[str]
     credential_env: ClassVar[str | None] = None
+    """The environment variable holding the key its API is read with (never a setting: keys stay out of it)."""
     default_base_url: ClassVar[str | None] = None
+    """Where its API is, unless the setting `base_url_setting` says otherwise."""
+    base_url_setting: ClassVar[str | None] = None
+    """The field of `ledger.settings.Settings` that moves its API elsewhere (a proxy, a test server)."""
+    request_ids_of: ClassVar[str | None] = None
+    """For per-request statements: the provider whose logged request ids a fetch looks up (`FetchContext`)."""
+
+    @property
+    def fetches(self) -> bool:
+        """Whether its statements are fetched from an API (it declares the key and where); else they are files."""
+        return self.credential_env is not None and self.default_base_url is not None
 
     @abstractmethod
     def identify(self, document: RawDocument) -> bool:

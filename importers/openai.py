@@ -66,6 +66,7 @@ class OpenAIImporter(Importer):
     source = "openai"
     credential_env = "OPENAI_ADMIN_KEY"
     default_base_url = "https://api.openai.com/v1"
+    base_url_setting = "openai_base_url"
 
     def identify(self, document: RawDocument) -> bool:
         body = peek_json(document)

@@ -31,6 +31,8 @@ class OpenRouterImporter(Importer):
     source = "openrouter"
     credential_env = "OPENROUTER_API_KEY"
     default_base_url = "https://openrouter.ai/api/v1"
+    base_url_setting = "openrouter_base_url"
+    request_ids_of = "openrouter"  # a generation is looked up by the id its request was logged with
 
     def identify(self, document: RawDocument) -> bool:
         body = peek_json(document)

@@ -21,8 +21,7 @@ from ledger.pricing.catalog import load_catalog
 from ledger.reconciliation.run import RunOutcome, run_reconciliation
 from ledger.server import create_app
 from ledger.settings import Settings
-from ledger.statements.importing import parse_documents
-from ledger.statements.store import store_statements
+from ledger.statements.pull import pull_readings
 from ledger.storage.database import session_factory
 from ledger.storage.tables import ApiKey, Tenant
 
@@ -112,24 +111,18 @@ def populate(
     work_dir.mkdir(parents=True, exist_ok=True)
     total_lines = 0
     for source, documents in statements.by_source.items():
-        lines = []
+        readings = []
         for document in documents:
-            if source == "csv":
+            mapping_text = statements.csv_mappings.get(document.name)
+            if mapping_text is not None:  # a console export, read with the mapping written for it
                 mapping = work_dir / f"{document.name.removesuffix('.csv')}.toml"
-                mapping.write_text(statements.csv_mappings[document.name])
-                importer = importer_for("csv", mapping=mapping)
+                mapping.write_text(mapping_text)
+                readings.append((importer_for(source, mapping=mapping), document))
             else:
-                importer = importer_for(source)
-            lines += parse_documents(importer, [document])
+                readings.append((importer_for(source), document))
         with sessions.begin() as session:
-            summary = store_statements(
-                session,
-                tenant_id=tenant_id,
-                source=source,
-                period=period,
-                documents=documents,
-                lines=lines,
-                now=clock.now(),
+            summary = pull_readings(
+                session, tenant_id=tenant_id, source=source, period=period, readings=readings, now=clock.now()
             )
         total_lines += summary.lines
         say(f"  imported {source:<10} {summary.lines:>6,} statement lines from {summary.documents} documents")

@@ -47,7 +47,6 @@ from ledger.storage.database import CONNECT_ARGS
 from ledger.storage.tables import ReconciliationRun, ScheduledJob, Tenant
 
 log = logging.getLogger("tokenledger.scheduler")
-FETCHABLE_SOURCES = ("openai", "anthropic", "openrouter")
 LEADER_LOCK = 0x746C_6C64  # "tlld"
 DAILY_JOB = "daily"
 LEADERSHIP_RETRY_SECONDS = 2.0
@@ -79,11 +78,10 @@ def daily_schedule(hour: int) -> str:
 
 
 def configured_sources(environ: dict[str, str] | None = None) -> list[str]:
-    """Statement sources whose admin key is in the environment."""
-    from importers.registry import importer_for
+    """Statement sources fetched from an API whose admin key is in the environment."""
+    from ledger.statements.pull import importers_with_credentials
 
-    environ = dict(os.environ) if environ is None else environ
-    return [source for source in FETCHABLE_SOURCES if environ.get(importer_for(source).credential_env or "")]
+    return [importer.source for importer in importers_with_credentials(environ)]
 
 
 def statement_owner(tenants: list[tuple[int, str]], named: str | None) -> tuple[int, str] | None:
@@ -147,45 +145,42 @@ class ScheduledWork:
                 queue_budget_alerts(session, tenant_id=tenant_id, now=self.clock.now())
 
     def pull_statements(self) -> None:
-        from ledger.statements.importing import fetch_documents, importer_named, openrouter_request_ids, parse_documents
-        from ledger.statements.store import store_statements
+        from ledger.statements.pull import importers_with_credentials, pull_from_api
 
         now = self.clock.now()
-        sources = configured_sources()
+        importers = importers_with_credentials()
         owner = statement_owner(self.tenants(), self.settings.statement_tenant)
-        if sources and owner is None:
+        if importers and owner is None:
             log.warning(
                 "admin keys are set for %s but the tenant they belong to is not known: name it with "
                 "TOKENLEDGER_STATEMENT_TENANT",
-                ", ".join(sources),
+                ", ".join(importer.source for importer in importers),
             )
         if owner is not None:
             tenant_id, name = owner
-            for source in sources:
-                importer = importer_named(source, None)
+            for importer in importers:
                 for period in periods_due(now, self.settings.close_month_day):
                     try:
                         with self.sessions.begin() as session:
-                            ids = openrouter_request_ids(session, tenant_id, period) if source == "openrouter" else ()
-                            documents = fetch_documents(
-                                importer, period, settings=self.settings, now=now, request_ids=ids
-                            )
-                            lines = parse_documents(importer, documents)
-                            store_statements(
+                            pull_from_api(
                                 session,
                                 tenant_id=tenant_id,
-                                source=source,
+                                importer=importer,
                                 period=period,
-                                documents=documents,
-                                lines=lines,
+                                settings=self.settings,
                                 now=now,
                             )
                     except Exception as error:
-                        log.exception("pulling %s statements for %s %s failed", source, name, period.label)
+                        log.exception("pulling %s statements for %s %s failed", importer.source, name, period.label)
                         said = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                         with self.sessions.begin() as session:
                             queue_pull_failure_alert(
-                                session, tenant_id=tenant_id, source=source, period=period, error=said, now=now
+                                session,
+                                tenant_id=tenant_id,
+                                source=importer.source,
+                                period=period,
+                                error=said,
+                                now=now,
                             )
         for tenant_id, _ in self.tenants():
             with self.sessions.begin() as session:

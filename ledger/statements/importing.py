@@ -20,8 +20,6 @@ from ledger.periods import Period
 from ledger.settings import Settings
 from ledger.storage.tables import UsageEvent
 
-BASE_URL_SETTING = {"openai": "openai_base_url", "anthropic": "anthropic_base_url", "openrouter": "openrouter_base_url"}
-
 
 def read_documents(paths: Sequence[Path], source: str) -> list[RawDocument]:
     """The files as documents. CSV exports, which may be of any size, are read from their files as they are
@@ -48,10 +46,16 @@ def parse_documents(importer: Importer, documents: Sequence[RawDocument]) -> lis
 def iter_document_lines(importer: Importer, documents: Sequence[RawDocument]) -> Iterator[StatementLine]:
     """The lines of every document as they are read (every document is identified first, so an unrecognised
     one is an error naming it before any line)."""
-    for document in documents:
+    return iter_read_lines([(importer, document) for document in documents])
+
+
+def iter_read_lines(readings: Sequence[tuple[Importer, RawDocument]]) -> Iterator[StatementLine]:
+    """The lines of each document read by its importer (one source's documents may need different readers: CSV
+    exports of two consoles, each with its mapping). Every document is identified before any line is read."""
+    for importer, document in readings:
         if not importer.identify(document):
             raise InvalidRequest(f"{document.name}: not a statement document the {importer.source} importer reads")
-    for document in documents:
+    for importer, document in readings:
         yield from importer.iter_lines(document)
 
 
@@ -64,16 +68,25 @@ def credential_for(importer: Importer) -> str:
     return credential
 
 
-def openrouter_request_ids(session: Session, tenant_id: int, period: Period) -> tuple[str, ...]:
-    """The OpenRouter generation ids the sink holds for the period (for per-request statements)."""
+def logged_request_ids(session: Session, tenant_id: int, provider: str, period: Period) -> tuple[str, ...]:
+    """The request ids the sink holds for `provider`'s usage in the period (for per-request statements)."""
     query = select(UsageEvent.provider_request_id).where(
         UsageEvent.tenant_id == tenant_id,
-        UsageEvent.provider == "openrouter",
+        UsageEvent.provider == provider,
         UsageEvent.provider_request_id.is_not(None),
         UsageEvent.occurred_at >= period.start,
         UsageEvent.occurred_at < period.end,
     )
     return tuple(sorted({request_id for request_id in session.scalars(query) if request_id}))
+
+
+def base_url_for(importer: Importer, settings: Settings) -> str:
+    """Where the importer's API is: the setting it declares, else its default."""
+    configured = getattr(settings, importer.base_url_setting, None) if importer.base_url_setting else None
+    base_url = configured or importer.default_base_url
+    if not base_url:
+        raise InvalidRequest(f"no base URL for {importer.source}")
+    return str(base_url)
 
 
 def fetch_documents(
@@ -86,10 +99,7 @@ def fetch_documents(
     progress: ProgressHook | None = None,
 ) -> list[RawDocument]:
     credential = credential_for(importer)
-    base_url = getattr(settings, BASE_URL_SETTING.get(importer.source, ""), None) or importer.default_base_url
-    if not base_url:
-        raise InvalidRequest(f"no base URL for {importer.source}")
-    with FetchClient(base_url, progress=progress) as client:
+    with FetchClient(base_url_for(importer, settings), progress=progress) as client:
         context = FetchContext(request_ids=request_ids, now=now)
         return list(importer.fetch(period, credential=credential, client=client, context=context))
 

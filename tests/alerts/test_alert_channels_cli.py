@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from ledger.alerts import deliver_due, queue_finding_alert
 from ledger.alerts.messages import signature
-from ledger.cli.main import app
+from ledger.cli import app
 from ledger.storage.database import session_factory
 from ledger.storage.tables import AlertChannel, AlertOutbox, Finding
 from tests import rows

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from ledger.alerts.budgets import RUN_RATE, SAME_DAYS_LAST_MONTH, month_forecast
-from ledger.cli.main import app
+from ledger.cli import app
 from ledger.periods import Period
 from ledger.queries.money_over_time import LoggedMoney
 from ledger.server import create_app

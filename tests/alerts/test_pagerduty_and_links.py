@@ -112,7 +112,7 @@ def test_a_pagerduty_channel_needs_its_routing_key_and_never_shows_it(
 ) -> None:
     from typer.testing import CliRunner
 
-    from ledger.cli.main import app
+    from ledger.cli import app
 
     monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", database_url)
     cli = CliRunner()

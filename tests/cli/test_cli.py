@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from ledger.cli.main import app
+from ledger.cli import app
 from ledger.storage.database import session_factory
 from ledger.storage.tables import Tenant
 from tests import rows
@@ -151,7 +151,7 @@ def test_serve_stops_its_embedded_postgres_when_terminated(tmp_path: Path) -> No
     env |= {"TOKENLEDGER_DATA_DIR": str(tmp_path), "TOKENLEDGER_SCHEDULER_ENABLED": "false"}
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "ledger.cli.main", "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
+        [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
     )
     postmaster = 0
     try:
@@ -210,7 +210,7 @@ def test_a_failed_reconcile_says_so_in_one_line_without_a_traceback(
         rows.unreadable_price(session, tenant_id)
     env = {key: value for key, value in os.environ.items() if not key.startswith("TOKENLEDGER_")}
     result = subprocess.run(
-        [sys.executable, "-m", "ledger.cli.main", "reconcile", "--period", "2026-10", "--tenant", tenant.name],
+        [sys.executable, "-m", "ledger.cli", "reconcile", "--period", "2026-10", "--tenant", tenant.name],
         env=env | {"TOKENLEDGER_DATABASE_URL": database_url},
         capture_output=True,
         text=True,

@@ -160,7 +160,7 @@ def test_the_overlay_wins_over_genai_prices_and_says_so() -> None:
 
 
 def test_the_demo_says_how_many_models_are_priced_out_of_the_box() -> None:
-    from ledger.cli.main import priced_out_of_the_box
+    from ledger.cli.demo import priced_out_of_the_box
 
     count, _, rest = priced_out_of_the_box().partition(" models priced out of the box: ")
     assert int(count.replace(",", "")) == shared_catalog().model_count() > 2_000

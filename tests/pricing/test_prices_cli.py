@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from ledger.access.auth import tenant_by_name
-from ledger.cli.main import app
+from ledger.cli import app
 from ledger.errors import InvalidRequest
 from ledger.pricing.catalog import add_overrides, load_catalog
 from ledger.pricing.prices import PriceRow, TokenUsage

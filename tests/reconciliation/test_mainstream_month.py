@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from ledger.cli.main import app
+from ledger.cli import app
 from ledger.pricing.catalog import shared_catalog
 from tests import mainstream_month
 from tests.conftest import TenantKeys

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from ledger.cli.main import app
+from ledger.cli import app
 from ledger.demo.setup import DemoResult
 from ledger.display import money, signed_money
 from ledger.queries.footing import footed

@@ -137,7 +137,7 @@ def test_a_price_negotiated_from_mid_month_prices_the_days_before_and_after_it_a
     the 16th, and the list price still prices the 14th."""
     from typer.testing import CliRunner
 
-    from ledger.cli.main import app
+    from ledger.cli import app
     from ledger.pricing.catalog import load_catalog
 
     monkeypatch.setenv("TOKENLEDGER_DATABASE_URL", database_url)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from importers.openai import COSTS_PATH, USAGE_PATH
-from ledger.cli.main import app
+from ledger.cli import app
 from ledger.pricing.catalog import add_overrides
 from ledger.reconcile import Finding
 from ledger.reconciliation.run import run_reconciliation

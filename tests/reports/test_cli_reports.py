@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from ledger.cli.main import app
+from ledger.cli import app
 from ledger.storage.database import session_factory
 from ledger.storage.tables import AlertChannel
 from reports import monthly

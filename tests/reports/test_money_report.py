@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from ledger.cli.main import app as cli_app
+from ledger.cli import app as cli_app
 from ledger.demo.setup import DemoResult
 from tests.months import sign_in
 

@@ -36,7 +36,7 @@ def test_five_replicas_started_at_once_on_a_fresh_database_all_serve_and_deliver
     logs = [tmp_path / f"replica-{port}.log" for port in ports]
     replicas = [
         subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli.main", "serve", "--port", str(port)],
+            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log.open("wb"),

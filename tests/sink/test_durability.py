@@ -65,7 +65,7 @@ def test_every_acknowledged_event_survives_a_kill_9_of_the_server(
         "TOKENLEDGER_SCHEDULER_ENABLED": "false",
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "ledger.cli.main", "serve", "--port", str(port), "--no-migrate"],
+        [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port), "--no-migrate"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from ledger.cli.main import app
+from ledger.cli import app
 from tests.conftest import TenantKeys
 from tests.events_factory import usage_event
 

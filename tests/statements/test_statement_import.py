@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from ledger.cli.main import app
+from ledger.cli import app
 from ledger.periods import Period
 from ledger.statements.importing import importer_named, parse_documents, read_documents
 from ledger.statements.store import store_statements
