@@ -110,6 +110,10 @@ class StatementLine:
     raw: Mapping[str, Any]  # the source values the line came from, JSON-serialisable
     request_id: str | None = None
     final: bool = True
+    model_labels: tuple[str, ...] = ()
+    """Where a source's columns give several names for the model (a FOCUS export's usage type, resource ARN,
+    product and meter): all of them, most trusted first, `model` the first. Which of them names a model with a
+    known price is not the importer's to say: the statements store keeps the first the price catalog knows."""
 
     def __post_init__(self) -> None:
         """Every rule, refused as a StatementError naming the line's document, location and field."""
@@ -127,6 +131,8 @@ class StatementLine:
                 raise refuse(name, problem)
             if name == "period_end" and (problem := implausible(moment - timedelta(microseconds=1))):
                 raise refuse(name, problem)
+        if self.model_labels and self.model != self.model_labels[0]:
+            raise refuse("model", f"{self.model!r} is not the first of model_labels {list(self.model_labels)!r}")
         if self.period_end < self.period_start:
             raise refuse(
                 "period_end",
@@ -156,6 +162,7 @@ class LineTemplate:
     location: str
     raw: Mapping[str, Any]
     request_id: str | None = None
+    model_labels: tuple[str, ...] = ()
 
     def line(
         self,
@@ -184,6 +191,7 @@ class LineTemplate:
             location=self.location,
             raw=self.raw,
             request_id=self.request_id,
+            model_labels=self.model_labels,
         )
 
 

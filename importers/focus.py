@@ -13,7 +13,7 @@ covers a whole cloud bill, and compute or storage rows are not LLM usage.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
@@ -21,7 +21,6 @@ from typing import Final
 from importers.base import Importer, LineTemplate, RawDocument, StatementLine
 from importers.csv_rows import CsvRow, header, read_rows
 from importers.units import parse_unit, whole
-from ledger.pricing.model_names import billing_label_models, first_known
 
 _REQUIRED: Final = frozenset(
     {"BilledCost", "BillingCurrency", "ChargeCategory", "ChargePeriodStart", "ChargePeriodEnd"}
@@ -81,12 +80,14 @@ def _line(row: CsvRow, *, by_sub_account: bool) -> StatementLine:
     quantity, unit = _quantity(row)
     usage_type = _usage_type(row, category, unit)
     provider = _provider(row)
+    labels = _model_labels(row) if category == "Usage" else ()
     template = LineTemplate(
         source="focus",
         provider=provider,
         account=row.text("SubAccountId") or ("" if by_sub_account else None),
         api_key_id=None,
-        model=_model(row, provider) if category == "Usage" else None,
+        model=labels[0] if labels else None,
+        model_labels=labels,
         service_tier=None,
         period_start=row.timestamp("ChargePeriodStart"),  # FOCUS date-times are UTC
         period_end=row.timestamp("ChargePeriodEnd"),
@@ -131,20 +132,80 @@ def _usage_type(row: CsvRow, category: str, unit: str | None) -> str:
     return "other"
 
 
-def _model(row: CsvRow, provider: str) -> str | None:
-    """The model the line is for: of the names its columns give (Bedrock ARN, AWS usage type, ServiceName,
-    SkuMeter, ChargeDescription: `ledger.pricing.model_names.billing_label_models`), the first one the price catalog
-    knows, else the first given. So a Bedrock line whose usage type says `Claude4.5Sonnet` and whose ARN names
-    `us.anthropic.claude-sonnet-4-5-20250929-v1:0` is for claude-sonnet-4-5 either way."""
-    from ledger.pricing.catalog import shared_catalog
-
-    names = billing_label_models(
-        usage_type=row.text("x_UsageType"),
-        resource_id=row.text("ResourceId"),
-        product=row.text("ServiceName"),
-        texts=(row.text("SkuMeter"), row.text("ChargeDescription")),
+def _model_labels(row: CsvRow) -> tuple[str, ...]:
+    """The names the line's columns give its model, most trusted first (`billing_label_models`). Which of them
+    has a known price is the statements store's to find (`StatementLine.model_labels`): so a Bedrock line whose
+    usage type says `Claude4.5Sonnet` and whose ARN names `us.anthropic.claude-sonnet-4-5-20250929-v1:0` is for
+    claude-sonnet-4-5 either way, and a label nobody can price never hides the column that names the model."""
+    return tuple(
+        billing_label_models(
+            usage_type=row.text("x_UsageType"),
+            resource_id=row.text("ResourceId"),
+            product=row.text("ServiceName"),
+            texts=(row.text("SkuMeter"), row.text("ChargeDescription")),
+        )
     )
-    return first_known(provider, names, shared_catalog().resolve)
+
+
+# AWS usage types: `<REGION>-<model label>-<token type>`; the token-type suffixes from "Understanding your Amazon
+# Bedrock Cost and Usage Report data" (https://docs.aws.amazon.com/bedrock/latest/userguide/cost-mgmt-understanding-cur-data.html).
+AWS_TOKEN_SUFFIX = re.compile(
+    r"-(?:cache-read-input-token-count|cache-write-input-token-count|mantle-input-tokens(?:-.*)?"
+    r"|mantle-output-tokens(?:-.*)?|input-tokens|output-tokens)$",
+    re.IGNORECASE,
+)
+AWS_REGION_PREFIX = re.compile(r"^[A-Z]{2,4}\d{0,2}-")
+_LABEL_WORD = re.compile(r"\d+(?:\.\d+)*(?:[bBkKmM](?![a-z]))?|[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+_CLAUDE_FAMILIES = frozenset({"sonnet", "haiku", "opus"})
+_BEDROCK_ARN = re.compile(r"^arn:aws[\w-]*:bedrock:[^:]*:[^:]*:(?:foundation-model|inference-profile)/(?P<model>.+)$")
+_EDITION = re.compile(r"\s*\((?:amazon bedrock|bedrock|vertex ai|azure)[^)]*\)\s*$", re.IGNORECASE)
+
+
+def model_of_aws_usage_type(usage_type: str) -> str | None:
+    """The model an AWS usage type names, spelled as the vendor's API does: `USE1-Claude4.5Sonnet-input-tokens`
+    → `claude-sonnet-4-5`, `USW2-Claude3.5Haiku-output-tokens` → `claude-3-5-haiku`, `USE1-NovaPro-input-tokens`
+    → `nova-pro`, `EUC1-Llama3.3-70B-Instruct-output-tokens` → `llama-3.3-70b-instruct`. None when the usage
+    type is not a token usage type."""
+    if not AWS_TOKEN_SUFFIX.search(usage_type):
+        return None
+    label = AWS_REGION_PREFIX.sub("", AWS_TOKEN_SUFFIX.sub("", usage_type.strip()))
+    words = [word.lower() for word in _LABEL_WORD.findall(label)]
+    if not words:
+        return None
+    if words[0] == "claude":
+        family = next((word for word in words if word in _CLAUDE_FAMILIES), None)
+        version = next((word for word in words if word[0].isdigit()), None)
+        if family and version:
+            dashed = version.replace(".", "-")
+            # Claude 4 and later put the family first (claude-sonnet-4-5); Claude 3.x after (claude-3-5-haiku).
+            return f"claude-{family}-{dashed}" if int(version.split(".")[0]) >= 4 else f"claude-{dashed}-{family}"
+    if words[0] == "llama" and len(words) > 1 and words[1][0].isdigit():
+        # Bedrock spells Meta's models `llama3-3-70b-instruct` (meta.llama3-3-70b-instruct-v1:0).
+        words = [f"llama{words[1].replace('.', '-')}", *words[2:]]
+    return "-".join(words)
+
+
+def billing_label_models(
+    *,
+    usage_type: str | None = None,
+    resource_id: str | None = None,
+    product: str | None = None,
+    texts: Iterable[str | None] = (),
+) -> list[str]:
+    """The model names one statement line's columns give, in the order they are trusted: the AWS usage type's
+    label, the Bedrock ARN of the resource, a product named after a model (`ServiceName` "Claude Sonnet 4.5
+    (Amazon Bedrock Edition)", without the suffix; a plain "Amazon Bedrock" names no model), then meter texts
+    (`SkuMeter`, `ChargeDescription`, …)."""
+    names: list[str] = []
+    if usage_type and (label := model_of_aws_usage_type(usage_type)):
+        names.append(label)  # first: every token line of one model carries it, the ARN only some
+    arn = _BEDROCK_ARN.match(resource_id or "")
+    if arn:
+        names.append(arn["model"])
+    if product and _EDITION.search(product):
+        names.append(_EDITION.sub("", product).strip())
+    names.extend(text.strip() for text in texts if text and text.strip())
+    return [name for name in dict.fromkeys(names) if name]
 
 
 def _provider(row: CsvRow) -> str:

@@ -23,12 +23,10 @@
    charge rather than the model (input, output, cached, text, tokens, deployment scope, region) are dropped
    and the rest joined with dashes (`gemini-2.5-flash`), so every meter of one model names the same model.
 
-6. Cloud billing labels (`billing_label_models`): AWS usage types (`USE1-Claude4.5Sonnet-input-tokens`,
-   `USW2-NovaPro-output-tokens`, cache read/write variants), Bedrock ARNs in a FOCUS `ResourceId`
-   (`…:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0`), product names such as
-   `Claude Sonnet 4.5 (Amazon Bedrock Edition)`, and SKU meter / charge description text. Where several
-   columns of one statement line name the model, `first_known` takes the first that resolves to a known
-   (priced) model, so a label nobody can price never hides the column that names the model.
+6. Where several columns of one statement line name the model (a FOCUS export's AWS usage type, Bedrock ARN,
+   product and meter: `importers.focus.billing_label_models`, kept on the line as `model_labels`),
+   `first_known` takes the first that resolves to a known (priced) model, so a label nobody can price never
+   hides the column that names the model.
 
 `-latest` aliases are not resolved here: they re-point over time. The price catalog resolves the ones
 genai-prices' matching rules know (`mistral-large-latest` → `mistral-large`).
@@ -147,67 +145,6 @@ def provider_of_model(raw: str) -> str | None:
     if _BEDROCK_VENDOR.match(_BEDROCK_GEO.sub("", name)):
         return "bedrock"
     return None
-
-
-# AWS usage types: `<REGION>-<model label>-<token type>`; the token-type suffixes from "Understanding your Amazon
-# Bedrock Cost and Usage Report data" (https://docs.aws.amazon.com/bedrock/latest/userguide/cost-mgmt-understanding-cur-data.html).
-AWS_TOKEN_SUFFIX = re.compile(
-    r"-(?:cache-read-input-token-count|cache-write-input-token-count|mantle-input-tokens(?:-.*)?"
-    r"|mantle-output-tokens(?:-.*)?|input-tokens|output-tokens)$",
-    re.IGNORECASE,
-)
-AWS_REGION_PREFIX = re.compile(r"^[A-Z]{2,4}\d{0,2}-")
-_LABEL_WORD = re.compile(r"\d+(?:\.\d+)*(?:[bBkKmM](?![a-z]))?|[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
-_CLAUDE_FAMILIES = frozenset({"sonnet", "haiku", "opus"})
-_BEDROCK_ARN = re.compile(r"^arn:aws[\w-]*:bedrock:[^:]*:[^:]*:(?:foundation-model|inference-profile)/(?P<model>.+)$")
-_EDITION = re.compile(r"\s*\((?:amazon bedrock|bedrock|vertex ai|azure)[^)]*\)\s*$", re.IGNORECASE)
-
-
-def model_of_aws_usage_type(usage_type: str) -> str | None:
-    """The model an AWS usage type names, spelled as the vendor's API does: `USE1-Claude4.5Sonnet-input-tokens`
-    → `claude-sonnet-4-5`, `USW2-Claude3.5Haiku-output-tokens` → `claude-3-5-haiku`, `USE1-NovaPro-input-tokens`
-    → `nova-pro`, `EUC1-Llama3.3-70B-Instruct-output-tokens` → `llama-3.3-70b-instruct`. None when the usage
-    type is not a token usage type."""
-    if not AWS_TOKEN_SUFFIX.search(usage_type):
-        return None
-    label = AWS_REGION_PREFIX.sub("", AWS_TOKEN_SUFFIX.sub("", usage_type.strip()))
-    words = [word.lower() for word in _LABEL_WORD.findall(label)]
-    if not words:
-        return None
-    if words[0] == "claude":
-        family = next((word for word in words if word in _CLAUDE_FAMILIES), None)
-        version = next((word for word in words if word[0].isdigit()), None)
-        if family and version:
-            dashed = version.replace(".", "-")
-            # Claude 4 and later put the family first (claude-sonnet-4-5); Claude 3.x after (claude-3-5-haiku).
-            return f"claude-{family}-{dashed}" if int(version.split(".")[0]) >= 4 else f"claude-{dashed}-{family}"
-    if words[0] == "llama" and len(words) > 1 and words[1][0].isdigit():
-        # Bedrock spells Meta's models `llama3-3-70b-instruct` (meta.llama3-3-70b-instruct-v1:0).
-        words = [f"llama{words[1].replace('.', '-')}", *words[2:]]
-    return "-".join(words)
-
-
-def billing_label_models(
-    *,
-    usage_type: str | None = None,
-    resource_id: str | None = None,
-    product: str | None = None,
-    texts: Iterable[str | None] = (),
-) -> list[str]:
-    """The model names one statement line's columns give, in the order they are trusted: the AWS usage type's
-    label, the Bedrock ARN of the resource, a product named after a model (`ServiceName` "Claude Sonnet 4.5
-    (Amazon Bedrock Edition)", without the suffix; a plain "Amazon Bedrock" names no model), then meter texts
-    (`SkuMeter`, `ChargeDescription`, …)."""
-    names: list[str] = []
-    if usage_type and (label := model_of_aws_usage_type(usage_type)):
-        names.append(label)  # first: every token line of one model carries it, the ARN only some
-    arn = _BEDROCK_ARN.match(resource_id or "")
-    if arn:
-        names.append(arn["model"])
-    if product and _EDITION.search(product):
-        names.append(_EDITION.sub("", product).strip())
-    names.extend(text.strip() for text in texts if text and text.strip())
-    return [name for name in dict.fromkeys(names) if name]
 
 
 def first_known(provider: str, names: Iterable[str], resolve: Callable[[str, str], str | None]) -> str | None:

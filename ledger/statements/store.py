@@ -12,7 +12,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 
 from importers.base import RawDocument, StatementError, StatementLine, item_label
 from ledger.periods import Period
-from ledger.pricing.model_names import normalize_model_name
+from ledger.pricing.catalog import shared_catalog
+from ledger.pricing.model_names import first_known, normalize_model_name
 from ledger.reconcile.matching import counted_figures, finest_grains, grain_of, sum_present
 from ledger.reconcile.model import DIMENSIONS
 from ledger.sink.events import nul_path
@@ -77,11 +78,13 @@ def store_statements(
 ) -> ImportSummary:
     """Archive `documents` and make `lines` the source's lines for `period` (None: the months the lines cover),
     replacing earlier imports. `lines` is read once, as it comes. A line that cannot be stored as it is refuses
-    the whole import, naming its document, location and field; nothing is written then."""
+    the whole import, naming its document, location and field; nothing is written then. A line that gives
+    several names for its model is stored for the first the price catalog knows (`known_model`)."""
     staged = _LineTally()
     _create_staging(session)
     with _copy_staging(session) as copy:
-        for line in lines:
+        for given in lines:
+            line = staged.with_known_model(given)
             raw = check_storable(line)
             if period is not None and line.period_start not in period:
                 raise ValueError(
@@ -144,6 +147,18 @@ class _LineTally:
         # (provider, model, usage type, grain) → [quantity sum or None, amount sum or None]
         self._sums: dict[tuple[str, str | None, str, tuple[str, ...]], list[Decimal | None]] = {}
         self._models: dict[tuple[str, str], str] = {}
+        self._known: dict[tuple[str, tuple[str, ...]], str | None] = {}
+
+    def with_known_model(self, line: StatementLine) -> StatementLine:
+        """The line with, of its `model_labels`, the first the shared price catalog knows as its model (the first
+        label when none is known); remembered per provider and labels."""
+        if len(line.model_labels) < 2:
+            return line
+        key = (line.provider, line.model_labels)
+        known = self._known.get(key)
+        if key not in self._known:
+            known = self._known[key] = known_model(line)
+        return line if known == line.model else replace(line, model=known, model_labels=())
 
     def model_of(self, line: StatementLine) -> str | None:
         """The line's model, normalized (remembered per provider and model as written)."""
@@ -320,11 +335,20 @@ def check_storable(line: StatementLine) -> str:
     return raw
 
 
+def known_model(line: StatementLine) -> str | None:
+    """Of the names the line gives its model (`model_labels`, else `model`), the first the shared price catalog
+    (no tenant's prices or aliases) knows, else the first."""
+    if not line.model_labels:
+        return line.model
+    return first_known(line.provider, line.model_labels, shared_catalog().resolve)
+
+
 def summarize(lines: Iterable[StatementLine]) -> list[SummaryRow]:
     """Quantities and amounts per provider × model × usage type, each counted once (`counted_figures`)."""
     rows: dict[tuple[str, str], SummaryRow] = {}
     for line, quantity, amount in counted_figures(list(lines), grain_of):
-        model = normalize_model_name(line.provider, line.model) if line.model else "(all models)"
+        written = known_model(line)
+        model = normalize_model_name(line.provider, written) if written else "(all models)"
         row = rows.setdefault((line.provider, model), SummaryRow(line.provider, model))
         if quantity is not None:
             row.quantities[line.usage_type] += quantity

@@ -73,6 +73,10 @@ def serialise(line: StatementLine) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for field in fields(line):
         value = getattr(line, field.name)
+        if field.name == "model_labels":
+            if not value:
+                continue  # only sources whose columns name the model several ways give them
+            value = list(value)
         if isinstance(value, Decimal):
             value = str(value)
         elif isinstance(value, datetime):

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from importers.base import StatementError, StatementLine
-from importers.focus import FocusImporter
+from importers.focus import FocusImporter, billing_label_models, model_of_aws_usage_type
 from importers.units import Unit, parse_unit
 from tests.importers.golden import csv_document
 
@@ -57,14 +57,16 @@ def test_a_bedrock_model_arn_names_the_model_when_the_usage_type_does_not() -> N
     assert line.model == "anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 
-def test_of_the_columns_naming_the_model_the_first_with_a_known_price_names_it() -> None:
+def test_every_column_naming_the_model_is_kept_on_the_line_most_trusted_first() -> None:
+    """Which of them has a known price is the statements store's to find (tests/statements: `known_model`)."""
     arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
     [line] = parse(bedrock_row("USE1-AcmeHaikuTier-input-tokens", resource=arn))
-    [unknown] = parse(bedrock_row("USE1-AcmeHaikuTier-input-tokens"))
+    [alone] = parse(bedrock_row("USE1-AcmeHaikuTier-input-tokens"))
 
-    assert line.model == "us.anthropic.claude-haiku-4-5-20251001-v1:0"
-    assert unknown.model == "acme-haiku-tier"  # nothing better: the usage type's label, listed as unmatched
+    assert line.model_labels == ("acme-haiku-tier", "us.anthropic.claude-haiku-4-5-20251001-v1:0")
+    assert line.model == "acme-haiku-tier"
+    assert (alone.model, alone.model_labels) == ("acme-haiku-tier", ("acme-haiku-tier",))
 
 
 def test_pricing_quantity_in_token_blocks_is_counted_in_tokens_when_consumed_quantity_is_empty() -> None:
@@ -184,3 +186,40 @@ def test_a_row_without_a_sub_account_beside_rows_with_one_is_usage_outside_any()
     without = with_one.replace(",123456789012,", ",,")
     assert [line.account for line in parse(with_one, without)] == ["123456789012", ""]
     assert [line.account for line in parse(without)] == [None]  # no row names one: not broken down by it
+
+
+@pytest.mark.parametrize(
+    ("usage_type", "model"),
+    [
+        ("USE1-Claude4.5Sonnet-input-tokens", "claude-sonnet-4-5"),
+        ("USW2-Claude4.5Sonnet-output-tokens", "claude-sonnet-4-5"),
+        ("EUC1-Claude4.5Haiku-cache-read-input-token-count", "claude-haiku-4-5"),
+        ("USE1-Claude4.5Sonnet-cache-write-input-token-count", "claude-sonnet-4-5"),
+        ("USE1-Claude4.1Opus-input-tokens", "claude-opus-4-1"),
+        ("USE1-Claude3.5Haiku-output-tokens", "claude-3-5-haiku"),
+        ("USE1-NovaPro-input-tokens", "nova-pro"),
+        ("USW2-Nova2Lite-output-tokens", "nova-2-lite"),
+        ("USE1-Llama3.3-70B-Instruct-input-tokens", "llama3-3-70b-instruct"),
+        ("USE1-MistralLarge-output-tokens", "mistral-large"),
+        ("USE1-gpt-oss-120b-mantle-input-tokens-flex", "gpt-oss-120b"),
+        ("USE1-Guardrail-TextUnits", None),
+    ],
+)
+def test_an_aws_usage_type_names_the_model_as_its_vendor_spells_it(usage_type: str, model: str | None) -> None:
+    assert model_of_aws_usage_type(usage_type) == model
+
+
+def test_a_product_name_names_a_model_only_when_it_is_a_model_edition() -> None:
+    arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    assert billing_label_models(
+        usage_type="USE1-Claude4.5Sonnet-input-tokens",
+        resource_id=arn,
+        product="Claude Sonnet 4.5 (Amazon Bedrock Edition)",
+        texts=["Claude Sonnet 4.5 input tokens", None],
+    ) == [
+        "claude-sonnet-4-5",
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "Claude Sonnet 4.5",
+        "Claude Sonnet 4.5 input tokens",
+    ]
+    assert billing_label_models(product="Amazon Bedrock", texts=["Guardrail text units"]) == ["Guardrail text units"]

@@ -7,9 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.pricing.model_names import (
-    billing_label_models,
     first_known,
-    model_of_aws_usage_type,
     normalize_model_name,
     provider_of_model,
 )
@@ -120,43 +118,6 @@ def test_billing_meter_labels_name_the_model_they_charge_for() -> None:
     assert normalize_model_name("bedrock", "Claude Sonnet 4.5 input tokens in US East (N. Virginia)") == (
         "claude-sonnet-4-5"
     )
-
-
-@pytest.mark.parametrize(
-    ("usage_type", "model"),
-    [
-        ("USE1-Claude4.5Sonnet-input-tokens", "claude-sonnet-4-5"),
-        ("USW2-Claude4.5Sonnet-output-tokens", "claude-sonnet-4-5"),
-        ("EUC1-Claude4.5Haiku-cache-read-input-token-count", "claude-haiku-4-5"),
-        ("USE1-Claude4.5Sonnet-cache-write-input-token-count", "claude-sonnet-4-5"),
-        ("USE1-Claude4.1Opus-input-tokens", "claude-opus-4-1"),
-        ("USE1-Claude3.5Haiku-output-tokens", "claude-3-5-haiku"),
-        ("USE1-NovaPro-input-tokens", "nova-pro"),
-        ("USW2-Nova2Lite-output-tokens", "nova-2-lite"),
-        ("USE1-Llama3.3-70B-Instruct-input-tokens", "llama3-3-70b-instruct"),
-        ("USE1-MistralLarge-output-tokens", "mistral-large"),
-        ("USE1-gpt-oss-120b-mantle-input-tokens-flex", "gpt-oss-120b"),
-        ("USE1-Guardrail-TextUnits", None),
-    ],
-)
-def test_an_aws_usage_type_names_the_model_as_its_vendor_spells_it(usage_type: str, model: str | None) -> None:
-    assert model_of_aws_usage_type(usage_type) == model
-
-
-def test_a_product_name_names_a_model_only_when_it_is_a_model_edition() -> None:
-    arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-    assert billing_label_models(
-        usage_type="USE1-Claude4.5Sonnet-input-tokens",
-        resource_id=arn,
-        product="Claude Sonnet 4.5 (Amazon Bedrock Edition)",
-        texts=["Claude Sonnet 4.5 input tokens", None],
-    ) == [
-        "claude-sonnet-4-5",
-        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
-        "Claude Sonnet 4.5",
-        "Claude Sonnet 4.5 input tokens",
-    ]
-    assert billing_label_models(product="Amazon Bedrock", texts=["Guardrail text units"]) == ["Guardrail text units"]
 
 
 def test_of_several_names_the_first_a_price_is_known_for_wins() -> None:

@@ -15,14 +15,19 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from ledger.access import auth
 from ledger.cli import app
 from ledger.periods import Period
 from ledger.statements.importing import importer_named, parse_documents, read_documents
+from ledger.statements.pull import pull_documents
 from ledger.statements.store import store_statements
 from ledger.storage.database import session_factory
+from ledger.storage.tables import StatementLine as StatementLineRow
 from tests.conftest import TenantKeys
+from tests.importers.golden import csv_document
 from tests.openai_admin_api import OpenAIAdminApi
 
 OPENAI = Path(__file__).parent.parent / "importers" / "openai"
@@ -292,3 +297,32 @@ def test_a_bad_row_at_the_end_of_a_csv_export_writes_nothing(
         "error: export.csv: line 3002: Date: 9999-12-31T00:00:00+00:00 is outside the dates a statement covers"
     )
     assert totals(engine, tenant) == []
+
+
+def test_of_the_names_a_line_gives_its_model_the_first_with_a_known_price_is_stored(
+    db_session: Session, tenant: TenantKeys
+) -> None:
+    """A Bedrock row whose usage type names a label nobody prices (`AcmeHaikuTier`) and whose ARN names Claude
+    Haiku 4.5 is for claude-haiku-4-5; without the ARN, the label is all there is (listed as unmatched)."""
+    arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0"
+    header = "BilledCost,BillingCurrency,ChargeCategory,ChargePeriodStart,ChargePeriodEnd,ProviderName,ResourceId,"
+    header += "ServiceCategory,ServiceName,x_UsageType"
+    row = "1.5,USD,Usage,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z,AWS,{arn},AI and Machine Learning,Amazon Bedrock,"
+    row += "USE1-AcmeHaikuTier-input-tokens"
+    document = csv_document("bedrock.csv", "\n".join([header, row.format(arn=arn), row.format(arn="")]) + "\n")
+    tenant_id = auth.tenant_by_name(db_session, tenant.name).id
+
+    pull_documents(
+        db_session, tenant_id=tenant_id, importer=importer_named("focus", None), period=Period.month("2026-10"),
+        documents=[document], now=datetime.now(UTC),
+    )  # fmt: skip
+
+    stored = db_session.execute(
+        sa.select(StatementLineRow.model_raw, StatementLineRow.model)
+        .where(StatementLineRow.tenant_id == tenant_id)
+        .order_by(StatementLineRow.location)
+    ).all()
+    assert [tuple(line) for line in stored] == [
+        ("us.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5"),
+        ("acme-haiku-tier", "acme-haiku-tier"),
+    ]
