@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Column, Table
 
+from importers.registry import IMPORTERS
 from ledger.access import auth
 from ledger.cli.command import console, errors, one_line_errors, print_table, session_scope
 from ledger.cli.reconcile import print_unmatched, unmatched_in
@@ -18,9 +19,12 @@ if TYPE_CHECKING:
     from ledger.statements.store import ImportSummary
 
 
+_SOURCES = f"{', '.join(importer.source for importer in IMPORTERS[:-1])} or {IMPORTERS[-1].source}."
+
+
 @one_line_errors
 def import_statements(
-    source: Annotated[str, typer.Argument(help="openai, anthropic, openrouter, focus or csv.")],
+    source: Annotated[str, typer.Argument(help=_SOURCES)],
     period: Annotated[str | None, typer.Option(help="Month to fetch or replace, e.g. 2026-10.")] = None,
     file: Annotated[list[Path] | None, typer.Option("--file", help="Saved API responses or exports.")] = None,
     mapping: Annotated[str | None, typer.Option(help="For csv: a shipped mapping name or a .toml file.")] = None,
