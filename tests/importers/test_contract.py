@@ -11,6 +11,7 @@ import pytest
 
 from importers.base import TOKEN_USAGE_TYPES, USAGE_TYPES, StatementLine
 from importers.registry import IMPORTERS, identify
+from ledger.settings import Settings
 from tests.importers.golden import Case, golden_cases
 
 CASES = golden_cases()
@@ -27,18 +28,29 @@ def test_each_importer_has_its_own_source_name() -> None:
     sources = [importer.source for importer in IMPORTERS]
 
     assert len(sources) == len(set(sources))
-    assert set(sources) == {"openai", "anthropic", "openrouter", "focus", "csv"}
+    assert set(sources) >= {"openai", "anthropic", "openrouter", "focus", "csv"}
 
 
-def test_api_importers_name_their_credential_variable_and_default_base_url() -> None:
+def test_api_importers_declare_their_credential_variable_default_base_url_and_base_url_setting() -> None:
+    """What the pull service reads (`ledger.statements.pull`); the shipped variables are an interface."""
     fetchers = {importer.source: importer for importer in IMPORTERS if importer.credential_env}
 
-    assert {source: importer.credential_env for source, importer in fetchers.items()} == {
+    assert {source: importer.credential_env for source, importer in fetchers.items()}.items() >= {
         "openai": "OPENAI_ADMIN_KEY",
         "anthropic": "ANTHROPIC_ADMIN_KEY",
         "openrouter": "OPENROUTER_API_KEY",
-    }
-    assert all(importer.default_base_url for importer in fetchers.values())
+    }.items()
+    assert all(importer.fetches for importer in fetchers.values())
+    assert all(
+        importer.base_url_setting is None or importer.base_url_setting in Settings.model_fields
+        for importer in fetchers.values()
+    )
+
+
+def test_file_importers_declare_nothing_a_fetch_needs() -> None:
+    for importer in IMPORTERS:
+        if not importer.fetches:
+            assert (importer.credential_env, importer.base_url_setting, importer.request_ids_of) == (None, None, None)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
