@@ -21,13 +21,13 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
+from ledger import log_redaction
 from ledger.alerts import messages, rules
 from ledger.alerts.channels import channel_named
 from ledger.alerts.messages import Message
 from ledger.alerts.outbox import queue_delivery_failure_alert, queue_message
 from ledger.clock import Clock
 from ledger.queries import sources
-from ledger.service import log_redaction
 from ledger.storage.tables import AlertChannel, AlertOutbox
 
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)

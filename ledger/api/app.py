@@ -20,6 +20,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
+from ledger import log_redaction
 from ledger.access.auth import PrincipalCache, same_text
 from ledger.access.throttle import FailedAuthThrottle
 from ledger.alerts.delivery import outbox_by_status
@@ -31,7 +32,6 @@ from ledger.api.openapi import complete_document, error_responses
 from ledger.clock import Clock, SystemClock
 from ledger.errors import ServiceUnavailable, TokenLedgerError, TooManyFailedAuthentications, Unauthorized
 from ledger.pricing.catalog import base_layer
-from ledger.service import log_redaction
 from ledger.service.metrics import ServiceMetrics
 from ledger.service.scheduler import MonthlyReportSender, start_scheduler
 from ledger.settings import Settings

@@ -25,10 +25,8 @@ from ledger.display import plain_decimal
 from ledger.errors import Forbidden
 from ledger.queries.dispute_pack import load_dispute_pack
 from ledger.queries.findings import (
-    MAX_NOTE_CHARS,
     FindingFilter,
     change_json,
-    change_status,
     finding_json,
     get_finding,
     list_findings,
@@ -36,6 +34,7 @@ from ledger.queries.findings import (
 )
 from ledger.queries.sources import drift_lines, latest_runs
 from ledger.queries.usage import month, resolve_range
+from ledger.reconciliation.triage import MAX_NOTE_CHARS, change_status
 from ledger.storage.tables import BIGINT_MAX
 
 router = APIRouter(prefix="/v1", tags=["findings"], responses=KEYED, dependencies=[Depends(known_query_only)])

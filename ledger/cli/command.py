@@ -19,8 +19,8 @@ from rich.table import Column, Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from ledger import log_redaction
 from ledger.errors import TokenLedgerError
-from ledger.service import log_redaction
 from ledger.settings import Settings
 from ledger.storage.database import create_db_engine, database_url, session_factory
 

@@ -5,7 +5,6 @@ and records status changes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, select
@@ -20,7 +19,6 @@ from ledger.storage.tables import BIGINT_MAX, Finding, FindingChange
 STATUSES = ("open", "acknowledged", "resolved", "disputed")
 SEVERITIES = ("info", "warning", "critical")
 """Severity levels, least to most severe."""
-MAX_NOTE_CHARS = 4_000
 KINDS = tuple(detector.KIND for detector in DETECTORS)
 
 
@@ -94,40 +92,6 @@ def status_history(session: Session, tenant_id: int, finding_id: int) -> list[Fi
         .order_by(FindingChange.changed_at, FindingChange.id)
     )
     return list(session.scalars(query))
-
-
-def change_status(
-    session: Session, tenant_id: int, finding_id: int, *, status: str, note: str | None, actor: str, now: datetime
-) -> FindingChange:
-    """Set the finding's status (and its note, when one is given) and record who did it, from what, and why."""
-    if status not in STATUSES:
-        raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
-    note = note.strip() if note and note.strip() else None
-    if note is not None and len(note) > MAX_NOTE_CHARS:
-        raise InvalidRequest(f"note is {len(note)} characters; at most {MAX_NOTE_CHARS}")
-    if note is not None and "\x00" in note:
-        raise InvalidRequest("note holds a NUL character, which cannot be stored")
-    finding = get_finding(session, tenant_id, finding_id, for_update=True)
-    change = FindingChange(
-        tenant_id=tenant_id,
-        finding_id=finding.id,
-        changed_at=now,
-        from_status=finding.status,
-        to_status=status,
-        note=note,
-        actor=actor,
-    )
-    was = finding.status
-    finding.status = status
-    if note is not None:
-        finding.note = note
-    session.add(change)
-    session.flush()
-    if status == "resolved" and was != "resolved":
-        from ledger.alerts import queue_finding_cleared  # here: reports builds on this module
-
-        queue_finding_cleared(session, tenant_id=tenant_id, finding=finding, now=now)
-    return change
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:

@@ -25,13 +25,13 @@ from ledger.queries.dispute_pack import load_dispute_pack
 from ledger.queries.findings import (
     STATUSES,
     FindingFilter,
-    change_status,
     finding_json,
     get_finding,
     list_findings,
     status_history,
 )
 from ledger.queries.footing import footed
+from ledger.reconciliation.triage import change_status
 from ledger.vocabulary import REPORT_ROLES
 from reports import evidence, findings_list, monthly, overview, quality, spend
 from reports.rendering import environment

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from ledger import log_redaction
 from ledger.alerts import queue_finding_alert
 from ledger.clock import Clock
 from ledger.server import create_app
-from ledger.service import log_redaction
 from ledger.settings import Settings
 from ledger.storage.database import session_factory
 from ledger.storage.tables import AlertOutbox, ScheduledJob
