@@ -24,13 +24,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from benchmarks.common import fresh_database
-from ledger import auth
-from ledger.database import create_db_engine, session_factory
+from ledger.access import auth
+from ledger.alerts import queue_finding_alert
 from ledger.periods import Period
-from ledger.scheduler import start_scheduler
+from ledger.service.scheduler import start_scheduler
 from ledger.settings import Settings
-from ledger.tables import AlertChannel, Finding
-from reports.alerts import queue_finding_alert
+from ledger.storage.database import create_db_engine, session_factory
+from ledger.storage.tables import AlertChannel, Finding
+from reports.monthly import send_monthly_report
 
 HEALTHY = 4
 FINDINGS = 10
@@ -97,7 +98,7 @@ def measure(url: str, *, with_hung: bool) -> tuple[float, float]:
                         enabled=True,
                     )
                 )
-        scheduler = start_scheduler(settings, engine, sessions)
+        scheduler = start_scheduler(settings, engine, sessions, send_monthly_report)
         while not scheduler.leading:
             time.sleep(0.05)
         now = datetime.now(UTC)

@@ -29,7 +29,7 @@ from benchmarks.common import ROOT, free_port
 SCRIPT = """
 import atexit, sys, time
 from datetime import UTC, datetime
-from ledger.client import TokenLedger
+from ledger.integrations.client import TokenLedger
 
 returned = []
 atexit.register(lambda: print(time.monotonic() - returned[0]))  # registered first, so it runs last

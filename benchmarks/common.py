@@ -19,8 +19,8 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from ledger import auth
-from ledger.database import create_db_engine, session_factory, start_embedded_postgres, upgrade
+from ledger.access import auth
+from ledger.storage.database import create_db_engine, session_factory, start_embedded_postgres, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 

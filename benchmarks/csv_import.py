@@ -51,7 +51,7 @@ def run_import(url: str, path: Path, tenant: str) -> tuple[float, float, int]:
         sys.executable,
         "-c",
         "import resource, sys\n"
-        "from ledger.cli import app\n"
+        "from ledger.cli.main import app\n"
         "try:\n"
         "    app(sys.argv[1:])\n"
         "finally:\n"

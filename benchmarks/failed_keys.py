@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 
 from benchmarks.common import LoadResult, Server, dumps, fresh_database, start_server, tenant_with_key
-from ledger.api import create_app
+from ledger.server import create_app
 from ledger.settings import get_settings
 
 SLICE_SECONDS = 5.0

@@ -29,7 +29,7 @@ import psutil
 from benchmarks.common import ROOT, free_port, fresh_database, tenant_with_key, wait_until_healthy
 
 SERVE = (
-    "import sys, uvicorn; from ledger.api import create_app; from ledger.settings import get_settings; "
+    "import sys, uvicorn; from ledger.server import create_app; from ledger.settings import get_settings; "
     "uvicorn.run(create_app(get_settings()), host='127.0.0.1', port=int(sys.argv[1]), log_level='warning', "
     "access_log=False)"
 )

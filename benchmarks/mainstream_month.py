@@ -21,16 +21,16 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from benchmarks.common import fresh_database
-from ledger.api import create_app
-from ledger.cli import app
-from ledger.database import create_db_engine
+from ledger.cli.main import app
+from ledger.server import create_app
 from ledger.settings import Settings
+from ledger.storage.database import create_db_engine
 from tests import mainstream_month
 from tests.conftest import make_tenant
 
 
 def list_price(provider: str, model: str, token_type: str, at: datetime) -> Decimal:
-    from ledger.catalog import shared_catalog
+    from ledger.pricing.catalog import shared_catalog
 
     row = shared_catalog().unit_price(provider, model, token_type, at=at)
     if row is None:

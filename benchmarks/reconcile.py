@@ -33,14 +33,14 @@ import psycopg
 from sqlalchemy import text
 
 from benchmarks.common import conninfo, fresh_database, tenant_with_key
-from ledger import rollup
-from ledger.catalog import base_layer
-from ledger.database import create_db_engine, session_factory
-from ledger.events import COLUMNS, EventRow
-from ledger.ingest import partition_ddl
 from ledger.periods import Period
-from ledger.reconciliation import run_reconciliation
+from ledger.pricing.catalog import base_layer
+from ledger.reconciliation.run import run_reconciliation
 from ledger.settings import Settings
+from ledger.sink import rollup
+from ledger.sink.events import COLUMNS, EventRow
+from ledger.sink.ingest import partition_ddl
+from ledger.storage.database import create_db_engine, session_factory
 
 PERIOD = Period.month("2026-10")
 WARM_RUNS = 5

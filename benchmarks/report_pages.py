@@ -29,11 +29,11 @@ import psycopg
 from fastapi import FastAPI
 
 from benchmarks.common import conninfo, fresh_database, start_server, tenant_with_key
-from ledger import latency
-from ledger.api import create_app
 from ledger.periods import Period
-from ledger.rollup import ALL_COLUMNS, SUM_COLUMNS
+from ledger.server import create_app
 from ledger.settings import get_settings
+from ledger.sink import latency
+from ledger.sink.rollup import ALL_COLUMNS, SUM_COLUMNS
 
 PERIOD = Period.month("2026-10")
 TARGET_MS = 200.0

@@ -16,6 +16,7 @@ from importers.base import FetchContext, Importer, LineTemplate, RawDocument, St
 from importers.fetching import FetchClient, paginate_grouped
 from importers.json_fields import Grouping, JsonObject, load_json, peek_json
 from ledger.periods import Period
+from ledger.vocabulary import ServiceTier, UsageType
 
 USAGE_PATH: Final = "/v1/organizations/usage_report/messages"
 COST_PATH: Final = "/v1/organizations/cost_report"
@@ -25,11 +26,11 @@ API_VERSION: Final = "2023-06-01"
 
 # cost_report `token_type` values (API reference, Get Cost Report → results[].token_type).
 _TOKEN_TYPES: Final = {
-    "uncached_input_tokens": "uncached_input",
-    "cache_read_input_tokens": "cached_input",
-    "cache_creation.ephemeral_5m_input_tokens": "cache_write_5m",
-    "cache_creation.ephemeral_1h_input_tokens": "cache_write_1h",
-    "output_tokens": "output",
+    "uncached_input_tokens": UsageType.UNCACHED_INPUT,
+    "cache_read_input_tokens": UsageType.CACHED_INPUT,
+    "cache_creation.ephemeral_5m_input_tokens": UsageType.CACHE_WRITE_5M,
+    "cache_creation.ephemeral_1h_input_tokens": UsageType.CACHE_WRITE_1H,
+    "output_tokens": UsageType.OUTPUT,
 }
 
 
@@ -72,7 +73,7 @@ class AnthropicImporter(Importer):
         )
 
 
-_BLANKS: Final = {"workspace_id": "", "api_key_id": "", "service_tier": "standard"}
+_BLANKS: Final = {"workspace_id": "", "api_key_id": "", "service_tier": ServiceTier.STANDARD}
 """What a null dimension of a grouped page is: "" for the default workspace and Console usage (as events
 without an account or key id carry), the standard tier."""
 
@@ -106,7 +107,7 @@ def parse_page(document: str, body: Any) -> list[StatementLine]:
             elif "uncached_input_tokens" in row.data:
                 lines.extend(_usage_lines(row, template))
             else:
-                lines.append(template.line("other"))
+                lines.append(template.line(UsageType.OTHER))
     return lines
 
 
@@ -114,12 +115,12 @@ def _usage_lines(row: JsonObject, template: LineTemplate) -> list[StatementLine]
     creation = row.get_object("cache_creation")
     tools = row.get_object("server_tool_use")
     counts = (
-        ("uncached_input", row.need_count("uncached_input_tokens"), "tokens"),
-        ("cached_input", row.get_count("cache_read_input_tokens"), "tokens"),
-        ("cache_write_5m", creation.get_count("ephemeral_5m_input_tokens") if creation else None, "tokens"),
-        ("cache_write_1h", creation.get_count("ephemeral_1h_input_tokens") if creation else None, "tokens"),
-        ("output", row.need_count("output_tokens"), "tokens"),
-        ("web_search", tools.get_count("web_search_requests") if tools else None, "requests"),
+        (UsageType.UNCACHED_INPUT, row.need_count("uncached_input_tokens"), "tokens"),
+        (UsageType.CACHED_INPUT, row.get_count("cache_read_input_tokens"), "tokens"),
+        (UsageType.CACHE_WRITE_5M, creation.get_count("ephemeral_5m_input_tokens") if creation else None, "tokens"),
+        (UsageType.CACHE_WRITE_1H, creation.get_count("ephemeral_1h_input_tokens") if creation else None, "tokens"),
+        (UsageType.OUTPUT, row.need_count("output_tokens"), "tokens"),
+        (UsageType.WEB_SEARCH, tools.get_count("web_search_requests") if tools else None, "requests"),
     )
     return [
         template.line(usage_type, quantity=Decimal(count), unit=unit)
@@ -135,11 +136,11 @@ def _cost_line(row: JsonObject, template: LineTemplate) -> StatementLine:
     currency = row.need_str("currency").upper()
     cost_type = row.get_str("cost_type")  # null unless grouped by description
     if cost_type == "tokens":
-        usage_type = _TOKEN_TYPES.get(row.get_str("token_type") or "", "other")
+        usage_type: str = _TOKEN_TYPES.get(row.get_str("token_type") or "", UsageType.OTHER)
     elif cost_type == "web_search":
-        usage_type = "web_search"
+        usage_type = UsageType.WEB_SEARCH
     else:  # code_execution, session_usage, newer types, or an ungrouped total
-        usage_type = "other"
+        usage_type = UsageType.OTHER
     return template.line(usage_type, amount=amount, currency=currency)
 
 

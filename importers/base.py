@@ -23,22 +23,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Final
 
+# The statement line's usage types are the shared vocabulary's; re-exported as part of the importer protocol.
+from ledger.vocabulary import TOKEN_USAGE_TYPES as TOKEN_USAGE_TYPES
+from ledger.vocabulary import USAGE_TYPES as USAGE_TYPES
+
 if TYPE_CHECKING:
     from importers.fetching import FetchClient
     from ledger.periods import Period
-
-USAGE_TYPES: Final = (
-    "uncached_input",
-    "cached_input",
-    "cache_write_5m",
-    "cache_write_1h",
-    "output",
-    "requests",
-    "web_search",
-    "credit",
-    "other",
-)
-TOKEN_USAGE_TYPES: Final = frozenset({"uncached_input", "cached_input", "cache_write_5m", "cache_write_1h", "output"})
 
 # Keys under which importers keep the source's own name for a line item, most specific first.
 _LABEL_KEYS: Final = ("line_item", "x_UsageType", "SkuMeter", "ChargeDescription", "description", "cost_type", "object")

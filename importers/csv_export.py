@@ -37,6 +37,7 @@ from importers.base import TOKEN_USAGE_TYPES, USAGE_TYPES, Importer, LineTemplat
 from importers.csv_rows import CsvRow, header, read_rows
 from importers.units import whole
 from ledger.periods import next_month_start
+from ledger.vocabulary import ServiceTier, UsageType
 
 COLUMN_ROLES: Final = (
     "date",
@@ -91,7 +92,7 @@ def _one_of(allowed: Sequence[str], problem: str) -> Callable[[object], object]:
 
 def _provider_slug(value: str) -> str:
     if not _PROVIDER_SLUG.fullmatch(value):
-        # Logged usage names providers so (`ledger.events`): a statement under another spelling matches nothing.
+        # Logged usage names providers so (`ledger.sink.events`): a statement under another spelling matches nothing.
         raise _invalid(f"expected a lower-case slug such as openai or deepseek, got {value!r}")
     return value
 
@@ -117,7 +118,7 @@ def _scale(value: object) -> Decimal:
 
 Text = Annotated[str, BeforeValidator(_text)]
 ColumnRole = Annotated[str, BeforeValidator(_one_of(COLUMN_ROLES, "unknown role; expected one of {allowed}"))]
-UsageType = Annotated[str, BeforeValidator(_one_of(USAGE_TYPES, "{value!r} is not one of {allowed}"))]
+UsageTypeName = Annotated[str, BeforeValidator(_one_of(USAGE_TYPES, "{value!r} is not one of {allowed}"))]
 Scale = Annotated[Decimal, PlainValidator(_scale)]
 
 
@@ -152,8 +153,8 @@ class CsvMapping(BaseModel):
     period: Annotated[Text, AfterValidator(_one_of(_PERIODS, "expected one of {allowed}, got {value!r}"))] = "day"
     currency: Annotated[Text, AfterValidator(str.upper)] | None = None  # when the export has no currency column
     quantity_scale: Scale = Decimal(1)  # e.g. 1000 when quantities are in thousands of tokens
-    usage_types: dict[str, UsageType] = {}  # long export: cell value → usage type
-    usage_type_columns: dict[UsageType, UsageTypeColumns] = {}  # wide export: usage type → its columns
+    usage_types: dict[str, UsageTypeName] = {}  # long export: cell value → usage type
+    usage_type_columns: dict[UsageTypeName, UsageTypeColumns] = {}  # wide export: usage type → its columns
     description: Text = ""
     source_url: Text | None = None
 
@@ -302,7 +303,7 @@ def _template(mapping: CsvMapping, row: CsvRow, zone: ZoneInfo) -> LineTemplate:
         account=_dimension(row, columns.get("account"), ""),
         api_key_id=_dimension(row, columns.get("api_key_id"), ""),
         model=row.text(columns.get("model")),
-        service_tier=_dimension(row, columns.get("service_tier"), "standard"),
+        service_tier=_dimension(row, columns.get("service_tier"), ServiceTier.STANDARD),
         period_start=start,
         period_end=end,
         document=row.document,
@@ -327,7 +328,7 @@ def _period_end(mapping: CsvMapping, row: CsvRow, local_start: datetime) -> date
 
 def _long_line(mapping: CsvMapping, row: CsvRow, template: LineTemplate) -> StatementLine:
     label = row.text(mapping.columns["usage_type"])
-    usage_type = mapping.usage_types.get(label or "", "other")
+    usage_type = mapping.usage_types.get(label or "", UsageType.OTHER)
     quantity = row.decimal(mapping.columns.get("quantity"))
     amount = row.decimal(mapping.columns.get("amount"))
     return template.line(
@@ -368,6 +369,6 @@ def _currency(mapping: CsvMapping, row: CsvRow) -> str:
 def _default_unit(usage_type: str) -> str | None:
     if usage_type in TOKEN_USAGE_TYPES:
         return "tokens"
-    if usage_type in ("requests", "web_search"):
+    if usage_type in (UsageType.REQUESTS, UsageType.WEB_SEARCH):
         return "requests"
     return None

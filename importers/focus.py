@@ -21,7 +21,7 @@ from typing import Final
 from importers.base import Importer, LineTemplate, RawDocument, StatementLine
 from importers.csv_rows import CsvRow, header, read_rows
 from importers.units import parse_unit, whole
-from ledger.model_names import billing_label_models, first_known
+from ledger.pricing.model_names import billing_label_models, first_known
 
 _REQUIRED: Final = frozenset(
     {"BilledCost", "BillingCurrency", "ChargeCategory", "ChargePeriodStart", "ChargePeriodEnd"}
@@ -133,10 +133,10 @@ def _usage_type(row: CsvRow, category: str, unit: str | None) -> str:
 
 def _model(row: CsvRow, provider: str) -> str | None:
     """The model the line is for: of the names its columns give (Bedrock ARN, AWS usage type, ServiceName,
-    SkuMeter, ChargeDescription: `ledger.model_names.billing_label_models`), the first one the price catalog
+    SkuMeter, ChargeDescription: `ledger.pricing.model_names.billing_label_models`), the first one the price catalog
     knows, else the first given. So a Bedrock line whose usage type says `Claude4.5Sonnet` and whose ARN names
     `us.anthropic.claude-sonnet-4-5-20250929-v1:0` is for claude-sonnet-4-5 either way."""
-    from ledger.catalog import shared_catalog
+    from ledger.pricing.catalog import shared_catalog
 
     names = billing_label_models(
         usage_type=row.text("x_UsageType"),

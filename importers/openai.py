@@ -26,6 +26,7 @@ from importers.fetching import FetchClient, paginate_grouped
 from importers.json_fields import Grouping, JsonObject, load_json, peek_json
 from importers.units import whole
 from ledger.periods import Period
+from ledger.vocabulary import ServiceTier, UsageType
 
 USAGE_PATH: Final = "/organization/usage/completions"
 COSTS_PATH: Final = "/organization/costs"
@@ -46,14 +47,15 @@ _LINE_ITEM: Final = re.compile(
     r"(?P<direction>[a-z_ ]+?)(?:, long context)?$"
 )
 _DIRECTIONS: Final = {
-    "input": "uncached_input",
-    "input_tokens": "uncached_input",
-    "cached input": "cached_input",
-    "output": "output",
-    "output_tokens": "output",
-    "cache writes": "cache_write_5m",
+    "input": UsageType.UNCACHED_INPUT,
+    "input_tokens": UsageType.UNCACHED_INPUT,
+    "cached input": UsageType.CACHED_INPUT,
+    "output": UsageType.OUTPUT,
+    "output_tokens": UsageType.OUTPUT,
+    "cache writes": UsageType.CACHE_WRITE_5M,
 }
 _TIERS: Final = frozenset({"default", "flex", "scale", "priority", "batch"})
+"""OpenAI's names of its service tiers, kept on the line as spelt (`TIER_OF_STATEMENT_SPELLING` maps them to ours)."""
 # `quantity_unit` values (cost_quantity_unit.py) that count tokens, and the factor to tokens.
 _TOKEN_UNITS: Final = {"tokens": Decimal(1), "1000_tokens": Decimal(1000)}
 
@@ -173,12 +175,12 @@ def _usage_lines(result: JsonObject, template: LineTemplate) -> list[StatementLi
                 f"({(cached or 0) + (cache_write or 0)})",
             )
     if result.get_bool("batch"):
-        template = replace(template, service_tier="batch")
+        template = replace(template, service_tier=ServiceTier.BATCH)
     counts = (
-        ("uncached_input", uncached),
-        ("cached_input", cached),
-        ("cache_write_5m", cache_write),
-        ("output", result.need_count("output_tokens")),
+        (UsageType.UNCACHED_INPUT, uncached),
+        (UsageType.CACHED_INPUT, cached),
+        (UsageType.CACHE_WRITE_5M, cache_write),
+        (UsageType.OUTPUT, result.need_count("output_tokens")),
     )
     lines = [
         template.line(usage_type, quantity=Decimal(count), unit="tokens")
@@ -186,7 +188,7 @@ def _usage_lines(result: JsonObject, template: LineTemplate) -> list[StatementLi
         if count is not None
     ]
     requests = result.need_count("num_model_requests")
-    lines.append(template.line("requests", quantity=Decimal(requests), unit="requests"))
+    lines.append(template.line(UsageType.REQUESTS, quantity=Decimal(requests), unit="requests"))
     return lines
 
 
@@ -199,14 +201,14 @@ def _cost_line(result: JsonObject, template: LineTemplate) -> StatementLine:
         currency = currency_code.upper() if currency_code else None
         if amount is not None and currency is None:
             raise money.error("currency", "is missing for an amount")
-    usage_type = "other"
+    usage_type: str = UsageType.OTHER
     line_item = result.get_str("line_item")
     match = _LINE_ITEM.match(line_item) if line_item else None
     if match:
         template = replace(template, model=match["model"])
         tier, modality = match["tier"], match["modality"]
         if (tier is None or tier in _TIERS) and modality in (None, "text"):
-            usage_type = _DIRECTIONS.get(match["direction"], "other")
+            usage_type = _DIRECTIONS.get(match["direction"], UsageType.OTHER)
         if tier in _TIERS:
             template = replace(template, service_tier=tier)
     quantity, unit = _cost_quantity(result, usage_type)

@@ -19,6 +19,7 @@ from importers.base import FetchContext, Importer, LineTemplate, RawDocument, St
 from importers.fetching import FetchClient
 from importers.json_fields import JsonObject, load_json, peek_json
 from ledger.periods import Period
+from ledger.vocabulary import UsageType
 
 GENERATION_PATH: Final = "/generation"
 ACTIVITY_PATH: Final = "/activity"
@@ -89,15 +90,15 @@ def generation_lines(record: JsonObject) -> list[StatementLine]:
     if prompt is not None:
         if cached is not None and cached > prompt:
             raise record.error("native_tokens_cached", f"{cached} is more than native_tokens_prompt ({prompt})")
-        lines.append(template.line("uncached_input", quantity=Decimal(prompt - (cached or 0)), unit="tokens"))
+        lines.append(template.line(UsageType.UNCACHED_INPUT, quantity=Decimal(prompt - (cached or 0)), unit="tokens"))
     if cached is not None:
-        lines.append(template.line("cached_input", quantity=Decimal(cached), unit="tokens"))
+        lines.append(template.line(UsageType.CACHED_INPUT, quantity=Decimal(cached), unit="tokens"))
     completion = record.get_count("native_tokens_completion")  # includes reasoning tokens
     if completion is not None:
-        lines.append(template.line("output", quantity=Decimal(completion), unit="tokens"))
+        lines.append(template.line(UsageType.OUTPUT, quantity=Decimal(completion), unit="tokens"))
     lines.append(
         template.line(
-            "requests",
+            UsageType.REQUESTS,
             quantity=Decimal(1),
             unit="requests",
             amount=record.need_decimal("total_cost"),  # USD (OpenRouter credits)
@@ -131,7 +132,7 @@ def activity_lines(row: JsonObject) -> list[StatementLine]:
     )
     lines = [
         template.line(
-            "requests",
+            UsageType.REQUESTS,
             quantity=Decimal(row.need_count("requests")),
             unit="requests",
             amount=row.need_decimal("usage"),  # USD (OpenRouter credits)
@@ -140,7 +141,7 @@ def activity_lines(row: JsonObject) -> list[StatementLine]:
     ]
     completion = row.get_count("completion_tokens")
     if completion is not None:
-        lines.append(template.line("output", quantity=Decimal(completion), unit="tokens"))
+        lines.append(template.line(UsageType.OUTPUT, quantity=Decimal(completion), unit="tokens"))
     prompt = row.get_count("prompt_tokens")
     if prompt is not None:
         located = replace(template, location=f"{row.path}.prompt_tokens")

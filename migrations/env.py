@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from ledger.database import database_url, managed_by_migrations
 from ledger.settings import get_settings
-from ledger.tables import Base
+from ledger.storage.database import database_url, managed_by_migrations
+from ledger.storage.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

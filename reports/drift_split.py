@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from ledger.queries.footing import footed
 from ledger.reconcile.drift_explanation import ImpactOf, KindTotal, totals_by_side
-from reports.footing import footed
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ledger.reconcile.model import CATEGORIES
+from ledger.vocabulary import TOKEN_CATEGORIES
 
 SERIES_KEY = "series"
 _SIDES = ("logged", "billed", "baseline")
@@ -58,7 +58,7 @@ _LEADING = (
     "since",
 )
 _TRAILING = ("fit", "tolerance", "sources")
-_CATEGORY_ORDER = {category: position for position, category in enumerate(CATEGORIES)}
+_CATEGORY_ORDER: dict[str, int] = {category: position for position, category in enumerate(TOKEN_CATEGORIES)}
 
 
 def in_reading_order(evidence: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -104,7 +104,7 @@ def series_view(evidence: Mapping[str, Any]) -> SeriesView | None:
     for side in sides:
         categories = sorted(
             {category for entry in entries if isinstance(entry.get(side), Mapping) for category in entry[side]},
-            key=lambda category: (_CATEGORY_ORDER.get(category, len(CATEGORIES)), category),
+            key=lambda category: (_CATEGORY_ORDER.get(category, len(TOKEN_CATEGORIES)), category),
         )
         if categories:
             columns.extend((f"{side}: {category.replace('_', ' ')}", side, category) for category in categories)

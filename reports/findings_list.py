@@ -1,6 +1,6 @@
 """The findings list of the web report: narrowed by choices (provider, account, model, kind, severity, status),
-sorted by any column, and a CSV of what is shown (the page totals the impacts with `reports.footing`). Pure:
-works on the period's findings as `ledger.findings.list_findings` returns them (without their evidence)."""
+sorted by any column, and a CSV of what is shown (the page totals the impacts with `ledger.queries.footing`). Pure:
+works on the period's findings as `ledger.queries.findings.list_findings` returns them (without their evidence)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
+from ledger.display import plain_decimal
 from ledger.errors import InvalidRequest
-from ledger.findings import SEVERITIES, STATUSES, severity_rank
-from ledger.tables import Finding
-from reports.filters import plain_decimal
+from ledger.queries.findings import SEVERITIES, STATUSES, severity_rank
+from ledger.storage.tables import Finding
 
 NARROWING = ("provider", "account", "model", "kind", "severity", "status")
 """The filters, each a choice among the values the period's findings have."""

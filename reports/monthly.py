@@ -18,17 +18,17 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from ledger.alerts import rules
+from ledger.alerts.channels import enabled_channels
+from ledger.alerts.messages import Attachment, Message
+from ledger.alerts.outbox import queue_to_channels
+from ledger.display import money, percent, plain_decimal, signed_money, tokens
 from ledger.periods import Period
-from ledger.reconcile.model import CATEGORIES
-from reports import sources
-from reports.alerts import rules
-from reports.alerts.channels import enabled_channels
-from reports.alerts.messages import Attachment, Message
-from reports.alerts.outbox import queue_to_channels
-from reports.filters import money, percent, plain_decimal, signed_money, tokens
-from reports.footing import footed
+from ledger.queries import sources
+from ledger.queries.footing import footed
+from ledger.queries.sources import DriftLine
+from ledger.vocabulary import TOKEN_CATEGORIES
 from reports.rendering import environment
-from reports.sources import DriftLine
 
 FORMATS = ("html", "csv", "json")
 CSV_COLUMNS = (
@@ -58,7 +58,7 @@ class MonthlyRow:
     that they compare with `billed_tokens`."""
     billed_tokens: int | None
     token_categories: tuple[str, ...]
-    """The token categories the statement states for this row, in CATEGORIES order (none: it states money
+    """The token categories the statement states for this row, in TOKEN_CATEGORIES order (none: it states money
     only, or nothing)."""
     unstated_usage: tuple[str, ...]
     """Categories with logged tokens that the statement does not state (left out of `logged_tokens`)."""
@@ -102,7 +102,7 @@ class MonthlyReport:
 
     def written(self) -> tuple[list[tuple[MonthlyRow, WrittenCosts]], list[tuple[MonthlyTotal, WrittenCosts]]]:
         """Rows and totals with their money as written: to the cent, each currency's column adding up to its
-        total (round once, then distribute the remainder: `reports.footing`)."""
+        total (round once, then distribute the remainder: `ledger.queries.footing`)."""
         return written_costs(self.rows, self.totals)
 
 
@@ -188,10 +188,10 @@ def compared_tokens(
     activity, say, states output tokens alone: its input, cached or not, cannot be told apart there); those
     categories; and the categories with logged tokens it leaves out. A statement stating no tokens compares
     every logged token."""
-    stated = tuple(category for category in CATEGORIES if category in billed_by_category)
+    stated = tuple(category for category in TOKEN_CATEGORIES if category in billed_by_category)
     if not stated:
         return logged_total, (), ()
-    used = [category for category in CATEGORIES if int(logged_by_category.get(category) or 0)]
+    used = [category for category in TOKEN_CATEGORIES if int(logged_by_category.get(category) or 0)]
     logged = sum(int(logged_by_category.get(category) or 0) for category in stated)
     return logged, stated, tuple(category for category in used if category not in stated)
 

@@ -11,13 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 from importers.registry import IMPORTERS
-from ledger.findings import SEVERITIES
+from ledger.alerts import rules
 from ledger.periods import Period
-from reports.alerts import rules
+from ledger.queries.findings import SEVERITIES
+from ledger.queries.footing import footed
+from ledger.queries.sources import DriftLine, FindingImpact, ImportLine, RunLine
 from reports.drift_split import DriftSplit, split_drift
-from reports.footing import footed
 from reports.monthly import CostTotals, cost_totals
-from reports.sources import DriftLine, FindingImpact, ImportLine, RunLine
 
 STALE_AFTER = timedelta(days=rules.STALE_AFTER_DAYS)
 FETCHING_SOURCES = frozenset(importer.source for importer in IMPORTERS if importer.default_base_url)

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ledger import latency
-from ledger.model_names import normalize_model_name
-from reports.sources import DriftLine, ModelUsage
+from ledger.pricing.model_names import normalize_model_name
+from ledger.queries.sources import DriftLine, ModelUsage
+from ledger.sink import latency
 
 ERROR_TYPES = ("rate_limit", "timeout", "server_error", "invalid_request", "auth", "content_filter", "other")
 THOUSAND = Decimal(1000)

@@ -1,5 +1,5 @@
 """The Jinja environment every report renders with: templates from `reports/templates/`, HTML autoescaped,
-undefined names an error, and the filters of `reports.filters`."""
+undefined names an error, and the filters of `ledger.display`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from ledger.display import FILTERS
 from reports.drift_split import written
 from reports.evidence import columns, in_reading_order
-from reports.filters import FILTERS
 
 
 @cache

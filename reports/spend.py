@@ -15,9 +15,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from reports.filters import plain_decimal
-from reports.footing import footed
-from reports.money_over_time import LoggedMoney
+from ledger.display import plain_decimal
+from ledger.queries.footing import footed
+from ledger.queries.money_over_time import LoggedMoney
 
 DIMENSIONS = {"provider": "Provider", "model": "Model", "account": "Account", "api_key_id": "Key", "app": "App"}
 """The top-N tables, by the dimension of logged usage they group by (the rollups keep no user or tag)."""

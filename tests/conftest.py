@@ -18,11 +18,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
-from ledger import auth
-from ledger.api import create_app
-from ledger.database import create_db_engine, session_factory, start_embedded_postgres, upgrade
+from ledger.access import auth
+from ledger.server import create_app
 from ledger.settings import Settings
+from ledger.storage.database import create_db_engine, session_factory, start_embedded_postgres, upgrade
 from tests.openai_admin_api import openai_admin_api
+
+pytest_plugins = ["tests.months"]  # the reconciled months shared by the report, API and alert tests
 
 
 def _fresh_database(server_url: str) -> tuple[str, str]:

@@ -28,8 +28,8 @@ from functools import cache
 from typing import Any
 
 from importers.base import RawDocument
-from ledger.catalog import shared_catalog
 from ledger.periods import Period
+from ledger.pricing.catalog import shared_catalog
 
 PERIOD = Period.month("2026-10")
 DAYS: list[date] = list(PERIOD.days())

@@ -1,4 +1,4 @@
-"""The FastAPI application: built by `create_app(settings)`, nothing created at import time."""
+"""The FastAPI application of the API: built by `create_api(settings, ...)`, nothing created at import time."""
 
 from __future__ import annotations
 
@@ -20,30 +20,44 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
-from ledger import log_redaction
+from ledger.access.auth import PrincipalCache, same_text
+from ledger.access.throttle import FailedAuthThrottle
+from ledger.alerts.delivery import outbox_by_status
 from ledger.api import events, findings, integrations, reconciliation, statements
 from ledger.api.context import AppContext
 from ledger.api.deadline import RequestDeadline
 from ledger.api.dependencies import ContextDep
 from ledger.api.openapi import complete_document, error_responses
-from ledger.auth import PrincipalCache, same_text
-from ledger.catalog import base_layer
 from ledger.clock import Clock, SystemClock
-from ledger.database import create_db_engine, database_url, migrations_at_head, service_timeouts, session_factory
 from ledger.errors import ServiceUnavailable, TokenLedgerError, TooManyFailedAuthentications, Unauthorized
-from ledger.group_commit import GroupCommitWriter, is_unavailable
-from ledger.metrics import ServiceMetrics
-from ledger.scheduler import start_scheduler
+from ledger.pricing.catalog import base_layer
+from ledger.service import log_redaction
+from ledger.service.metrics import ServiceMetrics
+from ledger.service.scheduler import MonthlyReportSender, start_scheduler
 from ledger.settings import Settings
-from ledger.throttle import FailedAuthThrottle
-from reports.alerts.delivery import outbox_by_status
+from ledger.sink.group_commit import GroupCommitWriter, is_unavailable
+from ledger.storage.database import (
+    create_db_engine,
+    database_url,
+    migrations_at_head,
+    service_timeouts,
+    session_factory,
+)
 
 log = logging.getLogger("tokenledger.api")
 RETRY_AFTER_SECONDS = "2"
 DEADLINE_EXEMPT = ("/v1/reconciliation/run",)  # waits its turn behind another run of the period, by design
 
 
-def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock | None = None) -> FastAPI:
+def create_api(
+    settings: Settings,
+    *,
+    monthly_report: MonthlyReportSender,
+    engine: Engine | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """The API with its lifespan (group-commit writer, scheduler). `ledger.server.create_app` mounts the report
+    on it; `monthly_report` is what the scheduler sends when it closes a month."""
     log_redaction.install()
     timeouts = service_timeouts(settings)
     engine = engine or create_db_engine(database_url(settings), pool_size=settings.pool_size, timeouts=timeouts)
@@ -78,7 +92,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
         gc.freeze()
         writer.start()
         scheduler = (
-            start_scheduler(settings, engine, context.sessions, context.clock, metrics.scheduler)
+            start_scheduler(settings, engine, context.sessions, monthly_report, context.clock, metrics.scheduler)
             if settings.scheduler_enabled
             else None
         )
@@ -106,9 +120,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
     app.include_router(reconciliation.router)
     app.include_router(integrations.router)
     app.include_router(findings.router)
-    from reports.web import create_report_app  # here: the report itself imports ledger.api modules
-
-    app.mount("/report", create_report_app(context))
     _install_health(app)
     app.add_middleware(
         RequestDeadline,

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledger.auth import PrincipalCache
+from ledger.access.auth import PrincipalCache
+from ledger.access.throttle import FailedAuthThrottle
 from ledger.clock import Clock
-from ledger.group_commit import GroupCommitWriter
-from ledger.metrics import ServiceMetrics
+from ledger.service.metrics import ServiceMetrics
 from ledger.settings import Settings
-from ledger.throttle import FailedAuthThrottle
+from ledger.sink.group_commit import GroupCommitWriter
 
 
 @dataclass

@@ -3,7 +3,7 @@ frozen database that never answers, a pool with no free connection, a lock), ins
 
 The work it was waiting on is cancelled where it can be (coroutines, the group-commit writer's queue); a
 database call already running in a worker thread finishes or fails on its own, bounded by the connections'
-statement and lock timeouts and TCP keepalives (`ledger.database`)."""
+statement and lock timeouts and TCP keepalives (`ledger.storage.database`)."""
 
 from __future__ import annotations
 

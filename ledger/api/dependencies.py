@@ -14,8 +14,8 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from ledger.access.auth import Principal, authenticate
 from ledger.api.context import AppContext
-from ledger.auth import Principal, authenticate
 from ledger.errors import InvalidRequest, TooManyFailedAuthentications, Unauthorized
 
 
@@ -121,7 +121,7 @@ def principal_for(context: AppContext, token: str) -> Principal:
 async def get_principal(request: Request, context: ContextDep) -> Principal:
     """The calling key. A remembered key costs no thread hop; a stale one is served while a single
     background task checks it again; an unknown one is checked in the threadpool, unless its address sent
-    too many wrong keys lately (then 429 at once, `ledger.throttle`)."""
+    too many wrong keys lately (then 429 at once, `ledger.access.throttle`)."""
     token = bearer_token(request)  # no key at all costs no lookup: neither counted nor throttled
     cached = context.principals.get(token)
     if cached is None:

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ledger.access.auth import Principal
 from ledger.api.context import AppContext
 from ledger.api.dependencies import (
     BEARER_KEY,
@@ -23,16 +24,15 @@ from ledger.api.dependencies import (
 )
 from ledger.api.openapi import GROUP_BY, KEYED, AnyMonth, Since, Until, error_responses, events_body
 from ledger.api.responses import Events, Usage, ok
-from ledger.auth import Principal
 from ledger.errors import InvalidRequest, PayloadTooLarge, TokenLedgerError, UndecodableBody, UnsupportedMediaType
-from ledger.events import (
+from ledger.queries.usage import MAX_PAGE, EventFilter, instant, list_events, resolve_range, usage_totals
+from ledger.sink.events import (
     EventRow,
     EventValidationError,
     TooManyEvents,
     decode_events,
     is_json_media_type,
 )
-from ledger.usage import MAX_PAGE, EventFilter, instant, list_events, resolve_range, usage_totals
 
 
 class Accepted(BaseModel):

@@ -21,8 +21,10 @@ from ledger.api.openapi import (
     error_responses,
 )
 from ledger.api.responses import Findings, FindingWithChanges, Reconciliation, ok
+from ledger.display import plain_decimal
 from ledger.errors import Forbidden
-from ledger.findings import (
+from ledger.queries.dispute_pack import load_dispute_pack
+from ledger.queries.findings import (
     MAX_NOTE_CHARS,
     FindingFilter,
     change_json,
@@ -32,11 +34,9 @@ from ledger.findings import (
     list_findings,
     status_history,
 )
-from ledger.tables import BIGINT_MAX
-from ledger.usage import month, resolve_range
-from reports.dispute_pack import load_dispute_pack
-from reports.filters import plain_decimal
-from reports.sources import drift_lines, latest_runs
+from ledger.queries.sources import drift_lines, latest_runs
+from ledger.queries.usage import month, resolve_range
+from ledger.storage.tables import BIGINT_MAX
 
 router = APIRouter(prefix="/v1", tags=["findings"], responses=KEYED, dependencies=[Depends(known_query_only)])
 NOT_FOUND = error_responses(404)

@@ -1,7 +1,7 @@
 """Routes where usage arrives in other tools' formats: LiteLLM's generic API logger and OTLP/HTTP traces.
 
 Both take the same keys (ingest or admin), limits (413 past the body size or event count), validation
-(`ledger.events`) and idempotent group-commit writes as `POST /v1/events`.
+(`ledger.sink.events`) and idempotent group-commit writes as `POST /v1/events`.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from ledger import litellm_payload, otlp
+from ledger.access.auth import Principal
 from ledger.api.context import AppContext
 from ledger.api.dependencies import ContextDep, PrincipalDep, known_query_only
 from ledger.api.events import Accepted, json_content_type, max_future, read_body, store, write
 from ledger.api.openapi import KEYED, error_responses, json_or_ndjson_body, otlp_body
-from ledger.auth import Principal
 from ledger.errors import InvalidRequest, PayloadTooLarge, TokenLedgerError, UnsupportedMediaType
-from ledger.events import (
+from ledger.integrations import litellm_payload, otlp
+from ledger.sink.events import (
     MAX_PROBLEMS,
     EventProblem,
     EventRow,

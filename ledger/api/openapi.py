@@ -11,9 +11,9 @@ from fastapi import Query
 from pydantic import BaseModel, Field
 from pydantic.config import JsonDict
 
-from ledger.events import EventIn
-from ledger.findings import KINDS, SEVERITIES, STATUSES
-from ledger.usage import GROUPS
+from ledger.queries.findings import KINDS, SEVERITIES, STATUSES
+from ledger.queries.usage import GROUPS
+from ledger.sink.events import EventIn
 
 
 class ErrorDetail(BaseModel):
@@ -132,7 +132,7 @@ def complete_document(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-# Query parameters several routes take, checked by hand (see `ledger.usage.resolve_range`, `instant`).
+# Query parameters several routes take, checked by hand (see `ledger.queries.usage.resolve_range`, `instant`).
 Month = Annotated[
     str, Query(description="A calendar month in UTC: YYYY-MM, years 1970 to 9998.", json_schema_extra=PERIOD)
 ]

@@ -11,8 +11,8 @@ from ledger.api.dependencies import ContextDep, PrincipalDep, known_query_only
 from ledger.api.openapi import KEYED, PERIOD
 from ledger.api.responses import RunResult, ok
 from ledger.periods import Period
-from ledger.reconciliation import run_reconciliation
-from ledger.usage import month
+from ledger.queries.usage import month
+from ledger.reconciliation.run import run_reconciliation
 
 router = APIRouter(prefix="/v1", tags=["reconciliation"], responses=KEYED, dependencies=[Depends(known_query_only)])
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends
 from ledger.api.dependencies import PrincipalDep, SessionDep, known_query_only
 from ledger.api.openapi import KEYED, Month
 from ledger.api.responses import Statements, ok
-from ledger.statements import statement_totals
-from ledger.usage import month
+from ledger.queries.usage import month
+from ledger.statements.store import statement_totals
 
 router = APIRouter(prefix="/v1", tags=["statements"], responses=KEYED, dependencies=[Depends(known_query_only)])
 

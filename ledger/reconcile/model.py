@@ -901,7 +901,7 @@ class DriftRow:
     percent: Decimal | None
     final: bool
     note: str = ""
-    """What the loader adds, e.g. that a statement label is probably the row's model (`ledger.model_aliases`)."""
+    """What the loader adds, e.g. that a statement label is probably the row's model (ledger.pricing.model_aliases)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

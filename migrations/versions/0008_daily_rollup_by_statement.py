@@ -5,7 +5,7 @@ it inserted and one over those it updated, and each merged its rows into `usage_
 after the other: a batch whose new hourly rows fall on a later day than its updated ones, running beside a
 batch the other way round, locked the two days' rows in opposite orders and deadlocked. The ingest statement
 now merges the whole batch into `usage_daily` itself, once, in key order, after its hourly rows
-(`ledger.rollup.upsert_daily`). A session that does so sets `tokenledger.daily_rollup` to `by_statement`;
+(`ledger.sink.rollup.upsert_daily`). A session that does so sets `tokenledger.daily_rollup` to `by_statement`;
 the insert and update triggers then do nothing, and stay for every other writer of `usage_hourly`.
 
 Revision ID: 0008

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 
 from ledger.api.context import AppContext
 from ledger.errors import TokenLedgerError, TooManyFailedAuthentications
-from ledger.group_commit import is_unavailable
+from ledger.sink.group_commit import is_unavailable
 from reports.web.pages import base_path, page, router
 from reports.web.signin import Signer, SignInRequired
 

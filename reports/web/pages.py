@@ -1,4 +1,4 @@
-"""The web report's pages: a few lines each that read (`reports.sources`), compute (the pure modules) and
+"""The web report's pages: a few lines each that read (`ledger.queries.sources`), compute (the pure modules) and
 render a template. Every page is scoped to the signed-in key's tenant; pages read drift rows, findings,
 runs, imports and the hourly rollup, never raw usage events."""
 
@@ -12,11 +12,17 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from ledger.access.auth import authenticate
+from ledger.alerts.budgets import budget_statuses
+from ledger.alerts.channels import describe_target, remove_channel, replay_failed, rotate_secret, set_enabled
 from ledger.api.dependencies import ContextDep, SessionDep, client_address, refuse_a_throttled_address
-from ledger.auth import authenticate
-from ledger.catalog import base_layer, load_catalog
 from ledger.errors import InvalidRequest, NotFound, Unauthorized
-from ledger.findings import (
+from ledger.periods import Period, PeriodError, day_start
+from ledger.pricing.catalog import base_layer, load_catalog
+from ledger.pricing.model_aliases import unmatched_labels
+from ledger.queries import finding_sources, money_over_time, sources
+from ledger.queries.dispute_pack import load_dispute_pack
+from ledger.queries.findings import (
     STATUSES,
     FindingFilter,
     change_status,
@@ -25,26 +31,11 @@ from ledger.findings import (
     list_findings,
     status_history,
 )
-from ledger.model_aliases import unmatched_labels
-from ledger.periods import Period, PeriodError, day_start
-from reports import (
-    evidence,
-    finding_sources,
-    findings_list,
-    money_over_time,
-    monthly,
-    overview,
-    quality,
-    sources,
-    spend,
-)
-from reports.alerts.channels import describe_target, remove_channel, replay_failed, rotate_secret, set_enabled
-from reports.budgets import budget_statuses
-from reports.dispute_pack import load_dispute_pack
-from reports.footing import footed
+from ledger.queries.footing import footed
+from ledger.vocabulary import REPORT_ROLES
+from reports import evidence, findings_list, monthly, overview, quality, spend
 from reports.rendering import environment
 from reports.web.signin import (
-    REPORT_ROLES,
     SESSION_COOKIE,
     SESSION_LIFETIME,
     SIGNIN_COOKIE,

@@ -21,15 +21,15 @@ from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ledger.auth import same_text
+from ledger.access.auth import same_text
 from ledger.errors import Forbidden, TokenLedgerError
-from ledger.tables import ApiKey, ReportSession, Tenant
+from ledger.storage.tables import ApiKey, ReportSession, Tenant
+from ledger.vocabulary import REPORT_ROLES, Role
 
 SESSION_COOKIE = "tokenledger_report"
 SIGNIN_COOKIE = "tokenledger_signin"
 SESSION_LIFETIME = timedelta(hours=12)
 SIGNIN_LIFETIME = timedelta(minutes=30)
-REPORT_ROLES = ("read", "admin")
 
 
 class SignInRequired(TokenLedgerError):
@@ -52,7 +52,7 @@ class Viewer:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == Role.ADMIN
 
     def require_admin(self, action: str) -> None:
         if not self.is_admin:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import Engine
 
-from ledger.client import TokenLedger
+from ledger.integrations.client import TokenLedger
 from tests.conftest import TenantKeys
 from tests.integrations.harness import LedgerServer
 from tests.integrations.provider_mock import ProviderMock

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import uvicorn
 from sqlalchemy.engine import Engine
 
-from ledger.api import create_app
+from ledger.server import create_app
 from ledger.settings import Settings
 from tests.conftest import TenantKeys
 

@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from ledger.client import TokenLedger
-from ledger.events import EventIn, json_text
+from ledger.integrations.client import TokenLedger
+from ledger.sink.events import EventIn, json_text
 from tests.conftest import TenantKeys
 from tests.integrations.harness import LedgerServer, free_port, only_event, stored_events, tokens_of
 from tests.integrations.provider_mock import ProviderMock, Reply
@@ -206,7 +206,7 @@ def test_buffered_events_are_delivered_when_the_interpreter_exits(
 ) -> None:
     script = (
         "import sys, json\n"
-        "from ledger.client import TokenLedger\n"
+        "from ledger.integrations.client import TokenLedger\n"
         "ledger = TokenLedger(sys.argv[1], sys.argv[2], flush_interval=3600, exit_timeout=30)\n"
         "ledger.record(json.loads(sys.argv[3]))\n"
     )
@@ -253,7 +253,7 @@ while True:
 
 RECORD_AND_EXIT = (
     "import atexit, json, sys, time\n"
-    "from ledger.client import TokenLedger\n"
+    "from ledger.integrations.client import TokenLedger\n"
     "returned = []\n"
     "atexit.register(lambda: print(time.monotonic() - returned[0]))  # runs last: after the client's own\n"
     "ledger = TokenLedger(sys.argv[1], sys.argv[2], flush_interval=3600, exit_timeout=0.5, spill_dir=sys.argv[3])\n"

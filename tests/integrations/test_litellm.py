@@ -19,9 +19,9 @@ from litellm.integrations.generic_api.generic_api_callback import GenericAPILogg
 from litellm.litellm_core_utils.safe_json_dumps import safe_dumps
 from sqlalchemy.engine import Engine
 
-from ledger.client import TokenLedger
-from ledger.litellm_logger import TokenLedgerLogger
-from ledger.litellm_payload import event_from_payload
+from ledger.integrations.client import TokenLedger
+from ledger.integrations.litellm_logger import TokenLedgerLogger
+from ledger.integrations.litellm_payload import event_from_payload
 from tests.conftest import TenantKeys
 from tests.integrations.harness import LedgerServer, only_event, stored_events, tokens_of
 from tests.integrations.provider_mock import ProviderMock, Reply, sse

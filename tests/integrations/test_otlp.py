@@ -29,8 +29,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from sqlalchemy.engine import Engine
 
-from ledger.api import create_app
-from ledger.otlp import event_from_span
+from ledger.integrations.otlp import event_from_span
+from ledger.server import create_app
 from ledger.settings import Settings
 from tests.conftest import TenantKeys
 from tests.integrations.harness import LedgerServer, free_port, only_event, stored_events, tokens_of

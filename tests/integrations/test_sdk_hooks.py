@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from ledger.client import TokenLedger
-from ledger.instrument import instrument_anthropic, instrument_openai, provider_for_host
-from ledger.instrument.sse import SSEParser
+from ledger.integrations.client import TokenLedger
+from ledger.integrations.instrument import instrument_anthropic, instrument_openai, provider_for_host
+from ledger.integrations.instrument.sse import SSEParser
 from tests.conftest import TenantKeys
 from tests.integrations.harness import only_event, stored_events, tokens_of
 from tests.integrations.provider_mock import ProviderMock, Reply, named_sse, sse

@@ -19,10 +19,10 @@ import pytest
 import uvicorn
 from sqlalchemy.engine import Engine
 
-from ledger.api import create_app
-from ledger.demo_setup import DemoResult
+from ledger.demo.setup import DemoResult
+from ledger.server import create_app
 from ledger.settings import Settings
-from tests.reports.conftest import Month
+from tests.months import Month
 from tests.reports.test_money_report import CENT, assert_table_foots, reconciliation_by_provider
 
 CHROMIUM = next(

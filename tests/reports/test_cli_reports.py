@@ -11,12 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from ledger.cli import app
-from ledger.database import session_factory
-from ledger.tables import AlertChannel
+from ledger.cli.main import app
+from ledger.storage.database import session_factory
+from ledger.storage.tables import AlertChannel
 from reports import monthly
-from tests.reports.conftest import Month
-from tests.reports.rows import OCTOBER
+from tests.months import Month
+from tests.rows import OCTOBER
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger import latency
 from ledger.periods import Period
+from ledger.queries.footing import footed
+from ledger.queries.money_over_time import BilledMoney, LoggedMoney, ScopeFilter, money_over_time
+from ledger.queries.sources import USAGE_SUMS, DriftLine, FindingImpact, ImportLine, ModelUsage, RunLine
+from ledger.sink import latency
 from reports import evidence, monthly, overview, quality
 from reports.drift_split import split_drift, written
-from reports.footing import footed
-from reports.money_over_time import BilledMoney, LoggedMoney, ScopeFilter, money_over_time
-from reports.sources import USAGE_SUMS, DriftLine, FindingImpact, ImportLine, ModelUsage, RunLine
 
 OCTOBER = Period.month("2026-10")
 NOW = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reports.filters import (
+from ledger.display import (
     age,
     days,
     evidence_value,

@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from ledger.cli import app as cli_app
-from ledger.demo_setup import DemoResult
-from tests.reports.conftest import sign_in
+from ledger.cli.main import app as cli_app
+from ledger.demo.setup import DemoResult
+from tests.months import sign_in
 
 CENT = Decimal("0.01")
 

@@ -16,12 +16,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from ledger.database import session_factory
+from ledger.queries.sources import DriftLine
+from ledger.storage.database import session_factory
 from reports import monthly
-from reports.sources import DriftLine
-from tests.reports.conftest import Month
-from tests.reports.rows import NOW, OCTOBER
+from tests.months import Month
 from tests.reports.snapshots import assert_snapshot
+from tests.rows import NOW, OCTOBER
 
 GENERATED = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
 

@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from ledger import auth
-from ledger.database import session_factory
-from ledger.tables import AlertChannel
+from ledger.access import auth
+from ledger.storage.database import session_factory
+from ledger.storage.tables import AlertChannel
 from reports.web.signin import SESSION_COOKIE, SIGNIN_COOKIE, Signer
+from tests import rows
 from tests.conftest import make_tenant
-from tests.reports import rows
-from tests.reports.conftest import Month, csrf_of, sign_in
+from tests.months import Month, csrf_of, sign_in
 
 
 def test_an_unauthenticated_visit_is_sent_to_sign_in_and_back(client: TestClient, october: Month) -> None:

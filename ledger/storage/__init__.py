@@ -1,0 +1,1 @@
+"""The database: engine and sessions (database), and the tables (tables). Migrations live in migrations/."""
