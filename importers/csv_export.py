@@ -12,14 +12,26 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from importers.base import TOKEN_USAGE_TYPES, USAGE_TYPES, Importer, LineTemplate, RawDocument, StatementLine
 from importers.csv_rows import CsvRow, header, read_rows
@@ -40,21 +52,6 @@ COLUMN_ROLES: Final = (
     "amount",
     "currency",
 )
-_TOP_KEYS: Final = frozenset(
-    {
-        "provider",
-        "description",
-        "source_url",
-        "date_format",
-        "timezone",
-        "period",
-        "currency",
-        "quantity_scale",
-        "columns",
-        "usage_types",
-        "usage_type_columns",
-    }
-)
 _PERIODS: Final = ("day", "month")
 
 
@@ -68,36 +65,131 @@ class MappingError(ValueError):
         super().__init__(f"{mapping}: {key}: {problem}")
 
 
-@dataclass(frozen=True, slots=True)
-class UsageTypeColumns:
+def _invalid(problem: str) -> PydanticCustomError:
+    """A value a mapping key cannot have."""
+    return PydanticCustomError("mapping_value", "{problem}", {"problem": problem})
+
+
+def _rule(key: str, problem: str) -> PydanticCustomError:
+    """Keys that do not go together, reported at `key` (relative to the table the rule is about)."""
+    return PydanticCustomError("mapping_rule", "{problem}", {"problem": problem, "key": key})
+
+
+def _text(value: object) -> object:
+    if not isinstance(value, str) or not value:
+        raise _invalid(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _one_of(allowed: Sequence[str], problem: str) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        if value not in allowed:
+            raise _invalid(problem.format(value=value, allowed=", ".join(allowed)))
+        return value
+
+    return check
+
+
+def _provider_slug(value: str) -> str:
+    if not _PROVIDER_SLUG.fullmatch(value):
+        # Logged usage names providers so (`ledger.sink.events`): a statement under another spelling matches nothing.
+        raise _invalid(f"expected a lower-case slug such as openai or deepseek, got {value!r}")
+    return value
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _invalid(f"unknown time zone {value!r}") from None
+    return value
+
+
+def _scale(value: object) -> Decimal:
+    """A positive scale factor written as an integer or a decimal string (never a float)."""
+    try:
+        number = Decimal(value) if isinstance(value, int | str) and not isinstance(value, bool) else None
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite() or number <= 0:
+        raise _invalid(f"expected a positive integer or decimal string, got {value!r}")
+    return number
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+ColumnRole = Annotated[str, BeforeValidator(_one_of(COLUMN_ROLES, "unknown role; expected one of {allowed}"))]
+UsageTypeName = Annotated[str, BeforeValidator(_one_of(USAGE_TYPES, "{value!r} is not one of {allowed}"))]
+Scale = Annotated[Decimal, PlainValidator(_scale)]
+
+
+class UsageTypeColumns(BaseModel):
     """The columns of one usage type in a wide export."""
 
-    usage_type: str
-    quantity: str | None
-    amount: str | None
-    unit: str | None
-    scale: Decimal
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    quantity: Text | None = None
+    amount: Text | None = None
+    unit: Text | None = None
+    scale: Scale = Decimal(1)
+
+    @model_validator(mode="after")
+    def _names_a_column(self) -> Self:
+        if self.quantity is None and self.amount is None:
+            raise _rule("", "name a `quantity` or an `amount` column")
+        return self
 
 
-@dataclass(frozen=True, slots=True)
-class CsvMapping:
-    """One CSV export format; see the module docstring and `importers/mappings/`."""
+class CsvMapping(BaseModel):
+    """One CSV export format, validated from its TOML table; see the module docstring and `importers/mappings/`."""
 
-    name: str
-    provider: str
-    columns: Mapping[str, str]  # role (COLUMN_ROLES) → column name
-    date_format: str | None = None  # strptime format; None reads ISO 8601
-    timezone: str = "UTC"  # the zone of dates written without an offset
-    period: str = "day"  # what one `date` cell covers: a "day" or a "month"
-    currency: str | None = None  # when the export has no currency column
-    quantity_scale: Decimal = Decimal(1)  # e.g. 1000 when quantities are in thousands of tokens
-    usage_types: Mapping[str, str] = field(default_factory=dict)  # long export: cell value → usage type
-    usage_type_columns: tuple[UsageTypeColumns, ...] = ()  # wide export
-    description: str = ""
-    source_url: str | None = None
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, Field(exclude=True)] = ""  # the file's stem, never a key of the file
+    provider: Annotated[Text, AfterValidator(_provider_slug)]
+    columns: dict[ColumnRole, Text] = {}  # role (COLUMN_ROLES) → column name
+    date_format: Text | None = None  # strptime format; None reads ISO 8601
+    timezone: Annotated[Text, AfterValidator(_known_zone)] = "UTC"  # the zone of dates written without an offset
+    # what one `date` cell covers: a "day" or a "month"
+    period: Annotated[Text, AfterValidator(_one_of(_PERIODS, "expected one of {allowed}, got {value!r}"))] = "day"
+    currency: Annotated[Text, AfterValidator(str.upper)] | None = None  # when the export has no currency column
+    quantity_scale: Scale = Decimal(1)  # e.g. 1000 when quantities are in thousands of tokens
+    usage_types: dict[str, UsageTypeName] = {}  # long export: cell value → usage type
+    usage_type_columns: dict[UsageTypeName, UsageTypeColumns] = {}  # wide export: usage type → its columns
+    description: Text = ""
+    source_url: Text | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_written(cls, data: Any, info: ValidationInfo) -> Any:
+        """A key given None is a key left out (TOML has no null). Read from a file (`mapping_from_toml`), the
+        mapping is named by the file, never by a key of it."""
+        if not isinstance(data, Mapping):
+            return data
+        present = {key: value for key, value in data.items() if value is not None}
+        if isinstance(info.context, dict) and "name" in info.context:
+            if "name" in present:
+                raise PydanticCustomError("extra_forbidden", "Extra inputs are not permitted", {"key": "name"})
+            present["name"] = info.context["name"]
+        return present
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        columns, wide = self.columns, self.usage_type_columns
+        if ("date" in columns) == ("period_start" in columns or "period_end" in columns):
+            raise _rule("columns", "name either `date` or both `period_start` and `period_end`")
+        if "date" not in columns and not ("period_start" in columns and "period_end" in columns):
+            raise _rule("columns", "`period_start` and `period_end` go together")
+        if bool(wide) == ("usage_type" in columns):
+            raise _rule("columns.usage_type", "name a usage type column or [usage_type_columns], not both")
+        if not wide and "quantity" not in columns and "amount" not in columns:
+            raise _rule("columns", "name a `quantity` or an `amount` column")
+        has_amount = "amount" in columns or any(spec.amount for spec in wide.values())
+        if has_amount and self.currency is None and "currency" not in columns:
+            raise _rule("currency", "amounts need a `currency` or a `columns.currency`")
+        return self
 
     def referenced_columns(self) -> frozenset[str]:
-        wide = {c for spec in self.usage_type_columns for c in (spec.quantity, spec.amount) if c}
+        wide = {c for spec in self.usage_type_columns.values() for c in (spec.quantity, spec.amount) if c}
         return frozenset(self.columns.values()) | wide
 
 
@@ -156,63 +248,34 @@ def shipped_mappings() -> list[str]:
 
 
 def mapping_from_toml(name: str, label: str, data: Mapping[str, Any]) -> CsvMapping:
-    """Validate a parsed mapping file; every problem names the key."""
-    unknown = sorted(set(data) - _TOP_KEYS)
-    if unknown:
-        raise MappingError(label, unknown[0], f"unknown key; expected one of {', '.join(sorted(_TOP_KEYS))}")
-    provider = _need_text(label, data, "provider")
-    if not _PROVIDER_SLUG.fullmatch(provider):
-        # Logged usage names providers so (`ledger.sink.events`): a statement under another spelling matches nothing.
-        raise MappingError(
-            label, "provider", f"expected a lower-case slug such as openai or deepseek, got {provider!r}"
-        )
-    columns = _table(label, data, "columns")
-    for role, column in columns.items():
-        if role not in COLUMN_ROLES:
-            raise MappingError(label, f"columns.{role}", f"unknown role; expected one of {', '.join(COLUMN_ROLES)}")
-        if not isinstance(column, str) or not column:
-            raise MappingError(label, f"columns.{role}", "expected a column name")
-    if ("date" in columns) == ("period_start" in columns or "period_end" in columns):
-        raise MappingError(label, "columns", "name either `date` or both `period_start` and `period_end`")
-    if "date" not in columns and not ("period_start" in columns and "period_end" in columns):
-        raise MappingError(label, "columns", "`period_start` and `period_end` go together")
-    usage_types = _table(label, data, "usage_types")
-    for value, usage_type in usage_types.items():
-        _check_usage_type(label, f"usage_types.{value!r}", usage_type)
-    wide = tuple(
-        _usage_type_columns(label, usage_type, spec)
-        for usage_type, spec in _table(label, data, "usage_type_columns").items()
-    )
-    if bool(wide) == ("usage_type" in columns):
-        raise MappingError(label, "columns.usage_type", "name a usage type column or [usage_type_columns], not both")
-    if not wide and "quantity" not in columns and "amount" not in columns:
-        raise MappingError(label, "columns", "name a `quantity` or an `amount` column")
-    has_amount = "amount" in columns or any(spec.amount for spec in wide)
-    currency = _text(label, data, "currency")
-    if has_amount and currency is None and "currency" not in columns:
-        raise MappingError(label, "currency", "amounts need a `currency` or a `columns.currency`")
-    timezone = _text(label, data, "timezone") or "UTC"
+    """Validate a parsed mapping file; a problem names the file and the key."""
     try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise MappingError(label, "timezone", f"unknown time zone {timezone!r}") from None
-    period = _text(label, data, "period") or "day"
-    if period not in _PERIODS:
-        raise MappingError(label, "period", f"expected one of {', '.join(_PERIODS)}, got {period!r}")
-    return CsvMapping(
-        name=name,
-        provider=provider,
-        columns=dict(columns),
-        date_format=_text(label, data, "date_format"),
-        timezone=timezone,
-        period=period,
-        currency=currency.upper() if currency else None,
-        quantity_scale=_decimal(label, data, "quantity_scale"),
-        usage_types=dict(usage_types),
-        usage_type_columns=wide,
-        description=_text(label, data, "description") or "",
-        source_url=_text(label, data, "source_url"),
-    )
+        return CsvMapping.model_validate(data, context={"name": name})
+    except ValidationError as invalid:
+        problem = invalid.errors()[0]
+        raise MappingError(label, _key(problem), _problem(problem)) from None
+
+
+def _key(problem: ErrorDetails) -> str:
+    """Where a problem is, as the file writes it: `columns.region`, `usage_types.'Cached input'`."""
+    parts = [str(part) for part in problem["loc"] if part != "[key]"]
+    if len(parts) > 1 and parts[0] == "usage_types":
+        parts[1] = repr(parts[1])  # a cell value of the export, not a name of ours
+    if relative := problem.get("ctx", {}).get("key"):
+        parts.append(relative)
+    return ".".join(parts) or "(file)"
+
+
+def _problem(problem: ErrorDetails) -> str:
+    kind = problem["type"]
+    if kind == "missing":
+        return "is missing"
+    if kind == "extra_forbidden":
+        table = UsageTypeColumns if len(problem["loc"]) > 1 else CsvMapping
+        return f"unknown key; expected one of {', '.join(sorted(set(table.model_fields) - {'name'}))}"
+    if kind in ("dict_type", "model_type"):
+        return "expected a table"
+    return problem["msg"]
 
 
 def _dimension(row: CsvRow, column: str | None, blank: str) -> str | None:
@@ -279,15 +342,15 @@ def _long_line(mapping: CsvMapping, row: CsvRow, template: LineTemplate) -> Stat
 
 def _wide_lines(mapping: CsvMapping, row: CsvRow, template: LineTemplate) -> list[StatementLine]:
     lines = []
-    for spec in mapping.usage_type_columns:
+    for usage_type, spec in mapping.usage_type_columns.items():
         quantity, amount = row.decimal(spec.quantity), row.decimal(spec.amount)
         if quantity is None and amount is None:
             continue
         lines.append(
             template.line(
-                spec.usage_type,
+                usage_type,
                 quantity=whole(quantity * spec.scale * mapping.quantity_scale) if quantity is not None else None,
-                unit=(spec.unit or _default_unit(spec.usage_type)) if quantity is not None else None,
+                unit=(spec.unit or _default_unit(usage_type)) if quantity is not None else None,
                 amount=amount,
                 currency=_currency(mapping, row) if amount is not None else None,
             )
@@ -309,60 +372,3 @@ def _default_unit(usage_type: str) -> str | None:
     if usage_type in (UsageType.REQUESTS, UsageType.WEB_SEARCH):
         return "requests"
     return None
-
-
-def _usage_type_columns(label: str, usage_type: str, spec: Any) -> UsageTypeColumns:
-    key = f"usage_type_columns.{usage_type}"
-    _check_usage_type(label, key, usage_type)
-    if not isinstance(spec, Mapping):
-        raise MappingError(label, key, "expected a table with `quantity` and/or `amount`")
-    unknown = sorted(set(spec) - {"quantity", "amount", "unit", "scale"})
-    if unknown:
-        raise MappingError(label, f"{key}.{unknown[0]}", "unknown key; expected quantity, amount, unit or scale")
-    quantity, amount = _text(label, spec, "quantity", key), _text(label, spec, "amount", key)
-    if quantity is None and amount is None:
-        raise MappingError(label, key, "name a `quantity` or an `amount` column")
-    unit, scale = _text(label, spec, "unit", key), _decimal(label, spec, "scale", key)
-    return UsageTypeColumns(usage_type, quantity, amount, unit, scale)
-
-
-def _check_usage_type(label: str, key: str, usage_type: Any) -> None:
-    if usage_type not in USAGE_TYPES:
-        raise MappingError(label, key, f"{usage_type!r} is not one of {', '.join(USAGE_TYPES)}")
-
-
-def _table(label: str, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, Mapping):
-        raise MappingError(label, key, "expected a table")
-    return value
-
-
-def _need_text(label: str, data: Mapping[str, Any], key: str) -> str:
-    value = _text(label, data, key)
-    if value is None:
-        raise MappingError(label, key, "is missing")
-    return value
-
-
-def _text(label: str, data: Mapping[str, Any], key: str, prefix: str = "") -> str | None:
-    value = data.get(key)
-    name = f"{prefix}.{key}" if prefix else key
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise MappingError(label, name, f"expected a non-empty string, got {value!r}")
-    return value
-
-
-def _decimal(label: str, data: Mapping[str, Any], key: str, prefix: str = "") -> Decimal:
-    """A positive scale factor written as an integer or a decimal string (never a float)."""
-    value = data.get(key, 1)
-    name = f"{prefix}.{key}" if prefix else key
-    try:
-        number = Decimal(value) if isinstance(value, int | str) and not isinstance(value, bool) else None
-    except InvalidOperation:
-        number = None
-    if number is None or not number.is_finite() or number <= 0:
-        raise MappingError(label, name, f"expected a positive integer or decimal string, got {value!r}")
-    return number

@@ -1,4 +1,4 @@
-"""HTTP fetching of statement pages: timeouts, retries with backoff, cursor pagination.
+"""HTTP fetching of statement pages: timeouts, retries (`ledger.http_retry`), cursor pagination.
 
 The credential travels only in request headers. It is never logged, never part of a document name,
 and never part of an exception message (error bodies are scrubbed of it before they are quoted).
@@ -6,7 +6,6 @@ and never part of an exception message (error bodies are scrubbed of it before t
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -17,11 +16,11 @@ import httpx
 
 from importers.base import AdminKeyRequired, FetchError, RawDocument
 from importers.json_fields import load_json
+from ledger.http_retry import GaveUp, RetryPolicy, describe
 
 ProgressHook = Callable[[RawDocument, int], None]
 """Called after every fetched page with the page and how many pages this client has fetched."""
 
-_RETRYABLE_STATUS = frozenset({408, 429})  # plus every 5xx
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
 _QUOTED_BODY_CHARS = 300
 
@@ -45,12 +44,8 @@ class FetchClient:
         clock: Callable[[], datetime] = _utc_now,
         progress: ProgressHook | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        self._retry = RetryPolicy(first_wait=backoff, max_wait=max_wait, max_attempts=max_attempts)
         self._http = httpx.Client(base_url=base_url, timeout=timeout)
-        self._max_attempts = max_attempts
-        self._backoff = backoff
-        self._max_wait = max_wait
         self._sleep = sleep
         self._clock = clock
         self._progress = progress
@@ -76,30 +71,26 @@ class FetchClient:
         source: str,
         credential_env: str | None,
     ) -> RawDocument:
-        """One page; retries 408/429/5xx and transport errors, 401/403 raise AdminKeyRequired."""
+        """One page; retried as `ledger.http_retry` says (network errors, 408, 429, 5xx); 401/403 raise
+        AdminKeyRequired."""
         endpoint = f"GET {path}"
-        for attempt in range(1, self._max_attempts + 1):
-            last = attempt == self._max_attempts
-            try:
-                response = self._http.get(path, params=list(params), headers=dict(headers))
-            except httpx.TransportError as exc:
-                if last:
-                    raise FetchError(endpoint, None, f"{type(exc).__name__} after {attempt} attempts") from None
-                self._sleep(self._backoff_wait(attempt))
-                continue
-            status = response.status_code
-            if status in (401, 403):
-                raise AdminKeyRequired(credential_env, status, endpoint)
-            if status in _RETRYABLE_STATUS or status >= 500:
-                if last:
-                    raise FetchError(endpoint, status, f"HTTP {status} after {attempt} attempts")
-                self._sleep(self._retry_wait(response, attempt))
-                continue
-            if status >= 400:
-                body = _scrub(response.text, headers)[:_QUOTED_BODY_CHARS]
-                raise FetchError(endpoint, status, f"HTTP {status}: {body}")
-            return self._document(response, source)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        try:
+            response = self._retry.send(
+                lambda: self._http.get(path, params=list(params), headers=dict(headers)),
+                sleep=self._sleep,
+                clock=self._clock,
+            )
+        except GaveUp as gave_up:
+            raise FetchError(
+                endpoint, gave_up.status, f"{describe(gave_up.last)} after {gave_up.attempts} attempts"
+            ) from None
+        status = response.status_code
+        if status in (401, 403):
+            raise AdminKeyRequired(credential_env, status, endpoint)
+        if status >= 400:
+            body = _scrub(response.text, headers)[:_QUOTED_BODY_CHARS]
+            raise FetchError(endpoint, status, f"HTTP {status}: {body}")
+        return self._document(response, source)
 
     def _document(self, response: httpx.Response, source: str) -> RawDocument:
         url = response.request.url
@@ -115,17 +106,6 @@ class FetchClient:
         if self._progress is not None:
             self._progress(document, self._fetched)
         return document
-
-    def _backoff_wait(self, attempt: int) -> float:
-        return float(min(self._max_wait, self._backoff * 2 ** (attempt - 1)))
-
-    def _retry_wait(self, response: httpx.Response, attempt: int) -> float:
-        """Retry-After (seconds or an HTTP date) when the server sends it, else exponential backoff."""
-        header = response.headers.get("retry-after")
-        wait = _parse_retry_after(header, self._clock()) if header else None
-        if wait is None:
-            return self._backoff_wait(attempt)
-        return min(self._max_wait, wait)
 
 
 def paginate(
@@ -169,22 +149,6 @@ def paginate_grouped(
     for path, group_by in endpoints:
         params = [*window, *(("group_by[]", field) for field in group_by)]
         yield from paginate(client, path, params, headers=headers, source=source, credential_env=credential_env)
-
-
-def _parse_retry_after(value: str, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (RFC 9110: delay-seconds or HTTP-date)."""
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - now).total_seconds())
 
 
 def _scrub(text: str, headers: Mapping[str, str]) -> str:

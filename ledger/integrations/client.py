@@ -2,15 +2,16 @@
 
 `record()` validates the event against schema v1 locally (so one bad event cannot sink a whole batch on the
 server), gives it an `event_id` when it has none, serializes it and appends it to a bounded in-memory buffer;
-that is all the application's request path pays. A background thread posts the buffer to `POST /v1/events`
-as JSON arrays of up to `batch_size` events, every `flush_interval` seconds or as soon as a batch is full.
-Network errors, 429 and 5xx are retried with capped exponential backoff (a `Retry-After` header wins) for up
-to `retry_window` seconds; any other 4xx drops that batch with a warning carrying the server's answer. When
-the buffer is full the OLDEST waiting events are dropped, counted in `dropped` and logged. `flush()` waits for
-delivery. At interpreter exit (or `close()`) the buffer is flushed for at most `exit_timeout` seconds (default
-1): whatever is still unsent then, the batch in flight included, is written to a spill file under `spill_dir`,
-and the next process that uses the same URL and key sends it first (event ids make a resend harmless). With
-`spill_dir=None` those events are dropped and counted in the log instead.
+that is all the application's request path pays. A background thread posts the buffer to `POST /v1/events` as
+JSON arrays of up to `batch_size` events, every `flush_interval` seconds or as soon as a batch is full.
+Network errors, 408, 429 and 5xx are retried (`ledger.http_retry`) with capped exponential backoff and jitter
+(a `Retry-After` header wins) for up to `retry_window` seconds; any other 4xx drops that batch with a warning
+carrying the server's answer. When the buffer is full the OLDEST waiting events are dropped, counted in
+`dropped` and logged. `flush()` waits for delivery. At interpreter exit (or `close()`) the buffer is flushed
+for at most `exit_timeout` seconds (default 1): whatever is still unsent then, the batch in flight included,
+is written to a spill file under `spill_dir`, and the next process that uses the same URL and key sends it
+first (event ids make a resend harmless). With `spill_dir=None` those events are dropped and counted in the
+log instead.
 
     ledger = TokenLedger("http://127.0.0.1:8000", key)
     ledger.record({"occurred_at": ..., "provider": "openai", "request_model": "gpt-5.4-mini", "usage": {...}})
@@ -23,7 +24,6 @@ import atexit
 import hashlib
 import logging
 import os
-import random
 import threading
 import time
 import uuid
@@ -31,19 +31,20 @@ import weakref
 from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import httpx
 import platformdirs
 
+from ledger.http_retry import Failure, GaveUp, RetryPolicy
 from ledger.sink.events import EventValidationError, json_text, validate_events
 
 log = logging.getLogger("tokenledger.client")
 
 USER_AGENT = "tokenledger-python/0.1.0"
 FIRST_RETRY_DELAY = 0.5
+RETRY_JITTER = 0.2
 DROP_WARNING_INTERVAL = 30.0
 SPILL_DIR_ENV = "TOKENLEDGER_SPILL_DIR"
 SPILL_SUFFIX = ".ndjson"
@@ -121,6 +122,14 @@ class TokenLedger:
         self.timeout = timeout
         self.max_retry_delay = max_retry_delay
         self.retry_window = retry_window
+        # The service's Retry-After is waited in full: the retry window and close() bound it.
+        self._retry = RetryPolicy(
+            first_wait=FIRST_RETRY_DELAY,
+            max_wait=max_retry_delay,
+            jitter=RETRY_JITTER,
+            give_up_after=retry_window,
+            cap_retry_after=False,
+        )
         self.sent = 0
         self.dropped = 0
         self.rejected = 0
@@ -306,47 +315,36 @@ class TokenLedger:
     def _deliver(self, http: httpx.Client, batch: list[bytes]) -> Delivery:
         """Post one batch until it is acknowledged ("sent"), refused, out of retries or closed ("unsent")."""
         body = b"[" + b",".join(batch) + b"]"
-        first_failure: float | None = None
-        attempt = 0
-        while True:
-            retry_after: float | None = None
-            try:
-                response = http.post(self.endpoint, content=body)
-            except httpx.HTTPError as error:
-                problem = f"{type(error).__name__}: {error}"
+
+        def retrying(failure: Failure, delay: float) -> None:
+            log.debug("TokenLedger: retrying %d event(s) in %.1f s: %s", len(batch), delay, _problem(failure))
+
+        try:
+            response = self._retry.send(
+                lambda: http.post(self.endpoint, content=body), sleep=self._wait_before_retry, before_retry=retrying
+            )
+        except GaveUp as gave_up:
+            if self._past_close_deadline():
+                log.debug("TokenLedger: closing with %d event(s) undelivered: %s", len(batch), _problem(gave_up.last))
             else:
-                if response.status_code < 300:
-                    with self._lock:
-                        self.sent += len(batch)
-                    return "sent"
-                if response.status_code != 429 and response.status_code < 500:
-                    log.warning(
-                        "TokenLedger refused a batch of %d event(s) with HTTP %d; dropping it: %s",
-                        len(batch),
-                        response.status_code,
-                        response.text[:4000],
-                    )
-                    return "refused"
-                problem = f"HTTP {response.status_code}: {response.text[:500]}"
-                retry_after = _retry_after_seconds(response.headers.get("retry-after"))
-            now = time.monotonic()
-            first_failure = now if first_failure is None else first_failure
-            if now - first_failure >= self.retry_window:
                 log.warning(
                     "TokenLedger: giving up on %d event(s) after %.0f s of failures: %s",
                     len(batch),
-                    now - first_failure,
-                    problem,
+                    gave_up.seconds,
+                    _problem(gave_up.last),
                 )
-                return "unsent"
-            delay = min(self.max_retry_delay, FIRST_RETRY_DELAY * 2**attempt) * random.uniform(0.8, 1.0)
-            if retry_after is not None:
-                delay = retry_after
-            attempt += 1
-            log.debug("TokenLedger: retrying %d event(s) in %.1f s: %s", len(batch), delay, problem)
-            if not self._wait_before_retry(delay):
-                log.debug("TokenLedger: closing with %d event(s) undelivered: %s", len(batch), problem)
-                return "unsent"
+            return "unsent"
+        if response.status_code < 300:
+            with self._lock:
+                self.sent += len(batch)
+            return "sent"
+        log.warning(
+            "TokenLedger refused a batch of %d event(s) with HTTP %d; dropping it: %s",
+            len(batch),
+            response.status_code,
+            response.text[:4000],
+        )
+        return "refused"
 
     def _wait_before_retry(self, delay: float) -> bool:
         """Sleep `delay` seconds, cut short by a new flush call; False once a close's deadline has passed."""
@@ -355,7 +353,10 @@ class TokenLedger:
             wake_at = min(time.monotonic() + delay, self._close_deadline)
             while time.monotonic() < wake_at and self._flush_calls == flush_calls:
                 self._wake.wait(wake_at - time.monotonic())
-            return time.monotonic() < self._close_deadline
+        return not self._past_close_deadline()
+
+    def _past_close_deadline(self) -> bool:
+        return time.monotonic() >= self._close_deadline
 
     # --- spill files: what one process could not deliver, the next sends ---------------------------------
 
@@ -428,18 +429,11 @@ def _reset_after_fork(reference: weakref.ref[TokenLedger]) -> None:
         ledger._reset_state()
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
-    """A Retry-After header in seconds (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max((parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds(), 0.0)
-    except (TypeError, ValueError):
-        return None
+def _problem(failure: Failure) -> str:
+    """What went wrong with an attempt, for the log: the error, or the status and the start of the answer."""
+    if isinstance(failure, httpx.Response):
+        return f"HTTP {failure.status_code}: {failure.text[:500]}"
+    return f"{type(failure).__name__}: {failure}"
 
 
 def _event_payload(event: Mapping[str, Any] | Any) -> dict[str, Any]:

@@ -58,6 +58,19 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow, localcontext
 from importlib import resources
 from types import MappingProxyType
+from typing import Annotated, Self
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic_core import PydanticCustomError
 
 from ledger.periods import day_start, hour_start
 from ledger.pricing.context_bands import CONTEXT_BAND_THRESHOLDS, context_band
@@ -78,7 +91,6 @@ __all__ = [
     "PriceConflictError",
     "PriceFileError",
     "PriceRow",
-    "PriceRowError",
     "PricingError",
     "TokenUsage",
     "UsageWindow",
@@ -132,12 +144,9 @@ class PricingError(ValueError):
     """Base of every pricing error."""
 
 
-class PriceRowError(PricingError):
-    """A price row whose fields contradict each other or the vocabulary above."""
-
-
 class PriceFileError(PricingError):
-    """A price file line that cannot be read; the message names origin, line, column and value."""
+    """A price file line that cannot be read or contradicts the vocabulary; the message names origin and line,
+    and the column and value when one column cannot be read."""
 
 
 class PriceConflictError(PricingError):
@@ -227,60 +236,166 @@ def _parse_dates(text: str) -> set[date]:
     return dates
 
 
-@dataclass(frozen=True, slots=True)
-class PriceRow:
-    """One price: provider × model × token type × service tier × context threshold, valid over a UTC span."""
+def _unreadable(problem: str) -> PydanticCustomError:
+    """A price file's text that is not a value of its column (reported with the column and the text)."""
+    return PydanticCustomError("unreadable", "{problem}", {"problem": problem})
 
-    provider: str
-    model: str
-    token_type: str
-    service_tier: str
-    context_threshold: int
-    unit_price: Decimal
-    unit: str
-    currency: str
-    valid_from: datetime
-    valid_to: datetime | None
-    source: str
-    source_date: date
-    window: UsageWindow | None = None
+
+def _contradiction(problem: str) -> PydanticCustomError:
+    """A value, or values, that contradict the vocabulary of prices (reported as they are)."""
+    return PydanticCustomError("contradiction", "{problem}", {"problem": problem})
+
+
+def _nonblank(value: str) -> str:
+    if not value.strip():
+        raise _unreadable("must not be empty")
+    return value
+
+
+def _text(value: object) -> object:
+    return _nonblank(value) if isinstance(value, str) else value
+
+
+def _provider_text(value: object) -> object:
+    return _nonblank(value).lower() if isinstance(value, str) else value
+
+
+def _one_of(allowed: Sequence[str]) -> Callable[[str, ValidationInfo], str]:
+    def check(value: str, info: ValidationInfo) -> str:
+        if value not in allowed:
+            raise _contradiction(f"{info.field_name} {value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def _threshold_text(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    if not _nonblank(value).isdigit():
+        raise _unreadable("not a whole number of tokens")
+    return int(value)
+
+
+def _known_threshold(value: int) -> int:
+    if value != 0 and value not in CONTEXT_BAND_THRESHOLDS:
+        allowed = ", ".join(str(t) for t in (0, *CONTEXT_BAND_THRESHOLDS))
+        raise _contradiction(f"context_threshold {value} is not one of {allowed}")
+    return value
+
+
+def _price_text(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    try:
+        return Decimal(_nonblank(value))
+    except InvalidOperation:
+        raise _unreadable("not a decimal number") from None
+
+
+def _storable_price(value: Decimal) -> Decimal:
+    if not value.is_finite() or value < 0:
+        raise _contradiction(f"unit_price must be a finite number >= 0, got {value}")
+    if value >= PRICE_LIMIT:
+        raise _contradiction(f"unit_price {value} is too large for a stored price (below {PRICE_LIMIT:,})")
+    if -value.as_tuple().exponent > PRICE_DECIMALS:  # type: ignore[operator]
+        raise _contradiction(
+            f"unit_price {value} has more than {PRICE_DECIMALS} decimal places, which a stored price "
+            "would round away: give it per a larger unit (per 1M tokens, say)"
+        )
+    return value
+
+
+def _currency_code(value: str) -> str:
+    if not _CURRENCY.match(value):
+        raise _contradiction(f"currency {value!r} must be an upper-case ISO 4217 code such as USD")
+    return value
+
+
+def _instant_text(value: object) -> object:
+    """`2026-03-05` (midnight UTC) or a date-time with a UTC offset (`2026-08-16T16:00:00Z`); empty is none."""
+    if not isinstance(value, str):
+        return value
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            return day_start(date.fromisoformat(value))
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _unreadable("not an ISO date or date-time such as 2026-08-16T16:00:00Z") from None
+    if moment.utcoffset() is None:
+        raise _unreadable("a date-time needs a UTC offset such as Z")
+    return moment.astimezone(UTC)
+
+
+def _required_instant_text(value: object) -> object:
+    return _instant_text(_text(value))
+
+
+def _aware(value: datetime | None, info: ValidationInfo) -> datetime | None:
+    if value is not None and value.utcoffset() is None:
+        raise _contradiction(f"{info.field_name} must be timezone-aware")
+    return value
+
+
+def _date_text(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    try:
+        return date.fromisoformat(_nonblank(value))
+    except ValueError:
+        raise _unreadable("not an ISO date such as 2026-11-25") from None
+
+
+def _window_text(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    try:
+        return UsageWindow.parse(value) if value else None
+    except ValueError as exc:
+        raise _unreadable(str(exc)) from None
+
+
+@pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(arbitrary_types_allowed=True))
+class PriceRow:
+    """One price: provider × model × token type × service tier × context threshold, valid over a UTC span.
+
+    Validated as it is made (pydantic), from typed values or from the text of a price file's columns; a
+    problem is a ValidationError whose type is `unreadable` (text that is no value of its column) or
+    `contradiction` (values against the vocabulary above, or against each other)."""
+
+    provider: Annotated[str, BeforeValidator(_provider_text)]
+    model: Annotated[str, BeforeValidator(_text)]
+    token_type: Annotated[str, BeforeValidator(_text), AfterValidator(_one_of(TOKEN_TYPES))]
+    service_tier: Annotated[str, BeforeValidator(_text), AfterValidator(_one_of(SERVICE_TIERS))]
+    context_threshold: Annotated[int, BeforeValidator(_threshold_text), AfterValidator(_known_threshold)]
+    unit_price: Annotated[
+        Decimal, Field(allow_inf_nan=True), BeforeValidator(_price_text), AfterValidator(_storable_price)
+    ]
+    unit: Annotated[str, BeforeValidator(_text)]
+    currency: Annotated[str, BeforeValidator(_text), AfterValidator(_currency_code)]
+    valid_from: Annotated[datetime, BeforeValidator(_required_instant_text), AfterValidator(_aware)]
+    valid_to: Annotated[datetime | None, BeforeValidator(_instant_text), AfterValidator(_aware)]
+    source: Annotated[str, BeforeValidator(_text)]
+    source_date: Annotated[date, BeforeValidator(_date_text)]
+    window: Annotated[UsageWindow | None, BeforeValidator(_window_text)] = None
     note: str = ""
     override: bool = False  # a tenant's row; it wins over the bundled list
     origin: str = field(default="", compare=False)  # `file:line` the row was read from
     layer: str = field(default="", compare=False)  # `tenant`, `overlay` or `genai-prices` (set by its loader)
     account: str | None = field(default=None, compare=False)  # a tenant price for one account only
 
-    def __post_init__(self) -> None:
-        if self.token_type not in TOKEN_TYPES:
-            raise PriceRowError(f"token_type {self.token_type!r} is not one of {', '.join(TOKEN_TYPES)}")
-        if self.service_tier not in SERVICE_TIERS:
-            raise PriceRowError(f"service_tier {self.service_tier!r} is not one of {', '.join(SERVICE_TIERS)}")
-        if self.context_threshold != 0 and self.context_threshold not in CONTEXT_BAND_THRESHOLDS:
-            allowed = ", ".join(str(t) for t in (0, *CONTEXT_BAND_THRESHOLDS))
-            raise PriceRowError(f"context_threshold {self.context_threshold} is not one of {allowed}")
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
         units = _UNITS_BY_TYPE[self.token_type]
         if self.unit not in units:
-            raise PriceRowError(
+            raise _contradiction(
                 f"unit {self.unit!r} does not fit token_type {self.token_type!r}; use one of {', '.join(units)}"
             )
-        if not self.unit_price.is_finite() or self.unit_price < 0:
-            raise PriceRowError(f"unit_price must be a finite number >= 0, got {self.unit_price}")
-        if self.unit_price >= PRICE_LIMIT:
-            raise PriceRowError(f"unit_price {self.unit_price} is too large for a stored price (below {PRICE_LIMIT:,})")
-        if -self.unit_price.as_tuple().exponent > PRICE_DECIMALS:  # type: ignore[operator]
-            raise PriceRowError(
-                f"unit_price {self.unit_price} has more than {PRICE_DECIMALS} decimal places, which a stored price "
-                "would round away: give it per a larger unit (per 1M tokens, say)"
-            )
-        if not _CURRENCY.match(self.currency):
-            raise PriceRowError(f"currency {self.currency!r} must be an upper-case ISO 4217 code such as USD")
-        for name, moment in (("valid_from", self.valid_from), ("valid_to", self.valid_to)):
-            if moment is not None and moment.utcoffset() is None:
-                raise PriceRowError(f"{name} must be timezone-aware")
         if self.valid_to is not None and self.valid_to <= self.valid_from:
-            raise PriceRowError(f"valid_to {self.valid_to.isoformat()} is not after valid_from")
-        if not self.provider or not self.model or not self.source.strip():
-            raise PriceRowError("provider, model and source must not be empty")
+            raise _contradiction(f"valid_to {self.valid_to.isoformat()} is not after valid_from")
+        return self
 
     def price_per_token(self) -> Decimal:
         """`unit_price` scaled to one unit of usage: one token, one request, or one GPU hour."""
@@ -665,65 +780,19 @@ def _check_header(values: Sequence[str], origin: str, number: int) -> list[str]:
 
 
 def _parse_row(record: Mapping[str, str], origin: str, number: int) -> PriceRow:
-    def fail(column: str, problem: str) -> PriceFileError:
-        return PriceFileError(f"{origin}:{number}: column {column!r}: {problem} (value {record.get(column)!r})")
-
-    def required(column: str) -> str:
-        value = record[column]
-        if not value:
-            raise fail(column, "must not be empty")
-        return value
-
     try:
-        unit_price = Decimal(required("unit_price"))
-    except InvalidOperation:
-        raise fail("unit_price", "not a decimal number") from None
-    threshold_text = required("context_threshold")
-    if not threshold_text.isdigit():
-        raise fail("context_threshold", "not a whole number of tokens")
-    valid_from = _parse_instant(required("valid_from"), fail, "valid_from")
-    valid_to = _parse_instant(record["valid_to"], fail, "valid_to") if record.get("valid_to") else None
-    try:
-        source_date = date.fromisoformat(required("source_date"))
-    except ValueError:
-        raise fail("source_date", "not an ISO date such as 2026-11-25") from None
-    window_text = record.get("window", "")
-    try:
-        window = UsageWindow.parse(window_text) if window_text else None
-    except ValueError as exc:
-        raise fail("window", str(exc)) from None
-    try:
-        return PriceRow(
-            provider=required("provider").lower(),
-            model=required("model"),
-            token_type=required("token_type"),
-            service_tier=required("service_tier"),
-            context_threshold=int(threshold_text),
-            unit_price=unit_price,
-            unit=required("unit"),
-            currency=required("currency"),
-            valid_from=valid_from,
-            valid_to=valid_to,
-            source=required("source"),
-            source_date=source_date,
-            window=window,
-            note=record.get("note", ""),
-            origin=f"{origin}:{number}",
-        )
-    except PriceRowError as exc:
-        raise PriceFileError(f"{origin}:{number}: {exc}") from None
-
-
-def _parse_instant(text: str, fail: Callable[[str, str], PriceFileError], column: str) -> datetime:
-    try:
-        if len(text) == 10:
-            return day_start(date.fromisoformat(text))
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise fail(column, "not an ISO date or date-time such as 2026-08-16T16:00:00Z") from None
-    if moment.utcoffset() is None:
-        raise fail(column, "a date-time needs a UTC offset such as Z")
-    return moment.astimezone(UTC)
+        # The columns' text is validated into the row's typed values (PriceRow's validators read it).
+        return PriceRow(**{"valid_to": "", **record}, origin=f"{origin}:{number}")  # type: ignore[arg-type]
+    except ValidationError as invalid:
+        problem = invalid.errors()[0]
+        if problem["type"] == "unreadable":
+            column = str(problem["loc"][0])
+            message = f"column {column!r}: {problem['msg']} (value {record.get(column)!r})"
+        elif problem["type"] == "contradiction":
+            message = problem["msg"]
+        else:
+            message = f"column {'.'.join(map(str, problem['loc']))!r}: {problem['msg']}"
+        raise PriceFileError(f"{origin}:{number}: {message}") from None
 
 
 _Key = tuple[str, str, str, str]  # provider, canonical model, token_type, service_tier

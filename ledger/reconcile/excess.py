@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from itertools import combinations, compress, repeat
 
+import numpy as np
+
 from ledger.reconcile.findings import EvidenceValue, estimate, per_million, series_entry
 from ledger.reconcile.model import PROMPT_CATEGORIES, Comparison, LoggedTotals, ReconcileSettings, TokenCounts
 
@@ -188,69 +190,18 @@ def _fit_with_failures(
     y: Sequence[float], columns: tuple[Sequence[float], ...], settings: ReconcileSettings
 ) -> tuple[list[float], list[float], float, bool]:
     """Non-negative least squares through the origin on (requests, system-prompt tokens, failed requests' prompt
-    tokens): every subset of the regressors is solved from the unit-scaled Gram matrix (at most 3 × 3, in plain
-    floats: numpy's set-up would cost more than the arithmetic), the best non-negative one kept. Requests and
-    system prompts too close to proportional are not solved together (see `_fit`)."""
+    tokens): every subset of the regressors is fitted, the best non-negative one kept (`_best_fit`). Requests
+    and system prompts too close to proportional are not fitted together (see `_fit`)."""
     count = len(columns)
     norms = [math.sqrt(_dot(column, column)) for column in columns]
-    gram = [[_dot(columns[i], columns[j]) / (norms[i] * norms[j]) if norms[i] and norms[j] else 0.0
-             for j in range(count)] for i in range(count)]  # fmt: skip
-    moments = [_dot(column, y) / norm if norm else 0.0 for column, norm in zip(columns, norms, strict=True)]
-    collinear = bool(norms[0] and norms[1] and gram[0][1] >= COLLINEAR_COSINE)
+    collinear = bool(norms[0] and norms[1] and _dot(columns[0], columns[1]) / (norms[0] * norms[1]) >= COLLINEAR_COSINE)
     subsets = [s for k in range(1, count + 1) for s in combinations(range(count), k) if all(norms[i] for i in s)]
     if collinear:
-        ratio = moments[1] / norms[1]
+        ratio = _dot(columns[1], y) / norms[1] / norms[1]
         dropped = 0 if abs(Decimal(repr(ratio)) - 1) <= settings.system_prompt_ratio_tolerance else 1
         subsets = [s for s in subsets if dropped not in s]
-    best: tuple[float, tuple[int, ...], list[float], list[float]] | None = None
-    for subset in subsets:
-        inverse = _inverse([[gram[i][j] for j in subset] for i in subset])
-        if inverse is None:
-            continue
-        scaled = [math.fsum(row[k] * moments[j] for k, j in enumerate(subset)) for row in inverse]
-        if any(value < 0 for value in scaled):
-            continue
-        solution = [value / norms[i] for value, i in zip(scaled, subset, strict=True)]
-        fitted = [0.0] * len(y)
-        for weight, i in zip(solution, subset, strict=True):
-            fitted = [total + weight * value for total, value in zip(fitted, columns[i], strict=True)]
-        rss = math.fsum([(observed - estimate) ** 2 for observed, estimate in zip(y, fitted, strict=True)])
-        if best is None or rss < best[0] - 1e-9 * max(rss, 1.0):
-            diagonal = [inverse[k][k] / norms[i] ** 2 for k, i in enumerate(subset)]
-            best = (rss, subset, solution, diagonal)
-    coef, t_stats = [0.0] * count, [0.0] * count
-    if best is None:
-        return coef, t_stats, _dot(y, y), collinear
-    rss, subset, solution, inverse_diagonal = best
-    dof = len(y) - len(subset)
-    variance = rss / dof if dof > 0 else math.inf
-    for position, index in enumerate(subset):
-        coef[index] = solution[position]
-        spread = math.sqrt(max(variance * inverse_diagonal[position], 0.0))
-        if spread > abs(coef[index]) * EXACT_FIT:
-            t_stats[index] = coef[index] / spread
-        else:
-            t_stats[index] = math.inf if coef[index] > 0 else 0.0
+    coef, t_stats, rss = _best_fit(y, columns, subsets)
     return coef, t_stats, rss, collinear
-
-
-def _inverse(matrix: list[list[float]]) -> list[list[float]] | None:
-    """The inverse of a small symmetric positive (semi)definite matrix by Gauss-Jordan elimination; None when
-    it is (nearly) singular."""
-    size = len(matrix)
-    work = [[*row, *(1.0 if i == j else 0.0 for j in range(size))] for i, row in enumerate(matrix)]
-    for column in range(size):
-        pivot = max(range(column, size), key=lambda row: abs(work[row][column]))
-        if abs(work[pivot][column]) < 1e-9:
-            return None
-        work[column], work[pivot] = work[pivot], work[column]
-        lead = work[column][column]
-        work[column] = [value / lead for value in work[column]]
-        for row in range(size):
-            if row != column and work[row][column]:
-                factor = work[row][column]
-                work[row] = [value - factor * other for value, other in zip(work[row], work[column], strict=True)]
-    return [row[size:] for row in work]
 
 
 OUTLIER_Z = 5.0
@@ -316,80 +267,97 @@ def _fit(
     """Non-negative least squares through the origin on (requests, system-prompt tokens).
 
     Returns coefficients, t statistics, the residual sum of squares and whether the regressors were too
-    close to proportional to separate. With one or two regressors the normal equations are solved in closed
-    form: a month has a few dozen days, where array set-up would cost a hundred times the arithmetic. Sums
-    are exact-rounded (`math.fsum`), and two regressors are only solved together when they are far from
-    proportional (cosine < `COLLINEAR_COSINE`), so the 2 × 2 system is well conditioned once scaled."""
-    columns = (requests, prompts)
-    gram = ((_dot(requests, requests), _dot(requests, prompts)), (_dot(prompts, requests), _dot(prompts, prompts)))
-    norms = [math.sqrt(gram[0][0]), math.sqrt(gram[1][1])]
-    collinear = all(norms) and gram[0][1] / (norms[0] * norms[1]) >= COLLINEAR_COSINE
+    close to proportional to separate. Two regressors are only fitted together when they are far from
+    proportional (cosine < `COLLINEAR_COSINE`); else the excess goes to the system prompt when its ratio
+    is near 1, to padding otherwise."""
+    squares = (_dot(requests, requests), _dot(prompts, prompts))
+    norms = [math.sqrt(squares[0]), math.sqrt(squares[1])]
+    collinear = all(norms) and _dot(requests, prompts) / (norms[0] * norms[1]) >= COLLINEAR_COSINE
     candidates: list[tuple[int, ...]]
     if not norms[1]:
         candidates = [(0,)]
     elif collinear:
-        ratio = _dot(prompts, y) / gram[1][1]
+        ratio = _dot(prompts, y) / squares[1]
         near_one = abs(Decimal(repr(ratio)) - 1) <= settings.system_prompt_ratio_tolerance
         candidates = [(1,)] if near_one else [(0,)]
     else:
         candidates = [(0, 1), (0,), (1,)]
-    moments = (_dot(requests, y), _dot(prompts, y))
+    coef, t_stats, rss = _best_fit(y, (requests, prompts), candidates)
+    return coef, t_stats, rss, bool(collinear)
+
+
+def _best_fit(
+    y: Sequence[float], columns: tuple[Sequence[float], ...], candidates: Sequence[tuple[int, ...]]
+) -> tuple[list[float], list[float], float]:
+    """Of the least-squares fits on each candidate subset of the regressors, the non-negative one with the
+    least residual sum of squares (a later candidate wins only by more than rounding): the coefficient and t
+    statistic of every regressor (0 outside the subset) and the residual sum of squares (of no fit at all
+    when no candidate is non-negative)."""
+    regression = _Regression(y, columns)
     best: tuple[float, tuple[int, ...], list[float], list[float]] | None = None
-    for active in candidates:
-        solved = _least_squares(active, gram, moments)
+    for subset in candidates:
+        solved = regression.fit(subset)
         if solved is None:
             continue
-        solution, inverse_diagonal = solved
+        solution, inverse_diagonal, rss = solved
         if any(value < 0 for value in solution):
             continue
-        # One or two terms: their float sum is already exactly rounded, as math.fsum's would be.
-        if len(active) == 1:
-            fitted = [solution[0] * value for value in columns[active[0]]]
-        else:
-            fitted = [solution[0] * a + solution[1] * b for a, b in zip(requests, prompts, strict=True)]
-        rss = math.fsum([(observed - estimate) ** 2 for observed, estimate in zip(y, fitted, strict=True)])
         if best is None or rss < best[0] - 1e-9 * max(rss, 1.0):
-            best = (rss, active, solution, inverse_diagonal)
-    coef, t_stats = [0.0, 0.0], [0.0, 0.0]
+            best = (rss, subset, solution, inverse_diagonal)
+    coef, t_stats = [0.0] * len(columns), [0.0] * len(columns)
     if best is None:
-        return coef, t_stats, _dot(y, y), bool(collinear)
-    rss, active, solution, inverse_diagonal = best
-    dof = len(y) - len(active)
+        return coef, t_stats, _dot(y, y)
+    rss, subset, solution, inverse_diagonal = best
+    dof = len(y) - len(subset)
     variance = rss / dof if dof > 0 else math.inf
-    for position, index in enumerate(active):
+    for position, index in enumerate(subset):
+        if regression.rounding_only(index, solution[position]):
+            continue  # no explanation, and no t statistic of rounding noise
         coef[index] = solution[position]
         spread = math.sqrt(max(variance * inverse_diagonal[position], 0.0))
         if spread > abs(coef[index]) * EXACT_FIT:
             t_stats[index] = coef[index] / spread
         else:  # no residual but rounding: an exact fit, not a t statistic of 10^16
             t_stats[index] = math.inf if coef[index] > 0 else 0.0
-    return coef, t_stats, rss, bool(collinear)
+    return coef, t_stats, rss
 
 
-def _least_squares(
-    active: tuple[int, ...], gram: tuple[tuple[float, float], tuple[float, float]], moments: tuple[float, float]
-) -> tuple[list[float], list[float]] | None:
-    """The least-squares coefficients of the `active` regressors (one or two) from their Gram matrix and
-    their moments with the excess, and the diagonal of the inverse Gram matrix (for the standard errors);
-    None when a regressor is all zero."""
-    if len(active) == 1:
-        (index,) = active
-        if not gram[index][index]:
+SINGULAR = 1e-9
+"""Regressors whose unit-scaled design has a squared singular value below this are (nearly) linearly dependent."""
+
+
+class _Regression:
+    """Least squares through the origin of the excess on subsets of the regressors (numpy.linalg)."""
+
+    def __init__(self, y: Sequence[float], columns: tuple[Sequence[float], ...]) -> None:
+        self.y = np.asarray(y, dtype=float)
+        self.design = np.column_stack(columns)
+        self.norms = np.linalg.norm(self.design, axis=0)
+        # Scaled to unit length, nearly proportional regressors stay well conditioned.
+        self.scaled = self.design / np.where(self.norms > 0, self.norms, 1.0)
+        self.excess_norm = float(np.linalg.norm(self.y))
+
+    def fit(self, subset: Sequence[int]) -> tuple[list[float], list[float], float] | None:
+        """From the singular value decomposition of the subset's scaled columns (X⁺ = V Σ⁻¹ Uᵀ): the coefficients
+        (X⁺y), the diagonal of (XᵀX)⁻¹ = X⁺X⁺ᵀ (each coefficient's variance per unit of residual variance) and
+        the residual sum of squares. None when a regressor is all zero or they are (nearly) linearly dependent."""
+        index = list(subset)
+        norms = self.norms[index]
+        if not norms.all():
             return None
-        return [moments[index] / gram[index][index]], [1.0 / gram[index][index]]
-    if not gram[0][0] or not gram[1][1]:
-        return None
-    # Scaled to unit columns: the scaled Gram matrix [[1, c], [c, 1]] is well conditioned for |c| < 0.995.
-    norm_a, norm_b = math.sqrt(gram[0][0]), math.sqrt(gram[1][1])
-    cosine = gram[0][1] / (norm_a * norm_b)
-    determinant = 1.0 - cosine * cosine
-    if determinant <= 0.0:
-        return None
-    scaled_a, scaled_b = moments[0] / norm_a, moments[1] / norm_b
-    beta_a = (scaled_a - cosine * scaled_b) / determinant
-    beta_b = (scaled_b - cosine * scaled_a) / determinant
-    inverse = 1.0 / determinant
-    return [beta_a / norm_a, beta_b / norm_b], [inverse / gram[0][0], inverse / gram[1][1]]
+        left, singular, right = np.linalg.svd(self.scaled[:, index], full_matrices=False)
+        if len(singular) < len(index) or singular[-1] ** 2 < SINGULAR:
+            return None
+        pseudo_inverse = (right.T / singular) @ left.T / norms[:, np.newaxis]
+        coefficients = pseudo_inverse @ self.y
+        residuals = self.y - self.design[:, index] @ coefficients
+        inverse_diagonal = (pseudo_inverse**2).sum(axis=1)
+        return coefficients.tolist(), inverse_diagonal.tolist(), float(residuals @ residuals)
+
+    def rounding_only(self, index: int, coefficient: float) -> bool:
+        """Whether a coefficient moves the fitted excess by rounding only (in an exact fit, the coefficient of a
+        regressor that explains nothing is rounding noise, of either sign)."""
+        return coefficient * float(self.norms[index]) <= EXACT_FIT * self.excess_norm
 
 
 @dataclass(frozen=True, slots=True)

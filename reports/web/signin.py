@@ -2,23 +2,22 @@
 
 The session is a row of `report_sessions` (its random id, the key id, its tenant, when it began) and a cookie
 (HttpOnly, SameSite=Lax, path = the report's root) holding that id, the tenant, a per-session CSRF token and
-when it was issued, signed with HMAC-SHA256. The key itself is never stored. Every request looks the session
-and its key up again, so signing out (which deletes the row) ends the session for every copy of the cookie,
-a revoked key's session stops at once and a role change applies on the next page. Every form POST carries
-the session's CSRF token; the sign-in form carries a token tied to a short-lived cookie of its own (so no
-other site can sign a browser in)."""
+when it was issued, signed with HMAC-SHA256 (itsdangerous). Expiry is read from the issued-at in the cookie
+against the application's clock (as every other time here), not from itsdangerous' wall-clock timestamp. The
+key itself is never stored. Every request looks the session and its key up again, so signing out (which
+deletes the row) ends the session for every copy of the cookie, a revoked key's session stops at once and a
+role change applies on the next page. Every form POST carries the session's CSRF token; the sign-in form
+carries a token tied to a short-lived cookie of its own (so no other site can sign a browser in)."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -65,30 +64,25 @@ class Viewer:
 
 
 class Signer:
-    """Signs and verifies small JSON values with HMAC-SHA256: `base64url(json).hex(mac)`."""
+    """Signs the report's cookie values and checks them (itsdangerous: JSON, base64url, HMAC-SHA256). Each
+    cookie has its own salt, so the value of one never passes for the other."""
 
     def __init__(self, secret: bytes) -> None:
-        self._secret = secret
+        self._serializer = URLSafeSerializer(secret, signer_kwargs={"digest_method": hashlib.sha256})
 
-    def dumps(self, value: dict[str, Any]) -> str:
-        body = base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).decode().rstrip("=")
-        return f"{body}.{self._mac(body)}"
+    def dumps(self, value: dict[str, Any], *, cookie_name: str) -> str:
+        return str(self._serializer.dumps(value, salt=cookie_name))
 
-    def loads(self, token: str | None) -> dict[str, Any] | None:
-        """The signed value, or None when the token is missing, malformed or not signed by this secret."""
-        if not token or "." not in token:
-            return None
-        body, _, mac = token.rpartition(".")
-        if not same_text(mac, self._mac(body)):
+    def loads(self, token: str | None, *, cookie_name: str) -> dict[str, Any] | None:
+        """The signed value, or None when the token is missing, malformed or not signed by this secret for
+        this cookie."""
+        if not token:
             return None
         try:
-            value = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        except ValueError:
+            value = self._serializer.loads(token, salt=cookie_name)
+        except BadData:
             return None
         return value if isinstance(value, dict) else None
-
-    def _mac(self, body: str) -> str:
-        return hmac.new(self._secret, body.encode(), hashlib.sha256).hexdigest()
 
 
 def start_session(session: Session, signer: Signer, *, tenant_id: int, key_id: str, now: datetime) -> str:
@@ -98,7 +92,8 @@ def start_session(session: Session, signer: Signer, *, tenant_id: int, key_id: s
     session_id = secrets.token_urlsafe(24)
     session.add(ReportSession(tenant_id=tenant_id, id=session_id, key_id=key_id, created_at=now))
     session.flush()
-    return signer.dumps({"t": tenant_id, "s": session_id, "c": secrets.token_urlsafe(24), "i": int(now.timestamp())})
+    value = {"t": tenant_id, "s": session_id, "c": secrets.token_urlsafe(24), "i": int(now.timestamp())}
+    return signer.dumps(value, cookie_name=SESSION_COOKIE)
 
 
 def end_session(session: Session, viewer: Viewer) -> None:
@@ -111,7 +106,7 @@ def end_session(session: Session, viewer: Viewer) -> None:
 def viewer_of(session: Session, signer: Signer, token: str | None, *, now: datetime) -> Viewer:
     """The viewer of a session cookie; SignInRequired when it is missing, forged, expired, signed out, or its
     key was revoked or no longer has a report role."""
-    value = signer.loads(token)
+    value = signer.loads(token, cookie_name=SESSION_COOKIE)
     if (
         value is None
         or not {"t", "s", "c", "i"} <= value.keys()
@@ -145,11 +140,11 @@ def viewer_of(session: Session, signer: Signer, token: str | None, *, now: datet
 def signin_token(signer: Signer, *, now: datetime) -> tuple[str, str]:
     """(form token, cookie value) for the sign-in form."""
     token = secrets.token_urlsafe(24)
-    return token, signer.dumps({"s": token, "i": int(now.timestamp())})
+    return token, signer.dumps({"s": token, "i": int(now.timestamp())}, cookie_name=SIGNIN_COOKIE)
 
 
 def check_signin_token(signer: Signer, cookie: str | None, form_token: str | None, *, now: datetime) -> None:
-    value = signer.loads(cookie)
+    value = signer.loads(cookie, cookie_name=SIGNIN_COOKIE)
     if (
         value is None
         or not form_token

@@ -38,7 +38,7 @@ def test_a_document_nobody_reads_is_an_error_naming_the_file() -> None:
 
 def test_a_document_two_importers_claim_is_an_error_naming_both() -> None:
     focus_text = (ROOT / "focus" / "azure_openai_focus_1_0.csv").read_text()
-    columns = {"date": "ChargePeriodStart", "amount": "BilledCost"}
+    columns = {"date": "ChargePeriodStart", "usage_type": "ChargeCategory", "amount": "BilledCost"}
     greedy = CsvImporter(CsvMapping(name="greedy", provider="x", columns=columns, currency="USD"))
 
     with pytest.raises(AmbiguousDocument, match=r"^azure\.csv: claimed by more than one importer: focus, csv$"):

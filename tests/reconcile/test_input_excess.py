@@ -185,3 +185,23 @@ def test_an_exact_padding_has_an_infinite_t_statistic_not_a_rounding_error() -> 
     assert isinstance(fit, dict)
     assert (fit["tokens_per_request"], fit["residual_rms_tokens"]) == ("40.000", "0.0")  # evidence is JSON
     assert fit["t_stat_requests"] == "Infinity"
+
+
+@given(k=st.integers(1, 500), data=usage())
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_in_an_exact_fit_what_explains_nothing_has_no_t_statistic_of_rounding_noise(
+    k: int, data: tuple[list[int], list[float], list[int]]
+) -> None:
+    requests, shares, _ = data
+    logged = scope_month(requests, shares)
+
+    result = run(logged, inflate(logged, per_request=k), settings=CENT_TOLERANCE)
+
+    (padding,) = [finding for finding in result.findings if finding.kind == "padding_tokens"]
+    fit = padding.evidence["fit"]
+    assert isinstance(fit, dict)
+    assert (fit["t_stat_requests"], fit["system_prompt_ratio"], fit["t_stat_system_prompt"]) == (
+        "Infinity",
+        "0.0000",
+        "0.00",
+    )

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from ledger.access import auth
 from ledger.storage.database import session_factory
 from ledger.storage.tables import AlertChannel
+from reports.web.signin import SESSION_COOKIE, SIGNIN_COOKIE, Signer
 from tests import rows
 from tests.conftest import make_tenant
 from tests.months import Month, csrf_of, sign_in
@@ -429,3 +430,14 @@ def test_non_ascii_in_the_cookie_csrf_or_sign_in_token_is_refused_not_a_server_e
     assert "csrf: the form is out of date" in bad_csrf.text
     assert bad_cookie.status_code == 303
     assert bad_cookie.headers["location"].startswith("/report/signin")
+
+
+def test_a_signed_cookie_value_opens_only_the_cookie_it_was_signed_for_and_only_unaltered() -> None:
+    signer = Signer(b"the report's secret")
+    value = signer.dumps({"s": "form-token", "i": 1_790_000_000}, cookie_name=SIGNIN_COOKIE)
+    altered = value[:-1] + ("B" if value[-1] == "A" else "A")
+
+    assert signer.loads(value, cookie_name=SIGNIN_COOKIE) == {"s": "form-token", "i": 1_790_000_000}
+    assert signer.loads(value, cookie_name=SESSION_COOKIE) is None
+    assert Signer(b"another secret").loads(value, cookie_name=SIGNIN_COOKIE) is None
+    assert signer.loads(altered, cookie_name=SIGNIN_COOKIE) is None
