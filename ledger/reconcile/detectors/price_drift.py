@@ -18,8 +18,9 @@ from statistics import median
 
 from ledger.reconcile.context import DetectionContext
 from ledger.reconcile.findings import fmt_int, fmt_usd, new_finding, per_million, series_entry
-from ledger.reconcile.model import CATEGORIES, Finding, ReconcileSettings
+from ledger.reconcile.model import Finding, ReconcileSettings
 from ledger.reconcile.rates import RateCheck, deviates, rate_checks
+from ledger.vocabulary import TOKEN_CATEGORIES
 
 KIND = "price_drift"
 
@@ -28,7 +29,7 @@ def detect(context: DetectionContext) -> list[Finding]:
     settings = context.settings
     findings = []
     for scope, buckets in context.regular.items():
-        for category in CATEGORIES:
+        for category in TOKEN_CATEGORIES:
             checks = rate_checks(buckets, category)
             if any(c.quantity_source == "logged" for c in checks):
                 drifted = _drifted_since_change(checks, settings)
