@@ -18,7 +18,9 @@ BILL = statement([ROW])[0]
 
 
 def test_negative_token_counts_are_refused() -> None:
-    with pytest.raises(ReconcileInputError, match=r"LoggedDay\[.*\]\.tokens\.output: must be a non-negative int, got -1"):
+    with pytest.raises(
+        ReconcileInputError, match=r"LoggedDay\[.*\]\.tokens\.output: must be a non-negative int, got -1"
+    ):
         run([replace(ROW, tokens=TokenCounts(output=-1))], [BILL])
 
 
