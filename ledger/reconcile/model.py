@@ -114,7 +114,7 @@ class TokenCounts:
     output: int = 0
 
     def check(self, where: Where) -> None:
-        _check_counts(where, self, TOKEN_CATEGORIES)
+        _check_counts(where, self, _CATEGORY_NAMES)
 
     def get(self, category: str) -> int:
         value: int = getattr(self, category)
@@ -124,7 +124,10 @@ class TokenCounts:
         """The counts in category order (`TOKEN_CATEGORIES`)."""
         return self.uncached_input, self.cached_input, self.cache_write_5m, self.cache_write_1h, self.output
 
-    def total(self, categories: Iterable[str] = TOKEN_CATEGORIES) -> int:
+    def total(self, categories: Iterable[str] | None = None) -> int:
+        """The tokens of the given categories, of every one when None."""
+        if categories is None:
+            return sum(self.values())
         return sum([getattr(self, category) for category in categories])
 
     def __add__(self, other: TokenCounts) -> TokenCounts:

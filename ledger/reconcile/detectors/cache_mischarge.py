@@ -13,6 +13,7 @@ from ledger.reconcile.rates import deviates, rate_checks
 from ledger.vocabulary import CACHE_WRITE_CATEGORIES
 
 KIND = "cache_mischarge"
+ORDER = 30
 _CACHE_CATEGORIES = ("cached_input", *CACHE_WRITE_CATEGORIES)
 
 

@@ -15,6 +15,7 @@ from ledger.reconcile.model import Comparison, Finding, Scope
 from ledger.vocabulary import PROMPT_CATEGORIES
 
 KIND = "charged_errors"
+ORDER = 80
 
 
 def detect(context: DetectionContext) -> list[Finding]:

@@ -14,6 +14,7 @@ from ledger.reconcile.relabeling import Relabel
 from ledger.vocabulary import TOKEN_CATEGORIES
 
 KIND = "model_substitution"
+ORDER = 90
 
 
 def detect(context: DetectionContext) -> list[Finding]:

@@ -23,6 +23,7 @@ from ledger.reconcile.rates import RateCheck, deviates, rate_checks
 from ledger.vocabulary import TOKEN_CATEGORIES
 
 KIND = "price_drift"
+ORDER = 40
 
 
 def detect(context: DetectionContext) -> list[Finding]:
@@ -47,7 +48,7 @@ def detect(context: DetectionContext) -> list[Finding]:
             billed_price, expected_price = per_million(amount / quantity), per_million(expected / quantity)
             since = drifted[0].bucket.first_day
             sources = {c.quantity_source for c in drifted}
-            drifted_ids = {id(c) for c in drifted}
+            drifted_days = {c.bucket.first_day for c in drifted}  # a check per bucket: one a first day
             findings.append(
                 new_finding(
                     kind=KIND,
@@ -79,7 +80,7 @@ def detect(context: DetectionContext) -> list[Finding]:
                                     per_million(c.billed_unit_price),
                                 ),
                                 "quantity": c.quantity,
-                                "drifted": id(c) in drifted_ids,
+                                "drifted": c.bucket.first_day in drifted_days,
                             }
                             for c in checks
                         ],

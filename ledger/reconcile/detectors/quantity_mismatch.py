@@ -13,6 +13,7 @@ from ledger.reconcile.model import Finding
 from ledger.vocabulary import CACHE_WRITE_CATEGORIES, PROMPT_CATEGORIES
 
 KIND = "quantity_mismatch"
+ORDER = 50
 GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("input", PROMPT_CATEGORIES, "uncached_input"),
     ("cache_write", CACHE_WRITE_CATEGORIES, "cache_write_5m"),

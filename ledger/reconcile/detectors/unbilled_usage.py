@@ -11,6 +11,7 @@ from ledger.reconcile.model import Finding, LoggedTotals
 from ledger.vocabulary import TOKEN_CATEGORIES
 
 KIND = "unbilled_usage"
+ORDER = 70
 
 
 def detect(context: DetectionContext) -> list[Finding]:

@@ -10,6 +10,7 @@ from ledger.reconcile.model import Comparison, Finding
 from ledger.vocabulary import TOKEN_CATEGORIES
 
 KIND = "unlogged_usage"
+ORDER = 60
 
 
 def detect(context: DetectionContext) -> list[Finding]:

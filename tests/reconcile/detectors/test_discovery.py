@@ -18,10 +18,27 @@ from tests.reconcile.month import bill_quantity, run, where
 
 
 def test_every_module_of_the_package_is_a_detector_of_the_kind_it_is_named_after() -> None:
-    modules = sorted(info.name for info in pkgutil.iter_modules(detectors_package.__path__))
+    modules = {info.name for info in pkgutil.iter_modules(detectors_package.__path__)}
 
-    assert [detector.KIND for detector in DETECTORS] == modules
-    assert set(modules) == set(KIND_ORDER)  # every kind has its place in the order findings come out in
+    assert {detector.KIND for detector in DETECTORS} == modules
+    assert modules == set(KIND_ORDER)  # every kind has its place in the order findings come out in
+
+
+def test_the_detectors_are_listed_in_their_order() -> None:
+    assert [detector.KIND for detector in DETECTORS] == [
+        "padding_tokens",
+        "system_prompt_double_count",
+        "cache_mischarge",
+        "price_drift",
+        "quantity_mismatch",
+        "unlogged_usage",
+        "unbilled_usage",
+        "charged_errors",
+        "model_substitution",
+        "silent_truncation",
+        "missing_finish_reason",
+        "spend_spike",
+    ]
 
 
 def test_the_order_of_the_detectors_does_not_change_the_findings(monkeypatch: pytest.MonkeyPatch) -> None:
