@@ -463,14 +463,23 @@ class LoggedTotals:
                 # Every category priced on both sides (checked rows and totals hold no None, in category order).
                 costs = list(map(add, costs, cast(Iterable[Decimal], part_costs.values())))
             else:
-                costs = list(map(_added_cost, costs, map(part_costs.get, TOKEN_CATEGORIES), used))
+                for position, category in enumerate(_CATEGORY_NAMES):
+                    cost = costs[position]
+                    if cost is not None:
+                        part_cost = part_costs.get(category)
+                        if part_cost is not None:
+                            costs[position] = cost + part_cost
+                        else:  # unpriced: None if used, else a zero cost
+                            costs[position] = None if used[position] else cost + _ZERO
                 all_priced = all(cost is not None for cost in costs)
             part_expected = part.expected_cost
             if part_expected is None and not any(used):
                 part_expected = _ZERO  # nothing used, nothing unpriced
             expected = None if expected is None or part_expected is None else expected + part_expected
             part_prices = part.unit_prices if isinstance(part, LoggedTotals) else part.expected_unit_price
-            if prices != part_prices:
+            if summed == 1:
+                prices = {category: price for category, price in part_prices.items() if price is not None}
+            elif prices != part_prices:
                 _merge_unit_prices(prices, part_prices)
         if not summed:
             return cls()
@@ -507,15 +516,6 @@ class LoggedTotals:
         if tokens and cost is not None:
             return cost / tokens
         return self.unit_prices.get(category)
-
-
-def _added_cost(cost: Decimal | None, part_cost: Decimal | None, used: int) -> Decimal | None:
-    """A category's cost so far with a part's: None once unpriced usage comes in; a part that used none adds 0."""
-    if cost is None:
-        return None
-    if part_cost is None:
-        return None if used else cost + _ZERO
-    return cost + part_cost
 
 
 def _merge_unit_prices(prices: dict[str, Decimal], other: Mapping[str, Decimal | None]) -> None:
