@@ -371,7 +371,7 @@ def _compare_view(
                     _comparison(
                         scope,
                         day,
-                        LoggedTotals.sum(rows) if rows else _NOTHING_LOGGED,
+                        LoggedTotals.sum(rows or ()),
                         billed_on_day,
                         figures,
                         final=finality.get(day, domain_final) if billed_on_day is None else billed_on_day.final,
@@ -379,9 +379,6 @@ def _compare_view(
                     )
                 )
     return out
-
-
-_NOTHING_LOGGED = LoggedTotals()
 
 
 def _comparison(

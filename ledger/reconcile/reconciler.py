@@ -22,7 +22,8 @@ def reconcile(
     history: Sequence[LoggedDay] = (),
 ) -> ReconcileResult:
     """Reconcile one period. `logged` and `billed` hold that period's days; `history` holds logged days
-    before it (the baseline of statistical detectors such as spend spikes)."""
+    before it (the baseline of statistical detectors such as spend spikes). Every row is checked here, once
+    (`_checked_inputs`): a bad one raises `ReconcileInputError` naming it and its field."""
     logged, billed, history = _checked_inputs(logged, billed, history, period)
     comparisons = compare(logged, billed)
     context = DetectionContext(
