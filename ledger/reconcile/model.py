@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from decimal import Decimal
-from itertools import repeat
+from itertools import compress, product, repeat
 from operator import add
 from types import MappingProxyType
 from typing import TypeAlias, TypeVar, cast
@@ -29,7 +29,11 @@ _EMPTY: Mapping[str, Decimal] = MappingProxyType({})
 _NO_QUANTITIES: Mapping[str, int] = MappingProxyType({})
 _ZERO = Decimal(0)
 _CATEGORY_NAMES = tuple(str(category) for category in TOKEN_CATEGORIES)
-_POSITION_OF_CATEGORY: dict[str, int] = {category: position for position, category in enumerate(TOKEN_CATEGORIES)}
+_CATEGORY_SET = frozenset(_CATEGORY_NAMES)
+_IN_CATEGORY_ORDER = frozenset(
+    tuple(compress(_CATEGORY_NAMES, chosen)) for chosen in product((False, True), repeat=len(_CATEGORY_NAMES))
+)
+"""Every subset of the categories, in category order: the keys of a mapping as the core reads it."""
 
 
 class ReconcileInputError(ValueError):
@@ -66,7 +70,7 @@ def _check_moneys(where: Where, owner: object, names: Iterable[str]) -> None:
     """Every named field None or a finite Decimal."""
     for name in names:
         value = getattr(owner, name)
-        if value is not None and not _is_money(value):
+        if value is not None and (type(value) is not Decimal or not value.is_finite()):  # `_is_money`, spelt out
             raise ReconcileInputError(f"{where()}.{name}: must be a finite Decimal, got {value!r}")
 
 
@@ -84,20 +88,20 @@ def _checked_per_category(
     """A mapping of token categories to values, checked: every key a category, every value None or `valid`. It
     comes back as the core reads such mappings: read-only, in category order, None entries dropped (the mapping
     itself when it is so already)."""
-    as_read = isinstance(mapping, MappingProxyType)
-    previous = -1
+    keys = tuple(mapping)
+    in_order = keys in _IN_CATEGORY_ORDER
+    if not in_order:
+        for category in keys:
+            if category not in _CATEGORY_SET:
+                raise ReconcileInputError(
+                    f"{where()}.{name}: unknown category {category!r}; expected one of {_CATEGORY_NAMES}"
+                )
+    as_read = in_order and isinstance(mapping, MappingProxyType)
     for category, value in mapping.items():
-        position = _POSITION_OF_CATEGORY.get(category)
-        if position is None:
-            raise ReconcileInputError(
-                f"{where()}.{name}: unknown category {category!r}; expected one of {_CATEGORY_NAMES}"
-            )
         if value is None:
             as_read = False
         elif not valid(value):
             raise ReconcileInputError(f"{where()}.{name}[{str(category)!r}]: must be {requirement}, got {value!r}")
-        as_read = as_read and position > previous
-        previous = position
     if as_read:
         return cast(Mapping[str, _Value], mapping)  # checked: no None in it
     return MappingProxyType({c: value for c in TOKEN_CATEGORIES if (value := mapping.get(c)) is not None})
