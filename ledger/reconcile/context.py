@@ -133,10 +133,8 @@ class DetectionContext:
 
 
 def _key_of(buckets: Sequence[Comparison]) -> BucketsKey:
-    """Buckets of one scope's series by value (a scope has one bucket a first day)."""
+    """Some buckets of one scope's series by value (a scope has one bucket a first day); callers pass buckets of
+    one scope only (`series`, `regular` and subsets of them)."""
     if not buckets:
         return Scope(provider=""), ()
-    scopes = {bucket.scope for bucket in buckets}
-    if len(scopes) > 1:
-        raise ValueError(f"buckets of one scope expected, got {len(scopes)} scopes")
     return buckets[0].scope, tuple([bucket.first_day for bucket in buckets])
