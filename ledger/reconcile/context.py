@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 from operator import attrgetter
 from types import MappingProxyType
-from typing import TypeVar
 
 from ledger.periods import Period
 from ledger.reconcile.excess import InputExcessFit, RequestExcess, fit_input_excess, request_excess
 from ledger.reconcile.matching import per_scope
 from ledger.reconcile.model import Comparison, LoggedDay, LoggedTotals, ReconcileSettings, Scope, sum_quantities
 from ledger.reconcile.relabeling import Relabel, relabeled_usage
+
+BucketsKey = tuple[Scope, tuple[date, ...]]
+"""Some buckets of one scope's series, by value: the scope and the buckets' first days."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,9 @@ class DetectionContext:
     """One per statement scope × day."""
     buckets: tuple[Comparison, ...]
     """The comparisons with midnight shifts merged: what detectors compare."""
+    _logged_totals: dict[BucketsKey, LoggedTotals] = field(default_factory=dict, init=False, repr=False)
+    _billed_quantities: dict[BucketsKey, Mapping[str, int]] = field(default_factory=dict, init=False, repr=False)
+    """Sums over some buckets of a scope, kept for this run: several analyses of a scope sum the same buckets."""
 
     @property
     def window(self) -> tuple[datetime, datetime]:
@@ -56,8 +61,7 @@ class DetectionContext:
     def regular(self) -> Mapping[Scope, tuple[Comparison, ...]]:
         """Per scope, the buckets of its series with usage on both sides (one-sided ones are unlogged or unbilled
         usage, not a mismatch to explain)."""
-        one_sided = {id(bucket) for bucket in self.one_sided}
-        return {scope: tuple([b for b in series if id(b) not in one_sided]) for scope, series in self.series.items()}
+        return {scope: tuple([b for b in series if not b.one_sided]) for scope, series in self.series.items()}
 
     @cached_property
     def one_sided(self) -> tuple[Comparison, ...]:
@@ -66,26 +70,23 @@ class DetectionContext:
         return tuple([bucket for bucket in self.buckets if bucket.one_sided])
 
     def logged_totals(self, buckets: Sequence[Comparison]) -> LoggedTotals:
-        """The logged usage of some of these buckets, summed. Memoized by the buckets' identity: several
-        analyses of a scope sum the same buckets."""
-        return _memoized(self._logged_totals, buckets, lambda: LoggedTotals.sum(b.logged for b in buckets))
-
-    @cached_property
-    def _logged_totals(self) -> dict[tuple[int, ...], LoggedTotals]:
-        return {}
+        """The logged usage of some buckets of one scope's series, summed (once a run for the same buckets)."""
+        key = _key_of(buckets)
+        totals = self._logged_totals.get(key)
+        if totals is None:
+            totals = self._logged_totals[key] = LoggedTotals.sum(b.logged for b in buckets)
+        return totals
 
     def billed_quantities(self, buckets: Sequence[Comparison]) -> Mapping[str, int]:
-        """The billed quantity of each category some of these buckets state, summed over them. Memoized by the
-        buckets' identity, as `logged_totals`."""
-        return _memoized(
-            self._billed_quantities,
-            buckets,
-            lambda: MappingProxyType(sum_quantities([b.billed_quantities for b in buckets])),
-        )
-
-    @cached_property
-    def _billed_quantities(self) -> dict[tuple[int, ...], Mapping[str, int]]:
-        return {}
+        """The billed quantity of each category some buckets of one scope's series state, summed over them (once a
+        run for the same buckets)."""
+        key = _key_of(buckets)
+        quantities = self._billed_quantities.get(key)
+        if quantities is None:
+            quantities = self._billed_quantities[key] = MappingProxyType(
+                sum_quantities([b.billed_quantities for b in buckets])
+            )
+        return quantities
 
     @cached_property
     def input_excess(self) -> Mapping[Scope, InputExcessFit]:
@@ -123,7 +124,7 @@ class DetectionContext:
         rows: dict[tuple[str, str], list[LoggedDay]] = defaultdict(list)
         for row in self.logged:
             rows[(row.provider, row.model)].append(row)
-        return {key: LoggedTotals.of_rows(items) for key, items in rows.items()}
+        return {key: LoggedTotals.sum(items) for key, items in rows.items()}
 
     def logged_unit_price(self, provider: str, model: str | None, category: str) -> Decimal | None:
         """The expected unit price of a model's category from this period's logged usage (any scope)."""
@@ -131,13 +132,9 @@ class DetectionContext:
         return None if totals is None else totals.unit_price(category)
 
 
-T = TypeVar("T")
-
-
-def _memoized(cache: dict[tuple[int, ...], T], buckets: Sequence[Comparison], compute: Callable[[], T]) -> T:
-    """`compute()` for these buckets, once: keyed by the buckets' identity (the context holds them all)."""
-    key = tuple(map(id, buckets))
-    value = cache.get(key)
-    if value is None:
-        value = cache[key] = compute()
-    return value
+def _key_of(buckets: Sequence[Comparison]) -> BucketsKey:
+    """Some buckets of one scope's series by value (a scope has one bucket a first day); callers pass buckets of
+    one scope only (`series`, `regular` and subsets of them)."""
+    if not buckets:
+        return Scope(provider=""), ()
+    return buckets[0].scope, tuple([bucket.first_day for bucket in buckets])

@@ -14,7 +14,8 @@ from operator import attrgetter
 from types import MappingProxyType
 
 from ledger.periods import Period
-from ledger.reconcile.model import CATEGORIES, Comparison, DriftRow, LoggedDay, LoggedTotals, sum_quantities
+from ledger.reconcile.model import Comparison, DriftRow, LoggedDay, LoggedTotals, Scope, sum_quantities
+from ledger.vocabulary import TOKEN_CATEGORIES
 
 _PERCENT = Decimal("0.01")
 
@@ -22,12 +23,12 @@ _PERCENT = Decimal("0.01")
 def drift_rows(comparisons: Sequence[Comparison], logged: Sequence[LoggedDay], period: Period) -> list[DriftRow]:
     groups: dict[tuple[str, tuple[str, ...], str | None, str | None], list[Comparison]] = defaultdict(list)
     domains: set[tuple[str, str | None]] = set()
-    keys: dict[int, tuple[str, tuple[str, ...], str | None, str | None]] = {}  # by Scope object: shared by its days
+    keys: dict[Scope, tuple[str, tuple[str, ...], str | None, str | None]] = {}  # a scope's, once for all its days
     for comparison in comparisons:
         scope = comparison.scope
-        key = keys.get(id(scope))
+        key = keys.get(scope)
         if key is None:
-            key = keys[id(scope)] = (scope.provider, scope.grain, scope.account, scope.model)
+            key = keys[scope] = (scope.provider, scope.grain, scope.account, scope.model)
             domains.add((scope.provider, scope.account))
         groups[key].append(comparison)
     rows = [_compared(key, items, period) for key, items in groups.items()]
@@ -36,7 +37,7 @@ def drift_rows(comparisons: Sequence[Comparison], logged: Sequence[LoggedDay], p
         if (row.provider, None) not in domains and (row.provider, row.account) not in domains:
             uncovered[(row.provider, row.account, row.model)].append(row)
     rows.extend(
-        _row(provider, (), account, model, period, LoggedTotals.of_rows(items), billed=None, days=None, final=False)
+        _row(provider, (), account, model, period, LoggedTotals.sum(items), billed=None, days=None, final=False)
         for (provider, account, model), items in uncovered.items()
     )
     return sorted(rows, key=lambda r: (r.provider, r.grain, r.account or "", r.model or ""))
@@ -48,7 +49,7 @@ def _compared(
     provider, grain, account, model = key
     totals = LoggedTotals.sum(c.logged for c in items)
     summed = sum_quantities([c.billed_quantities for c in items])
-    quantities = {category: summed[category] for category in CATEGORIES if category in summed}
+    quantities: dict[str, int] = {category: summed[category] for category in TOKEN_CATEGORIES if category in summed}
     amounts = [c.billed_total for c in items if c.billed_total is not None]
     cost = sum(amounts, Decimal(0)) if amounts else None
     days = (min(map(_first_day, items)), max(map(_last_day, items)))
@@ -93,7 +94,7 @@ def _row(
         period_end=period.end,
         first_day=days[0] if days else None,
         last_day=days[1] if days else None,
-        logged_tokens=MappingProxyType({c: totals.tokens.get(c) for c in CATEGORIES}),
+        logged_tokens=MappingProxyType(dict(zip(TOKEN_CATEGORIES, totals.tokens.values(), strict=True))),
         logged_total_tokens=totals.tokens.total(),
         billed_tokens=MappingProxyType(quantities),
         billed_total_tokens=sum(quantities.values()) if quantities else None,

@@ -30,7 +30,8 @@ from itertools import combinations, compress, repeat
 import numpy as np
 
 from ledger.reconcile.findings import EvidenceValue, estimate, per_million, series_entry
-from ledger.reconcile.model import PROMPT_CATEGORIES, Comparison, LoggedTotals, ReconcileSettings, TokenCounts
+from ledger.reconcile.model import Comparison, LoggedTotals, ReconcileSettings
+from ledger.vocabulary import PROMPT_CATEGORIES
 
 COLLINEAR_COSINE = 0.995
 """Above this cosine between the two regressors the fit cannot separate padding from system prompts."""
@@ -105,7 +106,6 @@ def fit_input_excess(
     if not buckets:
         return None
     categories = buckets[0].stated(PROMPT_CATEGORIES)
-    logged_total = TokenCounts.totaller(categories)
     logged_input: list[int] = []
     billed_input: list[int] = []
     requests: list[float] = []
@@ -113,7 +113,7 @@ def fit_input_excess(
     failed: list[float] = []
     for bucket in buckets:
         logged = bucket.logged
-        logged_input.append(logged_total(logged.tokens))
+        logged_input.append(logged.tokens.total(categories))
         billed_input.append(sum(map(bucket.billed_quantities.get, categories, repeat(0))))
         requests.append(float(logged.successful_requests))
         prompts.append(float(logged.system_prompt_tokens))

@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
-from itertools import compress, pairwise, repeat
-from operator import attrgetter, is_not
+from functools import cache
+from itertools import pairwise
+from operator import attrgetter
 from types import MappingProxyType
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from ledger.reconcile.model import (
-    CATEGORIES,
     DIMENSIONS,
     BilledDay,
     Comparison,
@@ -30,9 +30,8 @@ from ledger.reconcile.model import (
     ReconcileInputError,
     ReconcileSettings,
     Scope,
-    TokenCounts,
-    trusted,
 )
+from ledger.vocabulary import TOKEN_CATEGORIES
 
 N = TypeVar("N", int, Decimal)
 _ZERO = Decimal(0)
@@ -97,21 +96,23 @@ class _Billed:
 
 
 def _metrics_of(row: BilledDay) -> frozenset[str]:
-    stated = (tuple(row.quantities), tuple(row.amounts), row.requests is not None, row.billed_total is not None)
-    metrics = _METRICS_STATED.get(stated)
-    if metrics is None:
-        quantities, amounts, requests, total = stated
-        metrics = _METRICS_STATED[stated] = frozenset(
-            [quantity_metric(c) for c in quantities]
-            + [amount_metric(c) for c in amounts]
-            + [REQUESTS] * requests
-            + [TOTAL] * total
-        )
-    return metrics
+    return _stated_metrics(
+        tuple(row.quantities), tuple(row.amounts), row.requests is not None, row.billed_total is not None
+    )
 
 
-_METRICS_STATED: dict[tuple[tuple[str, ...], tuple[str, ...], bool, bool], frozenset[str]] = {}
-"""The metrics of each combination of stated figures seen so far (at most a few hundred: categories are few)."""
+@cache
+def _stated_metrics(
+    quantities: tuple[str, ...], amounts: tuple[str, ...], requests: bool, total: bool
+) -> frozenset[str]:
+    """The metrics a billed row states, from the categories of its quantities and amounts and whether it states
+    requests and a total (a few dozen combinations in all, each row one of them)."""
+    return frozenset(
+        [quantity_metric(c) for c in quantities]
+        + [amount_metric(c) for c in amounts]
+        + [REQUESTS] * requests
+        + [TOTAL] * total
+    )
 
 
 def _scope_of(row: BilledDay) -> Scope:
@@ -126,40 +127,22 @@ def _scope_of(row: BilledDay) -> Scope:
 
 def grain_of(row: object) -> tuple[str, ...]:
     """The dimensions (`DIMENSIONS`) a billed row or statement line breaks down by: those it gives a value."""
-    given = tuple(map(is_not, _dimensions_of(row), repeat(None)))
-    grain = _GRAIN_GIVEN.get(given)
-    if grain is None:
-        grain = _GRAIN_GIVEN[given] = tuple(compress(DIMENSIONS, given))
-    return grain
+    return tuple([name for name in DIMENSIONS if getattr(row, name) is not None])
 
 
-_dimensions_of = attrgetter(*DIMENSIONS)
-_GRAIN_GIVEN: dict[tuple[bool, ...], tuple[str, ...]] = {}
-"""The grain of each pattern of given dimensions (at most 2^4)."""
-
-
-def _grain_reader(grain: tuple[str, ...]) -> Callable[[LoggedDay | BilledDay], tuple[str, ...]]:
-    """A getter of a row's values of the grain's dimensions: with the provider, its scope at that grain."""
-    read = _READ_GRAIN.get(grain)
-    if read is None:
-        if len(grain) > 1:
-            read = cast(Callable[[LoggedDay | BilledDay], tuple[str, ...]], attrgetter(*grain))
-        else:
-            read = lambda row: tuple([getattr(row, name) for name in grain])  # noqa: E731
-        _READ_GRAIN[grain] = read
-    return read
-
-
-_READ_GRAIN: dict[tuple[str, ...], Callable[[LoggedDay | BilledDay], tuple[str, ...]]] = {}
-"""A getter of the values of each grain (dimensions in `DIMENSIONS` order: a few dozen at most)."""
+def _grain_reader(grain: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
+    """A getter of a row's (or a scope's) values of the grain's dimensions: with the provider, its scope at that
+    grain."""
+    if len(grain) > 1:
+        return cast(Callable[[Any], tuple[str, ...]], attrgetter(*grain))
+    return lambda row: tuple([getattr(row, name) for name in grain])
 
 
 def scope_sort_key(scope: Scope) -> tuple[str, ...]:
     return (scope.provider, *(getattr(scope, name) or "" for name in DIMENSIONS))
 
 
-@dataclass(frozen=True, slots=True)
-class _StatedRow:
+class _StatedRow(NamedTuple):
     """A billed row with the metrics it states (derived once)."""
 
     row: BilledDay
@@ -189,8 +172,8 @@ class _StatedFigures:
     @classmethod
     def of(cls, metrics: set[str]) -> _StatedFigures:
         return cls(
-            quantities=tuple(c for c in CATEGORIES if quantity_metric(c) in metrics),
-            amounts=tuple(c for c in CATEGORIES if amount_metric(c) in metrics),
+            quantities=tuple(c for c in TOKEN_CATEGORIES if quantity_metric(c) in metrics),
+            amounts=tuple(c for c in TOKEN_CATEGORIES if amount_metric(c) in metrics),
             requests=REQUESTS in metrics,
             total=TOTAL in metrics,
         )
@@ -205,13 +188,12 @@ def compare(logged: Sequence[LoggedDay], billed: Sequence[BilledDay]) -> list[Co
                 f"converted to USD before reconciling, got {row.currency}"
             )
     views: dict[tuple[str, tuple[str, ...]], _View] = {}
-    stated_row = trusted(_StatedRow)
     for row in billed:
         grain = grain_of(row)
         view = views.get((row.provider, grain))
         if view is None:
             view = views[(row.provider, grain)] = _View(row.provider, grain)
-        view.rows.append(stated_row(row=row, metrics=_metrics_of(row)))
+        view.rows.append(_StatedRow(row, _metrics_of(row)))
     authority = _authoritative_grains(views.values())
     logged_by_domain: dict[tuple[str, str | None], list[LoggedDay]] = defaultdict(list)
     for logged_row in logged:
@@ -252,12 +234,12 @@ def _with_rolled_up_quantities(comparisons: list[Comparison]) -> list[Comparison
         values_of = _grain_reader(grain)
         rolled: dict[tuple[object, ...], dict[str, int]] = defaultdict(dict)
         for comparison in finer:
-            summed = rolled[(comparison.first_day, *values_of(cast(Any, comparison.scope)))]
+            summed = rolled[(comparison.first_day, *values_of(comparison.scope))]
             for category, quantity in comparison.billed_quantities.items():
                 summed[category] = summed.get(category, 0) + quantity
         for index in indexes:
             comparison = comparisons[index]
-            found = rolled.get((comparison.first_day, *values_of(cast(Any, comparison.scope))), {})
+            found = rolled.get((comparison.first_day, *values_of(comparison.scope)), {})
             wanted = {
                 category: found[category]
                 for category in comparison.billed_amounts
@@ -389,7 +371,7 @@ def _compare_view(
                     _comparison(
                         scope,
                         day,
-                        LoggedTotals.of_rows(rows) if rows else _NOTHING_LOGGED,
+                        LoggedTotals.sum(rows or ()),
                         billed_on_day,
                         figures,
                         final=finality.get(day, domain_final) if billed_on_day is None else billed_on_day.final,
@@ -397,9 +379,6 @@ def _compare_view(
                     )
                 )
     return out
-
-
-_NOTHING_LOGGED = LoggedTotals()
 
 
 def _comparison(
@@ -427,7 +406,7 @@ def _comparison(
         quantities = MappingProxyType({c: quantities.get(c, 0) for c in figures.quantities})
     # Amounts added to zero, as merged rows' are (again, for those: the same value and exponent), so they have the
     # same exponents either way.
-    return _new_comparison(
+    return Comparison(
         scope=scope,
         first_day=day,
         last_day=day,
@@ -445,27 +424,14 @@ def _comparison(
 
 
 _NO_AMOUNTS: Mapping[str, Decimal] = MappingProxyType({})
-_new_comparison = trusted(Comparison)
 
 
 def per_scope(comparisons: Iterable[Comparison]) -> dict[Scope, list[Comparison]]:
-    """Comparisons grouped by scope, in the order given. Those of one scope mostly share one Scope object (as
-    `compare` makes them): grouped by object first, so that a scope is hashed once, not once per day."""
-    by_object: dict[int, list[Comparison]] = {}
+    """Comparisons grouped by scope, in the order given."""
+    grouped: dict[Scope, list[Comparison]] = defaultdict(list)
     for comparison in comparisons:
-        group = by_object.get(id(comparison.scope))
-        if group is None:
-            by_object[id(comparison.scope)] = [comparison]
-        else:
-            group.append(comparison)
-    grouped: dict[Scope, list[Comparison]] = {}
-    for group in by_object.values():
-        scope = group[0].scope
-        if scope in grouped:
-            grouped[scope] = [*grouped[scope], *group]
-        else:
-            grouped[scope] = group
-    return grouped
+        grouped[comparison.scope].append(comparison)
+    return dict(grouped)
 
 
 _first_day = attrgetter("first_day")
@@ -525,17 +491,11 @@ def _cancelled(
 
 def _mismatch(comparison: Comparison, settings: ReconcileSettings) -> tuple[Decimal, Decimal] | None:
     """Billed − logged and its tolerance, in tokens when quantities are stated, else USD, else requests."""
-    quantities = comparison.billed_quantities
-    if quantities:
-        stated = _STATED.get(tuple(quantities))
-        if stated is None:
-            categories = comparison.stated(CATEGORIES)
-            stated = _STATED[tuple(quantities)] = (categories, TokenCounts.totaller(categories))
-        categories, logged_total = stated
-        if categories:
-            logged = logged_total(comparison.logged.tokens)
-            billed = sum(map(quantities.__getitem__, categories))
-            return Decimal(billed - logged), Decimal(settings.token_tolerance(logged))
+    categories = comparison.stated(TOKEN_CATEGORIES)
+    if categories:
+        logged = comparison.logged_quantity(categories)
+        billed = comparison.billed_quantity(categories)
+        return Decimal(billed - logged), Decimal(settings.token_tolerance(logged))
     expected = comparison.logged.expected_cost
     if comparison.billed_total is not None and expected is not None:
         return comparison.billed_total - expected, settings.money_tolerance(expected)
@@ -546,11 +506,6 @@ def _mismatch(comparison: Comparison, settings: ReconcileSettings) -> tuple[Deci
             Decimal(settings.request_tolerance(successful)),
         )
     return None
-
-
-_STATED: dict[tuple[str, ...], tuple[tuple[str, ...], Callable[[TokenCounts], int]]] = {}
-"""For each tuple of billed categories seen (a few dozen): the categories compared
-(`Comparison.stated(CATEGORIES)`) and the sum of their logged tokens."""
 
 
 def _merge(first: Comparison, second: Comparison) -> Comparison:
@@ -572,7 +527,7 @@ def _merge(first: Comparison, second: Comparison) -> Comparison:
 
 def _add_maps(left: Mapping[str, N], right: Mapping[str, N]) -> Mapping[str, N]:
     out: dict[str, N] = {}
-    for key in CATEGORIES:
+    for key in TOKEN_CATEGORIES:
         value = sum_present(left.get(key), right.get(key))
         if value is not None:
             out[key] = value

@@ -22,7 +22,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from ledger.reconcile.model import CACHE_WRITE_CATEGORIES, CATEGORIES, PROMPT_CATEGORIES, Finding, Scope
+from ledger.reconcile.model import Finding, Scope
+from ledger.vocabulary import CACHE_WRITE_CATEGORIES, PROMPT_CATEGORIES, TOKEN_CATEGORIES
 
 QUANTITY_KINDS = frozenset(
     {
@@ -49,7 +50,7 @@ def moved_categories(finding: Finding) -> frozenset[str]:
     if finding.kind == "quantity_mismatch":
         return frozenset(_QUANTITY_SUBJECTS.get(finding.subject, ()))
     if finding.kind in QUANTITY_KINDS:
-        return frozenset(CATEGORIES)
+        return frozenset(TOKEN_CATEGORIES)
     return frozenset()
 
 

@@ -1,10 +1,8 @@
-"""The entry point: match, detect, resolve overlaps, summarise drift. Pure: no I/O, no clock."""
+"""The entry point: check the inputs, match, detect, resolve overlaps, summarise drift. Pure: no I/O, no clock."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import repeat
-from operator import attrgetter
 
 from ledger.periods import Period
 from ledger.reconcile.context import DetectionContext
@@ -24,8 +22,9 @@ def reconcile(
     history: Sequence[LoggedDay] = (),
 ) -> ReconcileResult:
     """Reconcile one period. `logged` and `billed` hold that period's days; `history` holds logged days
-    before it (the baseline of statistical detectors such as spend spikes)."""
-    _check_inputs(logged, billed, history, period)
+    before it (the baseline of statistical detectors such as spend spikes). Every row is checked here, once
+    (`_checked_inputs`): a bad one raises `ReconcileInputError` naming it and its field."""
+    logged, billed, history = _checked_inputs(logged, billed, history, period)
     comparisons = compare(logged, billed)
     context = DetectionContext(
         period=period,
@@ -43,23 +42,34 @@ def reconcile(
     )
 
 
-def _check_inputs(
+def _checked_inputs(
     logged: Sequence[LoggedDay], billed: Sequence[BilledDay], history: Sequence[LoggedDay], period: Period
-) -> None:
+) -> tuple[list[LoggedDay], list[BilledDay], list[LoggedDay]]:
+    """Every input row checked, once (`LoggedDay.checked`, `BilledDay.checked`), and its day in the period
+    (history: before it); the first bad row is refused with its index and field named."""
     days = frozenset(period.days())
-    for name, rows, kind in (("logged", logged, LoggedDay), ("billed", billed, BilledDay)):
-        if all(map(isinstance, rows, repeat(kind))) and days.issuperset(map(_day, rows)):
-            continue  # the common case, in two C-level sweeps; else the first bad row is named
-        for index, row in enumerate(rows):
-            if not isinstance(row, kind):
-                raise ReconcileInputError(f"{name}[{index}]: expected {kind.__name__}, got {type(row).__name__}")
-            if row.day not in days:
-                raise ReconcileInputError(f"{name}[{index}].day: {row.day} is outside the period {period.label}")
+    first_day = period.start.date()
+    checked_logged = []
+    for index, row in enumerate(logged):
+        _require_type(row, LoggedDay, f"logged[{index}]")
+        checked_logged.append(row.checked())
+        if row.day not in days:
+            raise ReconcileInputError(f"logged[{index}].day: {row.day} is outside the period {period.label}")
+    checked_billed = []
+    for index, billed_row in enumerate(billed):
+        _require_type(billed_row, BilledDay, f"billed[{index}]")
+        checked_billed.append(billed_row.checked())
+        if billed_row.day not in days:
+            raise ReconcileInputError(f"billed[{index}].day: {billed_row.day} is outside the period {period.label}")
+    checked_history = []
     for index, row in enumerate(history):
-        if not isinstance(row, LoggedDay):
-            raise ReconcileInputError(f"history[{index}]: expected LoggedDay, got {type(row).__name__}")
-        if row.day >= period.start.date():
+        _require_type(row, LoggedDay, f"history[{index}]")
+        checked_history.append(row.checked())
+        if row.day >= first_day:
             raise ReconcileInputError(f"history[{index}].day: {row.day} is not before the period {period.label}")
+    return checked_logged, checked_billed, checked_history
 
 
-_day = attrgetter("day")
+def _require_type(row: object, kind: type, where: str) -> None:
+    if not isinstance(row, kind):
+        raise ReconcileInputError(f"{where}: expected {kind.__name__}, got {type(row).__name__}")

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 
-from ledger.reconcile.model import CATEGORIES, Comparison, ReconcileSettings, Scope
+from ledger.reconcile.model import Comparison, ReconcileSettings, Scope
+from ledger.vocabulary import TOKEN_CATEGORIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +22,7 @@ class Relabel:
 def relabeled_usage(buckets: tuple[Comparison, ...], settings: ReconcileSettings) -> tuple[Relabel, ...]:
     candidates: dict[tuple[Scope, date, date], list[Comparison]] = {}
     for bucket in buckets:
-        if bucket.scope.model is not None and bucket.unlogged and bucket.stated(CATEGORIES):
+        if bucket.scope.model is not None and bucket.unlogged and bucket.stated(TOKEN_CATEGORIES):
             key = (replace(bucket.scope, model=None), bucket.first_day, bucket.last_day)
             candidates.setdefault(key, []).append(bucket)
     pairs = []
@@ -29,7 +30,7 @@ def relabeled_usage(buckets: tuple[Comparison, ...], settings: ReconcileSettings
         if bucket.scope.model is None or not bucket.unbilled or not bucket.final:
             continue
         pool = candidates.get((replace(bucket.scope, model=None), bucket.first_day, bucket.last_day), [])
-        categories = bucket.stated(CATEGORIES)
+        categories = bucket.stated(TOKEN_CATEGORIES)
         logged = bucket.logged_quantity(categories)
         for billed in pool:
             if abs(billed.billed_quantity(categories) - logged) <= settings.token_tolerance(logged):

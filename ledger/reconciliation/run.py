@@ -41,7 +41,6 @@ from ledger.reconcile.model import (
     ReconcileSettings,
     TokenCounts,
     TruncationStats,
-    trusted,
 )
 from ledger.reconcile.model import DriftRow as DriftResult
 from ledger.reconcile.model import Finding as FindingResult
@@ -445,10 +444,6 @@ _IN_CATEGORY_ORDER = frozenset(
 )
 """Every subset of the categories, in category order."""
 _NOT_TRUNCATED = TruncationStats()
-_new_logged_day = trusted(LoggedDay)
-_new_token_counts = trusted(TokenCounts)
-_new_finish_counts = trusted(FinishCounts)
-_new_billed_day = trusted(BilledDay)  # immutable: one for every day without truncated requests
 
 
 def _fold_measures(group: _LoggedAccumulator, row: Any) -> None:
@@ -500,8 +495,7 @@ def _fold_costs(
 
 
 def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
-    """The LoggedDay of a folded group, built `trusted`: the rollup's columns are NOT NULL and non-negative, and
-    its counts keep the relations LoggedDay checks (successful and failed requests within the requests)."""
+    """The LoggedDay of a folded group (checked by `reconcile()`, as every input row)."""
     day, provider, account, api_key_id, model, request_model, service_tier = key
     costs = group.costs
     (
@@ -515,7 +509,7 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
     prices = group.prices
     if tuple(prices) not in _IN_CATEGORY_ORDER:
         prices = {c: prices[c] for c in _CATEGORIES if c in prices}
-    return _new_logged_day(
+    return LoggedDay(
         provider=provider,
         account=account,
         api_key_id=api_key_id,
@@ -528,7 +522,7 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         errors_429=e429,
         errors_5xx=e5xx,
         errors_4xx=e4xx,
-        tokens=_new_token_counts(
+        tokens=TokenCounts(
             uncached_input=uncached_input,
             cached_input=cached_input,
             cache_write_5m=cache_write_5m,
@@ -541,7 +535,7 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         failed_prompt_tokens=failed_prompt,
         streamed_requests=streamed,
         streamed_missing_finish=streamed_missing_finish,
-        finish=_new_finish_counts(
+        finish=FinishCounts(
             stop=stop,
             length=length,
             tool_calls=tool_calls,
@@ -618,8 +612,8 @@ _is_finite = Decimal.is_finite
 
 
 def _billed_day(key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> BilledDay:
-    """The BilledDay of one scope and day from its rows (one, unless tiers merged). Built `trusted` when its
-    sums are plainly what BilledDay accepts (mappings in category order); otherwise checked, so that a negative
+    """The BilledDay of one scope and day from its rows (one, unless tiers merged). Checked here when its sums
+    are not plainly what BilledDay accepts (`reconcile()` checks every one again), so that a negative
     quantity (a correction line larger than the usage, say), a NaN amount or a currency that is no ISO code stops
     the run with the statement scope and field named."""
     provider, account, key_id, model, tier, day = key
@@ -670,7 +664,7 @@ def _billed_day(key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> BilledDay:
         and len(currency) == 3
         and currency.isalpha()
     )
-    return (_new_billed_day if plain else BilledDay)(
+    billed = BilledDay(
         provider=provider,
         account=account,
         api_key_id=key_id,
@@ -685,6 +679,7 @@ def _billed_day(key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> BilledDay:
         final=final,
         source=source,
     )
+    return billed if plain else billed.checked()
 
 
 _NOT_GIVEN = (None,) * len(_CATEGORIES)

@@ -120,7 +120,7 @@ def test_amounts_in_another_currency_are_refused() -> None:
     euro = [replace(r, currency="eur") for r in BILLED[:1]]
 
     with pytest.raises(ReconcileInputError, match=r"currency: amounts must be converted to USD.*EUR"):
-        compare(LOGGED, euro)
+        run(LOGGED, euro)
 
 
 def test_days_after_the_last_statement_day_are_not_judged() -> None:

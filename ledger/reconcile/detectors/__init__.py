@@ -1,45 +1,46 @@
-"""The detectors. A detector is a module exposing `KIND` (the finding kind it emits; a contract) and
-`detect(context) -> list[Finding]`; adding one is one module and one line in `DETECTORS`."""
+"""The detectors. A detector is a module of this package exposing `KIND` (the finding kind it emits; a contract),
+`ORDER` (its place among the kinds where they are listed: the API's enumeration of kinds, error messages) and
+`detect(context) -> list[Finding]`; adding one is adding its module: `DETECTORS` lists every module found here,
+by `ORDER`.
+
+The order they run in does not change the findings: each emits findings of its own kind only, and `reconcile()`
+sorts the findings by kind first (`overlaps.resolve_overlaps`), keeping the order of one detector's own findings
+of equal rank."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import importlib
+import pkgutil
+from typing import Protocol, cast
 
 from ledger.reconcile.context import DetectionContext
-from ledger.reconcile.detectors import (
-    cache_mischarge,
-    charged_errors,
-    missing_finish_reason,
-    model_substitution,
-    padding_tokens,
-    price_drift,
-    quantity_mismatch,
-    silent_truncation,
-    spend_spike,
-    system_prompt_double_count,
-    unbilled_usage,
-    unlogged_usage,
-)
 from ledger.reconcile.model import Finding
 
 
 class Detector(Protocol):
     KIND: str
+    ORDER: int
 
     def detect(self, context: DetectionContext) -> list[Finding]: ...
 
 
-DETECTORS: list[Detector] = [
-    padding_tokens,
-    system_prompt_double_count,
-    cache_mischarge,
-    price_drift,
-    quantity_mismatch,
-    unlogged_usage,
-    unbilled_usage,
-    charged_errors,
-    model_substitution,
-    silent_truncation,
-    missing_finish_reason,
-    spend_spike,
-]
+def _discovered() -> list[Detector]:
+    """Every module of this package, imported, as a detector, by `ORDER`; a module without `KIND`, `ORDER` or
+    `detect`, or two of one `ORDER`, are refused."""
+    detectors = []
+    for module_info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        if (
+            not isinstance(getattr(module, "KIND", None), str)
+            or not isinstance(getattr(module, "ORDER", None), int)
+            or not callable(getattr(module, "detect", None))
+        ):
+            raise TypeError(f"{module.__name__}: a detector module exposes KIND (a str), ORDER (an int) and detect()")
+        detectors.append(cast(Detector, module))
+    orders = [detector.ORDER for detector in detectors]
+    if len(set(orders)) != len(orders):
+        raise TypeError(f"two detectors share an ORDER: {sorted(orders)}")
+    return sorted(detectors, key=lambda detector: detector.ORDER)
+
+
+DETECTORS: tuple[Detector, ...] = tuple(_discovered())

@@ -8,10 +8,12 @@ from decimal import Decimal
 
 from ledger.reconcile.context import DetectionContext
 from ledger.reconcile.findings import EvidenceValue, fmt_int, fmt_usd, new_finding, per_million, series_entry
-from ledger.reconcile.model import CACHE_WRITE_CATEGORIES, Comparison, Finding
+from ledger.reconcile.model import Comparison, Finding
 from ledger.reconcile.rates import deviates, rate_checks
+from ledger.vocabulary import CACHE_WRITE_CATEGORIES
 
 KIND = "cache_mischarge"
+ORDER = 30
 _CACHE_CATEGORIES = ("cached_input", *CACHE_WRITE_CATEGORIES)
 
 
@@ -134,7 +136,7 @@ def _issues(context: DetectionContext, buckets: tuple[Comparison, ...]) -> list[
     writes = [c for c in CACHE_WRITE_CATEGORIES if c in stated]
     if not writes:
         return issues
-    extra = {c: excess(c) for c in writes}
+    extra: dict[str, int] = {c: excess(c) for c in writes}
     tolerance = settings.token_tolerance(sum(logged(c) for c in writes))
     if len(writes) == 2:
         as_1h = min(max(extra["cache_write_1h"], 0), max(-extra["cache_write_5m"], 0))

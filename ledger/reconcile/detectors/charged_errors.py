@@ -11,9 +11,11 @@ from decimal import Decimal
 from ledger.reconcile.context import DetectionContext
 from ledger.reconcile.excess import InputExcessFit, fit_evidence
 from ledger.reconcile.findings import cost_of, estimate, fmt_int, new_finding, series_entry
-from ledger.reconcile.model import PROMPT_CATEGORIES, Comparison, Finding, Scope
+from ledger.reconcile.model import Comparison, Finding, Scope
+from ledger.vocabulary import PROMPT_CATEGORIES
 
 KIND = "charged_errors"
+ORDER = 80
 
 
 def detect(context: DetectionContext) -> list[Finding]:

@@ -11,6 +11,7 @@ from ledger.reconcile.findings import fmt_int, fmt_pct, new_finding
 from ledger.reconcile.model import Finding
 
 KIND = "missing_finish_reason"
+ORDER = 110
 
 
 def detect(context: DetectionContext) -> list[Finding]:

@@ -9,10 +9,12 @@ from decimal import Decimal
 
 from ledger.reconcile.context import DetectionContext
 from ledger.reconcile.findings import EvidenceValue, fmt_int, fmt_pct, fmt_usd, new_finding, series_entry
-from ledger.reconcile.model import CATEGORIES, Finding, LoggedDay, LoggedTotals, Scope
+from ledger.reconcile.model import Finding, LoggedDay, LoggedTotals, Scope
 from ledger.reconcile.relabeling import Relabel
+from ledger.vocabulary import TOKEN_CATEGORIES
 
 KIND = "model_substitution"
+ORDER = 90
 
 
 def detect(context: DetectionContext) -> list[Finding]:
@@ -85,7 +87,7 @@ def _billed_as_another(context: DetectionContext) -> list[Finding]:
     findings = []
     for (scope, billed_model), pairs in grouped.items():
         logged = LoggedTotals.sum(p.logged.logged for p in pairs)
-        categories = pairs[0].logged.stated(CATEGORIES)
+        categories = pairs[0].logged.stated(TOKEN_CATEGORIES)
         tokens = logged.tokens.total(categories)
         billed_tokens = sum(p.billed.billed_quantity(categories) for p in pairs)
         billed_amount = _billed_amount(context, pairs, billed_model)

@@ -10,6 +10,7 @@ from ledger.reconcile.findings import cost_of, estimate, fmt_int, new_finding
 from ledger.reconcile.model import Finding
 
 KIND = "padding_tokens"
+ORDER = 10
 
 
 def detect(context: DetectionContext) -> list[Finding]:

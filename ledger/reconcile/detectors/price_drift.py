@@ -18,17 +18,19 @@ from statistics import median
 
 from ledger.reconcile.context import DetectionContext
 from ledger.reconcile.findings import fmt_int, fmt_usd, new_finding, per_million, series_entry
-from ledger.reconcile.model import CATEGORIES, Finding, ReconcileSettings
+from ledger.reconcile.model import Finding, ReconcileSettings
 from ledger.reconcile.rates import RateCheck, deviates, rate_checks
+from ledger.vocabulary import TOKEN_CATEGORIES
 
 KIND = "price_drift"
+ORDER = 40
 
 
 def detect(context: DetectionContext) -> list[Finding]:
     settings = context.settings
     findings = []
     for scope, buckets in context.regular.items():
-        for category in CATEGORIES:
+        for category in TOKEN_CATEGORIES:
             checks = rate_checks(buckets, category)
             if any(c.quantity_source == "logged" for c in checks):
                 drifted = _drifted_since_change(checks, settings)
@@ -46,7 +48,7 @@ def detect(context: DetectionContext) -> list[Finding]:
             billed_price, expected_price = per_million(amount / quantity), per_million(expected / quantity)
             since = drifted[0].bucket.first_day
             sources = {c.quantity_source for c in drifted}
-            drifted_ids = {id(c) for c in drifted}
+            drifted_days = {c.bucket.first_day for c in drifted}  # a check per bucket: one a first day
             findings.append(
                 new_finding(
                     kind=KIND,
@@ -78,7 +80,7 @@ def detect(context: DetectionContext) -> list[Finding]:
                                     per_million(c.billed_unit_price),
                                 ),
                                 "quantity": c.quantity,
-                                "drifted": id(c) in drifted_ids,
+                                "drifted": c.bucket.first_day in drifted_days,
                             }
                             for c in checks
                         ],

@@ -9,9 +9,11 @@ from decimal import Decimal
 
 from ledger.reconcile.context import DetectionContext
 from ledger.reconcile.findings import cost_of, fmt_int, new_finding, series_entry
-from ledger.reconcile.model import CACHE_WRITE_CATEGORIES, PROMPT_CATEGORIES, Finding
+from ledger.reconcile.model import Finding
+from ledger.vocabulary import CACHE_WRITE_CATEGORIES, PROMPT_CATEGORIES
 
 KIND = "quantity_mismatch"
+ORDER = 50
 GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("input", PROMPT_CATEGORIES, "uncached_input"),
     ("cache_write", CACHE_WRITE_CATEGORIES, "cache_write_5m"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from ledger.reconcile.context import DetectionContext
@@ -12,6 +13,7 @@ from ledger.reconcile.findings import fmt_int, fmt_pct, new_finding
 from ledger.reconcile.model import Finding, LoggedDay, ReconcileSettings
 
 KIND = "silent_truncation"
+ORDER = 100
 
 
 @dataclass(slots=True)
@@ -64,11 +66,11 @@ def detect(context: DetectionContext) -> list[Finding]:
         share = Decimal(best.count) / requests if requests else Decimal(0)
         if best.count < settings.truncation_min_count or share < settings.truncation_min_share:
             continue
-        clustered = {id(r) for r in best.rows}
+        clustered = {_row_key(r) for r in best.rows}
         per_day: dict[str, list[int]] = {}
         for row in rows:
             entry = per_day.setdefault(row.day.isoformat(), [0, 0])
-            entry[0] += row.truncation.count if id(row) in clustered else 0
+            entry[0] += row.truncation.count if _row_key(row) in clustered else 0
             entry[1] += row.successful_requests
         findings.append(
             new_finding(
@@ -116,3 +118,8 @@ def detect(context: DetectionContext) -> list[Finding]:
 def _tokens_range(low: int, high: int) -> str:
     """ "4,096" when every truncated response stopped at the same length, else "1,017–1,024"."""
     return fmt_int(high) if low == high else f"{fmt_int(low)}–{fmt_int(high)}"
+
+
+def _row_key(row: LoggedDay) -> tuple[date, str, str]:
+    """A logged row among those of its provider × account × key × served model: its day, requested model and tier."""
+    return row.day, row.request_model, row.service_tier

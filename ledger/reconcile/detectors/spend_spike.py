@@ -21,6 +21,7 @@ from ledger.reconcile.findings import fmt_int, fmt_usd, new_finding
 from ledger.reconcile.model import Finding, LoggedDay, Scope
 
 KIND = "spend_spike"
+ORDER = 120
 MAD_TO_SIGMA = Decimal("1.4826")
 _ZERO = Decimal(0)
 """Spend on a day without usage."""

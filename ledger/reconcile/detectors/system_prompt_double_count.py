@@ -11,6 +11,7 @@ from ledger.reconcile.findings import cost_of, estimate, fmt_int, new_finding
 from ledger.reconcile.model import Finding
 
 KIND = "system_prompt_double_count"
+ORDER = 20
 
 
 def detect(context: DetectionContext) -> list[Finding]:

@@ -7,9 +7,11 @@ from decimal import Decimal
 
 from ledger.reconcile.context import DetectionContext
 from ledger.reconcile.findings import fmt_int, fmt_usd, new_finding, series_entry
-from ledger.reconcile.model import CATEGORIES, Finding, LoggedTotals
+from ledger.reconcile.model import Finding, LoggedTotals
+from ledger.vocabulary import TOKEN_CATEGORIES
 
 KIND = "unbilled_usage"
+ORDER = 70
 
 
 def detect(context: DetectionContext) -> list[Finding]:
@@ -34,7 +36,7 @@ def detect(context: DetectionContext) -> list[Finding]:
                 impact_usd=-(cost or Decimal(0)),
                 rate=Decimal(tokens) / logged_all if logged_all else None,
                 evidence={
-                    "tokens": {c: totals.tokens.get(c) for c in CATEGORIES},
+                    "tokens": {c: totals.tokens.get(c) for c in TOKEN_CATEGORIES},
                     "total_tokens": tokens,
                     "requests": totals.requests,
                     "expected_cost": cost,

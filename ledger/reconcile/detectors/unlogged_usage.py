@@ -6,9 +6,11 @@ from decimal import Decimal
 
 from ledger.reconcile.context import DetectionContext
 from ledger.reconcile.findings import fmt_int, fmt_usd, new_finding, series_entry
-from ledger.reconcile.model import CATEGORIES, Comparison, Finding
+from ledger.reconcile.model import Comparison, Finding
+from ledger.vocabulary import TOKEN_CATEGORIES
 
 KIND = "unlogged_usage"
+ORDER = 60
 
 
 def detect(context: DetectionContext) -> list[Finding]:
@@ -18,7 +20,7 @@ def detect(context: DetectionContext) -> list[Finding]:
         buckets = [b for b in series if b.unlogged and not context.is_relabeled(b.scope, b.first_day)]
         if not buckets:
             continue
-        categories = buckets[0].stated(CATEGORIES)
+        categories = buckets[0].stated(TOKEN_CATEGORIES)
         tokens = {c: sum(b.billed_quantities[c] for b in buckets) for c in categories}
         total = sum(tokens.values())
         requests = sum(b.billed_requests or 0 for b in buckets)
