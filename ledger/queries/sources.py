@@ -508,7 +508,7 @@ _CATALOGS_KEPT = 16
 def _price_logged(
     session: Session, tenant_id: int, period: Period, catalog: PriceCatalog
 ) -> list[money_over_time.LoggedMoney]:
-    from ledger.reconciliation.run import load_logged_days
+    from ledger.reconciliation.logged import load_logged_days
 
     logged = load_logged_days(session, tenant_id, period, catalog)
     return _by_app(logged, _app_tokens(session, tenant_id, period))
@@ -516,7 +516,7 @@ def _price_logged(
 
 _AppTokens = dict[tuple[Any, ...], list[tuple[str, dict[str, int]]]]
 
-# The reconciler's token categories from the rollups' columns (as `ledger.reconciliation.run` splits them).
+# The reconciler's token categories from the rollups' columns (as `ledger.reconciliation.logged` splits them).
 _CATEGORY_COLUMNS: dict[str, Any] = {
     "uncached_input": UsageHourly.input_tokens
     - UsageHourly.cache_read_input_tokens
