@@ -268,6 +268,8 @@ class Measure(NamedTuple):
     """The most one event may state: TOKENS_MAX (a bigint column) or INTEGER_MAX (an integer column)."""
     optional: bool = False
     """None when the event does not say (its column is nullable; the rollups also count the events that say)."""
+    description: str = ""
+    """What it counts, where its name does not say it all (for the API's documentation)."""
 
 
 MEASURES: tuple[Measure, ...] = (
@@ -275,7 +277,7 @@ MEASURES: tuple[Measure, ...] = (
     Measure("output_tokens", TOKENS_MAX),
     Measure("cache_read_input_tokens", TOKENS_MAX),
     Measure("cache_creation_input_tokens", TOKENS_MAX),
-    Measure("cache_creation_1h_input_tokens", TOKENS_MAX),
+    Measure("cache_creation_1h_input_tokens", TOKENS_MAX, description="The part of the cache writes kept for an hour."),
     Measure("reasoning_tokens", TOKENS_MAX),
     Measure("web_search_requests", INTEGER_MAX),
     Measure("system_prompt_tokens", TOKENS_MAX, optional=True),
