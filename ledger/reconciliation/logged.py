@@ -314,14 +314,24 @@ def _fold_costs(group: _LoggedAccumulator, quantities: Sequence[int], pairs: Pri
     group.requested_cost = requested_cost
 
 
+# Getters of a group's sums (in SUMMED order), by name.
+_SUMMED_AT = column_positions(SUMMED)
+_COUNT_SUMS = itemgetter(*(_SUMMED_AT[name] for name in COUNTS))
+_FINISH_SUMS = itemgetter(*(_SUMMED_AT[name] for name in FINISHES))
+_TOKEN_SUMS = itemgetter(*(_SUMMED_AT[name] for name in TOKEN_CATEGORIES))
+_TRUNCATED_SUM = _SUMMED_AT["truncated"]
+_REPORTED_REQUESTS_SUM = _SUMMED_AT["reported_cost_requests"]
+
+
 def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
     """The LoggedDay of a folded group, its sums passed by name."""
     day, provider, account, api_key_id, model, request_model, service_tier = key
-    sums = dict(zip(SUMMED, group.sums or _NO_SUMS, strict=True))  # none: only price-segment rows, read later
+    sums = group.sums or _NO_SUMS  # none: only price-segment rows, read later
     costs = group.costs
     # In category order, as `costs` is; a later fold may price a category an earlier one could not.
     priced = costs if group.all_priced else {category: cost for category, cost in costs.items() if cost is not None}
-    truncated = sums["truncated"]
+    prices = group.prices
+    truncated = sums[_TRUNCATED_SUM]
     return LoggedDay(
         provider=provider,
         account=account,
@@ -330,9 +340,9 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         request_model=request_model,
         service_tier=service_tier,
         day=day,
-        **{name: sums[name] for name in COUNTS},
-        tokens=TokenCounts(**{category: sums[category] for category in TOKEN_CATEGORIES}),
-        finish=FinishCounts(**{name: sums[name] for name in FINISHES}),
+        **dict(zip(COUNTS, _COUNT_SUMS(sums), strict=True)),
+        tokens=TokenCounts(**dict(zip(TOKEN_CATEGORIES, _TOKEN_SUMS(sums), strict=True))),
+        finish=FinishCounts(**dict(zip(FINISHES, _FINISH_SUMS(sums), strict=True))),
         truncation=TruncationStats(
             count=truncated, min_output=group.truncated_min or 0, max_output=group.truncated_max or 0
         )
@@ -340,9 +350,7 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         else _NOT_TRUNCATED,
         expected_cost=sum(cast(dict[str, Decimal], priced).values(), _ZERO) if group.all_priced else None,
         expected_cost_by_category=priced,
-        expected_unit_price={
-            category: group.prices[category] for category in TOKEN_CATEGORIES if category in group.prices
-        },
+        expected_unit_price={category: prices[category] for category in TOKEN_CATEGORIES if category in prices},
         expected_cost_at_requested_model=group.requested_cost,
-        reported_cost=group.reported_cost if sums["reported_cost_requests"] else None,
+        reported_cost=group.reported_cost if sums[_REPORTED_REQUESTS_SUM] else None,
     )
