@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from functools import lru_cache
 from operator import itemgetter
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -128,9 +129,10 @@ def _billed_day(key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> BilledDay:
         source = _source_label("+".join(sources))
     return BilledDay(
         **scope,
-        quantities=quantities,
+        # Read-only and in category order, as the core reads them.
+        quantities=MappingProxyType(quantities),
         requests=requests,
-        amounts=amounts,
+        amounts=MappingProxyType(amounts),
         total_amount=total,
         currency=(currency or "USD").upper(),
         final=final,

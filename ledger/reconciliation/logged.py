@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from operator import add, itemgetter
+from types import MappingProxyType
 from typing import Any, cast
 
 from sqlalchemy.orm import Session
@@ -349,8 +350,11 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         if truncated
         else _NOT_TRUNCATED,
         expected_cost=sum(cast(dict[str, Decimal], priced).values(), _ZERO) if group.all_priced else None,
-        expected_cost_by_category=priced,
-        expected_unit_price={category: prices[category] for category in TOKEN_CATEGORIES if category in prices},
+        # Read-only and in category order, as the core reads them.
+        expected_cost_by_category=MappingProxyType(priced),
+        expected_unit_price=MappingProxyType(
+            {category: prices[category] for category in TOKEN_CATEGORIES if category in prices}
+        ),
         expected_cost_at_requested_model=group.requested_cost,
         reported_cost=group.reported_cost if sums[_REPORTED_REQUESTS_SUM] else None,
     )
