@@ -30,7 +30,7 @@ def read_rows(session: Session, query: str, params: Mapping[str, Any]) -> list[t
 
 
 def column_positions(columns: tuple[str, ...]) -> dict[str, int]:
-    """Each name of a query's SELECT list (its column aliases, in order) with its position in a row."""
+    """Each name of a list of columns (a query's SELECT list, in order) with its position in a row of them."""
     positions = {name: position for position, name in enumerate(columns)}
     assert len(positions) == len(columns), f"a column name is repeated in {columns}"
     return positions
