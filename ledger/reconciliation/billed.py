@@ -17,22 +17,25 @@ from ledger.reconcile.model import BilledDay
 from ledger.reconciliation.reading import AGGREGATE_IN_MEMORY, column_positions, read_rows
 from ledger.vocabulary import TIER_OF_STATEMENT_SPELLING, TOKEN_CATEGORIES, TOKEN_USAGE_TYPES, UsageType
 
+CATEGORIES: tuple[str, ...] = tuple(category.value for category in TOKEN_CATEGORIES)
+"""The token categories, in order, as the plain strings they stand for (dict keys at str's own speed)."""
+_TIER_OF_SPELLING = {spelling: tier.value for spelling, tier in TIER_OF_STATEMENT_SPELLING.items()}
+"""Statement tiers to ours, as plain strings."""
 KEY_COLUMNS = ("provider", "account", "api_key_id", "model", "service_tier", "day")
-_QUANTITIES = tuple(f"quantity_{category}" for category in TOKEN_CATEGORIES)
-_AMOUNTS = tuple(f"amount_{category}" for category in TOKEN_CATEGORIES)
+_QUANTITIES = tuple(f"quantity_{category}" for category in CATEGORIES)
+_AMOUNTS = tuple(f"amount_{category}" for category in CATEGORIES)
 _TOTALS = ("requests", "total", "currency", "final", "sources")
 BILLED_COLUMNS = (*KEY_COLUMNS, *_QUANTITIES, *_AMOUNTS, *_TOTALS)
 """The SELECT list of the billed rows, in order."""
-_BILLED_TYPES = (*TOKEN_CATEGORIES, UsageType.REQUESTS, UsageType.WEB_SEARCH)
-assert set(map(str, TOKEN_CATEGORIES)) == set(
+_BILLED_TYPES = (*CATEGORIES, UsageType.REQUESTS, UsageType.WEB_SEARCH)
+assert set(map(str, CATEGORIES)) == set(
     map(str, TOKEN_USAGE_TYPES)
 )  # each category is billed as the usage type of its name
 
 
 def _per_category(column: str) -> str:
     return ", ".join(
-        f"sum({column}) FILTER (WHERE usage_type = '{category}') AS {column}_{category}"
-        for category in TOKEN_CATEGORIES
+        f"sum({column}) FILTER (WHERE usage_type = '{category}') AS {column}_{category}" for category in CATEGORIES
     )
 
 
@@ -56,7 +59,7 @@ _QUANTITIES_OF = itemgetter(*(_AT[name] for name in _QUANTITIES))
 _AMOUNTS_OF = itemgetter(*(_AT[name] for name in _AMOUNTS))
 _TOTALS_OF = itemgetter(*(_AT[name] for name in _TOTALS))
 _ZERO = Decimal(0)
-_NOT_GIVEN = (None,) * len(TOKEN_CATEGORIES)
+_NOT_GIVEN = (None,) * len(CATEGORIES)
 """A row's per-category columns where the statement states none of them (amounts, mostly)."""
 
 
@@ -74,7 +77,7 @@ def billed_days(rows: Iterable[tuple[Any, ...]]) -> list[BilledDay]:
         key = _KEY(row)
         raw_tier = key[_TIER_AT]
         if raw_tier is not None:
-            tier = TIER_OF_STATEMENT_SPELLING.get(raw_tier, raw_tier) if raw_tier else None
+            tier = _TIER_OF_SPELLING.get(raw_tier, raw_tier) if raw_tier else None
             key = (*key[:_TIER_AT], tier, *key[_TIER_AT + 1 :])
         merged = groups.get(key)
         if merged is None:
@@ -88,7 +91,7 @@ def _billed_day(key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> BilledDay:
     """The BilledDay of one scope and day from its rows (one, unless tiers merged). BilledDay checks it, so
     that a negative quantity (a correction line larger than the usage, say), a NaN amount or a currency that is
     no ISO code stops the run with the statement scope and field named."""
-    scope = dict(zip(KEY_COLUMNS, key, strict=True))
+    provider, account, api_key_id, model, service_tier, day = key  # KEY_COLUMNS
     quantities: dict[str, int]
     amounts: dict[str, Decimal]
     requests: int | None
@@ -97,12 +100,12 @@ def _billed_day(key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> BilledDay:
     final: bool
     if len(rows) == 1:  # mostly: one statement tier per scope and day
         (row,) = rows
-        quantities = {c: int(q) for c, q in zip(TOKEN_CATEGORIES, _QUANTITIES_OF(row), strict=True) if q is not None}
+        quantities = {c: int(q) for c, q in zip(CATEGORIES, _QUANTITIES_OF(row), strict=True) if q is not None}
         values = _AMOUNTS_OF(row)  # amounts added to zero, as merged rows' are
         amounts = (
             {}
             if values == _NOT_GIVEN
-            else {c: _ZERO + a for c, a in zip(TOKEN_CATEGORIES, values, strict=True) if a is not None}
+            else {c: _ZERO + a for c, a in zip(CATEGORIES, values, strict=True) if a is not None}
         )
         row_requests, total, currency, final, row_sources = _TOTALS_OF(row)
         requests = None if row_requests is None else int(row_requests)
@@ -111,10 +114,10 @@ def _billed_day(key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> BilledDay:
         quantities, amounts, sources = {}, {}, []
         requests, total, currency, final = None, None, None, True
         for row in rows:
-            for category, quantity in zip(TOKEN_CATEGORIES, _QUANTITIES_OF(row), strict=True):
+            for category, quantity in zip(CATEGORIES, _QUANTITIES_OF(row), strict=True):
                 if quantity is not None:
                     quantities[category] = quantities.get(category, 0) + int(quantity)
-            for category, amount in zip(TOKEN_CATEGORIES, _AMOUNTS_OF(row), strict=True):
+            for category, amount in zip(CATEGORIES, _AMOUNTS_OF(row), strict=True):
                 if amount is not None:
                     amounts[category] = amounts.get(category, _ZERO) + amount
             row_requests, row_total, row_currency, row_final, row_sources = _TOTALS_OF(row)
@@ -124,11 +127,16 @@ def _billed_day(key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> BilledDay:
             final = final and row_final
             sources.append(row_sources)
         # In category order again: the rows may state different categories.
-        quantities = {category: quantities[category] for category in TOKEN_CATEGORIES if category in quantities}
-        amounts = {category: amounts[category] for category in TOKEN_CATEGORIES if category in amounts}
+        quantities = {category: quantities[category] for category in CATEGORIES if category in quantities}
+        amounts = {category: amounts[category] for category in CATEGORIES if category in amounts}
         source = _source_label("+".join(sources))
     return BilledDay(
-        **scope,
+        provider=provider,
+        account=account,
+        api_key_id=api_key_id,
+        model=model,
+        service_tier=service_tier,
+        day=day,
         # Read-only and in category order, as the core reads them.
         quantities=MappingProxyType(quantities),
         requests=requests,

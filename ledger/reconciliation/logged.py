@@ -19,6 +19,7 @@ from ledger.pricing.model_names import normalize_model_name
 from ledger.pricing.prices import PriceCatalog
 from ledger.reconcile.model import FinishCounts, LoggedDay, TokenCounts, TruncationStats
 from ledger.reconciliation.logged_prices import (
+    CATEGORIES,
     HourlyModels,
     PricedAs,
     PricePairs,
@@ -87,7 +88,7 @@ _TRUNCATION = {
     "truncated_max": "truncated_max_output",
 }
 _REPORTED = {"reported_cost": "reported_cost", "reported_cost_requests": "reported_cost_requests"}
-SUMMED: tuple[str, ...] = (*COUNTS, *FINISHES, *TOKEN_CATEGORIES, "truncated", "reported_cost_requests")
+SUMMED: tuple[str, ...] = (*COUNTS, *FINISHES, *CATEGORIES, "truncated", "reported_cost_requests")
 """What a LoggedDay sums of its rows, by name: counts, finish reasons, token categories, truncated requests and
 requests with a reported cost."""
 
@@ -119,7 +120,7 @@ _TOKEN_COLUMNS = (
     "failed_output_tokens",
 )
 """The hourly rollup's columns TOKENS_OF_CATEGORY reads."""
-SEGMENT_COLUMNS = ("first_hour", *SCOPE_COLUMNS, *TOKEN_CATEGORIES)
+SEGMENT_COLUMNS = ("first_hour", *SCOPE_COLUMNS, *CATEGORIES)
 """The SELECT list of the segment rows."""
 # The token quantities of models whose price changes within a day, per scope, day and price segment
 # (`first_hour`: the segment's first hour, at which its usage is priced), from the hourly rollup. One index
@@ -128,7 +129,7 @@ SEGMENT_COLUMNS = ("first_hour", *SCOPE_COLUMNS, *TOKEN_CATEGORIES)
 # the tenant's whole hourly rollup (about twice as slow for a month of 200 busy scopes).
 _SEGMENT_SQL = f"""
 SELECT segment.first_hour, {", ".join(SCOPE_COLUMNS)},
-       {", ".join(f"sum({TOKENS_OF_CATEGORY[category]})::bigint AS {category}" for category in TOKEN_CATEGORIES)}
+       {", ".join(f"sum({TOKENS_OF_CATEGORY[category]})::bigint AS {category}" for category in CATEGORIES)}
 FROM unnest(CAST(%(segment_providers)s AS text[]), CAST(%(segment_hours)s AS timestamptz[]),
             CAST(%(segment_first_hours)s AS timestamptz[])) AS segment(provider, hour, first_hour)
 CROSS JOIN LATERAL (
@@ -146,13 +147,13 @@ _AT = column_positions(tuple(LOGGED_COLUMNS))
 _DAY_AT = _AT["day"]
 _SCOPE = itemgetter(*(_AT[name] for name in SCOPE_COLUMNS))
 _SUMS = itemgetter(*(_AT[name] for name in SUMMED))
-_QUANTITIES = itemgetter(*(_AT[name] for name in TOKEN_CATEGORIES))
+_QUANTITIES = itemgetter(*(_AT[name] for name in CATEGORIES))
 _TRUNCATED, _TRUNCATED_MIN, _TRUNCATED_MAX = (_AT[name] for name in _TRUNCATION)
 _REPORTED_COST, _REPORTED_REQUESTS = (_AT[name] for name in _REPORTED)
 _SEGMENT_AT = column_positions(SEGMENT_COLUMNS)
 _SEGMENT_FIRST_HOUR = _SEGMENT_AT["first_hour"]
 _SEGMENT_SCOPE = itemgetter(*(_SEGMENT_AT[name] for name in SCOPE_COLUMNS))
-_SEGMENT_QUANTITIES = itemgetter(*(_SEGMENT_AT[name] for name in TOKEN_CATEGORIES))
+_SEGMENT_QUANTITIES = itemgetter(*(_SEGMENT_AT[name] for name in CATEGORIES))
 _SEGMENT_ORDER = itemgetter(_SEGMENT_FIRST_HOUR, *(_SEGMENT_AT[name] for name in SCOPE_COLUMNS))
 _ZERO = Decimal(0)
 _NO_SUMS = (0,) * len(SUMMED)
@@ -165,7 +166,7 @@ class _LoggedAccumulator:
 
     sums: Sequence[int] = ()
     """The SUMMED of its rows, in that order."""
-    costs: dict[str, Decimal | None] = field(default_factory=lambda: dict.fromkeys(TOKEN_CATEGORIES, _ZERO))
+    costs: dict[str, Decimal | None] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, _ZERO))
     """Per category, in category order: None once some of its usage is unpriced."""
     all_priced: bool = True
     """No None in `costs`."""
@@ -284,16 +285,16 @@ def _fold_sums(group: _LoggedAccumulator, row: tuple[Any, ...]) -> None:
 
 
 def _fold_costs(group: _LoggedAccumulator, quantities: Sequence[int], pairs: PricePairs) -> None:
-    """Add the cost of `quantities` (per category, in `TOKEN_CATEGORIES` order) at the served and at the
+    """Add the cost of `quantities` (per category, in `CATEGORIES` order) at the served and at the
     requested model's per-token prices (`pairs`: `UnitPrices.served_and_requested`)."""
     known = group.prices
-    if len(known) < len(TOKEN_CATEGORIES):  # mostly the first fold: the categories priced so far
-        for category, (served, _) in zip(TOKEN_CATEGORIES, pairs, strict=True):
+    if len(known) < len(CATEGORIES):  # mostly the first fold: the categories priced so far
+        for category, (served, _) in zip(CATEGORIES, pairs, strict=True):
             if served is not None and category not in known:
                 known[category] = served
     costs = group.costs
     requested_cost = group.requested_cost
-    for category, quantity, (served, requested) in zip(TOKEN_CATEGORIES, quantities, pairs, strict=True):
+    for category, quantity, (served, requested) in zip(CATEGORIES, quantities, pairs, strict=True):
         if not quantity:
             continue
         if served is None:
@@ -319,7 +320,7 @@ def _fold_costs(group: _LoggedAccumulator, quantities: Sequence[int], pairs: Pri
 _SUMMED_AT = column_positions(SUMMED)
 _COUNT_SUMS = itemgetter(*(_SUMMED_AT[name] for name in COUNTS))
 _FINISH_SUMS = itemgetter(*(_SUMMED_AT[name] for name in FINISHES))
-_TOKEN_SUMS = itemgetter(*(_SUMMED_AT[name] for name in TOKEN_CATEGORIES))
+_TOKEN_SUMS = itemgetter(*(_SUMMED_AT[name] for name in CATEGORIES))
 _TRUNCATED_SUM = _SUMMED_AT["truncated"]
 _REPORTED_REQUESTS_SUM = _SUMMED_AT["reported_cost_requests"]
 
@@ -342,7 +343,7 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         service_tier=service_tier,
         day=day,
         **dict(zip(COUNTS, _COUNT_SUMS(sums), strict=True)),
-        tokens=TokenCounts(**dict(zip(TOKEN_CATEGORIES, _TOKEN_SUMS(sums), strict=True))),
+        tokens=TokenCounts(**dict(zip(CATEGORIES, _TOKEN_SUMS(sums), strict=True))),
         finish=FinishCounts(**dict(zip(FINISHES, _FINISH_SUMS(sums), strict=True))),
         truncation=TruncationStats(
             count=truncated, min_output=group.truncated_min or 0, max_output=group.truncated_max or 0
@@ -353,7 +354,7 @@ def _logged_day(key: tuple[Any, ...], group: _LoggedAccumulator) -> LoggedDay:
         # Read-only and in category order, as the core reads them.
         expected_cost_by_category=MappingProxyType(priced),
         expected_unit_price=MappingProxyType(
-            {category: prices[category] for category in TOKEN_CATEGORIES if category in prices}
+            {category: prices[category] for category in CATEGORIES if category in prices}
         ),
         expected_cost_at_requested_model=group.requested_cost,
         reported_cost=group.reported_cost if sums[_REPORTED_REQUESTS_SUM] else None,

@@ -14,11 +14,14 @@ from ledger.periods import Period, day_start
 from ledger.pricing.prices import PriceCatalog, pricing_provider_of
 from ledger.vocabulary import PRICE_TYPE_OF_CATEGORY, TOKEN_CATEGORIES, TokenCategory
 
+CATEGORIES: tuple[str, ...] = tuple(category.value for category in TOKEN_CATEGORIES)
+"""The token categories, in order, as the plain strings they stand for: the keywords of TokenCounts, and dict
+keys that hash and compare at str's own speed (a StrEnum member's go through its subclass)."""
 PricedAs = tuple[str, str | None, str, str, str, int]
 """A rollup scope as `UnitPrices` prices it: provider, account (None unless prices depend on it), served and
 requested model as spelled, tier, input band."""
 PricePairs = tuple[tuple[Decimal | None, Decimal | None], ...]
-"""Per token category, in `TOKEN_CATEGORIES` order: the per-token price at the served and at the requested
+"""Per token category, in `CATEGORIES` order: the per-token price at the served and at the requested
 model (None: unpriced)."""
 
 
@@ -28,7 +31,7 @@ class UnitPrices:
 
     def __init__(self, catalog: PriceCatalog) -> None:
         self._catalog = catalog
-        self._per_token: dict[tuple[str, str | None, str, TokenCategory, str, int, datetime], Decimal | None] = {}
+        self._per_token: dict[tuple[str, str | None, str, str, str, int, datetime], Decimal | None] = {}
         self._pairs: dict[tuple[Any, ...], PricePairs] = {}
         self._pairs_since: dict[tuple[Any, ...], PricePairs] = {}
 
@@ -37,7 +40,7 @@ class UnitPrices:
         provider: str,
         account: str | None,
         model: str,
-        category: TokenCategory,
+        category: str,
         tier: str,
         band: int,
         at: datetime,
@@ -47,7 +50,7 @@ class UnitPrices:
             row = self._catalog.unit_price(
                 pricing_provider_of(provider, model),
                 model,
-                PRICE_TYPE_OF_CATEGORY[category],
+                PRICE_TYPE_OF_CATEGORY[TokenCategory(category)],
                 at=at,
                 service_tier=tier or "standard",
                 input_band=band,
@@ -81,7 +84,7 @@ class UnitPrices:
                     if requested_model == served_model
                     else self.per_token(provider, account, requested_model, category, tier, band, at),
                 )
-                for category in TOKEN_CATEGORIES
+                for category in CATEGORIES
             )
             if span is not None:
                 self._pairs_since[span] = pairs
