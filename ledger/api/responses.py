@@ -6,9 +6,11 @@ Money is a decimal string (never a float); instants are ISO 8601 with their UTC 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ledger.sink.events import MEASURES
 
 Money = str | None
 """A decimal string such as "12.34" (exact), or null where unknown."""
@@ -112,7 +114,27 @@ class Statements(Strict):
     rows: list[StatementTotal]
 
 
-class EventOut(Strict):
+def _event_measures() -> type[Strict]:
+    """The fields of the counts an event states, from the event field list (`ledger.sink.events.MEASURES`)."""
+    fields: dict[str, Any] = {
+        measure.name: (
+            int | None if measure.optional else int,
+            Field(description=measure.description) if measure.description else ...,
+        )
+        for measure in MEASURES
+    }
+    return create_model("EventMeasuresOut", __base__=Strict, **fields)
+
+
+if TYPE_CHECKING:
+    EventMeasuresOut = Strict
+else:
+    EventMeasuresOut = _event_measures()
+
+
+class EventOut(EventMeasuresOut):
+    """An event as GET /v1/events lists it (`ledger.queries.usage.EVENT_FIELDS`): its measures, and these."""
+
     event_id: str
     occurred_at: str
     received_at: str
@@ -121,14 +143,6 @@ class EventOut(Strict):
     api_key_id: str | None
     request_model: str
     response_model: str
-    input_tokens: int
-    output_tokens: int
-    cache_read_input_tokens: int
-    cache_creation_input_tokens: int
-    cache_creation_1h_input_tokens: int = Field(description="The part of the cache writes kept for an hour.")
-    reasoning_tokens: int
-    web_search_requests: int
-    system_prompt_tokens: int | None
     max_tokens: int | None
     finish_reason: str | None
     status_code: int

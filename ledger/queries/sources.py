@@ -511,7 +511,7 @@ _CATALOGS_KEPT = 16
 def _price_logged(
     session: Session, tenant_id: int, period: Period, catalog: PriceCatalog
 ) -> list[money_over_time.LoggedMoney]:
-    from ledger.reconciliation.run import load_logged_days
+    from ledger.reconciliation.logged import load_logged_days
 
     logged = load_logged_days(session, tenant_id, period, catalog)
     return _by_app(logged, _app_tokens(session, tenant_id, period))
@@ -525,8 +525,7 @@ def _app_tokens(session: Session, tenant_id: int, period: Period) -> _AppTokens:
     normalized, tier 'standard' when unsaid), from the hourly rollup: the daily one does not keep apps. The
     tokens are the reconciler's own split of the rollup's columns (failed requests' tokens left out, as they are
     of the expected cost), so an app's share of a scope-day's cost is a share of what that cost prices."""
-    # Imported here, as `load_logged_days` is (the reconciler reads through this module).
-    from ledger.reconciliation.run import _CATEGORY_OF_COLUMNS as category_of_columns
+    from ledger.reconciliation.logged import TOKENS_OF_CATEGORY as category_of_columns
 
     day = cast(func.timezone("UTC", UsageHourly.hour), Date)
     scope = (

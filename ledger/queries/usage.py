@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from ledger.display import plain_decimal
 from ledger.errors import InvalidRequest
 from ledger.periods import Period, PeriodError
+from ledger.sink.events import COLUMNS, MEASURES
 from ledger.storage.tables import UsageEvent, UsageHourly
 
 MAX_PAGE = 1_000
@@ -40,13 +41,8 @@ def _count(column: SQLColumnExpression[Any]) -> ColumnElement[Any]:
 
 TOTALS: dict[str, ColumnElement[Any]] = {
     "requests": _count(UsageHourly.requests),
-    "input_tokens": _count(UsageHourly.input_tokens),
-    "output_tokens": _count(UsageHourly.output_tokens),
-    "cache_read_input_tokens": _count(UsageHourly.cache_read_input_tokens),
-    "cache_creation_input_tokens": _count(UsageHourly.cache_creation_input_tokens),
-    "cache_creation_1h_input_tokens": _count(UsageHourly.cache_creation_1h_input_tokens),
-    "reasoning_tokens": _count(UsageHourly.reasoning_tokens),
-    "web_search_requests": _count(UsageHourly.web_search_requests),
+    # Every measure the events state; not those they may leave out, whose sum covers only some requests.
+    **{measure.name: _count(UsageHourly.__table__.c[measure.name]) for measure in MEASURES if not measure.optional},
     "errors": _count(UsageHourly.status_4xx + UsageHourly.status_429 + UsageHourly.status_5xx),
     # None where no request of the group reported a cost: unknown, not zero.
     "reported_cost": case(
@@ -157,40 +153,18 @@ def list_events(
     return [event_json(event) for event in events[:limit]], next_cursor
 
 
+_FIELD_OF_COLUMN = {"user_label": "user", "usage_raw": "usage"}
+"""Columns whose field in the API has the name EventIn gives it."""
+EVENT_FIELDS: dict[str, str] = {
+    "event_id": "event_id",
+    **{_FIELD_OF_COLUMN.get(name, name): name for name in COLUMNS if name not in ("tenant_id", "event_id")},
+}
+"""What GET /v1/events answers with for an event, in order: each field with its column, from the event field
+list (`ledger.sink.events.COLUMNS`); the tenant is the caller's own."""
+
+
 def event_json(event: UsageEvent) -> dict[str, Any]:
-    return {
-        "event_id": event.event_id,
-        "occurred_at": event.occurred_at.isoformat(),
-        "received_at": event.received_at.isoformat(),
-        "provider": event.provider,
-        "account": event.account,
-        "api_key_id": event.api_key_id,
-        "request_model": event.request_model,
-        "response_model": event.response_model,
-        "input_tokens": event.input_tokens,
-        "output_tokens": event.output_tokens,
-        "cache_read_input_tokens": event.cache_read_input_tokens,
-        "cache_creation_input_tokens": event.cache_creation_input_tokens,
-        "cache_creation_1h_input_tokens": event.cache_creation_1h_input_tokens,
-        "reasoning_tokens": event.reasoning_tokens,
-        "web_search_requests": event.web_search_requests,
-        "system_prompt_tokens": event.system_prompt_tokens,
-        "max_tokens": event.max_tokens,
-        "finish_reason": event.finish_reason,
-        "status_code": event.status_code,
-        "error_type": event.error_type,
-        "latency_ms": event.latency_ms,
-        "ttft_ms": event.ttft_ms,
-        "stream": event.stream,
-        "service_tier": event.service_tier,
-        "region": event.region,
-        "app": event.app,
-        "user": event.user_label,
-        "tags": event.tags,
-        "provider_request_id": event.provider_request_id,
-        "reported_cost": None if event.reported_cost is None else plain_decimal(event.reported_cost),
-        "usage": event.usage_raw,
-    }
+    return {name: _jsonable(getattr(event, column)) for name, column in EVENT_FIELDS.items()}
 
 
 def encode_cursor(occurred_at: datetime, event_id: str) -> str:

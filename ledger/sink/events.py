@@ -254,6 +254,36 @@ class EventRow(NamedTuple):
 
 
 COLUMNS: tuple[str, ...] = EventRow._fields
+
+
+class Measure(NamedTuple):
+    """A count an event states that the rollups add up, each into a column of its own name: the one list from
+    which the stored columns (`ledger.storage.tables`), the rollups' sums (`ledger.sink.rollup`), the events
+    and totals the API answers with (`ledger.queries.usage`) and the reconciler's logged measures
+    (`ledger.reconciliation.logged`) are derived."""
+
+    name: str
+    """Its field of EventIn and EventRow, and its column in usage_events, usage_hourly and usage_daily."""
+    limit: int
+    """The most one event may state: TOKENS_MAX (a bigint column) or INTEGER_MAX (an integer column)."""
+    optional: bool = False
+    """None when the event does not say (its column is nullable; the rollups also count the events that say)."""
+    description: str = ""
+    """What it counts, where its name does not say it all (for the API's documentation)."""
+
+
+MEASURES: tuple[Measure, ...] = (
+    Measure("input_tokens", TOKENS_MAX),
+    Measure("output_tokens", TOKENS_MAX),
+    Measure("cache_read_input_tokens", TOKENS_MAX),
+    Measure("cache_creation_input_tokens", TOKENS_MAX),
+    Measure("cache_creation_1h_input_tokens", TOKENS_MAX, description="The part of the cache writes kept for an hour."),
+    Measure("reasoning_tokens", TOKENS_MAX),
+    Measure("web_search_requests", INTEGER_MAX),
+    Measure("system_prompt_tokens", TOKENS_MAX, optional=True),
+)
+MEASURE_NAMES: tuple[str, ...] = tuple(measure.name for measure in MEASURES)
+assert set(MEASURE_NAMES) <= set(COLUMNS), "every measure is a field of EventRow"
 # fail_fast: a body of a million empty objects stops at the first problem instead of building millions of
 # errors (the exact path then names them, a bounded number).
 _EVENT_LIST = TypeAdapter(Annotated[list[EventIn], Field(fail_fast=True)])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ledger.pricing.context_bands import CONTEXT_BAND_THRESHOLDS
 from ledger.sink import latency
-from ledger.sink.events import COLUMNS, ERROR_TYPES
+from ledger.sink.events import COLUMNS, ERROR_TYPES, MEASURE_NAMES
 
 FINISH_COLUMNS = {
     "stop": "finish_stop",
@@ -37,14 +37,7 @@ KEY_COLUMNS = (
 )
 SUM_COLUMNS = (
     "requests",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "cache_creation_1h_input_tokens",
-    "reasoning_tokens",
-    "web_search_requests",
-    "system_prompt_tokens",
+    *MEASURE_NAMES,  # each the sum of the event column of its name
     "system_prompt_requests",
     "status_2xx",
     "status_4xx",

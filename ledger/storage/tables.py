@@ -30,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ledger.sink.events import INTEGER_MAX, MEASURES
+
 BIGINT_MAX = 2**63 - 1
 """The largest value a bigint column (every id) holds."""
 
@@ -105,7 +107,29 @@ class EventId(Base):
     occurred_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
-class UsageEvent(Base):
+class EventMeasures:
+    """The counts an event states, one column each, made from the event field list
+    (`ledger.sink.events.MEASURES`) below; the annotations only type them for code that names them."""
+
+    input_tokens: Mapped[int]
+    output_tokens: Mapped[int]
+    cache_read_input_tokens: Mapped[int]
+    cache_creation_input_tokens: Mapped[int]
+    cache_creation_1h_input_tokens: Mapped[int]
+    reasoning_tokens: Mapped[int]
+    web_search_requests: Mapped[int]
+    system_prompt_tokens: Mapped[int | None]
+
+
+for _measure in MEASURES:
+    setattr(
+        EventMeasures,
+        _measure.name,
+        mapped_column(BigInteger if _measure.limit > INTEGER_MAX else Integer, nullable=_measure.optional),
+    )
+
+
+class UsageEvent(EventMeasures, Base):
     """One LLM request's usage. Range-partitioned by month on `occurred_at`; partitions are created by the
     ingest service for any month an event arrives for."""
 
@@ -120,14 +144,6 @@ class UsageEvent(Base):
     api_key_id: Mapped[str | None] = mapped_column(Text)
     request_model: Mapped[str] = mapped_column(Text)
     response_model: Mapped[str] = mapped_column(Text)
-    input_tokens: Mapped[int] = mapped_column(BigInteger)
-    output_tokens: Mapped[int] = mapped_column(BigInteger)
-    cache_read_input_tokens: Mapped[int] = mapped_column(BigInteger)
-    cache_creation_input_tokens: Mapped[int] = mapped_column(BigInteger)
-    cache_creation_1h_input_tokens: Mapped[int] = mapped_column(BigInteger)
-    reasoning_tokens: Mapped[int] = mapped_column(BigInteger)
-    web_search_requests: Mapped[int] = mapped_column(Integer)
-    system_prompt_tokens: Mapped[int | None] = mapped_column(BigInteger)
     max_tokens: Mapped[int | None] = mapped_column(Integer)
     finish_reason: Mapped[str | None] = mapped_column(Text)
     status_code: Mapped[int] = mapped_column(SmallInteger)
@@ -149,17 +165,19 @@ class UsageEvent(Base):
 
 class RollupMeasures:
     """What the hourly and daily rollups add up for their key: every figure is a sum (or a min/max), so rows
-    of any batches merge exactly (`ledger.sink.rollup`)."""
+    of any batches merge exactly (`ledger.sink.rollup`). The sums of the events' measures are columns of the
+    measures' names, made from the event field list below; their annotations only type them for code that
+    names them."""
 
     requests: Mapped[int] = mapped_column(BigInteger)
-    input_tokens: Mapped[int] = mapped_column(BigInteger)
-    output_tokens: Mapped[int] = mapped_column(BigInteger)
-    cache_read_input_tokens: Mapped[int] = mapped_column(BigInteger)
-    cache_creation_input_tokens: Mapped[int] = mapped_column(BigInteger)
-    cache_creation_1h_input_tokens: Mapped[int] = mapped_column(BigInteger)
-    reasoning_tokens: Mapped[int] = mapped_column(BigInteger)
-    web_search_requests: Mapped[int] = mapped_column(BigInteger)
-    system_prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int]
+    output_tokens: Mapped[int]
+    cache_read_input_tokens: Mapped[int]
+    cache_creation_input_tokens: Mapped[int]
+    cache_creation_1h_input_tokens: Mapped[int]
+    reasoning_tokens: Mapped[int]
+    web_search_requests: Mapped[int]
+    system_prompt_tokens: Mapped[int]
     system_prompt_requests: Mapped[int] = mapped_column(BigInteger)
     status_2xx: Mapped[int] = mapped_column(BigInteger)
     status_4xx: Mapped[int] = mapped_column(BigInteger)
@@ -192,6 +210,10 @@ class RollupMeasures:
     failed_output_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
     latency_histogram: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
     ttft_histogram: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+
+
+for _measure in MEASURES:
+    setattr(RollupMeasures, _measure.name, mapped_column(BigInteger, nullable=False))
 
 
 class UsageScope:

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from ledger.periods import Period
 from ledger.pricing.prices import PriceCatalog, load_bundled_prices
-from ledger.reconciliation.run import load_logged_days, reconcile_period
+from ledger.reconciliation.logged import load_logged_days
+from ledger.reconciliation.run import reconcile_period
 from ledger.settings import Settings
 from ledger.storage.database import session_factory
 from tests.conftest import TenantKeys
@@ -111,7 +112,7 @@ def test_a_statement_day_summing_to_a_negative_quantity_stops_the_run_naming_it(
     import pytest
 
     from ledger.reconcile import ReconcileInputError
-    from ledger.reconciliation.run import billed_days
+    from ledger.reconciliation.billed import billed_days
 
     def row(uncached: int, currency: str | None = None) -> tuple[object, ...]:
         quantities = (Decimal(uncached), None, None, None, Decimal(500))
