@@ -66,9 +66,9 @@ def test_the_names_other_modules_offer_are_the_vocabularys(module: object, names
 
 def test_every_providers_spelling_of_a_tier_is_one_of_ours() -> None:
     from importers import openai as openai_statements
+    from ledger.events import normalizers
     from ledger.integrations import otlp
     from ledger.integrations.instrument import calls
-    from ledger.sink import normalizers
 
     spellings = {
         "statements": TIER_OF_STATEMENT_SPELLING,

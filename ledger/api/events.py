@@ -25,14 +25,14 @@ from ledger.api.dependencies import (
 from ledger.api.openapi import GROUP_BY, KEYED, AnyMonth, Since, Until, error_responses, events_body
 from ledger.api.responses import Events, Usage, ok
 from ledger.errors import InvalidRequest, PayloadTooLarge, TokenLedgerError, UndecodableBody, UnsupportedMediaType
-from ledger.queries.usage import MAX_PAGE, EventFilter, instant, list_events, resolve_range, usage_totals
-from ledger.sink.events import (
+from ledger.events.schema import (
     EventRow,
     EventValidationError,
     TooManyEvents,
     decode_events,
     is_json_media_type,
 )
+from ledger.queries.usage import MAX_PAGE, EventFilter, instant, list_events, resolve_range, usage_totals
 
 
 class Accepted(BaseModel):

@@ -1,7 +1,7 @@
 """Routes where usage arrives in other tools' formats: LiteLLM's generic API logger and OTLP/HTTP traces.
 
 Both take the same keys (ingest or admin), limits (413 past the body size or event count), validation
-(`ledger.sink.events`) and idempotent group-commit writes as `POST /v1/events`.
+(`ledger.events.schema`) and idempotent group-commit writes as `POST /v1/events`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from ledger.api.dependencies import ContextDep, PrincipalDep, known_query_only
 from ledger.api.events import Accepted, json_content_type, max_future, read_body, store, write
 from ledger.api.openapi import KEYED, error_responses, json_or_ndjson_body, otlp_body
 from ledger.errors import InvalidRequest, PayloadTooLarge, TokenLedgerError, UnsupportedMediaType
-from ledger.integrations import litellm_payload, otlp
-from ledger.sink.events import (
+from ledger.events.schema import (
     MAX_PROBLEMS,
     EventProblem,
     EventRow,
@@ -29,6 +28,7 @@ from ledger.sink.events import (
     parse_body,
     validate_events,
 )
+from ledger.integrations import litellm_payload, otlp
 
 router = APIRouter(prefix="/v1", tags=["integrations"], responses=KEYED, dependencies=[Depends(known_query_only)])
 

@@ -11,9 +11,9 @@ from fastapi import Query
 from pydantic import BaseModel, Field
 from pydantic.config import JsonDict
 
+from ledger.events.schema import EventIn
 from ledger.queries.findings import KINDS, SEVERITIES, STATUSES
 from ledger.queries.usage import GROUPS
-from ledger.sink.events import EventIn
 
 
 class ErrorDetail(BaseModel):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ledger.sink.events import MEASURES
+from ledger.events.schema import MEASURES
 
 Money = str | None
 """A decimal string such as "12.34" (exact), or null where unknown."""
@@ -115,7 +115,7 @@ class Statements(Strict):
 
 
 def _event_measures() -> type[Strict]:
-    """The fields of the counts an event states, from the event field list (`ledger.sink.events.MEASURES`)."""
+    """The fields of the counts an event states, from the event field list (`ledger.events.schema.MEASURES`)."""
     fields: dict[str, Any] = {
         measure.name: (
             int | None if measure.optional else int,

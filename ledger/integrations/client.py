@@ -37,8 +37,8 @@ from typing import Any, Literal, Protocol
 import httpx
 import platformdirs
 
+from ledger.events.schema import EventValidationError, json_text, validate_events
 from ledger.http_retry import Failure, GaveUp, RetryPolicy
-from ledger.sink.events import EventValidationError, json_text, validate_events
 
 log = logging.getLogger("tokenledger.client")
 

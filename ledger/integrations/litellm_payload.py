@@ -11,7 +11,7 @@ stream, startTime, endTime, completionStartTime, end_user, model_parameters, res
 error_class, error_provider_request_id).
 
 Tokens come from the payload's `usage_object` (LiteLLM's unified `Usage`, cache reads and writes inside
-`prompt_tokens` for every backend), normalized with the `litellm` reader of `ledger.sink.normalizers` and sent as
+`prompt_tokens` for every backend), normalized with the `litellm` reader of `ledger.events.normalizers` and sent as
 explicit counts: the event's provider is the real one, whose own reader would not know LiteLLM's shape.
 Calls LiteLLM answered from its own cache (`cache_hit`) never reached a provider and are skipped, as are
 call types that are not token-billed model requests (images, audio, files, batches, …).
@@ -26,9 +26,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from ledger.events.normalizers import UsageShapeError, normalize_usage
+from ledger.events.schema import PROVIDER_ID_MAX, EventProblem, stable_event_id, stored_cost
 from ledger.integrations.instrument.calls import error_type_for_status, responses_finish_reason
-from ledger.sink.events import PROVIDER_ID_MAX, EventProblem, stable_event_id, stored_cost
-from ledger.sink.normalizers import UsageShapeError, normalize_usage
 
 LLM_CALL_TYPES = frozenset(
     {

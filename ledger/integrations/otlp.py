@@ -58,8 +58,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from ledger.events.schema import stored_cost
 from ledger.integrations.instrument.calls import error_type_for_status, provider_for_host
-from ledger.sink.events import stored_cost
 from ledger.vocabulary import ServiceTier
 
 MODEL_CALL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})

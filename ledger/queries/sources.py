@@ -22,6 +22,7 @@ from ledger.periods import Period, day_start
 from ledger.pricing.model_names import normalize_model_name
 from ledger.pricing.prices import PriceCatalog, PriceRow
 from ledger.queries import finding_sources, money_over_time
+from ledger.queries.logged_days import TOKENS_OF_CATEGORY, load_logged_days
 from ledger.queries.usage import MAX_PAGE, EventFilter, list_events
 from ledger.reconcile.drift_explanation import SERVED_BY_ANOTHER
 from ledger.reconcile.matching import counted_figures
@@ -511,8 +512,6 @@ _CATALOGS_KEPT = 16
 def _price_logged(
     session: Session, tenant_id: int, period: Period, catalog: PriceCatalog
 ) -> list[money_over_time.LoggedMoney]:
-    from ledger.reconciliation.logged import load_logged_days
-
     logged = load_logged_days(session, tenant_id, period, catalog)
     return _by_app(logged, _app_tokens(session, tenant_id, period))
 
@@ -525,7 +524,6 @@ def _app_tokens(session: Session, tenant_id: int, period: Period) -> _AppTokens:
     normalized, tier 'standard' when unsaid), from the hourly rollup: the daily one does not keep apps. The
     tokens are the reconciler's own split of the rollup's columns (failed requests' tokens left out, as they are
     of the expected cost), so an app's share of a scope-day's cost is a share of what that cost prices."""
-    from ledger.reconciliation.logged import TOKENS_OF_CATEGORY as category_of_columns
 
     day = cast(func.timezone("UTC", UsageHourly.hour), Date)
     scope = (
@@ -541,7 +539,7 @@ def _app_tokens(session: Session, tenant_id: int, period: Period) -> _AppTokens:
         select(
             day,
             *scope,
-            *(cast(func.sum(literal_column(sql)), BigInteger) for sql in category_of_columns.values()),
+            *(cast(func.sum(literal_column(sql)), BigInteger) for sql in TOKENS_OF_CATEGORY.values()),
         )
         .where(UsageHourly.tenant_id == tenant_id, UsageHourly.hour >= period.start, UsageHourly.hour < period.end)
         .group_by(day, *scope)
@@ -559,7 +557,7 @@ def _app_tokens(session: Session, tenant_id: int, period: Period) -> _AppTokens:
             tier or ServiceTier.STANDARD,
         )
         tokens = apps[key].setdefault(app, dict.fromkeys(TOKEN_CATEGORIES, 0))
-        for category, count in zip(category_of_columns, row[8:], strict=True):
+        for category, count in zip(TOKENS_OF_CATEGORY, row[8:], strict=True):
             tokens[category] += int(count or 0)
     return {key: sorted(found.items()) for key, found in apps.items()}
 

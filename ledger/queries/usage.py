@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from ledger.display import plain_decimal
 from ledger.errors import InvalidRequest
+from ledger.events.schema import COLUMNS, MEASURES
 from ledger.periods import Period, PeriodError
-from ledger.sink.events import COLUMNS, MEASURES
 from ledger.storage.tables import UsageEvent, UsageHourly
 
 MAX_PAGE = 1_000
@@ -160,7 +160,7 @@ EVENT_FIELDS: dict[str, str] = {
     **{_FIELD_OF_COLUMN.get(name, name): name for name in COLUMNS if name not in ("tenant_id", "event_id")},
 }
 """What GET /v1/events answers with for an event, in order: each field with its column, from the event field
-list (`ledger.sink.events.COLUMNS`); the tenant is the caller's own."""
+list (`ledger.events.schema.COLUMNS`); the tenant is the caller's own."""
 
 
 def event_json(event: UsageEvent) -> dict[str, Any]:

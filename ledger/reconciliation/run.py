@@ -1,5 +1,5 @@
-"""Running the reconciler for a tenant and period: load logged usage (`ledger.reconciliation.logged`) and
-billed usage (`ledger.reconciliation.billed`), run the pure detection core, and store drift rows and findings
+"""Running the reconciler for a tenant and period: load logged usage (`ledger.queries.logged_days`) and
+billed usage (`ledger.queries.billed_days`), run the pure detection core, and store drift rows and findings
 (`ledger.reconciliation.store`). Each run is recorded in `reconciliation_runs`, failed ones included."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from ledger.periods import Period
 from ledger.pricing.catalog import load_catalog
 from ledger.pricing.model_aliases import ProbableAlias, apply_aliases, probable_aliases, with_probable_aliases
 from ledger.pricing.prices import PriceCatalog, pricing_provider_of
+from ledger.queries.billed_days import billed_days, billed_rows
+from ledger.queries.logged_days import logged_days, segment_sums
+from ledger.queries.logged_prices import hourly_models
 from ledger.reconcile.model import BilledDay, LoggedDay, ReconcileResult, ReconcileSettings
 from ledger.reconcile.reconciler import reconcile
-from ledger.reconciliation.billed import billed_days, billed_rows
-from ledger.reconciliation.logged import logged_days, segment_sums
-from ledger.reconciliation.logged_prices import hourly_models
 from ledger.reconciliation.side_reader import side_reader
 from ledger.reconciliation.store import queue_failure_alert, store_results
 from ledger.settings import Settings

@@ -13,12 +13,12 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from ledger.alerts import enabled_channels, queue_finding_alert, queue_run_failure_alert
+from ledger.events.schema import json_text
 from ledger.periods import Period
 from ledger.reconcile.drift import per_account_and_model
 from ledger.reconcile.model import DriftRow as DriftResult
 from ledger.reconcile.model import Finding as FindingResult
 from ledger.reconcile.model import ReconcileResult
-from ledger.sink.events import json_text
 from ledger.storage.tables import AlertChannel, DriftRow, Finding, ReconciliationRun
 
 

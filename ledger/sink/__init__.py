@@ -1,2 +1,2 @@
-"""The sink: usage events in. Event fields and their decoding (events, normalizers), the ingest of a batch (ingest,
-group_commit), the hourly and daily rollups, latency histograms."""
+"""The sink: validated events in. The ingest of a batch (`ingest`, `group_commit`: deduplicated, committed before
+the request is answered), the hourly and daily rollups (`rollup`), latency histograms (`latency`)."""

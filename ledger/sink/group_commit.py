@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ledger.errors import ServiceUnavailable
-from ledger.sink.events import EventRow
+from ledger.events.schema import EventRow
 from ledger.sink.ingest import AsyncConnection, PartitionKeeper, WriteResult, prepare_connection, write_events
 from ledger.storage.database import Timeouts, connect_async
 

@@ -13,9 +13,9 @@ from datetime import datetime
 import psycopg
 from sqlalchemy.dialects import postgresql
 
+from ledger.events.schema import COLUMNS, EventRow, json_text
 from ledger.periods import month_start, next_month_start
 from ledger.sink import rollup
-from ledger.sink.events import COLUMNS, EventRow, json_text
 from ledger.storage.tables import UsageEvent
 
 PARTITION_LOCK_KEY = 0x70617274  # advisory lock serializing partition DDL between instances

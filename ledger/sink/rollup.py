@@ -5,9 +5,9 @@ This module only builds the SQL text from the definitions below; it touches no d
 
 from __future__ import annotations
 
+from ledger.events.schema import COLUMNS, ERROR_TYPES, MEASURE_NAMES
 from ledger.pricing.context_bands import CONTEXT_BAND_THRESHOLDS
 from ledger.sink import latency
-from ledger.sink.events import COLUMNS, ERROR_TYPES, MEASURE_NAMES
 
 FINISH_COLUMNS = {
     "stop": "finish_stop",

@@ -25,12 +25,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from importers.base import RawDocument, StatementError, StatementLine, item_label
+from ledger.events.schema import nul_path
 from ledger.periods import Period
 from ledger.pricing.catalog import shared_catalog
 from ledger.pricing.model_names import first_known, normalize_model_name
 from ledger.reconcile.matching import counted_figures, finest_grains, grain_of, sum_present
 from ledger.reconcile.model import DIMENSIONS
-from ledger.sink.events import nul_path
 from ledger.storage.database import take_turns
 from ledger.storage.tables import Money, Quantity, StatementDocument, StatementDocumentPart, StatementImport
 from ledger.storage.tables import StatementLine as StatementLineRow

@@ -19,8 +19,8 @@ from psycopg.types.json import set_json_dumps
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
+from ledger.events.schema import json_text
 from ledger.settings import Settings
-from ledger.sink.events import json_text
 
 log = logging.getLogger("tokenledger.database")
 

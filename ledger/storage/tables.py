@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ledger.sink.events import INTEGER_MAX, MEASURES
+from ledger.events.schema import INTEGER_MAX, MEASURES
 
 BIGINT_MAX = 2**63 - 1
 """The largest value a bigint column (every id) holds."""
@@ -109,7 +109,7 @@ class EventId(Base):
 
 class EventMeasures:
     """The counts an event states, one column each, made from the event field list
-    (`ledger.sink.events.MEASURES`) below; the annotations only type them for code that names them."""
+    (`ledger.events.schema.MEASURES`) below; the annotations only type them for code that names them."""
 
     input_tokens: Mapped[int]
     output_tokens: Mapped[int]

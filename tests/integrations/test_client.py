@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
+from ledger.events.schema import EventIn, json_text
 from ledger.integrations.client import TokenLedger
-from ledger.sink.events import EventIn, json_text
 from tests.conftest import TenantKeys
 from tests.integrations.harness import LedgerServer, free_port, only_event, stored_events, tokens_of
 from tests.integrations.provider_mock import ProviderMock, Reply

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from ledger.periods import Period
 from ledger.pricing.prices import PriceCatalog, load_bundled_prices
-from ledger.reconciliation.logged import load_logged_days
+from ledger.queries.logged_days import load_logged_days
 from ledger.reconciliation.run import reconcile_period
 from ledger.settings import Settings
 from ledger.storage.database import session_factory
@@ -111,8 +111,8 @@ def test_a_statement_day_summing_to_a_negative_quantity_stops_the_run_naming_it(
 
     import pytest
 
+    from ledger.queries.billed_days import billed_days
     from ledger.reconcile import ReconcileInputError
-    from ledger.reconciliation.billed import billed_days
 
     def row(uncached: int, currency: str | None = None) -> tuple[object, ...]:
         quantities = (Decimal(uncached), None, None, None, Decimal(500))

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from importers.registry import importer_for
+from ledger.events.schema import validate_events
 from ledger.periods import Period
 from ledger.reconciliation.run import run_reconciliation
 from ledger.server import create_app
@@ -32,7 +33,6 @@ from ledger.service.scheduler import (
 )
 from ledger.settings import Settings
 from ledger.sink import rollup
-from ledger.sink.events import validate_events
 from ledger.sink.ingest import partition_ddl
 from ledger.storage.database import session_factory
 from ledger.storage.tables import (

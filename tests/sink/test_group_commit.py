@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from ledger.errors import ServiceUnavailable
-from ledger.sink.events import EventRow, validate_events
+from ledger.events.schema import EventRow, validate_events
 from ledger.sink.group_commit import BatchStats, GroupCommitWriter
 from ledger.sink.ingest import PARAMETER_BATCH_ROWS
 from tests.conftest import TenantKeys

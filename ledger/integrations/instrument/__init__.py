@@ -4,7 +4,7 @@ streamed, recorded into a `TokenLedger` client.
     client = instrument_openai(OpenAI(), ledger, app="support-bot")
     client = instrument_anthropic(AsyncAnthropic(), ledger, tags={"team": "search"})
 
-Recorded per request: the raw usage object (normalized by the service, `ledger.sink.normalizers`), latency,
+Recorded per request: the raw usage object (normalized by the service, `ledger.events.normalizers`), latency,
 time to first token of a stream, finish reason (OpenAI `finish_reason`, Anthropic `stop_reason`), status and
 error type of failures (429 rate_limit, 5xx server_error, 401/403 auth, 400 invalid_request, timeouts
 timeout), the response id, requested and answering model, `max_tokens` and `stream`. Each HTTP attempt is one

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from ledger.events.normalizers import normalize_usage
 from ledger.integrations.instrument.sse import SSEEvent
-from ledger.sink.normalizers import normalize_usage
 from ledger.vocabulary import ServiceTier
 
 log = logging.getLogger("tokenledger.instrument")

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.sink.normalizers import (
+from ledger.events.normalizers import (
     SUPPORTED_PROVIDERS,
     NormalizedUsage,
     UnsupportedProviderError,

@@ -1,14 +1,14 @@
-"""One event field list (`ledger.sink.events`): the stored columns, the rollups' sums, the events and totals the
+"""One event field list (`ledger.events.schema`): the stored columns, the rollups' sums, the events and totals the
 API answers with, and the reconciler's logged measures are all made from it, so a measure added there reaches
 each of them."""
 
 from __future__ import annotations
 
 from ledger.api.responses import EventOut
+from ledger.events.schema import COLUMNS, MEASURES, EventIn
+from ledger.queries.logged_days import COUNTS
 from ledger.queries.usage import EVENT_FIELDS, TOTALS
-from ledger.reconciliation.logged import COUNTS
 from ledger.sink import rollup
-from ledger.sink.events import COLUMNS, MEASURES, EventIn
 from ledger.storage.tables import UsageDaily, UsageEvent, UsageHourly
 
 

@@ -14,11 +14,11 @@ from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
+from ledger.events.schema import MEASURE_NAMES
 from ledger.periods import Period, day_start
 from ledger.pricing.model_names import normalize_model_name
 from ledger.pricing.prices import PriceCatalog
-from ledger.reconcile.model import FinishCounts, LoggedDay, TokenCounts, TruncationStats
-from ledger.reconciliation.logged_prices import (
+from ledger.queries.logged_prices import (
     CATEGORIES,
     HourlyModels,
     PricedAs,
@@ -28,7 +28,7 @@ from ledger.reconciliation.logged_prices import (
     segment_days,
     segments,
 )
-from ledger.reconciliation.reading import (
+from ledger.queries.reading import (
     AGGREGATE_IN_MEMORY,
     HASH_GROUPS,
     NO_JIT,
@@ -36,7 +36,7 @@ from ledger.reconciliation.reading import (
     column_positions,
     read_rows,
 )
-from ledger.sink.events import MEASURE_NAMES
+from ledger.reconcile.model import FinishCounts, LoggedDay, TokenCounts, TruncationStats
 from ledger.vocabulary import TOKEN_CATEGORIES, TokenCategory
 
 SCOPE_COLUMNS = ("provider", "account", "api_key_id", "response_model", "request_model", "service_tier", "input_band")

@@ -28,7 +28,7 @@ from pydantic import (
     field_validator,
 )
 
-from ledger.sink.normalizers import NormalizedUsage, UnsupportedProviderError, UsageShapeError, normalize_usage
+from ledger.events.normalizers import NormalizedUsage, UnsupportedProviderError, UsageShapeError, normalize_usage
 
 INTEGER_MAX = 2**31 - 1  # PostgreSQL's integer (milliseconds, max_tokens, web searches)
 TOKENS_MAX = 10**12
@@ -260,7 +260,7 @@ class Measure(NamedTuple):
     """A count an event states that the rollups add up, each into a column of its own name: the one list from
     which the stored columns (`ledger.storage.tables`), the rollups' sums (`ledger.sink.rollup`), the events
     and totals the API answers with (`ledger.queries.usage`) and the reconciler's logged measures
-    (`ledger.reconciliation.logged`) are derived."""
+    (`ledger.queries.logged_days`) are derived."""
 
     name: str
     """Its field of EventIn and EventRow, and its column in usage_events, usage_hourly and usage_daily."""

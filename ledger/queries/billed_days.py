@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ledger.periods import Period
+from ledger.queries.reading import AGGREGATE_IN_MEMORY, column_positions, read_rows
 from ledger.reconcile.matching import sum_present
 from ledger.reconcile.model import BilledDay
-from ledger.reconciliation.reading import AGGREGATE_IN_MEMORY, column_positions, read_rows
 from ledger.vocabulary import TIER_OF_STATEMENT_SPELLING, TOKEN_CATEGORIES, TOKEN_USAGE_TYPES, UsageType
 
 CATEGORIES: tuple[str, ...] = tuple(category.value for category in TOKEN_CATEGORIES)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.sink.events import EventValidationError, decode_events, parse_body, validate_events
+from ledger.events.schema import EventValidationError, decode_events, parse_body, validate_events
 
 NOW = datetime(2026, 10, 7, 12, tzinfo=UTC)
 # Text a JSON body can carry and PostgreSQL can store: UTF-8 (no lone surrogates, which newer Hypothesis
