@@ -31,10 +31,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from benchmarks.common import LoadResult, conninfo, dumps, fresh_database, run_load, start_server, tenant_with_key
+from ledger.events.schema import COLUMNS, validate_events
 from ledger.server import create_app
 from ledger.settings import get_settings
 from ledger.sink import rollup
-from ledger.sink.events import COLUMNS, validate_events
 from ledger.sink.ingest import COLUMN_TYPES, COPY_STAGING, CREATE_STAGING, STORE_STAGED, partition_ddl
 
 START = datetime(2026, 10, 1, tzinfo=UTC)

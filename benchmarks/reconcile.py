@@ -33,12 +33,12 @@ import psycopg
 from sqlalchemy import text
 
 from benchmarks.common import conninfo, fresh_database, tenant_with_key
+from ledger.events.schema import COLUMNS, EventRow
 from ledger.periods import Period
 from ledger.pricing.catalog import base_layer
 from ledger.reconciliation.run import run_reconciliation
 from ledger.settings import Settings
 from ledger.sink import rollup
-from ledger.sink.events import COLUMNS, EventRow
 from ledger.sink.ingest import partition_ddl
 from ledger.storage.database import create_db_engine, session_factory
 

@@ -92,7 +92,7 @@ def _one_of(allowed: Sequence[str], problem: str) -> Callable[[object], object]:
 
 def _provider_slug(value: str) -> str:
     if not _PROVIDER_SLUG.fullmatch(value):
-        # Logged usage names providers so (`ledger.sink.events`): a statement under another spelling matches nothing.
+        # Logged usage names providers so (`ledger.events.schema`): a statement under another spelling matches nothing.
         raise _invalid(f"expected a lower-case slug such as openai or deepseek, got {value!r}")
     return value
 
