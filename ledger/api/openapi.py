@@ -1,7 +1,7 @@
 """What the OpenAPI document says beyond what FastAPI reads off the routes: the error envelope and the statuses
 each route answers with, the shape of query parameters that are checked by hand (so their messages stay
 ours), and the bodies of the routes that read their request themselves. A contract test replays the
-document against the app (tests/test_openapi_contract.py), so what is written here is what happens."""
+document against the app (tests/api/test_openapi_contract.py), so what is written here is what happens."""
 
 from __future__ import annotations
 

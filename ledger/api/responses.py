@@ -1,5 +1,5 @@
 """The shapes of the API's JSON answers, for the OpenAPI document. Routes build their answers as plain dicts
-(fast, and nothing silently dropped); the contract test (tests/test_openapi_contract.py) checks every
+(fast, and nothing silently dropped); the contract test (tests/api/test_openapi_contract.py) checks every
 answer against these shapes, so a field added to one and not the other fails it.
 
 Money is a decimal string (never a float); instants are ISO 8601 with their UTC offset."""

@@ -30,7 +30,7 @@ from tests.integrations.harness import LedgerServer
 @pytest.fixture(scope="module")
 def server(database_url: str, engine: Engine) -> Iterator[LedgerServer]:
     # Schemathesis sends a wrong key with each case to check the 401, all from one address: the throttling of
-    # failed keys, which would answer 429 after a burst, has tests of its own (tests/test_failed_keys.py).
+    # failed keys, which would answer 429 after a burst, has tests of its own (tests/access/test_failed_keys.py).
     running = LedgerServer(database_url, engine, auth_failures_per_minute=0).start()
     yield running
     running.stop()

@@ -1,4 +1,4 @@
-"""Specification of the provider usage normalizers (ledger/normalizers.py).
+"""Specification of the provider usage normalizers (ledger/events/normalizers.py).
 
 Samples are written from each provider's documented usage shape; the comment above each names
 the source. Canonical semantics: input counts every input token including cache reads and

@@ -104,15 +104,16 @@ def post_a_day_of_usage(client: TestClient, tenant: TenantKeys, day: datetime) -
 
 
 def test_a_statement_day_summing_to_a_negative_quantity_stops_the_run_naming_it() -> None:
-    """Statement days are read without re-checking what their columns guarantee, but a net negative quantity (a
-    correction line larger than the usage it corrects), or a currency that is no code, is refused with the
-    statement scope and field named."""
+    """Statement days are read without re-checking what their columns guarantee; the core checks them once at its
+    door, so a net negative quantity (a correction line larger than the usage it corrects), or a currency that is
+    no code, stops the run with the statement scope and field named."""
     from datetime import date
 
     import pytest
 
+    from ledger.periods import Period
     from ledger.queries.billed_days import billed_days
-    from ledger.reconcile import ReconcileInputError
+    from ledger.reconcile import BilledDay, ReconcileInputError, ReconcileSettings, reconcile
 
     def row(uncached: int, currency: str | None = None) -> tuple[object, ...]:
         quantities = (Decimal(uncached), None, None, None, Decimal(500))
@@ -123,12 +124,15 @@ def test_a_statement_day_summing_to_a_negative_quantity_stops_the_run_naming_it(
     (plain,) = billed_days([row(1_000)])
     assert dict(plain.quantities) == {"uncached_input": 1_000, "output": 500}
 
+    def reconciled(billed: list[BilledDay]) -> None:
+        reconcile([], billed, period=Period.month("2026-10"), settings=ReconcileSettings())
+
     with pytest.raises(
         ReconcileInputError, match=r"BilledDay\[csv: openai/proj_1/key_1/gpt-5.4 2026-10-03\]\.quantities"
     ):
-        billed_days([row(-1_000)])
+        reconciled(billed_days([row(-1_000)]))
     with pytest.raises(ReconcileInputError, match=r"\.currency: must be an ISO-4217 code, got 'EURO'"):
-        billed_days([row(1_000, currency="euro")])
+        reconciled(billed_days([row(1_000, currency="euro")]))
 
 
 def test_a_price_negotiated_from_mid_month_prices_the_days_before_and_after_it_apart(
