@@ -22,7 +22,7 @@ class Strict(BaseModel):
 
 class FindingOut(Strict):
     id: int
-    kind: str = Field(description="One of the twelve finding kinds (padding_tokens, cache_mischarge, …).")
+    kind: str = Field(description="A finding kind (padding_tokens, cache_mischarge, …; GET /v1/findings lists them).")
     severity: str = Field(description="info, warning or critical")
     provider: str
     account: str | None

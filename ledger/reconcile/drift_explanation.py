@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+from ledger.reconcile.detectors import DETECTORS
 from ledger.reconcile.drift import per_account_and_model
 from ledger.reconcile.model import DriftRow
 
-AT_RISK_KINDS = frozenset({"spend_spike", "silent_truncation", "missing_finish_reason"})
-"""Kinds whose impact is not on the bill: more spend than usual, output cut short, streams without an end."""
+AT_RISK_KINDS = frozenset(detector.KIND for detector in DETECTORS if not detector.ON_THE_BILL)
+"""Kinds whose impact is not on the bill (their detectors say so: `ON_THE_BILL = False`), such as more spend than
+usual, output cut short, streams without an end."""
 SERVED_BY_ANOTHER = "requested:"
 """The subject prefix of a `model_substitution` whose requests another model answered, at no extra bill: at
 risk, where one billed under another model (`billed_as:`) is on the bill."""

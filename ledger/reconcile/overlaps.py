@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
+from ledger.reconcile.detectors import DETECTORS
 from ledger.reconcile.model import Finding, Scope
 from ledger.vocabulary import CACHE_WRITE_CATEGORIES, PROMPT_CATEGORIES, TOKEN_CATEGORIES
 
@@ -54,20 +55,8 @@ def moved_categories(finding: Finding) -> frozenset[str]:
     return frozenset()
 
 
-KIND_ORDER = (
-    "unlogged_usage",
-    "unbilled_usage",
-    "model_substitution",
-    "padding_tokens",
-    "system_prompt_double_count",
-    "cache_mischarge",
-    "price_drift",
-    "charged_errors",
-    "quantity_mismatch",
-    "silent_truncation",
-    "missing_finish_reason",
-    "spend_spike",
-)
+KIND_ORDER = tuple(detector.KIND for detector in DETECTORS)
+"""The order findings come out in: by kind, as the detectors' `ORDER` says."""
 
 
 def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:

@@ -181,4 +181,4 @@ def test_evidence_keeps_ints_as_ints_and_decimals_as_strings() -> None:
 
 def test_the_registry_holds_one_detector_per_contracted_kind() -> None:
     assert [d.KIND for d in DETECTORS] == list(dict.fromkeys(d.KIND for d in DETECTORS))
-    assert {d.KIND for d in DETECTORS} == KINDS
+    assert {d.KIND for d in DETECTORS} >= KINDS  # a new detector adds its kind; none of these goes

@@ -13,7 +13,8 @@ from ledger.reconcile.rates import deviates, rate_checks
 from ledger.vocabulary import CACHE_WRITE_CATEGORIES
 
 KIND = "cache_mischarge"
-ORDER = 30
+ORDER = 60
+ON_THE_BILL = True
 _CACHE_CATEGORIES = ("cached_input", *CACHE_WRITE_CATEGORIES)
 
 

@@ -16,6 +16,7 @@ from ledger.vocabulary import PROMPT_CATEGORIES
 
 KIND = "charged_errors"
 ORDER = 80
+ON_THE_BILL = True
 
 
 def detect(context: DetectionContext) -> list[Finding]:

@@ -12,6 +12,7 @@ from ledger.reconcile.model import Finding
 
 KIND = "missing_finish_reason"
 ORDER = 110
+ON_THE_BILL = False
 
 
 def detect(context: DetectionContext) -> list[Finding]:

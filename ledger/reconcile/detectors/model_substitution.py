@@ -14,7 +14,8 @@ from ledger.reconcile.relabeling import Relabel
 from ledger.vocabulary import TOKEN_CATEGORIES
 
 KIND = "model_substitution"
-ORDER = 90
+ORDER = 30
+ON_THE_BILL = True
 
 
 def detect(context: DetectionContext) -> list[Finding]:

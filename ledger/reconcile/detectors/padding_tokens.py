@@ -10,7 +10,8 @@ from ledger.reconcile.findings import cost_of, estimate, fmt_int, new_finding
 from ledger.reconcile.model import Finding
 
 KIND = "padding_tokens"
-ORDER = 10
+ORDER = 40
+ON_THE_BILL = True
 
 
 def detect(context: DetectionContext) -> list[Finding]:

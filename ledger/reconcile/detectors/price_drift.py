@@ -23,7 +23,8 @@ from ledger.reconcile.rates import RateCheck, deviates, rate_checks
 from ledger.vocabulary import TOKEN_CATEGORIES
 
 KIND = "price_drift"
-ORDER = 40
+ORDER = 70
+ON_THE_BILL = True
 
 
 def detect(context: DetectionContext) -> list[Finding]:

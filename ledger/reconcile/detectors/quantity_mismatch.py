@@ -13,7 +13,8 @@ from ledger.reconcile.model import Finding
 from ledger.vocabulary import CACHE_WRITE_CATEGORIES, PROMPT_CATEGORIES
 
 KIND = "quantity_mismatch"
-ORDER = 50
+ORDER = 90
+ON_THE_BILL = True
 GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("input", PROMPT_CATEGORIES, "uncached_input"),
     ("cache_write", CACHE_WRITE_CATEGORIES, "cache_write_5m"),

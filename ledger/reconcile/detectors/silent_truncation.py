@@ -14,6 +14,7 @@ from ledger.reconcile.model import Finding, LoggedDay, ReconcileSettings
 
 KIND = "silent_truncation"
 ORDER = 100
+ON_THE_BILL = False
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from ledger.reconcile.model import Finding, LoggedDay, Scope
 
 KIND = "spend_spike"
 ORDER = 120
+ON_THE_BILL = False
 MAD_TO_SIGMA = Decimal("1.4826")
 _ZERO = Decimal(0)
 """Spend on a day without usage."""

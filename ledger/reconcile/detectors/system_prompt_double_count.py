@@ -11,7 +11,8 @@ from ledger.reconcile.findings import cost_of, estimate, fmt_int, new_finding
 from ledger.reconcile.model import Finding
 
 KIND = "system_prompt_double_count"
-ORDER = 20
+ORDER = 50
+ON_THE_BILL = True
 
 
 def detect(context: DetectionContext) -> list[Finding]:

@@ -11,7 +11,8 @@ from ledger.reconcile.model import Finding, LoggedTotals
 from ledger.vocabulary import TOKEN_CATEGORIES
 
 KIND = "unbilled_usage"
-ORDER = 70
+ORDER = 20
+ON_THE_BILL = True
 
 
 def detect(context: DetectionContext) -> list[Finding]:

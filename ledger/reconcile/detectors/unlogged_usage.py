@@ -10,7 +10,8 @@ from ledger.reconcile.model import Comparison, Finding
 from ledger.vocabulary import TOKEN_CATEGORIES
 
 KIND = "unlogged_usage"
-ORDER = 60
+ORDER = 10
+ON_THE_BILL = True
 
 
 def detect(context: DetectionContext) -> list[Finding]:

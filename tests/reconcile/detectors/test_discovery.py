@@ -12,6 +12,7 @@ import pytest
 import ledger.reconcile.detectors as detectors_package
 from ledger.reconcile import reconciler
 from ledger.reconcile.detectors import DETECTORS
+from ledger.reconcile.drift_explanation import AT_RISK_KINDS
 from ledger.reconcile.overlaps import KIND_ORDER
 from tests.reconcile.detectors.planted import BILLED, BY_DAY, LOGGED
 from tests.reconcile.month import bill_quantity, run, where
@@ -24,21 +25,34 @@ def test_every_module_of_the_package_is_a_detector_of_the_kind_it_is_named_after
     assert modules == set(KIND_ORDER)  # every kind has its place in the order findings come out in
 
 
-def test_the_detectors_are_listed_in_their_order() -> None:
-    assert [detector.KIND for detector in DETECTORS] == [
+def test_the_kinds_come_in_their_detectors_order_and_the_contracted_ones_keep_theirs() -> None:
+    """Findings come out (and kinds are listed) by the detectors' ORDER; a new detector takes its place by its own
+    ORDER, so the contracted kinds keep their relative order whatever is added."""
+    contracted = [
+        "unlogged_usage",
+        "unbilled_usage",
+        "model_substitution",
         "padding_tokens",
         "system_prompt_double_count",
         "cache_mischarge",
         "price_drift",
-        "quantity_mismatch",
-        "unlogged_usage",
-        "unbilled_usage",
         "charged_errors",
-        "model_substitution",
+        "quantity_mismatch",
         "silent_truncation",
         "missing_finish_reason",
         "spend_spike",
     ]
+
+    assert tuple(detector.KIND for detector in DETECTORS) == KIND_ORDER
+    assert [kind for kind in KIND_ORDER if kind in contracted] == contracted
+
+
+def test_the_detectors_say_which_impacts_are_on_the_bill() -> None:
+    """Anomalies whose money is at risk rather than billed (more spend than usual, output cut short, streams
+    without an end) do not explain drift; every other kind's impact is on the bill."""
+    assert {d.KIND for d in DETECTORS if not d.ON_THE_BILL} == AT_RISK_KINDS
+    assert {"spend_spike", "silent_truncation", "missing_finish_reason"} <= AT_RISK_KINDS
+    assert not {"padding_tokens", "cache_mischarge", "price_drift", "unlogged_usage"} & AT_RISK_KINDS
 
 
 def test_the_order_of_the_detectors_does_not_change_the_findings(monkeypatch: pytest.MonkeyPatch) -> None:
