@@ -26,7 +26,7 @@ def error_of(response: object) -> dict[str, object]:
             "/v1/events?peroid=2026-10",
             "unknown query parameter 'peroid'; this route takes account, api_key_id, app, cursor, limit, model",
         ),
-        ("/v1/findings?period=2026-10&kind=paddng_tokens", "kind must be one of padding_tokens"),
+        ("/v1/findings?period=2026-10&kind=paddng_tokens", "kind must be one of unlogged_usage, unbilled_usage"),
         ("/v1/findings?status=", "status must be one of open"),
         ("/v1/events?period=", "period must look like 2026-10, got ''"),
         ("/v1/events?period=0000-01", "period year must be 1970-9998, got '0000-01'"),
