@@ -15,9 +15,10 @@ model, alias it".
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
+from msgspec.structs import replace
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 

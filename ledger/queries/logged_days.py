@@ -5,13 +5,14 @@ catalog in effect when the usage happened (on every run, so history is re-priced
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from operator import add, itemgetter
 from types import MappingProxyType
 from typing import Any, cast
 
+import msgspec
 from sqlalchemy.orm import Session
 
 from ledger.events.schema import MEASURE_NAMES
@@ -56,7 +57,7 @@ those of failed ones (429, 5xx; their cache writes counted as 5-minute ones) lef
 prompt tokens are read apart (`failed_prompt_tokens`)."""
 assert tuple(TOKENS_OF_CATEGORY) == TOKEN_CATEGORIES
 
-_LOGGED_DAY_FIELDS = frozenset(spec.name for spec in fields(LoggedDay))
+_LOGGED_DAY_FIELDS = frozenset(spec.name for spec in msgspec.structs.fields(LoggedDay))
 COUNTS: dict[str, str] = {
     "requests": "requests",
     "successful_requests": "status_2xx",
@@ -81,7 +82,7 @@ FINISHES: dict[str, str] = {
     "missing": "finish_missing",
 }
 """The finish reasons, each a keyword of FinishCounts, from the rollup's column."""
-assert tuple(FINISHES) == tuple(spec.name for spec in fields(FinishCounts))
+assert tuple(FINISHES) == tuple(spec.name for spec in msgspec.structs.fields(FinishCounts))
 _TRUNCATION = {
     "truncated": "truncated_below_max",
     "truncated_min": "truncated_min_output",

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import compress, product, repeat
 from operator import add
 from types import MappingProxyType
 from typing import TypeAlias, TypeVar, cast
+
+import msgspec
 
 from ledger.vocabulary import TOKEN_CATEGORIES
 
@@ -107,8 +109,7 @@ def _checked_per_category(
     return MappingProxyType({c: value for c in TOKEN_CATEGORIES if (value := mapping.get(c)) is not None})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TokenCounts:
+class TokenCounts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Tokens per category (`ledger.vocabulary.TokenCategory`, one field each); every field a non-negative int."""
 
     uncached_input: int = 0
@@ -150,8 +151,7 @@ class TokenCounts:
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FinishCounts:
+class FinishCounts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Requests by finish reason (normalized across providers; `missing` = no finish reason)."""
 
     stop: int = 0
@@ -165,8 +165,7 @@ class FinishCounts:
         _check_counts(where, self, ("stop", "length", "tool_calls", "content_filter", "other", "missing"))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TruncationStats:
+class TruncationStats(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Requests that stopped for length (or without a finish reason) below their own `max_tokens`."""
 
     count: int = 0
@@ -196,8 +195,7 @@ _LOGGED_COUNTS = (
 _LOGGED_MONEYS = ("expected_cost", "expected_cost_at_requested_model", "reported_cost")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoggedDay:
+class LoggedDay(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One tenant scope × UTC day of logged usage (from the hourly rollup).
 
     `model` is the served (response) model and `request_model` the requested one, both normalized.
@@ -226,11 +224,11 @@ class LoggedDay:
     streamed_requests: int = 0
     streamed_missing_finish: int = 0
     failed_prompt_tokens: int = 0
-    finish: FinishCounts = field(default_factory=FinishCounts)
-    truncation: TruncationStats = field(default_factory=TruncationStats)
+    finish: FinishCounts = msgspec.field(default_factory=FinishCounts)
+    truncation: TruncationStats = msgspec.field(default_factory=TruncationStats)
     expected_cost: Decimal | None = None
-    expected_cost_by_category: Mapping[str, Decimal | None] = field(default_factory=lambda: _EMPTY)
-    expected_unit_price: Mapping[str, Decimal | None] = field(default_factory=lambda: _EMPTY)
+    expected_cost_by_category: Mapping[str, Decimal | None] = msgspec.field(default_factory=lambda: _EMPTY)
+    expected_unit_price: Mapping[str, Decimal | None] = msgspec.field(default_factory=lambda: _EMPTY)
     expected_cost_at_requested_model: Decimal | None = None
     reported_cost: Decimal | None = None
 
@@ -269,11 +267,10 @@ class LoggedDay:
         )
         if costs is self.expected_cost_by_category and prices is self.expected_unit_price:
             return self
-        return replace(self, expected_cost_by_category=costs, expected_unit_price=prices)
+        return msgspec.structs.replace(self, expected_cost_by_category=costs, expected_unit_price=prices)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BilledDay:
+class BilledDay(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One statement scope × UTC day. A dimension left None means the statement does not break down by it
     (a loader must map a real "no key" bucket, e.g. console usage, to a sentinel string, not None).
     Categories missing from `quantities` / `amounts` are not stated by the statement."""
@@ -284,9 +281,9 @@ class BilledDay:
     api_key_id: str | None = None
     model: str | None = None
     service_tier: str | None = None
-    quantities: Mapping[str, int] = field(default_factory=lambda: _NO_QUANTITIES)
+    quantities: Mapping[str, int] = msgspec.field(default_factory=lambda: _NO_QUANTITIES)
     requests: int | None = None
-    amounts: Mapping[str, Decimal] = field(default_factory=lambda: _EMPTY)
+    amounts: Mapping[str, Decimal] = msgspec.field(default_factory=lambda: _EMPTY)
     total_amount: Decimal | None = None
     currency: str = "USD"
     final: bool = True
@@ -318,7 +315,7 @@ class BilledDay:
         amounts = _checked_per_category(where, "amounts", self.amounts, _is_money, "a finite Decimal")
         if quantities is self.quantities and amounts is self.amounts and currency.isupper():
             return self
-        return replace(self, quantities=quantities, amounts=amounts, currency=currency.upper())
+        return msgspec.structs.replace(self, quantities=quantities, amounts=amounts, currency=currency.upper())
 
     @property
     def billed_total(self) -> Decimal | None:
@@ -419,8 +416,7 @@ class Scope:
         return " ".join(parts)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoggedTotals:
+class LoggedTotals(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Logged usage summed over the rows of one comparison (`LoggedTotals.sum`). Costs are None when some used
     usage is unpriced; `expected_cost_by_category` only holds fully priced categories. The defaults are nothing
     logged."""
@@ -430,12 +426,12 @@ class LoggedTotals:
     errors_429: int = 0
     errors_5xx: int = 0
     errors_4xx: int = 0
-    tokens: TokenCounts = field(default_factory=TokenCounts)
+    tokens: TokenCounts = msgspec.field(default_factory=TokenCounts)
     system_prompt_tokens: int = 0
     failed_prompt_tokens: int = 0
     expected_cost: Decimal | None = Decimal(0)
-    expected_cost_by_category: Mapping[str, Decimal] = field(default_factory=lambda: _EMPTY)
-    unit_prices: Mapping[str, Decimal] = field(default_factory=lambda: _EMPTY)
+    expected_cost_by_category: Mapping[str, Decimal] = msgspec.field(default_factory=lambda: _EMPTY)
+    unit_prices: Mapping[str, Decimal] = msgspec.field(default_factory=lambda: _EMPTY)
     """Catalog unit prices shared by every summed row (used when a category has no tokens)."""
 
     @classmethod

@@ -14,9 +14,11 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+
+from msgspec.structs import replace
 
 from ledger.periods import Period
 from ledger.reconcile import (

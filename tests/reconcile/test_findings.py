@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from msgspec.structs import replace
 
 from ledger.periods import Period
 from ledger.reconcile import (
@@ -120,8 +121,8 @@ def test_fingerprint_depends_on_kind_scope_subject_and_period_only() -> None:
             {
                 reference,
                 fingerprint("quantity_mismatch", scope, "", start, end),
-                fingerprint("padding_tokens", replace(scope, api_key_id="key_b"), "", start, end),
-                fingerprint("padding_tokens", replace(scope, api_key_id=None), "", start, end),
+                fingerprint("padding_tokens", dataclasses.replace(scope, api_key_id="key_b"), "", start, end),
+                fingerprint("padding_tokens", dataclasses.replace(scope, api_key_id=None), "", start, end),
                 fingerprint("padding_tokens", scope, "output", start, end),
                 fingerprint("padding_tokens", scope, "", start, end + timedelta(days=1)),
                 fingerprint("padding_tokens", scope, "", start - timedelta(days=1), end),

@@ -4,11 +4,11 @@ two when both happen, and stays silent on noise."""
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from ledger.reconcile import BilledDay, LoggedDay, ReconcileSettings, TokenCounts
 from tests.reconcile.month import DAYS, OPENAI, bill_quantity, month, priced, run, statement

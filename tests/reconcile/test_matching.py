@@ -3,12 +3,12 @@ statement per figure, coverage, and midnight shifts."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from ledger.reconcile import ReconcileInputError
 from ledger.reconcile import ReconcileSettings as Settings

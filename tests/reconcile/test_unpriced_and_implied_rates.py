@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
 import pytest
+from msgspec.structs import replace
 
 from ledger.reconcile import LoggedDay
 from ledger.reconcile.drift_explanation import explain_drift

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace
 
 from ledger.reconcile import BilledDay
 from tests.reconcile.detectors.planted import BILLED, BY_DAY, LOGGED, logged_of, only

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import pkgutil
-from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from msgspec.structs import replace
 
 import ledger.reconcile.detectors as detectors_package
 from ledger.reconcile import reconciler

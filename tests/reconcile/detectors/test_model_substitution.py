@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from decimal import Decimal
+
+from msgspec.structs import replace
 
 from ledger.reconcile import BilledDay
 from tests.reconcile.detectors.planted import BILLED, LOGGED, logged_of, only

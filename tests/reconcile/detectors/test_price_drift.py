@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
+
+from msgspec.structs import replace
 
 from tests.reconcile.detectors.planted import BILLED, BY_DAY, LOGGED, only
 from tests.reconcile.month import CENT, MILLION, PRICES, bill_quantity, run, statement, where

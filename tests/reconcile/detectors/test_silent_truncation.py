@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
+
+from msgspec.structs import replace
 
 from ledger.reconcile import LoggedDay, TruncationStats
 from tests.reconcile.detectors.planted import LOGGED, logged_of, only

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
+
+from msgspec.structs import replace
 
 from tests.reconcile.detectors.planted import BILLED, LOGGED, logged_of, only
 from tests.reconcile.month import run
