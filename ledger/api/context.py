@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,3 +25,6 @@ class AppContext:
     clock: Clock
     principals: PrincipalCache
     failed_auth: FailedAuthThrottle
+    declared_queries: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
+    """Per route (its unique id): the query parameters it takes, and those that are lists; filled as routes are
+    first called."""

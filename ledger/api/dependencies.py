@@ -37,25 +37,19 @@ def refuse_unknown_query(request: Request, known: frozenset[str], repeatable: fr
         seen.add(name)
 
 
-_QUERY_NAMES: dict[int, tuple[APIRoute, frozenset[str], frozenset[str]]] = {}
-"""Per route: the route (an id may be reused once a route is gone), the query parameters it takes, and those
-that are lists."""
-
-
 async def known_query_only(request: Request) -> None:
     """A route dependency: `refuse_unknown_query` with the query parameters the route declares."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    entry = _QUERY_NAMES.get(id(route))
-    if entry is None or entry[0] is not route:
+    declared: dict[str, tuple[frozenset[str], frozenset[str]]] = request.app.state.context.declared_queries
+    if route.unique_id not in declared:
         params = _query_params(route.dependant)
-        entry = _QUERY_NAMES[id(route)] = (
-            route,
+        declared[route.unique_id] = (
             frozenset(param.alias for param in params),
             frozenset(param.alias for param in params if _is_list(param.field_info.annotation)),
         )
-    refuse_unknown_query(request, entry[1], entry[2])
+    refuse_unknown_query(request, *declared[route.unique_id])
 
 
 def _query_params(dependant: Dependant) -> list[Any]:
