@@ -33,6 +33,7 @@ from ledger.events.schema import (
     is_json_media_type,
 )
 from ledger.queries.usage import MAX_PAGE, EventFilter, instant, list_events, resolve_range, usage_totals
+from ledger.vocabulary import Role
 
 
 class Accepted(BaseModel):
@@ -183,7 +184,7 @@ async def post_events(request: Request) -> JSONResponse:
     # per-request dependency solving.
     context = await get_context(request)
     principal = await get_principal(request, context)
-    principal.require("ingest")
+    principal.require(Role.INGEST)
     refuse_unknown_query(request, NO_QUERY)
     content_type = json_content_type(request)
     body = await read_body(request, context.settings.max_body_bytes)
@@ -217,7 +218,7 @@ def get_events(
     limit: Annotated[int, Query(json_schema_extra={"minimum": 1, "maximum": MAX_PAGE})] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> dict[str, Any]:
-    principal.require("read")
+    principal.require(Role.READ)
     filters = EventFilter(
         resolve_range(period, instant("since", since), instant("until", until)),
         provider,
@@ -245,7 +246,7 @@ def get_usage(
     until: Until = None,
     group_by: Annotated[list[str] | None, Query(json_schema_extra=GROUP_BY)] = None,
 ) -> dict[str, Any]:
-    principal.require("read")
+    principal.require(Role.READ)
     window = resolve_range(period, instant("since", since), instant("until", until))
     if window is None:
         raise InvalidRequest("give a period (2026-10) or since/until")

@@ -36,6 +36,7 @@ from ledger.queries.sources import drift_lines, latest_runs
 from ledger.queries.usage import month, resolve_range
 from ledger.reconciliation.triage import MAX_NOTE_CHARS, change_status
 from ledger.storage.tables import BIGINT_MAX
+from ledger.vocabulary import Role
 
 router = APIRouter(prefix="/v1", tags=["findings"], responses=KEYED, dependencies=[Depends(known_query_only)])
 NOT_FOUND = error_responses(404)
@@ -66,7 +67,7 @@ def get_findings(
     status: Annotated[str | None, Query(json_schema_extra=FINDING_STATUSES)] = None,
     severity: Annotated[str | None, Query(json_schema_extra=FINDING_SEVERITIES)] = None,
 ) -> dict[str, Any]:
-    principal.require("read")
+    principal.require(Role.READ)
     filters = FindingFilter(
         period=resolve_range(period, None, None),
         kind=kind,
@@ -84,7 +85,7 @@ def get_findings(
     responses={**ok(FindingWithChanges), **NOT_FOUND},
 )
 def get_one_finding(session: SessionDep, principal: PrincipalDep, finding_id: FindingId) -> dict[str, Any]:
-    principal.require("read")
+    principal.require(Role.READ)
     finding = get_finding(session, principal.tenant_id, finding_id)
     changes = status_history(session, principal.tenant_id, finding_id)
     return {**finding_json(finding), "changes": [change_json(change) for change in changes]}
@@ -99,7 +100,7 @@ def get_one_finding(session: SessionDep, principal: PrincipalDep, finding_id: Fi
 def get_dispute_pack(
     session: SessionDep, principal: PrincipalDep, context: ContextDep, finding_id: FindingId
 ) -> Response:
-    principal.require("read")
+    principal.require(Role.READ)
     name, body = load_dispute_pack(session, principal.tenant_id, finding_id, now=context.clock.now())
     return Response(
         body, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'}
@@ -141,7 +142,7 @@ def get_reconciliation(
     principal: PrincipalDep,
     period: Month,
 ) -> dict[str, Any]:
-    principal.require("read")
+    principal.require(Role.READ)
     window = month(period)
     rows = [
         {

@@ -29,6 +29,7 @@ from ledger.events.schema import (
     validate_events,
 )
 from ledger.integrations import litellm_payload, otlp
+from ledger.vocabulary import Role
 
 router = APIRouter(prefix="/v1", tags=["integrations"], responses=KEYED, dependencies=[Depends(known_query_only)])
 
@@ -78,7 +79,7 @@ async def post_litellm(
     app: str | None = None,
     account: str | None = None,
 ) -> JSONResponse:
-    principal.require("ingest")
+    principal.require(Role.INGEST)
     content_type = json_content_type(request)
     body = await read_body(request, context.settings.max_body_bytes)
     payloads = _litellm_payloads(body, content_type, context.settings.max_events_per_request)
@@ -127,7 +128,7 @@ async def post_litellm(
     openapi_extra=otlp_body(PROTOBUF),
 )
 async def post_traces(request: Request, context: ContextDep, principal: PrincipalDep) -> Response:
-    principal.require("ingest")
+    principal.require(Role.INGEST)
     limit = context.settings.max_body_bytes
     body = await read_body(request, limit, undecodable=UndecodableTraces)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -13,6 +13,7 @@ from ledger.api.responses import RunResult, ok
 from ledger.periods import Period
 from ledger.queries.usage import month
 from ledger.reconciliation.run import run_reconciliation
+from ledger.vocabulary import Role
 
 router = APIRouter(prefix="/v1", tags=["reconciliation"], responses=KEYED, dependencies=[Depends(known_query_only)])
 
@@ -30,7 +31,7 @@ async def run_now(
         str | None, Query(description="The month (YYYY-MM); the current one when left out.", json_schema_extra=PERIOD)
     ] = None,
 ) -> dict[str, Any]:
-    principal.require("admin")
+    principal.require(Role.ADMIN)
     window = month(period) if period is not None else Period.containing(context.clock.now())
     outcome = await run_in_threadpool(
         run_reconciliation,

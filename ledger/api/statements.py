@@ -11,6 +11,7 @@ from ledger.api.openapi import KEYED, Month
 from ledger.api.responses import Statements, ok
 from ledger.queries.usage import month
 from ledger.statements.store import statement_totals
+from ledger.vocabulary import Role
 
 router = APIRouter(prefix="/v1", tags=["statements"], responses=KEYED, dependencies=[Depends(known_query_only)])
 
@@ -26,6 +27,6 @@ def get_statements(
     principal: PrincipalDep,
     period: Month,
 ) -> dict[str, Any]:
-    principal.require("read")
+    principal.require(Role.READ)
     window = month(period)
     return {"period": window.label, "rows": statement_totals(session, principal.tenant_id, window)}

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from ledger.events.normalizers import NormalizedUsage, UnsupportedProviderError, UsageShapeError, normalize_usage
+from ledger.vocabulary import SERVICE_TIERS
 
 INTEGER_MAX = 2**31 - 1  # PostgreSQL's integer (milliseconds, max_tokens, web searches)
 TOKENS_MAX = 10**12
@@ -44,7 +45,6 @@ Milliseconds = Annotated[StrictInt, Field(ge=0, le=INTEGER_MAX)]
 Label = Annotated[str, Field(min_length=1, max_length=256)]
 
 ERROR_TYPES = ("rate_limit", "timeout", "server_error", "invalid_request", "auth", "content_filter", "other")
-SERVICE_TIERS = ("standard", "batch", "flex", "priority")
 MAX_TAGS = 32
 _EXAMPLE_TIME = "2026-10-05T14:03:11Z"
 MAX_FUTURE = timedelta(minutes=5)  # how far ahead of the clock an event's occurred_at may be, by default
