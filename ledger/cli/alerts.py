@@ -181,22 +181,22 @@ ChannelName = Annotated[str, typer.Option("--channel", help="The channel's name.
 @one_line_errors
 def alerts_disable(channel: ChannelName, tenant: TenantName = None) -> None:
     """Stop alerting a channel (what it had queued fails unsent); `enable` resumes."""
-    from ledger.alerts.channels import set_enabled
-
-    with session_scope(get_settings()) as session:
-        set_enabled(session, auth.tenant_for_cli(session, tenant).id, channel, enabled=False)
-    console.print(f"channel {channel!r} disabled", highlight=False)
+    _set_enabled(channel, tenant, enabled=False)
 
 
 @alerts_app.command("enable")
 @one_line_errors
 def alerts_enable(channel: ChannelName, tenant: TenantName = None) -> None:
     """Alert a disabled channel again."""
+    _set_enabled(channel, tenant, enabled=True)
+
+
+def _set_enabled(channel: str, tenant: str | None, *, enabled: bool) -> None:
     from ledger.alerts.channels import set_enabled
 
     with session_scope(get_settings()) as session:
-        set_enabled(session, auth.tenant_for_cli(session, tenant).id, channel, enabled=True)
-    console.print(f"channel {channel!r} enabled", highlight=False)
+        set_enabled(session, auth.tenant_for_cli(session, tenant).id, channel, enabled=enabled)
+    console.print(f"channel {channel!r} {'enabled' if enabled else 'disabled'}", highlight=False)
 
 
 @alerts_app.command("remove")

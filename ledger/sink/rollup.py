@@ -176,14 +176,16 @@ def select_rollup(events: str) -> str:
     )
 
 
-def _merge(name: str) -> str:
+def _merge(name: str, existing: str = "usage_hourly") -> str:
+    """How a measure of the row being upserted merges into the `existing` row (a table name or alias): sums add,
+    minima and maxima keep the extreme, histograms add element-wise."""
     if name in SUM_COLUMNS:
-        return f"{name} = usage_hourly.{name} + excluded.{name}"
+        return f"{name} = {existing}.{name} + excluded.{name}"
     if name in MIN_COLUMNS:
-        return f"{name} = LEAST(usage_hourly.{name}, excluded.{name})"
+        return f"{name} = LEAST({existing}.{name}, excluded.{name})"
     if name in MAX_COLUMNS:
-        return f"{name} = GREATEST(usage_hourly.{name}, excluded.{name})"
-    return f"{name} = {histogram_sum(f'usage_hourly.{name}', f'excluded.{name}')}"
+        return f"{name} = GREATEST({existing}.{name}, excluded.{name})"
+    return f"{name} = {histogram_sum(f'{existing}.{name}', f'excluded.{name}')}"
 
 
 def histogram_sum(left: str, right: str) -> str:
@@ -233,16 +235,6 @@ def _daily_measure(name: str) -> str:
     return "ARRAY[" + ", ".join(f"sum({name}[{i}])" for i in range(1, latency.BUCKET_COUNT + 1)) + "]"
 
 
-def _daily_merge(name: str) -> str:
-    if name in SUM_COLUMNS:
-        return f"{name} = d.{name} + excluded.{name}"
-    if name in MIN_COLUMNS:
-        return f"{name} = LEAST(d.{name}, excluded.{name})"
-    if name in MAX_COLUMNS:
-        return f"{name} = GREATEST(d.{name}, excluded.{name})"
-    return f"{name} = {histogram_sum(f'd.{name}', f'excluded.{name}')}"
-
-
 def upsert_daily(rows: str, *, after: str) -> str:
     """INSERT the hourly rollup rows of relation `rows`, summed per UTC day and scope, into usage_daily, adding
     to rows that exist, in key order: what the triggers of usage_hourly do, but once for the whole statement.
@@ -257,7 +249,7 @@ def upsert_daily(rows: str, *, after: str) -> str:
         f"SELECT {keys}, {', '.join(_daily_measure(name) for name in MEASURE_COLUMNS)} FROM {rows} "
         f"WHERE (SELECT count(*) FROM {after}) >= 0 GROUP BY {positions} ORDER BY {positions} "
         f"ON CONFLICT ({', '.join(DAILY_KEY_COLUMNS)}) DO UPDATE SET "
-        + ", ".join(_daily_merge(name) for name in MEASURE_COLUMNS)
+        + ", ".join(_merge(name, "d") for name in MEASURE_COLUMNS)
     )
 
 
